@@ -1,0 +1,192 @@
+"""Settings: `--config PATH`, else `$DIGEST_CONFIG`, else `./config.toml`, else built-in defaults.
+
+Every key is typed and checked at start; unknown keys and wrong types are refused with the key and
+the reason. Secrets are never written in the file: the file names the environment variable (or a file
+outside the repository) that holds them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DATA_DIR = resources.files("digest") / "data"
+
+
+def bundled_listings() -> list[str]:
+    """Paths of the sample listings that ship inside the package."""
+    names = ["hf_daily_papers_2024-10-25.json", "hf_papers_page_a.txt", "hf_papers_page_b.txt"]
+    return [str(DATA_DIR / n) for n in names]
+
+
+class ConfigError(Exception):
+    """A configuration problem a user can fix; the message names the key and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Strict):
+    url: str = "sqlite:///digest.db"
+
+
+class HttpSettings(_Strict):
+    timeout: float = Field(20.0, gt=0)
+    retries: int = Field(4, ge=0, le=10)
+    backoff: float = Field(1.0, ge=0)  # first retry waits about this many seconds, doubling
+    max_backoff: float = Field(60.0, ge=0)
+    user_agent: str = "trending-digest/0.1 (+self-hosted paper digest)"
+
+
+class HfDailySource(_Strict):
+    type: Literal["hf_daily"]
+    base_url: str = "https://huggingface.co"
+    backfill_days: int = Field(3, ge=0, le=365)
+    refresh_days: int = Field(2, ge=0, le=30)  # re-fetch the last days to refresh upvotes
+    page_size: int = Field(50, ge=1, le=100)
+    sort: Literal["publishedAt", "trending"] | None = None
+    schedule: str = "15 * * * *"  # cron, used by the scheduler
+
+
+class ArxivSource(_Strict):
+    type: Literal["arxiv"]
+    base_url: str = "https://export.arxiv.org"
+    categories: list[str] = ["cs.LG", "cs.CL"]
+    page_size: int = Field(100, ge=1, le=2000)
+    max_results: int = Field(1000, ge=1)
+    delay: float = Field(3.0, ge=0)  # seconds between calls, as arXiv's terms ask
+    backfill_days: int = Field(3, ge=0, le=365)
+    schedule: str = "30 */6 * * *"
+
+
+class FileSource(_Strict):
+    type: Literal["file"]
+    paths: list[str] = Field(min_length=1)
+    schedule: str = "0 * * * *"
+
+
+SourceSettings = Annotated[HfDailySource | ArxivSource | FileSource, Field(discriminator="type")]
+
+
+class SmtpSettings(_Strict):
+    host: str = "localhost"
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    password_env: str = "DIGEST_SMTP_PASSWORD"
+    timeout: float = Field(30.0, gt=0)
+
+
+class MailSettings(_Strict):
+    transport: Literal["outbox", "smtp"] = "outbox"
+    from_address: str = "Trending Papers <digest@localhost>"
+    reply_to: str | None = None
+    list_id: str = "Trending papers digest <digest.localhost>"
+    unsubscribe_mailto: str = "unsubscribe@localhost"
+    outbox_dir: str = "outbox"
+    smtp: SmtpSettings = SmtpSettings()
+
+
+class WebSettings(_Strict):
+    base_url: str = "http://localhost:8000"
+    secret_env: str = "DIGEST_SECRET"
+    secret_file: str | None = None  # default: .digest-secret next to the SQLite database / cwd
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+
+class DigestSettings(_Strict):
+    site_name: str = "Trending Papers"
+    max_items: int = Field(10, ge=1, le=100)
+    trending_items: int = Field(3, ge=0, le=20)  # "also trending" block under the personal picks
+    first_edition_days: int = Field(7, ge=1, le=90)  # how far back a first edition may look
+    max_lookback_days: int = Field(14, ge=1, le=365)  # bound on a catch-up edition
+    excerpt_chars: int = Field(320, ge=80, le=2000)
+
+
+def _default_sources() -> dict[str, SourceSettings]:
+    return {"sample": FileSource(type="file", paths=bundled_listings())}
+
+
+class Settings(_Strict):
+    database: DatabaseSettings = DatabaseSettings()
+    http: HttpSettings = HttpSettings()
+    sources: dict[str, SourceSettings] = Field(default_factory=_default_sources)
+    mail: MailSettings = MailSettings()
+    web: WebSettings = WebSettings()
+    digest: DigestSettings = DigestSettings()
+    path: str | None = None  # where it was loaded from, for `digest status`
+
+    def secret(self) -> str:
+        """The signing secret: from the environment, else a file outside the repository.
+
+        With neither, a random secret is created once in the secret file (mode 600), so tokens stay
+        valid across runs of the same installation.
+        """
+        value = os.environ.get(self.web.secret_env)
+        if value:
+            return value
+        path = Path(self.web.secret_file) if self.web.secret_file else self._state_dir() / ".digest-secret"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        return value
+
+    def smtp_password(self) -> str | None:
+        return os.environ.get(self.mail.smtp.password_env) or None
+
+    def _state_dir(self) -> Path:
+        url = self.database.url
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            return Path(url.removeprefix("sqlite:///")).resolve().parent
+        return Path.cwd()
+
+
+def _describe(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in {"hf_daily", "arxiv", "file"}))
+    reason = first["msg"]
+    if first["type"] == "extra_forbidden":
+        reason = "unknown key"
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{origin}: {key}: {reason}{more}"
+
+
+def from_dict(data: dict, origin: str = "config") -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, origin)) from None
+
+
+def load(path: str | os.PathLike | None = None) -> Settings:
+    """Load settings from an explicit path, $DIGEST_CONFIG, ./config.toml, or defaults."""
+    if path is None:
+        path = os.environ.get("DIGEST_CONFIG") or ("config.toml" if Path("config.toml").exists() else None)
+    if path is None:
+        return Settings()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{p}: not valid TOML: {err}") from None
+    data["path"] = str(p)
+    return from_dict(data, str(p))

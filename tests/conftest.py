@@ -1,0 +1,76 @@
+"""Shared fixtures: real databases (SQLite always, PostgreSQL wherever it answers)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from digest.config import from_dict
+from digest.db import Database
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PG_URL = os.environ.get("DIGEST_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_available() -> bool:
+    try:
+        eng = create_engine(PG_URL, connect_args={"connect_timeout": 2})
+        with eng.connect() as c:
+            c.execute(text("select 1"))
+        eng.dispose()
+        return True
+    except Exception:
+        return False
+
+
+PG_UP = _pg_available()
+# On CI (.ci/run starts PostgreSQL) a missing server is a failure, not a reason to skip.
+if os.environ.get("CI") and not PG_UP:
+    raise RuntimeError(f"PostgreSQL is not answering at {PG_URL}; .ci/run should have started it")
+
+DB_KINDS = ["sqlite"] + (["postgresql"] if PG_UP else [])
+
+
+@pytest.fixture(params=DB_KINDS)
+def db_url(request, tmp_path):
+    """A fresh, empty database URL: a SQLite file, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'digest.db'}"
+        return
+    schema = "t_" + uuid.uuid4().hex[:12]
+    eng = create_engine(PG_URL)
+    with eng.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with eng.begin() as c:
+        c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    eng.dispose()
+
+
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url)
+    database.init()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def settings_for(tmp_path):
+    """Build a Settings object for a test from plain dict overrides, secrets kept in tmp_path."""
+
+    def make(db_url: str, **sections) -> object:
+        data = {"database": {"url": db_url}, "web": {"secret_file": str(tmp_path / "secret")}}
+        for key, value in sections.items():
+            data.setdefault(key, {})
+            if isinstance(value, dict) and isinstance(data[key], dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return from_dict(data)
+
+    return make
