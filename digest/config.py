@@ -43,6 +43,7 @@ class HttpSettings(_Strict):
     backoff: float = Field(1.0, ge=0)  # first retry waits about this many seconds, doubling
     max_backoff: float = Field(60.0, ge=0)
     user_agent: str = "trending-digest/0.1 (+self-hosted paper digest)"
+    max_bytes: int = Field(50_000_000, ge=1024)  # refuse a response body larger than this
 
 
 class HfDailySource(_Strict):

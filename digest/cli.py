@@ -1,0 +1,420 @@
+"""The admin CLI: `digest COMMAND`. Each command is a thin shell over the pipeline functions."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import webbrowser
+from datetime import date
+from pathlib import Path
+
+import click
+
+from digest import config as config_mod
+from digest import pipeline, subscribers
+from digest.db import Database, is_initialised
+from digest.mail.message import POLICY
+from digest.subscribers import FREQUENCIES, SubscriberError
+
+
+class Ctx:
+    """Settings and database, opened on first use so `--help` works anywhere."""
+
+    def __init__(self, config_path: str | None):
+        self.config_path = config_path
+        self._settings: config_mod.Settings | None = None
+        self._db: Database | None = None
+
+    @property
+    def settings(self) -> config_mod.Settings:
+        if self._settings is None:
+            self._settings = config_mod.load(self.config_path)
+        return self._settings
+
+    @property
+    def db(self) -> Database:
+        """The database, created or upgraded to the newest schema on first use."""
+        if self._db is None:
+            self._db = Database(self.settings.database.url)
+            self._db.init()
+        return self._db
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+USER_ERRORS = (config_mod.ConfigError, SubscriberError, LookupError, ValueError, OSError)
+
+
+def friendly(fn):
+    """Errors a user can cause end in one clear line and exit status 1, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except USER_ERRORS as err:
+            raise click.ClickException(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+        except Exception as err:  # a database that cannot be reached, and the like
+            if type(err).__module__.startswith("sqlalchemy"):
+                raise click.ClickException(f"database error: {str(err).splitlines()[0]}") from None
+            raise
+
+    return wrapper
+
+
+def echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
+              help="Config file (default: $DIGEST_CONFIG, else ./config.toml, else built-in defaults).")
+@click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug).")
+@click.version_option(package_name="trending-digest")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """Trending-papers digest: ingest listings, rank them per subscriber, send one email each.
+
+    Quick start: `digest demo` runs everything on bundled sample listings with no config.
+    """
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx.obj = Ctx(config_path)
+
+
+@main.command()
+@pass_ctx
+@friendly
+def init(ctx: Ctx) -> None:
+    """Create the database, or upgrade it to the newest schema."""
+    existed = is_initialised(Database(ctx.settings.database.url).engine)
+    ctx.db  # noqa: B018 (opening it runs the migrations)
+    click.echo(f"database {'upgraded' if existed else 'created'}: {ctx.settings.database.url}")
+
+
+# ------------------------------------------------------------------------------------------ ingest
+
+
+@main.command()
+@click.option("--source", "source", metavar="NAME", help="Only this configured source.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Re-pull from this date (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_ctx
+@friendly
+def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
+    """Pull listings from the configured sources and store new or changed papers.
+
+    Example: digest ingest --source hf_daily --since 2024-10-20
+    """
+    from digest.ingest import ingest as run_ingest
+
+    report = run_ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
+    rows = [vars(r) for r in report.sources]
+    if as_json:
+        echo_json({"sources": rows})
+    else:
+        for r in rows:
+            err = f"  error: {r['error']}" if r.get("error") else ""
+            click.echo(f"{r['name']:<12} fetched {r['fetched']:>5}  new {r['new']:>5}  updated {r['updated']:>5}  "
+                       f"skipped {r['skipped']:>4}{err}")
+    if any(r.get("error") for r in rows):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_ctx
+@friendly
+def sources(ctx: Ctx, as_json: bool) -> None:
+    """List the configured sources: last success, last error, watermark and totals."""
+    from digest.ingest import source_status
+
+    rows = source_status(ctx.db, ctx.settings)
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']} ({r['type']})")
+        for key in ("last_success_at", "last_error_at", "last_error", "watermark", "total_fetched",
+                    "total_new", "total_updated", "total_skipped"):
+            if r.get(key) is not None:
+                click.echo(f"  {key.replace('_', ' ')}: {r[key]}")
+
+
+# ------------------------------------------------------------------------------------- subscribers
+
+
+@main.group("subscribers")
+def subscribers_group() -> None:
+    """Add, list, show, remove, import and export subscribers."""
+
+
+@subscribers_group.command("add")
+@click.argument("email")
+@click.option("--topic", "topics", multiple=True, help="A topic phrase; repeat for more.")
+@click.option("--exclude", "excludes", multiple=True, help="Leave out papers matching this phrase.")
+@click.option("--frequency", type=click.Choice(FREQUENCIES), default="daily", show_default=True)
+@click.option("--weekday", default="monday", show_default=True, help="Day of a weekly digest.")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone, e.g. Europe/Paris.")
+@click.option("--hour", type=click.IntRange(0, 23), default=8, show_default=True, help="Local delivery hour.")
+@click.option("--max-items", type=click.IntRange(1, 100), help="Papers per digest (default from config).")
+@click.option("--name", help="Display name used in the To: header.")
+@pass_ctx
+@friendly
+def subscribers_add(ctx: Ctx, email: str, topics, excludes, frequency, weekday, timezone, hour, max_items, name) -> None:
+    """Add an active subscriber.
+
+    Example: digest subscribers add ada@example.org --topic "diffusion models" --timezone Europe/London
+    """
+    v = subscribers.add(ctx.db, email, topics=topics, excludes=excludes, frequency=frequency, weekday=weekday,
+                        timezone=timezone, hour=hour, max_items=max_items, name=name)
+    click.echo(f"added {v.email} ({len(v.topics)} topics, {v.frequency} at {v.hour:02d}:00 {v.timezone})")
+
+
+@subscribers_group.command("list")
+@click.option("--status", type=click.Choice(["active", "pending", "paused", "unsubscribed"]))
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_ctx
+@friendly
+def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
+    """List subscribers."""
+    rows = subscribers.list_all(ctx.db, status)
+    if as_json:
+        echo_json([r.as_dict() for r in rows])
+        return
+    for r in rows:
+        click.echo(f"{r.email:<36} {r.status:<12} {r.frequency:<8} {r.hour:02d}:00 {r.timezone:<20} "
+                   f"{'; '.join(r.topics) or '(trending)'}")
+    click.echo(f"{len(rows)} subscriber{'s' if len(rows) != 1 else ''}")
+
+
+@subscribers_group.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_ctx
+@friendly
+def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
+    """Show one subscriber: profile, recent deliveries, feedback."""
+    data = {**subscribers.get(ctx.db, email).as_dict(), **subscribers.history(ctx.db, email)}
+    if as_json:
+        echo_json(data)
+        return
+    for key in ("email", "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
+                "suppressed"):
+        click.echo(f"{key}: {data[key]}")
+    click.echo(f"topics: {'; '.join(data['topics']) or '(none: trending)'}")
+    click.echo(f"excludes: {'; '.join(data['excludes']) or '(none)'}")
+    fb = data["feedback"]
+    click.echo(f"feedback: {fb['more_like_this']} more like this, {fb['less_like_this']} less like this")
+    click.echo("recent deliveries:" if data["deliveries"] else "recent deliveries: none")
+    for d in data["deliveries"]:
+        click.echo(f"  {d['period']}  {d['status']:<10} {d['subject'] or ''}")
+
+
+@subscribers_group.command("remove")
+@click.argument("email")
+@click.confirmation_option(prompt="Delete this subscriber and their history?")
+@pass_ctx
+@friendly
+def subscribers_remove(ctx: Ctx, email: str) -> None:
+    """Delete a subscriber and their history."""
+    subscribers.remove(ctx.db, email)
+    click.echo(f"removed {email}")
+
+
+@subscribers_group.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8"))
+@pass_ctx
+@friendly
+def subscribers_import(ctx: Ctx, csv_file) -> None:
+    """Add or update subscribers from a CSV file (the layout `export` writes; topics split by ';')."""
+    added, updated, errors = subscribers.import_csv(ctx.db, csv_file)
+    for e in errors:
+        click.echo(f"skipped {e}", err=True)
+    click.echo(f"added {added}, updated {updated}, skipped {len(errors)}")
+    if errors:
+        sys.exit(1)
+
+
+@subscribers_group.command("export")
+@click.argument("csv_file", type=click.File("w", encoding="utf-8"), default="-")
+@pass_ctx
+@friendly
+def subscribers_export(ctx: Ctx, csv_file) -> None:
+    """Write all subscribers as CSV (to a file, or standard output)."""
+    n = subscribers.export_csv(ctx.db, csv_file)
+    if csv_file is not sys.stdout and getattr(csv_file, "name", "-") != "<stdout>":
+        click.echo(f"exported {n} subscribers", err=True)
+
+
+# ------------------------------------------------------------------------------- preview and send
+
+
+@main.command()
+@click.option("--subscriber", "email", help="Preview this subscriber's next digest.")
+@click.option("--topic", "topics", multiple=True, help="Or preview for these topics.")
+@click.option("--exclude", "excludes", multiple=True, help="Exclusions, with --topic.")
+@click.option("--format", "fmt", type=click.Choice(["html", "text", "eml"]), default="html", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
+@pass_ctx
+@friendly
+def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
+    """Render a digest without sending or storing anything.
+
+    Examples: digest preview --subscriber ada@example.org --format eml;
+    digest preview --topic "graph neural networks" --out gnn.html --open
+    """
+    if not email and not topics:
+        raise click.UsageError("give --subscriber EMAIL or at least one --topic")
+    rendered, message = pipeline.preview(ctx.db, ctx.settings, email=subscribers.normalise_email(email) if email else None,
+                                         topics=topics, excludes=excludes)
+    body = {"html": rendered.html, "text": rendered.text, "eml": message.as_bytes(policy=POLICY).decode("utf-8")}[fmt]
+    if open_browser and not out:
+        out = str(Path("digest-preview.html").resolve()) if fmt == "html" else None
+    if out:
+        Path(out).write_text(body, encoding="utf-8")
+        click.echo(f"wrote {out} ({rendered.shown} papers: {rendered.subject})", err=True)
+        if open_browser:
+            webbrowser.open(Path(out).resolve().as_uri())
+    else:
+        click.echo(body, nl=False)
+
+
+def _send(ctx: Ctx, email: str | None, dry_run: bool, as_json: bool) -> dict:
+    email = subscribers.normalise_email(email) if email else None
+    plan = pipeline.plan(ctx.db, ctx.settings, email=email, dry_run=dry_run)
+    if dry_run:
+        return {"dry_run": True, "would_send": plan.rows, "skipped": plan.skipped, "suppressed": plan.suppressed,
+                "already": plan.already}
+    total = pipeline.pending_count(ctx.db, email)
+    show_bar = sys.stderr.isatty() and not as_json and total > 0
+    with click.progressbar(length=total, label="sending", file=sys.stderr) if show_bar else _null_bar() as bar:
+        report = pipeline.send(ctx.db, ctx.settings, email=email, progress=bar.update)
+    return {"sent": report.sent, "retried": report.retried, "failed": report.failed,
+            "suppressed": report.suppressed + plan.suppressed, "skipped": plan.skipped, "errors": report.errors}
+
+
+class _null_bar:  # noqa: N801
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def _print_counts(result: dict, as_json: bool) -> None:
+    if as_json:
+        echo_json(result)
+    elif result.get("dry_run"):
+        for r in result["would_send"]:
+            click.echo(f"{r['email']:<36} {r['papers']:>3} papers  {r['subject']}")
+        click.echo(f"would send {len(result['would_send'])}, skipped {result['skipped']} (nothing new), "
+                   f"suppressed {result['suppressed']}, already sent this period {result['already']}")
+    else:
+        click.echo(f"sent {result['sent']}, retried {result['retried']}, failed {result['failed']}, "
+                   f"suppressed {result['suppressed']}, skipped {result['skipped']} (nothing new)")
+        for e in result["errors"]:
+            click.echo(f"error: {e}", err=True)
+
+
+@main.command()
+@click.option("--subscriber", "email", help="Only this subscriber.")
+@click.option("--dry-run", is_flag=True, help="Show who would get what; send and store nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@pass_ctx
+@friendly
+def send(ctx: Ctx, email, dry_run, as_json) -> None:
+    """Plan this period's editions and send every due delivery. Running it twice sends nothing twice."""
+    result = _send(ctx, email, dry_run, as_json)
+    _print_counts(result, as_json)
+    if result.get("errors"):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@pass_ctx
+@friendly
+def run(ctx: Ctx, as_json: bool) -> None:
+    """Ingest, plan and send in one pass."""
+    from digest.ingest import ingest as run_ingest
+
+    report = run_ingest(ctx.db, ctx.settings)
+    result = {"ingest": [vars(r) for r in report.sources], **_send(ctx, None, False, as_json)}
+    if not as_json:
+        for r in result["ingest"]:
+            click.echo(f"ingest {r['name']}: {r['new']} new, {r['updated']} updated, {r['skipped']} skipped"
+                       + (f", error: {r['error']}" if r.get("error") else ""))
+    _print_counts(result, as_json)
+    if result.get("errors"):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON (for monitoring).")
+@pass_ctx
+@friendly
+def status(ctx: Ctx, as_json: bool) -> None:
+    """Papers, subscribers, last fetch per source, last edition, failures."""
+    data = pipeline.status(ctx.db, ctx.settings)
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"database: {data['database']}")
+    click.echo(f"papers: {data['papers']}")
+    click.echo("subscribers: " + (", ".join(f"{n} {k}" for k, n in data["subscribers"].items()) or "none"))
+    click.echo("deliveries: " + (", ".join(f"{n} {k}" for k, n in data["deliveries"].items()) or "none"))
+    click.echo(f"last edition sent: {data['last_sent_at'] or 'never'}")
+    for s in data["sources"]:
+        click.echo(f"source {s['name']}: last success {s['last_success_at'] or 'never'}"
+                   + (f", last error {s['last_error']}" if s.get("last_error") else ""))
+    for f in data["recent_failures"]:
+        click.echo(f"failed: {f['email']} {f['period']}: {f['error']}")
+
+
+# -------------------------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default="demo", show_default=True,
+              help="Folder for the demo database and received mail (never your own database).")
+def demo(directory: str) -> None:
+    """Run the whole product on bundled sample listings: no network, no config.
+
+    Fresh SQLite database in DIR, three demo subscribers, a real SMTP round trip to an in-process
+    SMTP server, received messages written to DIR/outbox.
+    """
+    from digest.demo import run_demo
+
+    try:
+        rows, outbox = run_demo(Path(directory))
+    except (*USER_ERRORS, RuntimeError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"\n{'subscriber':<24} {'papers':>6}  {'top paper':<58} file")
+    for r in rows:
+        click.echo(f"{r['email']:<24} {r['papers']:>6}  {r['top'][:58]:<58} {r['file']}")
+    click.echo(f"\nOpen the HTML digests in a browser: {outbox.resolve()}/*.html")
+
+
+def _register_optional() -> None:
+    """Commands that live beside their core module (registered once the module exists)."""
+    try:
+        from digest.ranking.commands import eval_command, rank_command
+    except ImportError:
+        return
+    main.add_command(rank_command, "rank")
+    main.add_command(eval_command, "eval")
+
+
+_register_optional()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Every URL a digest or a page puts in front of a subscriber, each carrying a signed token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from digest import tokens
+
+
+@dataclass(frozen=True)
+class Links:
+    base_url: str
+    secret: str
+
+    def _url(self, path: str, purpose: str, subscriber_id: int, **extra) -> str:
+        return f"{self.base_url}/{path}/{tokens.make(self.secret, purpose, subscriber_id, **extra)}"
+
+    def confirm(self, subscriber_id: int) -> str:
+        return self._url("confirm", "confirm", subscriber_id)
+
+    def preferences(self, subscriber_id: int) -> str:
+        return self._url("preferences", "manage", subscriber_id)
+
+    def unsubscribe(self, subscriber_id: int) -> str:
+        return self._url("unsubscribe", "unsubscribe", subscriber_id)
+
+    def archive(self, subscriber_id: int, delivery_id: int) -> str:
+        return self._url("archive", "archive", subscriber_id, d=delivery_id)
+
+    def feedback(self, subscriber_id: int, paper_id: int, signal: int) -> str:
+        return self._url("feedback", "feedback", subscriber_id, p=paper_id, v=signal)

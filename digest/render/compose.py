@@ -1,0 +1,130 @@
+"""Turn ranked picks into what the template shows: entries, subject, preheader, intro."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+from digest.render import DigestContent, Entry
+from digest.types import Paper, Pick
+
+FREQUENCY_LABEL = {"daily": "daily", "weekdays": "weekday", "weekly": "weekly"}
+_SPACE = re.compile(r"\s+")
+
+
+def one_line(text: str | None) -> str:
+    """Collapse all whitespace (CR/LF included) so untrusted text can never split a header."""
+    return _SPACE.sub(" ", text or "").strip()
+
+
+def excerpt(text: str, limit: int) -> str:
+    """Cut at a sentence end if one is near, else at a word, within `limit` characters."""
+    text = one_line(text)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = cut.rfind(". ")
+    if end >= limit * 0.6:
+        return cut[: end + 1]
+    return cut.rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+def authors_line(authors: Sequence[str], limit: int = 5) -> str:
+    names = [one_line(a) for a in authors if a and a.strip()]
+    if len(names) > limit:
+        return ", ".join(names[:limit]) + " et al."
+    return ", ".join(names)
+
+
+def paper_url(p: Paper) -> str:
+    """The paper's page; a listing that came without any link gets a Hugging Face Papers search."""
+    if p.url:
+        return p.url
+    if p.arxiv_id:
+        return f"https://arxiv.org/abs/{p.arxiv_id}"
+    return "https://huggingface.co/papers?" + urlencode({"q": one_line(p.title)})
+
+
+def meta_line(p: Paper) -> str:
+    bits = []
+    if p.upvotes:
+        bits.append(f"▲ {p.upvotes} upvote{'s' if p.upvotes != 1 else ''}")
+    if p.num_comments:
+        bits.append(f"{p.num_comments} comment{'s' if p.num_comments != 1 else ''}")
+    if p.github_stars:
+        bits.append(f"★ {p.github_stars} GitHub stars")
+    if p.published_at:
+        bits.append(p.published_at.strftime("%d %b %Y"))
+    return " · ".join(bits)
+
+
+def entry(rank: int, pick: Pick, p: Paper, excerpt_chars: int,
+          feedback: Callable[[int, int], str] | None = None) -> Entry:
+    return Entry(
+        rank=rank,
+        title=one_line(p.title),
+        url=paper_url(p),
+        authors=authors_line(p.authors),
+        excerpt=excerpt(p.ai_summary or p.abstract, excerpt_chars),
+        why=one_line(pick.why),
+        meta=meta_line(p),
+        pdf_url=p.pdf_url,
+        code_url=p.code_url,
+        more_url=feedback(p.id, 1) if feedback else None,
+        less_url=feedback(p.id, -1) if feedback else None,
+    )
+
+
+def subject_line(n: int, top: str, personal: bool) -> str:
+    """Says how many papers and names the top one."""
+    top = one_line(top)
+    if len(top) > 80:
+        top = top[:79].rsplit(" ", 1)[0] + "…"
+    noun = "paper" if n == 1 else "papers"
+    kind = "new" if personal else "trending"
+    return one_line(f"{n} {kind} {noun} for you: {top}")
+
+
+def compose(
+    *,
+    site_name: str,
+    email: str,
+    frequency: str,
+    topics: Sequence[str],
+    picks: Sequence[Pick],
+    trending: Sequence[Pick],
+    papers: Mapping[int, Paper],
+    when: datetime,
+    archive_url: str,
+    prefs_url: str,
+    unsubscribe_url: str,
+    excerpt_chars: int = 320,
+    feedback: Callable[[int, int], str] | None = None,
+) -> DigestContent:
+    entries = [entry(i, pk, papers[pk.paper_id], excerpt_chars, feedback) for i, pk in enumerate(picks, 1)]
+    hot = [entry(i, pk, papers[pk.paper_id], excerpt_chars) for i, pk in enumerate(trending, 1)]
+    topic_list = ", ".join(f"“{one_line(t)}”" for t in topics)
+    if topics:
+        heading = f"{len(entries)} new {'paper' if len(entries) == 1 else 'papers'} on your topics"
+        intro = f"Picked and ranked for {topic_list}, newest listings first seen since your last digest."
+    else:
+        heading = "Trending papers"
+        intro = "You have no topics yet, so here is what the community upvoted most. Add topics in your preferences."
+    lead = "; ".join(e.title for e in entries[:2])
+    return DigestContent(
+        subject=subject_line(len(entries), entries[0].title if entries else "", bool(topics)),
+        preheader=excerpt(f"{lead}. Also: {len(hot)} trending papers." if hot else lead, 140),
+        heading=heading,
+        intro=intro,
+        date_label=when.strftime("%A %d %B %Y"),
+        site_name=site_name,
+        email=email,
+        frequency_label=FREQUENCY_LABEL.get(frequency, frequency),
+        archive_url=archive_url,
+        prefs_url=prefs_url,
+        unsubscribe_url=unsubscribe_url,
+        picks=entries,
+        trending=hot,
+    )

@@ -1,0 +1,244 @@
+"""Subscribers and their topics: validation at the door, add/update/remove, CSV import and export."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import IO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from digest.db import Database
+from digest.models import Delivery, Feedback, Subscriber, Suppression, Topic
+
+FREQUENCIES = ("daily", "weekdays", "weekly")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MAX_TOPICS = 20
+MAX_TOPIC_CHARS = 100
+CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone", "max_items"]
+
+
+class SubscriberError(ValueError):
+    """Bad subscriber input, with a message fit to show a user."""
+
+
+@dataclass
+class SubscriberView:
+    id: int
+    email: str
+    name: str | None
+    status: str
+    frequency: str
+    weekday: int
+    hour: int
+    timezone: str
+    max_items: int | None
+    topics: list[str] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+    created_at: datetime | None = None
+    paused_until: datetime | None = None
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("created_at", "paused_until"):
+            d[k] = d[k].isoformat() if d[k] else None
+        return d
+
+
+def normalise_email(address: str) -> str:
+    try:
+        return validate_email(address.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as err:
+        raise SubscriberError(f"{address!r} is not a valid email address: {err}") from None
+
+
+def clean_topics(phrases: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for raw in phrases:
+        phrase = " ".join(str(raw).split())
+        if not phrase:
+            continue
+        if len(phrase) > MAX_TOPIC_CHARS:
+            raise SubscriberError(f"topic too long (max {MAX_TOPIC_CHARS} characters): {phrase[:40]!r}…")
+        if phrase.lower() not in (p.lower() for p in out):
+            out.append(phrase)
+    if len(out) > MAX_TOPICS:
+        raise SubscriberError(f"too many topics ({len(out)}; max {MAX_TOPICS})")
+    return out
+
+
+def check_schedule(frequency: str, hour: int, timezone: str, weekday: int | str = 0) -> int:
+    """Validate the delivery schedule; returns the weekday as 0..6 (Monday = 0)."""
+    if frequency not in FREQUENCIES:
+        raise SubscriberError(f"frequency must be one of {', '.join(FREQUENCIES)}, not {frequency!r}")
+    if not 0 <= int(hour) <= 23:
+        raise SubscriberError(f"hour must be 0..23, not {hour}")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SubscriberError(f"unknown time zone {timezone!r} (use an IANA name like Europe/Paris)") from None
+    if isinstance(weekday, str) and not weekday.isdigit():
+        if weekday.lower() not in WEEKDAYS:
+            raise SubscriberError(f"weekday must be one of {', '.join(WEEKDAYS)}")
+        return WEEKDAYS.index(weekday.lower())
+    if not 0 <= int(weekday) <= 6:
+        raise SubscriberError("weekday must be 0..6 (Monday = 0)")
+    return int(weekday)
+
+
+def view(s: Subscriber) -> SubscriberView:
+    return SubscriberView(
+        id=s.id, email=s.email, name=s.name, status=s.status, frequency=s.frequency, weekday=s.weekday,
+        hour=s.hour, timezone=s.timezone, max_items=s.max_items,
+        topics=[t.phrase for t in s.topics if t.kind == "include"],
+        excludes=[t.phrase for t in s.topics if t.kind == "exclude"],
+        created_at=s.created_at, paused_until=s.paused_until,
+    )
+
+
+def _find(session: Session, email: str) -> Subscriber | None:
+    return session.scalars(
+        select(Subscriber).options(selectinload(Subscriber.topics)).where(Subscriber.email == normalise_email(email))
+    ).first()
+
+
+def _set_topics(sub: Subscriber, topics: Sequence[str], excludes: Sequence[str]) -> None:
+    wanted = [("include", p) for p in clean_topics(topics)] + [("exclude", p) for p in clean_topics(excludes)]
+    sub.topics = [Topic(kind=k, phrase=p) for k, p in wanted]
+
+
+def add(db: Database, email: str, *, topics: Sequence[str] = (), excludes: Sequence[str] = (),
+        frequency: str = "daily", timezone: str = "UTC", hour: int = 8, weekday: int | str = 0,
+        max_items: int | None = None, name: str | None = None, status: str = "active") -> SubscriberView:
+    address = normalise_email(email)
+    day = check_schedule(frequency, hour, timezone, weekday)
+    if max_items is not None and not 1 <= max_items <= 100:
+        raise SubscriberError("max items must be 1..100")
+    with db.session() as s:
+        if _find(s, address):
+            raise SubscriberError(f"{address} is already subscribed")
+        sub = Subscriber(email=address, name=name, status=status, frequency=frequency, weekday=day,
+                         hour=int(hour), timezone=timezone, max_items=max_items)
+        _set_topics(sub, topics, excludes)
+        s.add(sub)
+        s.flush()
+        return view(sub)
+
+
+def get(db: Database, email: str) -> SubscriberView:
+    with db.session() as s:
+        sub = _find(s, email)
+        if sub is None:
+            raise SubscriberError(f"no subscriber {normalise_email(email)}")
+        return view(sub)
+
+
+def list_all(db: Database, status: str | None = None) -> list[SubscriberView]:
+    with db.session() as s:
+        q = select(Subscriber).options(selectinload(Subscriber.topics)).order_by(Subscriber.id)
+        if status:
+            q = q.where(Subscriber.status == status)
+        return [view(x) for x in s.scalars(q)]
+
+
+def remove(db: Database, email: str) -> None:
+    """Delete a subscriber and their history (the address can subscribe again later)."""
+    with db.session() as s:
+        sub = _find(s, email)
+        if sub is None:
+            raise SubscriberError(f"no subscriber {normalise_email(email)}")
+        s.delete(sub)
+
+
+def history(db: Database, email: str, limit: int = 10) -> dict:
+    """What `subscribers show` adds to the profile: recent deliveries and feedback."""
+    with db.session() as s:
+        sub = _find(s, email)
+        if sub is None:
+            raise SubscriberError(f"no subscriber {normalise_email(email)}")
+        deliveries = s.scalars(
+            select(Delivery).where(Delivery.subscriber_id == sub.id).order_by(Delivery.id.desc()).limit(limit)
+        ).all()
+        fb = s.execute(
+            select(Feedback.signal, func.count()).where(Feedback.subscriber_id == sub.id).group_by(Feedback.signal)
+        ).all()
+        suppressed = s.get(Suppression, sub.email)
+        return {
+            "deliveries": [
+                {"period": d.period, "status": d.status, "subject": d.subject,
+                 "sent_at": d.sent_at.isoformat() if d.sent_at else None, "attempts": d.attempts}
+                for d in deliveries
+            ],
+            "feedback": {"more_like_this": sum(n for v, n in fb if v > 0), "less_like_this": sum(n for v, n in fb if v < 0)},
+            "suppressed": suppressed.reason if suppressed else None,
+        }
+
+
+def export_csv(db: Database, out: IO[str]) -> int:
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    subs = list_all(db)
+    for v in subs:
+        writer.writerow({
+            "email": v.email, "name": v.name or "", "status": v.status, "topics": "; ".join(v.topics),
+            "excludes": "; ".join(v.excludes), "frequency": v.frequency, "weekday": v.weekday, "hour": v.hour,
+            "timezone": v.timezone, "max_items": v.max_items or "",
+        })
+    return len(subs)
+
+
+def import_csv(db: Database, src: IO[str]) -> tuple[int, int, list[str]]:
+    """Add or update subscribers from CSV (columns as export writes them; only `email` is required).
+
+    Returns (added, updated, errors); a bad row is reported with its line number and skipped.
+    """
+    reader = csv.DictReader(src)
+    if not reader.fieldnames or "email" not in reader.fieldnames:
+        raise SubscriberError("CSV needs a header row with at least an 'email' column")
+    unknown = set(reader.fieldnames) - set(CSV_FIELDS)
+    if unknown:
+        raise SubscriberError(f"unknown CSV column(s): {', '.join(sorted(unknown))}")
+    added = updated = 0
+    errors: list[str] = []
+    for row in reader:
+        line = reader.line_num
+        try:
+            fields = _row_fields(row)
+            with db.session() as s:
+                sub = _find(s, fields["email"])
+                if sub is None:
+                    sub = Subscriber(email=fields["email"])
+                    s.add(sub)
+                    added += 1
+                else:
+                    updated += 1
+                for key in ("name", "status", "frequency", "weekday", "hour", "timezone", "max_items"):
+                    setattr(sub, key, fields[key])
+                _set_topics(sub, fields["topics"], fields["excludes"])
+        except (SubscriberError, ValueError) as err:
+            errors.append(f"line {line}: {err}")
+    return added, updated, errors
+
+
+def _row_fields(row: dict) -> dict:
+    def split(v: str | None) -> list[str]:
+        return [p for p in (v or "").split(";") if p.strip()]
+
+    frequency = (row.get("frequency") or "daily").strip()
+    hour = int(row.get("hour") or 8)
+    timezone = (row.get("timezone") or "UTC").strip()
+    status = (row.get("status") or "active").strip()
+    if status not in ("active", "paused", "pending", "unsubscribed"):
+        raise SubscriberError(f"unknown status {status!r}")
+    max_items = int(row["max_items"]) if (row.get("max_items") or "").strip() else None
+    return {
+        "email": normalise_email(row.get("email") or ""), "name": (row.get("name") or "").strip() or None,
+        "status": status, "frequency": frequency, "hour": hour, "timezone": timezone, "max_items": max_items,
+        "weekday": check_schedule(frequency, hour, timezone, (row.get("weekday") or "0").strip()),
+        "topics": split(row.get("topics")), "excludes": split(row.get("excludes")),
+    }

@@ -1,0 +1,36 @@
+"""Signed tokens for every link a subscriber clicks (itsdangerous).
+
+A token binds a subscriber id and a purpose (the salt), so a token made for one purpose is refused
+for another. Confirmation links expire; unsubscribe links never do (an old digest must still work).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+PURPOSES = ("confirm", "manage", "unsubscribe", "archive", "feedback")
+MAX_AGE = {"confirm": 3 * 86400, "manage": 180 * 86400, "unsubscribe": None, "archive": None, "feedback": 90 * 86400}
+
+
+class TokenError(Exception):
+    """The token is forged, expired, or made for another purpose."""
+
+
+def make(secret: str, purpose: str, subscriber_id: int, **extra: Any) -> str:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    return URLSafeTimedSerializer(secret, salt=f"digest.{purpose}").dumps({"s": subscriber_id, **extra})
+
+
+def read(secret: str, purpose: str, token: str, max_age: int | None = -1) -> dict[str, Any]:
+    """Return the payload ({"s": subscriber_id, ...}) or raise TokenError."""
+    age = MAX_AGE.get(purpose) if max_age == -1 else max_age
+    try:
+        data = URLSafeTimedSerializer(secret, salt=f"digest.{purpose}").loads(token, max_age=age)
+    except BadData as err:
+        raise TokenError(str(err)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("s"), int):
+        raise TokenError("malformed token")
+    return data

@@ -1,0 +1,73 @@
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import main
+from digest.config import ConfigError, Settings, from_dict, load
+
+
+def test_defaults_need_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    s = load()
+    assert s.database.url == "sqlite:///digest.db"
+    assert s.mail.transport == "outbox"
+    assert list(s.sources) == ["sample"] and s.sources["sample"].type == "file"
+
+
+def test_unknown_key_is_refused_with_its_name(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[mail]\ntransport = "smtp"\nfrom_adress = "x@y.z"\n')
+    with pytest.raises(ConfigError, match=r"mail\.from_adress: unknown key"):
+        load(p)
+
+
+def test_wrong_type_is_refused_with_key_and_reason(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[mail.smtp]\nport = \"twenty-five\"\n")
+    with pytest.raises(ConfigError, match=r"mail\.smtp\.port: .*integer"):
+        load(p)
+
+
+def test_unknown_source_type_is_refused():
+    with pytest.raises(ConfigError, match="sources.x"):
+        from_dict({"sources": {"x": {"type": "rss"}}})
+
+
+def test_config_file_lookup_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.toml").write_text('[digest]\nsite_name = "From cwd"\n')
+    other = tmp_path / "other.toml"
+    other.write_text('[digest]\nsite_name = "From env"\n')
+    assert load().digest.site_name == "From cwd"
+    monkeypatch.setenv("DIGEST_CONFIG", str(other))
+    assert load().digest.site_name == "From env"
+
+
+def test_secrets_come_from_environment_or_a_private_file(tmp_path, monkeypatch):
+    s = from_dict({"web": {"secret_file": str(tmp_path / "secret")}, "mail": {"smtp": {"password_env": "MY_PW"}}})
+    monkeypatch.delenv("DIGEST_SECRET", raising=False)
+    first = s.secret()
+    assert first == s.secret() and len(first) > 30
+    assert (tmp_path / "secret").stat().st_mode & 0o077 == 0
+    monkeypatch.setenv("DIGEST_SECRET", "from-env")
+    assert s.secret() == "from-env"
+    monkeypatch.setenv("MY_PW", "hunter2")
+    assert s.smtp_password() == "hunter2"
+    assert "hunter2" not in Settings.model_dump_json(s)
+
+
+def test_cli_reports_a_bad_config_in_one_line(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[database]\nurl = 5\n")
+    result = CliRunner().invoke(main, ["--config", str(p), "status"])
+    assert result.exit_code == 1
+    assert "database.url" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_example_config_is_valid():
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "config.example.toml"
+    s = load(example)
+    assert s.mail.transport in ("outbox", "smtp")
