@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from urllib.parse import urlencode
 
 from digest.render import DigestContent, Entry
 from digest.types import Paper, Pick
