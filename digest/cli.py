@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 import webbrowser
-from datetime import date
 from pathlib import Path
 
 import click

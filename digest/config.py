@@ -64,6 +64,8 @@ class ArxivSource(_Strict):
     max_results: int = Field(1000, ge=1)
     delay: float = Field(3.0, ge=0)  # seconds between calls, as arXiv's terms ask
     backfill_days: int = Field(3, ge=0, le=365)
+    overlap_days: int = Field(1, ge=0, le=30)  # re-read this far behind the watermark (late announcements)
+    query: str | None = None  # raw arXiv search_query; overrides `categories` ("cat:cs.LG AND abs:diffusion")
     schedule: str = "30 */6 * * *"
 
 

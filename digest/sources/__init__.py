@@ -1,0 +1,56 @@
+"""Listing sources. Each one walks its origin and yields `Batch`es; `digest.ingest` stores them.
+
+A source yields batches rather than single listings so that its watermark (and the HTTP validators
+of the responses behind it) move in the same transaction as the papers they cover: a run killed
+half-way leaves the database consistent and the next run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from digest.config import ArxivSource, FileSource, HfDailySource
+from digest.types import Listing
+
+
+class SourceError(Exception):
+    """A source could not go on (network down, error page, unreadable payload); one line for the user."""
+
+
+@dataclass
+class Batch:
+    listings: list[Listing] = field(default_factory=list)
+    rejected: int = 0  # entries seen but not usable (malformed, not a paper)
+    watermark: str | None = None  # store with this batch; None leaves the watermark where it is
+    http_cache: dict[str, dict] = field(default_factory=dict)  # url -> validators, stored with the batch
+    note: str = ""  # what the batch was ("2024-10-25"), for logs
+    error: str | None = None  # a problem the source got past (e.g. one unreadable file), to report
+
+
+@dataclass
+class Cursor:
+    """What a source needs to know to resume: where it stopped, and the window asked for."""
+
+    watermark: str | None
+    now: datetime
+    since: date | None = None
+    http_cache: dict[str, dict] = field(default_factory=dict)
+
+
+def fetch(config: HfDailySource | ArxivSource | FileSource, cursor: Cursor, client=None) -> Iterator[Batch]:
+    """Batches from one configured source. `client` is a `digest.sources.http.HttpClient` for HTTP ones."""
+    if isinstance(config, FileSource):
+        from digest.sources import file
+
+        return file.fetch(config, cursor)
+    if isinstance(config, HfDailySource):
+        from digest.sources import hf_daily
+
+        return hf_daily.fetch(config, cursor, client)
+    if isinstance(config, ArxivSource):
+        from digest.sources import arxiv
+
+        return arxiv.fetch(config, cursor, client)
+    raise SourceError(f"unknown source type {type(config).__name__}")

@@ -1,0 +1,396 @@
+"""Pull every configured source and upsert what it lists into `papers`.
+
+- One row per paper: matched by arXiv id, else by normalised title (`title_key`). The same paper from
+  two sources is one row with fields merged (`sources` lists both); `first_seen_at` stays the earliest.
+- A re-fetch refreshes the mutable fields (upvotes, comments, stars); arXiv metadata of a newer
+  version replaces an older one, never the other way round.
+- Each batch a source yields is stored in one transaction together with the source's watermark and
+  HTTP validators, so a run killed half-way leaves the database consistent and resumable.
+- Bad input is counted (`skipped`) and reported, never fatal; one source failing does not stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from digest.config import ConfigError, Settings
+from digest.db import Database
+from digest.models import Paper, SourceState
+from digest.sources import Batch, Cursor, SourceError, fetch
+from digest.sources.clean import clean_listing, title_key
+from digest.types import Listing
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500  # rows per lookup / executemany
+HTTP_CACHE_KEEP = 300  # validators kept per source (newest first)
+
+
+@dataclass
+class SourceReport:
+    name: str
+    type: str = ""
+    fetched: int = 0  # entries the source returned, usable or not
+    new: int = 0  # rows inserted
+    updated: int = 0  # existing rows whose stored fields changed
+    skipped: int = 0  # entries rejected as malformed / not a paper
+    error: str | None = None  # why the source stopped early (or what it got past), one line
+    watermark: str | None = None  # after the run
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class IngestReport:
+    sources: list[SourceReport] = field(default_factory=list)
+
+    @property
+    def fetched(self) -> int:
+        return sum(s.fetched for s in self.sources)
+
+    @property
+    def new(self) -> int:
+        return sum(s.new for s in self.sources)
+
+    @property
+    def updated(self) -> int:
+        return sum(s.updated for s in self.sources)
+
+    @property
+    def skipped(self) -> int:
+        return sum(s.skipped for s in self.sources)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{s.name}: {s.error}" for s in self.sources if s.error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sources": [asdict(s) for s in self.sources],
+            "fetched": self.fetched,
+            "new": self.new,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "errors": self.errors,
+        }
+
+
+def ingest(
+    db: Database,
+    settings: Settings,
+    *,
+    source: str | None = None,
+    since: date | None = None,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Run every configured source (or only `source`), `since` re-pulls a window from that day.
+
+    Raises ConfigError for an unknown source name; everything else ends up in the report."""
+    if source is not None and source not in settings.sources:
+        known = ", ".join(settings.sources) or "none"
+        raise ConfigError(f"no source named {source!r} (configured: {known})")
+    now = _aware(now or datetime.now(UTC))
+    names = [source] if source else list(settings.sources)
+    report = IngestReport()
+    client = None
+    try:
+        for name in names:
+            cfg = settings.sources[name]
+            if cfg.type != "file" and client is None:
+                from digest.sources.http import HttpClient
+
+                client = HttpClient(settings.http)
+            report.sources.append(_run_source(db, name, cfg, client, since, now))
+    finally:
+        if client is not None:
+            client.close()
+    log.info(
+        "ingest: %d fetched, %d new, %d updated, %d skipped, %d source errors",
+        report.fetched, report.new, report.updated, report.skipped, len(report.errors),
+    )
+    return report
+
+
+def source_status(db: Database, settings: Settings) -> list[dict[str, Any]]:
+    """One dict per configured source: name, type, watermark, last run / success / error, totals.
+
+    Datetimes are ISO 8601 strings (UTC) or None, so the list goes straight to JSON."""
+    with db.session() as s:
+        states = {st.name: st for st in s.scalars(select(SourceState))}
+    out = []
+    for name, cfg in settings.sources.items():
+        st = states.get(name)
+        out.append(
+            {
+                "name": name,
+                "type": cfg.type,
+                "target": ", ".join(cfg.paths) if cfg.type == "file" else cfg.base_url,
+                "watermark": st.watermark if st else None,
+                "last_run_at": _iso(st.last_run_at) if st else None,
+                "last_success_at": _iso(st.last_success_at) if st else None,
+                "last_error_at": _iso(st.last_error_at) if st else None,
+                "last_error": st.last_error if st else None,
+                "total_fetched": st.total_fetched if st else 0,
+                "total_new": st.total_new if st else 0,
+                "total_updated": st.total_updated if st else 0,
+                "total_skipped": st.total_skipped if st else 0,
+            }
+        )
+    return out
+
+
+# --- one source -----------------------------------------------------------------------------------
+
+
+def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | None, now: datetime) -> SourceReport:
+    report = SourceReport(name=name, type=cfg.type)
+    problems: list[str] = []
+    stopped: str | None = None
+    try:
+        state = _load_state(db, name)
+        cursor = Cursor(watermark=state.watermark, now=now, since=since, http_cache=dict(state.http_cache or {}))
+        report.watermark = state.watermark
+        for batch in fetch(cfg, cursor, client):
+            new, updated, rejected = _store_batch(db, name, batch, now)
+            report.fetched += len(batch.listings) + batch.rejected
+            report.new += new
+            report.updated += updated
+            report.skipped += rejected
+            if batch.watermark and (report.watermark is None or batch.watermark > report.watermark):
+                report.watermark = batch.watermark
+            if batch.error:
+                problems.append(batch.error)
+            log.debug("%s %s: %d listings, %d new, %d updated", name, batch.note, len(batch.listings), new, updated)
+    except SourceError as err:
+        stopped = str(err)
+    except Exception as err:  # a bug or a database problem: report it, let the other sources run
+        log.exception("source %s failed", name)
+        stopped = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
+    if stopped:
+        problems.append(stopped)
+    report.error = "; ".join(problems)[:1000] if problems else None
+    try:
+        _finish_state(db, name, now, report.error, ok=stopped is None)
+    except Exception:  # the database is gone; the report still tells the caller
+        log.exception("source %s: could not record the run", name)
+    level = logging.WARNING if report.error else logging.INFO
+    log.log(
+        level, "source %s: %d fetched, %d new, %d updated, %d skipped%s",
+        name, report.fetched, report.new, report.updated, report.skipped,
+        f"; error: {report.error}" if report.error else "",
+    )
+    return report
+
+
+def _load_state(db: Database, name: str) -> SourceState:
+    with db.session() as s:
+        state = s.get(SourceState, name)
+        if state is not None:
+            return state
+    try:
+        with db.session() as s:
+            state = SourceState(name=name, http_cache={})
+            s.add(state)
+            return state
+    except IntegrityError:  # another process created it first
+        with db.session() as s:
+            return s.get(SourceState, name)
+
+
+def _finish_state(db: Database, name: str, now: datetime, error: str | None, *, ok: bool) -> None:
+    with db.session() as s:
+        state = s.get(SourceState, name)
+        state.last_run_at = now
+        if ok:
+            state.last_success_at = now
+        if error:
+            state.last_error = error
+            state.last_error_at = now
+
+
+def _store_batch(db: Database, name: str, batch: Batch, now: datetime) -> tuple[int, int, int]:
+    """Upsert one batch and move the source's state with it, in one transaction. Returns new, updated,
+    rejected. A unique-key race with another ingest process is retried once."""
+    listings: list[Listing] = []
+    rejected = batch.rejected
+    for raw in batch.listings:
+        listing = clean_listing(raw)  # sources already clean; this is the last line of defence
+        if listing is None:
+            rejected += 1
+        else:
+            listing.source = name
+            listings.append(listing)
+    for attempt in (1, 2):
+        try:
+            with db.session() as s:
+                new, updated = upsert(s, listings, now)
+                _advance_state(s, name, batch, len(batch.listings) + batch.rejected, new, updated, rejected)
+            return new, updated, rejected
+        except (IntegrityError, OperationalError):
+            if attempt == 2:
+                raise
+            log.info("source %s: concurrent write, retrying batch %s", name, batch.note)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _advance_state(s: Session, name: str, batch: Batch, fetched: int, new: int, updated: int, skipped: int) -> None:
+    state = s.get(SourceState, name, with_for_update=s.get_bind().dialect.name == "postgresql")
+    if state is None:
+        state = SourceState(name=name, http_cache={})
+        s.add(state)
+    if batch.watermark and (state.watermark is None or batch.watermark > state.watermark):
+        state.watermark = batch.watermark  # never backwards: `--since` re-pulls leave it alone
+    if batch.http_cache:
+        cache = {k: v for k, v in (state.http_cache or {}).items() if k not in batch.http_cache}
+        cache.update(batch.http_cache)
+        state.http_cache = dict(list(cache.items())[-HTTP_CACHE_KEEP:])
+    state.total_fetched = (state.total_fetched or 0) + fetched
+    state.total_new = (state.total_new or 0) + new
+    state.total_updated = (state.total_updated or 0) + updated
+    state.total_skipped = (state.total_skipped or 0) + skipped
+
+
+# --- upsert ---------------------------------------------------------------------------------------
+
+_COLUMNS = [c.key for c in Paper.__table__.columns]
+
+
+def upsert(s: Session, listings: list[Listing], now: datetime) -> tuple[int, int]:
+    """Insert or merge clean listings (their `source` set) into `papers`. Returns (new, updated).
+
+    Batched: existing rows are read with a few IN queries, new rows go in with one executemany, changed
+    rows are written back with one bulk UPDATE by primary key."""
+    now = _aware(now)
+    created: list[dict] = []
+    rows = _preload(s, listings)
+    by_id: dict[str, dict] = {r["arxiv_id"]: r for r in rows if r["arxiv_id"]}
+    by_key: dict[str, list[dict]] = {}
+    for r in rows:
+        by_key.setdefault(r["title_key"], []).append(r)
+    originals = {r["id"]: dict(r) for r in rows}
+    for listing in listings:
+        key = title_key(listing.title)
+        row = by_id.get(listing.arxiv_id) if listing.arxiv_id else None
+        if row is None:
+            row = next((r for r in by_key.get(key, []) if not listing.arxiv_id or not r["arxiv_id"]), None)
+        if row is None:
+            row = _new_row(listing, key, now)
+            created.append(row)
+        else:
+            _merge(row, listing, now)
+        if row["arxiv_id"]:
+            by_id[row["arxiv_id"]] = row
+        if row not in by_key.setdefault(row["title_key"], []):
+            by_key[row["title_key"]].append(row)
+    changed = [r for r in rows if _differs(r, originals[r["id"]])]
+    for r in changed:
+        r["updated_at"] = now
+    for start in range(0, len(created), CHUNK):
+        s.execute(insert(Paper), created[start : start + CHUNK])
+    for start in range(0, len(changed), CHUNK):
+        s.execute(update(Paper), changed[start : start + CHUNK])
+    return len(created), len(changed)
+
+
+def _preload(s: Session, listings: list[Listing]) -> list[dict]:
+    ids = sorted({x.arxiv_id for x in listings if x.arxiv_id})
+    keys = sorted({title_key(x.title) for x in listings})
+    table = Paper.__table__
+    found: dict[int, dict] = {}
+    for start in range(0, max(len(ids), len(keys)), CHUNK):
+        chunk_ids, chunk_keys = ids[start : start + CHUNK], keys[start : start + CHUNK]
+        cond = or_(table.c.arxiv_id.in_(chunk_ids), table.c.title_key.in_(chunk_keys))
+        for row in s.execute(select(table).where(cond)).mappings():
+            found[row["id"]] = dict(row)
+    return [found[i] for i in sorted(found)]
+
+
+def _new_row(x: Listing, key: str, now: datetime) -> dict:
+    return {
+        "arxiv_id": x.arxiv_id,
+        "title_key": key,
+        "title": x.title,
+        "abstract": x.abstract,
+        "authors": list(x.authors),
+        "url": x.url,
+        "pdf_url": x.pdf_url,
+        "code_url": x.code_url,
+        "project_url": x.project_url,
+        "thumbnail_url": x.thumbnail_url,
+        "upvotes": x.upvotes or 0,
+        "num_comments": x.num_comments or 0,
+        "github_stars": x.github_stars,
+        "ai_summary": x.ai_summary,
+        "categories": list(x.categories),
+        "doi": x.doi,
+        "comment": x.comment,
+        "version": x.version,
+        "sources": [x.source] if x.source else [],
+        "published_at": x.published_at,
+        "first_seen_at": now,
+        "updated_at": now,
+        "withdrawn_at": now if x.withdrawn else None,
+    }
+
+
+def _merge(row: dict, x: Listing, now: datetime) -> None:
+    """Fold one listing into a stored row (in place).
+
+    Descriptive fields (title, abstract, authors, categories, PDF link) follow the newest arXiv version:
+    a listing replaces them unless the row holds a later version than the listing. Counters follow
+    the latest fetch. Links and extras are filled, never blanked. Dates keep the earliest."""
+    newer = row["version"] is None or (x.version is not None and x.version >= row["version"])
+    for col in ("title", "abstract", "authors", "categories", "pdf_url"):
+        value = getattr(x, col)
+        if value and (newer or not row[col]):
+            row[col] = list(value) if isinstance(value, list) else value
+    row["title_key"] = title_key(row["title"])
+    if x.version is not None and (row["version"] is None or x.version > row["version"]):
+        row["version"] = x.version
+    if x.arxiv_id and not row["arxiv_id"]:
+        row["arxiv_id"] = x.arxiv_id
+    if not row["url"]:
+        row["url"] = x.url
+    for col in ("code_url", "project_url", "thumbnail_url", "ai_summary", "github_stars"):
+        if getattr(x, col) is not None:
+            row[col] = getattr(x, col)
+    for col in ("doi", "comment"):
+        if getattr(x, col) is not None and (newer or row[col] is None):
+            row[col] = getattr(x, col)
+    if x.upvotes is not None:
+        row["upvotes"] = x.upvotes
+    if x.num_comments is not None:
+        row["num_comments"] = x.num_comments
+    if x.published_at and (row["published_at"] is None or x.published_at < _aware(row["published_at"])):
+        row["published_at"] = x.published_at
+    if row["first_seen_at"] is None or now < _aware(row["first_seen_at"]):
+        row["first_seen_at"] = now
+    if x.source and x.source not in (row["sources"] or []):
+        row["sources"] = [*(row["sources"] or []), x.source]
+    if x.withdrawn and row["withdrawn_at"] is None:
+        row["withdrawn_at"] = now
+
+
+def _differs(row: dict, before: dict) -> bool:
+    return any(row[c] != before[c] for c in _COLUMNS if c != "updated_at")
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return _aware(dt).isoformat() if dt else None

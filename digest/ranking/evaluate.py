@@ -1,0 +1,127 @@
+"""Ranking quality on a labelled paper list (protocol: /work/shared/eval/SOURCES.md).
+
+A topic is relevant to a paper when it is one of the paper's author keywords after normalisation.
+Papers are ranked by title + abstract only (the keywords are never shown to a ranker); we report
+nDCG@10 (binary gain), P@10 and MAP@100 (AP over the first 100, divided by min(relevant, 100)),
+averaged over the topics that have at least one relevant paper.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from digest.ranking.listings import Row, read_table
+
+# Published baselines on iclr2021_paperlist.tsv (59 topics), for the table beside our rankers.
+BASELINES: dict[str, tuple[float, float, float]] = {
+    "TF-IDF cosine (arxiv-sanity-lite)": (0.489, 0.468, 0.348),
+    "BM25 (bm25s, Snowball)": (0.447, 0.427, 0.324),
+    "all-MiniLM-L6-v2 cosine": (0.442, 0.436, 0.287),
+    "BM25 + MiniLM (z-scored)": (0.478, 0.468, 0.351),
+}
+
+_NOT_KEPT = re.compile(r"[^a-z0-9 \-]")
+
+
+def normalise_keyword(keyword: str) -> str:
+    """Lower-case, keep a-z 0-9 space '-', fold spaces, drop a trailing plural 's' from the last word."""
+    words = _NOT_KEPT.sub(" ", keyword.lower()).split()
+    if words and len(words[-1]) > 3 and words[-1].endswith("s") and not words[-1].endswith("ss"):
+        words[-1] = words[-1][:-1]
+    return " ".join(words)
+
+
+@dataclass
+class Dataset:
+    ids: list[str]
+    docs: list[tuple[str, str]]  # (title, abstract): all a ranker may see
+    keywords: list[set[str]] = field(repr=False)  # normalised labels, for judging only
+
+    def relevant(self, topic: str) -> np.ndarray:
+        return np.array([topic in kw for kw in self.keywords], dtype=bool)
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """The eval TSV/CSV: needs title, abstract and keywords columns (comma-separated keywords)."""
+    rows: list[Row] = read_table(path, require=("title", "abstract", "keywords"))
+    return Dataset(
+        ids=[r.id for r in rows],
+        docs=[(r.title, r.abstract) for r in rows],
+        keywords=[{normalise_keyword(k) for k in r.keywords.split(",") if k.strip()} for r in rows],
+    )
+
+
+def load_topics(path: str | Path) -> list[str]:
+    """One topic per line (anything after a tab, such as a count, is ignored); normalised, deduplicated."""
+    text = Path(path).read_text(encoding="utf-8")
+    topics = [normalise_keyword(line.split("\t")[0]) for line in text.splitlines()]
+    return list(dict.fromkeys(t for t in topics if t))
+
+
+def ndcg_at(relevant_ranked: np.ndarray, n_relevant: int, k: int = 10) -> float:
+    """Binary-gain nDCG@k of a ranked list of relevance flags."""
+    if n_relevant == 0:
+        return 0.0
+    discounts = 1 / np.log2(np.arange(2, k + 2))
+    dcg = float((relevant_ranked[:k] * discounts[: len(relevant_ranked[:k])]).sum())
+    return dcg / float(discounts[: min(n_relevant, k)].sum())
+
+
+def precision_at(relevant_ranked: np.ndarray, k: int = 10) -> float:
+    return float(relevant_ranked[:k].sum()) / k
+
+
+def average_precision_at(relevant_ranked: np.ndarray, n_relevant: int, k: int = 100) -> float:
+    """AP over the first k ranks, divided by min(n_relevant, k)."""
+    if n_relevant == 0:
+        return 0.0
+    flags = relevant_ranked[:k].astype(float)
+    precision = np.cumsum(flags) / np.arange(1, len(flags) + 1)
+    return float((precision * flags).sum()) / min(n_relevant, k)
+
+
+@dataclass
+class Result:
+    ranker: str
+    ndcg10: float
+    p10: float
+    map100: float
+    topics: int
+    per_topic: dict[str, tuple[float, float, float]] = field(default_factory=dict, repr=False)
+
+
+Scorer = Callable[[Sequence[tuple[str, str]], Sequence[str]], np.ndarray]  # docs, topics -> scores
+
+
+def evaluate(dataset: Dataset, topics: Sequence[str], scorer: Scorer, name: str = "") -> Result:
+    """Score every paper for every topic at once and average the three metrics over the topics."""
+    topics = [t for t in topics if dataset.relevant(t).any()]
+    scores = np.asarray(scorer(dataset.docs, topics), dtype=np.float64)
+    per_topic: dict[str, tuple[float, float, float]] = {}
+    for i, topic in enumerate(topics):
+        rel = dataset.relevant(topic)
+        order = np.lexsort((np.arange(len(rel)), -scores[i]))  # ties: file order, deterministic
+        ranked = rel[order]
+        n = int(rel.sum())
+        per_topic[topic] = (ndcg_at(ranked, n), precision_at(ranked), average_precision_at(ranked, n))
+    m = np.array(list(per_topic.values())).reshape(-1, 3)
+    means = m.mean(axis=0) if len(m) else np.zeros(3)
+    return Result(name, *(round(float(x), 4) for x in means), topics=len(topics), per_topic=per_topic)
+
+
+def format_table(results: Sequence[Result], baselines: bool = True) -> str:
+    """A plain-text table of our rankers beside the published baselines."""
+    lines = [f"{'ranker':<36} {'nDCG@10':>8} {'P@10':>8} {'MAP@100':>8}"]
+    for r in results:
+        lines.append(f"{r.ranker:<36} {r.ndcg10:>8.3f} {r.p10:>8.3f} {r.map100:>8.3f}")
+    if baselines:
+        for name, (n, p, m) in BASELINES.items():
+            lines.append(f"{'baseline: ' + name:<36} {n:>8.3f} {p:>8.3f} {m:>8.3f}")
+    return "\n".join(lines)
+
+

@@ -1,0 +1,216 @@
+"""The lexical index: BM25 over title + abstract (title weighted), stems plus adjacent-stem bigrams.
+
+Documents are indexed once into a sparse matrix W (documents x terms) that already holds each term's
+BM25 weight in each document, so scoring many queries at once is one sparse product Q @ W.T.
+Acronyms that the papers define ("graph neural networks (GNNs)") are rewritten to their long form in
+documents and queries alike, so "GNN" and "graph neural network" are one concept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from digest.ranking.expand import mine_acronyms
+from digest.ranking.text import Segments, terms, tokens
+
+
+@dataclass(frozen=True)
+class Params:
+    """Tunable knobs of the lexical model (defaults measured on the eval set, see evaluate.py)."""
+
+    k1: float = 1.2
+    b: float = 0.75
+    title_weight: float = 2.0  # a title occurrence counts as this many abstract occurrences
+    phrase_weight: float = 1.0  # weight of a query bigram relative to a query word
+    acronyms: bool = True  # rewrite acronyms the papers define to their long forms
+    min_acronym_len: int = 2
+
+
+class LexicalIndex:
+    """BM25F-style index of (title, abstract) pairs."""
+
+    def __init__(self, docs: Sequence[tuple[str, str]], params: Params | None = None) -> None:
+        self.params = p = params or Params()
+        docs = list(docs)
+        self.acronyms: dict[str, str] = {}
+        if p.acronyms:
+            mined = mine_acronyms(f"{t}. {a}" for t, a in docs)
+            self.acronyms = {k: v for k, v in mined.items() if len(k) >= p.min_acronym_len}
+        self._long = {k: [tok for seg in tokens(v) for tok in seg] for k, v in self.acronyms.items()}
+        self.vocab: dict[str, int] = {}
+        self.doc_tokens: list[Segments] = []
+        rows: list[int] = []
+        cols: list[int] = []
+        tfs: list[float] = []
+        abs_tfs: list[float] = []
+        lengths = np.zeros(len(docs), dtype=np.float64)
+        for d, (title, abstract) in enumerate(docs):
+            title_segs, abstract_segs = self.analyse(title), self.analyse(abstract)
+            self.doc_tokens.append(title_segs + abstract_segs)
+            title_terms, abstract_terms = terms(title_segs), terms(abstract_segs)
+            tf: Counter[str] = Counter()
+            for t in title_terms:
+                tf[t] += p.title_weight
+            abstract_tf = Counter(abstract_terms)
+            tf.update(abstract_tf)
+            lengths[d] = p.title_weight * _words(title_segs) + _words(abstract_segs)
+            for t, n in tf.items():
+                col = self.vocab.setdefault(t, len(self.vocab))
+                rows.append(d)
+                cols.append(col)
+                tfs.append(n)
+                abs_tfs.append(abstract_tf.get(t, 0))
+        self.n_docs = n_docs = len(docs)
+        n_terms = len(self.vocab)
+        tf_m = sp.csr_matrix((np.array(tfs), (rows, cols)), shape=(n_docs, n_terms), dtype=np.float64)
+        self.abstract_tf = sp.csr_matrix((np.array(abs_tfs), (rows, cols)), shape=(n_docs, n_terms))
+        self.df = np.bincount(tf_m.indices, minlength=n_terms).astype(np.float64)
+        self.idf = np.log1p((n_docs - self.df + 0.5) / (self.df + 0.5))
+        self.unseen_idf = math.log1p((n_docs + 0.5) / 0.5)
+        avg = lengths.mean() if n_docs and lengths.mean() > 0 else 1.0
+        norm = p.k1 * (1 - p.b + p.b * lengths / avg)
+        tf_m.data = tf_m.data * (p.k1 + 1) / (tf_m.data + np.repeat(norm, np.diff(tf_m.indptr)))
+        self.W = (tf_m @ sp.diags(self.idf)).tocsr().astype(np.float32)
+        self._names: list[str] | None = None
+
+    def analyse(self, text: str) -> Segments:
+        """Tokens of a text with defined acronyms replaced by their long forms (keeping the acronym as
+        the surface of each long-form token, for explanations)."""
+        segs = tokens(text)
+        if not self._long:
+            return segs
+        return [
+            [(s, w) for stem_, w in seg for s in ([x for x, _ in self._long.get(stem_, ())] or [stem_])]
+            if any(s in self._long for s, _ in seg)
+            else seg
+            for seg in segs
+        ]
+
+    # -- queries -------------------------------------------------------------------------------
+    def query_terms(self, text: str) -> Counter[str]:
+        """Weighted terms of one query: words and bigrams (a bigram is a piece of a phrase)."""
+        weights: Counter[str] = Counter()
+        for t in terms(self.analyse(text)):
+            weights[t] += self.params.phrase_weight if " " in t else 1.0
+        return weights
+
+    def query_matrix(self, queries: Sequence[str]) -> tuple[sp.csr_matrix, np.ndarray]:
+        """One row of term weights per query, and each query's ideal (maximum reachable) score."""
+        p = self.params
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
+        ideal = np.zeros(len(queries))
+        for q, text in enumerate(queries):
+            for t, w in self.query_terms(text).items():
+                col = self.vocab.get(t)
+                ideal[q] += w * (p.k1 + 1) * (self.idf[col] if col is not None else self.unseen_idf)
+                if col is not None:
+                    rows.append(q)
+                    cols.append(col)
+                    vals.append(w)
+        Q = sp.csr_matrix((vals, (rows, cols)), shape=(len(queries), len(self.vocab)), dtype=np.float32)
+        return Q, ideal
+
+    def scores(self, Q: sp.csr_matrix) -> np.ndarray:
+        """Dense (queries x documents) BM25 scores."""
+        return np.asarray((Q @ self.W.T).todense(), dtype=np.float32)
+
+    def relevance(self, queries: Sequence[str]) -> tuple[np.ndarray, sp.csr_matrix]:
+        """Scores scaled by each query's ideal score, so topics of different lengths compare (0..~1)."""
+        Q, ideal = self.query_matrix(queries)
+        S = self.scores(Q)
+        S /= np.maximum(ideal, 1e-9)[:, None].astype(np.float32)
+        return S, Q
+
+    def coverage(self, queries: Sequence[str]) -> np.ndarray:
+        """(queries x documents): share of each query's word IDF mass that the document contains."""
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
+        total = np.zeros(len(queries))
+        for q, text in enumerate(queries):
+            for t in set(terms(self.analyse(text), bigrams=False)):
+                col = self.vocab.get(t)
+                total[q] += self.idf[col] if col is not None else self.unseen_idf
+                if col is not None:
+                    rows.append(q)
+                    cols.append(col)
+                    vals.append(self.idf[col])
+        C = sp.csr_matrix((vals, (rows, cols)), shape=(len(queries), len(self.vocab)), dtype=np.float32)
+        return np.asarray((C @ self.binary().T).todense(), np.float32) / np.maximum(total, 1e-9)[:, None]
+
+    def presence(self, queries: Sequence[str]) -> np.ndarray:
+        """Boolean (queries x documents): the document holds every word and bigram of the query."""
+        Q, _ = self.query_matrix(queries)
+        needed = np.array([len(self.query_terms(q)) for q in queries])
+        Q.data[:] = 1
+        hits = np.asarray((Q @ self.binary().T).todense())
+        return (hits >= needed[:, None]) & (needed[:, None] > 0)
+
+    # -- documents -----------------------------------------------------------------------------
+    def binary(self) -> sp.csr_matrix:
+        """Term presence (documents x terms)."""
+        B = self.W.copy()
+        B.data[:] = 1
+        return B
+
+    def unit_rows(self, abstracts_only: bool = False) -> sp.csr_matrix:
+        """Document vectors scaled to unit length (for document-document cosine)."""
+        M = (self.abstract_tf @ sp.diags(self.idf)).tocsr() if abstracts_only else self.W
+        norms = np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel())
+        return (sp.diags(1 / np.maximum(norms, 1e-9)) @ M).tocsr().astype(np.float32)
+
+    # -- explanations --------------------------------------------------------------------------
+    def matched(self, query: str, q_row: sp.csr_matrix, d: int, limit: int = 4) -> list[str]:
+        """Surface forms (as written in the document) of the query terms the document matches:
+        the whole query phrase first when it occurs, then the heaviest terms."""
+        row = self.W[d]
+        weight = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+        contrib = {
+            c: w * qv
+            for c, qv in zip(q_row.indices.tolist(), q_row.data.tolist(), strict=True)
+            if (w := weight.get(c))
+        }
+        if not contrib:
+            return []
+        if self._names is None:
+            self._names = list(self.vocab)
+        segs = self.doc_tokens[d]
+        shown: list[str] = []
+        covered: set[str] = set()
+        for qseg in self.analyse(query):
+            stems = [s for s, _ in qseg]
+            if len(stems) > 1 and (surface := _find_run(segs, stems)):
+                shown.append(surface)
+                covered.update(stems)
+        for col in sorted(contrib, key=contrib.__getitem__, reverse=True):
+            parts = self._names[col].split(" ")
+            if set(parts) <= covered:
+                continue
+            surface = _find_run(segs, parts)
+            if surface and surface not in shown:
+                shown.append(surface)
+                covered.update(parts)
+        return shown[:limit]
+
+
+def _words(segs: Segments) -> int:
+    return sum(len(seg) for seg in segs)
+
+
+def _find_run(segs: Segments, stems: list[str]) -> str | None:
+    """The surface text of the first run of tokens spelling `stems` (an acronym shown once)."""
+    n = len(stems)
+    for seg in segs:
+        for i in range(len(seg) - n + 1):
+            if all(seg[i + j][0] == stems[j] for j in range(n)):
+                words = [w for _, w in seg[i : i + n]]
+                return " ".join(w for k, w in enumerate(words) if k == 0 or w != words[k - 1])
+    return None

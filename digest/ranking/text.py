@@ -1,0 +1,83 @@
+"""Text analysis shared by the index, the queries and the explanations.
+
+A text is split into segments at punctuation (so a phrase never spans a sentence or a parenthesis),
+each segment into word tokens (hyphens split: "self-supervised" == "self supervised"), stop words
+dropped, and every word Snowball-stemmed. Tokens keep their surface form for explanations.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import snowballstemmer
+
+STOP_WORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each either etc few for from further
+    had has have having he her here hers herself him himself his how however i if in into is it its itself
+    just let may me might more most must my myself no nor not now of off on once only or other our ours
+    ourselves out over own per same she should since so some such than that the their theirs them
+    themselves then there these they this those through thus to too under until up upon us use used using
+    very via was we were what when where whether which while who whom why will with within without would
+    yet you your yours yourself yourselves""".split()
+)
+
+_SEGMENTS = re.compile(r"[.,;:!?()\[\]{}\"“”‘’/|<>=+*&]+|\s'|'\s")
+_WORDS = re.compile(r"[A-Za-z0-9]+")
+_ACRONYM_PLURAL = re.compile(r"^[A-Z][A-Z0-9]*[A-Z]s$")  # GNNs, CNNs, LLMs -> GNN, CNN, LLM
+BREAK_AT_STOP_WORDS = True  # "diffusion and models" is not the phrase "diffusion models"
+_stemmer = snowballstemmer.stemmer("english")
+
+
+Segments = list[list[tuple[str, str]]]  # runs of adjacent (stem, surface) tokens
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """Snowball stem of one lower-case word."""
+    return _stemmer.stemWord(word)
+
+
+def _fold(word: str, shouting: bool) -> tuple[str, str]:
+    """(lower-case word for stemming, surface form for display: acronyms keep their capitals)."""
+    if _ACRONYM_PLURAL.match(word):
+        word = word[:-1]
+    upper = not shouting and sum(c.isupper() for c in word) >= 2
+    return word.lower(), (word if upper else word.lower())
+
+
+def tokens(text: str) -> Segments:
+    """Runs of adjacent (stem, surface) pairs; punctuation and stop words end a run."""
+    out: Segments = []
+    letters = [c for c in text if c.isalpha()]
+    shouting = sum(c.isupper() for c in letters) > 0.6 * len(letters)  # an all-caps title
+    for segment in _SEGMENTS.split(text):
+        seg: list[tuple[str, str]] = []
+        for raw in _WORDS.findall(segment):
+            word, surface = _fold(raw, shouting)
+            if word in STOP_WORDS or (len(word) < 2 and not word.isdigit()):
+                if seg and BREAK_AT_STOP_WORDS:
+                    out.append(seg)
+                    seg = []
+                continue
+            seg.append((stem(word), surface))
+        if seg:
+            out.append(seg)
+    return out
+
+
+def terms(text: str | Segments, bigrams: bool = True) -> list[str]:
+    """Index terms of a text (or of its tokens): stems, then 'stem1 stem2' for adjacent pairs in a run."""
+    out: list[str] = []
+    for seg in tokens(text) if isinstance(text, str) else text:
+        stems = [s for s, _ in seg]
+        out.extend(stems)
+        if bigrams:
+            out.extend(f"{a} {b}" for a, b in zip(stems, stems[1:], strict=False))
+    return out
+
+
+def normalise_title(title: str) -> str:
+    """Key for duplicate detection: lower-case letters and digits only."""
+    return " ".join(w.lower() for w in _WORDS.findall(title))

@@ -1,0 +1,198 @@
+"""`file` source: listings from local files.
+
+Three formats, chosen by content (the suffix only breaks ties):
+
+- a Hugging Face `daily_papers` JSON array (or a JSON array of flat objects);
+- JSON Lines, one object a line: `{"id", "title", "abstract", "authors", "url", ...}` or a daily_papers item;
+- the text of a Hugging Face Papers listing page: a title line, a blank line, the abstract, repeated,
+  under some page chrome ("Subscribe", "Mar 11", ...). Repeats are dropped; what cannot be a paper
+  (a title with no abstract, a cut fragment, a stray paragraph) is counted as rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from digest.config import FileSource
+from digest.sources import Batch, Cursor
+from digest.sources.clean import clean_listing, clean_text, parse_arxiv_id, title_key
+from digest.sources.hf_daily import listing_from_item
+from digest.types import Listing
+
+MAX_FILE_BYTES = 200_000_000
+
+_CHROME = re.compile(
+    r"(new|subscribe|get trending papers in your email inbox!?|by ?ak and the research community|daily papers|"
+    r"trending papers|papers|upvote|submitted by .{0,80}|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* "
+    r"\d{1,2}(, \d{4})?|\d{4}-\d{2}-\d{2}|[\W\d_]*)",
+    re.IGNORECASE,
+)
+
+
+def fetch(config: FileSource, cursor: Cursor) -> Iterator[Batch]:
+    """One batch per file. A missing or unreadable file is rejected (counted), the others still load."""
+    for path in config.paths:
+        try:
+            listings, rejected = parse_path(path)
+        except OSError as err:
+            yield Batch(rejected=1, note=str(path), error=f"{path}: {err.strerror or err}")
+            continue
+        yield Batch(listings=listings, rejected=rejected, note=str(path))
+
+
+def parse_path(path: str | Path) -> tuple[list[Listing], int]:
+    """Listings in a local file and the number of entries rejected. Raises OSError if unreadable."""
+    p = Path(path)
+    with p.open("rb") as fh:
+        data = fh.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise OSError(f"{p}: larger than {MAX_FILE_BYTES} bytes")
+    return parse_bytes(data, p.suffix.lower())
+
+
+def parse_bytes(data: bytes, suffix: str = "") -> tuple[list[Listing], int]:
+    """Listings in the bytes of a file, and the number rejected. Never raises on bad content."""
+    text = data.decode("utf-8", "replace").lstrip("\ufeff")
+    head = text.lstrip()[:1]
+    if suffix in (".jsonl", ".ndjson") or (head == "{" and suffix != ".json"):
+        return _dedupe(*parse_json_lines(text))
+    if head in ("[", "{") or suffix == ".json":
+        try:
+            doc = json.loads(text)
+        except (ValueError, RecursionError):
+            if head == "{":
+                return _dedupe(*parse_json_lines(text))
+            return [], 1
+        return _dedupe(*parse_json_doc(doc))
+    return _dedupe(*parse_page_text(text))
+
+
+def parse_json_doc(doc: object) -> tuple[list[Listing], int]:
+    """A daily_papers array, a single object, or `{"papers": [...]}`."""
+    if isinstance(doc, dict):
+        items = doc.get("papers") if isinstance(doc.get("papers"), list) else [doc]
+    elif isinstance(doc, list):
+        items = doc
+    else:
+        return [], 1
+    listings: list[Listing] = []
+    rejected = 0
+    for item in items:
+        listing = listing_from_dict(item)
+        if listing is None:
+            rejected += 1
+        else:
+            listings.append(listing)
+    return listings, rejected
+
+
+def parse_json_lines(text: str) -> tuple[list[Listing], int]:
+    listings: list[Listing] = []
+    rejected = 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except (ValueError, RecursionError):
+            rejected += 1
+            continue
+        listing = listing_from_dict(item)
+        if listing is None:
+            rejected += 1
+        else:
+            listings.append(listing)
+    return listings, rejected
+
+
+def listing_from_dict(item: object) -> Listing | None:
+    """A daily_papers item (it has a `paper` object), or a flat record {id, title, abstract, ...}."""
+    if not isinstance(item, dict):
+        return None
+    if isinstance(item.get("paper"), dict):
+        return listing_from_item(item)
+    ident = item.get("arxiv_id") or item.get("id")
+    parsed = parse_arxiv_id(ident) if isinstance(ident, str) else None
+    authors = item.get("authors")
+    if isinstance(authors, list):
+        authors = [a.get("name") if isinstance(a, dict) else a for a in authors]
+    elif isinstance(authors, str):
+        authors = [a.strip() for a in authors.split(",")]
+    categories = item.get("categories")
+    if isinstance(categories, str):
+        categories = categories.split()
+    return clean_listing(
+        Listing(
+            title=item.get("title"),  # type: ignore[arg-type]  # checked by clean_listing
+            abstract=item.get("abstract") or item.get("summary") or "",
+            arxiv_id=parsed[0] if parsed else None,
+            version=parsed[1] if parsed else None,
+            authors=authors if isinstance(authors, list) else [],
+            published_at=item.get("published_at") or item.get("published") or item.get("publishedAt"),
+            url=item.get("url"),
+            pdf_url=item.get("pdf_url"),
+            code_url=item.get("code_url") or item.get("githubRepo"),
+            project_url=item.get("project_url") or item.get("projectPage"),
+            thumbnail_url=item.get("thumbnail_url") or item.get("thumbnail"),
+            upvotes=item.get("upvotes"),
+            num_comments=item.get("num_comments") or item.get("numComments"),
+            github_stars=item.get("github_stars") or item.get("githubStars"),
+            ai_summary=item.get("ai_summary"),
+            categories=categories if isinstance(categories, list) else [],
+            doi=item.get("doi"),
+            comment=item.get("comment"),
+            withdrawn=bool(item.get("withdrawn") or item.get("withdrawnAt")),
+        )
+    )
+
+
+def parse_page_text(text: str) -> tuple[list[Listing], int]:
+    """Title / blank line / abstract pairs from the text of a Papers listing page."""
+    paragraphs = [clean_text(p, 200_000) for p in re.split(r"\n[ \t\r\f\v]*\n", text)]
+    listings: list[Listing] = []
+    rejected = 0
+    title: str | None = None
+    for para in paragraphs:
+        if not para or _CHROME.fullmatch(para):
+            continue
+        if _is_title(para) and title is None:
+            title = para
+        elif _is_abstract(para) and title is not None:
+            listing = clean_listing(Listing(title=title, abstract=para))
+            if listing is None:
+                rejected += 1
+            else:
+                listings.append(listing)
+            title = None
+        elif _is_title(para):  # a title after a title: the first had no abstract
+            rejected += 1
+            title = para
+        else:  # a stray paragraph, or an abstract with no title above it
+            rejected += 1
+            title = None
+    if title is not None:  # the page was cut after a title
+        rejected += 1
+    return listings, rejected
+
+
+def _is_title(para: str) -> bool:
+    return 3 <= len(para) <= 300 and len(para.split()) <= 40 and not _CHROME.fullmatch(para)
+
+
+def _is_abstract(para: str) -> bool:
+    return len(para) >= 80 and len(para.split()) >= 12
+
+
+def _dedupe(listings: list[Listing], rejected: int) -> tuple[list[Listing], int]:
+    """Drop repeats (same arXiv id, else same normalised title), keeping the first."""
+    seen: set[str] = set()
+    out: list[Listing] = []
+    for listing in listings:
+        key = listing.arxiv_id or "t:" + title_key(listing.title)
+        if key not in seen:
+            seen.add(key)
+            out.append(listing)
+    return out, rejected

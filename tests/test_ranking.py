@@ -1,0 +1,243 @@
+"""Behaviour of the batched ranker: relevance, exclusions, duplicates, feedback, explanations, trending."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from digest.ranking import rank, trending
+from digest.ranking.text import terms
+from digest.types import Paper, Profile
+
+NOW = datetime(2024, 10, 25, 12, tzinfo=UTC)
+
+# A small corpus with enough unrelated papers that document frequencies mean something.
+TEXTS = [
+    (
+        "Denoising Diffusion Models for Image Synthesis",
+        "We train diffusion models that generate images by iterative denoising of Gaussian noise.",
+    ),
+    (
+        "A Survey of Optimizers for Deep Networks",
+        "We compare optimizers. In passing we mention diffusion and models of many kinds, none central.",
+    ),
+    (
+        "Graph Neural Networks for Molecule Property Prediction",
+        "A graph neural network (GNN) predicts molecular properties from atoms and bonds.",
+    ),
+    (
+        "Message Passing GNNs for Traffic Forecasting",
+        "Graph neural networks forecast road traffic from sensor graphs with message passing.",
+    ),
+    (
+        "Differential Privacy in Federated Learning",
+        "Clients add calibrated noise so that federated training satisfies differential privacy.",
+    ),
+    (
+        "Offline Reinforcement Learning with Conservative Critics",
+        "We learn policies from logged data with a conservative value function for reinforcement learning.",
+    ),
+    (
+        "Sparse Attention for Long Document Transformers",
+        "Transformers with sparse attention read long documents in linear time.",
+    ),
+    (
+        "Protein Structure Prediction with Language Models",
+        "Large language models of protein sequences predict three-dimensional structure.",
+    ),
+    (
+        "Speech Recognition with Self-Supervised Pretraining",
+        "Self-supervised pretraining on unlabelled audio improves speech recognition.",
+    ),
+    (
+        "Robust Object Detection under Distribution Shift",
+        "Object detectors degrade under shift; we propose test-time adaptation for detection.",
+    ),
+    (
+        "Video Diffusion Models",
+        "We extend image diffusion models to video generation with temporal attention and denoising.",
+    ),
+    (
+        "Contrastive Learning of Visual Representations",
+        "Contrastive learning pulls augmented views together and pushes other images apart.",
+    ),
+]
+
+
+def make_papers(**overrides: dict) -> list[Paper]:
+    papers = [
+        Paper(id=100 + i, title=t, abstract=a, upvotes=3, published_at=NOW - timedelta(days=1))
+        for i, (t, a) in enumerate(TEXTS)
+    ]
+    for pid, fields in overrides.items():
+        p = papers[int(pid.removeprefix("p")) - 100]
+        for k, v in fields.items():
+            setattr(p, k, v)
+    return papers
+
+
+def ids(picks) -> list[int]:
+    return [p.paper_id for p in picks]
+
+
+def one(papers, profile, **kw):
+    return rank(papers, [profile], now=NOW, **kw)[profile.subscriber_id]
+
+
+def test_exact_phrase_in_title_outranks_passing_mention():
+    order = ids(one(make_papers(), Profile(1, ["diffusion models"])))
+    assert order == [110, 100, 101] or order == [100, 110, 101]  # 101 only mentions both words in passing
+    assert 107 not in order  # "language models" alone is not about diffusion models
+
+
+def test_only_matching_papers_are_picked_for_topic_subscribers():
+    picks = one(make_papers(), Profile(1, ["differential privacy"]))
+    assert ids(picks) == [104]
+
+
+def test_picks_are_sorted_and_capped_by_max_items():
+    picks = one(make_papers(), Profile(1, ["diffusion models", "graph neural networks"], max_items=3))
+    assert len(picks) == 3
+    scores = [p.score for p in picks]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_exclusions_remove_papers():
+    papers = make_papers()
+    base = ids(one(papers, Profile(1, ["graph neural networks"])))
+    assert 102 in base
+    picks = one(papers, Profile(1, ["graph neural networks"], excludes=["molecule property"]))
+    assert 102 not in ids(picks) and 103 in ids(picks)
+    # a one-word exclude matches its stem (traffic) anywhere in title or abstract
+    assert 103 not in ids(one(papers, Profile(1, ["graph neural networks"], excludes=["Traffic"])))
+
+
+def test_duplicates_collapse():
+    papers = make_papers()
+    papers.append(Paper(200, "Denoising diffusion models for image synthesis!", "Other words entirely here."))
+    papers.append(
+        Paper(
+            201,
+            "Diffusion for images (v2)",
+            TEXTS[0][1] + " ",
+            upvotes=0,
+            published_at=NOW - timedelta(days=1),
+        )
+    )
+    got = ids(one(papers, Profile(1, ["diffusion models"], max_items=10)))
+    assert len([i for i in got if i in (100, 200, 201)]) == 1
+    assert 110 in got
+    hot = trending(papers, 20, now=NOW)
+    assert len([i for i in ids(hot) if i in (100, 200, 201)]) == 1
+
+
+def test_feedback_moves_the_next_ranking():
+    papers = make_papers()
+    papers.append(Paper(300, "High Resolution Image Synthesis", "Image synthesis from Gaussian noise."))
+    papers.append(
+        Paper(301, "Temporal Attention for Video Generation", "Video generation with temporal attention.")
+    )
+    profile = Profile(1, ["diffusion models"])
+    before = ids(one(papers, profile, candidates={1: [100, 110]}))
+    assert sorted(before) == [100, 110]
+    # like a paper close to the one ranked second: it moves up; dislike it instead: it stays down
+    similar = {100: 300, 110: 301}[before[1]]
+    profile.liked = [similar]
+    assert ids(one(papers, profile, candidates={1: [100, 110]})) == before[::-1]
+    liked = {p.paper_id: p.score for p in one(papers, profile)}
+    profile.liked, profile.disliked = [], [similar]
+    disliked = {p.paper_id: p.score for p in one(papers, profile)}
+    assert ids(one(papers, profile, candidates={1: [100, 110]})) == before
+    assert disliked[before[1]] < liked[before[1]]
+    # liked and disliked papers are never picked again
+    assert similar not in liked and similar not in disliked
+
+
+def test_feedback_for_papers_not_passed_is_ignored():
+    papers = make_papers()
+    plain = one(papers, Profile(1, ["diffusion models"]))
+    with_unknown = one(papers, Profile(1, ["diffusion models"], liked=[999], disliked=[998]))
+    assert ids(plain) == ids(with_unknown)
+
+
+def test_explanations_name_the_matched_topic_and_terms():
+    picks = one(make_papers(), Profile(1, ["differential privacy", "GNN"]))
+    by_id = {p.paper_id: p for p in picks}
+    assert by_id[104].topic == "differential privacy"
+    assert by_id[104].terms[0] == "differential privacy"
+    assert by_id[104].why == "Matches “differential privacy”: differential privacy"
+    assert by_id[103].topic == "GNN"
+    assert by_id[103].terms == ["GNN"]  # "GNNs" in the title, shown as the paper wrote it, unpluralised
+    assert "“GNN”" in by_id[103].why
+
+
+def test_best_topic_is_the_one_that_matched():
+    picks = one(make_papers(), Profile(1, ["object detection", "speech recognition"]))
+    by_id = {p.paper_id: p for p in picks}
+    assert by_id[109].topic == "object detection"
+    assert by_id[108].topic == "speech recognition"
+
+
+def test_no_topic_subscriber_gets_trending():
+    papers = make_papers(p105={"upvotes": 64}, p107={"upvotes": 20})
+    picks = one(papers, Profile(1, [], max_items=2))
+    assert ids(picks) == [105, 107]
+    assert picks[0].topic is None
+    assert picks[0].why == "Trending: 64 upvotes"
+
+
+def test_trending_decays_with_age_and_respects_exclude():
+    papers = make_papers(p105={"upvotes": 64, "published_at": NOW - timedelta(days=60)}, p107={"upvotes": 20})
+    hot = trending(papers, 3, now=NOW)
+    assert hot[0].paper_id == 107
+    assert 107 not in ids(trending(papers, 3, exclude=[107], now=NOW))
+
+
+def test_hugely_upvoted_paper_in_area_ranks_high():
+    quiet = ids(one(make_papers(), Profile(1, ["diffusion models"])))
+    assert set(quiet[:2]) == {100, 110}
+    runner_up = quiet[1]
+    loud = ids(one(make_papers(**{f"p{runner_up}": {"upvotes": 5000}}), Profile(1, ["diffusion models"])))
+    assert loud[0] == runner_up
+    # but upvotes alone never bring an off-topic paper in
+    assert 106 not in ids(one(make_papers(p106={"upvotes": 5000}), Profile(1, ["diffusion models"])))
+
+
+def test_candidates_restrict_each_subscriber():
+    papers = make_papers()
+    profiles = [Profile(1, ["diffusion models"]), Profile(2, ["diffusion models"]), Profile(3, [])]
+    out = rank(papers, profiles, candidates={1: [110], 3: [104, 105]}, now=NOW)
+    assert ids(out[1]) == [110]
+    assert set(ids(out[2])) == {100, 110, 101}
+    assert set(ids(out[3])) == {104, 105}
+
+
+def test_batch_equals_one_by_one():
+    papers = make_papers(p103={"upvotes": 40})
+    profiles = [
+        Profile(1, ["diffusion models", "GNN"], max_items=4),
+        Profile(2, ["reinforcement learning"], excludes=["offline"]),
+        Profile(3, []),
+        Profile(4, ["contrastive learning", "self-supervised"], liked=[100]),
+    ]
+    batch = rank(papers, profiles, now=NOW)
+    for pr in profiles:
+        assert batch[pr.subscriber_id] == one(papers, pr)
+
+
+def test_empty_inputs():
+    assert rank([], [Profile(1, ["x"])]) == {1: []}
+    assert rank(make_papers(), []) == {}
+    assert trending([], 5) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Self-supervised learning", ["self", "supervis", "learn", "self supervis", "supervis learn"]),
+        ("GNNs, and models.", ["gnn", "model"]),
+    ],
+)
+def test_analysis(text, expected):
+    assert terms(text) == expected

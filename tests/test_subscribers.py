@@ -1,0 +1,68 @@
+import io
+
+import pytest
+from click.testing import CliRunner
+
+from digest import subscribers
+from digest.cli import main
+from digest.subscribers import SubscriberError
+
+
+def test_add_normalises_and_refuses_duplicates(db):
+    v = subscribers.add(db, "  Ada@Example.ORG ", topics=["diffusion models", "Diffusion Models", " GNN "],
+                        excludes=["survey"], timezone="Europe/Paris", hour=7, frequency="weekly", weekday="friday")
+    assert v.email == "ada@example.org"
+    assert v.topics == ["diffusion models", "GNN"] and v.excludes == ["survey"]
+    assert (v.frequency, v.weekday, v.hour, v.timezone) == ("weekly", 4, 7, "Europe/Paris")
+    with pytest.raises(SubscriberError, match="already subscribed"):
+        subscribers.add(db, "ada@example.org")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"email": "not-an-address"}, "not a valid email"),
+    ({"email": "a@example.org", "timezone": "Mars/Olympus"}, "unknown time zone"),
+    ({"email": "a@example.org", "frequency": "hourly"}, "frequency"),
+    ({"email": "a@example.org", "topics": ["x" * 101]}, "topic too long"),
+    ({"email": "a@example.org", "topics": [f"t{i}" for i in range(21)]}, "too many topics"),
+])
+def test_bad_input_is_rejected_at_the_door(db, kwargs, match):
+    kwargs = dict(kwargs)
+    email = kwargs.pop("email")
+    with pytest.raises(SubscriberError, match=match):
+        subscribers.add(db, email, **kwargs)
+    assert subscribers.list_all(db) == []
+
+
+def test_csv_round_trip_and_bad_rows_are_reported(db):
+    subscribers.add(db, "ada@example.org", topics=["diffusion models", "video"], timezone="Europe/London")
+    subscribers.add(db, "alan@example.org", excludes=["survey"], frequency="weekdays", hour=6)
+    buf = io.StringIO()
+    assert subscribers.export_csv(db, buf) == 2
+    exported = buf.getvalue()
+    for email in ("ada@example.org", "alan@example.org"):
+        subscribers.remove(db, email)
+    bad = exported + "broken-address,,active,,,daily,0,8,UTC,\ngrace@example.org,,active,,,daily,0,8,Nowhere/Land,\n"
+    added, updated, errors = subscribers.import_csv(db, io.StringIO(bad))
+    assert (added, updated, len(errors)) == (2, 0, 2)
+    assert "line 4" in errors[0] and "line 5" in errors[1]
+    again = io.StringIO()
+    subscribers.export_csv(db, again)
+    assert again.getvalue() == exported
+
+
+def test_cli_subscribers_commands(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "d.db"}"\n[web]\nsecret_file = "{tmp_path / "s"}"\n')
+    run = CliRunner().invoke
+    r = run(main, ["--config", str(cfg), "subscribers", "add", "ada@example.org", "--topic", "GNN", "--hour", "9"])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["--config", str(cfg), "subscribers", "add", "bad@", "--topic", "GNN"])
+    assert r.exit_code == 1 and "not a valid email" in r.output and "Traceback" not in r.output
+    r = run(main, ["--config", str(cfg), "subscribers", "list", "--json"])
+    assert '"email": "ada@example.org"' in r.output and '"hour": 9' in r.output
+    r = run(main, ["--config", str(cfg), "subscribers", "show", "ada@example.org"])
+    assert "topics: GNN" in r.output and "recent deliveries: none" in r.output
+    r = run(main, ["--config", str(cfg), "subscribers", "remove", "ada@example.org", "--yes"])
+    assert r.exit_code == 0
+    r = run(main, ["--config", str(cfg), "subscribers", "show", "ada@example.org"])
+    assert r.exit_code == 1 and "no subscriber ada@example.org" in r.output
