@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,15 @@ class _Route:
         return reply
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # a client hung up; part of the faults we play
+            return
+        super().handle_error(request, client_address)
+
+
 class ReplayServer:
     def __init__(self) -> None:
         self.routes: list[_Route] = []
@@ -79,10 +89,12 @@ class ReplayServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
-                server._handle(self)
+                try:
+                    server._handle(self)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up first (timeouts)
+                    self.close_connection = True
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property

@@ -17,7 +17,7 @@ from digest.cli import main
 from digest.db import Database
 from digest.mail.sink import SmtpSink
 from digest.models import Delivery, DeliveryItem
-from tests.httpreplay import Reply, ReplayServer
+from tests.httpreplay import ReplayServer, Reply
 
 HF_FIXTURE = Path(__file__).parent / "fixtures" / "hf_daily_papers_2024-10-25.json"
 EVIL = 'Framer: <script>alert("x")</script> Interactive Frame Interpolation when P<NP & x>y'

@@ -111,5 +111,7 @@ def test_clean_text_and_ids():
     assert len(big) <= 10_000 and big.endswith("…")
     assert parse_arxiv_id("http://arxiv.org/abs/2104.12255v2") == ("2104.12255", 2)
     assert parse_arxiv_id("arXiv:astro-ph/0601001v1") == ("astro-ph/0601001", 1)
+    assert parse_arxiv_id("math.GT/0309136") == ("math.GT/0309136", None)
+    assert parse_arxiv_id("a" * 70 + "/1234567") is None  # would not fit the column
     assert parse_arxiv_id("https://arxiv.org/api/errors#incorrect_id_format_for_abc") is None
     assert parse_arxiv_id("abc") is None

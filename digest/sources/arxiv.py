@@ -54,6 +54,7 @@ def fetch(config: ArxivSource, cursor: Cursor, client: HttpClient) -> Iterator[B
     url = config.base_url.rstrip("/") + "/api/query"
     newest: datetime | None = None
     start = 0
+    complete = False  # reached the cutoff or the end of the results, not just max_results
     while start < config.max_results:
         if start and config.delay:
             client.sleep(config.delay)
@@ -79,8 +80,14 @@ def fetch(config: ArxivSource, cursor: Cursor, client: HttpClient) -> Iterator[B
         start += page.count
         reached_end = page.count < size or (page.total is not None and start >= page.total)
         if reached_end or len(fresh) < len(page.listings):
+            complete = True
             break
     # the whole window is stored: only now may the watermark move
+    if not complete:
+        log.warning(
+            "arxiv: stopped at max_results=%d before reaching %s; older entries of the window were not "
+            "fetched (raise max_results)", config.max_results, f"{cutoff:%Y-%m-%d %H:%M}",
+        )
     yield Batch(watermark=newest.isoformat() if newest else None, note="done")
 
 

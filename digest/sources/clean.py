@@ -28,7 +28,7 @@ MAX_INT = 2_000_000_000  # fits a 32-bit INTEGER column on every backend
 
 # Old style ("astro-ph/0601001", "math.GT/0309136") and new style ("2410.17243", "0704.0001").
 _ARXIV_RE = re.compile(
-    r"(?:arxiv:)?(?P<id>(?:[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})|(?:\d{4}\.\d{4,5}))(?:v(?P<v>\d{1,4}))?",
+    r"(?:arxiv:)?(?P<id>(?:[a-z][a-z\-]{0,19}(?:\.[A-Z]{2})?/\d{7})|(?:\d{4}\.\d{4,5}))(?:v(?P<v>\d{1,4}))?",
     re.IGNORECASE,
 )
 _CONTROL = {c: " " for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)} | {0x7F: " "}
@@ -99,7 +99,8 @@ def parse_arxiv_id(value: object) -> tuple[str, int | None] | None:
     ident = m["id"]
     if "/" in ident:
         archive, num = ident.split("/", 1)
-        ident = f"{archive.lower()}/{num}"
+        name, _, subject = archive.partition(".")  # "math.GT": archive lower case, subject class upper
+        ident = f"{name.lower()}.{subject.upper()}/{num}" if subject else f"{name.lower()}/{num}"
     return ident, int(m["v"]) if m["v"] else None
 
 

@@ -23,22 +23,22 @@ from digest.types import Listing
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 100  # per day; a server that never sends a short page cannot keep us walking
-MAX_DAYS = 400  # per run
+MAX_DAYS = 400  # catch-up bound when resuming from an old watermark
 THUMBNAIL = "https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/{}.png"
 
 
 def fetch(config: HfDailySource, cursor: Cursor, client: HttpClient) -> Iterator[Batch]:
     today = cursor.now.astimezone(UTC).date()
-    if cursor.since is not None:
+    if cursor.since is not None:  # asked for explicitly: walked in full
         start = cursor.since
     elif cursor.watermark:
         try:
             start = date.fromisoformat(cursor.watermark) - timedelta(days=config.refresh_days)
         except ValueError:
             start = today - timedelta(days=config.backfill_days)
+        start = max(start, today - timedelta(days=MAX_DAYS))  # after a long outage, catch up a year at most
     else:
         start = today - timedelta(days=config.backfill_days)
-    start = max(start, today - timedelta(days=MAX_DAYS))
     url = config.base_url.rstrip("/") + "/api/daily_papers"
     day = start
     while day <= today:

@@ -48,7 +48,7 @@ class HttpClient:
         self.sleep = sleep
         self._client = httpx.Client(
             timeout=httpx.Timeout(self.settings.timeout),
-            headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": "gzip, deflate"},
+            headers={"User-Agent": self.settings.user_agent},
             follow_redirects=True,
             max_redirects=5,
             transport=transport,
