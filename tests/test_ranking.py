@@ -168,8 +168,22 @@ def test_explanations_name_the_matched_topic_and_terms():
     assert by_id[104].terms[0] == "differential privacy"
     assert by_id[104].why == "Matches “differential privacy”: differential privacy"
     assert by_id[103].topic == "GNN"
-    assert by_id[103].terms == ["GNN"]  # "GNNs" in the title, shown as the paper wrote it, unpluralised
-    assert "“GNN”" in by_id[103].why
+    assert "GNN" in by_id[103].terms  # "GNNs" in the title, shown as the paper wrote it, unpluralised
+    assert by_id[103].why.startswith("Matches “GNN”: ")
+
+
+def test_acronym_topic_finds_the_long_form_defined_in_the_batch():
+    papers = make_papers()  # paper 102 defines "graph neural network (GNN)"
+    papers.append(
+        Paper(400, "Scalable Graph Neural Networks", "We train graph neural networks on huge graphs.")
+    )
+    by_id = {p.paper_id: p for p in one(papers, Profile(1, ["GNN"]))}
+    assert 400 in by_id
+    assert by_id[400].terms == ["graph neural networks"]
+    assert by_id[400].why == "Matches “GNN”: graph neural networks"
+    # without a definition anywhere in the batch, "GNN" is just a word
+    papers = [p for p in papers if p.id != 102]
+    assert 400 not in ids(one(papers, Profile(1, ["GNN"])))
 
 
 def test_best_topic_is_the_one_that_matched():
@@ -241,3 +255,19 @@ def test_empty_inputs():
 )
 def test_analysis(text, expected):
     assert terms(text) == expected
+
+
+def test_acronym_definitions_are_learned_from_text():
+    from digest.ranking.expand import definitions, learn_acronyms
+
+    text = (
+        "We study graph neural networks (GNNs) and automated machine learning (AutoML) on "
+        "ImageNet (ImageNet) with results in the appendix (see Fig)."
+    )
+    assert definitions(text) == {"gnn": "graph neural networks", "automl": "automated machine learning"}
+    # an acronym whose meaning the corpus disagrees on is not used corpus-wide
+    learned = learn_acronyms(
+        ["domain adaptation (DA) works", "data augmentation (DA) helps", "our GNN (GNN)"]
+    )
+    assert "da" not in learned.common
+    assert learned.for_text(0) == {"da": "domain adaptation"}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digest.ranking.index import LexicalIndex, Params
 from digest.ranking.listings import Row, read_table
 
 # Published baselines on iclr2021_paperlist.tsv (59 topics), for the table beside our rankers.
@@ -116,12 +117,63 @@ def evaluate(dataset: Dataset, topics: Sequence[str], scorer: Scorer, name: str 
 
 def format_table(results: Sequence[Result], baselines: bool = True) -> str:
     """A plain-text table of our rankers beside the published baselines."""
-    lines = [f"{'ranker':<36} {'nDCG@10':>8} {'P@10':>8} {'MAP@100':>8}"]
+    lines = [f"{'ranker':<46} {'nDCG@10':>8} {'P@10':>8} {'MAP@100':>8}"]
     for r in results:
-        lines.append(f"{r.ranker:<36} {r.ndcg10:>8.3f} {r.p10:>8.3f} {r.map100:>8.3f}")
+        lines.append(f"{r.ranker:<46} {r.ndcg10:>8.3f} {r.p10:>8.3f} {r.map100:>8.3f}")
     if baselines:
         for name, (n, p, m) in BASELINES.items():
-            lines.append(f"{'baseline: ' + name:<36} {n:>8.3f} {p:>8.3f} {m:>8.3f}")
+            lines.append(f"{'baseline: ' + name:<46} {n:>8.3f} {p:>8.3f} {m:>8.3f}")
     return "\n".join(lines)
 
 
+# -- the rankers the project offers ------------------------------------------------------------
+
+
+class RankerUnavailable(RuntimeError):
+    """A ranker whose optional extra is not installed."""
+
+
+@dataclass(frozen=True)
+class RankerSpec:
+    description: str
+    scorer: Scorer
+    extra: str | None = None  # the optional dependency group it needs
+
+
+def _default(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+    from digest.ranking.ranker import topic_relevance
+
+    return topic_relevance(LexicalIndex(docs), topics)
+
+
+def _bm25(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+    plain = Params(title_weight=1.0, phrase_weight=0.0, acronyms=False)
+    return LexicalIndex(docs, plain).relevance(topics)[0]
+
+
+def _semantic(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+    from digest.ranking import semantic
+
+    if not semantic.available():
+        raise RankerUnavailable(f"the semantic rankers need the semantic extra: {semantic.INSTALL_HINT}")
+    return semantic.similarity(docs, topics)
+
+
+def _hybrid(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+    from digest.ranking.ranker import fuse
+
+    return fuse(_default(docs, topics), _semantic(docs, topics))
+
+
+RANKERS: dict[str, RankerSpec] = {
+    "default": RankerSpec("lexical BM25F: stems, phrases, acronyms (what rank() uses)", _default),
+    "bm25": RankerSpec("plain BM25 over stems, no phrases, no title weight (ablation)", _bm25),
+    "semantic": RankerSpec("all-MiniLM-L6-v2 cosine", _semantic, extra="semantic"),
+    "hybrid": RankerSpec("default fused with all-MiniLM-L6-v2", _hybrid, extra="semantic"),
+}
+
+
+def available_rankers() -> list[str]:
+    from digest.ranking import semantic
+
+    return [name for name, spec in RANKERS.items() if spec.extra is None or semantic.available()]

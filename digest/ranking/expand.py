@@ -1,9 +1,11 @@
-"""Query expansion learned from the indexed papers themselves: acronyms defined in the text.
+"""Acronyms learned from the indexed papers themselves.
 
 Authors define their acronyms: "graph neural networks (GNNs)", "automated machine learning (AutoML)".
 We find those definitions with the Schwartz-Hearst rule (every letter of the short form appears, in
-order, in the long form, and the first letter starts a word), count them over the corpus, and keep
-the dominant long form of each acronym. A query naming either side is then expanded to the other.
+order, in the long form; the first letter starts a word; every content word lends a letter), per
+paper and over the corpus. The index uses the acronyms the corpus agrees on to expand a query that
+names one ("GNN" also looks for "graph neural network"); see index.Params.acronyms for the options
+and evaluate.py / the report for what each measured.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from digest.ranking.text import stem, tokens
+from digest.ranking.text import STOP_WORDS, stem, tokens
 
 _DEFINITION = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9\-]{1,9})\s*\)")
 _PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]+")
@@ -36,44 +39,69 @@ def _long_form(short: str, before: str) -> str | None:
         i -= 1
         s -= 1
     long = window[window.rfind(" ", 0, i + 1) + 1 :]
-    n_words = len(long.split())
-    if n_words < 2 or n_words > len(short) + 2 or long.lower().startswith(short.lower()):
+    words = [w for w in re.split(r"[\s\-]+", long.lower()) if w and w not in STOP_WORDS]
+    if len(words) < 2 or words[0] == short.lower():
+        return None
+    if any(w[0] not in short.lower() for w in words):  # every content word lends a letter
         return None
     return long
 
 
-def mine_acronyms(texts: Iterable[str], min_count: int = 1, min_share: float = 0.5) -> dict[str, str]:
-    """Acronym stem -> its dominant long form (surface text), from definitions in the texts.
+def definitions(text: str) -> dict[str, str]:
+    """Acronym stem -> long form, for the acronyms one text defines ("... networks (GNNs)")."""
+    out: dict[str, str] = {}
+    for m in _DEFINITION.finditer(text):
+        short = m.group(1)
+        if short.endswith("s") and short[:-1].isupper():
+            short = short[:-1]
+        letters = [c for c in short if c.isalpha()]
+        if sum(c.isupper() for c in letters) < max(2, len(letters) / 2):  # GNN, AutoML; not ImageNet
+            continue
+        before = text[max(0, m.start() - 200) : m.start()]
+        before = before[max(before.rfind("("), before.rfind(")")) + 1 :]
+        long = _long_form(short, before)
+        if long:
+            out.setdefault(stem(short.lower()), long.lower())
+    return out
 
-    An acronym must have at least two capitals (GNN, AutoML, RL); one defined with several
-    different long forms is kept only when one of them has at least `min_share` of the uses.
+
+@dataclass
+class Acronyms:
+    """What a corpus taught about its acronyms."""
+
+    local: list[dict[str, str]]  # per text: the acronyms it defines itself
+    common: dict[str, str]  # acronym -> long form, where the corpus agrees on one meaning
+
+    def for_text(self, i: int) -> dict[str, str]:
+        return {**self.common, **self.local[i]} if self.local[i] else self.common
+
+
+def learn_acronyms(texts: Iterable[str], min_share: float = 0.8) -> Acronyms:
+    """Definitions per text, and the acronyms whose meaning the corpus agrees on.
+
+    An acronym is common when one long form has at least `min_share` of its definitions and it is
+    written in capitals more often than as a plain lower-case word ("SAFE" vs "safe").
     """
+    local: list[dict[str, str]] = []
     seen: dict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
     surface: dict[tuple[str, ...], str] = {}
-    lower_uses: Counter[str] = Counter()  # "cat", "safe": words that are not only acronyms
+    lower_uses: Counter[str] = Counter()
     upper_uses: Counter[str] = Counter()
     for text in texts:
+        found = definitions(text)
+        local.append(found)
+        if not found:
+            continue
         for w in _PLAIN_WORD.findall(text):
-            (upper_uses if any(c.isupper() for c in w[1:]) else lower_uses)[w.lower()] += 1
-        for m in _DEFINITION.finditer(text):
-            short = m.group(1)
-            if short.endswith("s") and short[:-1].isupper():
-                short = short[:-1]
-            if sum(c.isupper() for c in short) < 2:
-                continue
-            before = text[max(0, m.start() - 200) : m.start()]
-            before = before[max(before.rfind("("), before.rfind(")")) + 1 :]
-            long = _long_form(short, before)
-            if not long:
-                continue
+            (upper_uses if any(c.isupper() for c in w[1:]) else lower_uses)[stem(w.lower())] += 1
+        for short, long in found.items():
             key = tuple(s for seg in tokens(long) for s, _ in seg)
-            if len(key) < 2:
-                continue
-            seen[short.lower()][key] += 1
-            surface.setdefault(key, long.lower())
-    out: dict[str, str] = {}
+            if len(key) >= 2:
+                seen[short][key] += 1
+                surface.setdefault(key, long)
+    common: dict[str, str] = {}
     for short, forms in seen.items():
         (best, n), total = forms.most_common(1)[0], sum(forms.values())
-        if n >= min_count and n >= min_share * total and lower_uses[short] <= upper_uses[short]:
-            out[stem(short)] = surface[best]
-    return out
+        if n >= min_share * total and lower_uses[short] <= upper_uses[short]:
+            common[short] = surface[best]
+    return Acronyms(local, common)

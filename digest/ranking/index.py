@@ -2,13 +2,14 @@
 
 Documents are indexed once into a sparse matrix W (documents x terms) that already holds each term's
 BM25 weight in each document, so scoring many queries at once is one sparse product Q @ W.T.
-Acronyms that the papers define ("graph neural networks (GNNs)") are rewritten to their long form in
-documents and queries alike, so "GNN" and "graph neural network" are one concept.
+Acronyms that the papers define ("graph neural networks (GNNs)") are learned from the papers, so a
+query "GNN" also looks for "graph neural network".
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from digest.ranking.expand import mine_acronyms
+from digest.ranking.expand import learn_acronyms
 from digest.ranking.text import Segments, terms, tokens
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z(])")
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,10 @@ class Params:
     b: float = 0.75
     title_weight: float = 2.0  # a title occurrence counts as this many abstract occurrences
     phrase_weight: float = 1.0  # weight of a query bigram relative to a query word
-    acronyms: bool = True  # rewrite acronyms the papers define to their long forms
-    min_acronym_len: int = 2
+    lead_weight: float = 2.0  # an occurrence in the abstract's first sentence counts this many times
+    # Acronyms the papers define ("graph neural networks (GNNs)"): "query" adds the long form to a
+    # query naming the acronym; "both" also rewrites acronyms in the papers; "off" ignores them.
+    acronyms: str = "query"
 
 
 class LexicalIndex:
@@ -38,11 +43,8 @@ class LexicalIndex:
     def __init__(self, docs: Sequence[tuple[str, str]], params: Params | None = None) -> None:
         self.params = p = params or Params()
         docs = list(docs)
-        self.acronyms: dict[str, str] = {}
-        if p.acronyms:
-            mined = mine_acronyms(f"{t}. {a}" for t, a in docs)
-            self.acronyms = {k: v for k, v in mined.items() if len(k) >= p.min_acronym_len}
-        self._long = {k: [tok for seg in tokens(v) for tok in seg] for k, v in self.acronyms.items()}
+        self.acronyms = learn_acronyms(f"{t}. {a}" for t, a in docs) if p.acronyms != "off" else None
+        self._long: dict[str, list[str]] = {}
         self.vocab: dict[str, int] = {}
         self.doc_tokens: list[Segments] = []
         rows: list[int] = []
@@ -51,7 +53,8 @@ class LexicalIndex:
         abs_tfs: list[float] = []
         lengths = np.zeros(len(docs), dtype=np.float64)
         for d, (title, abstract) in enumerate(docs):
-            title_segs, abstract_segs = self.analyse(title), self.analyse(abstract)
+            table = self.acronyms.for_text(d) if self.acronyms and p.acronyms == "both" else {}
+            title_segs, abstract_segs = self.analyse(title, table), self.analyse(abstract, table)
             self.doc_tokens.append(title_segs + abstract_segs)
             title_terms, abstract_terms = terms(title_segs), terms(abstract_segs)
             tf: Counter[str] = Counter()
@@ -60,6 +63,11 @@ class LexicalIndex:
             abstract_tf = Counter(abstract_terms)
             tf.update(abstract_tf)
             lengths[d] = p.title_weight * _words(title_segs) + _words(abstract_segs)
+            if p.lead_weight != 1.0:  # the abstract's first sentence usually names the field
+                lead = self.analyse(_first_sentence(abstract), table)
+                for t in terms(lead):
+                    tf[t] += p.lead_weight - 1.0
+                lengths[d] += (p.lead_weight - 1.0) * _words(lead)
             for t, n in tf.items():
                 col = self.vocab.setdefault(t, len(self.vocab))
                 rows.append(d)
@@ -79,24 +87,36 @@ class LexicalIndex:
         self.W = (tf_m @ sp.diags(self.idf)).tocsr().astype(np.float32)
         self._names: list[str] | None = None
 
-    def analyse(self, text: str) -> Segments:
-        """Tokens of a text with defined acronyms replaced by their long forms (keeping the acronym as
-        the surface of each long-form token, for explanations)."""
+    def analyse(self, text: str, acronyms: dict[str, str]) -> Segments:
+        """Tokens of a text with each acronym in `acronyms` replaced by its long form (the acronym
+        stays the surface of those tokens, for explanations)."""
         segs = tokens(text)
-        if not self._long:
+        if not acronyms:
             return segs
-        return [
-            [(s, w) for stem_, w in seg for s in ([x for x, _ in self._long.get(stem_, ())] or [stem_])]
-            if any(s in self._long for s, _ in seg)
-            else seg
-            for seg in segs
-        ]
+        return [[(s, w) for st, w in seg for s in self._expand(st, acronyms)] for seg in segs]
+
+    def analyse_query(self, text: str) -> Segments:
+        """Tokens of a query; an acronym the corpus agrees on also brings its long form."""
+        segs = tokens(text)
+        if not self.acronyms:
+            return segs
+        table = self.acronyms.common
+        extra = [[(s, w) for s in self._expand(st, table)] for seg in segs for st, w in seg if st in table]
+        return segs + extra
+
+    def _expand(self, st: str, table: dict[str, str]) -> list[str]:
+        long = table.get(st)
+        if long is None:
+            return [st]
+        if long not in self._long:
+            self._long[long] = [s for seg in tokens(long) for s, _ in seg]
+        return self._long[long]
 
     # -- queries -------------------------------------------------------------------------------
     def query_terms(self, text: str) -> Counter[str]:
         """Weighted terms of one query: words and bigrams (a bigram is a piece of a phrase)."""
         weights: Counter[str] = Counter()
-        for t in terms(self.analyse(text)):
+        for t in terms(self.analyse_query(text)):
             weights[t] += self.params.phrase_weight if " " in t else 1.0
         return weights
 
@@ -130,27 +150,43 @@ class LexicalIndex:
         return S, Q
 
     def coverage(self, queries: Sequence[str]) -> np.ndarray:
-        """(queries x documents): share of each query's word IDF mass that the document contains."""
+        """(queries x documents): share of each query's word IDF mass that the document contains.
+        An acronym and its long form are alternatives: the better-covered reading counts."""
         rows: list[int] = []
         cols: list[int] = []
         vals: list[float] = []
-        total = np.zeros(len(queries))
+        owner: list[int] = []
+        total: list[float] = []
+        table = self.acronyms.common if self.acronyms else {}
         for q, text in enumerate(queries):
-            for t in set(terms(self.analyse(text), bigrams=False)):
-                col = self.vocab.get(t)
-                total[q] += self.idf[col] if col is not None else self.unseen_idf
-                if col is not None:
-                    rows.append(q)
-                    cols.append(col)
-                    vals.append(self.idf[col])
-        C = sp.csr_matrix((vals, (rows, cols)), shape=(len(queries), len(self.vocab)), dtype=np.float32)
-        return np.asarray((C @ self.binary().T).todense(), np.float32) / np.maximum(total, 1e-9)[:, None]
+            readings = {frozenset(terms(text, bigrams=False))}
+            if table:
+                readings.add(frozenset(terms(self.analyse(text, table), bigrams=False)))
+            for words in readings:
+                mass = 0.0
+                for t in words:
+                    col = self.vocab.get(t)
+                    mass += self.idf[col] if col is not None else self.unseen_idf
+                    if col is not None:
+                        rows.append(len(owner))
+                        cols.append(col)
+                        vals.append(self.idf[col])
+                owner.append(q)
+                total.append(mass)
+        C = sp.csr_matrix((vals, (rows, cols)), shape=(len(owner), len(self.vocab)), dtype=np.float32)
+        per_reading = np.asarray((C @ self.binary().T).todense(), np.float32)
+        per_reading /= np.maximum(np.array(total, np.float32), 1e-9)[:, None]
+        out = np.zeros((len(queries), self.n_docs), np.float32)
+        np.maximum.at(out, np.array(owner, dtype=np.intp), per_reading)
+        return out
 
     def presence(self, queries: Sequence[str]) -> np.ndarray:
         """Boolean (queries x documents): the document holds every word and bigram of the query."""
-        Q, _ = self.query_matrix(queries)
-        needed = np.array([len(self.query_terms(q)) for q in queries])
-        Q.data[:] = 1
+        wanted = [set(terms(q)) for q in queries]
+        rows = [i for i, ts in enumerate(wanted) for t in ts if t in self.vocab]
+        cols = [self.vocab[t] for ts in wanted for t in ts if t in self.vocab]
+        Q = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(queries), len(self.vocab)))
+        needed = np.array([len(ts) for ts in wanted])
         hits = np.asarray((Q @ self.binary().T).todense())
         return (hits >= needed[:, None]) & (needed[:, None] > 0)
 
@@ -185,7 +221,7 @@ class LexicalIndex:
         segs = self.doc_tokens[d]
         shown: list[str] = []
         covered: set[str] = set()
-        for qseg in self.analyse(query):
+        for qseg in self.analyse_query(query):
             stems = [s for s, _ in qseg]
             if len(stems) > 1 and (surface := _find_run(segs, stems)):
                 shown.append(surface)
@@ -199,6 +235,11 @@ class LexicalIndex:
                 shown.append(surface)
                 covered.update(parts)
         return shown[:limit]
+
+
+def _first_sentence(text: str) -> str:
+    m = _SENTENCE_END.search(text)
+    return text[: m.start() + 1] if m else text
 
 
 def _words(segs: Segments) -> int:

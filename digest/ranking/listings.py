@@ -89,7 +89,14 @@ def read_papers(path: str | Path) -> tuple[list[Paper], list[str], int]:
     except OSError as err:
         raise ListingsError(f"cannot read {p}: {err}") from err
     papers = [
-        Paper(i, li.title, li.abstract or "", arxiv_id=li.arxiv_id, upvotes=li.upvotes or 0, published_at=li.published_at)
+        Paper(
+            i,
+            li.title,
+            li.abstract or "",
+            arxiv_id=li.arxiv_id,
+            upvotes=li.upvotes or 0,
+            published_at=li.published_at,
+        )
         for i, li in enumerate(listings)
     ]
     return papers, [li.arxiv_id or str(i) for i, li in enumerate(listings)], rejected

@@ -13,12 +13,12 @@ from functools import lru_cache
 import snowballstemmer
 
 STOP_WORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each either etc few for from further
+    """a about after again against all also am an and any are as at be because been before being
+    between both but by can could did do does doing during each either etc for from further
     had has have having he her here hers herself him himself his how however i if in into is it its itself
-    just let may me might more most must my myself no nor not now of off on once only or other our ours
-    ourselves out over own per same she should since so some such than that the their theirs them
-    themselves then there these they this those through thus to too under until up upon us use used using
+    just let may me might must my myself no nor not now of on only or our ours
+    ourselves own per she should since so some such than that the their theirs them
+    themselves then there these they this those through thus to too until upon us use used using
     very via was we were what when where whether which while who whom why will with within without would
     yet you your yours yourself yourselves""".split()
 )
@@ -43,15 +43,16 @@ def _fold(word: str, shouting: bool) -> tuple[str, str]:
     """(lower-case word for stemming, surface form for display: acronyms keep their capitals)."""
     if _ACRONYM_PLURAL.match(word):
         word = word[:-1]
-    upper = not shouting and sum(c.isupper() for c in word) >= 2
-    return word.lower(), (word if upper else word.lower())
+    lower = word.lower()
+    if shouting or lower == word or sum(c.isupper() for c in word) < 2:
+        return lower, lower
+    return lower, word
 
 
 def tokens(text: str) -> Segments:
     """Runs of adjacent (stem, surface) pairs; punctuation and stop words end a run."""
     out: Segments = []
-    letters = [c for c in text if c.isalpha()]
-    shouting = sum(c.isupper() for c in letters) > 0.6 * len(letters)  # an all-caps title
+    shouting = text.isupper()  # an all-caps title: no acronyms to keep
     for segment in _SEGMENTS.split(text):
         seg: list[tuple[str, str]] = []
         for raw in _WORDS.findall(segment):

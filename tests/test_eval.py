@@ -1,0 +1,241 @@
+"""Evaluation protocol (metrics on hand-made cases), the eval-set reader, and `digest rank` / `digest eval`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from digest.ranking import evaluate as ev
+from digest.ranking import semantic
+from digest.ranking.commands import eval_command, rank_command
+from digest.ranking.listings import ListingsError, read_papers
+
+TSV = """paper_id\ttitle\tlink\tkeywords\tabstract
+a1\tGraph Neural Networks for Chemistry\thttp://x\tGraph Neural Networks, chemistry\tWe apply graph neural networks (GNNs) to molecules.
+a2\tPolicy Gradients Revisited\thttp://x\tReinforcement Learning\tA study of policy gradient methods for reinforcement learning agents.
+a3\tMessage Passing on Graphs\thttp://x\tgraph neural network\tMessage passing graph neural networks on large graphs.
+a4\tConvex Optimization Bounds\thttp://x\t\tTight bounds for convex optimization.
+a5\tOffline RL with Critics\thttp://x\treinforcement learning, offline RL\tOffline reinforcement learning with conservative critics.
+"""
+TOPICS = "graph neural network\t2\nreinforcement learning\t2\nunlabelled topic\t0\n"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    data = tmp_path / "papers.tsv"
+    data.write_text(TSV, encoding="utf-8")
+    topics = tmp_path / "topics.txt"
+    topics.write_text(TOPICS, encoding="utf-8")
+    return data, topics
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Graph Neural Networks", "graph neural network"),
+        ("  Meta-Learning! ", "meta-learning"),
+        ("GANs", "gan"),
+        ("loss", "loss"),  # ends in 'ss'
+        ("bus", "bus"),  # too short to fold
+        ("Few-shot   Learning (FSL)", "few-shot learning fsl"),
+    ],
+)
+def test_normalise_keyword(raw, expected):
+    assert ev.normalise_keyword(raw) == expected
+
+
+def test_metrics_on_hand_made_rankings():
+    ranked = np.array([1, 0, 1, 0, 0], dtype=bool)
+    idcg = 1 + 1 / math.log2(3)
+    assert ev.ndcg_at(ranked, 2) == pytest.approx((1 + 1 / math.log2(4)) / idcg)
+    assert ev.ndcg_at(np.array([1, 1, 0], dtype=bool), 2) == pytest.approx(1.0)
+    assert ev.ndcg_at(np.zeros(5, dtype=bool), 3) == 0.0
+    assert ev.precision_at(ranked) == pytest.approx(0.2)
+    assert ev.average_precision_at(ranked, 2) == pytest.approx((1 / 1 + 2 / 3) / 2)
+    # relevant papers missing from the ranking still count in the denominator
+    assert ev.average_precision_at(np.array([0, 1], dtype=bool), 4) == pytest.approx(0.5 / 4)
+    # ... but never more than k of them
+    flags = np.zeros(300, dtype=bool)
+    flags[:100] = True
+    assert ev.average_precision_at(flags, 250) == pytest.approx(1.0)
+    # nDCG only looks at the first 10
+    late = np.zeros(20, dtype=bool)
+    late[10] = True
+    assert ev.ndcg_at(late, 1) == 0.0
+
+
+def test_load_dataset_and_topics(files):
+    data_path, topics_path = files
+    data = ev.load_dataset(data_path)
+    assert data.ids == ["a1", "a2", "a3", "a4", "a5"]
+    assert data.docs[0] == (
+        "Graph Neural Networks for Chemistry",
+        "We apply graph neural networks (GNNs) to molecules.",
+    )
+    assert data.keywords[0] == {"graph neural network", "chemistry"}
+    assert data.keywords[3] == set()
+    assert ev.load_topics(topics_path) == [
+        "graph neural network",
+        "reinforcement learning",
+        "unlabelled topic",
+    ]
+
+
+def test_evaluate_perfect_and_reversed_scorers(files):
+    data = ev.load_dataset(files[0])
+    topics = ev.load_topics(files[1])
+
+    def oracle(docs, qs):
+        return np.array([[1.0 if q in kw else 0.0 for kw in data.keywords] for q in qs])
+
+    best = ev.evaluate(data, topics, oracle, "oracle")
+    assert best.topics == 2  # the topic nobody labelled is left out
+    assert (best.ndcg10, best.map100) == (1.0, 1.0)
+    assert best.p10 == pytest.approx(0.2)
+    worst = ev.evaluate(data, topics, lambda d, q: -oracle(d, q), "reversed")
+    assert worst.ndcg10 < 0.6 and worst.map100 < 0.5
+    lexical = ev.evaluate(data, topics, ev.RANKERS["default"].scorer, "default")
+    assert lexical.ndcg10 == 1.0  # tiny and unambiguous: the real ranker gets it right
+
+
+def test_wrong_columns_are_refused(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("paper_id\tname\nx\ty\n", encoding="utf-8")
+    with pytest.raises(ListingsError, match="missing column"):
+        ev.load_dataset(bad)
+
+
+EVAL_DIRS = [Path("/work/shared/eval"), Path(__file__).resolve().parents[2] / "shared" / "eval"]
+EVAL_DIR = next((d for d in EVAL_DIRS if (d / "iclr2021_paperlist.tsv").exists()), None)
+
+
+@pytest.mark.skipif(EVAL_DIR is None, reason="the shared eval set is not beside this checkout")
+def test_default_ranker_quality_does_not_regress():
+    assert EVAL_DIR is not None
+    data = ev.load_dataset(EVAL_DIR / "iclr2021_paperlist.tsv")
+    topics = ev.load_topics(EVAL_DIR / "iclr2021_topics.txt")
+    result = ev.evaluate(data, topics, ev.RANKERS["default"].scorer, "default")
+    assert result.topics == 59
+    # measured 0.522 / 0.493 / 0.380; the published TF-IDF baseline is 0.489 / 0.468 / 0.348
+    assert result.ndcg10 >= 0.51 and result.p10 >= 0.48 and result.map100 >= 0.37
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def test_eval_command_prints_table_and_json(files):
+    runner = CliRunner()
+    data, topics = files
+    res = runner.invoke(
+        eval_command,
+        ["--dataset", str(data), "--topics", str(topics), "--ranker", "default", "--ranker", "bm25"],
+    )
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("5 papers, 2 topics")
+    assert any(line.startswith("default ") and "1.000" in line for line in lines)
+    assert any(line.startswith("baseline: TF-IDF") and "0.489" in line for line in lines)
+    res = runner.invoke(
+        eval_command, ["--dataset", str(data), "--topics", str(topics), "--ranker", "default", "--json"]
+    )
+    out = json.loads(res.output)
+    assert out["topics"] == 2
+    assert out["results"] == [{"ranker": "default", "ndcg@10": 1.0, "p@10": 0.2, "map@100": 1.0}]
+    assert len(out["baselines"]) == 4
+
+
+def test_eval_command_bad_input(files, tmp_path):
+    runner = CliRunner()
+    data, topics = files
+    res = runner.invoke(eval_command, ["--dataset", str(tmp_path / "nope.tsv"), "--topics", str(topics)])
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == [
+        f"Error: cannot read {tmp_path / 'nope.tsv'}: No such file or directory"
+    ]
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("title,abstract\nA,B\n", encoding="utf-8")
+    res = runner.invoke(eval_command, ["--dataset", str(wrong), "--topics", str(topics)])
+    assert res.exit_code == 1 and "missing column(s) keywords" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(eval_command, ["--dataset", str(data), "--topics", str(tmp_path / "none.txt")])
+    assert res.exit_code == 1 and "cannot read" in res.output
+    res = runner.invoke(eval_command, ["--dataset", str(data), "--topics", str(topics), "--ranker", "magic"])
+    assert res.exit_code == 2
+
+
+def test_rank_command_topics_and_json(files):
+    runner = CliRunner()
+    data, _ = files
+    res = runner.invoke(rank_command, ["--listings", str(data), "--topic", "GNN", "--json"])
+    assert res.exit_code == 0, res.output
+    out = [json.loads(line) for line in res.output.splitlines()]
+    assert len(out) == 1 and out[0]["query"] == "GNN"
+    ids = [r["id"] for r in out[0]["ranking"]]
+    assert set(ids) == {"a1", "a3"}
+    assert all(r["why"].startswith("Matches “GNN”") for r in out[0]["ranking"])
+    res = runner.invoke(
+        rank_command, ["--listings", str(data), "--topic", "reinforcement learning", "--limit", "1"]
+    )
+    assert res.exit_code == 0
+    assert "== reinforcement learning (1 of 5 papers)" in res.output
+    assert "Matches “reinforcement learning”" in res.output
+
+
+def test_rank_command_queries_file_each_ranked_alone(files, tmp_path):
+    queries = tmp_path / "q.txt"
+    queries.write_text("graph neural network\n# a comment\n\nconvex optimization\n", encoding="utf-8")
+    res = CliRunner().invoke(rank_command, ["--listings", str(files[0]), "--queries", str(queries), "--json"])
+    assert res.exit_code == 0, res.output
+    out = [json.loads(line) for line in res.output.splitlines()]
+    assert [o["query"] for o in out] == ["graph neural network", "convex optimization"]
+    assert [r["id"] for r in out[1]["ranking"]] == ["a4"]
+
+
+def test_rank_command_reads_json_lines(tmp_path):
+    path = tmp_path / "papers.jsonl"
+    rows = [
+        {
+            "id": "2410.17243",
+            "title": "Diffusion Models Beat GANs",
+            "abstract": "Diffusion models for images.",
+        },
+        {"id": "2410.00001", "title": "Sorting Networks", "abstract": "Comparator networks that sort."},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    papers, ids, rejected = read_papers(path)
+    assert [p.title for p in papers] == ["Diffusion Models Beat GANs", "Sorting Networks"] and rejected == 0
+    res = CliRunner().invoke(rank_command, ["--listings", str(path), "--topic", "diffusion models", "--json"])
+    assert res.exit_code == 0, res.output
+    assert [r["id"] for r in json.loads(res.output)["ranking"]] == ["2410.17243"]
+
+
+def test_rank_command_bad_input(files, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(rank_command, ["--listings", str(tmp_path / "missing.tsv"), "--topic", "x"])
+    assert res.exit_code == 1 and res.output.strip() == f"Error: no such file: {tmp_path / 'missing.tsv'}"
+    res = runner.invoke(rank_command, ["--listings", str(files[0])])
+    assert res.exit_code == 2 and "either --topic" in res.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,abstract\nA,B\n", encoding="utf-8")
+    res = runner.invoke(rank_command, ["--listings", str(bad), "--topic", "x"])
+    assert res.exit_code == 1 and "missing column(s) title" in res.output
+
+
+@pytest.mark.skipif(
+    not semantic.available(), reason="semantic extra not installed: pip install '.[semantic]'"
+)
+def test_semantic_scorer_finds_meaning_without_shared_words():
+    docs = [
+        ("Automobile engines", "Combustion engines for cars and trucks."),
+        ("Protein folding", "Predicting the structure of proteins."),
+    ]
+    sim = semantic.similarity(docs, ["vehicle motors", "biology of amino acid chains"])
+    assert sim.shape == (2, 2)
+    assert sim[0, 0] > sim[0, 1] and sim[1, 1] > sim[1, 0]
+    fused = ev.RANKERS["hybrid"].scorer(docs, ["vehicle motors"])
+    assert fused[0, 0] > fused[0, 1]
