@@ -239,3 +239,33 @@ def test_semantic_scorer_finds_meaning_without_shared_words():
     assert sim[0, 0] > sim[0, 1] and sim[1, 1] > sim[1, 0]
     fused = ev.RANKERS["hybrid"].scorer(docs, ["vehicle motors"])
     assert fused[0, 0] > fused[0, 1]
+
+
+def test_abstract_sentences_are_split_at_full_stops_before_capitals():
+    text = "We study GNNs. They fail (sometimes) on e.g. long graphs. Results: 3.5 points! (See code.) end"
+    assert semantic.sentences(text) == [
+        "We study GNNs.",
+        "They fail (sometimes) on e.g. long graphs.",
+        "Results: 3.5 points!",
+        "(See code.) end",
+    ]
+    assert semantic.sentences("") == []
+
+
+@pytest.mark.skipif(
+    not semantic.available(), reason="semantic extra not installed: pip install '.[semantic]'"
+)
+def test_sentence_similarity_uses_the_best_sentence_and_caches_on_disk(tmp_path, monkeypatch):
+    docs = [
+        ("A study of engines", "We review many topics. Combustion engines power cars and trucks."),
+        ("Protein folding", "Predicting the structure of proteins."),
+        ("Empty abstract", ""),
+    ]
+    monkeypatch.setattr(semantic, "cache_dir", tmp_path)
+    sim = semantic.sentence_similarity(docs, ["vehicle motors"])
+    assert sim.shape == (1, 3) and sim[0, 0] > sim[0, 1]
+    assert sorted(p.name.split("-")[1] for p in tmp_path.glob("*.npy")) == ["docs", "sentences"]
+    again = semantic.sentence_similarity(docs, ["vehicle motors"])  # read back from disk
+    assert np.allclose(sim, again, atol=1e-5)
+    fused = ev.RANKERS["hybrid-sentences"].scorer(docs, ["vehicle motors"])
+    assert fused[0, 0] == fused[0].max()

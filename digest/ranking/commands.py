@@ -103,6 +103,13 @@ def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], as_
     if not topics:
         raise click.ClickException(f"{topics_path}: no topics")
     names = list(rankers) or ev.available_rankers()
+    if any(ev.RANKERS[n].extra == "semantic" for n in names):
+        import tempfile
+
+        from digest.ranking import semantic
+
+        # a dataset's embeddings are computed once and kept for reruns (minutes of CPU otherwise)
+        semantic.cache_dir = semantic.cache_dir or Path(tempfile.gettempdir()) / "digest-eval-embeddings"
     results = []
     for name in names:
         try:

@@ -151,11 +151,17 @@ def _bm25(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
     return LexicalIndex(docs, plain).relevance(topics)[0]
 
 
-def _semantic(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+def _need_semantic() -> None:
     from digest.ranking import semantic
 
     if not semantic.available():
         raise RankerUnavailable(f"the semantic rankers need the semantic extra: {semantic.INSTALL_HINT}")
+
+
+def _semantic(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+    from digest.ranking import semantic
+
+    _need_semantic()
     return semantic.similarity(docs, topics)
 
 
@@ -165,11 +171,24 @@ def _hybrid(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarra
     return fuse(_default(docs, topics), _semantic(docs, topics))
 
 
+def _hybrid_sentences(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+    from digest.ranking import semantic
+    from digest.ranking.ranker import fuse
+
+    _need_semantic()
+    return fuse(_default(docs, topics), semantic.sentence_similarity(docs, topics))
+
+
 RANKERS: dict[str, RankerSpec] = {
     "default": RankerSpec("lexical BM25F: stems, phrases, acronyms (what rank() uses)", _default),
     "bm25": RankerSpec("plain BM25 over stems, no phrases, no title weight (ablation)", _bm25),
     "semantic": RankerSpec("all-MiniLM-L6-v2 cosine", _semantic, extra="semantic"),
     "hybrid": RankerSpec("default fused with all-MiniLM-L6-v2", _hybrid, extra="semantic"),
+    "hybrid-sentences": RankerSpec(
+        "default fused with MiniLM cosine to the paper + to its best abstract sentence",
+        _hybrid_sentences,
+        extra="semantic",
+    ),
 }
 
 
