@@ -15,6 +15,7 @@ from digest import config as config_mod
 from digest import pipeline, subscribers
 from digest.db import Database, is_initialised
 from digest.mail.message import POLICY
+from digest.ranking.commands import eval_command, rank_command
 from digest.subscribers import FREQUENCIES, SubscriberError
 
 
@@ -115,12 +116,16 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
     if as_json:
         echo_json({"sources": rows})
     else:
-        for r in rows:
-            err = f"  error: {r['error']}" if r.get("error") else ""
-            click.echo(f"{r['name']:<12} fetched {r['fetched']:>5}  new {r['new']:>5}  updated {r['updated']:>5}  "
-                       f"skipped {r['skipped']:>4}{err}")
+        _print_ingest(rows)
     if any(r.get("error") for r in rows):
         sys.exit(1)
+
+
+def _print_ingest(rows: list[dict]) -> None:
+    for r in rows:
+        err = f"  error: {r['error']}" if r.get("error") else ""
+        click.echo(f"{r['name']:<12} fetched {r['fetched']:>5}  new {r['new']:>5}  updated {r['updated']:>5}  "
+                   f"skipped {r['skipped']:>4}{err}")
 
 
 @main.command()
@@ -348,9 +353,7 @@ def run(ctx: Ctx, as_json: bool) -> None:
     report = run_ingest(ctx.db, ctx.settings)
     result = {"ingest": [vars(r) for r in report.sources], **_send(ctx, None, False, as_json)}
     if not as_json:
-        for r in result["ingest"]:
-            click.echo(f"ingest {r['name']}: {r['new']} new, {r['updated']} updated, {r['skipped']} skipped"
-                       + (f", error: {r['error']}" if r.get("error") else ""))
+        _print_ingest(result["ingest"])
     _print_counts(result, as_json)
     if result.get("errors"):
         sys.exit(1)
@@ -361,8 +364,10 @@ def run(ctx: Ctx, as_json: bool) -> None:
 @pass_ctx
 @friendly
 def status(ctx: Ctx, as_json: bool) -> None:
-    """Papers, subscribers, last fetch per source, last edition, failures."""
-    data = pipeline.status(ctx.db, ctx.settings)
+    """Papers, subscribers, last fetch per source, last edition, failures, scheduler jobs."""
+    from digest.scheduler import job_status
+
+    data = {**pipeline.status(ctx.db, ctx.settings), "jobs": job_status(ctx.db, ctx.settings)}
     if as_json:
         echo_json(data)
         return
@@ -376,6 +381,11 @@ def status(ctx: Ctx, as_json: bool) -> None:
                    + (f", last error {s['last_error']}" if s.get("last_error") else ""))
     for f in data["recent_failures"]:
         click.echo(f"failed: {f['email']} {f['period']}: {f['error']}")
+    for j in data["jobs"]:
+        last = (f"last {'ok' if j['last_ok'] else 'FAILED'} {j['last_finished_at']:%Y-%m-%d %H:%M:%S %Z}: "
+                f"{j['last_summary']}" if j["last_finished_at"] else "never run")
+        nxt = f"{j['next_run_at']:%Y-%m-%d %H:%M:%S %Z}" if j["next_run_at"] else "(no scheduler running)"
+        click.echo(f"job {j['job']}: next {nxt}; {last}")
 
 
 # -------------------------------------------------------------------------------------------- demo
@@ -402,17 +412,128 @@ def demo(directory: str) -> None:
     click.echo(f"\nOpen the HTML digests in a browser: {outbox.resolve()}/*.html")
 
 
-def _register_optional() -> None:
-    """Commands that live beside their core module (registered once the module exists)."""
-    try:
-        from digest.ranking.commands import eval_command, rank_command
-    except ImportError:
+# ------------------------------------------------------------------------- web and mailto unsubscribes
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@pass_ctx
+@friendly
+def serve(ctx: Ctx, host: str, port: int) -> None:
+    """Run the subscriber web app: subscribe, confirm, preferences, unsubscribe, archive, /healthz.
+
+    Links in emails use web.base_url from the config; put a TLS proxy in front for https.
+    """
+    from digest.web.app import serve as run_server
+
+    run_server(ctx.settings, ctx.db, host=host, port=port)
+
+
+@main.group("unsubscribes")
+def unsubscribes_group() -> None:
+    """Handle the mailto: alternative of List-Unsubscribe."""
+
+
+@unsubscribes_group.command("process")
+@click.option("--maildir", "maildirs", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="A Maildir receiving mail.unsubscribe_mailto (messages are marked seen once handled).")
+@click.option("--mbox", "mboxes", multiple=True, type=click.Path(dir_okay=False, exists=True), help="An mbox file.")
+@pass_ctx
+@friendly
+def unsubscribes_process(ctx: Ctx, maildirs, mboxes) -> None:
+    """Unsubscribe the sender of each "unsubscribe" message in a mailbox."""
+    from digest.unsubscribes import process
+
+    if not maildirs and not mboxes:
+        raise click.UsageError("give --maildir PATH or --mbox PATH")
+    r = process(ctx.db, maildirs, mboxes)
+    click.echo(f"read {r.read}: unsubscribed {r.unsubscribed}, already {r.already}, unknown {r.unknown}, "
+               f"skipped {r.skipped}")
+
+
+# ---------------------------------------------------------------------------------------- schedule
+
+
+@main.command("scheduler")
+@pass_ctx
+@friendly
+def scheduler_command(ctx: Ctx) -> None:
+    """Run the scheduler in the foreground (for systemd or a container).
+
+    Ingests each source on its `schedule`, plans and sends the editions that are due every
+    scheduler.tick_seconds, and does housekeeping daily. SIGTERM or Ctrl-C: finish the message in
+    flight, hand back the rest, exit 0. See "The scheduler" in the README.
+    """
+    from digest.scheduler import serve
+
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        logging.getLogger("digest").setLevel(logging.INFO)  # a daemon logs one line per run
+    serve(ctx.settings, ctx.db)
+
+
+@main.command()
+@click.option("--at", "at", metavar="ISO-DATETIME", help="The instant to check (default: now; no offset: UTC).")
+@click.option("--subscriber", "email", help="Only this subscriber.")
+@click.option("--all", "show_all", is_flag=True, help="Also list who is not due, and why.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_ctx
+@friendly
+def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bool) -> None:
+    """List who is due for an edition at an instant, and why. Sends and stores nothing.
+
+    Example: digest due --at 2026-03-29T07:30:00+02:00 --all
+    """
+    from digest.planner import due_at
+    from digest.schedule import parse_instant
+
+    now = parse_instant(at)
+    rows = due_at(ctx.db, now, email=subscribers.normalise_email(email) if email else None)
+    shown = rows if show_all else [r for r in rows if r["due"]]
+    if as_json:
+        echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})
         return
-    main.add_command(rank_command, "rank")
-    main.add_command(eval_command, "eval")
+    for r in shown:
+        click.echo(f"{r['email']:<32} {'due' if r['due'] else 'not due':<7}  {r['period'] or '-':<10}  "
+                   f"{r['schedule']:<40} {r['reason']}")
+    n = sum(r["due"] for r in rows)
+    click.echo(f"{n} due, {len(rows) - n} not due at {now.isoformat()}")
 
 
-_register_optional()
+@main.group("bounces")
+def bounces_group() -> None:
+    """Read bounce reports and complaints; suppress addresses by policy."""
+
+
+@bounces_group.command("process")
+@click.option("--maildir", "maildirs", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="A Maildir receiving bounces (read only; reading it again counts nothing twice).")
+@click.option("--mbox", "mboxes", multiple=True, type=click.Path(dir_okay=False, exists=True), help="An mbox file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@pass_ctx
+@friendly
+def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
+    """Record delivery status notifications (RFC 3464) and complaints (ARF), then apply the policy:
+    mail.bounce_hard_limit hard or mail.bounce_soft_limit soft bounces, or one complaint, suppress.
+
+    Example: digest bounces process --maildir ~/Maildir/.bounces
+    """
+    from digest.bounces import BounceReport, process_mailbox
+
+    if not maildirs and not mboxes:
+        raise click.UsageError("give --maildir PATH or --mbox PATH")
+    report = BounceReport()
+    for kind, paths in (("maildir", maildirs), ("mbox", mboxes)):
+        for path in paths:
+            process_mailbox(ctx.db, ctx.settings, report=report, **{kind: path})
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        click.echo(report.summary())
+
+
+main.add_command(rank_command, "rank")
+main.add_command(eval_command, "eval")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,11 @@ class SmtpSettings(_Strict):
     username: str | None = None
     password_env: str = "DIGEST_SMTP_PASSWORD"
     timeout: float = Field(30.0, gt=0)
+    ca_file: str | None = None  # PEM certificates to trust instead of the system's (a private relay)
+    pool_size: int = Field(1, ge=1, le=16)  # SMTP connections per `digest send`, one sending thread each
+    rate_limit: float = Field(0.0, ge=0)  # messages per second (token bucket, 1 s burst); 0 = unlimited
+    window_limit: int = Field(0, ge=0)  # at most this many messages per sliding window; 0 = off
+    window_seconds: float = Field(3600.0, gt=0)  # length of that sliding window
 
 
 class MailSettings(_Strict):
@@ -94,6 +99,16 @@ class MailSettings(_Strict):
     list_id: str = "Trending papers digest <digest.localhost>"
     unsubscribe_mailto: str = "unsubscribe@localhost"
     outbox_dir: str = "outbox"
+    dkim_key_file: str | None = None  # PEM private key (outside the repository); signing is off without it
+    dkim_selector: str | None = None  # required with dkim_key_file: the key is at SELECTOR._domainkey.DOMAIN
+    dkim_domain: str | None = None  # d= of the signature; default: the domain of from_address
+    max_attempts: int = Field(5, ge=1, le=50)  # tries per delivery on 4xx replies before it is failed
+    retry_backoff: float = Field(300.0, ge=0)  # seconds before the first retry, doubling each time
+    retry_max_backoff: float = Field(21600.0, ge=0)  # cap on that wait
+    lease_seconds: float = Field(600.0, gt=0)  # a crashed sender's claimed deliveries are resumed after this
+    bounce_hard_limit: int = Field(1, ge=1)  # suppress an address after this many hard bounces (or 5xx)
+    bounce_soft_limit: int = Field(3, ge=1)  # ... or after this many soft bounces
+    bounce_window_days: int = Field(30, ge=1)  # bounces older than this no longer count
     smtp: SmtpSettings = SmtpSettings()
 
 
@@ -119,6 +134,30 @@ class DigestSettings(_Strict):
     excerpt_chars: int = Field(320, ge=80, le=2000)
 
 
+
+class SchedulerSettings(_Strict):
+    """`digest scheduler`: when it ingests, plans and sends, and where it keeps its job state."""
+
+    tick_seconds: float = Field(300.0, ge=0.1, le=86400)  # plan and send what is due this often
+    housekeeping: str = "17 3 * * *"  # cron: release stale leases, prune the job-run log
+    timezone: str = "UTC"  # zone the cron schedules (sources' `schedule`, `housekeeping`) are read in
+    job_store: Literal["memory", "database"] = "memory"  # database: keep job state in [database]
+    ingest_on_start: bool = True  # ingest every source once at start, then on its schedule
+    misfire_grace_seconds: int = Field(3600, ge=1)  # a run missed by less than this still runs, once
+    keep_runs_days: int = Field(30, ge=1, le=3650)  # how long the job-run log is kept
+    workers: int = Field(4, ge=1, le=32)  # threads that run jobs
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
 def _default_sources() -> dict[str, SourceSettings]:
     return {"sample": FileSource(type="file", paths=bundled_listings())}
 
@@ -130,6 +169,7 @@ class Settings(_Strict):
     mail: MailSettings = MailSettings()
     web: WebSettings = WebSettings()
     digest: DigestSettings = DigestSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     path: str | None = None  # where it was loaded from, for `digest status`
 
     def secret(self) -> str:

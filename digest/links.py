@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from digest import tokens
 
@@ -15,8 +16,9 @@ class Links:
     def _url(self, path: str, purpose: str, subscriber_id: int, **extra) -> str:
         return f"{self.base_url}/{path}/{tokens.make(self.secret, purpose, subscriber_id, **extra)}"
 
-    def confirm(self, subscriber_id: int) -> str:
-        return self._url("confirm", "confirm", subscriber_id)
+    def confirm(self, subscriber_id: int, now: datetime) -> str:
+        """Carries when it was made (ms), so an unsubscribe voids confirmation links sent before it."""
+        return self._url("confirm", "confirm", subscriber_id, at=int(now.timestamp() * 1000))
 
     def preferences(self, subscriber_id: int) -> str:
         return self._url("preferences", "manage", subscriber_id)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -195,4 +196,49 @@ class Feedback(Base):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"))
     signal: Mapped[int] = mapped_column(Integer)  # +1 more like this, -1 less like this
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobState(Base):
+    """One row per job: its next run and the outcome of its last run (`digest status`)."""
+
+    __tablename__ = "scheduler_jobs"
+
+    job_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_ok: Mapped[bool | None] = mapped_column(Boolean)
+    last_summary: Mapped[str | None] = mapped_column(Text)
+    instance: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class JobRun(Base):
+    """The job-run log, one row per run, pruned by housekeeping after `scheduler.keep_runs_days`."""
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(100), index=True)
+    instance: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    summary: Mapped[str] = mapped_column(Text)
+
+
+class Bounce(Base):
+    """One bounce or complaint for an address. """
+
+    __tablename__ = "bounces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # hard | soft | complaint
+    source: Mapped[str] = mapped_column(String(10))  # smtp (reply while sending) | dsn | arf
+    status: Mapped[str | None] = mapped_column(String(20))  # "5.1.1", or the SMTP reply code
+    detail: Mapped[str | None] = mapped_column(Text)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
+    event_key: Mapped[str] = mapped_column(String(64), unique=True)  # the same report read twice counts once
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

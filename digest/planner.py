@@ -10,19 +10,19 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
-from digest import ranking
+from digest import ranking, subscribers
 from digest.config import Settings
 from digest.db import Database
 from digest.mail.message import make_message_id, sender_domain
 from digest.models import Delivery, DeliveryItem, Feedback, Subscriber, Suppression
 from digest.models import Paper as PaperRow
 from digest.render.compose import subject_line
+from digest.schedule import Due, Edition, Schedule, check, period_for  # noqa: F401 (period_for: re-exported)
 from digest.types import Paper, Pick, Profile
 
 log = logging.getLogger("digest.planner")
@@ -59,13 +59,7 @@ def load_papers(session: Session, *, seen_after: datetime | None = None, ids: Se
 # --------------------------------------------------------------------------------------- periods
 
 
-def period_for(frequency: str, timezone: str, now: datetime) -> str:
-    """The edition a subscriber is in at `now`: their local date, or ISO week for weekly."""
-    local = now.astimezone(ZoneInfo(timezone))
-    if frequency == "weekly":
-        year, week, _ = local.isocalendar()
-        return f"{year}-W{week:02d}"
-    return local.date().isoformat()
+# `period_for` (local date, or ISO week for weekly) lives in digest.schedule with the rest of due-ness.
 
 
 # -------------------------------------------------------------------------------------- selection
@@ -141,21 +135,28 @@ def select_papers(session: Session, settings: Settings, subs: Sequence[Subscribe
 
 # ---------------------------------------------------------------------------------------- planning
 
+# PostgreSQL advisory lock (this key, the schema's hash): one planner per schema writes a batch at a time.
+PLANNER_LOCK = 0x64696765
+
 
 @dataclass
 class PlanReport:
     planned: int = 0
-    skipped: int = 0  # nothing new for them
+    skipped: int = 0  # nothing new for them (or a schedule that cannot be read)
     already: int = 0  # an edition for this period exists already
     suppressed: int = 0
+    not_due: int = 0  # with due_only: this period's slot has not come, or the period has none
     rows: list[dict] = field(default_factory=list)  # with dry_run: who would get what
+
+    def summary(self) -> str:
+        return (f"planned {self.planned}, already {self.already}, not due {self.not_due}, "
+                f"nothing new {self.skipped}, suppressed {self.suppressed}")
 
 
 def _due_subscribers(session: Session, now: datetime, email: str | None, after_id: int, limit: int):
     q = (
         select(Subscriber).options(selectinload(Subscriber.topics))
-        .where(or_(Subscriber.status == "active",
-                   (Subscriber.status == "paused") & (Subscriber.paused_until <= now)))
+        .where(subscribers.mailable(now))
         .where(Subscriber.id > after_id).order_by(Subscriber.id).limit(limit)
     )
     if email:
@@ -163,10 +164,40 @@ def _due_subscribers(session: Session, now: datetime, email: str | None, after_i
     return session.scalars(q).all()
 
 
-def plan(db: Database, settings: Settings, *, now: datetime | None = None, email: str | None = None,
-         dry_run: bool = False) -> PlanReport:
-    """Create this period's delivery for every active subscriber who has something new.
+def schedule_of(sub: Subscriber) -> Schedule:
+    return Schedule(frequency=sub.frequency, hour=sub.hour, timezone=sub.timezone, weekday=sub.weekday)
 
+
+def last_editions(session: Session, ids: Sequence[int]) -> dict[int, Edition]:
+    """Each subscriber's newest edition (whatever its status): what due-ness is judged against."""
+    if not ids:
+        return {}
+    other = aliased(Delivery)
+    newest = select(func.max(other.planned_at)).where(other.subscriber_id == Delivery.subscriber_id)
+    rows = session.execute(
+        select(Delivery.subscriber_id, Delivery.period, Delivery.planned_at)
+        .where(Delivery.subscriber_id.in_(list(ids)), Delivery.planned_at == newest.scalar_subquery())
+    )
+    return {sid: Edition(period, at) for sid, period, at in rows}
+
+
+def _check(sub: Subscriber, now: datetime, last: Edition | None) -> Due | None:
+    """Due-ness, or None (logged) for a schedule that cannot be read: one bad row never stops a run."""
+    try:
+        return check(schedule_of(sub), now, last)
+    except (ValueError, KeyError) as err:  # an unknown time zone (ZoneInfoNotFoundError) or frequency
+        log.warning("subscriber %s: unreadable schedule (%s %s %s): %s", sub.id, sub.frequency, sub.hour,
+                    sub.timezone, err)
+        return None
+
+
+def plan(db: Database, settings: Settings, *, now: datetime | None = None, email: str | None = None,
+         dry_run: bool = False, due_only: bool = False) -> PlanReport:
+    """Create this period's edition for every active subscriber who has something new.
+
+    Without `due_only` (`digest send`), everyone whose current period has no edition yet gets one now,
+    whatever their hour or day. With `due_only` (the scheduler), only subscribers whose slot has come
+    (`digest.schedule.check`). Both are idempotent through the unique (subscriber, period) key.
     With `dry_run`, nothing is written: `report.rows` says who would get how many papers.
     """
     now = now or utcnow()
@@ -175,21 +206,31 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
     after = 0
     while True:
         with db.session() as s:
+            if not dry_run and s.get_bind().dialect.name == "postgresql":
+                s.execute(select(func.pg_advisory_xact_lock(PLANNER_LOCK, func.hashtext(func.current_schema()))))
             subs = _due_subscribers(s, now, email, after, BATCH)
             if not subs:
                 break
             after = subs[-1].id
             suppressed = set(s.scalars(select(Suppression.email).where(Suppression.email.in_([x.email for x in subs]))))
-            periods = {x.id: period_for(x.frequency, x.timezone, now) for x in subs}
+            last = last_editions(s, [x.id for x in subs])
+            dues = {x.id: _check(x, now, last.get(x.id)) for x in subs}
+            periods = {sid: d.period for sid, d in dues.items() if d is not None}
             existing = set(s.execute(
-                select(Delivery.subscriber_id, Delivery.period).where(Delivery.subscriber_id.in_(list(periods)))
+                select(Delivery.subscriber_id, Delivery.period)
+                .where(Delivery.subscriber_id.in_(list(periods)), Delivery.period.in_(set(periods.values())))
             ).all())
             todo = []
             for x in subs:
-                if x.email in suppressed:
+                due = dues[x.id]
+                if due is None:
+                    report.skipped += 1
+                elif x.email in suppressed:
                     report.suppressed += 1
-                elif (x.id, periods[x.id]) in existing:
+                elif (x.id, due.period) in existing:
                     report.already += 1
+                elif due_only and not due.due:
+                    report.not_due += 1
                 else:
                     todo.append(x)
             selections, papers = select_papers(s, settings, todo, now)
@@ -222,3 +263,29 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
                     report.already += 1
     return report
 
+
+def due_at(db: Database, now: datetime, *, email: str | None = None) -> list[dict]:
+    """Every active subscriber at `now`: due or not, for which period, and why. Nothing is written."""
+    out: list[dict] = []
+    after = 0
+    while True:
+        with db.session() as s:
+            subs = _due_subscribers(s, now, email, after, BATCH)
+            if not subs:
+                return out
+            after = subs[-1].id
+            suppressed = set(s.scalars(select(Suppression.email).where(Suppression.email.in_([x.email for x in subs]))))
+            last = last_editions(s, [x.id for x in subs])
+            for x in subs:
+                d = _check(x, now, last.get(x.id))
+                row = {"email": x.email, "schedule": schedule_of(x).describe(), "due": bool(d and d.due),
+                       "period": d.period if d else None, "reason": d.reason if d else "unreadable schedule",
+                       "slot": _iso(d.slot) if d else None, "next_at": _iso(d.next_at) if d else None,
+                       "last_period": last[x.id].period if x.id in last else None}
+                if x.email in suppressed:
+                    row.update(due=False, reason="suppressed (unsubscribed, bounced or complained)")
+                out.append(row)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.astimezone(UTC).isoformat() if at else None

@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from digest.db import Database
@@ -48,6 +48,18 @@ class SubscriberView:
         for k in ("created_at", "paused_until"):
             d[k] = d[k].isoformat() if d[k] else None
         return d
+
+
+def mailable(now: datetime) -> ColumnElement[bool]:
+    """SQL condition: the subscriber may get a digest now (active, or a pause that has ended)."""
+    return or_(Subscriber.status == "active", (Subscriber.status == "paused") & (Subscriber.paused_until <= now))
+
+
+def is_mailable(sub: Subscriber, now: datetime) -> bool:
+    """The same rule as `mailable`, for a loaded row."""
+    return sub.status == "active" or (
+        sub.status == "paused" and sub.paused_until is not None and sub.paused_until <= now
+    )
 
 
 def normalise_email(address: str) -> str:
@@ -109,7 +121,10 @@ def _find(session: Session, email: str) -> Subscriber | None:
 
 def _set_topics(sub: Subscriber, topics: Sequence[str], excludes: Sequence[str]) -> None:
     wanted = [("include", p) for p in clean_topics(topics)] + [("exclude", p) for p in clean_topics(excludes)]
-    sub.topics = [Topic(kind=k, phrase=p) for k, p in wanted]
+    # Keep the rows that stay: a new row beside a doomed twin would break the unique constraint,
+    # because the flush inserts before it deletes.
+    kept = {(t.kind, t.phrase): t for t in sub.topics}
+    sub.topics = [kept.get((k, p)) or Topic(kind=k, phrase=p) for k, p in wanted]
 
 
 def add(db: Database, email: str, *, topics: Sequence[str] = (), excludes: Sequence[str] = (),
@@ -242,3 +257,71 @@ def _row_fields(row: dict) -> dict:
         "weekday": check_schedule(frequency, hour, timezone, (row.get("weekday") or "0").strip()),
         "topics": split(row.get("topics")), "excludes": split(row.get("excludes")),
     }
+
+
+# ------------------------------------------------------------------------ self-service (web, mailto)
+
+
+def _by_id(session: Session, subscriber_id: int) -> Subscriber:
+    sub = session.scalars(
+        select(Subscriber).options(selectinload(Subscriber.topics)).where(Subscriber.id == subscriber_id)
+    ).first()
+    if sub is None:
+        raise SubscriberError(f"no subscriber #{subscriber_id}")
+    return sub
+
+
+def get_by_id(db: Database, subscriber_id: int) -> SubscriberView:
+    with db.session() as s:
+        return view(_by_id(s, subscriber_id))
+
+
+def update(db: Database, subscriber_id: int, *, topics: Sequence[str], excludes: Sequence[str] = (),
+           frequency: str = "daily", timezone: str = "UTC", hour: int = 8, weekday: int | str = 0,
+           max_items: int | None = None) -> SubscriberView:
+    """Replace a subscriber's topics and schedule (all fields validated before anything is written)."""
+    day = check_schedule(frequency, hour, timezone, weekday)
+    if max_items is not None and not 1 <= max_items <= 100:
+        raise SubscriberError("max items must be 1..100")
+    include, exclude = clean_topics(topics), clean_topics(excludes)
+    with db.session() as s:
+        sub = _by_id(s, subscriber_id)
+        sub.frequency, sub.weekday, sub.hour, sub.timezone, sub.max_items = frequency, day, int(hour), timezone, max_items
+        _set_topics(sub, include, exclude)
+        s.flush()
+        return view(sub)
+
+
+def pause(db: Database, subscriber_id: int, weeks: int, now: datetime) -> SubscriberView:
+    """No digests for `weeks` weeks; the planner picks the subscriber up again when the pause ends."""
+    if not 1 <= weeks <= 52:
+        raise SubscriberError("pause for 1..52 weeks")
+    with db.session() as s:
+        sub = _by_id(s, subscriber_id)
+        if sub.status not in ("active", "paused"):
+            raise SubscriberError(f"cannot pause a subscription that is {sub.status}")
+        sub.status, sub.paused_until = "paused", now + timedelta(weeks=weeks)
+        return view(sub)
+
+
+def resume(db: Database, subscriber_id: int) -> SubscriberView:
+    with db.session() as s:
+        sub = _by_id(s, subscriber_id)
+        if sub.status == "paused":
+            sub.status, sub.paused_until = "active", None
+        return view(sub)
+
+
+def unsubscribe(db: Database, subscriber_id: int, now: datetime, detail: str = "") -> bool:
+    """Unsubscribe and suppress the address so no path mails it again; True if it was subscribed.
+
+    Idempotent. Only a fresh, confirmed subscription lifts the suppression.
+    """
+    with db.session() as s:
+        sub = _by_id(s, subscriber_id)
+        changed = sub.status != "unsubscribed"
+        if changed:
+            sub.status, sub.unsubscribed_at, sub.paused_until = "unsubscribed", now, None
+        if s.get(Suppression, sub.email) is None:
+            s.add(Suppression(email=sub.email, reason="unsubscribed", detail=detail or None, created_at=now))
+        return changed

@@ -6,6 +6,7 @@ for another. Confirmation links expire; unsubscribe links never do (an old diges
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
@@ -21,14 +22,26 @@ class TokenError(Exception):
 def make(secret: str, purpose: str, subscriber_id: int, **extra: Any) -> str:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    return URLSafeTimedSerializer(secret, salt=f"digest.{purpose}").dumps({"s": subscriber_id, **extra})
+    return _serializer(secret, purpose).dumps({"s": subscriber_id, **extra})
+
+
+def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=f"digest.{purpose}")
+
+
+def signed_at(secret: str, purpose: str, token: str) -> datetime:
+    """When a token (already accepted by `read`) was signed."""
+    try:
+        return _serializer(secret, purpose).loads(token, return_timestamp=True)[1]
+    except BadData as err:
+        raise TokenError(str(err)) from None
 
 
 def read(secret: str, purpose: str, token: str, max_age: int | None = -1) -> dict[str, Any]:
     """Return the payload ({"s": subscriber_id, ...}) or raise TokenError."""
     age = MAX_AGE.get(purpose) if max_age == -1 else max_age
     try:
-        data = URLSafeTimedSerializer(secret, salt=f"digest.{purpose}").loads(token, max_age=age)
+        data = _serializer(secret, purpose).loads(token, max_age=age)
     except BadData as err:
         raise TokenError(str(err)) from None
     if not isinstance(data, dict) or not isinstance(data.get("s"), int):

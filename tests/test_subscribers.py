@@ -66,3 +66,21 @@ def test_cli_subscribers_commands(tmp_path):
     assert r.exit_code == 0
     r = run(main, ["--config", str(cfg), "subscribers", "show", "ada@example.org"])
     assert r.exit_code == 1 and "no subscriber ada@example.org" in r.output
+
+
+def test_an_edition_planned_before_a_pause_is_not_sent(db, settings_for, tmp_path):
+    from datetime import UTC, datetime
+
+    from digest import pipeline
+    from digest.ingest import ingest
+    from digest.mail.transport import OutboxTransport
+
+    settings = settings_for(db.url)
+    ingest(db, settings)
+    v = subscribers.add(db, "ada@example.org", topics=["diffusion models"])
+    assert pipeline.plan(db, settings).planned == 1
+    subscribers.pause(db, v.id, 2, datetime.now(UTC))
+    outbox = tmp_path / "outbox"
+    report = pipeline.send(db, settings, transport=OutboxTransport(outbox))
+    assert (report.sent, report.suppressed) == (0, 1)
+    assert not list(outbox.glob("*.eml"))

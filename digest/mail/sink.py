@@ -1,7 +1,12 @@
-"""A real SMTP server (aiosmtpd) on loopback that keeps what it receives: for the demo and tests."""
+"""A real SMTP server (aiosmtpd) on loopback that keeps what it receives: for the demo, tests, benchmarks.
+
+`Faults` makes it misbehave on purpose, the way real servers do: 451 for some recipients a few
+times, 550 for others, a connection dropped or closed with 421 at a given transaction, slow replies.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import re
@@ -9,6 +14,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 
@@ -31,20 +37,72 @@ class Received:
     def message(self) -> email.message.EmailMessage:
         return email.message_from_bytes(self.data, policy=email.policy.default)
 
+    @property
+    def message_id(self) -> str | None:
+        m = re.search(rb"^Message-ID:\s*(<[^>\r\n]+>)", self.data, re.M | re.I)
+        return m.group(1).decode() if m else None
+
+
+@dataclass
+class Faults:
+    """Misbehaviour on purpose. Transactions are counted from 1 across all connections (MAIL FROM)."""
+
+    temporary: dict[str, int] = field(default_factory=dict)  # recipient -> 451 this many times, then accept
+    reject: set[str] = field(default_factory=set)  # recipients refused with 550 5.1.1
+    drop_at: set[int] = field(default_factory=set)  # at these transactions the connection just breaks
+    busy_at: set[int] = field(default_factory=set)  # at these, "421 closing" and the connection closes
+    delay: float = 0.0  # seconds before answering each DATA
+
 
 @dataclass
 class SinkHandler:
     """Stores every message; `outbox` also writes each one as .eml plus .html preview."""
 
     outbox: Path | None = None
+    faults: Faults = field(default_factory=Faults)
+    keep: bool = True  # False: only count (benchmarks)
     messages: list[Received] = field(default_factory=list)
+    received: int = 0
+    transactions: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802 (aiosmtpd's name)
+        with self.lock:
+            self.transactions += 1
+            n = self.transactions
+        if n in self.faults.drop_at:
+            server.transport.abort()  # no reply at all: the client sees the connection break
+            return "421 4.4.2 connection dropped"
+        if n in self.faults.busy_at:
+            server.transport.close()  # the reply below goes out, then the connection closes
+            return "421 4.3.2 Service shutting down, closing transmission channel"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        key = address.lower()
+        if key in self.faults.reject:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        with self.lock:
+            left = self.faults.temporary.get(key, 0)
+            if left > 0:
+                self.faults.temporary[key] = left - 1
+        if left > 0:
+            return f"451 4.7.1 <{address}>: Recipient address rejected: try again later"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.faults.delay:
+            await asyncio.sleep(self.faults.delay)
         got = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
         with self.lock:
-            self.messages.append(got)
-            n = len(self.messages)
+            self.received += 1
+            n = self.received
+            if self.keep:
+                self.messages.append(got)
         if self.outbox is not None:
             self.outbox.mkdir(parents=True, exist_ok=True)
             stem = f"{n:04d}-" + re.sub(r"[^A-Za-z0-9._-]", "_", got.recipients[0])[:80]
@@ -57,12 +115,18 @@ class SinkHandler:
 
 
 class SmtpSink:
-    """`with SmtpSink() as sink:` runs an SMTP server on 127.0.0.1:sink.port until the block ends."""
+    """`with SmtpSink() as sink:` runs an SMTP server on 127.0.0.1:sink.port until the block ends.
 
-    def __init__(self, handler: SinkHandler | None = None, outbox: Path | None = None):
-        self.handler = handler or SinkHandler(outbox=outbox)
+    Extra keyword arguments go to aiosmtpd's Controller: `ssl_context` (implicit TLS), `tls_context`
+    and `require_starttls` (STARTTLS), `authenticator` and `auth_required` (AUTH).
+    """
+
+    def __init__(self, handler: SinkHandler | None = None, outbox: Path | None = None, faults: Faults | None = None,
+                 **server_options: Any):
+        self.handler = handler or SinkHandler(outbox=outbox, faults=faults or Faults())
         self.host = "127.0.0.1"
         self.port = 0
+        self.server_options = server_options
         self.controller: Controller | None = None
 
     @property
@@ -72,7 +136,7 @@ class SmtpSink:
     def start(self) -> SmtpSink:
         for _ in range(5):
             self.port = free_port()
-            self.controller = Controller(self.handler, hostname=self.host, port=self.port)
+            self.controller = Controller(self.handler, hostname=self.host, port=self.port, **self.server_options)
             try:
                 self.controller.start()
                 return self

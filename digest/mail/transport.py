@@ -1,29 +1,55 @@
-"""Mail transports behind one small interface: SMTP (one connection reused) and an outbox folder."""
+"""Mail transports behind one small interface: SMTP (a connection reused) and an outbox folder.
+
+A transport sends one finished message (bytes, already signed) to one recipient and says how it
+went: returning means accepted; `TemporaryFailure` (4xx) and `PermanentFailure` (5xx) are about that
+recipient; `TransportUnavailable` means nothing can be sent through it now (server down, login
+refused), so the caller stops and leaves the rest for later.
+"""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 import smtplib
 import ssl
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
 from digest.config import Settings
-from digest.mail.message import POLICY
+
+_ENHANCED = re.compile(r"\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b")  # "550 5.1.1 ..." -> 5.1.1 (RFC 3463)
 
 
-class TemporaryFailure(Exception):
-    """Try again later (4xx, dropped connection)."""
+class DeliveryError(Exception):
+    """The server answered about this recipient: `code` is the SMTP reply code, if there was one."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def status(self) -> str | None:
+        """The enhanced status code (RFC 3463) in the reply, e.g. '5.1.1', else the reply code."""
+        m = _ENHANCED.match(str(self))
+        return m.group(1) if m else (str(self.code) if self.code else None)
 
 
-class PermanentFailure(Exception):
+class TemporaryFailure(DeliveryError):
+    """Try again later (4xx, or a connection lost during this message)."""
+
+
+class PermanentFailure(DeliveryError):
     """Do not retry this recipient (5xx)."""
+
+
+class TransportUnavailable(Exception):
+    """Nothing can be sent now (cannot connect, login refused, sender refused): stop the run."""
 
 
 class Transport(Protocol):
     def open(self) -> None: ...
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> None: ...
+    def send(self, data: bytes, sender: str, recipient: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -36,10 +62,11 @@ class OutboxTransport:
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> None:
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", msg["Message-ID"].strip("<>"))
-        (self.directory / f"{stem}.eml").write_bytes(msg.as_bytes(policy=POLICY))
-        html = msg.get_body(("html",))
+    def send(self, data: bytes, sender: str, recipient: str) -> None:
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", (msg["Message-ID"] or recipient).strip("<>"))
+        (self.directory / f"{stem}.eml").write_bytes(data)
+        html = msg.get_body(("html",))  # type: ignore[attr-defined]
         if html is not None:
             (self.directory / f"{stem}.html").write_text(html.get_content(), encoding="utf-8")
 
@@ -48,56 +75,86 @@ class OutboxTransport:
 
 
 class SmtpTransport:
-    """One SMTP connection reused across the batch; reconnects when the server drops it."""
+    """One SMTP connection reused for every message; reconnects once on 421 or a dropped connection.
+
+    One recipient per transaction, so a reply always concerns exactly one delivery.
+    """
 
     def __init__(self, host: str, port: int, *, security: str = "none", username: str | None = None,
-                 password: str | None = None, timeout: float = 30.0, local_hostname: str | None = None):
+                 password: str | None = None, timeout: float = 30.0, local_hostname: str | None = None,
+                 context: ssl.SSLContext | None = None):
         self.host, self.port, self.security = host, port, security
         self.username, self.password, self.timeout = username, password, timeout
         self.local_hostname = local_hostname
+        self.context = context
         self.conn: smtplib.SMTP | None = None
+        self.connects = 0  # how many times a connection was opened (for tests and benchmarks)
 
     def open(self) -> None:
-        ctx = ssl.create_default_context()
+        if self.conn is not None:
+            return
+        ctx = self.context or ssl.create_default_context()
+        conn: smtplib.SMTP | None = None
         try:
             if self.security == "tls":
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                                      local_hostname=self.local_hostname, context=ctx)
+                conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                        local_hostname=self.local_hostname, context=ctx)
             else:
                 conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname)
                 if self.security == "starttls":
                     conn.starttls(context=ctx)
             if self.username:
                 conn.login(self.username, self.password or "")
-        except smtplib.SMTPAuthenticationError as err:
-            raise PermanentFailure(f"SMTP authentication failed: {err.smtp_code}") from None
         except (OSError, smtplib.SMTPException) as err:
-            raise TemporaryFailure(f"cannot connect to {self.host}:{self.port}: {err}") from None
+            if conn is not None:
+                conn.close()
+            detail = f"{err.smtp_code} {_text(err.smtp_error)}" if isinstance(err, smtplib.SMTPResponseException) else err
+            raise TransportUnavailable(f"SMTP {self.host}:{self.port}: {detail}") from None
         self.conn = conn
+        self.connects += 1
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> None:
-        if self.conn is None:
+    def send(self, data: bytes, sender: str, recipient: str) -> None:
+        for again in (True, False):
             self.open()
-        assert self.conn is not None
-        try:
-            self.conn.sendmail(sender, [recipient], msg.as_bytes(policy=POLICY))
-        except smtplib.SMTPRecipientsRefused as err:
-            code, reply = next(iter(err.recipients.values()))
-            self._raise_for(code, reply)
-        except smtplib.SMTPResponseException as err:
-            if err.smtp_code == 421:
+            assert self.conn is not None
+            try:
+                self.conn.sendmail(sender, [recipient], data)
+                return
+            except smtplib.SMTPRecipientsRefused as err:
+                code, reply = next(iter(err.recipients.values()))
+                if code == 421:
+                    self._drop()
+                    if again:
+                        continue
+                raise _failure(code, reply) from None
+            except smtplib.SMTPSenderRefused as err:
+                if err.smtp_code == 421:
+                    self._drop()
+                    if again:
+                        continue
+                if err.smtp_code >= 500:
+                    raise TransportUnavailable(f"sender {sender} refused: {err.smtp_code} {_text(err.smtp_error)}") from None
+                raise _failure(err.smtp_code, err.smtp_error) from None
+            except smtplib.SMTPResponseException as err:  # DATA refused, or an unexpected reply
+                if err.smtp_code == 421:
+                    self._drop()
+                    if again:
+                        continue
+                raise _failure(err.smtp_code, err.smtp_error) from None
+            except UnicodeEncodeError:  # the transaction may be half open: start the next one afresh
                 self._drop()
-            self._raise_for(err.smtp_code, err.smtp_error)
-        except (smtplib.SMTPServerDisconnected, OSError) as err:
-            self._drop()
-            raise TemporaryFailure(f"connection lost: {err}") from None
-
-    @staticmethod
-    def _raise_for(code: int, reply: bytes | str) -> None:
-        text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
-        if 400 <= code < 500:
-            raise TemporaryFailure(f"{code} {text}")
-        raise PermanentFailure(f"{code} {text}")
+                raise PermanentFailure(f"{recipient!r}: not an ASCII address (SMTPUTF8 is not supported)") from None
+            except TimeoutError as err:
+                # The server may have taken the message without saying so yet: no immediate resend.
+                self._drop()
+                raise TemporaryFailure(f"timed out: {err}") from None
+            except (smtplib.SMTPServerDisconnected, OSError) as err:
+                # Dropped mid-transaction: reconnect and send it again, once. (Had the server already
+                # taken it without a chance to say so, this is the one duplicate nothing can prevent.)
+                self._drop()
+                if again:
+                    continue
+                raise TemporaryFailure(f"connection lost: {err}") from None
 
     def _drop(self) -> None:
         if self.conn is not None:
@@ -115,10 +172,30 @@ class SmtpTransport:
             self._drop()
 
 
+def _text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+
+
+def _failure(code: int, reply: bytes | str) -> DeliveryError:
+    text = f"{code} {_text(reply)}"
+    return TemporaryFailure(text, code) if 400 <= code < 500 else PermanentFailure(text, code)
+
+
+def smtp_from_settings(settings: Settings) -> SmtpTransport:
+    s = settings.mail.smtp
+    ctx = ssl.create_default_context(cafile=s.ca_file) if s.ca_file else None
+    return SmtpTransport(s.host, s.port, security=s.security, username=s.username,
+                         password=settings.smtp_password(), timeout=s.timeout, context=ctx)
+
+
 def from_settings(settings: Settings) -> Transport:
-    mail = settings.mail
-    if mail.transport == "smtp":
-        s = mail.smtp
-        return SmtpTransport(s.host, s.port, security=s.security, username=s.username,
-                             password=settings.smtp_password(), timeout=s.timeout)
-    return OutboxTransport(mail.outbox_dir)
+    if settings.mail.transport == "smtp":
+        return smtp_from_settings(settings)
+    return OutboxTransport(settings.mail.outbox_dir)
+
+
+def pool_from_settings(settings: Settings) -> list[Transport]:
+    """`smtp.pool_size` SMTP connections, or the one outbox."""
+    if settings.mail.transport == "smtp":
+        return [smtp_from_settings(settings) for _ in range(settings.mail.smtp.pool_size)]
+    return [OutboxTransport(settings.mail.outbox_dir)]

@@ -7,7 +7,7 @@ half-way leaves the database consistent and the next run picks up where it stopp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -54,3 +54,16 @@ def fetch(config: HfDailySource | ArxivSource | FileSource, cursor: Cursor, clie
 
         return arxiv.fetch(config, cursor, client)
     raise SourceError(f"unknown source type {type(config).__name__}")
+
+
+def collect(items: Iterable[object], convert: Callable[[object], Listing | None]) -> tuple[list[Listing], int]:
+    """Convert raw items to listings; what does not convert is counted as rejected, never raised."""
+    listings: list[Listing] = []
+    rejected = 0
+    for item in items:
+        listing = convert(item)
+        if listing is None:
+            rejected += 1
+        else:
+            listings.append(listing)
+    return listings, rejected

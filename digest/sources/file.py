@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from digest.config import FileSource
-from digest.sources import Batch, Cursor
+from digest.sources import Batch, Cursor, collect
 from digest.sources.clean import clean_listing, clean_text, parse_arxiv_id, title_key
 from digest.sources.hf_daily import listing_from_item
 from digest.types import Listing
@@ -78,15 +78,7 @@ def parse_json_doc(doc: object) -> tuple[list[Listing], int]:
         items = doc
     else:
         return [], 1
-    listings: list[Listing] = []
-    rejected = 0
-    for item in items:
-        listing = listing_from_dict(item)
-        if listing is None:
-            rejected += 1
-        else:
-            listings.append(listing)
-    return listings, rejected
+    return collect(items, listing_from_dict)
 
 
 def parse_json_lines(text: str) -> tuple[list[Listing], int]:

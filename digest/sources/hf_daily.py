@@ -15,7 +15,7 @@ from datetime import UTC, date, timedelta
 from urllib.parse import urlencode
 
 from digest.config import HfDailySource
-from digest.sources import Batch, Cursor, SourceError
+from digest.sources import Batch, Cursor, SourceError, collect
 from digest.sources.clean import clean_listing, parse_arxiv_id
 from digest.sources.http import HttpClient
 from digest.types import Listing
@@ -90,15 +90,7 @@ def parse_payload(content: bytes) -> tuple[list[Listing], int]:
         raise ValueError(f"API error: {str(doc['error'])[:200]}")
     if not isinstance(doc, list):
         raise ValueError(f"expected a JSON array, got {type(doc).__name__}")
-    listings: list[Listing] = []
-    rejected = 0
-    for item in doc:
-        listing = listing_from_item(item)
-        if listing is None:
-            rejected += 1
-        else:
-            listings.append(listing)
-    return listings, rejected
+    return collect(doc, listing_from_item)
 
 
 def listing_from_item(item: object) -> Listing | None:

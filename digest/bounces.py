@@ -1,0 +1,271 @@
+"""Bounces and complaints: record them, and suppress an address once the policy says so.
+
+Sources of bounces:
+- the SMTP server refusing a recipient while we send (5xx, or 4xx until the retries run out);
+- delivery status notifications (RFC 3464: multipart/report; report-type=delivery-status) and
+  complaint reports (RFC 5965 ARF: report-type=feedback-report) read from a Maildir or an mbox.
+
+Each bounce is one `bounces` row with a unique key, so reading the same mailbox twice counts nothing
+twice. Policy (`[mail]` bounce_hard_limit, bounce_soft_limit, bounce_window_days): an address is
+suppressed after that many hard or soft bounces within the window, or after one complaint. The planner
+skips suppressed addresses and the sender checks again just before sending.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import logging
+import mailbox
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from email.message import Message
+from email.parser import HeaderParser
+from email.utils import getaddresses
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from digest.config import Settings
+from digest.db import Database
+from digest.models import Bounce, Delivery, Suppression, utcnow
+
+log = logging.getLogger("digest.bounces")
+
+# RFC 3463 details that are "persistent transient" even under a 5: mailbox full, system full, expired.
+_SOFT_DETAILS = {"2.2", "3.1", "4.7"}
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+# ------------------------------------------------------------------------------------ classifying
+
+
+def classify(status: str | None, action: str | None = "failed") -> str | None:
+    """'hard', 'soft', or None when the report is not a bounce (delivered, relayed, expanded)."""
+    action = (action or "failed").strip().lower()
+    if action in ("delivered", "relayed", "expanded"):
+        return None
+    if action == "delayed":
+        return "soft"
+    m = _STATUS.search(status or "")
+    if m:
+        if m.group(1) == "5" and f"{m.group(2)}.{m.group(3)}" not in _SOFT_DETAILS:
+            return "hard"
+        return "soft"
+    code = (status or "").strip()[:1]
+    return "hard" if code == "5" or not code else "soft"
+
+
+@dataclass
+class Event:
+    """One recipient in a report: who, what kind, and the message of ours it is about (if known)."""
+
+    email: str
+    kind: str  # hard | soft | complaint
+    source: str  # dsn | arf
+    status: str | None = None
+    detail: str | None = None
+    message_id: str | None = None
+
+
+def _address(value: str | None) -> str | None:
+    """'rfc822; Ada@Example.org' or '<ada@example.org>' -> 'ada@example.org'."""
+    if not value:
+        return None
+    kind, _, addr = str(value).rpartition(";")
+    if kind and kind.strip().lower() not in ("rfc822", "rfc 822"):
+        return None
+    addr = addr.strip().strip("<>").strip()
+    return addr.lower() if "@" in addr else None
+
+
+def _original_headers(report: Message) -> Message | None:
+    for part in report.get_payload():
+        ctype = part.get_content_type()
+        if ctype == "message/rfc822":
+            inner = part.get_payload()
+            return inner[0] if isinstance(inner, list) and inner else None
+        if ctype == "text/rfc822-headers":
+            return HeaderParser(policy=email.policy.default).parsestr(part.get_payload(decode=True).decode("utf-8", "replace"))
+    return None
+
+
+def parse_report(msg: Message) -> list[Event]:
+    """The bounces and complaints in one received message; [] if it is not such a report."""
+    if msg.get_content_type() != "multipart/report":
+        return []
+    report_type = str(msg.get_param("report-type") or "").lower()
+    original = _original_headers(msg)
+    message_id = str(original["Message-ID"]).strip() if original is not None and original["Message-ID"] else None
+    events: list[Event] = []
+    for part in msg.get_payload():
+        ctype = part.get_content_type()
+        blocks = part.get_payload() if isinstance(part.get_payload(), list) else []
+        if report_type == "delivery-status" and ctype == "message/delivery-status":
+            for block in blocks[1:]:  # the first block is about the message, the rest one per recipient
+                addr = _address(block["Original-Recipient"]) or _address(block["Final-Recipient"])
+                status = str(block["Status"] or "").strip() or None
+                kind = classify(status, block["Action"])
+                if addr and kind:
+                    detail = " ".join(str(block["Diagnostic-Code"] or "").split()) or None
+                    events.append(Event(addr, kind, "dsn", status, detail, message_id))
+        elif report_type == "feedback-report" and ctype == "message/feedback-report" and blocks:
+            fields = blocks[0]
+            addr = _address(fields["Original-Rcpt-To"])
+            if addr is None and original is not None:
+                tos = getaddresses([str(original["To"] or "")])
+                addr = _address(tos[0][1]) if tos else None
+            events.append(Event(addr or "", "complaint", "arf", None,
+                                str(fields["Feedback-Type"] or "abuse").strip(), message_id))
+    return events
+
+
+# -------------------------------------------------------------------------------------- recording
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def policy_reason(s: Session, settings: Settings, address: str, now: datetime) -> str | None:
+    """Why this address must be suppressed now, or None."""
+    mail = settings.mail
+    counts = dict(s.execute(
+        select(Bounce.kind, func.count()).where(
+            Bounce.email == address, Bounce.created_at >= now - timedelta(days=mail.bounce_window_days)
+        ).group_by(Bounce.kind)
+    ).all())
+    if counts.get("complaint"):
+        return "complaint"
+    if counts.get("hard", 0) >= mail.bounce_hard_limit:
+        return "hard_bounce"
+    if counts.get("soft", 0) >= mail.bounce_soft_limit:
+        return "soft_bounce"
+    return None
+
+
+def record(s: Session, settings: Settings, *, address: str, kind: str, source: str, key: str,
+           status: str | None = None, detail: str | None = None, delivery_id: int | None = None,
+           now: datetime | None = None) -> tuple[bool, str | None]:
+    """Store one bounce (once per `key`) and apply the policy.
+
+    Returns (new, reason): whether it was not seen before, and the suppression reason if this
+    bounce is what suppressed the address.
+    """
+    now = now or utcnow()
+    address = address.strip().lower()
+    key = _key(key)
+    if s.scalar(select(Bounce.id).where(Bounce.event_key == key)) is not None:
+        return False, None
+    try:
+        with s.begin_nested():
+            s.add(Bounce(email=address, kind=kind, source=source, status=status, detail=(detail or "")[:1000] or None,
+                         delivery_id=delivery_id, event_key=key, created_at=now))
+    except IntegrityError:  # the same report, recorded by someone else a moment ago
+        return False, None
+    if s.get(Suppression, address) is not None:
+        return True, None
+    reason = policy_reason(s, settings, address, now)
+    if reason is None:
+        return True, None
+    try:
+        with s.begin_nested():
+            s.add(Suppression(email=address, reason=reason, detail=(f"{status or ''} {detail or ''}".strip()[:500]
+                                                                    or None), created_at=now))
+    except IntegrityError:
+        return True, None
+    log.info("address suppressed email=%s reason=%s", address, reason)
+    return True, reason
+
+
+# ------------------------------------------------------------------------------------- mailboxes
+
+
+@dataclass
+class BounceReport:
+    messages: int = 0  # read from the mailbox
+    not_reports: int = 0  # neither a DSN nor a complaint report (ignored)
+    hard: int = 0
+    soft: int = 0
+    complaints: int = 0
+    already: int = 0  # bounces recorded by an earlier run
+    suppressed: list[str] = field(default_factory=list)  # addresses suppressed by this run
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"read {self.messages} messages: {self.hard} hard, {self.soft} soft, {self.complaints} complaints, "
+                f"{self.already} already recorded, {self.not_reports} not bounce reports; "
+                f"suppressed {len(self.suppressed)} addresses")
+
+
+def read_mailbox(maildir: str | Path | None = None, mbox: str | Path | None = None) -> Iterator[bytes]:
+    """The raw messages of a Maildir (new/ and cur/, left as they are) and/or an mbox file."""
+    if maildir is not None:
+        path = Path(maildir)
+        if not (path / "cur").is_dir() and not (path / "new").is_dir():
+            raise ValueError(f"{path}: not a Maildir (no cur/ or new/ folder)")
+        box = mailbox.Maildir(path, factory=None, create=False)
+        for key in box.iterkeys():
+            yield box.get_bytes(key)
+    if mbox is not None:
+        path = Path(mbox)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such mbox file")
+        mb = mailbox.mbox(path, factory=None, create=False)
+        for key in mb.iterkeys():
+            yield mb.get_bytes(key)
+
+
+def process_message(db: Database, settings: Settings, data: bytes, report: BounceReport) -> None:
+    report.messages += 1
+    try:
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        events = parse_report(msg)
+        report_id = str(msg["Message-ID"] or "").strip() or hashlib.sha256(data).hexdigest()
+    except Exception as err:  # untrusted input: never let one odd message stop the run
+        log.warning("unreadable message in bounce mailbox: %s", err)
+        events = []
+    if not events:
+        report.not_reports += 1
+        return
+    with db.session() as s:
+        ids = {e.message_id for e in events if e.message_id}
+        ours = {mid: (did, addr) for mid, did, addr in s.execute(
+            select(Delivery.message_id, Delivery.id, Delivery.email).where(Delivery.message_id.in_(ids))
+        )} if ids else {}
+        for e in events:
+            delivery_id, our_address = ours.get(e.message_id or "", (None, None))
+            address = our_address or e.email  # one recipient per message: the ledger knows who it was
+            if not address:
+                continue
+            new, reason = record(s, settings, address=address, kind=e.kind, source=e.source, status=e.status,
+                                 detail=e.detail, delivery_id=delivery_id, key=f"{e.source}|{report_id}|{address}")
+            if not new:
+                report.already += 1
+                continue
+            if e.kind == "complaint":
+                report.complaints += 1
+            else:
+                setattr(report, e.kind, getattr(report, e.kind) + 1)
+            if reason:
+                report.suppressed.append(address)
+
+
+def process_mailbox(db: Database, settings: Settings, *, maildir: str | Path | None = None,
+                    mbox: str | Path | None = None, report: BounceReport | None = None) -> BounceReport:
+    """Read every message of a Maildir and/or mbox, record bounces and complaints, apply the policy.
+
+    Counts are added to `report` when given (several mailboxes, one summary).
+    """
+    report = report if report is not None else BounceReport()
+    for data in read_mailbox(maildir, mbox):
+        process_message(db, settings, data, report)
+    log.info("bounces processed: %s", report.summary())
+    return report

@@ -1,0 +1,156 @@
+"""When is a subscriber's edition due? Pure functions of a schedule, the last edition and an instant.
+
+- A *period* is the subscriber's local date (daily, weekdays) or ISO week (weekly). The ledger holds at
+  most one edition per subscriber and period, so whatever plans twice, sends once.
+- The period's *slot* is `hour`:00 local time on its delivery day: that day (daily), that day if it is
+  Monday to Friday (weekdays), or the chosen `weekday` of that ISO week (weekly).
+- A subscriber is *due* at `now` when `now` is at or past the slot of the period it falls in and that
+  period has no edition yet. A slot missed during downtime is made up at the next tick within the same
+  period; a longer outage ends in one edition at the next slot, covering everything since the last one.
+- Daylight saving time: a local hour that does not exist (spring forward) is taken at the instant the
+  clock jumps; one that happens twice (fall back) counts at its first occurrence, and the second finds
+  the period's edition already there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+FREQUENCIES = ("daily", "weekdays", "weekly")
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    frequency: str  # daily | weekdays | weekly
+    hour: int  # local delivery hour, 0..23
+    timezone: str  # IANA name
+    weekday: int = 0  # for weekly: 0 = Monday
+
+    def describe(self) -> str:
+        when = {"daily": "daily", "weekdays": "weekdays", "weekly": f"{DAY_NAMES[self.weekday]}s"}[self.frequency]
+        return f"{when} at {self.hour:02d}:00 {self.timezone}"
+
+
+@dataclass(frozen=True)
+class Edition:
+    """A subscriber's most recent edition: its period and when it was planned."""
+
+    period: str
+    planned_at: datetime
+
+
+@dataclass(frozen=True)
+class Due:
+    due: bool
+    period: str  # the period `now` falls in: the edition's key if one is planned now
+    reason: str
+    slot: datetime | None  # this period's slot (UTC); None when the period has no delivery day
+    next_at: datetime | None  # the first slot after `now` (UTC)
+
+
+def period_for(frequency: str, timezone: str, now: datetime) -> str:
+    """The period a subscriber is in at `now`: their local date, or ISO week ("2026-W47") for weekly."""
+    local = now.astimezone(ZoneInfo(timezone))
+    if frequency == "weekly":
+        year, week, _ = local.isocalendar()
+        return f"{year}-W{week:02d}"
+    return local.date().isoformat()
+
+
+def slot_on(day: date, hour: int, tz: ZoneInfo) -> datetime | None:
+    """`hour`:00 local on `day` as a UTC instant, by the DST rules above; None if `day` never happened."""
+    local = datetime.combine(day, time(hour), tzinfo=tz)
+    for candidate in (local, local.replace(fold=1)):  # fold=0: after a gap; fold=1: before one at midnight
+        at = candidate.astimezone(UTC)
+        if at.astimezone(tz).date() == day:
+            return at
+    return None
+
+
+def is_delivery_day(schedule: Schedule, day: date) -> bool:
+    if schedule.frequency == "daily":
+        return True
+    if schedule.frequency == "weekdays":
+        return day.weekday() < 5
+    if schedule.frequency == "weekly":
+        return day.weekday() == schedule.weekday
+    raise ValueError(f"unknown frequency {schedule.frequency!r}")
+
+
+def period_slot(schedule: Schedule, now: datetime) -> datetime | None:
+    """The slot (UTC) of the period `now` is in, or None (a weekend day for weekdays)."""
+    tz = ZoneInfo(schedule.timezone)
+    today = now.astimezone(tz).date()
+    if schedule.frequency == "weekly":
+        day = today + timedelta(days=schedule.weekday - today.weekday())
+    elif is_delivery_day(schedule, today):
+        day = today
+    else:
+        return None
+    return slot_on(day, schedule.hour, tz)
+
+
+def next_slot(schedule: Schedule, after: datetime) -> datetime | None:
+    """The first slot strictly after `after` (UTC)."""
+    return _search(schedule, after, +1)
+
+
+def previous_slot(schedule: Schedule, before: datetime) -> datetime | None:
+    """The last slot strictly before `before` (UTC)."""
+    return _search(schedule, before, -1)
+
+
+def _search(schedule: Schedule, start: datetime, step: int) -> datetime | None:
+    tz = ZoneInfo(schedule.timezone)
+    day = start.astimezone(tz).date()
+    for i in range(16):
+        d = day + timedelta(days=step * i)
+        if is_delivery_day(schedule, d) and (at := slot_on(d, schedule.hour, tz)) is not None:
+            if (at > start) if step > 0 else (at < start):
+                return at
+    return None
+
+
+def check(schedule: Schedule, now: datetime, last: Edition | None = None) -> Due:
+    """Is an edition due at `now`, for which period, and why (one line for `digest due`)."""
+    tz = ZoneInfo(schedule.timezone)
+    now = now.astimezone(UTC)
+    period = period_for(schedule.frequency, schedule.timezone, now)
+    slot = period_slot(schedule, now)
+    upcoming = next_slot(schedule, now)
+
+    def due(flag: bool, reason: str) -> Due:
+        return Due(flag, period, reason, slot, upcoming)
+
+    if slot is None:
+        return due(False, f"no edition on {DAY_NAMES[now.astimezone(tz).weekday()]}s ({schedule.describe()})")
+    if last is not None and last.period == period:
+        return due(False, f"edition {period} already planned at {_local(last.planned_at, tz)}")
+    if now < slot:
+        return due(False, f"slot {_local(slot, tz)} not reached yet")
+    if last is not None and last.planned_at >= slot:  # after a change of frequency or time zone
+        return due(False, f"an edition ({last.period}) was planned at {_local(last.planned_at, tz)}, after this slot")
+    if last is None:
+        return due(True, f"slot {_local(slot, tz)} passed; first edition")
+    before = previous_slot(schedule, slot)
+    if before is not None and last.planned_at < before:
+        return due(True, f"slot {_local(slot, tz)} passed; catch-up, last edition {last.period}")
+    return due(True, f"slot {_local(slot, tz)} passed; no edition for {period} yet")
+
+
+def _local(at: datetime, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def parse_instant(text: str | None) -> datetime:
+    """An ISO 8601 instant for `digest due --at` ("2026-03-29T07:30+02:00", "...Z"); no offset means UTC."""
+    if not text:
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 date and time: {text!r} (e.g. 2026-03-29T07:30:00+02:00)") from None
+    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at).astimezone(UTC)

@@ -1,0 +1,397 @@
+"""Self-service: subscribe with double opt-in, confirm, manage, unsubscribe, feedback, archive.
+
+The web app (`digest.web`) and the mailto processor (`digest.unsubscribes`) are thin shells over these
+functions. Every link a subscriber clicks carries a token from `digest.tokens`; this module decides
+what each token may do, and never lets an unsubscribed or suppressed address be mailed a digest again.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+import jinja2
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from digest import subscribers, tokens
+from digest.config import Settings
+from digest.db import Database
+from digest.links import Links
+from digest.mail import signing
+from digest.mail.message import POLICY, clean_header, parse_address, sender_domain, to_bytes
+from digest.mail.transport import Transport
+from digest.mail.transport import from_settings as transport_from_settings
+from digest.models import Delivery, Feedback, Subscriber, Suppression
+from digest.models import Paper as PaperRow
+from digest.planner import load_papers, select_papers, utcnow
+from digest.ranking.text import STOP_WORDS
+from digest.render import default_renderer
+from digest.render.compose import one_line, paper_url
+from digest.sender import render_delivery
+from digest.subscribers import SubscriberError, SubscriberView
+from digest.tokens import TokenError
+from digest.types import Pick
+
+log = logging.getLogger("digest.selfservice")
+
+TEMPLATES = resources.files("digest") / "web" / "templates"
+Outcome = Literal["confirm", "manage", "suppressed", "limited"]
+FALLBACK_TOPICS = ["large language models", "diffusion models", "reinforcement learning", "graph neural networks"]
+
+# ------------------------------------------------------------------------------------ rate limits
+
+
+class RateLimiter:
+    """At most `limit` hits per key in any `window` seconds; kept in this process's memory.
+
+    `digest serve` is one process, so this is exact there; behind several processes each keeps its
+    own count (the limit then applies per process).
+    """
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
+        self.limit, self.window, self.clock, self.max_keys = limit, window, clock, max_keys
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> bool:
+        """Count a hit for `key`; False (and not counted) when the key is over its limit."""
+        now = self.clock()
+        with self._lock:
+            if len(self._hits) >= self.max_keys:
+                self._prune(now)
+            q = self._hits.setdefault(key, deque())
+            while q and q[0] <= now - self.window:
+                q.popleft()
+            if len(q) >= self.limit:
+                return False
+            q.append(now)
+            return True
+
+    def _prune(self, now: float) -> None:
+        for key in [k for k, q in self._hits.items() if not q or q[-1] <= now - self.window]:
+            del self._hits[key]
+        while len(self._hits) >= self.max_keys:  # still full of live keys: forget the oldest
+            del self._hits[next(iter(self._hits))]
+
+
+# ------------------------------------------------------------------------------------- subscribe
+
+
+@dataclass(frozen=True)
+class SignupRequest:
+    email: str
+    topics: Sequence[str] = ()
+    frequency: str = "daily"
+    hour: int = 8
+    timezone: str = "UTC"
+    weekday: int | str = 0
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def links(settings: Settings) -> Links:
+    return Links(settings.web.base_url, settings.secret())
+
+
+def request_subscription(db: Database, settings: Settings, req: SignupRequest, *, limiter: RateLimiter,
+                         transport: Transport | None = None, now: datetime | None = None) -> Outcome:
+    """Handle a subscribe form: the caller shows the same page whatever the outcome (no enumeration).
+
+    New, pending or unsubscribed address: store the wished-for settings (status unchanged) and mail a
+    confirmation link. Active or paused: mail a link to the preferences instead. A bounced or
+    complained-about address, or one over its per-address limit, is mailed nothing.
+    Raises SubscriberError for invalid input (shown next to the form).
+    """
+    now = now or utcnow()
+    address = subscribers.normalise_email(req.email)
+    topics = subscribers.clean_topics(req.topics)
+    weekday = subscribers.check_schedule(req.frequency, req.hour, req.timezone, req.weekday)
+    if not limiter.hit(address):
+        log.warning("subscribe: per-address limit reached, nothing sent")
+        return "limited"
+    kind: Outcome
+    for attempt in range(2):
+        try:
+            with db.session() as s:
+                blocked = s.get(Suppression, address)
+                if blocked is not None and blocked.reason != "unsubscribed":
+                    log.info("subscribe: address suppressed (%s), nothing sent", blocked.reason)
+                    return "suppressed"
+                sub = s.scalars(select(Subscriber).options(selectinload(Subscriber.topics))
+                                .where(Subscriber.email == address)).first()
+                if sub is not None and sub.status in ("active", "paused") and blocked is None:
+                    kind = "manage"
+                else:
+                    if sub is None:
+                        sub = Subscriber(email=address, status="pending", created_at=now)
+                        s.add(sub)
+                    sub.frequency, sub.hour, sub.timezone, sub.weekday = req.frequency, int(req.hour), req.timezone, weekday
+                    subscribers._set_topics(sub, topics, [t.phrase for t in sub.topics if t.kind == "exclude"])
+                    kind = "confirm"
+                s.flush()
+                sid, shown_topics = sub.id, [t.phrase for t in sub.topics if t.kind == "include"]
+            break
+        except IntegrityError:  # the same address submitted twice at once: look again
+            if attempt:
+                raise
+    url = links(settings).confirm(sid, now) if kind == "confirm" else links(settings).preferences(sid)
+    send_notice(settings, address, kind, url, shown_topics, transport=transport, now=now)
+    log.info("subscribe: %s link sent subscriber=%s", kind, sid)
+    return kind
+
+
+# ----------------------------------------------------------------------------------- notice mail
+
+
+@lru_cache(maxsize=1)
+def _mail_env() -> tuple[jinja2.Environment, jinja2.Environment]:
+    loader = jinja2.FileSystemLoader(str(TEMPLATES))
+    html = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+    text = jinja2.Environment(loader=loader, autoescape=False, undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True)
+    return html, text
+
+
+def notice_message(settings: Settings, to: str, kind: str, url: str, topics: Sequence[str],
+                   now: datetime) -> EmailMessage:
+    """The confirmation (or 'manage your subscription') email: multipart/alternative, text first."""
+    site = settings.digest.site_name
+    subject = f"Confirm your subscription to {site}" if kind == "confirm" else f"Your {site} subscription"
+    ctx = {"kind": kind, "url": url, "topics": list(topics), "site_name": site, "email": to,
+           "days": (tokens.MAX_AGE["confirm"] or 0) // 86400}
+    html_env, text_env = _mail_env()
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = parse_address(settings.mail.from_address)
+    if settings.mail.reply_to:
+        msg["Reply-To"] = parse_address(settings.mail.reply_to)
+    msg["To"] = clean_header(to)
+    msg["Subject"] = clean_header(subject)
+    msg["Date"] = email.utils.format_datetime(now)
+    msg["Message-ID"] = email.utils.make_msgid("confirm" if kind == "confirm" else "manage",
+                                               domain=sender_domain(settings.mail.from_address))
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["MIME-Version"] = "1.0"
+    msg.set_content(text_env.get_template("email_notice.txt").render(ctx), subtype="plain", charset="utf-8",
+                    cte="quoted-printable")
+    msg.add_alternative(html_env.get_template("email_notice.html").render(ctx), subtype="html", charset="utf-8",
+                        cte="quoted-printable")
+    return msg
+
+
+def send_notice(settings: Settings, to: str, kind: str, url: str, topics: Sequence[str], *,
+                transport: Transport | None = None, now: datetime | None = None) -> None:
+    """Sign (DKIM, when configured) and send one notice through the configured transport.
+
+    Raises the transport's errors: DeliveryError for this recipient, TransportUnavailable otherwise.
+    """
+    data = to_bytes(notice_message(settings, to, kind, url, topics, now or utcnow()))
+    signer = signing.from_settings(settings)
+    if signer is not None:
+        data = signer.sign(data)
+    transport = transport or transport_from_settings(settings)
+    transport.open()
+    try:
+        transport.send(data, parse_address(settings.mail.from_address).addr_spec, to)
+    finally:
+        transport.close()
+
+
+# --------------------------------------------------------------------------------------- confirm
+
+
+def confirm(db: Database, settings: Settings, token: str, now: datetime | None = None, *,
+            activate: bool = True) -> SubscriberView:
+    """Activate the subscription a confirmation token names; idempotent. Raises TokenError.
+
+    A token made before the subscriber last unsubscribed (or before the row existed) is refused, so
+    only a fresh confirmation can bring an unsubscribed address back. `activate=False` only checks.
+    """
+    now = now or utcnow()
+    data = tokens.read(settings.secret(), "confirm", token)
+    at = data.get("at") if isinstance(data.get("at"), int) else 0
+    with db.session() as s:
+        sub = s.scalars(select(Subscriber).options(selectinload(Subscriber.topics))
+                        .where(Subscriber.id == data["s"])).first()
+        if sub is None or at < _ms(sub.created_at) or (sub.unsubscribed_at and at < _ms(sub.unsubscribed_at)):
+            raise TokenError("confirmation link no longer valid")
+        if not activate:
+            return subscribers.view(sub)
+        if sub.status in ("pending", "unsubscribed"):
+            sub.status, sub.confirmed_at, sub.paused_until = "active", now, None
+            log.info("subscription confirmed subscriber=%s", sub.id)
+        blocked = s.get(Suppression, sub.email)
+        if blocked is not None and blocked.reason == "unsubscribed":  # bounces and complaints stay
+            s.delete(blocked)
+        return subscribers.view(sub)
+
+
+def open_link(db: Database, settings: Settings, purpose: str, token: str) -> tuple[SubscriberView | None, dict]:
+    """The subscriber a link's token names (None if gone), and the token's payload. Raises TokenError.
+
+    A token signed before the subscriber's row existed was made for an earlier subscriber with the
+    same id (SQLite reuses the highest id after a delete), so that subscriber counts as gone.
+    """
+    secret = settings.secret()
+    data = tokens.read(secret, purpose, token)
+    try:
+        sub = subscribers.get_by_id(db, data["s"])
+    except SubscriberError:
+        return None, data
+    if sub.created_at is not None and tokens.signed_at(secret, purpose, token) < sub.created_at - timedelta(seconds=1):
+        return None, data
+    return sub, data
+
+
+# ------------------------------------------------------------------------------ preview, history
+
+
+@dataclass
+class Item:
+    title: str
+    url: str
+    why: str = ""
+
+
+@dataclass
+class Edition:
+    label: str
+    subject: str
+    archive_url: str
+    items: list[Item] = field(default_factory=list)
+
+
+def first_preview(db: Database, settings: Settings, subscriber_id: int,
+                  now: datetime | None = None) -> tuple[list[Item], list[Item]]:
+    """The picks and 'also trending' papers the subscriber's next digest would hold now (nothing is stored)."""
+    now = now or utcnow()
+    with db.session() as s:
+        sub = s.scalars(select(Subscriber).options(selectinload(Subscriber.topics))
+                        .where(Subscriber.id == subscriber_id)).one()
+        selections, papers = select_papers(s, settings, [sub], now)
+    sel = selections[subscriber_id]
+
+    def items(picks: Sequence[Pick]) -> list[Item]:
+        return [Item(one_line(papers[p.paper_id].title), paper_url(papers[p.paper_id]), p.why) for p in picks]
+
+    return items(sel.picks), items(sel.trending)
+
+
+def recent_editions(db: Database, settings: Settings, subscriber_id: int, limit: int = 3) -> list[Edition]:
+    """The last editions sent to a subscriber, newest first, each with its papers and archive link."""
+    lk = links(settings)
+    with db.session() as s:
+        rows = s.scalars(
+            select(Delivery).options(selectinload(Delivery.items))
+            .where(Delivery.subscriber_id == subscriber_id, Delivery.status == "sent")
+            .order_by(Delivery.sent_at.desc(), Delivery.id.desc()).limit(limit)
+        ).all()
+        ids = sorted({i.paper_id for d in rows for i in d.items})
+        papers = {p.id: p for p in load_papers(s, ids=ids)} if ids else {}
+        return [
+            Edition(label=d.sent_at.strftime("%d %b %Y") if d.sent_at else d.period, subject=d.subject or "",
+                    archive_url=lk.archive(subscriber_id, d.id),
+                    items=[Item(one_line(papers[i.paper_id].title), paper_url(papers[i.paper_id]), i.why)
+                           for i in d.items if i.kind == "pick" and i.paper_id in papers])
+            for d in rows
+        ]
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]+")
+
+
+def suggest_topics(db: Database, now: datetime | None = None, k: int = 6, days: int = 14) -> list[str]:
+    """A few topic phrases from recent paper titles: the most frequent two-word phrases."""
+    now = now or utcnow()
+    with db.session() as s:
+        titles = list(s.scalars(select(PaperRow.title).where(PaperRow.first_seen_at > now - timedelta(days=days))
+                                .order_by(PaperRow.upvotes.desc()).limit(500)))
+    found = [p for p, n in _phrase_counts(titles).most_common(k) if n >= 2]
+    if len(found) < 3:
+        found += [t for t in FALLBACK_TOPICS if t not in found]
+    return found[:k]
+
+
+def _phrase_counts(titles: Iterable[str]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for title in titles:
+        for part in re.split(r"[:;,.?!()]", title):
+            words = [w.lower() for w in _WORD.findall(part)]
+            pairs = {f"{a} {b}" for a, b in zip(words, words[1:], strict=False)
+                     if a not in STOP_WORDS and b not in STOP_WORDS and len(a) > 2 and len(b) > 2}
+            counts.update(pairs)
+    return counts
+
+
+# ---------------------------------------------------------------------------- feedback, archive
+
+
+def paper_title(db: Database, paper_id: int) -> str | None:
+    with db.session() as s:
+        row = s.get(PaperRow, paper_id)
+        return one_line(row.title) if row else None
+
+
+def record_feedback(db: Database, subscriber_id: int, paper_id: int, signal: int, now: datetime | None = None) -> None:
+    """Upsert one 'more like this' (+1) or 'less like this' (-1); the last click wins."""
+    if signal not in (1, -1):
+        raise ValueError("signal must be +1 or -1")
+    now = now or utcnow()
+    for attempt in range(2):
+        try:
+            with db.session() as s:
+                row = s.scalars(select(Feedback).where(Feedback.subscriber_id == subscriber_id,
+                                                       Feedback.paper_id == paper_id)).first()
+                if row is None:
+                    s.add(Feedback(subscriber_id=subscriber_id, paper_id=paper_id, signal=signal, created_at=now))
+                else:
+                    row.signal, row.created_at = signal, now
+            return
+        except IntegrityError:  # a double click raced us to the insert
+            if attempt:
+                raise
+
+
+def archive_html(db: Database, settings: Settings, subscriber_id: int, delivery_id: int,
+                 now: datetime | None = None) -> str | None:
+    """A sent edition rebuilt as its email HTML ("view in browser"); None if it is not theirs."""
+    now = now or utcnow()
+    with db.session() as s:
+        d = s.scalars(select(Delivery).options(selectinload(Delivery.items)).where(Delivery.id == delivery_id)).first()
+        if d is None or d.subscriber_id != subscriber_id:
+            return None
+        sub = s.scalars(select(Subscriber).options(selectinload(Subscriber.topics))
+                        .where(Subscriber.id == subscriber_id)).first()
+        if sub is None:
+            return None
+        papers = {p.id: p for p in load_papers(s, ids=sorted({i.paper_id for i in d.items}))} if d.items else {}
+        rendered, _ = render_delivery(settings, links(settings), default_renderer(), sub, d, papers, now)
+        return rendered.html
+
+
+# ---------------------------------------------------------------------------------- unsubscribe
+
+
+def unsubscribe_address(db: Database, address: str, now: datetime | None = None, detail: str = "") -> bool:
+    """Unsubscribe by address (the mailto path); False if the address is not a subscriber."""
+    try:
+        sub = subscribers.get(db, address)
+    except SubscriberError:
+        return False
+    subscribers.unsubscribe(db, sub.id, now or utcnow(), detail)
+    return True
+

@@ -1,0 +1,114 @@
+"""The message on the wire: RFC 5322 headers, RFC 2045 quoted-printable, RFC 2047 words, list headers."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from digest.mail.message import Envelope, build_message, make_message_id, message_bytes
+
+LONG_URL = "https://digest.example.org/unsubscribe/" + "eyJzIjoxMjM0NTY3fQ.ZxYwVu" * 8
+HEADERS = ["From", "To", "Reply-To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
+           "List-Unsubscribe-Post", "MIME-Version", "Content-Type"]
+
+
+def env(**kw) -> Envelope:
+    values = dict(from_address="Trending Papers <digest@example.org>", to_address="ada@example.org", to_name="Ada",
+                  subject="3 new papers for you", message_id=make_message_id(7, "2026-11-22", "example.org"),
+                  list_id="Trending papers <digest.example.org>", unsubscribe_url=LONG_URL,
+                  unsubscribe_mailto="unsubscribe@example.org", reply_to="editor@example.org")
+    values.update(kw)
+    return Envelope(**values)
+
+
+def wire(text: str = "text part\n", html: str = "<p>html part</p>\n", **kw) -> bytes:
+    return message_bytes(env(**kw), text, html)
+
+
+def parse(raw: bytes):
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def header_block(raw: bytes) -> bytes:
+    return raw.split(b"\r\n\r\n", 1)[0]
+
+
+def test_structure_and_line_limits():
+    text = "A line that is long enough to need a soft break in quoted-printable, surely, " * 5 + "é\n.dot\nFrom me\n"
+    html = "<p>" + "x=y " * 400 + "</p>\n"
+    raw = wire(text, html)
+    assert raw.isascii() and b"\n" not in raw.replace(b"\r\n", b"")  # 7-bit, CRLF only
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert all(len(line) <= 76 for line in body.split(b"\r\n"))  # RFC 2045 quoted-printable
+    for line in head.split(b"\r\n"):
+        assert len(line) <= 78 or line.startswith(b"List-Unsubscribe: <"), line
+    msg = parse(raw)
+    assert [name for name, _ in msg.items()] == HEADERS
+    assert msg.get_content_type() == "multipart/alternative"
+    plain, rich = msg.iter_parts()
+    assert (plain.get_content_type(), rich.get_content_type()) == ("text/plain", "text/html")
+    lf = lambda part: part.get_content().replace("\r\n", "\n")  # noqa: E731 (parsed from the wire: CRLF)
+    assert lf(plain) == text and lf(rich) == html  # exact round trip
+    assert plain["Content-Transfer-Encoding"] == "quoted-printable"
+    assert lf(build_message(env(), text, html).get_body(("plain",))) == text
+
+
+def test_list_headers_stay_valid_urls():
+    head = header_block(wire()).decode()
+    line = next(x for x in head.split("\r\n") if x.startswith("List-Unsubscribe:"))
+    assert line == f"List-Unsubscribe: <{LONG_URL}>,"  # never RFC 2047 words; folded between URLs only
+    msg = parse(wire())
+    assert msg["List-Unsubscribe"] == f"<{LONG_URL}>, <mailto:unsubscribe@example.org?subject=unsubscribe>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["List-Id"] == "Trending papers <digest.example.org>"
+    short = wire(unsubscribe_url="https://d.ex/u", unsubscribe_mailto="u@d.ex")
+    assert b"\r\nList-Unsubscribe: <https://d.ex/u>, <mailto:u@d.ex?subject=unsubscribe>\r\n" in short  # fits: one line
+
+
+def test_non_ascii_is_encoded_in_short_words_and_decodes_exactly():
+    subject = "Diffusion für Videos: ‘Zoë’ und 日本語のタイトル — " * 3  # Python's own folder loses a space here
+    raw = wire(subject=subject.strip(), to_name="Zoë Ångström, \"the\" <admin>")
+    for word in re.findall(rb"=\?utf-8\?[bq]\?[^?]*\?=", header_block(raw)):
+        assert len(word) <= 75  # RFC 2047
+    msg = parse(raw)
+    assert msg["Subject"] == subject.strip()
+    assert msg["To"].addresses[0].display_name == 'Zoë Ångström, "the" <admin>'
+    assert msg["To"].addresses[0].addr_spec == "ada@example.org"
+
+
+def test_no_header_injection():
+    raw = wire(subject="Hi\r\nBcc: victim@example.com", to_name="Zoë\nBcc: x@y.z\r\n\r\nbody",
+               list_id="l\r\nX-Evil: 1 <l.example.org>")
+    msg = parse(raw)
+    assert msg["Bcc"] is None and msg["X-Evil"] is None
+    assert [name for name, _ in msg.items()] == HEADERS
+    assert msg["Subject"] == "Hi Bcc: victim@example.com"
+
+
+@settings(max_examples=60, deadline=None)
+@given(subject=st.text(min_size=1, max_size=200), name=st.text(max_size=80))
+def test_any_untrusted_subject_or_name_stays_in_its_header(subject, name):
+    raw = wire(subject=subject, to_name=name)
+    assert raw.isascii()
+    msg = parse(raw)
+    assert [n for n, _ in msg.items()] == HEADERS
+    assert msg["To"].addresses[0].addr_spec == "ada@example.org"
+    assert msg.get_body(("plain",)).get_content() == "text part\r\n"
+
+
+def test_message_id_is_stable_for_a_delivery():
+    assert make_message_id(7, "2026-W47", "example.org") == make_message_id(7, "2026-W47", "example.org")
+    assert make_message_id(7, "2026-W47", "example.org") != make_message_id(8, "2026-W47", "example.org")
+    assert parse(wire())["Message-ID"] == "<digest.7.2026-11-22@example.org>"
+
+
+def test_internationalised_addresses():
+    raw = wire(to_address="user@bücher.de", to_name="Jürgen")
+    assert parse(raw)["To"].addresses[0].addr_spec == "user@xn--bcher-kva.de"
+    with pytest.raises(ValueError, match="SMTPUTF8"):
+        wire(to_address="jürgen@example.org")

@@ -1,0 +1,154 @@
+"""SMTP transport against a real aiosmtpd server: STARTTLS, implicit TLS, AUTH, replies; rate limiter; outbox."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+
+import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from digest.config import from_dict
+from digest.mail.message import Envelope, message_bytes
+from digest.mail.ratelimit import RateLimiter
+from digest.mail.sink import Faults, SmtpSink
+from digest.mail.transport import (
+    PermanentFailure,
+    SmtpTransport,
+    TemporaryFailure,
+    TransportUnavailable,
+    pool_from_settings,
+    smtp_from_settings,
+)
+
+MSG = message_bytes(Envelope(from_address="digest@example.org", to_address="ada@example.org", to_name="Ada",
+                             subject="Hello", message_id="<t1@example.org>", list_id="l <l.example.org>",
+                             unsubscribe_url="https://d.example.org/u/x", unsubscribe_mailto="u@example.org"),
+                    "text", "<p>html</p>")
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory) -> tuple[str, str]:
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl for a test certificate")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+                   check=True, capture_output=True)
+    return str(d / "cert.pem"), str(d / "key.pem")
+
+
+def server_context(cert) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(*cert)
+    return ctx
+
+
+def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"digest", b"s3cret")
+    return AuthResult(success=ok, handled=False)
+
+
+def test_starttls_and_auth_from_settings(cert, monkeypatch):
+    with SmtpSink(tls_context=server_context(cert), require_starttls=True, authenticator=authenticator,
+                  auth_required=True) as sink:
+        monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "s3cret")
+        settings = from_dict({"mail": {"transport": "smtp", "smtp": {
+            "host": sink.host, "port": sink.port, "security": "starttls", "username": "digest", "ca_file": cert[0]}}})
+        t = smtp_from_settings(settings)
+        t.send(MSG, "digest@example.org", "ada@example.org")
+        t.send(MSG, "digest@example.org", "grace@example.org")
+        t.close()
+        assert [m.recipients for m in sink.messages] == [["ada@example.org"], ["grace@example.org"]]
+        assert t.connects == 1
+
+        monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "wrong")
+        with pytest.raises(TransportUnavailable, match="535"):
+            smtp_from_settings(settings).open()
+        untrusted = SmtpTransport(sink.host, sink.port, security="starttls")  # the system CAs do not know it
+        with pytest.raises(TransportUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusted.open()
+
+
+def test_implicit_tls(cert):
+    with SmtpSink(ssl_context=server_context(cert)) as sink:
+        t = SmtpTransport(sink.host, sink.port, security="tls", context=ssl.create_default_context(cafile=cert[0]))
+        t.send(MSG, "digest@example.org", "ada@example.org")
+        t.close()
+        assert sink.messages[0].data.replace(b"\r\n", b"\n").endswith(MSG.replace(b"\r\n", b"\n"))
+
+
+def test_replies_map_to_outcomes_and_the_connection_survives():
+    faults = Faults(temporary={"soon@example.org": 1}, reject={"gone@example.org"}, drop_at={4}, busy_at={6})
+    with SmtpSink(faults=faults) as sink:
+        t = SmtpTransport(sink.host, sink.port)
+        with pytest.raises(TemporaryFailure) as temp:
+            t.send(MSG, "digest@example.org", "soon@example.org")
+        assert (temp.value.code, temp.value.status) == (451, "4.7.1")
+        with pytest.raises(PermanentFailure) as perm:
+            t.send(MSG, "digest@example.org", "gone@example.org")
+        assert (perm.value.code, perm.value.status) == (550, "5.1.1")
+        t.send(MSG, "digest@example.org", "soon@example.org")  # transaction 3
+        t.send(MSG, "digest@example.org", "a@example.org")  # 4 breaks: reconnect, 5 goes through
+        t.send(MSG, "digest@example.org", "b@example.org")  # 6 is "421 closing": reconnect, 7
+        t.close()
+        assert [m.recipients[0] for m in sink.messages] == ["soon@example.org", "a@example.org", "b@example.org"]
+        assert t.connects == 3
+
+
+def test_unreachable_server_is_unavailable_not_a_recipient_failure():
+    with SmtpSink() as sink:
+        port = sink.port
+    with pytest.raises(TransportUnavailable):
+        SmtpTransport("127.0.0.1", port, timeout=2).send(MSG, "digest@example.org", "ada@example.org")
+
+
+def test_pool_from_settings(tmp_path):
+    smtp = from_dict({"mail": {"transport": "smtp", "smtp": {"pool_size": 3}}})
+    assert [type(t) for t in pool_from_settings(smtp)] == [SmtpTransport] * 3
+    outbox = from_dict({"mail": {"outbox_dir": str(tmp_path / "out")}})
+    [t] = pool_from_settings(outbox)
+    t.open()
+    t.send(MSG, "digest@example.org", "ada@example.org")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["t1_example.org.eml", "t1_example.org.html"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.t += s
+
+
+def test_unlimited_never_waits():
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock.now, sleep=clock.sleep)
+    for _ in range(1000):
+        limiter.acquire()
+    assert clock.sleeps == [] and limiter.unlimited
+
+
+def test_token_bucket_paces_after_a_one_second_burst():
+    clock = FakeClock()
+    limiter = RateLimiter(rate=10, clock=clock.now, sleep=clock.sleep)
+    for _ in range(30):
+        limiter.acquire()
+    assert clock.t == pytest.approx(2.0)  # 10 at once, then one every 0.1 s
+
+
+def test_sliding_window_caps_any_window():
+    clock = FakeClock()
+    limiter = RateLimiter(window_limit=3, window_seconds=60, clock=clock.now, sleep=clock.sleep)
+    stamps = []
+    for _ in range(7):
+        limiter.acquire()
+        stamps.append(clock.t)
+        clock.t += 1  # one message a second when allowed
+    assert stamps == [0, 1, 2, 60, 61, 62, 120]
