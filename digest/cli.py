@@ -14,7 +14,6 @@ import click
 from digest import config as config_mod
 from digest import pipeline, subscribers
 from digest.db import Database, is_initialised
-from digest.mail.message import POLICY
 from digest.ranking.commands import eval_command, rank_command
 from digest.subscribers import FREQUENCIES, SubscriberError
 
@@ -276,7 +275,7 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
         raise click.UsageError("give --subscriber EMAIL or at least one --topic")
     rendered, message = pipeline.preview(ctx.db, ctx.settings, email=subscribers.normalise_email(email) if email else None,
                                          topics=topics, excludes=excludes)
-    body = {"html": rendered.html, "text": rendered.text, "eml": message.as_bytes(policy=POLICY).decode("utf-8")}[fmt]
+    body = {"html": rendered.html, "text": rendered.text, "eml": message.decode("utf-8")}[fmt]
     if open_browser and not out:
         out = str(Path("digest-preview.html").resolve()) if fmt == "html" else None
     if out:

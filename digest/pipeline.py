@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from email.message import EmailMessage
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -15,12 +14,13 @@ from sqlalchemy.orm import selectinload
 from digest.config import Settings
 from digest.db import Database
 from digest.links import Links
-from digest.mail.message import make_message_id, sender_domain
+from digest.mail import signing
+from digest.mail.message import make_message_id, message_bytes, sender_domain
 from digest.models import Delivery, DeliveryItem, Subscriber
 from digest.models import Paper as PaperRow
 from digest.planner import PlanReport, period_for, plan, select_papers, utcnow
 from digest.render import Rendered, default_renderer
-from digest.sender import SendReport, render_delivery, send
+from digest.sender import SendReport, render_envelope, send
 
 __all__ = ["PlanReport", "SendReport", "plan", "send", "preview", "status", "pending_count"]
 
@@ -29,8 +29,9 @@ __all__ = ["PlanReport", "SendReport", "plan", "send", "preview", "status", "pen
 
 
 def preview(db: Database, settings: Settings, *, email: str | None = None, topics: Sequence[str] = (),
-            excludes: Sequence[str] = (), now: datetime | None = None) -> tuple[Rendered, EmailMessage]:
-    """What a subscriber (or a made-up one with these topics) would get now; nothing is stored."""
+            excludes: Sequence[str] = (), now: datetime | None = None) -> tuple[Rendered, bytes]:
+    """What a subscriber (or a made-up one with these topics) would get now, and the message exactly as
+    it would go on the wire (DKIM-signed when a key is configured); nothing is stored or sent."""
     now = now or utcnow()
     with db.session() as s:
         if email:
@@ -51,7 +52,10 @@ def preview(db: Database, settings: Settings, *, email: str | None = None, topic
     d.items = [DeliveryItem(paper_id=p.paper_id, rank=i, score=p.score, kind=k, topic=p.topic, why=p.why)
                for i, (p, k) in enumerate([(p, "pick") for p in sel.picks] + [(p, "trending") for p in sel.trending], 1)]
     links = Links(settings.web.base_url, settings.secret())
-    return render_delivery(settings, links, default_renderer(), sub, d, papers, now)
+    rendered, env = render_envelope(settings, links, default_renderer(), sub, d, papers, now)
+    data = message_bytes(env, rendered.text, rendered.html)
+    signer = signing.from_settings(settings)
+    return rendered, signer.sign(data) if signer else data
 
 
 # ------------------------------------------------------------------------------------------ status

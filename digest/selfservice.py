@@ -40,7 +40,7 @@ from digest.planner import load_papers, select_papers, utcnow
 from digest.ranking.text import STOP_WORDS
 from digest.render import default_renderer
 from digest.render.compose import one_line, paper_url
-from digest.sender import render_delivery
+from digest.sender import render_envelope
 from digest.subscribers import SubscriberError, SubscriberView
 from digest.tokens import TokenError
 from digest.types import Pick
@@ -379,7 +379,7 @@ def archive_html(db: Database, settings: Settings, subscriber_id: int, delivery_
         if sub is None:
             return None
         papers = {p.id: p for p in load_papers(s, ids=sorted({i.paper_id for i in d.items}))} if d.items else {}
-        rendered, _ = render_delivery(settings, links(settings), default_renderer(), sub, d, papers, now)
+        rendered, _ = render_envelope(settings, links(settings), default_renderer(), sub, d, papers, now)
         return rendered.html
 
 

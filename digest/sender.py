@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, or_, select, update
@@ -39,7 +38,7 @@ from digest.config import Settings
 from digest.db import Database
 from digest.links import Links
 from digest.mail import signing
-from digest.mail.message import Envelope, ascii_address, build_message, message_bytes, parse_address
+from digest.mail.message import Envelope, ascii_address, message_bytes, parse_address
 from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import (
     PermanentFailure,
@@ -191,13 +190,6 @@ def build_outgoing(db: Database, settings: Settings, ids: Sequence[int], now: da
                 log.exception("cannot render delivery=%s", d.id)
                 broken.append((d.id, f"render error: {type(err).__name__}: {err}"))
     return out, blocked, broken
-
-
-def render_delivery(settings: Settings, links: Links, renderer, sub: Subscriber, d: Delivery,
-                    papers: dict[int, Paper], now: datetime) -> tuple[Rendered, EmailMessage]:
-    """The delivery's digest and message (for previews; sending uses the bytes directly)."""
-    rendered, env = render_envelope(settings, links, renderer, sub, d, papers, now)
-    return rendered, build_message(env, rendered.text, rendered.html)
 
 
 def render_envelope(settings: Settings, links: Links, renderer, sub: Subscriber, d: Delivery,
