@@ -121,7 +121,9 @@ def select_papers(session: Session, settings: Settings, subs: Sequence[Subscribe
         for s in subs
     ]
     picks = ranking.rank(pool, profiles, candidates=candidates, now=now)
-    hot = ranking.trending(papers, cfg.trending_items + cfg.max_items, now=now) if cfg.trending_items else []
+    # "Also trending" means upvoted by the community: listings without any upvotes never fill it
+    upvoted = [p for p in papers if p.upvotes > 0]
+    hot = ranking.trending(upvoted, cfg.trending_items + cfg.max_items, now=now) if cfg.trending_items else []
     out: dict[int, Selection] = {}
     for s in subs:
         mine = picks.get(s.id, [])

@@ -84,3 +84,16 @@ def test_an_edition_planned_before_a_pause_is_not_sent(db, settings_for, tmp_pat
     report = pipeline.send(db, settings, transport=OutboxTransport(outbox))
     assert (report.sent, report.suppressed) == (0, 1)
     assert not list(outbox.glob("*.eml"))
+
+
+def test_also_trending_lists_only_upvoted_papers(db, settings_for):
+    from digest import pipeline
+    from digest.ingest import ingest
+
+    settings = settings_for(db.url)  # the bundled sample: HF papers with upvotes, listing pages without
+    ingest(db, settings)
+    rendered, _ = pipeline.preview(db, settings, topics=["graph neural networks"])
+    block = rendered.text.split("Also trending\n-------------\n", 1)[1].split("\n--\n", 1)[0]
+    entries = [line for line in block.splitlines() if line.startswith("- ")]
+    assert len(entries) == settings.digest.trending_items
+    assert all("upvote" in line for line in entries)
