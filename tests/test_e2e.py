@@ -126,4 +126,3 @@ def test_preview_eml_is_the_message_as_sent(world):
     assert len(smtp.messages) == 0  # a preview sends nothing
     text = msg.get_body(("plain",)).get_content()
     assert "diffusion" in text.lower()
-
