@@ -271,3 +271,19 @@ def test_acronym_definitions_are_learned_from_text():
     )
     assert "da" not in learned.common
     assert learned.for_text(0) == {"da": "domain adaptation"}
+
+
+def test_explanation_names_every_topic_a_paper_matches():
+    from digest.ranking import rank
+    from digest.types import Paper, Profile
+
+    papers = [
+        Paper(id=1, title="Image generation with shortest path diffusion models",
+              abstract="Diffusion models for image generation, with a new noise schedule."),
+        Paper(id=2, title="Graph neural networks for molecules", abstract="Message passing on molecular graphs."),
+        Paper(id=3, title="Diffusion models for audio", abstract="We apply diffusion models to speech synthesis."),
+    ]
+    picks = rank(papers, [Profile(subscriber_id=1, topics=["diffusion models", "image generation"])])[1]
+    by_id = {p.paper_id: p for p in picks}
+    assert "“diffusion models”" in by_id[1].why and "“image generation”" in by_id[1].why
+    assert "also" not in by_id[3].why and 2 not in by_id

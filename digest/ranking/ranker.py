@@ -191,6 +191,10 @@ def rank(
                     if key not in explain_cache:
                         explain_cache[key] = _explain(index, topic_names[t], Q[t], d, label)
                     matched, why = explain_cache[key]
+                    others = [labels[i][k] for k, r in enumerate(rows[i])
+                              if k != top_best[i][j] and rel_all[r, d] > 0]
+                    if others:
+                        why += "; also " + ", ".join(f"“{o}”" for o in others)
                     picks.append(Pick(p.id, s, topic=label, terms=list(matched), why=why))
                 else:
                     picks.append(Pick(p.id, s, why="Similar to papers you liked"))
