@@ -20,7 +20,7 @@ from digest.models import Delivery, DeliveryItem, Subscriber
 from digest.models import Paper as PaperRow
 from digest.planner import PlanReport, period_for, plan, select_papers, utcnow
 from digest.render import Rendered, default_renderer
-from digest.sender import SendReport, render_envelope, send
+from digest.sender import SendReport, due_clause, render_envelope, send
 
 __all__ = ["PlanReport", "SendReport", "plan", "send", "preview", "status", "pending_count"]
 
@@ -61,11 +61,12 @@ def preview(db: Database, settings: Settings, *, email: str | None = None, topic
 # ------------------------------------------------------------------------------------------ status
 
 
-def pending_count(db: Database, email: str | None = None) -> int:
+def pending_count(db: Database, email: str | None = None, now: datetime | None = None) -> int:
+    """How many deliveries a `send` now would take (for its progress bar)."""
     from sqlalchemy import func
 
     with db.session() as s:
-        q = select(func.count()).select_from(Delivery).where(Delivery.status.in_(["planned", "retry", "sending"]))
+        q = select(func.count()).select_from(Delivery).where(due_clause(now or utcnow()))
         if email:
             q = q.where(Delivery.email == email)
         return s.scalar(q) or 0

@@ -80,9 +80,9 @@ def select_papers(session: Session, settings: Settings, subs: Sequence[Subscribe
     first = now - timedelta(days=cfg.first_edition_days)
     ids = [s.id for s in subs]
     last_end = dict(session.execute(
-        select(Delivery.subscriber_id, Delivery.window_end)
+        select(Delivery.subscriber_id, func.max(Delivery.window_end))
         .where(Delivery.subscriber_id.in_(ids), Delivery.status != "failed")
-        .order_by(Delivery.window_end)
+        .group_by(Delivery.subscriber_id)
     ).all()) if ids else {}
     starts = {s.id: max(floor, last_end.get(s.id) or first) for s in subs}
     if not subs:

@@ -32,7 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from digest import planner
+from digest import planner, subscribers
 from digest.config import ConfigError, Settings
 from digest.db import Database
 from digest.mail.transport import Transport, TransportUnavailable, pool_from_settings
@@ -43,6 +43,7 @@ from digest.sender import SendReport, release, send, worker_name
 log = logging.getLogger("digest.scheduler")
 
 TICK, HOUSEKEEPING, INGEST = "tick", "housekeeping", "ingest:"
+PENDING_KEEP = timedelta(days=7)  # unconfirmed sign-ups are forgotten after this (confirm links last 3 days)
 
 
 def job_ids(settings: Settings) -> list[str]:
@@ -207,7 +208,9 @@ class Runner:
                         worker_id=None, lease_expires_at=None)
             ).rowcount
             pruned = s.execute(delete(JobRun).where(JobRun.started_at < now - keep)).rowcount
-        return True, f"released {leases} expired leases, pruned {pruned} job runs"
+        forgotten = subscribers.prune_pending(self.db, PENDING_KEEP, now)
+        return True, (f"released {leases} expired leases, pruned {pruned} job runs, "
+                      f"forgot {forgotten} unconfirmed sign-ups")
 
     def _work(self, job_id: str) -> Callable[[], tuple[bool, str]]:
         if job_id.startswith(INGEST):

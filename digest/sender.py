@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import ColumnElement, case, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from digest import bounces
@@ -74,19 +74,22 @@ class SendReport:
 # ------------------------------------------------------------------------------------------ ledger
 
 
+def due_clause(now: datetime, worker: str | None = None) -> ColumnElement[bool]:
+    """Deliveries a sender may take now: planned, a retry due at `now`, or a lease run out (on the real
+    clock) that is not this worker's own."""
+    expired = (Delivery.status == "sending") & (Delivery.lease_expires_at < utcnow())
+    if worker is not None:
+        expired &= or_(Delivery.worker_id.is_(None), Delivery.worker_id != worker)
+    return or_(Delivery.status == "planned", (Delivery.status == "retry") & (Delivery.next_attempt_at <= now), expired)
+
+
 def claim(db: Database, worker: str, now: datetime, limit: int, email: str | None = None,
           lease: timedelta = timedelta(minutes=10)) -> list[int]:
     """Atomically take up to `limit` due deliveries: planned, retry due at `now`, or a lease run out.
 
     Leases are on the real clock; `now` only decides which retries are due.
     """
-    clock = utcnow()
-    due = or_(
-        Delivery.status == "planned",
-        (Delivery.status == "retry") & (Delivery.next_attempt_at <= now),
-        (Delivery.status == "sending") & (Delivery.lease_expires_at < clock)
-        & or_(Delivery.worker_id.is_(None), Delivery.worker_id != worker),
-    )
+    due = due_clause(now, worker)
     pick = select(Delivery.id).where(due).order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True)
     if email:
         pick = pick.where(Delivery.email == email)
@@ -96,7 +99,7 @@ def claim(db: Database, worker: str, now: datetime, limit: int, email: str | Non
             return []
         got = s.execute(
             update(Delivery).where(Delivery.id.in_(ids), due)
-            .values(status="sending", worker_id=worker, lease_expires_at=clock + lease)
+            .values(status="sending", worker_id=worker, lease_expires_at=utcnow() + lease)
             .returning(Delivery.id)
         ).scalars().all()
     return sorted(got)

@@ -325,3 +325,13 @@ def unsubscribe(db: Database, subscriber_id: int, now: datetime, detail: str = "
         if s.get(Suppression, sub.email) is None:
             s.add(Suppression(email=sub.email, reason="unsubscribed", detail=detail or None, created_at=now))
         return changed
+
+
+def prune_pending(db: Database, older_than: timedelta, now: datetime) -> int:
+    """Forget sign-ups never confirmed within `older_than` (their confirmation links have expired)."""
+    with db.session() as s:
+        stale = s.scalars(select(Subscriber).where(Subscriber.status == "pending",
+                                                   Subscriber.created_at < now - older_than)).all()
+        for sub in stale:
+            s.delete(sub)
+        return len(stale)

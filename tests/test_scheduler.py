@@ -19,7 +19,7 @@ import pytest
 import time_machine
 from click.testing import CliRunner
 from httpreplay import ReplayServer, Reply
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from test_schedule_plan import TOPIC, add_papers
 
 from digest import subscribers
@@ -27,7 +27,7 @@ from digest.cli import main
 from digest.config import ConfigError
 from digest.db import Database
 from digest.mail.sink import Faults, SmtpSink
-from digest.models import Delivery
+from digest.models import Delivery, Subscriber
 from digest.planner import due_at
 from digest.schedule import DAY_NAMES
 from digest.scheduler import JobRun, JobState, Runner, triggers
@@ -129,8 +129,12 @@ def test_stop_finishes_the_message_in_flight_and_hands_back_the_rest(db, setting
 def test_housekeeping_releases_expired_leases_and_prunes_the_log(db, settings_for):
     settings = settings_for(db.url, sources={}, scheduler={"keep_runs_days": 7})
     sub = subscribers.add(db, "ada@example.org", topics=[TOPIC])
+    subscribers.add(db, "stale@example.org", topics=[TOPIC], status="pending")
+    subscribers.add(db, "fresh@example.org", topics=[TOPIC], status="pending")
     now = datetime.now(UTC)
     with db.session() as s:
+        s.execute(update(Subscriber).where(Subscriber.email == "stale@example.org")
+                  .values(created_at=now - timedelta(days=8)))
         for period, lease in (("2024-01-01", now - timedelta(minutes=1)), ("2024-01-02", now + timedelta(minutes=5))):
             s.add(Delivery(subscriber_id=sub.id, period=period, email=sub.email, message_id=f"<{period}@x>",
                            status="sending", worker_id="gone:1:abc", lease_expires_at=lease))
@@ -138,7 +142,8 @@ def test_housekeeping_releases_expired_leases_and_prunes_the_log(db, settings_fo
             at = now - timedelta(days=days)
             s.add(JobRun(job_id="tick", instance="old", started_at=at, finished_at=at, ok=True, summary=""))
     ok, text = Runner(settings, db).run("housekeeping")
-    assert ok and text == "released 1 expired leases, pruned 1 job runs"
+    assert ok and text == "released 1 expired leases, pruned 1 job runs, forgot 1 unconfirmed sign-ups"
+    assert [v.email for v in subscribers.list_all(db)] == ["ada@example.org", "fresh@example.org"]
     with db.session() as s:
         assert dict(s.execute(select(Delivery.period, Delivery.status)).all()) == {
             "2024-01-01": "planned", "2024-01-02": "sending"}
