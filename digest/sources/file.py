@@ -82,22 +82,15 @@ def parse_json_doc(doc: object) -> tuple[list[Listing], int]:
 
 
 def parse_json_lines(text: str) -> tuple[list[Listing], int]:
-    listings: list[Listing] = []
-    rejected = 0
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except (ValueError, RecursionError):
-            rejected += 1
-            continue
-        listing = listing_from_dict(item)
-        if listing is None:
-            rejected += 1
-        else:
-            listings.append(listing)
-    return listings, rejected
+    def items() -> Iterator[object]:
+        for line in text.splitlines():
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except (ValueError, RecursionError):
+                    yield None  # not JSON: counted as rejected
+
+    return collect(items(), listing_from_dict)
 
 
 def listing_from_dict(item: object) -> Listing | None:

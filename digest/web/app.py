@@ -177,13 +177,17 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
 
     # -------------------------------------------------------------------------------- preferences
 
+    async def open_link(purpose: str, token: str) -> tuple:
+        """(subscriber or None, payload); a bad token counts as no subscriber."""
+        try:
+            return await run_in_threadpool(selfservice.open_link, db, settings, purpose, token)
+        except TokenError:
+            return None, {}
+
     async def preferences(request: Request, errors: list[str] | None = None,
                           values: dict | None = None) -> Response:
         token = request.path_params["token"]
-        try:
-            sub, _ = await run_in_threadpool(selfservice.open_link, db, settings, "manage", token)
-        except TokenError:
-            sub = None
+        sub, _ = await open_link("manage", token)
         if sub is None:
             return bad_link(request, "manage")
         editions = await run_in_threadpool(selfservice.recent_editions, db, settings, sub.id)
@@ -199,10 +203,7 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
     async def preferences_save(request: Request) -> Response:
         token = request.path_params["token"]
         form = await form_of(request)
-        try:
-            sub, _ = await run_in_threadpool(selfservice.open_link, db, settings, "manage", token)
-        except TokenError:
-            sub = None
+        sub, _ = await open_link("manage", token)
         if sub is None:
             return bad_link(request, "manage")
         action = request.path_params.get("action", "save")
@@ -250,10 +251,7 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
 
     async def feedback(request: Request) -> Response:
         token = request.path_params["token"]
-        try:
-            sub, data = await run_in_threadpool(selfservice.open_link, db, settings, "feedback", token)
-        except TokenError:
-            sub, data = None, {}
+        sub, data = await open_link("feedback", token)
         pid, signal = data.get("p"), data.get("v")
         if sub is None or not isinstance(pid, int) or signal not in (1, -1):
             return bad_link(request, "feedback")
