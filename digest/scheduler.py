@@ -29,16 +29,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest import planner, subscribers
 from digest.config import ConfigError, Settings
 from digest.db import Database
 from digest.mail.transport import Transport, TransportUnavailable, pool_from_settings
-from digest.models import Delivery, JobRun, JobState, utcnow
+from digest.models import JobRun, JobState, utcnow
 from digest.pipeline import pending_count
-from digest.sender import SendReport, release, send, worker_name
+from digest.sender import SendReport, release_expired, send, worker_name
 
 log = logging.getLogger("digest.scheduler")
 
@@ -135,16 +135,6 @@ class StopAware:
         self.inner.close()
 
 
-def _hand_back(db: Database, worker: str) -> None:
-    """Whatever `worker` still holds (a run that ended abnormally) is released at once."""
-    try:
-        with db.session() as s:
-            ids = list(s.scalars(select(Delivery.id).where(Delivery.worker_id == worker, Delivery.status == "sending")))
-        release(db, ids, worker)
-    except Exception:  # the database is gone: the leases expire and another worker takes over
-        log.exception("could not release the deliveries held by %s", worker)
-
-
 # -------------------------------------------------------------------------------------------- runner
 
 _current: Runner | None = None  # the runner of this process, for `run_job`
@@ -182,13 +172,10 @@ class Runner:
         plan = planner.plan(self.db, self.settings, due_only=True)
         if self.stop.is_set():
             return True, f"{plan.summary()}; stopping, nothing sent"
-        report, worker = SendReport(), worker_name()
+        report = SendReport()
         if pending_count(self.db):
             pool = [StopAware(t, self.stop) for t in pool_from_settings(self.settings)]
-            try:
-                report = send(self.db, self.settings, transport=pool, worker=worker)
-            finally:
-                _hand_back(self.db, worker)
+            report = send(self.db, self.settings, transport=pool)  # gives back what it holds
         errors = [e for e in report.errors if e != STOPPING]
         text = (f"{plan.summary()}; sent {report.sent}, retried {report.retried}, failed {report.failed}, "
                 f"suppressed {report.suppressed}")
@@ -201,12 +188,8 @@ class Runner:
     def housekeeping(self) -> tuple[bool, str]:
         now = utcnow()
         keep = timedelta(days=self.settings.scheduler.keep_runs_days)
+        leases = release_expired(self.db)
         with self.db.session() as s:
-            leases = s.execute(
-                update(Delivery).where(Delivery.status == "sending", Delivery.lease_expires_at < now)  # as release()
-                .values(status=case((Delivery.attempts == 0, "planned"), else_="retry"), next_attempt_at=now,
-                        worker_id=None, lease_expires_at=None)
-            ).rowcount
             pruned = s.execute(delete(JobRun).where(JobRun.started_at < now - keep)).rowcount
         forgotten = subscribers.prune_pending(self.db, PENDING_KEEP, now)
         return True, (f"released {leases} expired leases, pruned {pruned} job runs, "

@@ -121,11 +121,20 @@ def release(db: Database, ids: Sequence[int], worker: str) -> None:
     if not ids:
         return
     with db.session() as s:
-        s.execute(
-            update(Delivery).where(Delivery.id.in_(list(ids)), Delivery.worker_id == worker, Delivery.status == "sending")
+        s.execute(_give_back_rows(Delivery.id.in_(list(ids)), Delivery.worker_id == worker))
+
+
+def release_expired(db: Database) -> int:
+    """Give back every delivery whose lease has run out (its sender died); returns how many."""
+    with db.session() as s:
+        return s.execute(_give_back_rows(Delivery.lease_expires_at < utcnow())).rowcount
+
+
+def _give_back_rows(*where: ColumnElement[bool]):
+    """The UPDATE that returns `sending` rows to the ledger, due at once, attempts unchanged."""
+    return (update(Delivery).where(Delivery.status == "sending", *where)
             .values(status=case((Delivery.attempts == 0, "planned"), else_="retry"), next_attempt_at=utcnow(),
-                    worker_id=None, lease_expires_at=None)
-        )
+                    worker_id=None, lease_expires_at=None))
 
 
 def _give_back(db: Database, worker: str, keep: set[int]) -> None:
