@@ -2,12 +2,15 @@
 distinct topics, dense numpy per chunk of subscribers) against the naive way (index and score the
 papers again for every subscriber).
 
-    .venv/bin/python benchmarks/bench_rank.py [--subscribers 100000] [--papers 1000] [--naive 200]
+    .venv/bin/python benchmarks/bench_rank.py [--subscribers 100000] [--papers 1000] [--naive 200] [--hybrid]
 
 Papers are the eval set's titles and abstracts when /work/shared/eval (or ../shared/eval) is there,
 else synthetic ones. Subscribers have 1-5 topics drawn from realistic phrases; 10% have an exclude,
 5% liked or disliked papers. The naive way is measured on --naive subscribers and extrapolated to N.
 Peak memory is the process's maximum resident set (ru_maxrss), printed before and after each phase.
+--hybrid (needs the `semantic` extra) also ranks with MiniLM vectors, as digests do once the extra is
+installed: the papers are embedded first (what ingest does once per paper, timed on its own line), then
+rank() is timed with the vectors, topic embeddings included. Peak RSS then includes the model.
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ def main() -> None:
     ap.add_argument("--subscribers", type=int, default=100_000)
     ap.add_argument("--papers", type=int, default=1000)
     ap.add_argument("--naive", type=int, default=200, help="subscribers ranked the naive way (extrapolated)")
+    ap.add_argument("--hybrid", action="store_true", help="also rank with MiniLM vectors (semantic extra)")
     args = ap.parse_args()
 
     papers = load_papers(args.papers)
@@ -132,6 +136,20 @@ def main() -> None:
     label = f"naive loop (x{len(sample)}, extrapolated)"
     print(f"{label:<34} {naive_s:>9.1f} {1000 * naive_s / len(profiles):>14.3f} {'-':>13}")
     print(f"speed-up: {naive_s / batched_s:.0f}x")
+    if args.hybrid:
+        from digest.ranking.semantic import PaperVectors
+
+        t = time.perf_counter()
+        vectors = PaperVectors.of([(p.title, p.abstract) for p in papers])
+        embed_s = time.perf_counter() - t
+        t = time.perf_counter()
+        hybrid = rank(papers, profiles, now=now, vectors=vectors)
+        hybrid_s = time.perf_counter() - t
+        print(f"{'embed papers (once, at ingest)':<34} {embed_s:>9.2f} {'-':>14} {maxrss_mib():>13.0f}")
+        print(
+            f"{'batched rank(), hybrid':<34} {hybrid_s:>9.2f} {1000 * hybrid_s / len(profiles):>14.3f} "
+            f"{maxrss_mib():>13.0f}   ({sum(len(v) for v in hybrid.values())} picks)"
+        )
 
 
 if __name__ == "__main__":

@@ -113,9 +113,11 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
     report = run_ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
     rows = [vars(r) for r in report.sources]
     if as_json:
-        echo_json({"sources": rows})
+        echo_json({"sources": rows, "embedded": report.embedded})
     else:
         _print_ingest(rows)
+        if report.embedded:
+            click.echo(f"embedded {report.embedded} papers for the hybrid ranker")
     if any(r.get("error") for r in rows):
         sys.exit(1)
 

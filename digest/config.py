@@ -132,7 +132,17 @@ class DigestSettings(_Strict):
     first_edition_days: int = Field(7, ge=1, le=90)  # how far back a first edition may look
     max_lookback_days: int = Field(14, ge=1, le=365)  # bound on a catch-up edition
     excerpt_chars: int = Field(320, ge=80, le=2000)
+    # auto: lexical + MiniLM (hybrid) when the `semantic` extra is installed, else lexical only
+    ranker: Literal["auto", "lexical", "hybrid"] = "auto"
 
+    @field_validator("ranker")
+    @classmethod
+    def _extra_installed(cls, v: str) -> str:
+        from digest.ranking import semantic
+
+        if v == "hybrid" and not semantic.available():
+            raise ValueError(f"the hybrid ranker needs the semantic extra: {semantic.INSTALL_HINT}")
+        return v
 
 
 class SchedulerSettings(_Strict):

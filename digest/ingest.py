@@ -20,9 +20,11 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from digest import vectors
 from digest.config import ConfigError, Settings
 from digest.db import Database
 from digest.models import Paper, SourceState
+from digest.ranking import semantic
 from digest.sources import Batch, Cursor, SourceError, fetch
 from digest.sources.clean import clean_listing, title_key
 from digest.types import Listing
@@ -52,6 +54,7 @@ class SourceReport:
 @dataclass
 class IngestReport:
     sources: list[SourceReport] = field(default_factory=list)
+    embedded: int = 0  # papers given MiniLM vectors after the run (hybrid ranker only)
 
     @property
     def fetched(self) -> int:
@@ -82,6 +85,7 @@ class IngestReport:
             "sources": [asdict(s) for s in self.sources],
             "fetched": self.fetched,
             "new": self.new,
+            "embedded": self.embedded,
             "updated": self.updated,
             "skipped": self.skipped,
             "errors": self.errors,
@@ -117,9 +121,14 @@ def ingest(
     finally:
         if client is not None:
             client.close()
+    if semantic.wanted(settings.digest.ranker):
+        try:  # embed now so planning does not wait; a failure here is retried when the papers are ranked
+            report.embedded = vectors.embed_missing(db)
+        except Exception as err:  # noqa: BLE001 - the papers are stored; embedding is an optimisation
+            log.warning("ingest: embedding new papers failed: %s", err)
     log.info(
-        "ingest: %d fetched, %d new, %d updated, %d skipped, %d source errors",
-        report.fetched, report.new, report.updated, report.skipped, len(report.errors),
+        "ingest: %d fetched, %d new, %d updated, %d skipped, %d embedded, %d source errors",
+        report.fetched, report.new, report.updated, report.skipped, report.embedded, len(report.errors),
     )
     return report
 

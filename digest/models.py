@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -74,6 +75,18 @@ class Paper(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PaperVector(Base):
+    """A paper's MiniLM embeddings (whole text, then each abstract sentence), float16, for the hybrid
+    ranker; recomputed when the model or the paper's text changes (digest.vectors)."""
+
+    __tablename__ = "paper_vectors"
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    text_hash: Mapped[str] = mapped_column(String(40))
+    vectors: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Subscriber(Base):

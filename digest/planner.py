@@ -15,12 +15,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from digest import ranking, subscribers
+from digest import ranking, subscribers, vectors
 from digest.config import Settings
 from digest.db import Database
 from digest.mail.message import make_message_id, sender_domain
 from digest.models import Delivery, DeliveryItem, Feedback, Subscriber, Suppression
 from digest.models import Paper as PaperRow
+from digest.ranking import semantic
 from digest.render.compose import subject_line
 from digest.schedule import Due, Edition, Schedule, check, period_for  # noqa: F401 (period_for: re-exported)
 from digest.types import Paper, Pick, Profile
@@ -120,7 +121,8 @@ def select_papers(session: Session, settings: Settings, subs: Sequence[Subscribe
         )
         for s in subs
     ]
-    picks = ranking.rank(pool, profiles, candidates=candidates, now=now)
+    vecs = vectors.for_papers(session, pool) if semantic.wanted(cfg.ranker) else None
+    picks = ranking.rank(pool, profiles, candidates=candidates, now=now, vectors=vecs)
     # "Also trending" means upvoted by the community: listings without any upvotes never fill it
     upvoted = [p for p in papers if p.upvotes > 0]
     hot = ranking.trending(upvoted, cfg.trending_items + cfg.max_items, now=now) if cfg.trending_items else []

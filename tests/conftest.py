@@ -64,7 +64,10 @@ def settings_for(tmp_path):
     """Build a Settings object for a test from plain dict overrides, secrets kept in tmp_path."""
 
     def make(db_url: str, **sections) -> object:
-        data = {"database": {"url": db_url}, "web": {"secret_file": str(tmp_path / "secret")}}
+        # lexical unless a test asks for the hybrid: embedding every ingest would only slow the
+        # tests that are about something else (tests/test_hybrid.py covers the hybrid end to end)
+        data = {"database": {"url": db_url}, "web": {"secret_file": str(tmp_path / "secret")},
+                "digest": {"ranker": "lexical"}}
         for key, value in sections.items():
             data.setdefault(key, {})
             if isinstance(value, dict) and isinstance(data[key], dict):

@@ -115,11 +115,12 @@ EVAL_DIR = next((d for d in EVAL_DIRS if (d / "iclr2021_paperlist.tsv").exists()
 
 
 @pytest.mark.skipif(EVAL_DIR is None, reason="the shared eval set is not beside this checkout")
-def test_default_ranker_quality_does_not_regress():
+def test_lexical_ranker_quality_does_not_regress():
+    # the hybrid's MiniLM pass over 2,966 papers takes minutes of CPU: `digest eval` measures it
     assert EVAL_DIR is not None
     data = ev.load_dataset(EVAL_DIR / "iclr2021_paperlist.tsv")
     topics = ev.load_topics(EVAL_DIR / "iclr2021_topics.txt")
-    result = ev.evaluate(data, topics, ev.RANKERS["default"].scorer, "default")
+    result = ev.evaluate(data, topics, ev.RANKERS["lexical"].scorer, "lexical")
     assert result.topics == 59
     # measured 0.522 / 0.493 / 0.380; the published TF-IDF baseline is 0.489 / 0.468 / 0.348
     assert result.ndcg10 >= 0.51 and result.p10 >= 0.48 and result.map100 >= 0.37
@@ -238,7 +239,7 @@ def test_semantic_scorer_finds_meaning_without_shared_words():
     assert sim.shape == (2, 2)
     assert sim[0, 0] > sim[0, 1] and sim[1, 1] > sim[1, 0]
     fused = ev.RANKERS["hybrid"].scorer(docs, ["vehicle motors"])
-    assert fused[0, 0] > fused[0, 1]
+    assert fused[0, 0] > 0 and fused[0, 1] == 0  # a meaning-only match, and no match
 
 
 def test_abstract_sentences_are_split_at_full_stops_before_capitals():
@@ -264,8 +265,7 @@ def test_sentence_similarity_uses_the_best_sentence_and_caches_on_disk(tmp_path,
     monkeypatch.setattr(semantic, "cache_dir", tmp_path)
     sim = semantic.sentence_similarity(docs, ["vehicle motors"])
     assert sim.shape == (1, 3) and sim[0, 0] > sim[0, 1]
-    assert sorted(p.name.split("-")[1] for p in tmp_path.glob("*.npy")) == ["docs", "sentences"]
+    assert [p.name.split("-")[1] for p in tmp_path.glob("*.npz")] == ["papers"]
     again = semantic.sentence_similarity(docs, ["vehicle motors"])  # read back from disk
     assert np.allclose(sim, again, atol=1e-5)
-    fused = ev.RANKERS["hybrid-sentences"].scorer(docs, ["vehicle motors"])
-    assert fused[0, 0] == fused[0].max()
+    assert sim[0, 2] == pytest.approx(float(semantic.similarity(docs, ["vehicle motors"])[0, 2]))  # no sentences

@@ -287,3 +287,21 @@ def test_explanation_names_every_topic_a_paper_matches():
     by_id = {p.paper_id: p for p in picks}
     assert "“diffusion models”" in by_id[1].why and "“image generation”" in by_id[1].why
     assert "also" not in by_id[3].why and 2 not in by_id
+
+
+def test_one_topic_does_not_crowd_out_the_others():
+    # three diffusion papers, hugely upvoted, outscore the one privacy paper ...
+    papers = make_papers(p100={"upvotes": 900}, p110={"upvotes": 800}, p101={"upvotes": 700})
+    tasks = ["weather forecasting", "molecule design", "audio restoration"]
+    papers += [Paper(600 + i, f"Diffusion Models for {t.title()}", f"We apply diffusion models to {t}.",
+                     upvotes=600, published_at=NOW - timedelta(days=1)) for i, t in enumerate(tasks)]
+    profile = Profile(1, ["diffusion models", "differential privacy"], max_items=4)
+    picks = one(papers, profile)
+    assert [p.topic for p in picks].count("differential privacy") == 1  # ... but it gets its share
+    assert [p.score for p in picks] == sorted((p.score for p in picks), reverse=True)
+    assert len(picks) == 4
+    alone = one(papers, Profile(1, ["diffusion models"], max_items=4))
+    assert [p.topic for p in alone] == ["diffusion models"] * 4
+    # a topic with fewer candidates than its share leaves its slots to the others
+    wide = one(papers, Profile(1, ["diffusion models", "differential privacy"], max_items=7))
+    assert len(wide) == 7 and 104 in ids(wide)

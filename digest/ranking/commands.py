@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from digest.ranking import evaluate as ev
+from digest.ranking import semantic
 from digest.ranking.listings import ListingsError, read_papers
 from digest.ranking.ranker import rank
 from digest.types import Profile
@@ -31,10 +32,17 @@ from digest.types import Profile
     "--limit", default=10, show_default=True, type=click.IntRange(1, 10_000), help="Papers per query."
 )
 @click.option(
+    "--ranker",
+    type=click.Choice(["auto", "lexical", "hybrid"]),
+    default="auto",
+    show_default=True,
+    help="hybrid: lexical + MiniLM (needs the semantic extra); auto: hybrid when installed.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="One JSON object per query: {query, ranking: [{id, score, why}]}."
 )
 def rank_command(
-    listings: Path, topics: tuple[str, ...], queries: Path | None, limit: int, as_json: bool
+    listings: Path, topics: tuple[str, ...], queries: Path | None, limit: int, ranker: str, as_json: bool
 ) -> None:
     """Rank a listings file for one subscriber's topics, or for each line of a queries file."""
     if bool(topics) == bool(queries):
@@ -54,7 +62,12 @@ def rank_command(
     if not papers:
         raise click.ClickException(f"{listings}: no papers found ({rejected} entries rejected)")
     profiles = [Profile(subscriber_id=i, topics=g, max_items=limit) for i, g in enumerate(groups)]
-    picks = rank(papers, profiles)
+    try:
+        hybrid = semantic.wanted(ranker)
+    except RuntimeError as err:
+        raise click.ClickException(str(err)) from err
+    vectors = semantic.PaperVectors.of([(p.title, p.abstract) for p in papers]) if hybrid else None
+    picks = rank(papers, profiles, vectors=vectors)
     for i, group in enumerate(groups):
         query = "; ".join(group)
         if as_json:
@@ -103,10 +116,8 @@ def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], as_
     if not topics:
         raise click.ClickException(f"{topics_path}: no topics")
     names = list(rankers) or ev.available_rankers()
-    if any(ev.RANKERS[n].extra == "semantic" for n in names):
+    if semantic.available():  # "default" is the hybrid then
         import tempfile
-
-        from digest.ranking import semantic
 
         # a dataset's embeddings are computed once and kept for reruns (minutes of CPU otherwise)
         semantic.cache_dir = semantic.cache_dir or Path(tempfile.gettempdir()) / "digest-eval-embeddings"

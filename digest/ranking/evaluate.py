@@ -140,14 +140,20 @@ class RankerSpec:
     extra: str | None = None  # the optional dependency group it needs
 
 
-def _default(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+def _lexical(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
     from digest.ranking.ranker import topic_relevance
 
     return topic_relevance(LexicalIndex(docs), topics)
 
 
+def _default(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+    from digest.ranking import semantic
+
+    return _hybrid(docs, topics) if semantic.available() else _lexical(docs, topics)
+
+
 def _bm25(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
-    plain = Params(title_weight=1.0, phrase_weight=0.0, acronyms=False)
+    plain = Params(title_weight=1.0, phrase_weight=0.0, acronyms="off")
     return LexicalIndex(docs, plain).relevance(topics)[0]
 
 
@@ -166,28 +172,20 @@ def _semantic(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndar
 
 
 def _hybrid(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
-    from digest.ranking.ranker import fuse
-
-    return fuse(_default(docs, topics), _semantic(docs, topics))
-
-
-def _hybrid_sentences(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
     from digest.ranking import semantic
-    from digest.ranking.ranker import fuse
+    from digest.ranking.ranker import topic_relevance
 
     _need_semantic()
-    return fuse(_default(docs, topics), semantic.sentence_similarity(docs, topics))
+    return topic_relevance(LexicalIndex(docs), topics, semantic.sentence_similarity(docs, topics))
 
 
 RANKERS: dict[str, RankerSpec] = {
-    "default": RankerSpec("lexical BM25F: stems, phrases, acronyms (what rank() uses)", _default),
+    "default": RankerSpec("what rank() uses here: hybrid with the semantic extra, else lexical", _default),
+    "lexical": RankerSpec("BM25F over stems and phrases, title weighted, acronyms learned", _lexical),
     "bm25": RankerSpec("plain BM25 over stems, no phrases, no title weight (ablation)", _bm25),
-    "semantic": RankerSpec("all-MiniLM-L6-v2 cosine", _semantic, extra="semantic"),
-    "hybrid": RankerSpec("default fused with all-MiniLM-L6-v2", _hybrid, extra="semantic"),
-    "hybrid-sentences": RankerSpec(
-        "default fused with MiniLM cosine to the paper + to its best abstract sentence",
-        _hybrid_sentences,
-        extra="semantic",
+    "semantic": RankerSpec("all-MiniLM-L6-v2 cosine to the whole paper (ablation)", _semantic, extra="semantic"),
+    "hybrid": RankerSpec(
+        "lexical + MiniLM cosine to the paper and to its best abstract sentence", _hybrid, extra="semantic"
     ),
 }
 

