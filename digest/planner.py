@@ -121,7 +121,13 @@ def select_papers(session: Session, settings: Settings, subs: Sequence[Subscribe
         )
         for s in subs
     ]
-    vecs = vectors.for_papers(session, pool) if semantic.wanted(cfg.ranker) else None
+    vecs = None
+    if semantic.wanted(cfg.ranker):
+        try:
+            with session.begin_nested():  # a failed embedding leaves the planner's transaction intact
+                vecs = vectors.for_papers(session, pool)
+        except Exception as err:  # noqa: BLE001 - the digest still goes out, ranked on words alone
+            log.warning("planner: paper vectors unavailable (%s); ranking lexically this time", err)
     picks = ranking.rank(pool, profiles, candidates=candidates, now=now, vectors=vecs)
     # "Also trending" means upvoted by the community: listings without any upvotes never fill it
     upvoted = [p for p in papers if p.upvotes > 0]

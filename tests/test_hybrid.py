@@ -123,3 +123,21 @@ def test_hybrid_without_the_extra_is_a_one_line_error(settings_for, monkeypatch,
     listings.write_text("paper_id\ttitle\tabstract\nx\tA\tB\n", encoding="utf-8")
     res = CliRunner().invoke(rank_command, ["--listings", str(listings), "--topic", "a", "--ranker", "hybrid"])
     assert res.exit_code == 1 and "needs the semantic extra" in res.output
+
+
+def test_a_broken_model_falls_back_to_words_and_stores_nothing(db, settings_for, monkeypatch, caplog):
+    settings = settings_for(db.url, digest={"ranker": "hybrid"})
+    ingest(db, settings_for(db.url), now=datetime.now(UTC))  # stored without vectors (lexical settings)
+    subscribers.add(db, "gnn@example.org", topics=["graph neural networks"])
+
+    def broken(docs):
+        raise RuntimeError("model file is corrupt")
+
+    monkeypatch.setattr(semantic.PaperVectors, "of", broken)
+    with db.session() as s:
+        subs = list(s.scalars(select(Subscriber)))
+        selection, _ = select_papers(s, settings, subs, datetime.now(UTC))
+        assert selection[subs[0].id].picks  # the digest still has its lexical picks
+    assert "ranking lexically this time" in caplog.text
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(PaperVector)) == 0
