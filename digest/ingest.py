@@ -123,7 +123,7 @@ def ingest(
             client.close()
     if semantic.wanted(settings.digest.ranker):
         try:  # embed now so planning does not wait; a failure here is retried when the papers are ranked
-            report.embedded = vectors.embed_missing(db)
+            report.embedded = vectors.ensure(db, since=now)  # the papers this run stored or changed
         except Exception as err:  # noqa: BLE001 - the papers are stored; embedding is an optimisation
             log.warning("ingest: embedding new papers failed: %s", err)
     log.info(

@@ -124,8 +124,7 @@ def select_papers(session: Session, settings: Settings, subs: Sequence[Subscribe
     vecs = None
     if semantic.wanted(cfg.ranker):
         try:
-            with session.begin_nested():  # a failed embedding leaves the planner's transaction intact
-                vecs = vectors.for_papers(session, pool)
+            vecs = vectors.for_papers(session, pool)  # stored by plan() beforehand; reads only
         except Exception as err:  # noqa: BLE001 - the digest still goes out, ranked on words alone
             log.warning("planner: paper vectors unavailable (%s); ranking lexically this time", err)
     picks = ranking.rank(pool, profiles, candidates=candidates, now=now, vectors=vecs)
@@ -213,6 +212,11 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
     now = now or utcnow()
     report = PlanReport()
     domain = sender_domain(settings.mail.from_address)
+    if not dry_run and semantic.wanted(settings.digest.ranker):
+        try:  # embed the candidate window's papers now, outside the planning transactions
+            vectors.ensure(db, since=now - timedelta(days=settings.digest.max_lookback_days))
+        except Exception as err:  # noqa: BLE001 - select_papers embeds in memory or ranks lexically
+            log.warning("planner: could not store paper vectors (%s)", err)
     after = 0
     while True:
         with db.session() as s:

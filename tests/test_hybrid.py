@@ -13,9 +13,9 @@ from sqlalchemy import func, select, update
 from digest import subscribers, vectors
 from digest.config import ConfigError
 from digest.ingest import ingest
+from digest.models import DeliveryItem, PaperVector
 from digest.models import Paper as PaperRow
-from digest.models import PaperVector, Subscriber
-from digest.planner import load_papers, select_papers
+from digest.planner import load_papers, plan
 from digest.ranking import rank, semantic
 from digest.ranking.commands import rank_command
 from digest.types import Paper, Profile
@@ -84,28 +84,28 @@ def test_papers_are_embedded_once_at_ingest_and_reembedded_when_their_text_chang
         first = s.scalars(select(PaperRow).order_by(PaperRow.id).limit(1)).one()
         old_hash = s.get(PaperVector, first.id).text_hash
         s.execute(update(PaperRow).where(PaperRow.id == first.id).values(abstract="Robots grasp objects."))
-    with db.session() as s:
-        papers = load_papers(s, ids=[first.id, first.id + 1])
-        v = vectors.for_papers(s, papers)
+    with db.session() as s:  # the planner's read sees the stale vectors and embeds in memory
+        v = vectors.for_papers(s, load_papers(s, ids=[first.id, first.id + 1]))
         assert v.counts.tolist()[0] == 1  # the new one-sentence abstract
+        assert s.get(PaperVector, first.id).text_hash == old_hash  # ... writing nothing
+    assert vectors.ensure(db) == 1  # only the changed paper is embedded again, and stored
     with db.session() as s:
         assert s.get(PaperVector, first.id).text_hash not in (old_hash, None)
 
 
-def test_the_planner_ranks_with_stored_vectors(db, settings_for):
+def test_the_planner_embeds_before_planning_and_ranks_with_stored_vectors(db, settings_for):
     settings = settings_for(db.url, digest={"ranker": "hybrid"})
-    ingest(db, settings, now=NOW)
+    ingest(db, settings_for(db.url), now=datetime.now(UTC))  # stored by a lexical setup: no vectors
     with db.session() as s:
-        s.add(PaperRow(title=ARMS.title, title_key="arms", abstract=ARMS.abstract,
-                       first_seen_at=datetime.now(UTC)))
+        s.add(PaperRow(title=ARMS.title, title_key="arms", abstract=ARMS.abstract, first_seen_at=datetime.now(UTC)))
     subscribers.add(db, "robots@example.org", topics=["robotic manipulation"])
+    assert plan(db, settings).planned == 1
     with db.session() as s:
-        subs = list(s.scalars(select(Subscriber)))
-        selection, papers = select_papers(s, settings, subs, datetime.now(UTC))
-        picked = [papers[p.paper_id].title for p in selection[subs[0].id].picks]
-        assert ARMS.title in picked
-        assert s.scalar(select(func.count()).select_from(PaperVector)) == s.scalar(
-            select(func.count()).select_from(PaperRow))  # the new paper was embedded when first ranked
+        papers = s.scalar(select(func.count()).select_from(PaperRow))
+        assert s.scalar(select(func.count()).select_from(PaperVector)) == papers  # embedded once, stored
+        why = {i.paper_id: i.why for i in s.scalars(select(DeliveryItem))}
+        arms = s.scalar(select(PaperRow.id).where(PaperRow.title == ARMS.title))
+        assert why[arms].startswith("Close in meaning to “robotic manipulation”")
 
 
 def test_lexical_setting_stores_no_vectors(db, settings_for):
@@ -134,10 +134,10 @@ def test_a_broken_model_falls_back_to_words_and_stores_nothing(db, settings_for,
         raise RuntimeError("model file is corrupt")
 
     monkeypatch.setattr(semantic.PaperVectors, "of", broken)
-    with db.session() as s:
-        subs = list(s.scalars(select(Subscriber)))
-        selection, _ = select_papers(s, settings, subs, datetime.now(UTC))
-        assert selection[subs[0].id].picks  # the digest still has its lexical picks
+    assert plan(db, settings).planned == 1  # the digest still goes out, with its lexical picks
+    assert "could not store paper vectors (model file is corrupt)" in caplog.text
     assert "ranking lexically this time" in caplog.text
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(PaperVector)) == 0
+        assert all(i.why.startswith("Matches “graph neural networks”") for i in s.scalars(select(DeliveryItem))
+                   if i.kind == "pick")

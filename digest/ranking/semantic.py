@@ -19,7 +19,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -121,9 +121,14 @@ class PaperVectors:
             np.array([len(r) - 1 for r in rows], np.int64),
         )
 
+    @cached_property
+    def starts(self) -> np.ndarray:
+        """Where each paper's sentences begin in `sentences`."""
+        return np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
+
     def row(self, i: int) -> np.ndarray:
         """Paper i's block: its whole-text vector, then its sentence vectors."""
-        start = int(self.counts[:i].sum())
+        start = int(self.starts[i])
         return np.vstack([self.whole[i : i + 1], self.sentences[start : start + int(self.counts[i])]])
 
     def similarity(self, q: np.ndarray) -> np.ndarray:
@@ -133,8 +138,7 @@ class PaperVectors:
         has = self.counts > 0
         if has.any():
             per_sentence = q @ self.sentences.T
-            starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])[has]
-            whole[:, has] += np.maximum.reduceat(per_sentence, starts, axis=1)
+            whole[:, has] += np.maximum.reduceat(per_sentence, self.starts[has], axis=1)
         return whole
 
     def best_sentence(self, q: np.ndarray, i: int) -> int | None:
