@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.ranking.index import LexicalIndex, Params
-from digest.ranking.semantic import PaperVectors, sentences
+from digest.ranking.semantic import PaperVectors, embed_topics, sentences
 from digest.ranking.text import normalise_title
 from digest.types import Paper, Pick, Profile
 
@@ -110,11 +110,7 @@ def rank(
             if t.strip():
                 topic_row.setdefault(_key(t), len(topic_row))
     topic_names = list(topic_row)
-    topic_vecs = None
-    if vectors is not None:
-        from digest.ranking.semantic import embed_topics
-
-        topic_vecs = embed_topics(topic_names)
+    topic_vecs = embed_topics(topic_names) if vectors is not None else None
     rel_all = topic_relevance(index, topic_names, None if topic_vecs is None else vectors.similarity(topic_vecs))
     Q = index.query_matrix(topic_names)[0]
     rel_all = np.vstack([rel_all, np.zeros((1, n), np.float32)])  # padding row for short topic lists
@@ -186,7 +182,7 @@ def rank(
         top = np.take_along_axis(top, order, axis=1)
         top_rel = np.take_along_axis(rel, top, axis=1)
         top_best = np.take_along_axis(best_topic, top, axis=1)
-        chosen = _balanced(np.take_along_axis(score, top, axis=1), top_best, top_rel > 0,
+        chosen = _balanced(np.take_along_axis(top_scores, order, axis=1), top_best, top_rel > 0,
                            np.array([pr.max_items for pr in part]), k)
         top = np.take_along_axis(top, chosen, axis=1)
         top_scores = np.take_along_axis(score, top, axis=1).tolist()
