@@ -140,8 +140,10 @@ class DigestSettings(_Strict):
     def _extra_installed(cls, v: str) -> str:
         from digest.ranking import semantic
 
-        if v == "hybrid" and not semantic.available():
-            raise ValueError(f"the hybrid ranker needs the semantic extra: {semantic.INSTALL_HINT}")
+        try:
+            semantic.wanted(v)  # the one rule for which ranker an install can run
+        except RuntimeError as err:
+            raise ValueError(str(err)) from None
         return v
 
 
