@@ -25,7 +25,7 @@ from pathlib import Path
 
 from digest.ranking import rank
 from digest.ranking.listings import read_table
-from digest.types import Paper, Profile
+from digest.records import Paper, Profile
 
 TOPICS = """reinforcement learning|graph neural networks|GNN|self-supervised learning|meta-learning|
 diffusion models|large language models|LLM|transformers|contrastive learning|federated learning|

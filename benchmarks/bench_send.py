@@ -33,11 +33,11 @@ from sqlalchemy import update  # noqa: E402
 
 from digest import pipeline  # noqa: E402
 from digest.config import from_dict  # noqa: E402
-from digest.db import Database  # noqa: E402
-from digest.ingest import ingest  # noqa: E402
+from digest.store.db import Database  # noqa: E402
+from digest.sources.ingest import ingest  # noqa: E402
 from digest.mail.transport import SmtpTransport  # noqa: E402
-from digest.models import Delivery, Subscriber, Topic  # noqa: E402
-from digest.sender import build_outgoing, claim, release, send  # noqa: E402
+from digest.store.models import Delivery, Subscriber, Topic  # noqa: E402
+from digest.delivery.sender import build_outgoing, claim, release, send  # noqa: E402
 
 TOPICS = ["large language models", "diffusion models", "graph neural networks", "reinforcement learning",
           "video generation"]
@@ -119,7 +119,7 @@ def main() -> None:
     try:
         with Sink() as sink:
             settings = from_dict({
-                "database": {"url": f"sqlite:///{tmp / 'digest.db'}"},
+                "database": {"url": f"sqlite:///{tmp / 'digest.store.db'}"},
                 "web": {"base_url": "https://digest.example.org", "secret_file": str(tmp / "secret")},
                 "digest": {"max_items": args.papers},
                 "mail": {"transport": "smtp", "from_address": f"Trending Papers <{SENDER}>",

@@ -34,7 +34,7 @@ class _Strict(BaseModel):
 
 
 class DatabaseSettings(_Strict):
-    url: str = "sqlite:///digest.db"
+    url: str = "sqlite:///digest.store.db"
 
 
 class HttpSettings(_Strict):

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from digest import pipeline, subscribers
+from digest import pipeline
+from digest.subscriptions import subscribers
 from digest.config import from_dict
-from digest.db import Database
-from digest.ingest import ingest
+from digest.store.db import Database
+from digest.sources.ingest import ingest
 from digest.mail.sink import SmtpSink
-from digest.models import Delivery, DeliveryItem, Paper
+from digest.store.models import Delivery, DeliveryItem, Paper
 
 DEMO_SUBSCRIBERS = [
     ("ada@example.org", "Ada", ["large language models", "reasoning"], "Europe/London"),
@@ -24,13 +25,13 @@ DEMO_SUBSCRIBERS = [
 def run_demo(directory: Path) -> tuple[list[dict], Path]:
     """Fresh database in `directory`, three subscribers, a real SMTP round trip; returns a summary."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name in ("digest.db", "digest.db-wal", "digest.db-shm"):
+    for name in ("digest.store.db", "digest.store.db-wal", "digest.store.db-shm"):
         (directory / name).unlink(missing_ok=True)
     outbox = directory / "outbox"
     shutil.rmtree(outbox, ignore_errors=True)
     with SmtpSink(outbox=outbox) as sink:
         settings = from_dict({
-            "database": {"url": f"sqlite:///{directory / 'digest.db'}"},
+            "database": {"url": f"sqlite:///{directory / 'digest.store.db'}"},
             "mail": {"transport": "smtp", "smtp": {"host": sink.host, "port": sink.port},
                      "from_address": "Trending Papers <digest@example.org>",
                      "unsubscribe_mailto": "unsubscribe@example.org",

@@ -1,6 +1,6 @@
 """The pipeline's entry points for the shells (CLI, scheduler, web): plan, send, preview, status.
 
-Planning lives in `digest.planner`, sending in `digest.sender`; this module adds the read-only views.
+Planning lives in `digest.planning.planner`, sending in `digest.delivery.sender`; this module adds the read-only views.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from digest.config import Settings
-from digest.db import Database
-from digest.links import Links
+from digest.store.db import Database
+from digest.subscriptions.links import Links
 from digest.mail import signing
 from digest.mail.message import make_message_id, message_bytes, sender_domain
-from digest.models import Delivery, DeliveryItem, Subscriber
-from digest.models import Paper as PaperRow
-from digest.planner import PlanReport, period_for, plan, select_papers, utcnow
+from digest.store.models import Delivery, DeliveryItem, Subscriber
+from digest.store.models import Paper as PaperRow
+from digest.planning.planner import PlanReport, period_for, plan, select_papers, utcnow
 from digest.render import Rendered, default_renderer
-from digest.sender import SendReport, due_clause, render_envelope, send
+from digest.delivery.sender import SendReport, due_clause, render_envelope, send
 
 __all__ = ["PlanReport", "SendReport", "plan", "send", "preview", "status", "pending_count"]
 
@@ -40,7 +40,7 @@ def preview(db: Database, settings: Settings, *, email: str | None = None, topic
             if sub is None:
                 raise LookupError(f"no subscriber {email}")
         else:
-            from digest.models import Topic
+            from digest.store.models import Topic
 
             sub = Subscriber(id=0, email="preview@example.com", frequency="daily", timezone="UTC", hour=8,
                              topics=[Topic(kind="include", phrase=t) for t in topics]
@@ -76,7 +76,7 @@ def status(db: Database, settings: Settings) -> dict:
     """What `digest status` shows: counts, last fetch per source, last edition, recent failures."""
     from sqlalchemy import func
 
-    from digest.models import SourceState
+    from digest.store.models import SourceState
 
     with db.session() as s:
         states = {x.name: x for x in s.scalars(select(SourceState))}

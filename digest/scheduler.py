@@ -32,13 +32,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from digest import planner, subscribers
+from digest.planning import planner
+from digest.subscriptions import subscribers
 from digest.config import ConfigError, Settings
-from digest.db import Database
+from digest.store.db import Database
 from digest.mail.transport import Transport, TransportUnavailable, pool_from_settings
-from digest.models import JobRun, JobState, utcnow
+from digest.store.models import JobRun, JobState, utcnow
 from digest.pipeline import pending_count
-from digest.sender import SendReport, release_expired, send, worker_name
+from digest.delivery.sender import SendReport, release_expired, send, worker_name
 
 log = logging.getLogger("digest.scheduler")
 
@@ -161,7 +162,7 @@ class Runner:
     # ---- jobs
 
     def ingest(self, source: str) -> tuple[bool, str]:
-        from digest.ingest import ingest
+        from digest.sources.ingest import ingest
 
         report = ingest(self.db, self.settings, source=source)
         r = report.sources[0]

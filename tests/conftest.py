@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from digest.config import from_dict
-from digest.db import Database
+from digest.store.db import Database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_URL = os.environ.get("DIGEST_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -39,7 +39,7 @@ DB_KINDS = ["sqlite"] + (["postgresql"] if PG_UP else [])
 def db_url(request, tmp_path):
     """A fresh, empty database URL: a SQLite file, or a private PostgreSQL schema."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'digest.db'}"
+        yield f"sqlite:///{tmp_path / 'digest.store.db'}"
         return
     schema = "t_" + uuid.uuid4().hex[:12]
     eng = create_engine(PG_URL)

@@ -9,7 +9,7 @@ def test_defaults_need_no_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DIGEST_CONFIG", raising=False)
     s = load()
-    assert s.database.url == "sqlite:///digest.db"
+    assert s.database.url == "sqlite:///digest.store.db"
     assert s.mail.transport == "outbox"
     assert list(s.sources) == ["sample"] and s.sources["sample"].type == "file"
 

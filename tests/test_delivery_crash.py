@@ -1,6 +1,6 @@
 """Crash safety: a sender killed with SIGKILL at random points of a 500-recipient run, then resumed.
 
-The sender is a subprocess running `digest.sender.send` (what `digest send` runs after planning; the
+The sender is a subprocess running `digest.delivery.sender.send` (what `digest send` runs after planning; the
 deliveries are planned here, so the kills land in sending). The SMTP sink runs in this test process,
 so it outlives every killed sender. After the last kill, a final sender finishes the run. Every recipient must be in the sink, every delivery `sent`, and
 at most one message per kill may arrive twice (the one the server accepted before the ledger said so).
@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from digest.mail.sink import SmtpSink
-from digest.models import Delivery
+from digest.store.models import Delivery
 from tests.test_delivery import BASE, addr, mail_settings, planned_world
 
 N = 500
@@ -31,8 +31,9 @@ LEASE = 0.5  # seconds: a killed sender's claims are resumed this long after its
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = """
 import json, sys
-from digest import config, sender
-from digest.db import Database
+from digest import config
+from digest.delivery import sender
+from digest.store.db import Database
 settings = config.load(sys.argv[1])
 r = sender.send(Database(settings.database.url), settings)
 print(json.dumps({"sent": r.sent, "failed": r.failed, "errors": r.errors}))

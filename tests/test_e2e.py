@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from digest.cli import main
-from digest.db import Database
+from digest.store.db import Database
 from digest.mail.sink import SmtpSink
-from digest.models import Delivery, DeliveryItem
+from digest.store.models import Delivery, DeliveryItem
 from tests.httpreplay import ReplayServer, Reply
 
 HF_FIXTURE = Path(__file__).parent / "fixtures" / "hf_daily_papers_2024-10-25.json"

@@ -128,7 +128,7 @@ def served(tmp_path):
         config = tmp_path / "config.toml"
         config.write_text(f"""
 [database]
-url = "sqlite:///{tmp_path / 'digest.db'}"
+url = "sqlite:///{tmp_path / 'digest.store.db'}"
 [mail]
 transport = "smtp"
 from_address = "Trending Papers <digest@example.org>"
@@ -231,7 +231,7 @@ def test_subscriber_journey_in_chromium(served):
 
     # No further mail: make Ada's last edition look old, so only her status can keep her out, and add
     # a control subscriber to prove the next run really sends.
-    with sqlite3.connect(tmp / "digest.db") as con:
+    with sqlite3.connect(tmp / "digest.store.db") as con:
         con.execute("DELETE FROM delivery_items")
         con.execute("UPDATE deliveries SET period = '2000-01-01', window_end = window_start")
     run(env, "subscribers", "add", "bob@example.org", "--topic", "reinforcement learning")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from digest.ranking import evaluate as ev
 from digest.ranking import semantic
-from digest.ranking.commands import eval_command, rank_command
+from digest.cli.ranking import eval_command, rank_command
 from digest.ranking.listings import ListingsError, read_papers
 
 TSV = """paper_id\ttitle\tlink\tkeywords\tabstract

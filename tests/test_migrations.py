@@ -3,7 +3,7 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from digest.models import Base
+from digest.store.models import Base
 
 
 def test_migrations_match_models(db):

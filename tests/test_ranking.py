@@ -8,7 +8,7 @@ import pytest
 
 from digest.ranking import rank, trending
 from digest.ranking.text import terms
-from digest.types import Paper, Profile
+from digest.records import Paper, Profile
 
 NOW = datetime(2024, 10, 25, 12, tzinfo=UTC)
 
@@ -275,7 +275,7 @@ def test_acronym_definitions_are_learned_from_text():
 
 def test_explanation_names_every_topic_a_paper_matches():
     from digest.ranking import rank
-    from digest.types import Paper, Profile
+    from digest.records import Paper, Profile
 
     papers = [
         Paper(id=1, title="Image generation with shortest path diffusion models",

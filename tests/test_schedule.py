@@ -1,4 +1,4 @@
-"""Due-ness (digest.schedule): daily, weekdays and weekly subscribers in several time zones, walked
+"""Due-ness (digest.planning.schedule): daily, weekdays and weekly subscribers in several time zones, walked
 tick by tick on a controlled clock across both daylight-saving transitions of 2024."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from digest.schedule import Edition, Schedule, check, next_slot, parse_instant, period_for, slot_on
+from digest.planning.schedule import Edition, Schedule, check, next_slot, parse_instant, period_for, slot_on
 
 # zone, transition day, the hour that is missing ("gap") or happens twice ("repeat"), and the instant
 # the edition of that day must go out: when the clock jumps, or the first of the two occurrences.

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from test_schedule import TRANSITIONS, at, local
 
-from digest import subscribers
+from digest.subscriptions import subscribers
 from digest.cli import main
-from digest.ingest import upsert
-from digest.models import Delivery, DeliveryItem, Paper
-from digest.planner import plan
-from digest.types import Listing
+from digest.sources.ingest import upsert
+from digest.store.models import Delivery, DeliveryItem, Paper
+from digest.planning.planner import plan
+from digest.records import Listing
 
 TOPIC = "graph neural networks"
 

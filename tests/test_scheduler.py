@@ -22,14 +22,14 @@ from httpreplay import ReplayServer, Reply
 from sqlalchemy import func, select, update
 from test_schedule_plan import TOPIC, add_papers
 
-from digest import subscribers
+from digest.subscriptions import subscribers
 from digest.cli import main
 from digest.config import ConfigError
-from digest.db import Database
+from digest.store.db import Database
 from digest.mail.sink import Faults, SmtpSink
-from digest.models import Delivery, Subscriber
-from digest.planner import due_at
-from digest.schedule import DAY_NAMES
+from digest.store.models import Delivery, Subscriber
+from digest.planning.planner import due_at
+from digest.planning.schedule import DAY_NAMES
 from digest.scheduler import JobRun, JobState, Runner, triggers
 
 HF_FIXTURE = Path(__file__).parent / "fixtures" / "hf_daily_papers_2024-10-25.json"
@@ -249,7 +249,7 @@ def stop(proc: subprocess.Popen, log: Path) -> str:
 
 @pytest.fixture
 def sqlite_db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'digest.db'}")
+    database = Database(f"sqlite:///{tmp_path / 'digest.store.db'}")
     database.init()
     yield database
     database.dispose()

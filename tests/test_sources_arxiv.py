@@ -11,8 +11,8 @@ from httpreplay import ReplayServer, Reply, arxiv_fixture
 from sqlalchemy import select
 
 from digest.config import ArxivSource, HttpSettings
-from digest.ingest import ingest
-from digest.models import Paper, SourceState
+from digest.sources.ingest import ingest
+from digest.store.models import Paper, SourceState
 from digest.sources import Cursor
 from digest.sources import arxiv as arxiv_source
 from digest.sources.arxiv import parse_feed

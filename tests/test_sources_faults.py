@@ -14,8 +14,8 @@ import pytest
 from httpreplay import ReplayServer, Reply, arxiv_fixture
 from sqlalchemy import select
 
-from digest.ingest import ingest
-from digest.models import Paper, SourceState
+from digest.sources.ingest import ingest
+from digest.store.models import Paper, SourceState
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAILY = (FIXTURES / "hf_daily_papers_2024-10-25.json").read_bytes()
@@ -132,8 +132,8 @@ KILLED_RUN = """
 import json, sys
 from datetime import date, datetime
 from digest.config import from_dict
-from digest.db import Database
-from digest.ingest import ingest
+from digest.store.db import Database
+from digest.sources.ingest import ingest
 settings = from_dict(json.loads(sys.argv[1]))
 ingest(Database(settings.database.url), settings, since=date(1990, 1, 1), now=datetime.fromisoformat(sys.argv[2]))
 """

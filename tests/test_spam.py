@@ -11,10 +11,11 @@ import subprocess
 
 import pytest
 
-from digest import pipeline, subscribers
-from digest.ingest import ingest
+from digest import pipeline
+from digest.subscriptions import subscribers
+from digest.sources.ingest import ingest
 from digest.mail.sink import SmtpSink
-from digest.sender import send
+from digest.delivery.sender import send
 from tests.test_delivery import mail_settings, sqlite_only
 
 HAVE_SA = shutil.which("spamassassin") is not None

@@ -3,9 +3,9 @@ import io
 import pytest
 from click.testing import CliRunner
 
-from digest import subscribers
+from digest.subscriptions import subscribers
 from digest.cli import main
-from digest.subscribers import SubscriberError
+from digest.subscriptions.subscribers import SubscriberError
 
 
 def test_add_normalises_and_refuses_duplicates(db):
@@ -72,7 +72,7 @@ def test_an_edition_planned_before_a_pause_is_not_sent(db, settings_for, tmp_pat
     from datetime import UTC, datetime
 
     from digest import pipeline
-    from digest.ingest import ingest
+    from digest.sources.ingest import ingest
     from digest.mail.transport import OutboxTransport
 
     settings = settings_for(db.url)
@@ -88,7 +88,7 @@ def test_an_edition_planned_before_a_pause_is_not_sent(db, settings_for, tmp_pat
 
 def test_also_trending_lists_only_upvoted_papers(db, settings_for):
     from digest import pipeline
-    from digest.ingest import ingest
+    from digest.sources.ingest import ingest
 
     settings = settings_for(db.url)  # the bundled sample: HF papers with upvotes, listing pages without
     ingest(db, settings)

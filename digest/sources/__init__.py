@@ -1,4 +1,4 @@
-"""Listing sources. Each one walks its origin and yields `Batch`es; `digest.ingest` stores them.
+"""Listing sources. Each one walks its origin and yields `Batch`es; `digest.sources.ingest` stores them.
 
 A source yields batches rather than single listings so that its watermark (and the HTTP validators
 of the responses behind it) move in the same transaction as the papers they cover: a run killed
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from digest.config import ArxivSource, FileSource, HfDailySource
-from digest.types import Listing
+from digest.records import Listing
 
 
 class SourceError(Exception):

@@ -24,7 +24,7 @@ from digest.config import ArxivSource
 from digest.sources import Batch, Cursor, SourceError
 from digest.sources.clean import clean_listing, clean_text, parse_arxiv_id, parse_datetime
 from digest.sources.http import HttpClient
-from digest.types import Listing
+from digest.records import Listing
 
 log = logging.getLogger(__name__)
 

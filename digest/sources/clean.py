@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from digest.types import Listing
+from digest.records import Listing
 
 MAX_TITLE = 500
 MAX_TITLE_KEY = 300

@@ -18,7 +18,7 @@ from digest.config import HfDailySource
 from digest.sources import Batch, Cursor, SourceError, collect
 from digest.sources.clean import clean_listing, parse_arxiv_id
 from digest.sources.http import HttpClient
-from digest.types import Listing
+from digest.records import Listing
 
 log = logging.getLogger(__name__)
 

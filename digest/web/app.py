@@ -1,5 +1,5 @@
 """The subscriber-facing web app (Starlette): subscribe, confirm, preferences, unsubscribe, feedback,
-archive and a health check. Handlers parse forms and render pages; decisions live in digest.selfservice.
+archive and a health check. Handlers parse forms and render pages; decisions live in digest.subscriptions.signup.
 
 Link scanners fetch every URL in an email, so no GET changes anything: confirm, unsubscribe and
 feedback links open a page with one button that POSTs. The unsubscribe URL also takes the RFC 8058
@@ -28,13 +28,14 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from digest import selfservice, subscribers, tokens
+from digest.subscriptions import signup as selfservice
+from digest.subscriptions import subscribers, tokens
 from digest.config import Settings
-from digest.db import Database
+from digest.store.db import Database
 from digest.mail.transport import DeliveryError, Transport, TransportUnavailable
-from digest.planner import utcnow
-from digest.selfservice import RateLimiter, SignupRequest, SubscriberError, TokenError
-from digest.subscribers import FREQUENCIES, WEEKDAYS, SubscriberView
+from digest.planning.planner import utcnow
+from digest.subscriptions.signup import RateLimiter, SignupRequest, SubscriberError, TokenError
+from digest.subscriptions.subscribers import FREQUENCIES, WEEKDAYS, SubscriberView
 from digest.web.security import CSP_ARCHIVE, Csrf, SecurityHeaders, same_origin
 
 log = logging.getLogger("digest.web")

@@ -20,14 +20,14 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from digest import vectors
+from digest.store import vectors
 from digest.config import ConfigError, Settings
-from digest.db import Database
-from digest.models import Paper, SourceState
+from digest.store.db import Database
+from digest.store.models import Paper, SourceState
 from digest.ranking import semantic
 from digest.sources import Batch, Cursor, SourceError, fetch
 from digest.sources.clean import clean_listing, title_key
-from digest.types import Listing
+from digest.records import Listing
 
 log = logging.getLogger(__name__)
 

@@ -79,7 +79,7 @@ class Paper(Base):
 
 class PaperVector(Base):
     """A paper's MiniLM embeddings (whole text, then each abstract sentence), float16, for the hybrid
-    ranker; recomputed when the model or the paper's text changes (digest.vectors)."""
+    ranker; recomputed when the model or the paper's text changes (digest.store.vectors)."""
 
     __tablename__ = "paper_vectors"
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True)

@@ -7,7 +7,7 @@ Create Date: 2026-11-23 12:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import digest.models
+import digest.store.models
 
 revision = '0003'
 down_revision = '0002'
@@ -25,7 +25,7 @@ def upgrade() -> None:
     sa.Column('detail', sa.Text(), nullable=True),
     sa.Column('delivery_id', sa.Integer(), nullable=True),
     sa.Column('event_key', sa.String(length=64), nullable=False),
-    sa.Column('created_at', digest.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['delivery_id'], ['deliveries.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('event_key')

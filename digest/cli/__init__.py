@@ -12,10 +12,11 @@ from pathlib import Path
 import click
 
 from digest import config as config_mod
-from digest import pipeline, subscribers
-from digest.db import Database, is_initialised
-from digest.ranking.commands import eval_command, rank_command
-from digest.subscribers import FREQUENCIES, SubscriberError
+from digest import pipeline
+from digest.subscriptions import subscribers
+from digest.store.db import Database, is_initialised
+from digest.cli.ranking import eval_command, rank_command
+from digest.subscriptions.subscribers import FREQUENCIES, SubscriberError
 
 
 class Ctx:
@@ -108,7 +109,7 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
 
     Example: digest ingest --source hf_daily --since 2024-10-20
     """
-    from digest.ingest import ingest as run_ingest
+    from digest.sources.ingest import ingest as run_ingest
 
     report = run_ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
     rows = [vars(r) for r in report.sources]
@@ -135,7 +136,7 @@ def _print_ingest(rows: list[dict]) -> None:
 @friendly
 def sources(ctx: Ctx, as_json: bool) -> None:
     """List the configured sources: last success, last error, watermark and totals."""
-    from digest.ingest import source_status
+    from digest.sources.ingest import source_status
 
     rows = source_status(ctx.db, ctx.settings)
     if as_json:
@@ -349,7 +350,7 @@ def send(ctx: Ctx, email, dry_run, as_json) -> None:
 @friendly
 def run(ctx: Ctx, as_json: bool) -> None:
     """Ingest, plan and send in one pass."""
-    from digest.ingest import ingest as run_ingest
+    from digest.sources.ingest import ingest as run_ingest
 
     report = run_ingest(ctx.db, ctx.settings)
     result = {"ingest": [vars(r) for r in report.sources], **_send(ctx, None, False, as_json)}
@@ -444,7 +445,7 @@ def unsubscribes_group() -> None:
 @friendly
 def unsubscribes_process(ctx: Ctx, maildirs, mboxes) -> None:
     """Unsubscribe the sender of each "unsubscribe" message in a mailbox."""
-    from digest.unsubscribes import process
+    from digest.subscriptions.unsubscribes import process
 
     if not maildirs and not mboxes:
         raise click.UsageError("give --maildir PATH or --mbox PATH")
@@ -485,8 +486,8 @@ def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bo
 
     Example: digest due --at 2026-03-29T07:30:00+02:00 --all
     """
-    from digest.planner import due_at
-    from digest.schedule import parse_instant
+    from digest.planning.planner import due_at
+    from digest.planning.schedule import parse_instant
 
     now = parse_instant(at)
     rows = due_at(ctx.db, now, email=subscribers.normalise_email(email) if email else None)
@@ -519,7 +520,7 @@ def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
 
     Example: digest bounces process --maildir ~/Maildir/.bounces
     """
-    from digest.bounces import BounceReport, process_mailbox
+    from digest.delivery.bounces import BounceReport, process_mailbox
 
     if not maildirs and not mboxes:
         raise click.UsageError("give --maildir PATH or --mbox PATH")

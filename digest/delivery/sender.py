@@ -33,10 +33,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, case, or_, select, update
 from sqlalchemy.orm import selectinload
 
-from digest import bounces
+from digest.delivery import bounces
 from digest.config import Settings
-from digest.db import Database
-from digest.links import Links
+from digest.store.db import Database
+from digest.subscriptions.links import Links
 from digest.mail import signing
 from digest.mail.message import Envelope, ascii_address, message_bytes, parse_address
 from digest.mail.ratelimit import RateLimiter
@@ -47,14 +47,14 @@ from digest.mail.transport import (
     TransportUnavailable,
     pool_from_settings,
 )
-from digest.models import Delivery, DeliveryItem, Subscriber, Suppression
-from digest.planner import load_papers, utcnow
+from digest.store.models import Delivery, DeliveryItem, Subscriber, Suppression
+from digest.planning.planner import load_papers, utcnow
 from digest.render import Rendered, default_renderer
 from digest.render.compose import compose
-from digest.subscribers import is_mailable
-from digest.types import Paper, Pick
+from digest.subscriptions.subscribers import is_mailable
+from digest.records import Paper, Pick
 
-log = logging.getLogger("digest.sender")
+log = logging.getLogger("digest.delivery.sender")
 
 
 def worker_name() -> str:

@@ -11,7 +11,7 @@ from digest.ranking import evaluate as ev
 from digest.ranking import semantic
 from digest.ranking.listings import ListingsError, read_papers
 from digest.ranking.ranker import rank
-from digest.types import Profile
+from digest.records import Profile
 
 
 @click.command("rank")

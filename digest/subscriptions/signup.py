@@ -1,7 +1,7 @@
 """Self-service: subscribe with double opt-in, confirm, manage, unsubscribe, feedback, archive.
 
-The web app (`digest.web`) and the mailto processor (`digest.unsubscribes`) are thin shells over these
-functions. Every link a subscriber clicks carries a token from `digest.tokens`; this module decides
+The web app (`digest.web`) and the mailto processor (`digest.subscriptions.unsubscribes`) are thin shells over these
+functions. Every link a subscriber clicks carries a token from `digest.subscriptions.tokens`; this module decides
 what each token may do, and never lets an unsubscribed or suppressed address be mailed a digest again.
 """
 
@@ -26,26 +26,26 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from digest import subscribers, tokens
+from digest.subscriptions import subscribers, tokens
 from digest.config import Settings
-from digest.db import Database
-from digest.links import Links
+from digest.store.db import Database
+from digest.subscriptions.links import Links
 from digest.mail import signing
 from digest.mail.message import POLICY, clean_header, parse_address, sender_domain, to_bytes
 from digest.mail.transport import Transport
 from digest.mail.transport import from_settings as transport_from_settings
-from digest.models import Delivery, Feedback, Subscriber, Suppression
-from digest.models import Paper as PaperRow
-from digest.planner import load_papers, select_papers, utcnow
+from digest.store.models import Delivery, Feedback, Subscriber, Suppression
+from digest.store.models import Paper as PaperRow
+from digest.planning.planner import load_papers, select_papers, utcnow
 from digest.ranking.text import STOP_WORDS
 from digest.render import default_renderer
 from digest.render.compose import one_line, paper_url
-from digest.sender import render_envelope
-from digest.subscribers import SubscriberError, SubscriberView
-from digest.tokens import TokenError
-from digest.types import Pick
+from digest.delivery.sender import render_envelope
+from digest.subscriptions.subscribers import SubscriberError, SubscriberView
+from digest.subscriptions.tokens import TokenError
+from digest.records import Pick
 
-log = logging.getLogger("digest.selfservice")
+log = logging.getLogger("digest.subscriptions.signup")
 
 TEMPLATES = resources.files("digest") / "web" / "templates"
 Outcome = Literal["confirm", "manage", "suppressed", "limited"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from digest import tokens
+from digest.subscriptions import tokens
 
 
 @dataclass(frozen=True)

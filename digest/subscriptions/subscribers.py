@@ -13,8 +13,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from digest.db import Database
-from digest.models import Delivery, Feedback, Subscriber, Suppression, Topic
+from digest.store.db import Database
+from digest.store.models import Delivery, Feedback, Subscriber, Suppression, Topic
 
 FREQUENCIES = ("daily", "weekdays", "weekly")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -7,7 +7,7 @@ Create Date: 2026-11-22 22:30:00
 import sqlalchemy as sa
 from alembic import op
 
-import digest.models
+import digest.store.models
 
 revision = '0004'
 down_revision = '0003'
@@ -21,7 +21,7 @@ def upgrade() -> None:
     sa.Column('model', sa.String(length=64), nullable=False),
     sa.Column('text_hash', sa.String(length=40), nullable=False),
     sa.Column('vectors', sa.LargeBinary(), nullable=False),
-    sa.Column('created_at', digest.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['paper_id'], ['papers.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('paper_id')
     )

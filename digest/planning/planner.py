@@ -15,18 +15,20 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from digest import ranking, subscribers, vectors
+from digest import ranking
+from digest.store import vectors
+from digest.subscriptions import subscribers
 from digest.config import Settings
-from digest.db import Database
+from digest.store.db import Database
 from digest.mail.message import make_message_id, sender_domain
-from digest.models import Delivery, DeliveryItem, Feedback, Subscriber, Suppression
-from digest.models import Paper as PaperRow
+from digest.store.models import Delivery, DeliveryItem, Feedback, Subscriber, Suppression
+from digest.store.models import Paper as PaperRow
 from digest.ranking import semantic
 from digest.render.compose import subject_line
-from digest.schedule import Due, Edition, Schedule, check, period_for  # noqa: F401 (period_for: re-exported)
-from digest.types import Paper, Pick, Profile
+from digest.planning.schedule import Due, Edition, Schedule, check, period_for  # noqa: F401 (period_for: re-exported)
+from digest.records import Paper, Pick, Profile
 
-log = logging.getLogger("digest.planner")
+log = logging.getLogger("digest.planning.planner")
 
 BATCH = 500  # subscribers ranked per batch: memory stays flat as the list grows
 
@@ -60,7 +62,7 @@ def load_papers(session: Session, *, seen_after: datetime | None = None, ids: Se
 # --------------------------------------------------------------------------------------- periods
 
 
-# `period_for` (local date, or ISO week for weekly) lives in digest.schedule with the rest of due-ness.
+# `period_for` (local date, or ISO week for weekly) lives in digest.planning.schedule with the rest of due-ness.
 
 
 # -------------------------------------------------------------------------------------- selection
@@ -206,7 +208,7 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
 
     Without `due_only` (`digest send`), everyone whose current period has no edition yet gets one now,
     whatever their hour or day. With `due_only` (the scheduler), only subscribers whose slot has come
-    (`digest.schedule.check`). Both are idempotent through the unique (subscriber, period) key.
+    (`digest.planning.schedule.check`). Both are idempotent through the unique (subscriber, period) key.
     With `dry_run`, nothing is written: `report.rows` says who would get how many papers.
     """
     now = now or utcnow()

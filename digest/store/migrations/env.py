@@ -1,9 +1,9 @@
-"""Alembic environment: runs on the connection handed over by digest.db.upgrade (or a URL)."""
+"""Alembic environment: runs on the connection handed over by digest.store.db.upgrade (or a URL)."""
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from digest.models import Base
+from digest.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

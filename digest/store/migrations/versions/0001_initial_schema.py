@@ -7,7 +7,7 @@ Create Date: 2026-11-22 19:26:24.375832
 import sqlalchemy as sa
 from alembic import op
 
-import digest.models
+import digest.store.models
 
 revision = '0001'
 down_revision = None
@@ -38,10 +38,10 @@ def upgrade() -> None:
     sa.Column('comment', sa.Text(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=True),
     sa.Column('sources', sa.JSON(), nullable=False),
-    sa.Column('published_at', digest.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('first_seen_at', digest.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', digest.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('withdrawn_at', digest.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('published_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_seen_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('withdrawn_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('arxiv_id')
     )
@@ -52,9 +52,9 @@ def upgrade() -> None:
     op.create_table('source_state',
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('watermark', sa.String(length=100), nullable=True),
-    sa.Column('last_run_at', digest.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_success_at', digest.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_error_at', digest.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_run_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_success_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('total_fetched', sa.Integer(), nullable=False),
     sa.Column('total_new', sa.Integer(), nullable=False),
@@ -73,10 +73,10 @@ def upgrade() -> None:
     sa.Column('hour', sa.Integer(), nullable=False),
     sa.Column('timezone', sa.String(length=64), nullable=False),
     sa.Column('max_items', sa.Integer(), nullable=True),
-    sa.Column('created_at', digest.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('confirmed_at', digest.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('paused_until', digest.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('unsubscribed_at', digest.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('confirmed_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('paused_until', digest.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('unsubscribed_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('email')
     )
@@ -87,7 +87,7 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=320), nullable=False),
     sa.Column('reason', sa.String(length=40), nullable=False),
     sa.Column('detail', sa.Text(), nullable=True),
-    sa.Column('created_at', digest.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('email')
     )
     op.create_table('deliveries',
@@ -98,15 +98,15 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=320), nullable=False),
     sa.Column('message_id', sa.String(length=200), nullable=False),
     sa.Column('subject', sa.Text(), nullable=True),
-    sa.Column('window_start', digest.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('window_end', digest.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('window_start', digest.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('window_end', digest.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', digest.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('worker_id', sa.String(length=100), nullable=True),
-    sa.Column('lease_expires_at', digest.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_expires_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('planned_at', digest.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', digest.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('planned_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscribers.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('subscriber_id', 'period')
@@ -120,7 +120,7 @@ def upgrade() -> None:
     sa.Column('subscriber_id', sa.Integer(), nullable=False),
     sa.Column('paper_id', sa.Integer(), nullable=False),
     sa.Column('signal', sa.Integer(), nullable=False),
-    sa.Column('created_at', digest.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['paper_id'], ['papers.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscribers.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),

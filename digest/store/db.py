@@ -41,7 +41,7 @@ def make_engine(url: str) -> Engine:
 
 def _alembic_config(engine: Engine) -> AlembicConfig:
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(resources.files("digest") / "migrations"))
+    cfg.set_main_option("script_location", str(resources.files("digest.store") / "migrations"))
     cfg.attributes["connection"] = None
     cfg.attributes["engine"] = engine
     return cfg

@@ -18,10 +18,11 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from digest import selfservice, subscribers
-from digest.db import Database
-from digest.planner import utcnow
-from digest.subscribers import SubscriberError
+from digest.subscriptions import signup as selfservice
+from digest.subscriptions import subscribers
+from digest.store.db import Database
+from digest.planning.planner import utcnow
+from digest.subscriptions.subscribers import SubscriberError
 
 
 @dataclass
@@ -39,7 +40,7 @@ def requester(msg: EmailMessage) -> str | None:
     if (msg.get("Auto-Submitted") or "no").strip().lower() != "no":
         return None  # auto-replies and delivery reports
     if (msg.get("Return-Path") or "").strip() == "<>" or msg.get_content_type() == "multipart/report":
-        return None  # a bounce or a delivery/complaint report (digest.bounces reads those)
+        return None  # a bounce or a delivery/complaint report (digest.delivery.bounces reads those)
     body = msg.get_body(("plain",))
     text = f"{msg.get('Subject') or ''}\n{body.get_content() if body is not None else ''}"[:10_000]
     if "unsubscribe" not in text.lower():

@@ -32,10 +32,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
-from digest.db import Database
-from digest.models import Bounce, Delivery, Suppression, utcnow
+from digest.store.db import Database
+from digest.store.models import Bounce, Delivery, Suppression, utcnow
 
-log = logging.getLogger("digest.bounces")
+log = logging.getLogger("digest.delivery.bounces")
 
 # RFC 3463 details that are "persistent transient" even under a 5: mailbox full, system full, expired.
 _SOFT_DETAILS = {"2.2", "3.1", "4.7"}

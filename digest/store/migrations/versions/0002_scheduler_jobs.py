@@ -7,7 +7,7 @@ Create Date: 2026-11-23 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import digest.models
+import digest.store.models
 
 revision = '0002'
 down_revision = '0001'
@@ -18,21 +18,21 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('scheduler_jobs',
     sa.Column('job_id', sa.String(length=100), nullable=False),
-    sa.Column('next_run_at', digest.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_started_at', digest.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_finished_at', digest.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_run_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_started_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_finished_at', digest.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_ok', sa.Boolean(), nullable=True),
     sa.Column('last_summary', sa.Text(), nullable=True),
     sa.Column('instance', sa.String(length=100), nullable=True),
-    sa.Column('updated_at', digest.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('job_id')
     )
     op.create_table('job_runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('job_id', sa.String(length=100), nullable=False),
     sa.Column('instance', sa.String(length=100), nullable=False),
-    sa.Column('started_at', digest.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', digest.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('ok', sa.Boolean(), nullable=False),
     sa.Column('summary', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id')

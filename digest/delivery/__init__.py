@@ -1,0 +1,1 @@
+"""Delivery: the ledger (the only writer of deliveries), the sender, bounce policy."""

@@ -1,0 +1,1 @@
+"""Storage: engine and sessions, ORM tables, migrations, paper upserts, stored vectors."""

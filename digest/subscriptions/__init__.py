@@ -1,0 +1,1 @@
+"""Subscriptions: subscribers, sign-up, tokens, links, unsubscribes."""
