@@ -15,9 +15,9 @@ from pathlib import Path
 
 import jinja2
 
+from digest.records import Paper, Pick
 from digest.render import TEMPLATE_DIR, Renderer, compile_mjml
 from digest.render.compose import compose
-from digest.records import Paper, Pick
 
 ABSTRACT = ("We propose a method for learning representations of graphs that scales to millions of nodes "
             "while keeping the accuracy of full-batch training. ") * 3

@@ -33,11 +33,11 @@ from sqlalchemy import update  # noqa: E402
 
 from digest import pipeline  # noqa: E402
 from digest.config import from_dict  # noqa: E402
-from digest.store.db import Database  # noqa: E402
-from digest.sources.ingest import ingest  # noqa: E402
-from digest.mail.transport import SmtpTransport  # noqa: E402
-from digest.store.models import Delivery, Subscriber, Topic  # noqa: E402
 from digest.delivery.sender import build_outgoing, claim, release, send  # noqa: E402
+from digest.mail.transport import SmtpTransport  # noqa: E402
+from digest.sources.ingest import ingest  # noqa: E402
+from digest.store.db import Database  # noqa: E402
+from digest.store.models import Delivery, Subscriber, Topic  # noqa: E402
 
 TOPICS = ["large language models", "diffusion models", "graph neural networks", "reinforcement learning",
           "video generation"]

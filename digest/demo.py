@@ -8,12 +8,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from digest import pipeline
-from digest.subscriptions import subscribers
 from digest.config import from_dict
-from digest.store.db import Database
-from digest.sources.ingest import ingest
 from digest.mail.sink import SmtpSink
+from digest.sources.ingest import ingest
+from digest.store.db import Database
 from digest.store.models import Delivery, DeliveryItem, Paper
+from digest.subscriptions import subscribers
 
 DEMO_SUBSCRIBERS = [
     ("ada@example.org", "Ada", ["large language models", "reasoning"], "Europe/London"),

@@ -12,15 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from digest.config import Settings
-from digest.store.db import Database
-from digest.subscriptions.links import Links
+from digest.delivery.sender import SendReport, due_clause, render_envelope, send
 from digest.mail import signing
 from digest.mail.message import make_message_id, message_bytes, sender_domain
-from digest.store.models import Delivery, DeliveryItem, Subscriber
-from digest.store.models import Paper as PaperRow
 from digest.planning.planner import PlanReport, period_for, plan, select_papers, utcnow
 from digest.render import Rendered, default_renderer
-from digest.delivery.sender import SendReport, due_clause, render_envelope, send
+from digest.store.db import Database
+from digest.store.models import Delivery, DeliveryItem, Subscriber
+from digest.store.models import Paper as PaperRow
+from digest.subscriptions.links import Links
 
 __all__ = ["PlanReport", "SendReport", "plan", "send", "preview", "status", "pending_count"]
 

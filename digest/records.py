@@ -1,9 +1,74 @@
-"""Plain data handed between pipeline stages (no ORM objects cross a stage boundary)."""
+"""Plain data handed between pipeline stages: no ORM row and no open session crosses a stage line.
+
+Also the few facts every stage shares: the one clock (`utcnow`, `as_utc`, `iso`), the delivery and
+subscriber statuses, and the frequency and weekday names.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+# ------------------------------------------------------------------------------------------- clock
+
+
+def utcnow() -> datetime:
+    """The one clock: an aware UTC instant."""
+    return datetime.now(UTC)
+
+
+def as_utc(dt: datetime) -> datetime:
+    """An aware UTC instant; a naive datetime (SQLite forgets zones) is taken as UTC already."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """ISO 8601 in UTC, or None."""
+    return as_utc(dt).isoformat() if dt else None
+
+
+# --------------------------------------------------------------------------------------- schedules
+
+FREQUENCIES = ("daily", "weekdays", "weekly")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DAY_NAMES = tuple(d.capitalize() for d in WEEKDAYS)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    frequency: str  # daily | weekdays | weekly
+    hour: int  # local delivery hour, 0..23
+    timezone: str  # IANA name
+    weekday: int = 0  # for weekly: 0 = Monday
+
+    def describe(self) -> str:
+        when = {"daily": "daily", "weekdays": "weekdays", "weekly": f"{DAY_NAMES[self.weekday]}s"}[self.frequency]
+        return f"{when} at {self.hour:02d}:00 {self.timezone}"
+
+
+# ---------------------------------------------------------------------------------------- statuses
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"  # awaiting confirmation
+    ACTIVE = "active"
+    PAUSED = "paused"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class DeliveryStatus(StrEnum):
+    """A ledger row: planned -> sending -> sent | retry | failed | suppressed."""
+
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+
+# ---------------------------------------------------------------------------------------- listings
 
 
 @dataclass
@@ -76,3 +141,90 @@ class Pick:
     topic: str | None = None  # the topic it matched best; None for a trending pick
     terms: list[str] = field(default_factory=list)  # matched terms or phrases
     why: str = ""  # one human sentence: "Matches “diffusion models”: diffusion, denoising"
+
+
+# ------------------------------------------------------------------------------------- subscribers
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A subscriber as planning, rendering and the pages see them."""
+
+    id: int
+    email: str
+    name: str | None = None
+    status: str = SubscriberStatus.ACTIVE
+    frequency: str = "daily"
+    weekday: int = 0
+    hour: int = 8
+    timezone: str = "UTC"
+    max_items: int | None = None
+    topics: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    liked: tuple[int, ...] = ()  # paper ids marked "more like this"
+    disliked: tuple[int, ...] = ()  # paper ids marked "less like this"
+    created_at: datetime | None = None
+    paused_until: datetime | None = None
+    unsubscribed_at: datetime | None = None
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(self.frequency, self.hour, self.timezone, self.weekday)
+
+    def mailable(self, now: datetime) -> bool:
+        """May get a digest now: active, or a pause that has ended (store.subscribers.mailable in SQL)."""
+        return self.status == SubscriberStatus.ACTIVE or (
+            self.status == SubscriberStatus.PAUSED and self.paused_until is not None and self.paused_until <= now)
+
+    def paused(self, now: datetime) -> bool:
+        return self.status == SubscriberStatus.PAUSED and not self.mailable(now)
+
+    def profile(self, default_max_items: int) -> Profile:
+        return Profile(subscriber_id=self.id, topics=list(self.topics), excludes=list(self.excludes),
+                       max_items=self.max_items or default_max_items, liked=list(self.liked),
+                       disliked=list(self.disliked))
+
+    def as_dict(self) -> dict:
+        """The profile as `subscribers list/show --json` print it."""
+        d = asdict(self)
+        for k in ("liked", "disliked", "unsubscribed_at"):
+            del d[k]
+        d["status"] = str(self.status)
+        d["topics"], d["excludes"] = list(self.topics), list(self.excludes)
+        for k in ("created_at", "paused_until"):
+            d[k] = d[k].isoformat() if d[k] else None
+        return d
+
+
+# ---------------------------------------------------------------------------------------- editions
+
+
+@dataclass(frozen=True)
+class LastEdition:
+    """A subscriber's most recent edition: its period and when it was planned (what due-ness needs)."""
+
+    period: str
+    planned_at: datetime
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One subscriber's digest for one period: planned by the planner, kept by the ledger.
+
+    `id` and `message_id` are set once the ledger has written it; `status` and `attempts` come back
+    with it when it is read for sending."""
+
+    subscriber_id: int
+    email: str
+    period: str
+    window_start: datetime | None
+    window_end: datetime | None
+    planned_at: datetime
+    picks: tuple[Pick, ...] = ()
+    trending: tuple[Pick, ...] = ()
+    id: int | None = None
+    message_id: str = ""
+    status: DeliveryStatus = DeliveryStatus.PLANNED
+    attempts: int = 0
+    subject: str | None = None
+    sent_at: datetime | None = None

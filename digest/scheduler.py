@@ -32,14 +32,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from digest.planning import planner
-from digest.subscriptions import subscribers
 from digest.config import ConfigError, Settings
-from digest.store.db import Database
-from digest.mail.transport import Transport, TransportUnavailable, pool_from_settings
-from digest.store.models import JobRun, JobState, utcnow
-from digest.pipeline import pending_count
 from digest.delivery.sender import SendReport, release_expired, send, worker_name
+from digest.mail.transport import Transport, TransportUnavailable, pool_from_settings
+from digest.pipeline import pending_count
+from digest.planning import planner
+from digest.store.db import Database
+from digest.store.models import JobRun, JobState, utcnow
+from digest.subscriptions import subscribers
 
 log = logging.getLogger("digest.scheduler")
 

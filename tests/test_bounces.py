@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from digest.delivery.bounces import Bounce, classify, parse_report, process_mailbox, record
 from digest.cli import main
+from digest.delivery.bounces import Bounce, classify, parse_report, process_mailbox, record
 from digest.store.models import Delivery, Suppression
 from tests.test_delivery import planned_world, sqlite_only
 

@@ -16,14 +16,14 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
 from digest.delivery.bounces import Bounce
-from digest.store.db import Database
-from digest.sources.ingest import ingest
+from digest.delivery.sender import claim, hold, send
 from digest.mail.message import make_message_id, sender_domain
 from digest.mail.sink import Faults, SmtpSink
 from digest.mail.transport import SmtpTransport, TransportUnavailable
-from digest.store.models import Delivery, DeliveryItem, Paper, Subscriber, Suppression, Topic
 from digest.render import GMAIL_CLIP_BYTES
-from digest.delivery.sender import claim, hold, send
+from digest.sources.ingest import ingest
+from digest.store.db import Database
+from digest.store.models import Delivery, DeliveryItem, Paper, Subscriber, Suppression, Topic
 
 TOPICS = ["large language models", "diffusion models", "graph neural networks", "reinforcement learning",
           "video generation"]

@@ -9,9 +9,9 @@ import dkim
 import pytest
 
 from digest.config import ConfigError
+from digest.delivery.sender import send
 from digest.mail import signing
 from digest.mail.sink import SmtpSink
-from digest.delivery.sender import send
 from tests.test_delivery import mail_settings, planned_world, sqlite_only
 
 pytestmark = [sqlite_only, pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl for a test key")]

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from digest.cli import main
-from digest.store.db import Database
 from digest.mail.sink import SmtpSink
+from digest.store.db import Database
 from digest.store.models import Delivery, DeliveryItem
 from tests.httpreplay import ReplayServer, Reply
 

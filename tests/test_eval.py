@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from digest.cli.ranking import eval_command, rank_command
 from digest.ranking import evaluate as ev
 from digest.ranking import semantic
-from digest.cli.ranking import eval_command, rank_command
 from digest.ranking.listings import ListingsError, read_papers
 
 TSV = """paper_id\ttitle\tlink\tkeywords\tabstract

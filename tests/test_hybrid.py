@@ -10,16 +10,16 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
-from digest.store import vectors
-from digest.subscriptions import subscribers
+from digest.cli.ranking import rank_command
 from digest.config import ConfigError
-from digest.sources.ingest import ingest
-from digest.store.models import DeliveryItem, PaperVector
-from digest.store.models import Paper as PaperRow
 from digest.planning.planner import load_papers, plan
 from digest.ranking import rank, semantic
-from digest.cli.ranking import rank_command
 from digest.records import Paper, Profile
+from digest.sources.ingest import ingest
+from digest.store import vectors
+from digest.store.models import DeliveryItem, PaperVector
+from digest.store.models import Paper as PaperRow
+from digest.subscriptions import subscribers
 from tests.test_ranking import NOW, ids, make_papers
 
 pytestmark = pytest.mark.skipif(

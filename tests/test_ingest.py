@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from digest.config import ConfigError, Settings, bundled_listings
+from digest.records import Listing
 from digest.sources.ingest import ingest, source_status, upsert
 from digest.store.models import Paper
-from digest.records import Listing
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T0 = datetime(2024, 10, 25, 12, tzinfo=UTC)

@@ -1,8 +1,8 @@
 from datetime import UTC, datetime
 
+from digest.records import Paper, Pick
 from digest.render import Renderer, default_renderer
 from digest.render.compose import compose, excerpt
-from digest.records import Paper, Pick
 
 
 def make_content(n: int = 3, title: str = "Diffusion models for <script>alert(1)</script> video"):

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from digest.planning.schedule import Edition, Schedule, check, next_slot, parse_instant, period_for, slot_on
+from digest.planning.schedule import check, next_slot, parse_instant, period_for, slot_on
+from digest.records import LastEdition as Edition
+from digest.records import Schedule
 
 # zone, transition day, the hour that is missing ("gap") or happens twice ("repeat"), and the instant
 # the edition of that day must go out: when the clock jumps, or the first of the two occurrences.

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from test_schedule import TRANSITIONS, at, local
 
-from digest.subscriptions import subscribers
 from digest.cli import main
-from digest.sources.ingest import upsert
-from digest.store.models import Delivery, DeliveryItem, Paper
 from digest.planning.planner import plan
 from digest.records import Listing
+from digest.sources.ingest import upsert
+from digest.store.models import Delivery, DeliveryItem, Paper
+from digest.subscriptions import subscribers
 
 TOPIC = "graph neural networks"
 

@@ -22,15 +22,15 @@ from httpreplay import ReplayServer, Reply
 from sqlalchemy import func, select, update
 from test_schedule_plan import TOPIC, add_papers
 
-from digest.subscriptions import subscribers
 from digest.cli import main
 from digest.config import ConfigError
-from digest.store.db import Database
 from digest.mail.sink import Faults, SmtpSink
-from digest.store.models import Delivery, Subscriber
 from digest.planning.planner import due_at
-from digest.planning.schedule import DAY_NAMES
+from digest.records import DAY_NAMES
 from digest.scheduler import JobRun, JobState, Runner, triggers
+from digest.store.db import Database
+from digest.store.models import Delivery, Subscriber
+from digest.subscriptions import subscribers
 
 HF_FIXTURE = Path(__file__).parent / "fixtures" / "hf_daily_papers_2024-10-25.json"
 NOON = datetime(2024, 6, 5, 12, tzinfo=UTC)  # a Wednesday

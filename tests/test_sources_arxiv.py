@@ -11,12 +11,12 @@ from httpreplay import ReplayServer, Reply, arxiv_fixture
 from sqlalchemy import select
 
 from digest.config import ArxivSource, HttpSettings
-from digest.sources.ingest import ingest
-from digest.store.models import Paper, SourceState
 from digest.sources import Cursor
 from digest.sources import arxiv as arxiv_source
 from digest.sources.arxiv import parse_feed
 from digest.sources.http import HttpClient
+from digest.sources.ingest import ingest
+from digest.store.models import Paper, SourceState
 
 ARXIV = Path(__file__).parent / "fixtures" / "arxiv"
 NOW = datetime(2026, 4, 13, tzinfo=UTC)

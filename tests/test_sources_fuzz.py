@@ -10,11 +10,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from digest.records import Listing
 from digest.sources.arxiv import FeedPage, parse_feed
 from digest.sources.clean import MAX_ABSTRACT, MAX_TITLE, clean_listing
 from digest.sources.file import listing_from_dict, parse_bytes
 from digest.sources.hf_daily import listing_from_item, parse_payload
-from digest.records import Listing
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FEED = json.loads(next((FIXTURES / "arxiv").glob("q_testing_s0_m10_*.json")).read_text())["body"].encode("latin-1")

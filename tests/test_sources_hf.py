@@ -10,9 +10,9 @@ import pytest
 from httpreplay import ReplayServer, Reply
 from sqlalchemy import select
 
+from digest.sources.hf_daily import parse_payload
 from digest.sources.ingest import ingest, source_status
 from digest.store.models import Paper, SourceState
-from digest.sources.hf_daily import parse_payload
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAY = "2024-10-25"

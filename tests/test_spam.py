@@ -12,10 +12,10 @@ import subprocess
 import pytest
 
 from digest import pipeline
-from digest.subscriptions import subscribers
-from digest.sources.ingest import ingest
-from digest.mail.sink import SmtpSink
 from digest.delivery.sender import send
+from digest.mail.sink import SmtpSink
+from digest.sources.ingest import ingest
+from digest.subscriptions import subscribers
 from tests.test_delivery import mail_settings, sqlite_only
 
 HAVE_SA = shutil.which("spamassassin") is not None

@@ -3,8 +3,8 @@ import io
 import pytest
 from click.testing import CliRunner
 
-from digest.subscriptions import subscribers
 from digest.cli import main
+from digest.subscriptions import subscribers
 from digest.subscriptions.subscribers import SubscriberError
 
 
@@ -72,8 +72,8 @@ def test_an_edition_planned_before_a_pause_is_not_sent(db, settings_for, tmp_pat
     from datetime import UTC, datetime
 
     from digest import pipeline
-    from digest.sources.ingest import ingest
     from digest.mail.transport import OutboxTransport
+    from digest.sources.ingest import ingest
 
     settings = settings_for(db.url)
     ingest(db, settings)

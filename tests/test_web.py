@@ -15,11 +15,11 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from digest import pipeline
-from digest.subscriptions import signup as selfservice
-from digest.subscriptions import subscribers, tokens
 from digest.cli import main
 from digest.mail.sink import SmtpSink
 from digest.store.models import Delivery, Feedback, Paper, Subscriber, Suppression
+from digest.subscriptions import signup as selfservice
+from digest.subscriptions import subscribers, tokens
 from digest.subscriptions.unsubscribes import process_maildir, process_mbox
 from digest.web.app import create_app
 

@@ -13,9 +13,9 @@ import click
 
 from digest import config as config_mod
 from digest import pipeline
-from digest.subscriptions import subscribers
-from digest.store.db import Database, is_initialised
 from digest.cli.ranking import eval_command, rank_command
+from digest.store.db import Database, is_initialised
+from digest.subscriptions import subscribers
 from digest.subscriptions.subscribers import FREQUENCIES, SubscriberError
 
 

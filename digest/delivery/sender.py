@@ -33,10 +33,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, case, or_, select, update
 from sqlalchemy.orm import selectinload
 
-from digest.delivery import bounces
 from digest.config import Settings
-from digest.store.db import Database
-from digest.subscriptions.links import Links
+from digest.delivery import bounces
 from digest.mail import signing
 from digest.mail.message import Envelope, ascii_address, message_bytes, parse_address
 from digest.mail.ratelimit import RateLimiter
@@ -47,12 +45,14 @@ from digest.mail.transport import (
     TransportUnavailable,
     pool_from_settings,
 )
-from digest.store.models import Delivery, DeliveryItem, Subscriber, Suppression
 from digest.planning.planner import load_papers, utcnow
+from digest.records import Paper, Pick
 from digest.render import Rendered, default_renderer
 from digest.render.compose import compose
+from digest.store.db import Database
+from digest.store.models import Delivery, DeliveryItem, Subscriber, Suppression
+from digest.subscriptions.links import Links
 from digest.subscriptions.subscribers import is_mailable
-from digest.records import Paper, Pick
 
 log = logging.getLogger("digest.delivery.sender")
 

@@ -9,32 +9,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from digest import ranking
-from digest.store import vectors
-from digest.subscriptions import subscribers
 from digest.config import Settings
-from digest.store.db import Database
 from digest.mail.message import make_message_id, sender_domain
+from digest.planning.schedule import Due, check, period_for  # noqa: F401 (period_for: re-exported)
+from digest.ranking import semantic
+from digest.records import LastEdition, Paper, Pick, Profile, Schedule, iso, utcnow
+from digest.render.compose import subject_line
+from digest.store import vectors
+from digest.store.db import Database
 from digest.store.models import Delivery, DeliveryItem, Feedback, Subscriber, Suppression
 from digest.store.models import Paper as PaperRow
-from digest.ranking import semantic
-from digest.render.compose import subject_line
-from digest.planning.schedule import Due, Edition, Schedule, check, period_for  # noqa: F401 (period_for: re-exported)
-from digest.records import Paper, Pick, Profile
+from digest.subscriptions import subscribers
 
 log = logging.getLogger("digest.planning.planner")
 
 BATCH = 500  # subscribers ranked per batch: memory stays flat as the list grows
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # ---------------------------------------------------------------------------------------- papers
@@ -179,7 +175,7 @@ def schedule_of(sub: Subscriber) -> Schedule:
     return Schedule(frequency=sub.frequency, hour=sub.hour, timezone=sub.timezone, weekday=sub.weekday)
 
 
-def last_editions(session: Session, ids: Sequence[int]) -> dict[int, Edition]:
+def last_editions(session: Session, ids: Sequence[int]) -> dict[int, LastEdition]:
     """Each subscriber's newest edition (whatever its status): what due-ness is judged against."""
     if not ids:
         return {}
@@ -189,10 +185,10 @@ def last_editions(session: Session, ids: Sequence[int]) -> dict[int, Edition]:
         select(Delivery.subscriber_id, Delivery.period, Delivery.planned_at)
         .where(Delivery.subscriber_id.in_(list(ids)), Delivery.planned_at == newest.scalar_subquery())
     )
-    return {sid: Edition(period, at) for sid, period, at in rows}
+    return {sid: LastEdition(period, at) for sid, period, at in rows}
 
 
-def _check(sub: Subscriber, now: datetime, last: Edition | None) -> Due | None:
+def _check(sub: Subscriber, now: datetime, last: LastEdition | None) -> Due | None:
     """Due-ness, or None (logged) for a schedule that cannot be read: one bad row never stops a run."""
     try:
         return check(schedule_of(sub), now, last)
@@ -296,12 +292,8 @@ def due_at(db: Database, now: datetime, *, email: str | None = None) -> list[dic
                 d = _check(x, now, last.get(x.id))
                 row = {"email": x.email, "schedule": schedule_of(x).describe(), "due": bool(d and d.due),
                        "period": d.period if d else None, "reason": d.reason if d else "unreadable schedule",
-                       "slot": _iso(d.slot) if d else None, "next_at": _iso(d.next_at) if d else None,
+                       "slot": iso(d.slot) if d else None, "next_at": iso(d.next_at) if d else None,
                        "last_period": last[x.id].period if x.id in last else None}
                 if x.email in suppressed:
                     row.update(due=False, reason="suppressed (unsubscribed, bounced or complained)")
                 out.append(row)
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.astimezone(UTC).isoformat() if at else None

@@ -18,28 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-FREQUENCIES = ("daily", "weekdays", "weekly")
-DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
-@dataclass(frozen=True)
-class Schedule:
-    frequency: str  # daily | weekdays | weekly
-    hour: int  # local delivery hour, 0..23
-    timezone: str  # IANA name
-    weekday: int = 0  # for weekly: 0 = Monday
-
-    def describe(self) -> str:
-        when = {"daily": "daily", "weekdays": "weekdays", "weekly": f"{DAY_NAMES[self.weekday]}s"}[self.frequency]
-        return f"{when} at {self.hour:02d}:00 {self.timezone}"
-
-
-@dataclass(frozen=True)
-class Edition:
-    """A subscriber's most recent edition: its period and when it was planned."""
-
-    period: str
-    planned_at: datetime
+from digest.records import DAY_NAMES, LastEdition, Schedule
 
 
 @dataclass(frozen=True)
@@ -114,7 +93,7 @@ def _search(schedule: Schedule, start: datetime, step: int) -> datetime | None:
     return None
 
 
-def check(schedule: Schedule, now: datetime, last: Edition | None = None) -> Due:
+def check(schedule: Schedule, now: datetime, last: LastEdition | None = None) -> Due:
     """Is an edition due at `now`, for which period, and why (one line for `digest due`)."""
     tz = ZoneInfo(schedule.timezone)
     now = now.astimezone(UTC)

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from digest.ranking.index import LexicalIndex, Params
 from digest.ranking.semantic import PaperVectors, embed_topics, sentences
 from digest.ranking.text import normalise_title
-from digest.records import Paper, Pick, Profile
+from digest.records import Paper, Pick, Profile, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,11 @@ def trending(
 
 def trend_scores(papers: Sequence[Paper], now: datetime | None = None) -> np.ndarray:
     """Heat in 0..1: (1 + log(1 + upvotes)) halved every HALF_LIFE_DAYS since published/first seen."""
-    now = _aware(now or datetime.now(UTC))
+    now = as_utc(now or utcnow())
     heat = np.empty(len(papers))
     for i, p in enumerate(papers):
         when = p.published_at or p.first_seen_at
-        age = max(0.0, (now - _aware(when)).total_seconds() / 86400) if when else 0.0
+        age = max(0.0, (now - as_utc(when)).total_seconds() / 86400) if when else 0.0
         heat[i] = (1 + math.log1p(max(p.upvotes, 0))) * 0.5 ** (age / HALF_LIFE_DAYS)
     return (heat / heat.max()).astype(np.float32) if len(heat) else heat
 
@@ -311,10 +311,6 @@ def _trending_why(p: Paper) -> str:
 
 def _key(phrase: str) -> str:
     return " ".join(phrase.lower().split())
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _group_of(papers: Sequence[Paper], unit: sp.csr_matrix | None) -> np.ndarray:

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from urllib.parse import urlencode
 
-from digest.render import DigestContent, Entry
 from digest.records import Paper, Pick
+from digest.render import DigestContent, Entry
 
 FREQUENCY_LABEL = {"daily": "daily", "weekdays": "weekday", "weekly": "weekly"}
 _SPACE = re.compile(r"\s+")

@@ -21,10 +21,10 @@ from datetime import UTC, datetime, time, timedelta
 import feedparser
 
 from digest.config import ArxivSource
+from digest.records import Listing
 from digest.sources import Batch, Cursor, SourceError
 from digest.sources.clean import clean_listing, clean_text, parse_arxiv_id, parse_datetime
 from digest.sources.http import HttpClient
-from digest.records import Listing
 
 log = logging.getLogger(__name__)
 

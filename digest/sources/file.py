@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from digest.config import FileSource
+from digest.records import Listing
 from digest.sources import Batch, Cursor, collect
 from digest.sources.clean import clean_listing, clean_text, parse_arxiv_id, title_key
 from digest.sources.hf_daily import listing_from_item
-from digest.records import Listing
 
 MAX_FILE_BYTES = 200_000_000
 

@@ -15,10 +15,10 @@ from datetime import UTC, date, timedelta
 from urllib.parse import urlencode
 
 from digest.config import HfDailySource
+from digest.records import Listing
 from digest.sources import Batch, Cursor, SourceError, collect
 from digest.sources.clean import clean_listing, parse_arxiv_id
 from digest.sources.http import HttpClient
-from digest.records import Listing
 
 log = logging.getLogger(__name__)
 

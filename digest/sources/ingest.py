@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from digest.store import vectors
 from digest.config import ConfigError, Settings
-from digest.store.db import Database
-from digest.store.models import Paper, SourceState
 from digest.ranking import semantic
+from digest.records import Listing, as_utc, iso, utcnow
 from digest.sources import Batch, Cursor, SourceError, fetch
 from digest.sources.clean import clean_listing, title_key
-from digest.records import Listing
+from digest.store import vectors
+from digest.store.db import Database
+from digest.store.models import Paper, SourceState
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def ingest(
     if source is not None and source not in settings.sources:
         known = ", ".join(settings.sources) or "none"
         raise ConfigError(f"no source named {source!r} (configured: {known})")
-    now = _aware(now or datetime.now(UTC))
+    now = as_utc(now or utcnow())
     names = [source] if source else list(settings.sources)
     report = IngestReport()
     client = None
@@ -148,9 +148,9 @@ def source_status(db: Database, settings: Settings) -> list[dict[str, Any]]:
                 "type": cfg.type,
                 "target": ", ".join(cfg.paths) if cfg.type == "file" else cfg.base_url,
                 "watermark": st.watermark if st else None,
-                "last_run_at": _iso(st.last_run_at) if st else None,
-                "last_success_at": _iso(st.last_success_at) if st else None,
-                "last_error_at": _iso(st.last_error_at) if st else None,
+                "last_run_at": iso(st.last_run_at) if st else None,
+                "last_success_at": iso(st.last_success_at) if st else None,
+                "last_error_at": iso(st.last_error_at) if st else None,
                 "last_error": st.last_error if st else None,
                 "total_fetched": st.total_fetched if st else 0,
                 "total_new": st.total_new if st else 0,
@@ -282,7 +282,7 @@ def upsert(s: Session, listings: list[Listing], now: datetime) -> tuple[int, int
 
     Batched: existing rows are read with a few IN queries, new rows go in with one executemany, changed
     rows are written back with one bulk UPDATE by primary key."""
-    now = _aware(now)
+    now = as_utc(now)
     created: list[dict] = []
     rows = _preload(s, listings)
     by_id: dict[str, dict] = {r["arxiv_id"]: r for r in rows if r["arxiv_id"]}
@@ -383,9 +383,9 @@ def _merge(row: dict, x: Listing, now: datetime) -> None:
         row["upvotes"] = x.upvotes
     if x.num_comments is not None:
         row["num_comments"] = x.num_comments
-    if x.published_at and (row["published_at"] is None or x.published_at < _aware(row["published_at"])):
+    if x.published_at and (row["published_at"] is None or x.published_at < as_utc(row["published_at"])):
         row["published_at"] = x.published_at
-    if row["first_seen_at"] is None or now < _aware(row["first_seen_at"]):
+    if row["first_seen_at"] is None or now < as_utc(row["first_seen_at"]):
         row["first_seen_at"] = now
     if x.source and x.source not in (row["sources"] or []):
         row["sources"] = [*(row["sources"] or []), x.source]
@@ -396,10 +396,3 @@ def _merge(row: dict, x: Listing, now: datetime) -> None:
 def _differs(row: dict, before: dict) -> bool:
     return any(row[c] != before[c] for c in _COLUMNS if c != "updated_at")
 
-
-def _aware(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return _aware(dt).isoformat() if dt else None

@@ -21,11 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from digest.ranking import semantic
+from digest.records import Paper
 from digest.store.db import Database
 from digest.store.models import Paper as PaperRow
 from digest.store.models import PaperVector
-from digest.ranking import semantic
-from digest.records import Paper
 
 log = logging.getLogger(__name__)
 BATCH = 256  # papers embedded and written together

@@ -26,24 +26,24 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from digest.subscriptions import subscribers, tokens
 from digest.config import Settings
-from digest.store.db import Database
-from digest.subscriptions.links import Links
+from digest.delivery.sender import render_envelope
 from digest.mail import signing
 from digest.mail.message import POLICY, clean_header, parse_address, sender_domain, to_bytes
 from digest.mail.transport import Transport
 from digest.mail.transport import from_settings as transport_from_settings
-from digest.store.models import Delivery, Feedback, Subscriber, Suppression
-from digest.store.models import Paper as PaperRow
 from digest.planning.planner import load_papers, select_papers, utcnow
 from digest.ranking.text import STOP_WORDS
+from digest.records import Pick
 from digest.render import default_renderer
 from digest.render.compose import one_line, paper_url
-from digest.delivery.sender import render_envelope
+from digest.store.db import Database
+from digest.store.models import Delivery, Feedback, Subscriber, Suppression
+from digest.store.models import Paper as PaperRow
+from digest.subscriptions import subscribers, tokens
+from digest.subscriptions.links import Links
 from digest.subscriptions.subscribers import SubscriberError, SubscriberView
 from digest.subscriptions.tokens import TokenError
-from digest.records import Pick
 
 log = logging.getLogger("digest.subscriptions.signup")
 

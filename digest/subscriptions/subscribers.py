@@ -13,11 +13,10 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from digest.records import FREQUENCIES, WEEKDAYS
 from digest.store.db import Database
 from digest.store.models import Delivery, Feedback, Subscriber, Suppression, Topic
 
-FREQUENCIES = ("daily", "weekdays", "weekly")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MAX_TOPICS = 20
 MAX_TOPIC_CHARS = 100
 CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone", "max_items"]

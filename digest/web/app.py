@@ -28,12 +28,12 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from digest.subscriptions import signup as selfservice
-from digest.subscriptions import subscribers, tokens
 from digest.config import Settings
-from digest.store.db import Database
 from digest.mail.transport import DeliveryError, Transport, TransportUnavailable
 from digest.planning.planner import utcnow
+from digest.store.db import Database
+from digest.subscriptions import signup as selfservice
+from digest.subscriptions import subscribers, tokens
 from digest.subscriptions.signup import RateLimiter, SignupRequest, SubscriberError, TokenError
 from digest.subscriptions.subscribers import FREQUENCIES, WEEKDAYS, SubscriberView
 from digest.web.security import CSP_ARCHIVE, Csrf, SecurityHeaders, same_origin
