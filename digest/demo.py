@@ -5,14 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sqlalchemy import select
-
 from digest import pipeline
 from digest.config import from_dict
 from digest.mail.sink import SmtpSink
-from digest.sources.ingest import ingest
-from digest.store.db import Database
-from digest.store.models import Delivery, DeliveryItem, Paper
 from digest.subscriptions import subscribers
 
 DEMO_SUBSCRIBERS = [
@@ -38,25 +33,19 @@ def run_demo(directory: Path) -> tuple[list[dict], Path]:
                      "list_id": "Trending papers demo <demo.digest.example.org>"},
             "web": {"secret_file": str(directory / ".digest-secret")},
         }, "demo settings")
-        db = Database(settings.database.url)
-        db.init()
-        report = ingest(db, settings)
+        db, _ = pipeline.open_database(settings)
+        report = pipeline.ingest(db, settings)
         for email, name, topics, tz in DEMO_SUBSCRIBERS:
             subscribers.add(db, email, name=name, topics=topics, timezone=tz)
-        pipeline.plan(db, settings)
-        sent = pipeline.send(db, settings)
+        sent = pipeline.run_pass(db, settings).send
         files = {m.recipients[0]: m.path for m in sink.messages}
     if sent.sent != len(DEMO_SUBSCRIBERS) or report.sources[0].new == 0:
         raise RuntimeError(f"demo incomplete: ingested {report.sources[0].new} papers, sent {sent.sent} digests")
     rows = []
-    with db.session() as s:
-        for d in s.scalars(select(Delivery).order_by(Delivery.id)):
-            picks = [i for i in s.scalars(select(DeliveryItem).where(DeliveryItem.delivery_id == d.id,
-                                                                      DeliveryItem.kind == "pick")
-                                          .order_by(DeliveryItem.rank))]
-            top = s.get(Paper, picks[0].paper_id).title if picks else ""
-            path = files.get(d.email)
-            rows.append({"email": d.email, "papers": len(picks), "top": " ".join(top.split()),
-                         "file": str(path) if path else ""})
+    for email, _, _, _ in DEMO_SUBSCRIBERS:
+        edition = pipeline.recent_editions(db, settings, subscribers.get(db, email).id, limit=1)[0]
+        path = files.get(email)
+        rows.append({"email": email, "papers": len(edition.items), "top": edition.items[0].title if edition.items else "",
+                     "file": str(path) if path else ""})
     db.dispose()
     return rows, outbox

@@ -1,31 +1,272 @@
-"""The pipeline's entry points for the shells (CLI, scheduler, web): plan, send, preview, status.
+"""The entry points the shells call (CLI, scheduler, web, demo): ingest, plan, send, one whole pass,
+preview, the archive and the pages' views, status, due-ness and housekeeping.
 
-Planning lives in `digest.planning.planner`, sending in `digest.delivery.sender`; this module adds the read-only views.
+Each function reads what its stage needs from the store and the ledger, hands plain records to the
+pure stages (planning, ranking, rendering) and writes what they decide through the ledger. No ORM
+row and no open session leaves this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
-from digest.config import Settings
-from digest.delivery.sender import SendReport, due_clause, render_envelope, send
+from digest import config
+from digest.config import ConfigError, Settings
+from digest.delivery import bounces, ledger
+from digest.delivery.sender import STOPPING, SendReport, links_for, message, render, worker_name
+from digest.delivery.sender import send as send_deliveries
 from digest.mail import signing
-from digest.mail.message import make_message_id, message_bytes, sender_domain
-from digest.planning.planner import PlanReport, period_for, plan, select_papers, utcnow
+from digest.mail.message import sender_domain
+from digest.mail.transport import Transport
+from digest.planning import candidates, planner
+from digest.planning.candidates import Selection
+from digest.planning.planner import PlanReport
+from digest.planning.schedule import parse_instant
+from digest.ranking import semantic
+from digest.records import DeliveryStatus, Edition, Paper, Pick, Subscriber, utcnow
 from digest.render import Rendered, default_renderer
-from digest.store.db import Database
-from digest.store.models import Delivery, DeliveryItem, Subscriber
-from digest.store.models import Paper as PaperRow
-from digest.subscriptions.links import Links
+from digest.render.compose import one_line, paper_url, subject_line
+from digest.sources import ingest as ingest_stage
+from digest.sources.ingest import IngestReport
+from digest.store import jobs, vectors
+from digest.store import papers as paper_store
+from digest.store import subscribers as subscriber_store
+from digest.store.db import Database, is_initialised
+from digest.subscriptions import subscribers
 
-__all__ = ["PlanReport", "SendReport", "plan", "send", "preview", "status", "pending_count"]
+__all__ = ["STOPPING", "Database", "IngestReport", "PassReport", "PlanReport", "SendReport", "archive_html",
+           "due_at", "first_preview", "housekeeping", "ingest", "load_settings", "open_database", "parse_instant",
+           "pending_count", "plan", "preview", "recent_editions", "run_pass", "send", "status", "utcnow",
+           "worker_name"]
+
+log = logging.getLogger("digest.pipeline")
+
+BATCH = 500  # subscribers planned per batch: memory stays flat as the list grows
+PENDING_KEEP = timedelta(days=7)  # unconfirmed sign-ups are forgotten after this (confirm links last 3 days)
 
 
-# ----------------------------------------------------------------------------------------- preview
+# ---------------------------------------------------------------------------------------- settings
+
+
+def load_settings(path: str | None = None) -> Settings:
+    """The settings (`config.load`), refused at start when they ask for a ranker this install lacks."""
+    settings = config.load(path)
+    try:
+        semantic.wanted(settings.digest.ranker)  # the one rule for which ranker an install can run
+    except RuntimeError as err:
+        raise ConfigError(f"digest.ranker: {err}") from None
+    return settings
+
+
+def open_database(settings: Settings, *, upgrade: bool = True) -> tuple[Database, bool]:
+    """The configured database, created or upgraded to the newest schema; and whether it existed."""
+    db = Database(settings.database.url)
+    existed = is_initialised(db.engine)
+    if upgrade:
+        db.init()
+    return db, existed
+
+
+# ------------------------------------------------------------------------------------------ ingest
+
+
+def ingest(db: Database, settings: Settings, *, source: str | None = None, since: date | None = None,
+           now: datetime | None = None) -> IngestReport:
+    """Pull the configured sources (`digest.sources.ingest`), then embed what they stored for the
+    hybrid ranker, so planning does not wait for it."""
+    now = now or utcnow()
+    report = ingest_stage.ingest(db, settings, source=source, since=since, now=now)
+    if semantic.wanted(settings.digest.ranker):
+        try:
+            report.embedded = embed_papers(db, since=now)  # the papers this run stored or changed
+        except Exception as err:  # noqa: BLE001 - the papers are stored; embedding is an optimisation
+            log.warning("ingest: embedding new papers failed: %s", err)
+    log.info("ingest: %d fetched, %d new, %d updated, %d skipped, %d embedded, %d source errors",
+             report.fetched, report.new, report.updated, report.skipped, report.embedded, len(report.errors))
+    return report
+
+
+def source_status(db: Database, settings: Settings) -> list[dict]:
+    """Each configured source's last run, success, error, watermark and totals (`digest sources`)."""
+    return ingest_stage.source_status(db, settings)
+
+
+def embed_papers(db: Database, since: datetime | None = None) -> int:
+    """Embed and store the vectors of papers updated since `since` that lack current ones."""
+    return vectors.ensure(db, semantic.MODEL, semantic.pack_papers, since=since)
+
+
+def paper_vectors(db: Database, papers: Sequence[Paper]) -> semantic.PaperVectors:
+    """The papers' vectors, in order: stored ones read back; a paper not embedded yet (or whose text
+    changed since) is embedded in memory and not stored, so planning writes nothing here."""
+    with db.session() as s:
+        packed = vectors.stored(s, semantic.MODEL, papers)
+    todo = [p for p in papers if p.id not in packed]
+    blocks = {pid: semantic.unpack(b) for pid, b in packed.items()}
+    if todo:
+        computed = semantic.PaperVectors.of([(p.title, p.abstract) for p in todo])
+        blocks.update((p.id, computed.row(i)) for i, p in enumerate(todo))
+        log.info("embedded %d papers in memory (%d read back)", len(todo), len(packed))
+    return semantic.PaperVectors.from_rows([blocks[p.id] for p in papers])
+
+
+# ---------------------------------------------------------------------------------------- planning
+
+
+def select(db: Database, settings: Settings, subs: Sequence[Subscriber], now: datetime,
+           ) -> tuple[dict[int, Selection], dict[int, Paper]]:
+    """Rank the papers new to each subscriber in one batch; returns the selections and the papers."""
+    if not subs:
+        return {}, {}
+    cfg = settings.digest
+    past = ledger.history(db, [s.id for s in subs])
+    starts = {s.id: candidates.window_start(cfg, now, past[s.id].window_end if s.id in past else None) for s in subs}
+    with db.session() as s:
+        papers = paper_store.load(s, seen_after=min(starts.values()))
+        known = {p.id for p in papers}
+        extra = paper_store.load(s, ids=sorted(candidates.liked_or_disliked(subs) - known))
+    sent = ledger.sent_papers(db, [s.id for s in subs], sorted(known))
+    vecs = None
+    if semantic.wanted(cfg.ranker):
+        try:
+            vecs = paper_vectors(db, [*papers, *extra])
+        except Exception as err:  # noqa: BLE001 - the digest still goes out, ranked on words alone
+            log.warning("planner: paper vectors unavailable (%s); ranking lexically this time", err)
+    selections = candidates.select(cfg, subs, starts, sent, papers, extra, vecs, now)
+    return selections, {p.id: p for p in [*papers, *extra]}
+
+
+def plan(db: Database, settings: Settings, *, now: datetime | None = None, email: str | None = None,
+         dry_run: bool = False, due_only: bool = False) -> PlanReport:
+    """Create this period's edition for every mailable subscriber who has something new.
+
+    Without `due_only` (`digest send`), everyone whose current period has no edition yet gets one now,
+    whatever their hour or day. With `due_only` (the scheduler), only subscribers whose slot has come.
+    Both are idempotent through the ledger's unique (subscriber, period) key. With `dry_run`, nothing
+    is written: `report.editions` says who would get what.
+    """
+    now = now or utcnow()
+    report = PlanReport()
+    domain = sender_domain(settings.mail.from_address)
+    if not dry_run and semantic.wanted(settings.digest.ranker):
+        try:  # embed the candidate window's papers now, outside the planning transactions
+            embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days))
+        except Exception as err:  # noqa: BLE001 - planning embeds in memory or ranks lexically
+            log.warning("planner: could not store paper vectors (%s)", err)
+    after = 0
+    while subs := _mailable_batch(db, now, email, after):
+        after = subs[-1].id
+        with db.session() as s:
+            suppressed = subscriber_store.suppressed(s, [x.email for x in subs])
+        past = ledger.history(db, [x.id for x in subs])
+        due = planner.dues(subs, now, {sid: h.last for sid, h in past.items()})
+        existing = ledger.existing(db, {sid: d.period for sid, d in due.items() if d is not None})
+        todo = planner.triage(subs, due, suppressed, existing, report, due_only=due_only)
+        selections, papers = select(db, settings, todo, now)
+        editions = planner.editions(todo, due, selections, now, report)
+        if dry_run:
+            report.editions += editions
+            report.papers.update(papers)
+            continue
+        written, already = ledger.write(db, editions, domain)
+        report.planned += len(written)
+        report.already += already
+        for e in written:
+            log.info("edition planned subscriber=%s period=%s papers=%d", e.subscriber_id, e.period, len(e.picks))
+    return report
+
+
+def _mailable_batch(db: Database, now: datetime, email: str | None, after: int) -> list[Subscriber]:
+    with db.session() as s:
+        return subscriber_store.mailable_batch(s, now, after_id=after, limit=BATCH, email=email)
+
+
+def dry_run_rows(report: PlanReport) -> list[dict]:
+    """Who would get what (`digest send --dry-run`): address, period, papers and subject."""
+    return [{"email": e.email, "period": e.period, "papers": len(e.picks),
+             "subject": subject_line(len(e.picks), report.papers[e.picks[0].paper_id].title, bool(e.picks[0].topic))}
+            for e in report.editions]
+
+
+def due_at(db: Database, now: datetime, *, email: str | None = None) -> list[dict]:
+    """Every mailable subscriber at `now`: due or not, for which period, and why. Nothing is written."""
+    out: list[dict] = []
+    after = 0
+    while subs := _mailable_batch(db, now, email, after):
+        after = subs[-1].id
+        with db.session() as s:
+            suppressed = subscriber_store.suppressed(s, [x.email for x in subs])
+        last = {sid: h.last for sid, h in ledger.history(db, [x.id for x in subs]).items()}
+        due = planner.dues(subs, now, last)
+        out += [planner.due_row(x, due[x.id], last.get(x.id), x.email in suppressed) for x in subs]
+    return out
+
+
+# ----------------------------------------------------------------------------------------- sending
+
+
+def send(db: Database, settings: Settings, **kwargs) -> SendReport:
+    """Send every due delivery in the ledger (`digest.delivery.sender.send`)."""
+    return send_deliveries(db, settings, **kwargs)
+
+
+def pending_count(db: Database, email: str | None = None, now: datetime | None = None) -> int:
+    """How many deliveries a `send` now would take (for its progress bar)."""
+    return ledger.due_count(db, now or utcnow(), email)
+
+
+@dataclass
+class PassReport:
+    """One whole pass: what was ingested (if asked), planned and sent."""
+
+    ingest: IngestReport | None = None
+    plan: PlanReport = field(default_factory=PlanReport)
+    send: SendReport = field(default_factory=SendReport)
+    stopped: bool = False  # `stop` was set before sending began: nothing was sent
+
+    @property
+    def errors(self) -> list[str]:
+        return [*(self.ingest.errors if self.ingest else []), *self.send.errors]
+
+    def counts(self) -> dict:
+        """What `digest send` / `digest run` print: sent, retried, failed, suppressed (at planning or
+        sending), skipped (nothing new), errors."""
+        s = self.send
+        return {"sent": s.sent, "retried": s.retried, "failed": s.failed,
+                "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.skipped, "errors": s.errors}
+
+
+def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, email: str | None = None,
+             due_only: bool = False, dry_run: bool = False, now: datetime | None = None,
+             transport: Transport | Sequence[Transport] | None = None, stop: threading.Event | None = None,
+             progress: Callable[[int], None] | None = None,
+             on_planned: Callable[[int], None] | None = None) -> PassReport:
+    """Ingest (if `ingest_first`), plan, then send what is due: the one pass behind `digest send`,
+    `digest run`, the scheduler's tick and the demo. `on_planned(n)` is told how many deliveries the
+    send will take before it starts (a progress bar's length); `stop` ends sending early."""
+    report = PassReport()
+    if ingest_first:
+        report.ingest = ingest(db, settings, now=now)
+    report.plan = plan(db, settings, now=now, email=email, dry_run=dry_run, due_only=due_only)
+    if dry_run:
+        return report
+    if stop is not None and stop.is_set():
+        report.stopped = True
+        return report
+    pending = pending_count(db, email, now)
+    if on_planned is not None:
+        on_planned(pending)
+    if pending:
+        report.send = send_deliveries(db, settings, now=now, email=email, transport=transport, stop=stop,
+                                      progress=progress)
+    return report
+
+
+# ------------------------------------------------------------------------------- previews and pages
 
 
 def preview(db: Database, settings: Settings, *, email: str | None = None, topics: Sequence[str] = (),
@@ -33,65 +274,164 @@ def preview(db: Database, settings: Settings, *, email: str | None = None, topic
     """What a subscriber (or a made-up one with these topics) would get now, and the message exactly as
     it would go on the wire (DKIM-signed when a key is configured); nothing is stored or sent."""
     now = now or utcnow()
+    if email:
+        with db.session() as s:
+            sub = subscriber_store.by_email(s, email)
+        if sub is None:
+            raise LookupError(f"no subscriber {email}")
+    else:
+        sub = Subscriber(id=0, email="preview@example.com", topics=tuple(topics), excludes=tuple(excludes))
+    selections, papers = select(db, settings, [sub], now)
+    sel = selections[sub.id]
+    edition = Edition(subscriber_id=sub.id, email=sub.email, period=planner.period_of(sub, now),
+                      window_start=sel.window_start, window_end=now, planned_at=now, picks=tuple(sel.picks),
+                      trending=tuple(sel.trending), id=0, message_id=_preview_message_id(settings))
+    return message(settings, links_for(settings), default_renderer(), sub, edition, papers, now,
+                   signing.from_settings(settings))
+
+
+def _preview_message_id(settings: Settings) -> str:
+    from digest.mail.message import make_message_id
+
+    return make_message_id(0, "preview", sender_domain(settings.mail.from_address))
+
+
+@dataclass
+class Item:
+    """A paper as the pages list it."""
+
+    title: str
+    url: str
+    why: str = ""
+
+
+@dataclass
+class SentEdition:
+    """A sent edition as the preferences page lists it."""
+
+    label: str
+    subject: str
+    archive_url: str
+    items: list[Item] = field(default_factory=list)
+
+
+def _items(picks: Sequence[Pick], papers: dict[int, Paper]) -> list[Item]:
+    return [Item(one_line(papers[p.paper_id].title), paper_url(papers[p.paper_id]), p.why)
+            for p in picks if p.paper_id in papers]
+
+
+def first_preview(db: Database, settings: Settings, subscriber_id: int,
+                  now: datetime | None = None) -> tuple[list[Item], list[Item]]:
+    """The picks and 'also trending' papers the subscriber's next digest would hold now (nothing is stored)."""
+    now = now or utcnow()
     with db.session() as s:
-        if email:
-            sub = s.scalars(select(Subscriber).options(selectinload(Subscriber.topics))
-                            .where(Subscriber.email == email)).first()
-            if sub is None:
-                raise LookupError(f"no subscriber {email}")
-        else:
-            from digest.store.models import Topic
-
-            sub = Subscriber(id=0, email="preview@example.com", frequency="daily", timezone="UTC", hour=8,
-                             topics=[Topic(kind="include", phrase=t) for t in topics]
-                             + [Topic(kind="exclude", phrase=t) for t in excludes])
-        selections, papers = select_papers(s, settings, [sub], now)
-        sel = selections[sub.id]
-    d = Delivery(id=0, subscriber_id=sub.id, period=period_for(sub.frequency, sub.timezone, now), planned_at=now,
-                 message_id=make_message_id(0, "preview", sender_domain(settings.mail.from_address)), email=sub.email)
-    d.items = [DeliveryItem(paper_id=p.paper_id, rank=i, score=p.score, kind=k, topic=p.topic, why=p.why)
-               for i, (p, k) in enumerate([(p, "pick") for p in sel.picks] + [(p, "trending") for p in sel.trending], 1)]
-    links = Links(settings.web.base_url, settings.secret())
-    rendered, env = render_envelope(settings, links, default_renderer(), sub, d, papers, now)
-    data = message_bytes(env, rendered.text, rendered.html)
-    signer = signing.from_settings(settings)
-    return rendered, signer.sign(data) if signer else data
+        sub = subscriber_store.by_id(s, subscriber_id)
+    if sub is None:
+        raise LookupError(f"no subscriber #{subscriber_id}")
+    selections, papers = select(db, settings, [sub], now)
+    sel = selections[subscriber_id]
+    return _items(sel.picks, papers), _items(sel.trending, papers)
 
 
-# ------------------------------------------------------------------------------------------ status
-
-
-def pending_count(db: Database, email: str | None = None, now: datetime | None = None) -> int:
-    """How many deliveries a `send` now would take (for its progress bar)."""
-    from sqlalchemy import func
-
+def recent_editions(db: Database, settings: Settings, subscriber_id: int, limit: int = 3) -> list[SentEdition]:
+    """The last editions sent to a subscriber, newest first, each with its papers and archive link."""
+    links = links_for(settings)
+    editions = ledger.recent(db, subscriber_id, limit, status=DeliveryStatus.SENT)
     with db.session() as s:
-        q = select(func.count()).select_from(Delivery).where(due_clause(now or utcnow()))
-        if email:
-            q = q.where(Delivery.email == email)
-        return s.scalar(q) or 0
+        papers = paper_store.by_ids(s, sorted({p.paper_id for e in editions for p in e.picks}))
+    return [SentEdition(label=e.sent_at.strftime("%d %b %Y") if e.sent_at else e.period, subject=e.subject or "",
+                        archive_url=links.archive(subscriber_id, e.id or 0), items=_items(e.picks, papers))
+            for e in editions]
+
+
+def archive_html(db: Database, settings: Settings, subscriber_id: int, delivery_id: int) -> str | None:
+    """A sent edition rebuilt as its email HTML ("view in browser"); None if it is not theirs."""
+    edition = ledger.edition_of(db, subscriber_id, delivery_id)
+    if edition is None:
+        return None
+    with db.session() as s:
+        sub = subscriber_store.by_id(s, subscriber_id)
+        papers = paper_store.by_ids(s, sorted({p.paper_id for p in (*edition.picks, *edition.trending)}))
+    if sub is None:
+        return None
+    return render(settings, links_for(settings), default_renderer(), sub, edition, papers).html
+
+
+# ------------------------------------------------------------------------------ status, housekeeping
 
 
 def status(db: Database, settings: Settings) -> dict:
-    """What `digest status` shows: counts, last fetch per source, last edition, recent failures."""
-    from sqlalchemy import func
-
-    from digest.store.models import SourceState
-
+    """What `digest status` shows: counts, last fetch per source, last edition, recent failures, jobs."""
     with db.session() as s:
-        states = {x.name: x for x in s.scalars(select(SourceState))}
-        failures = s.scalars(select(Delivery).where(Delivery.status == "failed").order_by(Delivery.id.desc()).limit(5))
-        return {
-            "database": db.engine.url.render_as_string(hide_password=True),
-            "papers": s.scalar(select(func.count()).select_from(PaperRow)) or 0,
-            "subscribers": dict(s.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all()),
-            "deliveries": dict(s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()),
-            "last_sent_at": s.scalar(select(func.max(Delivery.sent_at))),
-            "sources": [
-                {"name": name, "type": cfg.type,
-                 "last_success_at": states[name].last_success_at if name in states else None,
-                 "last_error": states[name].last_error if name in states else None}
-                for name, cfg in settings.sources.items()
-            ],
-            "recent_failures": [{"email": f.email, "period": f.period, "error": f.last_error} for f in failures],
-        }
+        counts = {"papers": paper_store.count(s), "subscribers": subscriber_store.count_by_status(s)}
+    states = ingest_stage.source_states(db)
+    ledger_view = ledger.summary(db)
+    return {
+        "database": db.engine.url.render_as_string(hide_password=True),
+        **counts,
+        "deliveries": ledger_view["deliveries"],
+        "last_sent_at": ledger_view["last_sent_at"],
+        "sources": [{"name": name, "type": cfg.type,
+                     "last_success_at": states[name].last_success_at if name in states else None,
+                     "last_error": states[name].last_error if name in states else None}
+                    for name, cfg in settings.sources.items()],
+        "recent_failures": ledger_view["recent_failures"],
+    }
+
+
+def subscriber_profile(db: Database, email: str, limit: int = 10) -> dict:
+    """What `digest subscribers show` prints: the profile, recent deliveries, feedback, suppression."""
+    sub = subscribers.get(db, email)
+    recent = ledger.recent(db, sub.id, limit)
+    return {**sub.as_dict(), **subscribers.feedback_and_suppression(db, email), "deliveries": [
+        {"period": e.period, "status": str(e.status), "subject": e.subject,
+         "sent_at": e.sent_at.isoformat() if e.sent_at else None, "attempts": e.attempts} for e in recent]}
+
+
+def process_bounces(db: Database, settings: Settings, maildirs: Sequence[str] = (),
+                    mboxes: Sequence[str] = ()) -> bounces.BounceReport:
+    """Read bounce reports and complaints from mailboxes; one summed report."""
+    report = bounces.BounceReport()
+    for kind, paths in (("maildir", maildirs), ("mbox", mboxes)):
+        for path in paths:
+            bounces.process_mailbox(db, settings, report=report, **{kind: path})
+    return report
+
+
+def housekeeping(db: Database, settings: Settings, now: datetime | None = None) -> str:
+    """Release leases whose sender died, prune the job-run log, forget stale sign-ups; one line."""
+    now = now or utcnow()
+    leases = ledger.release_expired(db)
+    pruned = jobs.prune_runs(db, now - timedelta(days=settings.scheduler.keep_runs_days))
+    forgotten = subscribers.prune_pending(db, PENDING_KEEP, now)
+    return f"released {leases} expired leases, pruned {pruned} job runs, forgot {forgotten} unconfirmed sign-ups"
+
+
+TICK, HOUSEKEEPING, INGEST = "tick", "housekeeping", "ingest:"
+
+
+def job_ids(settings: Settings) -> list[str]:
+    """The scheduler's jobs: one ingest per source, the tick, housekeeping."""
+    return [INGEST + name for name in settings.sources] + [TICK, HOUSEKEEPING]
+
+
+def record_job(db: Database, job_id: str, instance: str, started: datetime, finished: datetime, ok: bool,
+               summary: str, next_run_at: datetime | None) -> None:
+    """One run of a scheduler job: its log row and its job's last result and next run."""
+    jobs.record_run(db, job_id, instance, started, finished, ok, summary)
+    jobs.save_state(db, job_id, next_run_at=next_run_at, last_started_at=started, last_finished_at=finished,
+                    last_ok=ok, last_summary=summary, instance=instance)
+
+
+def job_scheduled(db: Database, job_id: str, instance: str, next_run_at: datetime | None) -> None:
+    jobs.save_state(db, job_id, next_run_at=next_run_at, instance=instance)
+
+
+def jobs_stopped(db: Database, instance: str) -> None:
+    """A scheduler instance stopped: its jobs have no next run any more."""
+    jobs.clear_next_runs(db, instance)
+
+
+def job_status(db: Database, settings: Settings) -> list[dict]:
+    """Next run and last result of each configured job (and of any other job that has a record)."""
+    return jobs.status(db, job_ids(settings))

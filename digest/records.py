@@ -6,6 +6,8 @@ subscriber statuses, and the frequency and weekday names.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -69,6 +71,18 @@ class DeliveryStatus(StrEnum):
 
 
 # ---------------------------------------------------------------------------------------- listings
+
+MAX_TITLE_KEY = 300
+
+
+def title_key(title: str) -> str:
+    """Normalised title for dedupe: casefolded letters and digits, single spaces, no accents."""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    text = re.sub(r"[\W_]+", " ", text).strip()
+    return text[:MAX_TITLE_KEY]
+
+
 
 
 @dataclass

@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -29,59 +29,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 
+from digest import pipeline
 from digest.config import ConfigError, Settings
-from digest.delivery.sender import SendReport, release_expired, send, worker_name
-from digest.mail.transport import Transport, TransportUnavailable, pool_from_settings
-from digest.pipeline import pending_count
-from digest.planning import planner
-from digest.store.db import Database
-from digest.store.models import JobRun, JobState, utcnow
-from digest.subscriptions import subscribers
+from digest.pipeline import HOUSEKEEPING, INGEST, STOPPING, TICK, Database, utcnow, worker_name
 
 log = logging.getLogger("digest.scheduler")
-
-TICK, HOUSEKEEPING, INGEST = "tick", "housekeeping", "ingest:"
-PENDING_KEEP = timedelta(days=7)  # unconfirmed sign-ups are forgotten after this (confirm links last 3 days)
-
-
-def job_ids(settings: Settings) -> list[str]:
-    return [INGEST + name for name in settings.sources] + [TICK, HOUSEKEEPING]
-
-
-def job_status(db: Database, settings: Settings) -> list[dict]:
-    """Next run and last result of each configured job (and of any other job that has a record)."""
-    with db.session() as s:
-        rows = {r.job_id: r for r in s.scalars(select(JobState))}
-    out = []
-    for job_id in job_ids(settings) + sorted(set(rows) - set(job_ids(settings))):
-        r = rows.get(job_id)
-        out.append({
-            "job": job_id,
-            "next_run_at": r.next_run_at if r else None,
-            "last_started_at": r.last_started_at if r else None,
-            "last_finished_at": r.last_finished_at if r else None,
-            "last_ok": r.last_ok if r else None,
-            "last_summary": r.last_summary if r else None,
-            "instance": r.instance if r else None,
-        })
-    return out
-
-
-def _save_state(db: Database, job_id: str, **values) -> None:
-    for _ in range(2):  # insert-or-update, portable; a second scheduler may insert the row first
-        with db.session() as s:
-            if s.execute(update(JobState).where(JobState.job_id == job_id).values(**values)).rowcount:
-                return
-        try:
-            with db.session() as s:
-                s.add(JobState(job_id=job_id, **values))
-            return
-        except IntegrityError:
-            continue
-
 
 # ------------------------------------------------------------------------------------------ triggers
 
@@ -107,33 +60,6 @@ def triggers(settings: Settings) -> dict[str, BaseTrigger]:
 
 def _same(a: BaseTrigger, b: BaseTrigger) -> bool:
     return str(a) == str(b) and str(getattr(a, "timezone", "")) == str(getattr(b, "timezone", ""))
-
-
-# --------------------------------------------------------------------------------------- graceful stop
-
-STOPPING = "the scheduler is stopping"
-
-
-class StopAware:
-    """A transport that refuses to start a new message once `stop` is set.
-
-    It raises TransportUnavailable, which tells `send()` that nothing was sent and the run must stop:
-    the deliveries it claimed are handed back. A message already in flight finishes normally.
-    """
-
-    def __init__(self, inner: Transport, stop: threading.Event):
-        self.inner, self.stop = inner, stop
-
-    def open(self) -> None:
-        self.inner.open()
-
-    def send(self, data: bytes, sender: str, recipient: str) -> None:
-        if self.stop.is_set():
-            raise TransportUnavailable(STOPPING)
-        self.inner.send(data, sender, recipient)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 # -------------------------------------------------------------------------------------------- runner
@@ -162,39 +88,26 @@ class Runner:
     # ---- jobs
 
     def ingest(self, source: str) -> tuple[bool, str]:
-        from digest.sources.ingest import ingest
-
-        report = ingest(self.db, self.settings, source=source)
+        report = pipeline.ingest(self.db, self.settings, source=source)
         r = report.sources[0]
         text = f"{r.fetched} fetched, {r.new} new, {r.updated} updated, {r.skipped} skipped"
         return r.error is None, text + (f"; error: {r.error}" if r.error else "")
 
     def tick(self) -> tuple[bool, str]:
-        plan = planner.plan(self.db, self.settings, due_only=True)
-        if self.stop.is_set():
-            return True, f"{plan.summary()}; stopping, nothing sent"
-        report = SendReport()
-        if pending_count(self.db):
-            pool = [StopAware(t, self.stop) for t in pool_from_settings(self.settings)]
-            report = send(self.db, self.settings, transport=pool)  # gives back what it holds
-        errors = [e for e in report.errors if e != STOPPING]
-        text = (f"{plan.summary()}; sent {report.sent}, retried {report.retried}, failed {report.failed}, "
-                f"suppressed {report.suppressed}")
-        if len(errors) < len(report.errors):
+        r = pipeline.run_pass(self.db, self.settings, due_only=True, stop=self.stop)
+        if r.stopped:
+            return True, f"{r.plan.summary()}; stopping, nothing sent"
+        errors = [e for e in r.send.errors if e != STOPPING]
+        text = (f"{r.plan.summary()}; sent {r.send.sent}, retried {r.send.retried}, failed {r.send.failed}, "
+                f"suppressed {r.send.suppressed}")
+        if len(errors) < len(r.send.errors):
             text += "; stopped, the rest handed back"
         if errors:
             text += "; error: " + "; ".join(errors)
         return not errors, text
 
     def housekeeping(self) -> tuple[bool, str]:
-        now = utcnow()
-        keep = timedelta(days=self.settings.scheduler.keep_runs_days)
-        leases = release_expired(self.db)
-        with self.db.session() as s:
-            pruned = s.execute(delete(JobRun).where(JobRun.started_at < now - keep)).rowcount
-        forgotten = subscribers.prune_pending(self.db, PENDING_KEEP, now)
-        return True, (f"released {leases} expired leases, pruned {pruned} job runs, "
-                      f"forgot {forgotten} unconfirmed sign-ups")
+        return True, pipeline.housekeeping(self.db, self.settings)
 
     def _work(self, job_id: str) -> Callable[[], tuple[bool, str]]:
         if job_id.startswith(INGEST):
@@ -212,12 +125,7 @@ class Runner:
         log.log(logging.INFO if ok else logging.WARNING, "job %s %s in %.1fs: %s", job_id,
                 "ok" if ok else "FAILED", time.monotonic() - t0, text)
         try:
-            finished = utcnow()
-            with self.db.session() as s:
-                s.add(JobRun(job_id=job_id, instance=self.instance, started_at=started, finished_at=finished,
-                             ok=ok, summary=text))
-            _save_state(self.db, job_id, next_run_at=self.upcoming(job_id), last_started_at=started,
-                        last_finished_at=finished, last_ok=ok, last_summary=text, instance=self.instance)
+            pipeline.record_job(self.db, job_id, self.instance, started, utcnow(), ok, text, self.upcoming(job_id))
         except Exception:  # the database is gone: the log line above still tells
             log.exception("job %s: could not record the run", job_id)
         return ok, text
@@ -260,7 +168,7 @@ class Runner:
             sched.add_job(f"{__name__}:run_job", trigger, args=[job_id], id=job_id, name=job_id,
                           replace_existing=True, **extra)
         for job in sched.get_jobs():
-            _save_state(self.db, job.id, next_run_at=job.next_run_time, instance=self.instance)
+            pipeline.job_scheduled(self.db, job.id, self.instance, job.next_run_time)
         sched.resume()
         log.info("scheduler %s started: %s; tick every %gs; job store %s", self.instance, ", ".join(wanted),
                  cfg.tick_seconds, cfg.job_store)
@@ -272,8 +180,7 @@ class Runner:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         try:
-            with self.db.session() as s:
-                s.execute(update(JobState).where(JobState.instance == self.instance).values(next_run_at=None))
+            pipeline.jobs_stopped(self.db, self.instance)
         except Exception:
             log.exception("could not clear the next run times")
         if _current is self:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from digest.config import from_dict
+from digest.mail.sink import SmtpSink
 from digest.store.db import Database
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -35,7 +36,15 @@ if os.environ.get("CI") and not PG_UP:
 DB_KINDS = ["sqlite"] + (["postgresql"] if PG_UP else [])
 
 
-@pytest.fixture(params=DB_KINDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a database runs on SQLite and PostgreSQL; `@pytest.mark.sqlite_only` (for
+    tests where the database plays no special part) keeps one on SQLite, so the suite stays quick."""
+    if "db_url" in metafunc.fixturenames:
+        kinds = ["sqlite"] if metafunc.definition.get_closest_marker("sqlite_only") else DB_KINDS
+        metafunc.parametrize("db_url", kinds, indirect=True)
+
+
+@pytest.fixture
 def db_url(request, tmp_path):
     """A fresh, empty database URL: a SQLite file, or a private PostgreSQL schema."""
     if request.param == "sqlite":
@@ -77,3 +86,10 @@ def settings_for(tmp_path):
         return from_dict(data)
 
     return make
+
+
+@pytest.fixture
+def smtp_sink():
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives (`.messages`)."""
+    with SmtpSink() as sink:
+        yield sink

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from digest.cli import main
 from digest.delivery.bounces import Bounce, classify, parse_report, process_mailbox, record
 from digest.store.models import Delivery, Suppression
-from tests.test_delivery import planned_world, sqlite_only
+from tests.factories import planned_world
 
 
 def dsn(recipient: str, status: str = "5.1.1", action: str = "failed", message_id: str | None = None,
@@ -156,7 +156,7 @@ def test_maildir_and_policy_then_planning_skips_suppressed(db, settings_for, tmp
     assert plan.suppressed == 3
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 def test_policy_is_configurable_and_old_bounces_expire(db, settings_for):
     settings = settings_for(db.url, mail={"bounce_hard_limit": 2, "bounce_soft_limit": 2, "bounce_window_days": 7})
     old = datetime.now(UTC) - timedelta(days=8)
@@ -169,7 +169,7 @@ def test_policy_is_configurable_and_old_bounces_expire(db, settings_for):
         assert record(s, settings, address="y@example.org", kind="soft", source="dsn", key="5") == (True, "soft_bounce")
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 def test_cli_bounces_process_mbox(db, tmp_path):
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'[database]\nurl = "{db.url}"\n[web]\nsecret_file = "{tmp_path / "s"}"\n')

@@ -16,68 +16,23 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
 from digest.delivery.bounces import Bounce
-from digest.delivery.sender import claim, hold, send
-from digest.mail.message import make_message_id, sender_domain
+from digest.delivery.ledger import claim, hold
+from digest.delivery.sender import send
 from digest.mail.sink import Faults, SmtpSink
 from digest.mail.transport import SmtpTransport, TransportUnavailable
 from digest.render import GMAIL_CLIP_BYTES
 from digest.sources.ingest import ingest
 from digest.store.db import Database
-from digest.store.models import Delivery, DeliveryItem, Paper, Subscriber, Suppression, Topic
-
-TOPICS = ["large language models", "diffusion models", "graph neural networks", "reinforcement learning",
-          "video generation"]
-BASE = "https://digest.example.org"
-# For tests where the database plays no special part: SQLite only, to keep the suite quick.
-sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-
-def addr(i: int) -> str:
-    return f"user{i:03d}@example.org"
-
-
-def add_subscribers(db: Database, n: int, start: int = 0) -> None:
-    """Fast bulk insert (the CLI's validation is tested elsewhere)."""
-    with db.session() as s:
-        s.add_all(Subscriber(email=addr(i), name=f"User {i}", status="active", topics=[Topic(phrase=TOPICS[i % 5])])
-                  for i in range(start, start + n))
-
-
-def add_papers(db: Database, n: int) -> list[int]:
-    now = datetime.now(UTC)
-    with db.session() as s:
-        rows = [Paper(title=f"{TOPICS[i % 5].capitalize()} at scale, part {i}", title_key=f"paper {i}",
-                      abstract="We study this question at length. " * 12, authors=["A. Author", "B. Author"],
-                      arxiv_id=f"2611.{i:05d}", upvotes=i, first_seen_at=now) for i in range(n)]
-        s.add_all(rows)
-        s.flush()
-        return [r.id for r in rows]
-
-
-def planned_world(db: Database, settings, n: int, papers: int = 3) -> dict[str, str]:
-    """n subscribers with this period's delivery planned (rows written directly, as the planner would
-    write them: the planner has its own tests); returns email -> Message-ID."""
-    pids = add_papers(db, papers)
-    add_subscribers(db, n)
-    domain = sender_domain(settings.mail.from_address)
-    with db.session() as s:
-        for sub in s.scalars(select(Subscriber).order_by(Subscriber.id)):
-            d = Delivery(subscriber_id=sub.id, period="2026-11-22", email=sub.email, message_id="",
-                         planned_at=datetime.now(UTC))
-            s.add(d)
-            s.flush()
-            d.message_id = make_message_id(d.id, d.period, domain)
-            s.add_all(DeliveryItem(delivery_id=d.id, subscriber_id=sub.id, paper_id=p, rank=i, score=1 / i,
-                                   topic=TOPICS[0], why=f"Matches “{TOPICS[0]}”") for i, p in enumerate(pids, 1))
-        return dict(s.execute(select(Delivery.email, Delivery.message_id)).all())
-
-
-def mail_settings(settings_for, db: Database, sink: SmtpSink, **mail):
-    smtp = {"host": sink.host, "port": sink.port, **mail.pop("smtp", {})}
-    return settings_for(db.url, web={"base_url": BASE},
-                        mail={"transport": "smtp", "from_address": "Trending Papers <digest@example.org>",
-                              "list_id": "Trending papers <digest.example.org>",
-                              "unsubscribe_mailto": "unsubscribe@example.org", "smtp": smtp, **mail})
+from digest.store.models import Delivery, Subscriber, Suppression, Topic
+from tests.factories import (
+    BASE,
+    add_papers,
+    add_subscribers,
+    addr,
+    mail_settings,
+    plan_editions,
+    planned_world,
+)
 
 
 def states(db: Database) -> dict[str, tuple[str, int]]:
@@ -142,7 +97,7 @@ def test_pool_of_connections_with_slow_server(db, settings_for):
             assert s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "sent")) == 11
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 def test_connection_reused_and_reconnects_after_drop_and_421(db, settings_for):
     with SmtpSink(faults=Faults(drop_at={3}, busy_at={5})) as sink:
         settings = mail_settings(settings_for, db, sink)
@@ -212,21 +167,12 @@ def test_send_time_suppression_and_unsubscribed(db, settings_for):
         assert states(db)[addr(0)] == ("suppressed", 0)
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 def test_a_hundred_papers_stay_under_gmail_clipping(db, settings_for):
     with SmtpSink() as sink:
         settings = mail_settings(settings_for, db, sink)
-        papers = add_papers(db, 100)
         add_subscribers(db, 1)
-        with db.session() as s:
-            sub = s.scalars(select(Subscriber)).one()
-            d = Delivery(subscriber_id=sub.id, period="2026-11-22", email=sub.email, message_id="<big@example.org>",
-                         planned_at=datetime.now(UTC))
-            s.add(d)
-            s.flush()
-            s.add_all(DeliveryItem(delivery_id=d.id, subscriber_id=sub.id, paper_id=p, rank=i, score=1 / i,
-                                   topic="large language models", why="Matches “large language models”")
-                      for i, p in enumerate(papers, 1))
+        plan_editions(db, settings, add_papers(db, 100))
         assert send(db, settings).sent == 1
         msg = sink.messages[0].message
         html = msg.get_body(("html",)).get_content()
@@ -236,7 +182,7 @@ def test_a_hundred_papers_stay_under_gmail_clipping(db, settings_for):
         assert f"{more} more papers in this edition on the web: {BASE}/archive/" in msg.get_body(("plain",)).get_content()
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 def test_rate_limit_and_window_are_applied_per_message(db, settings_for):
     from digest.mail.ratelimit import RateLimiter
 
@@ -261,7 +207,7 @@ def test_rate_limit_and_window_are_applied_per_message(db, settings_for):
     assert clock.t == pytest.approx(60.0)
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 def test_cli_send_prints_counts(db, settings_for, tmp_path):
     from digest.cli import main
 
@@ -283,7 +229,7 @@ def test_cli_send_prints_counts(db, settings_for, tmp_path):
         assert s.scalar(select(func.count()).select_from(Suppression)) == 1
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 def test_message_as_received_has_every_list_header(db, settings_for):
     with SmtpSink() as sink:
         settings = mail_settings(settings_for, db, sink, reply_to="editor@example.org")
@@ -302,7 +248,7 @@ def test_message_as_received_has_every_list_header(db, settings_for):
         assert unsubscribe in msg.get_body((part,)).get_content()
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 def test_one_unsendable_delivery_fails_alone_and_idn_domains_work(db, settings_for):
     with SmtpSink() as sink:
         settings = mail_settings(settings_for, db, sink)

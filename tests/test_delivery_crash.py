@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from digest.mail.sink import SmtpSink
 from digest.store.models import Delivery
-from tests.test_delivery import BASE, addr, mail_settings, planned_world
+from tests.factories import BASE, addr, mail_settings, planned_world
 
 N = 500
 LEASE = 0.5  # seconds: a killed sender's claims are resumed this long after its last renewal

@@ -12,9 +12,9 @@ from digest.config import ConfigError
 from digest.delivery.sender import send
 from digest.mail import signing
 from digest.mail.sink import SmtpSink
-from tests.test_delivery import mail_settings, planned_world, sqlite_only
+from tests.factories import mail_settings, planned_world
 
-pytestmark = [sqlite_only, pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl for a test key")]
+pytestmark = [pytest.mark.sqlite_only, pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl for a test key")]
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,12 @@ from sqlalchemy import func, select, update
 
 from digest.cli.ranking import rank_command
 from digest.config import ConfigError
-from digest.planning.planner import load_papers, plan
+from digest.pipeline import embed_papers, ingest, paper_vectors, plan
 from digest.ranking import rank, semantic
 from digest.records import Paper, Profile
-from digest.sources.ingest import ingest
-from digest.store import vectors
 from digest.store.models import DeliveryItem, PaperVector
 from digest.store.models import Paper as PaperRow
+from digest.store.papers import load as load_papers
 from digest.subscriptions import subscribers
 from tests.test_ranking import NOW, ids, make_papers
 
@@ -85,11 +84,13 @@ def test_papers_are_embedded_once_at_ingest_and_reembedded_when_their_text_chang
         first = s.scalars(select(PaperRow).order_by(PaperRow.id).limit(1)).one()
         old_hash = s.get(PaperVector, first.id).text_hash
         s.execute(update(PaperRow).where(PaperRow.id == first.id).values(abstract="Robots grasp objects."))
-    with db.session() as s:  # the planner's read sees the stale vectors and embeds in memory
-        v = vectors.for_papers(s, load_papers(s, ids=[first.id, first.id + 1]))
-        assert v.counts.tolist()[0] == 1  # the new one-sentence abstract
+    with db.session() as s:
+        both = load_papers(s, ids=[first.id, first.id + 1])
+    v = paper_vectors(db, both)  # the planner's read sees the stale vectors and embeds in memory
+    assert v.counts.tolist()[0] == 1  # the new one-sentence abstract
+    with db.session() as s:
         assert s.get(PaperVector, first.id).text_hash == old_hash  # ... writing nothing
-    assert vectors.ensure(db) == 1  # only the changed paper is embedded again, and stored
+    assert embed_papers(db) == 1  # only the changed paper is embedded again, and stored
     with db.session() as s:
         assert s.get(PaperVector, first.id).text_hash not in (old_hash, None)
 

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from digest.config import ConfigError, Settings, bundled_listings
 from digest.records import Listing
-from digest.sources.ingest import ingest, source_status, upsert
+from digest.sources.ingest import ingest, source_status
 from digest.store.models import Paper
+from digest.store.papers import upsert
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T0 = datetime(2024, 10, 25, 12, tzinfo=UTC)

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from test_schedule import TRANSITIONS, at, local
 
 from digest.cli import main
-from digest.planning.planner import plan
+from digest.pipeline import plan
 from digest.records import Listing
-from digest.sources.ingest import upsert
 from digest.store.models import Delivery, DeliveryItem, Paper
+from digest.store.papers import upsert
 from digest.subscriptions import subscribers
 
 TOPIC = "graph neural networks"

@@ -25,11 +25,11 @@ from test_schedule_plan import TOPIC, add_papers
 from digest.cli import main
 from digest.config import ConfigError
 from digest.mail.sink import Faults, SmtpSink
-from digest.planning.planner import due_at
+from digest.pipeline import due_at
 from digest.records import DAY_NAMES
-from digest.scheduler import JobRun, JobState, Runner, triggers
+from digest.scheduler import Runner, triggers
 from digest.store.db import Database
-from digest.store.models import Delivery, Subscriber
+from digest.store.models import Delivery, JobRun, JobState, Subscriber
 from digest.subscriptions import subscribers
 
 HF_FIXTURE = Path(__file__).parent / "fixtures" / "hf_daily_papers_2024-10-25.json"

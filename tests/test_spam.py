@@ -16,10 +16,10 @@ from digest.delivery.sender import send
 from digest.mail.sink import SmtpSink
 from digest.sources.ingest import ingest
 from digest.subscriptions import subscribers
-from tests.test_delivery import mail_settings, sqlite_only
+from tests.factories import mail_settings
 
 HAVE_SA = shutil.which("spamassassin") is not None
-pytestmark = [sqlite_only, pytest.mark.skipif(not HAVE_SA and not os.environ.get("CI"),
+pytestmark = [pytest.mark.sqlite_only, pytest.mark.skipif(not HAVE_SA and not os.environ.get("CI"),
                                               reason="spamassassin is not installed (.ci/run installs it)")]
 
 

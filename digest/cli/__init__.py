@@ -14,9 +14,9 @@ import click
 from digest import config as config_mod
 from digest import pipeline
 from digest.cli.ranking import eval_command, rank_command
-from digest.store.db import Database, is_initialised
+from digest.records import FREQUENCIES, SubscriberStatus
 from digest.subscriptions import subscribers
-from digest.subscriptions.subscribers import FREQUENCIES, SubscriberError
+from digest.subscriptions.subscribers import SubscriberError
 
 
 class Ctx:
@@ -25,20 +25,20 @@ class Ctx:
     def __init__(self, config_path: str | None):
         self.config_path = config_path
         self._settings: config_mod.Settings | None = None
-        self._db: Database | None = None
+        self._db: pipeline.Database | None = None
+        self.existed = False  # whether the database had a schema before this command opened it
 
     @property
     def settings(self) -> config_mod.Settings:
         if self._settings is None:
-            self._settings = config_mod.load(self.config_path)
+            self._settings = pipeline.load_settings(self.config_path)
         return self._settings
 
     @property
-    def db(self) -> Database:
+    def db(self) -> pipeline.Database:
         """The database, created or upgraded to the newest schema on first use."""
         if self._db is None:
-            self._db = Database(self.settings.database.url)
-            self._db.init()
+            self._db, self.existed = pipeline.open_database(self.settings)
         return self._db
 
 
@@ -90,9 +90,8 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 @friendly
 def init(ctx: Ctx) -> None:
     """Create the database, or upgrade it to the newest schema."""
-    existed = is_initialised(Database(ctx.settings.database.url).engine)
     ctx.db  # noqa: B018 (opening it runs the migrations)
-    click.echo(f"database {'upgraded' if existed else 'created'}: {ctx.settings.database.url}")
+    click.echo(f"database {'upgraded' if ctx.existed else 'created'}: {ctx.settings.database.url}")
 
 
 # ------------------------------------------------------------------------------------------ ingest
@@ -109,9 +108,7 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
 
     Example: digest ingest --source hf_daily --since 2024-10-20
     """
-    from digest.sources.ingest import ingest as run_ingest
-
-    report = run_ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
+    report = pipeline.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
     rows = [vars(r) for r in report.sources]
     if as_json:
         echo_json({"sources": rows, "embedded": report.embedded})
@@ -136,9 +133,7 @@ def _print_ingest(rows: list[dict]) -> None:
 @friendly
 def sources(ctx: Ctx, as_json: bool) -> None:
     """List the configured sources: last success, last error, watermark and totals."""
-    from digest.sources.ingest import source_status
-
-    rows = source_status(ctx.db, ctx.settings)
+    rows = pipeline.source_status(ctx.db, ctx.settings)
     if as_json:
         echo_json(rows)
         return
@@ -181,7 +176,7 @@ def subscribers_add(ctx: Ctx, email: str, topics, excludes, frequency, weekday, 
 
 
 @subscribers_group.command("list")
-@click.option("--status", type=click.Choice(["active", "pending", "paused", "unsubscribed"]))
+@click.option("--status", type=click.Choice([str(s) for s in SubscriberStatus]))
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
 @friendly
@@ -204,7 +199,7 @@ def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
 @friendly
 def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
     """Show one subscriber: profile, recent deliveries, feedback."""
-    data = {**subscribers.get(ctx.db, email).as_dict(), **subscribers.history(ctx.db, email)}
+    data = pipeline.subscriber_profile(ctx.db, email)
     if as_json:
         echo_json(data)
         return
@@ -290,29 +285,41 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
         click.echo(body, nl=False)
 
 
-def _send(ctx: Ctx, email: str | None, dry_run: bool, as_json: bool) -> dict:
+def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json: bool = False,
+          ingest_first: bool = False) -> tuple[pipeline.PassReport, dict]:
+    """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
     email = subscribers.normalise_email(email) if email else None
-    plan = pipeline.plan(ctx.db, ctx.settings, email=email, dry_run=dry_run)
+    bar = _Bar(sys.stderr.isatty() and not as_json)
+    with bar:
+        r = pipeline.run_pass(ctx.db, ctx.settings, email=email, dry_run=dry_run, ingest_first=ingest_first,
+                              on_planned=bar.start, progress=bar.update)
     if dry_run:
-        return {"dry_run": True, "would_send": plan.rows, "skipped": plan.skipped, "suppressed": plan.suppressed,
-                "already": plan.already}
-    total = pipeline.pending_count(ctx.db, email)
-    show_bar = sys.stderr.isatty() and not as_json and total > 0
-    with click.progressbar(length=total, label="sending", file=sys.stderr) if show_bar else _null_bar() as bar:
-        report = pipeline.send(ctx.db, ctx.settings, email=email, progress=bar.update)
-    return {"sent": report.sent, "retried": report.retried, "failed": report.failed,
-            "suppressed": report.suppressed + plan.suppressed, "skipped": plan.skipped, "errors": report.errors}
+        return r, {"dry_run": True, "would_send": pipeline.dry_run_rows(r.plan), "skipped": r.plan.skipped,
+                   "suppressed": r.plan.suppressed, "already": r.plan.already}
+    return r, r.counts()
 
 
-class _null_bar:  # noqa: N801
-    def __enter__(self):
-        return self
+class _Bar:
+    """click's progress bar on stderr, once the length is known; nothing when not on a terminal."""
 
-    def __exit__(self, *exc):
-        return False
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar = enabled, None
+
+    def start(self, total: int) -> None:
+        if self.enabled and total > 0:
+            self.bar = click.progressbar(length=total, label="sending", file=sys.stderr)
+            self.bar.__enter__()
 
     def update(self, n: int) -> None:
-        pass
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 def _print_counts(result: dict, as_json: bool) -> None:
@@ -338,7 +345,7 @@ def _print_counts(result: dict, as_json: bool) -> None:
 @friendly
 def send(ctx: Ctx, email, dry_run, as_json) -> None:
     """Plan this period's editions and send every due delivery. Running it twice sends nothing twice."""
-    result = _send(ctx, email, dry_run, as_json)
+    _, result = _pass(ctx, email=email, dry_run=dry_run, as_json=as_json)
     _print_counts(result, as_json)
     if result.get("errors"):
         sys.exit(1)
@@ -350,10 +357,9 @@ def send(ctx: Ctx, email, dry_run, as_json) -> None:
 @friendly
 def run(ctx: Ctx, as_json: bool) -> None:
     """Ingest, plan and send in one pass."""
-    from digest.sources.ingest import ingest as run_ingest
-
-    report = run_ingest(ctx.db, ctx.settings)
-    result = {"ingest": [vars(r) for r in report.sources], **_send(ctx, None, False, as_json)}
+    r, counts = _pass(ctx, ingest_first=True, as_json=as_json)
+    assert r.ingest is not None
+    result = {"ingest": [vars(x) for x in r.ingest.sources], **counts}
     if not as_json:
         _print_ingest(result["ingest"])
     _print_counts(result, as_json)
@@ -367,9 +373,7 @@ def run(ctx: Ctx, as_json: bool) -> None:
 @friendly
 def status(ctx: Ctx, as_json: bool) -> None:
     """Papers, subscribers, last fetch per source, last edition, failures, scheduler jobs."""
-    from digest.scheduler import job_status
-
-    data = {**pipeline.status(ctx.db, ctx.settings), "jobs": job_status(ctx.db, ctx.settings)}
+    data = {**pipeline.status(ctx.db, ctx.settings), "jobs": pipeline.job_status(ctx.db, ctx.settings)}
     if as_json:
         echo_json(data)
         return
@@ -486,11 +490,8 @@ def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bo
 
     Example: digest due --at 2026-03-29T07:30:00+02:00 --all
     """
-    from digest.planning.planner import due_at
-    from digest.planning.schedule import parse_instant
-
-    now = parse_instant(at)
-    rows = due_at(ctx.db, now, email=subscribers.normalise_email(email) if email else None)
+    now = pipeline.parse_instant(at)
+    rows = pipeline.due_at(ctx.db, now, email=subscribers.normalise_email(email) if email else None)
     shown = rows if show_all else [r for r in rows if r["due"]]
     if as_json:
         echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})
@@ -520,14 +521,9 @@ def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
 
     Example: digest bounces process --maildir ~/Maildir/.bounces
     """
-    from digest.delivery.bounces import BounceReport, process_mailbox
-
     if not maildirs and not mboxes:
         raise click.UsageError("give --maildir PATH or --mbox PATH")
-    report = BounceReport()
-    for kind, paths in (("maildir", maildirs), ("mbox", mboxes)):
-        for path in paths:
-            process_mailbox(ctx.db, ctx.settings, report=report, **{kind: path})
+    report = pipeline.process_bounces(ctx.db, ctx.settings, maildirs, mboxes)
     if as_json:
         echo_json(report.as_dict())
     else:

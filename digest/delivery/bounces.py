@@ -32,8 +32,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
+from digest.delivery import ledger
+from digest.records import utcnow
 from digest.store.db import Database
-from digest.store.models import Bounce, Delivery, Suppression, utcnow
+from digest.store.models import Bounce, Suppression
 
 log = logging.getLogger("digest.delivery.bounces")
 
@@ -235,11 +237,8 @@ def process_message(db: Database, settings: Settings, data: bytes, report: Bounc
     if not events:
         report.not_reports += 1
         return
+    ours = ledger.by_message_ids(db, (e.message_id for e in events if e.message_id))
     with db.session() as s:
-        ids = {e.message_id for e in events if e.message_id}
-        ours = {mid: (did, addr) for mid, did, addr in s.execute(
-            select(Delivery.message_id, Delivery.id, Delivery.email).where(Delivery.message_id.in_(ids))
-        )} if ids else {}
         for e in events:
             delivery_id, our_address = ours.get(e.message_id or "", (None, None))
             address = our_address or e.email  # one recipient per message: the ledger knows who it was

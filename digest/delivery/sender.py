@@ -28,13 +28,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
-
-from sqlalchemy import ColumnElement, case, or_, select, update
-from sqlalchemy.orm import selectinload
 
 from digest.config import Settings
-from digest.delivery import bounces
+from digest.delivery import bounces, ledger
+from digest.delivery.ledger import Outcome
 from digest.mail import signing
 from digest.mail.message import Envelope, ascii_address, message_bytes, parse_address
 from digest.mail.ratelimit import RateLimiter
@@ -45,16 +42,16 @@ from digest.mail.transport import (
     TransportUnavailable,
     pool_from_settings,
 )
-from digest.planning.planner import load_papers, utcnow
-from digest.records import Paper, Pick
-from digest.render import Rendered, default_renderer
-from digest.render.compose import compose
+from digest.records import DeliveryStatus, Edition, Paper, Subscriber, utcnow
+from digest.render import Rendered, Renderer, default_renderer
+from digest.render.compose import edition_content
+from digest.store import papers as paper_store
+from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
-from digest.store.models import Delivery, DeliveryItem, Subscriber, Suppression
 from digest.subscriptions.links import Links
-from digest.subscriptions.subscribers import is_mailable
 
-log = logging.getLogger("digest.delivery.sender")
+log = logging.getLogger("digest.sender")
+S = DeliveryStatus
 
 
 def worker_name() -> str:
@@ -71,89 +68,36 @@ class SendReport:
     errors: list[str] = field(default_factory=list)
 
 
-# ------------------------------------------------------------------------------------------ ledger
-
-
-def due_clause(now: datetime, worker: str | None = None) -> ColumnElement[bool]:
-    """Deliveries a sender may take now: planned, a retry due at `now`, or a lease run out (on the real
-    clock) that is not this worker's own."""
-    expired = (Delivery.status == "sending") & (Delivery.lease_expires_at < utcnow())
-    if worker is not None:
-        expired &= or_(Delivery.worker_id.is_(None), Delivery.worker_id != worker)
-    return or_(Delivery.status == "planned", (Delivery.status == "retry") & (Delivery.next_attempt_at <= now), expired)
-
-
-def claim(db: Database, worker: str, now: datetime, limit: int, email: str | None = None,
-          lease: timedelta = timedelta(minutes=10)) -> list[int]:
-    """Atomically take up to `limit` due deliveries: planned, retry due at `now`, or a lease run out.
-
-    Leases are on the real clock; `now` only decides which retries are due.
-    """
-    due = due_clause(now, worker)
-    pick = select(Delivery.id).where(due).order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True)
-    if email:
-        pick = pick.where(Delivery.email == email)
-    with db.session() as s:
-        ids = list(s.scalars(pick))
-        if not ids:
-            return []
-        got = s.execute(
-            update(Delivery).where(Delivery.id.in_(ids), due)
-            .values(status="sending", worker_id=worker, lease_expires_at=utcnow() + lease)
-            .returning(Delivery.id)
-        ).scalars().all()
-    return sorted(got)
-
-
-def _mine(delivery_id: int, worker: str):
-    return (Delivery.id == delivery_id) & (Delivery.worker_id == worker) & (Delivery.status == "sending")
-
-
-def hold(db: Database, delivery_id: int, worker: str, lease: timedelta) -> bool:
-    """Renew this worker's lease just before sending; False if another worker has taken it over."""
-    with db.session() as s:
-        return s.execute(update(Delivery).where(_mine(delivery_id, worker))
-                         .values(lease_expires_at=utcnow() + lease)).rowcount == 1
-
-
-def release(db: Database, ids: Sequence[int], worker: str) -> None:
-    """Give claimed deliveries back, due at once, their attempts unchanged (nothing was tried)."""
-    if not ids:
-        return
-    with db.session() as s:
-        s.execute(_give_back_rows(Delivery.id.in_(list(ids)), Delivery.worker_id == worker))
-
-
-def release_expired(db: Database) -> int:
-    """Give back every delivery whose lease has run out (its sender died); returns how many."""
-    with db.session() as s:
-        return s.execute(_give_back_rows(Delivery.lease_expires_at < utcnow())).rowcount
-
-
-def _give_back_rows(*where: ColumnElement[bool]):
-    """The UPDATE that returns `sending` rows to the ledger, due at once, attempts unchanged."""
-    return (update(Delivery).where(Delivery.status == "sending", *where)
-            .values(status=case((Delivery.attempts == 0, "planned"), else_="retry"), next_attempt_at=utcnow(),
-                    worker_id=None, lease_expires_at=None))
-
-
-def _give_back(db: Database, worker: str, keep: set[int]) -> None:
-    """After a run: whatever it still holds (it stopped early) is due again at once."""
-    try:
-        with db.session() as s:
-            held = [i for i in s.scalars(select(Delivery.id).where(Delivery.worker_id == worker,
-                                                                    Delivery.status == "sending")) if i not in keep]
-        release(db, held, worker)
-    except Exception:  # the database is gone: the leases will run out instead
-        log.exception("could not give back the deliveries of worker %s", worker)
-
-
 def backoff(attempts: int, base: float = 300.0, cap: float = 21600.0) -> timedelta:
     """Wait before retry number `attempts`: base, 2 x base, 4 x base ... at most `cap` seconds."""
     return timedelta(seconds=min(base * 2 ** max(0, attempts - 1), cap))
 
 
 # --------------------------------------------------------------------------------------- rendering
+
+
+def links_for(settings: Settings) -> Links:
+    return Links(settings.web.base_url, settings.secret())
+
+
+def render(settings: Settings, links: Links, renderer: Renderer, sub: Subscriber, edition: Edition,
+           papers: dict[int, Paper]) -> Rendered:
+    """Both parts of one subscriber's edition (sending, previews and the archive all render here)."""
+    return renderer.render(edition_content(sub, edition, papers, links, site_name=settings.digest.site_name,
+                                           excerpt_chars=settings.digest.excerpt_chars))
+
+
+def message(settings: Settings, links: Links, renderer: Renderer, sub: Subscriber, edition: Edition,
+            papers: dict[int, Paper], now: datetime, signer: signing.DkimSigner | None = None,
+            ) -> tuple[Rendered, bytes]:
+    """The edition rendered, and the message exactly as it goes on the wire (signed when `signer`)."""
+    rendered = render(settings, links, renderer, sub, edition, papers)
+    mail = settings.mail
+    env = Envelope(from_address=mail.from_address, to_address=sub.email, to_name=sub.name, subject=rendered.subject,
+                   message_id=edition.message_id, list_id=mail.list_id, unsubscribe_url=links.unsubscribe(sub.id),
+                   unsubscribe_mailto=mail.unsubscribe_mailto, reply_to=mail.reply_to, date=now)
+    data = message_bytes(env, rendered.text, rendered.html)
+    return rendered, signer.sign(data) if signer else data
 
 
 @dataclass
@@ -173,61 +117,58 @@ def build_outgoing(db: Database, settings: Settings, ids: Sequence[int], now: da
 
     Returns (messages, ids to suppress instead, (id, error) of those that could not be rendered).
     """
-    links = Links(settings.web.base_url, settings.secret())
+    now = now or utcnow()
+    links = links_for(settings)
     renderer = default_renderer()
+    editions = ledger.read(db, ids)
+    with db.session() as s:
+        subs = subscriber_store.by_ids(s, [e.subscriber_id for e in editions])
+        suppressed = subscriber_store.suppressed(s, [e.email for e in editions])
+        papers = paper_store.by_ids(s, sorted({p.paper_id for e in editions for p in (*e.picks, *e.trending)}))
     out: list[Outgoing] = []
     blocked: list[int] = []
     broken: list[tuple[int, str]] = []
-    with db.session() as s:
-        rows = s.scalars(
-            select(Delivery).options(selectinload(Delivery.items)).where(Delivery.id.in_(list(ids))).order_by(Delivery.id)
-        ).all()
-        subs = {x.id: x for x in s.scalars(
-            select(Subscriber).options(selectinload(Subscriber.topics))
-            .where(Subscriber.id.in_([d.subscriber_id for d in rows]))
-        )}
-        suppressed = set(s.scalars(select(Suppression.email).where(Suppression.email.in_([d.email for d in rows]))))
-        papers = {p.id: p for p in load_papers(s, ids=sorted({i.paper_id for d in rows for i in d.items}))}
-        for d in rows:
-            sub = subs.get(d.subscriber_id)
-            if sub is None or not is_mailable(sub, now or utcnow()) or d.email in suppressed:
-                blocked.append(d.id)
-                continue
-            try:
-                rendered, env = render_envelope(settings, links, renderer, sub, d, papers, now or utcnow())
-                data = message_bytes(env, rendered.text, rendered.html)
-                out.append(Outgoing(d.id, sub.id, ascii_address(d.email), rendered, signer.sign(data) if signer else data,
-                                    d.attempts))
-            except Exception as err:  # bad data in one delivery must not stop the others
-                log.exception("cannot render delivery=%s", d.id)
-                broken.append((d.id, f"render error: {type(err).__name__}: {err}"))
+    for e in editions:
+        assert e.id is not None
+        sub = subs.get(e.subscriber_id)
+        if sub is None or not sub.mailable(now) or e.email in suppressed:
+            blocked.append(e.id)
+            continue
+        try:
+            rendered, data = message(settings, links, renderer, sub, e, papers, now, signer)
+            out.append(Outgoing(e.id, sub.id, ascii_address(e.email), rendered, data, e.attempts))
+        except Exception as err:  # bad data in one delivery must not stop the others
+            log.exception("cannot render delivery=%s", e.id)
+            broken.append((e.id, f"render error: {type(err).__name__}: {err}"))
     return out, blocked, broken
 
 
-def render_envelope(settings: Settings, links: Links, renderer, sub: Subscriber, d: Delivery,
-                    papers: dict[int, Paper], now: datetime) -> tuple[Rendered, Envelope]:
-    def as_pick(i: DeliveryItem) -> Pick:
-        return Pick(paper_id=i.paper_id, score=i.score, topic=i.topic, why=i.why)
-
-    content = compose(
-        site_name=settings.digest.site_name, email=sub.email, frequency=sub.frequency,
-        topics=[t.phrase for t in sub.topics if t.kind == "include"],
-        picks=[as_pick(i) for i in d.items if i.kind == "pick" and i.paper_id in papers],
-        trending=[as_pick(i) for i in d.items if i.kind == "trending" and i.paper_id in papers],
-        papers=papers, when=d.planned_at.astimezone(ZoneInfo(sub.timezone)),
-        archive_url=links.archive(sub.id, d.id), prefs_url=links.preferences(sub.id),
-        unsubscribe_url=links.unsubscribe(sub.id), excerpt_chars=settings.digest.excerpt_chars,
-        feedback=lambda pid, v: links.feedback(sub.id, pid, v),
-    )
-    rendered = renderer.render(content)
-    mail = settings.mail
-    env = Envelope(from_address=mail.from_address, to_address=sub.email, to_name=sub.name, subject=rendered.subject,
-                   message_id=d.message_id, list_id=mail.list_id, unsubscribe_url=links.unsubscribe(sub.id),
-                   unsubscribe_mailto=mail.unsubscribe_mailto, reply_to=mail.reply_to, date=now)
-    return rendered, env
-
-
 # ----------------------------------------------------------------------------------------- sending
+
+
+STOPPING = "the sender is stopping"
+
+
+class StopAware:
+    """A transport that refuses to start a new message once `stop` is set.
+
+    It raises TransportUnavailable, which tells `send()` that nothing was sent and the run must stop:
+    the deliveries it claimed are handed back. A message already in flight finishes normally.
+    """
+
+    def __init__(self, inner: Transport, stop: threading.Event):
+        self.inner, self.stop = inner, stop
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def send(self, data: bytes, sender: str, recipient: str) -> None:
+        if self.stop.is_set():
+            raise TransportUnavailable(STOPPING)
+        self.inner.send(data, sender, recipient)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class _Run:
@@ -260,19 +201,20 @@ class _Run:
                 continue
         return False
 
-    def finish(self, delivery_id: int, status: str, outcome: str, bounce: dict | None = None, **values) -> None:
+    def finish(self, delivery_id: int, status: DeliveryStatus, outcome: str, bounce: dict | None = None,
+               **values) -> None:
         """Record an outcome (and a bounce, in the same transaction) if the lease is still ours."""
-        with self.db.session() as s:
-            done = s.execute(update(Delivery).where(_mine(delivery_id, self.worker))
-                             .values(status=status, worker_id=None, lease_expires_at=None, **values)).rowcount
-            if done and bounce:
-                bounces.record(s, self.settings, source="smtp", delivery_id=delivery_id, **bounce)
+        done = ledger.finish(self.db, self.worker, [Outcome(delivery_id, status, bounce=bounce, **values)],
+                             on_bounce=self.record_bounce)
         if not done:
             log.warning("delivery=%s was taken over by another worker before its outcome was recorded", delivery_id)
         with self._lock:
             setattr(self.report, outcome, getattr(self.report, outcome) + 1)
             if self.progress:
                 self.progress(1)
+
+    def record_bounce(self, session, o: Outcome) -> None:
+        bounces.record(session, self.settings, source="smtp", delivery_id=o.delivery_id, **(o.bounce or {}))
 
     def work(self, transport: Transport) -> None:
         """One sending thread: its own connection, messages from the queue until None."""
@@ -298,7 +240,7 @@ class _Run:
     def deliver(self, transport: Transport, o: Outgoing) -> None:
         mail = self.settings.mail
         self.limiter.acquire()
-        if not hold(self.db, o.delivery_id, self.worker, self.lease):
+        if not ledger.hold(self.db, o.delivery_id, self.worker, self.lease):
             log.warning("delivery=%s was taken over by another worker; not sending it", o.delivery_id)
             return
         attempts = o.attempts + 1
@@ -308,32 +250,34 @@ class _Run:
             error = str(err)[:500]
             log.warning("message deferred delivery=%s attempt=%d: %s", o.delivery_id, attempts, error)
             if attempts < mail.max_attempts:
-                self.finish(o.delivery_id, "retry", "retried", attempts=attempts, last_error=error,
+                self.finish(o.delivery_id, S.RETRY, "retried", attempts=attempts, error=error,
                             next_attempt_at=utcnow() + backoff(attempts, mail.retry_backoff, mail.retry_max_backoff))
                 return
             # The server kept deferring this recipient: a soft bounce. A connection problem is not theirs.
             bounce = None if err.code in (None, 421) else dict(
                 address=o.recipient, kind="soft", key=f"smtp|{o.delivery_id}|{attempts}", status=err.status, detail=error)
-            self.finish(o.delivery_id, "failed", "failed", bounce, attempts=attempts, last_error=error)
+            self.finish(o.delivery_id, S.FAILED, "failed", bounce, attempts=attempts, error=error)
             return
         except PermanentFailure as err:
             error = str(err)[:500]
             log.warning("message refused delivery=%s: %s", o.delivery_id, error)
             bounce = dict(address=o.recipient, kind=bounces.classify(err.status) or "hard",
                           key=f"smtp|{o.delivery_id}|{attempts}", status=err.status, detail=error)
-            self.finish(o.delivery_id, "failed", "failed", bounce, attempts=attempts, last_error=error)
+            self.finish(o.delivery_id, S.FAILED, "failed", bounce, attempts=attempts, error=error)
             return
-        self.finish(o.delivery_id, "sent", "sent", attempts=attempts, sent_at=utcnow(), subject=o.rendered.subject,
-                    last_error=None)
+        self.finish(o.delivery_id, S.SENT, "sent", attempts=attempts, sent_at=utcnow(), subject=o.rendered.subject)
         log.info("message sent delivery=%s papers=%d", o.delivery_id, o.rendered.shown)
 
 
 def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Transport] | None = None,
          now: datetime | None = None, email: str | None = None, worker: str | None = None, batch: int = 50,
-         progress: Callable[[int], None] | None = None, limiter: RateLimiter | None = None) -> SendReport:
+         progress: Callable[[int], None] | None = None, limiter: RateLimiter | None = None,
+         stop: threading.Event | None = None) -> SendReport:
     """Send every due delivery in the ledger through `transport` (one, or a pool: one thread each).
 
-    Without a transport, `mail.smtp.pool_size` connections are made from the settings.
+    Without a transport, `mail.smtp.pool_size` connections are made from the settings. Once `stop` is
+    set no new message starts: the one in flight finishes, the rest is handed back (`STOPPING` in the
+    report's errors).
     """
     as_of = now or utcnow()
     worker = worker or worker_name()
@@ -345,6 +289,8 @@ def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Tr
         pool = [transport]
     if not pool:
         raise ValueError("send() needs at least one transport")
+    if stop is not None:
+        pool = [StopAware(t, stop) for t in pool]
     signer = signing.from_settings(settings)  # a bad key is refused before anything is claimed
     run = _Run(db, settings, worker, limiter or RateLimiter.from_settings(settings), progress, max(batch, len(pool)))
     try:
@@ -357,12 +303,12 @@ def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Tr
     for t in threads:
         t.start()
     try:
-        while not run.stopped.is_set() and (ids := claim(db, worker, as_of, batch, email, run.lease)):
+        while not run.stopped.is_set() and (ids := ledger.claim(db, worker, as_of, batch, email, run.lease)):
             outgoing, blocked, broken = build_outgoing(db, settings, ids, signer=signer)
             for did in blocked:
-                run.finish(did, "suppressed", "suppressed")
+                run.finish(did, S.SUPPRESSED, "suppressed")
             for did, error in broken:
-                run.finish(did, "failed", "failed", last_error=error[:500])
+                run.finish(did, S.FAILED, "failed", error=error[:500])
             for o in outgoing:
                 if not run.put(o):
                     break
@@ -378,6 +324,14 @@ def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Tr
     r = run.report
     log.info("send finished: sent=%d retried=%d failed=%d suppressed=%d", r.sent, r.retried, r.failed, r.suppressed)
     return r
+
+
+def _give_back(db: Database, worker: str, keep: set[int]) -> None:
+    """After a run: whatever it still holds (it stopped early) is due again at once."""
+    try:
+        ledger.give_back(db, worker, keep)
+    except Exception:  # the database is gone: the leases will run out instead
+        log.exception("could not give back the deliveries of worker %s", worker)
 
 
 def sender_address(settings: Settings) -> str:

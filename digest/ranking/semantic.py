@@ -157,6 +157,12 @@ def unpack(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<f2").reshape(-1, DIM).astype(np.float32)
 
 
+def pack_papers(docs: Sequence[tuple[str, str]]) -> list[bytes]:
+    """(title, abstract) pairs embedded and packed as the store keeps them, one block each."""
+    pv = PaperVectors.of(docs)
+    return [pack(pv.row(i)) for i in range(len(docs))]
+
+
 # -- the eval's whole-corpus helpers ---------------------------------------------------------------
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
-from digest.records import Paper, Pick
+from digest.records import Edition, Paper, Pick, Subscriber
 from digest.render import DigestContent, Entry
 
 FREQUENCY_LABEL = {"daily": "daily", "weekdays": "weekday", "weekly": "weekly"}
@@ -127,4 +129,28 @@ def compose(
         unsubscribe_url=unsubscribe_url,
         picks=entries,
         trending=hot,
+    )
+
+
+class EditionLinks(Protocol):
+    """The signed URLs a digest carries (`digest.subscriptions.links.Links` is one)."""
+
+    def archive(self, subscriber_id: int, delivery_id: int) -> str: ...
+    def preferences(self, subscriber_id: int) -> str: ...
+    def unsubscribe(self, subscriber_id: int) -> str: ...
+    def feedback(self, subscriber_id: int, paper_id: int, signal: int) -> str: ...
+
+
+def edition_content(sub: Subscriber, edition: Edition, papers: Mapping[int, Paper], links: EditionLinks, *,
+                    site_name: str, excerpt_chars: int = 320) -> DigestContent:
+    """What one subscriber's edition shows: their picks and trending papers that are still in
+    `papers`, dated in their own time zone, with their signed links."""
+    return compose(
+        site_name=site_name, email=sub.email, frequency=sub.frequency, topics=sub.topics,
+        picks=[p for p in edition.picks if p.paper_id in papers],
+        trending=[p for p in edition.trending if p.paper_id in papers],
+        papers=papers, when=edition.planned_at.astimezone(ZoneInfo(sub.timezone)),
+        archive_url=links.archive(sub.id, edition.id or 0), prefs_url=links.preferences(sub.id),
+        unsubscribe_url=links.unsubscribe(sub.id), excerpt_chars=excerpt_chars,
+        feedback=lambda pid, v: links.feedback(sub.id, pid, v),
     )

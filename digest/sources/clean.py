@@ -13,10 +13,9 @@ import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from digest.records import Listing
+from digest.records import Listing, title_key  # noqa: F401 (title_key: the sources' dedupe key)
 
 MAX_TITLE = 500
-MAX_TITLE_KEY = 300
 MAX_ABSTRACT = 10_000
 MAX_SUMMARY = 2_000
 MAX_COMMENT = 1_000
@@ -75,14 +74,6 @@ def cap(text: str, limit: int) -> str:
     if space > limit * 0.8:
         cut = cut[:space]
     return cut.rstrip() + "…"
-
-
-def title_key(title: str) -> str:
-    """Normalised title for dedupe: casefolded letters and digits, single spaces, no accents."""
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
-    text = re.sub(r"[\W_]+", " ", text).strip()
-    return text[:MAX_TITLE_KEY]
 
 
 def parse_arxiv_id(value: object) -> tuple[str, int | None] | None:

@@ -16,22 +16,20 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from digest.config import ConfigError, Settings
-from digest.ranking import semantic
 from digest.records import Listing, as_utc, iso, utcnow
 from digest.sources import Batch, Cursor, SourceError, fetch
-from digest.sources.clean import clean_listing, title_key
-from digest.store import vectors
+from digest.sources.clean import clean_listing
 from digest.store.db import Database
-from digest.store.models import Paper, SourceState
+from digest.store.models import SourceState
+from digest.store.papers import upsert
 
 log = logging.getLogger(__name__)
 
-CHUNK = 500  # rows per lookup / executemany
 HTTP_CACHE_KEEP = 300  # validators kept per source (newest first)
 
 
@@ -54,7 +52,7 @@ class SourceReport:
 @dataclass
 class IngestReport:
     sources: list[SourceReport] = field(default_factory=list)
-    embedded: int = 0  # papers given MiniLM vectors after the run (hybrid ranker only)
+    embedded: int = 0  # papers given MiniLM vectors after the run (hybrid ranker only; set by the pipeline)
 
     @property
     def fetched(self) -> int:
@@ -121,15 +119,6 @@ def ingest(
     finally:
         if client is not None:
             client.close()
-    if semantic.wanted(settings.digest.ranker):
-        try:  # embed now so planning does not wait; a failure here is retried when the papers are ranked
-            report.embedded = vectors.ensure(db, since=now)  # the papers this run stored or changed
-        except Exception as err:  # noqa: BLE001 - the papers are stored; embedding is an optimisation
-            log.warning("ingest: embedding new papers failed: %s", err)
-    log.info(
-        "ingest: %d fetched, %d new, %d updated, %d skipped, %d embedded, %d source errors",
-        report.fetched, report.new, report.updated, report.skipped, report.embedded, len(report.errors),
-    )
     return report
 
 
@@ -137,8 +126,7 @@ def source_status(db: Database, settings: Settings) -> list[dict[str, Any]]:
     """One dict per configured source: name, type, watermark, last run / success / error, totals.
 
     Datetimes are ISO 8601 strings (UTC) or None, so the list goes straight to JSON."""
-    with db.session() as s:
-        states = {st.name: st for st in s.scalars(select(SourceState))}
+    states = source_states(db)
     out = []
     for name, cfg in settings.sources.items():
         st = states.get(name)
@@ -161,6 +149,30 @@ def source_status(db: Database, settings: Settings) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass(frozen=True)
+class SourceStateView:
+    """A source's stored state, as `digest sources` and `digest status` show it."""
+
+    name: str
+    watermark: str | None
+    last_run_at: datetime | None
+    last_success_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    total_fetched: int
+    total_new: int
+    total_updated: int
+    total_skipped: int
+
+
+def source_states(db: Database) -> dict[str, SourceStateView]:
+    with db.session() as s:
+        return {st.name: SourceStateView(
+            st.name, st.watermark, st.last_run_at, st.last_success_at, st.last_error_at, st.last_error,
+            st.total_fetched or 0, st.total_new or 0, st.total_updated or 0, st.total_skipped or 0)
+            for st in s.scalars(select(SourceState))}
+
+
 # --- one source -----------------------------------------------------------------------------------
 
 
@@ -170,7 +182,7 @@ def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | No
     stopped: str | None = None
     try:
         state = _load_state(db, name)
-        cursor = Cursor(watermark=state.watermark, now=now, since=since, http_cache=dict(state.http_cache or {}))
+        cursor = Cursor(watermark=state.watermark, now=now, since=since, http_cache=state.http_cache)
         report.watermark = state.watermark
         for batch in fetch(cfg, cursor, client):
             new, updated, rejected = _store_batch(db, name, batch, now)
@@ -204,19 +216,27 @@ def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | No
     return report
 
 
-def _load_state(db: Database, name: str) -> SourceState:
-    with db.session() as s:
-        state = s.get(SourceState, name)
-        if state is not None:
-            return state
-    try:
+@dataclass(frozen=True)
+class _State:
+    """Where a source left off: what its next run starts from."""
+
+    watermark: str | None
+    http_cache: dict
+
+
+def _load_state(db: Database, name: str) -> _State:
+    """The source's stored state; its row is created on first use (another process may race us)."""
+    for _ in range(2):
         with db.session() as s:
-            state = SourceState(name=name, http_cache={})
-            s.add(state)
-            return state
-    except IntegrityError:  # another process created it first
-        with db.session() as s:
-            return s.get(SourceState, name)
+            state = s.get(SourceState, name)
+            if state is not None:
+                return _State(state.watermark, dict(state.http_cache or {}))
+        try:
+            with db.session() as s:
+                s.add(SourceState(name=name, http_cache={}))
+        except IntegrityError:  # another process created it first
+            pass
+    return _State(None, {})
 
 
 def _finish_state(db: Database, name: str, now: datetime, error: str | None, *, ok: bool) -> None:
@@ -270,129 +290,3 @@ def _advance_state(s: Session, name: str, batch: Batch, fetched: int, new: int, 
     state.total_new = (state.total_new or 0) + new
     state.total_updated = (state.total_updated or 0) + updated
     state.total_skipped = (state.total_skipped or 0) + skipped
-
-
-# --- upsert ---------------------------------------------------------------------------------------
-
-_COLUMNS = [c.key for c in Paper.__table__.columns]
-
-
-def upsert(s: Session, listings: list[Listing], now: datetime) -> tuple[int, int]:
-    """Insert or merge clean listings (their `source` set) into `papers`. Returns (new, updated).
-
-    Batched: existing rows are read with a few IN queries, new rows go in with one executemany, changed
-    rows are written back with one bulk UPDATE by primary key."""
-    now = as_utc(now)
-    created: list[dict] = []
-    rows = _preload(s, listings)
-    by_id: dict[str, dict] = {r["arxiv_id"]: r for r in rows if r["arxiv_id"]}
-    by_key: dict[str, list[dict]] = {}
-    for r in rows:
-        by_key.setdefault(r["title_key"], []).append(r)
-    originals = {r["id"]: dict(r) for r in rows}
-    for listing in listings:
-        key = title_key(listing.title)
-        row = by_id.get(listing.arxiv_id) if listing.arxiv_id else None
-        if row is None:
-            row = next((r for r in by_key.get(key, []) if not listing.arxiv_id or not r["arxiv_id"]), None)
-        if row is None:
-            row = _new_row(listing, key, now)
-            created.append(row)
-        else:
-            _merge(row, listing, now)
-        if row["arxiv_id"]:
-            by_id[row["arxiv_id"]] = row
-        if row not in by_key.setdefault(row["title_key"], []):
-            by_key[row["title_key"]].append(row)
-    changed = [r for r in rows if _differs(r, originals[r["id"]])]
-    for r in changed:
-        r["updated_at"] = now
-    for start in range(0, len(created), CHUNK):
-        s.execute(insert(Paper), created[start : start + CHUNK])
-    for start in range(0, len(changed), CHUNK):
-        s.execute(update(Paper), changed[start : start + CHUNK])
-    return len(created), len(changed)
-
-
-def _preload(s: Session, listings: list[Listing]) -> list[dict]:
-    ids = sorted({x.arxiv_id for x in listings if x.arxiv_id})
-    keys = sorted({title_key(x.title) for x in listings})
-    table = Paper.__table__
-    found: dict[int, dict] = {}
-    for start in range(0, max(len(ids), len(keys)), CHUNK):
-        chunk_ids, chunk_keys = ids[start : start + CHUNK], keys[start : start + CHUNK]
-        cond = or_(table.c.arxiv_id.in_(chunk_ids), table.c.title_key.in_(chunk_keys))
-        for row in s.execute(select(table).where(cond)).mappings():
-            found[row["id"]] = dict(row)
-    return [found[i] for i in sorted(found)]
-
-
-def _new_row(x: Listing, key: str, now: datetime) -> dict:
-    return {
-        "arxiv_id": x.arxiv_id,
-        "title_key": key,
-        "title": x.title,
-        "abstract": x.abstract,
-        "authors": list(x.authors),
-        "url": x.url,
-        "pdf_url": x.pdf_url,
-        "code_url": x.code_url,
-        "project_url": x.project_url,
-        "thumbnail_url": x.thumbnail_url,
-        "upvotes": x.upvotes or 0,
-        "num_comments": x.num_comments or 0,
-        "github_stars": x.github_stars,
-        "ai_summary": x.ai_summary,
-        "categories": list(x.categories),
-        "doi": x.doi,
-        "comment": x.comment,
-        "version": x.version,
-        "sources": [x.source] if x.source else [],
-        "published_at": x.published_at,
-        "first_seen_at": now,
-        "updated_at": now,
-        "withdrawn_at": now if x.withdrawn else None,
-    }
-
-
-def _merge(row: dict, x: Listing, now: datetime) -> None:
-    """Fold one listing into a stored row (in place).
-
-    Descriptive fields (title, abstract, authors, categories, PDF link) follow the newest arXiv version:
-    a listing replaces them unless the row holds a later version than the listing. Counters follow
-    the latest fetch. Links and extras are filled, never blanked. Dates keep the earliest."""
-    newer = row["version"] is None or (x.version is not None and x.version >= row["version"])
-    for col in ("title", "abstract", "authors", "categories", "pdf_url"):
-        value = getattr(x, col)
-        if value and (newer or not row[col]):
-            row[col] = list(value) if isinstance(value, list) else value
-    row["title_key"] = title_key(row["title"])
-    if x.version is not None and (row["version"] is None or x.version > row["version"]):
-        row["version"] = x.version
-    if x.arxiv_id and not row["arxiv_id"]:
-        row["arxiv_id"] = x.arxiv_id
-    if not row["url"]:
-        row["url"] = x.url
-    for col in ("code_url", "project_url", "thumbnail_url", "ai_summary", "github_stars"):
-        if getattr(x, col) is not None:
-            row[col] = getattr(x, col)
-    for col in ("doi", "comment"):
-        if getattr(x, col) is not None and (newer or row[col] is None):
-            row[col] = getattr(x, col)
-    if x.upvotes is not None:
-        row["upvotes"] = x.upvotes
-    if x.num_comments is not None:
-        row["num_comments"] = x.num_comments
-    if x.published_at and (row["published_at"] is None or x.published_at < as_utc(row["published_at"])):
-        row["published_at"] = x.published_at
-    if row["first_seen_at"] is None or now < as_utc(row["first_seen_at"]):
-        row["first_seen_at"] = now
-    if x.source and x.source not in (row["sources"] or []):
-        row["sources"] = [*(row["sources"] or []), x.source]
-    if x.withdrawn and row["withdrawn_at"] is None:
-        row["withdrawn_at"] = now
-
-
-def _differs(row: dict, before: dict) -> bool:
-    return any(row[c] != before[c] for c in _COLUMNS if c != "updated_at")
-

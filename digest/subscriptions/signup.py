@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from functools import lru_cache
@@ -24,25 +24,23 @@ from typing import Literal
 import jinja2
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
 from digest.config import Settings
-from digest.delivery.sender import render_envelope
 from digest.mail import signing
 from digest.mail.message import POLICY, clean_header, parse_address, sender_domain, to_bytes
 from digest.mail.transport import Transport
 from digest.mail.transport import from_settings as transport_from_settings
-from digest.planning.planner import load_papers, select_papers, utcnow
 from digest.ranking.text import STOP_WORDS
-from digest.records import Pick
-from digest.render import default_renderer
-from digest.render.compose import one_line, paper_url
+from digest.records import Subscriber, utcnow
+from digest.render.compose import one_line
+from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
-from digest.store.models import Delivery, Feedback, Subscriber, Suppression
+from digest.store.models import Feedback, Suppression
 from digest.store.models import Paper as PaperRow
+from digest.store.models import Subscriber as SubscriberRow
 from digest.subscriptions import subscribers, tokens
 from digest.subscriptions.links import Links
-from digest.subscriptions.subscribers import SubscriberError, SubscriberView
+from digest.subscriptions.subscribers import SubscriberError
 from digest.subscriptions.tokens import TokenError
 
 log = logging.getLogger("digest.subscriptions.signup")
@@ -132,13 +130,12 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
                 if blocked is not None and blocked.reason != "unsubscribed":
                     log.info("subscribe: address suppressed (%s), nothing sent", blocked.reason)
                     return "suppressed"
-                sub = s.scalars(select(Subscriber).options(selectinload(Subscriber.topics))
-                                .where(Subscriber.email == address)).first()
+                sub = subscriber_store.row(s, email=address)
                 if sub is not None and sub.status in ("active", "paused") and blocked is None:
                     kind = "manage"
                 else:
                     if sub is None:
-                        sub = Subscriber(email=address, status="pending", created_at=now)
+                        sub = SubscriberRow(email=address, status="pending", created_at=now)
                         s.add(sub)
                     sub.frequency, sub.hour, sub.timezone, sub.weekday = req.frequency, int(req.hour), req.timezone, weekday
                     subscribers._set_topics(sub, topics, [t.phrase for t in sub.topics if t.kind == "exclude"])
@@ -215,7 +212,7 @@ def send_notice(settings: Settings, to: str, kind: str, url: str, topics: Sequen
 
 
 def confirm(db: Database, settings: Settings, token: str, now: datetime | None = None, *,
-            activate: bool = True) -> SubscriberView:
+            activate: bool = True) -> Subscriber:
     """Activate the subscription a confirmation token names; idempotent. Raises TokenError.
 
     A token made before the subscriber last unsubscribed (or before the row existed) is refused, so
@@ -225,8 +222,7 @@ def confirm(db: Database, settings: Settings, token: str, now: datetime | None =
     data = tokens.read(settings.secret(), "confirm", token)
     at = data.get("at") if isinstance(data.get("at"), int) else 0
     with db.session() as s:
-        sub = s.scalars(select(Subscriber).options(selectinload(Subscriber.topics))
-                        .where(Subscriber.id == data["s"])).first()
+        sub = subscriber_store.row(s, subscriber_id=data["s"])
         if sub is None or at < _ms(sub.created_at) or (sub.unsubscribed_at and at < _ms(sub.unsubscribed_at)):
             raise TokenError("confirmation link no longer valid")
         if not activate:
@@ -240,7 +236,7 @@ def confirm(db: Database, settings: Settings, token: str, now: datetime | None =
         return subscribers.view(sub)
 
 
-def open_link(db: Database, settings: Settings, purpose: str, token: str) -> tuple[SubscriberView | None, dict]:
+def open_link(db: Database, settings: Settings, purpose: str, token: str) -> tuple[Subscriber | None, dict]:
     """The subscriber a link's token names (None if gone), and the token's payload. Raises TokenError.
 
     A token signed before the subscriber's row existed was made for an earlier subscriber with the
@@ -257,58 +253,7 @@ def open_link(db: Database, settings: Settings, purpose: str, token: str) -> tup
     return sub, data
 
 
-# ------------------------------------------------------------------------------ preview, history
-
-
-@dataclass
-class Item:
-    title: str
-    url: str
-    why: str = ""
-
-
-@dataclass
-class Edition:
-    label: str
-    subject: str
-    archive_url: str
-    items: list[Item] = field(default_factory=list)
-
-
-def first_preview(db: Database, settings: Settings, subscriber_id: int,
-                  now: datetime | None = None) -> tuple[list[Item], list[Item]]:
-    """The picks and 'also trending' papers the subscriber's next digest would hold now (nothing is stored)."""
-    now = now or utcnow()
-    with db.session() as s:
-        sub = s.scalars(select(Subscriber).options(selectinload(Subscriber.topics))
-                        .where(Subscriber.id == subscriber_id)).one()
-        selections, papers = select_papers(s, settings, [sub], now)
-    sel = selections[subscriber_id]
-
-    def items(picks: Sequence[Pick]) -> list[Item]:
-        return [Item(one_line(papers[p.paper_id].title), paper_url(papers[p.paper_id]), p.why) for p in picks]
-
-    return items(sel.picks), items(sel.trending)
-
-
-def recent_editions(db: Database, settings: Settings, subscriber_id: int, limit: int = 3) -> list[Edition]:
-    """The last editions sent to a subscriber, newest first, each with its papers and archive link."""
-    lk = links(settings)
-    with db.session() as s:
-        rows = s.scalars(
-            select(Delivery).options(selectinload(Delivery.items))
-            .where(Delivery.subscriber_id == subscriber_id, Delivery.status == "sent")
-            .order_by(Delivery.sent_at.desc(), Delivery.id.desc()).limit(limit)
-        ).all()
-        ids = sorted({i.paper_id for d in rows for i in d.items})
-        papers = {p.id: p for p in load_papers(s, ids=ids)} if ids else {}
-        return [
-            Edition(label=d.sent_at.strftime("%d %b %Y") if d.sent_at else d.period, subject=d.subject or "",
-                    archive_url=lk.archive(subscriber_id, d.id),
-                    items=[Item(one_line(papers[i.paper_id].title), paper_url(papers[i.paper_id]), i.why)
-                           for i in d.items if i.kind == "pick" and i.paper_id in papers])
-            for d in rows
-        ]
+# --------------------------------------------------------------------------------- topic ideas
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]+")
@@ -364,23 +309,6 @@ def record_feedback(db: Database, subscriber_id: int, paper_id: int, signal: int
         except IntegrityError:  # a double click raced us to the insert
             if attempt:
                 raise
-
-
-def archive_html(db: Database, settings: Settings, subscriber_id: int, delivery_id: int,
-                 now: datetime | None = None) -> str | None:
-    """A sent edition rebuilt as its email HTML ("view in browser"); None if it is not theirs."""
-    now = now or utcnow()
-    with db.session() as s:
-        d = s.scalars(select(Delivery).options(selectinload(Delivery.items)).where(Delivery.id == delivery_id)).first()
-        if d is None or d.subscriber_id != subscriber_id:
-            return None
-        sub = s.scalars(select(Subscriber).options(selectinload(Subscriber.topics))
-                        .where(Subscriber.id == subscriber_id)).first()
-        if sub is None:
-            return None
-        papers = {p.id: p for p in load_papers(s, ids=sorted({i.paper_id for i in d.items}))} if d.items else {}
-        rendered, _ = render_envelope(settings, links(settings), default_renderer(), sub, d, papers, now)
-        return rendered.html
 
 
 # ---------------------------------------------------------------------------------- unsubscribe

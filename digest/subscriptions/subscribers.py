@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import IO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from digest.records import FREQUENCIES, WEEKDAYS
+from digest.records import FREQUENCIES, WEEKDAYS, Subscriber
+from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
-from digest.store.models import Delivery, Feedback, Subscriber, Suppression, Topic
+from digest.store.models import Feedback, Suppression, Topic
+from digest.store.models import Subscriber as SubscriberRow
 
 MAX_TOPICS = 20
 MAX_TOPIC_CHARS = 100
@@ -24,41 +25,6 @@ CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "wee
 
 class SubscriberError(ValueError):
     """Bad subscriber input, with a message fit to show a user."""
-
-
-@dataclass
-class SubscriberView:
-    id: int
-    email: str
-    name: str | None
-    status: str
-    frequency: str
-    weekday: int
-    hour: int
-    timezone: str
-    max_items: int | None
-    topics: list[str] = field(default_factory=list)
-    excludes: list[str] = field(default_factory=list)
-    created_at: datetime | None = None
-    paused_until: datetime | None = None
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        for k in ("created_at", "paused_until"):
-            d[k] = d[k].isoformat() if d[k] else None
-        return d
-
-
-def mailable(now: datetime) -> ColumnElement[bool]:
-    """SQL condition: the subscriber may get a digest now (active, or a pause that has ended)."""
-    return or_(Subscriber.status == "active", (Subscriber.status == "paused") & (Subscriber.paused_until <= now))
-
-
-def is_mailable(sub: Subscriber, now: datetime) -> bool:
-    """The same rule as `mailable`, for a loaded row."""
-    return sub.status == "active" or (
-        sub.status == "paused" and sub.paused_until is not None and sub.paused_until <= now
-    )
 
 
 def normalise_email(address: str) -> str:
@@ -102,23 +68,16 @@ def check_schedule(frequency: str, hour: int, timezone: str, weekday: int | str 
     return int(weekday)
 
 
-def view(s: Subscriber) -> SubscriberView:
-    return SubscriberView(
-        id=s.id, email=s.email, name=s.name, status=s.status, frequency=s.frequency, weekday=s.weekday,
-        hour=s.hour, timezone=s.timezone, max_items=s.max_items,
-        topics=[t.phrase for t in s.topics if t.kind == "include"],
-        excludes=[t.phrase for t in s.topics if t.kind == "exclude"],
-        created_at=s.created_at, paused_until=s.paused_until,
-    )
+def view(row: SubscriberRow) -> Subscriber:
+    """The record of a row this module has just read or written (its topics loaded with it)."""
+    return subscriber_store.record_of(row)
 
 
-def _find(session: Session, email: str) -> Subscriber | None:
-    return session.scalars(
-        select(Subscriber).options(selectinload(Subscriber.topics)).where(Subscriber.email == normalise_email(email))
-    ).first()
+def _find(session: Session, email: str) -> SubscriberRow | None:
+    return subscriber_store.row(session, email=normalise_email(email))
 
 
-def _set_topics(sub: Subscriber, topics: Sequence[str], excludes: Sequence[str]) -> None:
+def _set_topics(sub: SubscriberRow, topics: Sequence[str], excludes: Sequence[str]) -> None:
     wanted = [("include", p) for p in clean_topics(topics)] + [("exclude", p) for p in clean_topics(excludes)]
     # Keep the rows that stay: a new row beside a doomed twin would break the unique constraint,
     # because the flush inserts before it deletes.
@@ -128,7 +87,7 @@ def _set_topics(sub: Subscriber, topics: Sequence[str], excludes: Sequence[str])
 
 def add(db: Database, email: str, *, topics: Sequence[str] = (), excludes: Sequence[str] = (),
         frequency: str = "daily", timezone: str = "UTC", hour: int = 8, weekday: int | str = 0,
-        max_items: int | None = None, name: str | None = None, status: str = "active") -> SubscriberView:
+        max_items: int | None = None, name: str | None = None, status: str = "active") -> Subscriber:
     address = normalise_email(email)
     day = check_schedule(frequency, hour, timezone, weekday)
     if max_items is not None and not 1 <= max_items <= 100:
@@ -136,7 +95,7 @@ def add(db: Database, email: str, *, topics: Sequence[str] = (), excludes: Seque
     with db.session() as s:
         if _find(s, address):
             raise SubscriberError(f"{address} is already subscribed")
-        sub = Subscriber(email=address, name=name, status=status, frequency=frequency, weekday=day,
+        sub = SubscriberRow(email=address, name=name, status=status, frequency=frequency, weekday=day,
                          hour=int(hour), timezone=timezone, max_items=max_items)
         _set_topics(sub, topics, excludes)
         s.add(sub)
@@ -144,7 +103,7 @@ def add(db: Database, email: str, *, topics: Sequence[str] = (), excludes: Seque
         return view(sub)
 
 
-def get(db: Database, email: str) -> SubscriberView:
+def get(db: Database, email: str) -> Subscriber:
     with db.session() as s:
         sub = _find(s, email)
         if sub is None:
@@ -152,12 +111,12 @@ def get(db: Database, email: str) -> SubscriberView:
         return view(sub)
 
 
-def list_all(db: Database, status: str | None = None) -> list[SubscriberView]:
+def list_all(db: Database, status: str | None = None) -> list[Subscriber]:
     with db.session() as s:
-        q = select(Subscriber).options(selectinload(Subscriber.topics)).order_by(Subscriber.id)
+        q = subscriber_store.query()
         if status:
-            q = q.where(Subscriber.status == status)
-        return [view(x) for x in s.scalars(q)]
+            q = q.where(SubscriberRow.status == status)
+        return subscriber_store.load(s, q)
 
 
 def remove(db: Database, email: str) -> None:
@@ -169,25 +128,17 @@ def remove(db: Database, email: str) -> None:
         s.delete(sub)
 
 
-def history(db: Database, email: str, limit: int = 10) -> dict:
-    """What `subscribers show` adds to the profile: recent deliveries and feedback."""
+def feedback_and_suppression(db: Database, email: str) -> dict:
+    """Part of what `subscribers show` adds to the profile: feedback counts and any suppression."""
     with db.session() as s:
         sub = _find(s, email)
         if sub is None:
             raise SubscriberError(f"no subscriber {normalise_email(email)}")
-        deliveries = s.scalars(
-            select(Delivery).where(Delivery.subscriber_id == sub.id).order_by(Delivery.id.desc()).limit(limit)
-        ).all()
         fb = s.execute(
             select(Feedback.signal, func.count()).where(Feedback.subscriber_id == sub.id).group_by(Feedback.signal)
         ).all()
         suppressed = s.get(Suppression, sub.email)
         return {
-            "deliveries": [
-                {"period": d.period, "status": d.status, "subject": d.subject,
-                 "sent_at": d.sent_at.isoformat() if d.sent_at else None, "attempts": d.attempts}
-                for d in deliveries
-            ],
             "feedback": {"more_like_this": sum(n for v, n in fb if v > 0), "less_like_this": sum(n for v, n in fb if v < 0)},
             "suppressed": suppressed.reason if suppressed else None,
         }
@@ -226,7 +177,7 @@ def import_csv(db: Database, src: IO[str]) -> tuple[int, int, list[str]]:
             with db.session() as s:
                 sub = _find(s, fields["email"])
                 if sub is None:
-                    sub = Subscriber(email=fields["email"])
+                    sub = SubscriberRow(email=fields["email"])
                     s.add(sub)
                     added += 1
                 else:
@@ -261,23 +212,21 @@ def _row_fields(row: dict) -> dict:
 # ------------------------------------------------------------------------ self-service (web, mailto)
 
 
-def _by_id(session: Session, subscriber_id: int) -> Subscriber:
-    sub = session.scalars(
-        select(Subscriber).options(selectinload(Subscriber.topics)).where(Subscriber.id == subscriber_id)
-    ).first()
+def _by_id(session: Session, subscriber_id: int) -> SubscriberRow:
+    sub = subscriber_store.row(session, subscriber_id=subscriber_id)
     if sub is None:
         raise SubscriberError(f"no subscriber #{subscriber_id}")
     return sub
 
 
-def get_by_id(db: Database, subscriber_id: int) -> SubscriberView:
+def get_by_id(db: Database, subscriber_id: int) -> Subscriber:
     with db.session() as s:
         return view(_by_id(s, subscriber_id))
 
 
 def update(db: Database, subscriber_id: int, *, topics: Sequence[str], excludes: Sequence[str] = (),
            frequency: str = "daily", timezone: str = "UTC", hour: int = 8, weekday: int | str = 0,
-           max_items: int | None = None) -> SubscriberView:
+           max_items: int | None = None) -> Subscriber:
     """Replace a subscriber's topics and schedule (all fields validated before anything is written)."""
     day = check_schedule(frequency, hour, timezone, weekday)
     if max_items is not None and not 1 <= max_items <= 100:
@@ -291,7 +240,7 @@ def update(db: Database, subscriber_id: int, *, topics: Sequence[str], excludes:
         return view(sub)
 
 
-def pause(db: Database, subscriber_id: int, weeks: int, now: datetime) -> SubscriberView:
+def pause(db: Database, subscriber_id: int, weeks: int, now: datetime) -> Subscriber:
     """No digests for `weeks` weeks; the planner picks the subscriber up again when the pause ends."""
     if not 1 <= weeks <= 52:
         raise SubscriberError("pause for 1..52 weeks")
@@ -303,7 +252,7 @@ def pause(db: Database, subscriber_id: int, weeks: int, now: datetime) -> Subscr
         return view(sub)
 
 
-def resume(db: Database, subscriber_id: int) -> SubscriberView:
+def resume(db: Database, subscriber_id: int) -> Subscriber:
     with db.session() as s:
         sub = _by_id(s, subscriber_id)
         if sub.status == "paused":
@@ -329,8 +278,8 @@ def unsubscribe(db: Database, subscriber_id: int, now: datetime, detail: str = "
 def prune_pending(db: Database, older_than: timedelta, now: datetime) -> int:
     """Forget sign-ups never confirmed within `older_than` (their confirmation links have expired)."""
     with db.session() as s:
-        stale = s.scalars(select(Subscriber).where(Subscriber.status == "pending",
-                                                   Subscriber.created_at < now - older_than)).all()
+        stale = s.scalars(select(SubscriberRow).where(SubscriberRow.status == "pending",
+                                                      SubscriberRow.created_at < now - older_than)).all()
         for sub in stale:
             s.delete(sub)
         return len(stale)

@@ -18,7 +18,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from digest.planning.planner import utcnow
+from digest.records import utcnow
 from digest.store.db import Database
 from digest.subscriptions import signup as selfservice
 from digest.subscriptions import subscribers

@@ -28,14 +28,14 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from digest import pipeline
 from digest.config import Settings
 from digest.mail.transport import DeliveryError, Transport, TransportUnavailable
-from digest.planning.planner import utcnow
+from digest.records import FREQUENCIES, WEEKDAYS, Subscriber, utcnow
 from digest.store.db import Database
 from digest.subscriptions import signup as selfservice
 from digest.subscriptions import subscribers, tokens
 from digest.subscriptions.signup import RateLimiter, SignupRequest, SubscriberError, TokenError
-from digest.subscriptions.subscribers import FREQUENCIES, WEEKDAYS, SubscriberView
 from digest.web.security import CSP_ARCHIVE, Csrf, SecurityHeaders, same_origin
 
 log = logging.getLogger("digest.web")
@@ -56,7 +56,7 @@ LINK_HELP = {
 }
 
 
-def schedule_label(v: SubscriberView) -> str:
+def schedule_label(v: Subscriber) -> str:
     at = f"at {v.hour:02d}:00 ({v.timezone})"
     if v.frequency == "weekly":
         return f"every {WEEKDAYS[v.weekday].capitalize()} {at}"
@@ -172,7 +172,7 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
             return bad_link(request, "confirm")
         if not activate:
             return page(request, "confirm.html", sub=sub)
-        picks, trending = await run_in_threadpool(selfservice.first_preview, db, settings, sub.id)
+        picks, trending = await run_in_threadpool(pipeline.first_preview, db, settings, sub.id)
         return page(request, "confirmed.html", sub=sub, picks=picks, trending=trending,
                     manage_url=selfservice.links(settings).preferences(sub.id))
 
@@ -191,7 +191,7 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
         sub, _ = await open_link("manage", token)
         if sub is None:
             return bad_link(request, "manage")
-        editions = await run_in_threadpool(selfservice.recent_editions, db, settings, sub.id)
+        editions = await run_in_threadpool(pipeline.recent_editions, db, settings, sub.id)
         paused = sub.status == "paused" and sub.paused_until is not None and sub.paused_until > utcnow()
         values = values or {"topics": "\n".join(sub.topics), "excludes": "\n".join(sub.excludes),
                             "frequency": sub.frequency, "weekday": sub.weekday, "hour": sub.hour,
@@ -273,7 +273,7 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
             return bad_link(request, "archive")
         if not isinstance(data.get("d"), int):
             return bad_link(request, "archive")
-        html = await run_in_threadpool(selfservice.archive_html, db, settings, sub.id, data["d"]) if sub else None
+        html = await run_in_threadpool(pipeline.archive_html, db, settings, sub.id, data["d"]) if sub else None
         if html is None:
             return error(request, 404, "Edition not found", "This digest is no longer available.")
         return HTMLResponse(html, headers={"Content-Security-Policy": CSP_ARCHIVE})

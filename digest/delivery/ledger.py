@@ -1,0 +1,314 @@
+"""The delivery ledger: the only code that writes `deliveries` and `delivery_items`.
+
+One row per (subscriber, period), whatever happens to it; the unique key makes a second planner or
+a second run a no-op. A row goes
+
+    planned | retry (due) | sending (lease ran out) --claim--> sending (worker_id, lease_expires_at)
+    sending --finish--> sent | retry | failed | suppressed
+            --release / give_back--> planned (never tried) or retry, due at once
+
+Every call is one short transaction and works on many rows at once (`write` many editions, `claim`
+many deliveries, `finish` many outcomes), so a run of 100,000 editions costs a few statements per
+batch, not a flush per row. Leases are on the real clock; `now` only decides which retries are due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, case, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
+
+from digest.mail.message import make_message_id
+from digest.records import DeliveryStatus, Edition, LastEdition, Pick, utcnow
+from digest.store.db import Database
+from digest.store.models import Delivery, DeliveryItem
+
+S = DeliveryStatus
+LEASE = timedelta(minutes=10)
+CHUNK = 5000  # ids per IN (...) list
+PICK, TRENDING = "pick", "trending"
+# PostgreSQL advisory lock (this key, the schema's hash): one planner per schema writes at a time.
+PLANNER_LOCK = 0x64696765
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def write(db: Database, editions: Sequence[Edition], domain: str) -> tuple[list[Edition], int]:
+    """Store planned editions and their items, in bulk, in one transaction.
+
+    An edition whose (subscriber, period) is already in the ledger is left out (another planner got
+    there first). Returns the editions written, with their ids and Message-IDs, and how many were
+    already there.
+    """
+    if not editions:
+        return [], 0
+    with db.session() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(select(func.pg_advisory_xact_lock(PLANNER_LOCK, func.hashtext(func.current_schema()))))
+        ids = _insert_new(s, editions)
+        written = [replace(e, id=ids[e.subscriber_id],
+                           message_id=make_message_id(ids[e.subscriber_id], e.period, domain))
+                   for e in editions if e.subscriber_id in ids]
+        if written:
+            s.execute(update(Delivery), [{"id": e.id, "message_id": e.message_id} for e in written])
+            s.execute(insert(DeliveryItem), [item for e in written for item in _item_rows(e)])
+    return written, len(editions) - len(written)
+
+
+def _insert_new(s: Session, editions: Sequence[Edition]) -> dict[int, int]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: subscriber id -> new delivery id."""
+    dialect_insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (dialect_insert(Delivery).on_conflict_do_nothing(index_elements=["subscriber_id", "period"])
+            .returning(Delivery.id, Delivery.subscriber_id))
+    rows = [{"subscriber_id": e.subscriber_id, "period": e.period, "email": e.email, "status": S.PLANNED,
+             "message_id": "", "window_start": e.window_start, "window_end": e.window_end,
+             "planned_at": e.planned_at, "attempts": 0} for e in editions]
+    return {sid: did for did, sid in s.execute(stmt, rows)}
+
+
+def _item_rows(e: Edition) -> list[dict]:
+    ranked = [(p, PICK) for p in e.picks] + [(p, TRENDING) for p in e.trending]
+    return [{"delivery_id": e.id, "subscriber_id": e.subscriber_id, "paper_id": p.paper_id, "rank": i,
+             "score": float(p.score), "kind": kind, "topic": p.topic, "why": p.why}
+            for i, (p, kind) in enumerate(ranked, 1)]
+
+
+# ----------------------------------------------------------------------------------------- claiming
+
+
+def due_clause(now: datetime, worker: str | None = None) -> ColumnElement[bool]:
+    """Deliveries a sender may take now: planned, a retry due at `now`, or a lease run out (on the real
+    clock) that is not this worker's own."""
+    expired = (Delivery.status == S.SENDING) & (Delivery.lease_expires_at < utcnow())
+    if worker is not None:
+        expired &= or_(Delivery.worker_id.is_(None), Delivery.worker_id != worker)
+    return or_(Delivery.status == S.PLANNED, (Delivery.status == S.RETRY) & (Delivery.next_attempt_at <= now), expired)
+
+
+def claim(db: Database, worker: str, now: datetime, limit: int, email: str | None = None,
+          lease: timedelta = LEASE) -> list[int]:
+    """Atomically take up to `limit` due deliveries (`FOR UPDATE SKIP LOCKED` on PostgreSQL)."""
+    due = due_clause(now, worker)
+    pick = select(Delivery.id).where(due).order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True)
+    if email:
+        pick = pick.where(Delivery.email == email)
+    with db.session() as s:
+        ids = list(s.scalars(pick))
+        if not ids:
+            return []
+        got = s.execute(
+            update(Delivery).where(Delivery.id.in_(ids), due)
+            .values(status=S.SENDING, worker_id=worker, lease_expires_at=utcnow() + lease)
+            .returning(Delivery.id)
+        ).scalars().all()
+    return sorted(got)
+
+
+def _mine(delivery_id: int, worker: str) -> ColumnElement[bool]:
+    return (Delivery.id == delivery_id) & (Delivery.worker_id == worker) & (Delivery.status == S.SENDING)
+
+
+def hold(db: Database, delivery_id: int, worker: str, lease: timedelta = LEASE) -> bool:
+    """Renew this worker's lease just before sending; False if another worker has taken it over."""
+    with db.session() as s:
+        return s.execute(update(Delivery).where(_mine(delivery_id, worker))
+                         .values(lease_expires_at=utcnow() + lease)).rowcount == 1
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed delivery. `bounce` (keyword arguments for the bounce recorder) is
+    recorded in the same transaction as the outcome."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    attempts: int | None = None  # None: unchanged (nothing was tried)
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    subject: str | None = None
+    bounce: dict | None = None
+
+
+OnBounce = Callable[[Session, Outcome], None]
+
+
+def finish(db: Database, worker: str, outcomes: Sequence[Outcome], on_bounce: OnBounce | None = None) -> list[int]:
+    """Record outcomes for deliveries this worker still holds, in one transaction; returns the ids
+    recorded (a delivery another worker has taken over since is left alone)."""
+    done: list[int] = []
+    with db.session() as s:
+        for o in outcomes:
+            values: dict = {"status": o.status, "worker_id": None, "lease_expires_at": None, "last_error": o.error}
+            for key in ("attempts", "next_attempt_at", "sent_at", "subject"):
+                if getattr(o, key) is not None:
+                    values[key] = getattr(o, key)
+            if s.execute(update(Delivery).where(_mine(o.delivery_id, worker)).values(**values)).rowcount:
+                done.append(o.delivery_id)
+                if o.bounce and on_bounce is not None:
+                    on_bounce(s, o)
+    return done
+
+
+def _give_back(*where: ColumnElement[bool]):
+    """The UPDATE that returns `sending` rows to the ledger, due at once, attempts unchanged."""
+    return (update(Delivery).where(Delivery.status == S.SENDING, *where)
+            .values(status=case((Delivery.attempts == 0, S.PLANNED), else_=S.RETRY), next_attempt_at=utcnow(),
+                    worker_id=None, lease_expires_at=None))
+
+
+def release(db: Database, ids: Iterable[int], worker: str) -> None:
+    """Give claimed deliveries back, due at once, their attempts unchanged (nothing was tried)."""
+    ids = list(ids)
+    if ids:
+        with db.session() as s:
+            s.execute(_give_back(Delivery.id.in_(ids), Delivery.worker_id == worker))
+
+
+def give_back(db: Database, worker: str, keep: Iterable[int] = ()) -> int:
+    """After a run: whatever the worker still holds (it stopped early) is due again at once, except
+    `keep` (outcome unknown: left to its lease). Returns how many were given back."""
+    keep = set(keep)
+    with db.session() as s:
+        held = [i for i in s.scalars(select(Delivery.id).where(Delivery.worker_id == worker,
+                                                                Delivery.status == S.SENDING)) if i not in keep]
+    release(db, held, worker)
+    return len(held)
+
+
+def release_expired(db: Database) -> int:
+    """Give back every delivery whose lease has run out (its sender died); returns how many."""
+    with db.session() as s:
+        return s.execute(_give_back(Delivery.lease_expires_at < utcnow())).rowcount
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def read(db: Database, ids: Iterable[int]) -> list[Edition]:
+    """The editions with these delivery ids, with their picks and trending items, in id order."""
+    ids = sorted(set(ids))
+    with db.session() as s:
+        rows = [r for start in range(0, len(ids), CHUNK)
+                for r in s.scalars(select(Delivery).where(Delivery.id.in_(ids[start : start + CHUNK])))]
+        return _editions(s, rows)
+
+
+def _editions(s: Session, rows: Sequence[Delivery]) -> list[Edition]:
+    ids = [r.id for r in rows]
+    items: dict[int, tuple[list[Pick], list[Pick]]] = {i: ([], []) for i in ids}
+    for start in range(0, len(ids), CHUNK):
+        for it in s.scalars(select(DeliveryItem).where(DeliveryItem.delivery_id.in_(ids[start : start + CHUNK]))
+                            .order_by(DeliveryItem.delivery_id, DeliveryItem.rank)):
+            pick = Pick(paper_id=it.paper_id, score=it.score, topic=it.topic, why=it.why)
+            items[it.delivery_id][0 if it.kind == PICK else 1].append(pick)
+    return [Edition(subscriber_id=r.subscriber_id, email=r.email, period=r.period, window_start=r.window_start,
+                    window_end=r.window_end, planned_at=r.planned_at, picks=tuple(items[r.id][0]),
+                    trending=tuple(items[r.id][1]), id=r.id, message_id=r.message_id, status=S(r.status),
+                    attempts=r.attempts, subject=r.subject, sent_at=r.sent_at)
+            for r in sorted(rows, key=lambda r: r.id)]
+
+
+def edition_of(db: Database, subscriber_id: int, delivery_id: int) -> Edition | None:
+    """One subscriber's edition (the archive's "view in browser"); None if it is not theirs."""
+    found = read(db, [delivery_id])
+    return found[0] if found and found[0].subscriber_id == subscriber_id else None
+
+
+def recent(db: Database, subscriber_id: int, limit: int = 10, status: DeliveryStatus | None = None) -> list[Edition]:
+    """A subscriber's latest editions, newest first (only those in `status`, when given)."""
+    q = select(Delivery).where(Delivery.subscriber_id == subscriber_id)
+    if status is not None:
+        q = q.where(Delivery.status == status).order_by(Delivery.sent_at.desc(), Delivery.id.desc())
+    else:
+        q = q.order_by(Delivery.id.desc())
+    with db.session() as s:
+        rows = list(s.scalars(q.limit(limit)))
+        by_id = {e.id: e for e in _editions(s, rows)}
+        return [by_id[r.id] for r in rows]
+
+
+@dataclass(frozen=True)
+class History:
+    """What planning needs to know of a subscriber's past editions."""
+
+    last: LastEdition | None = None  # the newest edition, whatever its status: due-ness is judged against it
+    window_end: datetime | None = None  # where the newest edition that did not fail stopped looking
+
+
+def history(db: Database, subscriber_ids: Sequence[int]) -> dict[int, History]:
+    """Each subscriber's `History` (subscribers without an edition are left out)."""
+    ids = list(subscriber_ids)
+    if not ids:
+        return {}
+    other = aliased(Delivery)
+    newest = select(func.max(other.planned_at)).where(other.subscriber_id == Delivery.subscriber_id)
+    with db.session() as s:
+        ends = dict(s.execute(
+            select(Delivery.subscriber_id, func.max(Delivery.window_end))
+            .where(Delivery.subscriber_id.in_(ids), Delivery.status != S.FAILED)
+            .group_by(Delivery.subscriber_id)).tuples().all())
+        last = {sid: LastEdition(period, at) for sid, period, at in s.execute(
+            select(Delivery.subscriber_id, Delivery.period, Delivery.planned_at)
+            .where(Delivery.subscriber_id.in_(ids), Delivery.planned_at == newest.scalar_subquery()))}
+    return {sid: History(last.get(sid), ends.get(sid)) for sid in set(ends) | set(last)}
+
+
+def existing(db: Database, periods: dict[int, str]) -> set[tuple[int, str]]:
+    """Which of these (subscriber, period) pairs already have an edition."""
+    if not periods:
+        return set()
+    with db.session() as s:
+        return set(s.execute(
+            select(Delivery.subscriber_id, Delivery.period)
+            .where(Delivery.subscriber_id.in_(list(periods)), Delivery.period.in_(set(periods.values())))
+        ).tuples().all())
+
+
+def sent_papers(db: Database, subscriber_ids: Sequence[int], paper_ids: Sequence[int]) -> dict[int, set[int]]:
+    """Which of `paper_ids` each subscriber has had in an edition already (never sent twice)."""
+    out: dict[int, set[int]] = {i: set() for i in subscriber_ids}
+    if not subscriber_ids or not paper_ids:
+        return out
+    with db.session() as s:
+        for sid, pid in s.execute(select(DeliveryItem.subscriber_id, DeliveryItem.paper_id).where(
+                DeliveryItem.subscriber_id.in_(list(subscriber_ids)), DeliveryItem.paper_id.in_(list(paper_ids)))):
+            out[sid].add(pid)
+    return out
+
+
+def by_message_ids(db: Database, message_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """Message-ID -> (delivery id, recipient address), for the bounce reports that quote them."""
+    ids = sorted(set(message_ids))
+    if not ids:
+        return {}
+    with db.session() as s:
+        return {mid: (did, addr) for mid, did, addr in s.execute(
+            select(Delivery.message_id, Delivery.id, Delivery.email).where(Delivery.message_id.in_(ids)))}
+
+
+def due_count(db: Database, now: datetime, email: str | None = None) -> int:
+    """How many deliveries a `send` now would take (for its progress bar)."""
+    q = select(func.count()).select_from(Delivery).where(due_clause(now))
+    if email:
+        q = q.where(Delivery.email == email)
+    with db.session() as s:
+        return s.scalar(q) or 0
+
+
+def summary(db: Database, failures: int = 5) -> dict:
+    """Counts by status, the last send and the latest failures (what `digest status` shows)."""
+    with db.session() as s:
+        failed = s.scalars(select(Delivery).where(Delivery.status == S.FAILED).order_by(Delivery.id.desc())
+                           .limit(failures))
+        return {
+            "deliveries": dict(s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).tuples().all()),
+            "last_sent_at": s.scalar(select(func.max(Delivery.sent_at))),
+            "recent_failures": [{"email": f.email, "period": f.period, "error": f.last_error} for f in failed],
+        }

@@ -1,0 +1,63 @@
+"""The scheduler's records: one row per job (next run, last result: what `digest status` shows) and
+the job-run log (one row per run, pruned by housekeeping)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from digest.store.db import Database
+from digest.store.models import JobRun, JobState
+
+
+def save_state(db: Database, job_id: str, **values) -> None:
+    """Insert or update a job's row (portable; a second scheduler may insert the row first)."""
+    for _ in range(2):
+        with db.session() as s:
+            if s.execute(update(JobState).where(JobState.job_id == job_id).values(**values)).rowcount:
+                return
+        try:
+            with db.session() as s:
+                s.add(JobState(job_id=job_id, **values))
+            return
+        except IntegrityError:
+            continue
+
+
+def record_run(db: Database, job_id: str, instance: str, started: datetime, finished: datetime, ok: bool,
+               summary: str) -> None:
+    with db.session() as s:
+        s.add(JobRun(job_id=job_id, instance=instance, started_at=started, finished_at=finished, ok=ok,
+                     summary=summary))
+
+
+def clear_next_runs(db: Database, instance: str) -> None:
+    with db.session() as s:
+        s.execute(update(JobState).where(JobState.instance == instance).values(next_run_at=None))
+
+
+def prune_runs(db: Database, before: datetime) -> int:
+    with db.session() as s:
+        return s.execute(delete(JobRun).where(JobRun.started_at < before)).rowcount
+
+
+def status(db: Database, job_ids: Sequence[str]) -> list[dict]:
+    """Next run and last result of each job in `job_ids`, then of any other job that has a record."""
+    with db.session() as s:
+        rows = {r.job_id: r for r in s.scalars(select(JobState))}
+    out = []
+    for job_id in [*job_ids, *sorted(set(rows) - set(job_ids))]:
+        r = rows.get(job_id)
+        out.append({
+            "job": job_id,
+            "next_run_at": r.next_run_at if r else None,
+            "last_started_at": r.last_started_at if r else None,
+            "last_finished_at": r.last_finished_at if r else None,
+            "last_ok": r.last_ok if r else None,
+            "last_summary": r.last_summary if r else None,
+            "instance": r.instance if r else None,
+        })
+    return out

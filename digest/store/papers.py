@@ -1,0 +1,172 @@
+"""Papers in the store: the upsert that ingest uses (one row per paper, deduplicated by arXiv id,
+else by normalised title) and reading them back as `records.Paper`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from digest.records import Listing, Paper, as_utc, title_key
+from digest.store.models import Paper as PaperRow
+
+CHUNK = 500  # rows per lookup / executemany
+
+
+def to_paper(row: PaperRow) -> Paper:
+    return Paper(
+        id=row.id, title=row.title, abstract=row.abstract or "", arxiv_id=row.arxiv_id,
+        authors=list(row.authors or []), url=row.url, pdf_url=row.pdf_url, code_url=row.code_url,
+        project_url=row.project_url, thumbnail_url=row.thumbnail_url, upvotes=row.upvotes or 0,
+        num_comments=row.num_comments or 0, github_stars=row.github_stars, ai_summary=row.ai_summary,
+        categories=list(row.categories or []), published_at=row.published_at, first_seen_at=row.first_seen_at,
+    )
+
+
+def load(session: Session, *, seen_after: datetime | None = None, ids: Sequence[int] = ()) -> list[Paper]:
+    """Papers by id (withdrawn ones included: they were sent once), or every listed paper first seen
+    after `seen_after` (all listed papers without it), in id order."""
+    if ids:
+        wanted = sorted(set(ids))
+        rows = [r for start in range(0, len(wanted), 5000)
+                for r in session.scalars(select(PaperRow).where(PaperRow.id.in_(wanted[start : start + 5000])))]
+        return [to_paper(r) for r in sorted(rows, key=lambda r: r.id)]
+    q = select(PaperRow).where(PaperRow.withdrawn_at.is_(None))
+    if seen_after is not None:
+        q = q.where(PaperRow.first_seen_at > seen_after)
+    return [to_paper(r) for r in session.scalars(q.order_by(PaperRow.id))]
+
+
+def by_ids(session: Session, ids: Sequence[int]) -> dict[int, Paper]:
+    return {p.id: p for p in load(session, ids=ids)} if ids else {}
+
+
+
+_COLUMNS = [c.key for c in PaperRow.__table__.columns]
+
+
+def upsert(s: Session, listings: list[Listing], now: datetime) -> tuple[int, int]:
+    """Insert or merge clean listings (their `source` set) into `papers`. Returns (new, updated).
+
+    Batched: existing rows are read with a few IN queries, new rows go in with one executemany, changed
+    rows are written back with one bulk UPDATE by primary key."""
+    now = as_utc(now)
+    created: list[dict] = []
+    rows = _preload(s, listings)
+    by_id: dict[str, dict] = {r["arxiv_id"]: r for r in rows if r["arxiv_id"]}
+    by_key: dict[str, list[dict]] = {}
+    for r in rows:
+        by_key.setdefault(r["title_key"], []).append(r)
+    originals = {r["id"]: dict(r) for r in rows}
+    for listing in listings:
+        key = title_key(listing.title)
+        row = by_id.get(listing.arxiv_id) if listing.arxiv_id else None
+        if row is None:
+            row = next((r for r in by_key.get(key, []) if not listing.arxiv_id or not r["arxiv_id"]), None)
+        if row is None:
+            row = _new_row(listing, key, now)
+            created.append(row)
+        else:
+            _merge(row, listing, now)
+        if row["arxiv_id"]:
+            by_id[row["arxiv_id"]] = row
+        if row not in by_key.setdefault(row["title_key"], []):
+            by_key[row["title_key"]].append(row)
+    changed = [r for r in rows if _differs(r, originals[r["id"]])]
+    for r in changed:
+        r["updated_at"] = now
+    for start in range(0, len(created), CHUNK):
+        s.execute(insert(PaperRow), created[start : start + CHUNK])
+    for start in range(0, len(changed), CHUNK):
+        s.execute(update(PaperRow), changed[start : start + CHUNK])
+    return len(created), len(changed)
+
+
+def _preload(s: Session, listings: list[Listing]) -> list[dict]:
+    ids = sorted({x.arxiv_id for x in listings if x.arxiv_id})
+    keys = sorted({title_key(x.title) for x in listings})
+    table = PaperRow.__table__
+    found: dict[int, dict] = {}
+    for start in range(0, max(len(ids), len(keys)), CHUNK):
+        chunk_ids, chunk_keys = ids[start : start + CHUNK], keys[start : start + CHUNK]
+        cond = or_(table.c.arxiv_id.in_(chunk_ids), table.c.title_key.in_(chunk_keys))
+        for row in s.execute(select(table).where(cond)).mappings():
+            found[row["id"]] = dict(row)
+    return [found[i] for i in sorted(found)]
+
+
+def _new_row(x: Listing, key: str, now: datetime) -> dict:
+    return {
+        "arxiv_id": x.arxiv_id,
+        "title_key": key,
+        "title": x.title,
+        "abstract": x.abstract,
+        "authors": list(x.authors),
+        "url": x.url,
+        "pdf_url": x.pdf_url,
+        "code_url": x.code_url,
+        "project_url": x.project_url,
+        "thumbnail_url": x.thumbnail_url,
+        "upvotes": x.upvotes or 0,
+        "num_comments": x.num_comments or 0,
+        "github_stars": x.github_stars,
+        "ai_summary": x.ai_summary,
+        "categories": list(x.categories),
+        "doi": x.doi,
+        "comment": x.comment,
+        "version": x.version,
+        "sources": [x.source] if x.source else [],
+        "published_at": x.published_at,
+        "first_seen_at": now,
+        "updated_at": now,
+        "withdrawn_at": now if x.withdrawn else None,
+    }
+
+
+def _merge(row: dict, x: Listing, now: datetime) -> None:
+    """Fold one listing into a stored row (in place).
+
+    Descriptive fields (title, abstract, authors, categories, PDF link) follow the newest arXiv version:
+    a listing replaces them unless the row holds a later version than the listing. Counters follow
+    the latest fetch. Links and extras are filled, never blanked. Dates keep the earliest."""
+    newer = row["version"] is None or (x.version is not None and x.version >= row["version"])
+    for col in ("title", "abstract", "authors", "categories", "pdf_url"):
+        value = getattr(x, col)
+        if value and (newer or not row[col]):
+            row[col] = list(value) if isinstance(value, list) else value
+    row["title_key"] = title_key(row["title"])
+    if x.version is not None and (row["version"] is None or x.version > row["version"]):
+        row["version"] = x.version
+    if x.arxiv_id and not row["arxiv_id"]:
+        row["arxiv_id"] = x.arxiv_id
+    if not row["url"]:
+        row["url"] = x.url
+    for col in ("code_url", "project_url", "thumbnail_url", "ai_summary", "github_stars"):
+        if getattr(x, col) is not None:
+            row[col] = getattr(x, col)
+    for col in ("doi", "comment"):
+        if getattr(x, col) is not None and (newer or row[col] is None):
+            row[col] = getattr(x, col)
+    if x.upvotes is not None:
+        row["upvotes"] = x.upvotes
+    if x.num_comments is not None:
+        row["num_comments"] = x.num_comments
+    if x.published_at and (row["published_at"] is None or x.published_at < as_utc(row["published_at"])):
+        row["published_at"] = x.published_at
+    if row["first_seen_at"] is None or now < as_utc(row["first_seen_at"]):
+        row["first_seen_at"] = now
+    if x.source and x.source not in (row["sources"] or []):
+        row["sources"] = [*(row["sources"] or []), x.source]
+    if x.withdrawn and row["withdrawn_at"] is None:
+        row["withdrawn_at"] = now
+
+
+def _differs(row: dict, before: dict) -> bool:
+    return any(row[c] != before[c] for c in _COLUMNS if c != "updated_at")
+
+
+
+def count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(PaperRow)) or 0

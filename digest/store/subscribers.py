@@ -1,0 +1,114 @@
+"""Reading subscribers as records: the one loader (topics and feedback in two IN queries), the one
+"mailable" rule in SQL, and the one suppression lookup."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from digest.records import Subscriber, SubscriberStatus
+from digest.store.models import Feedback, Suppression, Topic
+from digest.store.models import Subscriber as SubscriberRow
+
+CHUNK = 5000  # ids per IN (...) list
+
+
+def mailable(now: datetime) -> ColumnElement[bool]:
+    """SQL form of `records.Subscriber.mailable`: active, or a pause that has ended."""
+    return or_(SubscriberRow.status == SubscriberStatus.ACTIVE,
+               (SubscriberRow.status == SubscriberStatus.PAUSED) & (SubscriberRow.paused_until <= now))
+
+
+def query() -> Select:
+    """All subscriber rows, in id order; narrow it with `.where(...)` and pass it to `load`."""
+    return select(SubscriberRow).order_by(SubscriberRow.id)
+
+
+def load(session: Session, q: Select) -> list[Subscriber]:
+    """The subscribers `q` selects, as records with their topics, exclusions and feedback."""
+    rows = list(session.scalars(q))
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    topics: dict[int, tuple[list[str], list[str]]] = {i: ([], []) for i in ids}
+    feedback: dict[int, tuple[list[int], list[int]]] = {i: ([], []) for i in ids}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        for t in session.scalars(select(Topic).where(Topic.subscriber_id.in_(chunk)).order_by(Topic.id)):
+            topics[t.subscriber_id][0 if t.kind == "include" else 1].append(t.phrase)
+        for sid, pid, signal in session.execute(
+            select(Feedback.subscriber_id, Feedback.paper_id, Feedback.signal)
+            .where(Feedback.subscriber_id.in_(chunk)).order_by(Feedback.id)
+        ):
+            feedback[sid][0 if signal > 0 else 1].append(pid)
+    return [record(r, *topics[r.id], *feedback[r.id]) for r in rows]
+
+
+def record(row: SubscriberRow, topics: Sequence[str], excludes: Sequence[str], liked: Sequence[int] = (),
+           disliked: Sequence[int] = ()) -> Subscriber:
+    return Subscriber(
+        id=row.id, email=row.email, name=row.name, status=SubscriberStatus(row.status), frequency=row.frequency,
+        weekday=row.weekday, hour=row.hour, timezone=row.timezone, max_items=row.max_items, topics=tuple(topics),
+        excludes=tuple(excludes), liked=tuple(liked), disliked=tuple(disliked), created_at=row.created_at,
+        paused_until=row.paused_until, unsubscribed_at=row.unsubscribed_at,
+    )
+
+
+def by_ids(session: Session, ids: Iterable[int]) -> dict[int, Subscriber]:
+    wanted = sorted(set(ids))
+    out: dict[int, Subscriber] = {}
+    for start in range(0, len(wanted), CHUNK):
+        out.update((s.id, s) for s in load(session, query().where(SubscriberRow.id.in_(wanted[start : start + CHUNK]))))
+    return out
+
+
+def by_id(session: Session, subscriber_id: int) -> Subscriber | None:
+    return next(iter(load(session, query().where(SubscriberRow.id == subscriber_id))), None)
+
+
+def by_email(session: Session, email: str) -> Subscriber | None:
+    return next(iter(load(session, query().where(SubscriberRow.email == email))), None)
+
+
+def suppressed(session: Session, emails: Iterable[str]) -> dict[str, str]:
+    """The addresses among `emails` that must never be mailed, with the reason each was suppressed."""
+    wanted = sorted(set(emails))
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), CHUNK):
+        out.update(session.execute(select(Suppression.email, Suppression.reason)
+                                   .where(Suppression.email.in_(wanted[start : start + CHUNK]))).tuples().all())
+    return out
+
+
+def mailable_batch(session: Session, now: datetime, *, after_id: int = 0, limit: int = 500,
+                   email: str | None = None) -> list[Subscriber]:
+    """The next `limit` subscribers (by id, after `after_id`) who may get a digest now."""
+    q = query().where(mailable(now), SubscriberRow.id > after_id).limit(limit)
+    if email:
+        q = q.where(SubscriberRow.email == email)
+    return load(session, q)
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    return dict(session.execute(select(SubscriberRow.status, func.count()).group_by(SubscriberRow.status)).tuples().all())
+
+
+def row(session: Session, *, email: str | None = None, subscriber_id: int | None = None) -> SubscriberRow | None:
+    """The row (for changing it), found by address or by id."""
+    q = select(SubscriberRow)
+    q = q.where(SubscriberRow.email == email) if email is not None else q.where(SubscriberRow.id == subscriber_id)
+    return session.scalars(q).first()
+
+
+def split(topics: Iterable[Topic]) -> tuple[list[str], list[str]]:
+    """A row's topic rows as (include phrases, exclude phrases), in their order."""
+    rows = list(topics)
+    return [t.phrase for t in rows if t.kind == "include"], [t.phrase for t in rows if t.kind == "exclude"]
+
+
+def record_of(row: SubscriberRow) -> Subscriber:
+    """The record of a row read or written in this session (topics from the row, no feedback)."""
+    return record(row, *split(row.topics))
