@@ -17,9 +17,7 @@ import email
 import email.policy
 import hashlib
 import logging
-import mailbox
 import re
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from email.message import Message
@@ -32,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
+from digest.mail import mailbox as inbox
 from digest.store.db import Database
 from digest.store.models import Bounce, Delivery, Suppression, utcnow
 
@@ -205,24 +204,6 @@ class BounceReport:
                 f"suppressed {len(self.suppressed)} addresses")
 
 
-def read_mailbox(maildir: str | Path | None = None, mbox: str | Path | None = None) -> Iterator[bytes]:
-    """The raw messages of a Maildir (new/ and cur/, left as they are) and/or an mbox file."""
-    if maildir is not None:
-        path = Path(maildir)
-        if not (path / "cur").is_dir() and not (path / "new").is_dir():
-            raise ValueError(f"{path}: not a Maildir (no cur/ or new/ folder)")
-        box = mailbox.Maildir(path, factory=None, create=False)
-        for key in box.iterkeys():
-            yield box.get_bytes(key)
-    if mbox is not None:
-        path = Path(mbox)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such mbox file")
-        mb = mailbox.mbox(path, factory=None, create=False)
-        for key in mb.iterkeys():
-            yield mb.get_bytes(key)
-
-
 def process_message(db: Database, settings: Settings, data: bytes, report: BounceReport) -> None:
     report.messages += 1
     try:
@@ -262,10 +243,11 @@ def process_mailbox(db: Database, settings: Settings, *, maildir: str | Path | N
                     mbox: str | Path | None = None, report: BounceReport | None = None) -> BounceReport:
     """Read every message of a Maildir and/or mbox, record bounces and complaints, apply the policy.
 
-    Counts are added to `report` when given (several mailboxes, one summary).
+    Counts are added to `report` when given (several mailboxes, one summary). The mailbox is only
+    read; a path that is not a Maildir or an mbox file is a one-line ValueError (digest.mail.mailbox).
     """
     report = report if report is not None else BounceReport()
-    for data in read_mailbox(maildir, mbox):
+    for data in inbox.messages(maildir, mbox):  # read only: the bounce keys make a rerun count nothing twice
         process_message(db, settings, data, report)
     log.info("bounces processed: %s", report.summary())
     return report
