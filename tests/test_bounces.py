@@ -123,6 +123,17 @@ def test_parse_dsn_and_complaint():
     assert parse(AUTOREPLY) == [] and parse(b"\xff\xfe not mail at all") == []
 
 
+def test_report_type_picks_the_parser():
+    two = dsn("ada@example.org").replace(b"Diagnostic-Code: smtp; 550 5.1.1 User unknown\n", (
+        b"Diagnostic-Code: smtp; 550 5.1.1 User unknown\n\n"
+        b"Final-Recipient: rfc822; grace@example.org\nAction: delayed\nStatus: 4.4.1\n"))
+    assert [(e.email, e.kind, e.source) for e in parse(two)] == [("ada@example.org", "hard", "dsn"),
+                                                                 ("grace@example.org", "soft", "dsn")]
+    assert parse(dsn("ada@example.org").replace(b"report-type=delivery-status", b"report-type=feedback-report")) == []
+    assert parse(arf("grace@example.org").replace(b"report-type=feedback-report", b"report-type=delivery-status")) == []
+    assert parse(dsn("ada@example.org").replace(b"report-type=delivery-status", b"report-type=disposition")) == []
+
+
 def test_maildir_and_policy_then_planning_skips_suppressed(db, settings_for, tmp_path):
     settings = settings_for(db.url)
     ids = planned_world(db, settings, 4)

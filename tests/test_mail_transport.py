@@ -152,3 +152,69 @@ def test_sliding_window_caps_any_window():
         stamps.append(clock.t)
         clock.t += 1  # one message a second when allowed
     assert stamps == [0, 1, 2, 60, 61, 62, 120]
+
+
+BUSY = "421 4.3.2 Service shutting down, closing transmission channel"
+ADA = "ada@example.org"
+
+
+# One case per row of transport._OUTCOMES not covered above: the faults, the recipient, what the first
+# send raises (None: it goes through), the transactions it took, and the connections opened once a
+# second message has followed it (1: the connection survived; one more per reconnect).
+ROWS = {
+    "421 on RCPT: reconnect, the retry goes through": (Faults(replies={("RCPT", 1): BUSY}), ADA, None, 2, 2),
+    "421 on RCPT twice: TemporaryFailure": (
+        Faults(replies={("RCPT", 1): BUSY, ("RCPT", 2): BUSY}), ADA, (TemporaryFailure, 421, "^421 4.3.2"), 2, 3),
+    "421 on MAIL twice: TemporaryFailure": (Faults(busy_at={1, 2}), ADA, (TemporaryFailure, 421, "^421 4.3.2"), 2, 3),
+    "421 on DATA: reconnect, the retry goes through": (Faults(replies={("DATA", 1): BUSY}), ADA, None, 2, 2),
+    "421 on DATA twice: TemporaryFailure": (
+        Faults(replies={("DATA", 1): BUSY, ("DATA", 2): BUSY}), ADA, (TemporaryFailure, 421, "^421 4.3.2"), 2, 3),
+    "4xx on DATA: TemporaryFailure, connection kept": (
+        Faults(replies={("DATA", 1): "451 4.3.0 try again later"}), ADA, (TemporaryFailure, 451, "^451 4.3.0"), 1, 1),
+    "5xx on DATA: PermanentFailure, connection kept": (
+        Faults(replies={("DATA", 1): "554 5.6.0 content refused"}), ADA, (PermanentFailure, 554, "^554 5.6.0"), 1, 1),
+    "4xx to the sender: TemporaryFailure, connection kept": (
+        Faults(replies={("MAIL", 1): "451 4.3.0 try again later"}), ADA, (TemporaryFailure, 451, "^451 4.3.0"), 1, 1),
+    "5xx to the sender: TransportUnavailable": (
+        Faults(replies={("MAIL", 1): "553 5.7.1 sender not allowed"}), ADA,
+        (TransportUnavailable, None, "^sender digest@example.org refused: 553 5.7.1"), 1, 1),
+    "non-ASCII address: PermanentFailure, the next message on a new connection": (
+        Faults(), "jürgen@example.org", (PermanentFailure, None, "not an ASCII address"), 1, 2),
+    "connection lost twice: TemporaryFailure": (
+        Faults(drop_at={1, 2}), ADA, (TemporaryFailure, None, "^connection lost"), 2, 3),
+}
+
+
+@pytest.mark.parametrize(("faults", "recipient", "raises", "transactions", "connects"), ROWS.values(), ids=ROWS)
+def test_each_failure_maps_to_its_outcome(faults, recipient, raises, transactions, connects):
+    with SmtpSink(faults=faults) as sink:
+        t = SmtpTransport(sink.host, sink.port, timeout=5)
+        if raises is None:
+            t.send(MSG, "digest@example.org", recipient)
+        else:
+            kind, code, match = raises
+            with pytest.raises(kind, match=match) as err:
+                t.send(MSG, "digest@example.org", recipient)
+            assert getattr(err.value, "code", None) == code
+        assert sink.handler.transactions == transactions
+        t.send(MSG, "digest@example.org", "next@example.org")
+        t.close()
+        assert t.connects == connects
+        assert [m.recipients[0] for m in sink.messages] == [recipient] * (raises is None) + ["next@example.org"]
+
+
+def test_timeout_row_drops_and_does_not_resend():
+    from digest.mail.transport import _outcome
+
+    drop, retry, error = _outcome(TimeoutError("timed out"), "digest@example.org", ADA)
+    assert (drop, retry, type(error), str(error)) == (True, False, TemporaryFailure, "timed out: timed out")
+
+
+@pytest.mark.xfail(strict=True, reason="smtplib turns a read timeout into SMTPServerDisconnected, which the "
+                                       "'connection lost' row resends; the TimeoutError row never sees it")
+def test_a_slow_data_reply_is_not_resent():
+    with SmtpSink(faults=Faults(delay=1.0)) as sink:
+        t = SmtpTransport(sink.host, sink.port, timeout=0.3)
+        with pytest.raises(TemporaryFailure, match="^timed out"):
+            t.send(MSG, "digest@example.org", ADA)
+        assert sink.handler.transactions == 1

@@ -17,7 +17,6 @@ import email
 import email.policy
 import hashlib
 import logging
-import mailbox
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from digest.config import Settings
 from digest.delivery import ledger
+from digest.mail import mailbox as inbox
 from digest.records import utcnow
 from digest.store.db import Database
 from digest.store.models import Bounce, Suppression
@@ -97,34 +97,70 @@ def _original_headers(report: Message) -> Message | None:
     return None
 
 
+def _message_id(original: Message | None) -> str | None:
+    """The Message-ID of the returned message (ours, if the report is about a digest)."""
+    return str(original["Message-ID"]).strip() if original is not None and original["Message-ID"] else None
+
+
+def _blocks(report: Message, ctype: str) -> Iterator[list[Message]]:
+    """The header blocks of each part of this content type (message/delivery-status, message/feedback-report)."""
+    for part in report.get_payload():
+        if part.get_content_type() == ctype:
+            yield part.get_payload() if isinstance(part.get_payload(), list) else []
+
+
+def parse_delivery_status(report: Message, original: Message | None) -> list[Event]:
+    """RFC 3464: a 'dsn' event per recipient block that reports a bounce (not delivered, relayed, expanded).
+
+    The first block of a message/delivery-status part is about the message, each further one about one
+    recipient: Original-Recipient, else Final-Recipient; Status and Action classify it (`classify`).
+    """
+    message_id = _message_id(original)
+    events: list[Event] = []
+    for blocks in _blocks(report, "message/delivery-status"):
+        for block in blocks[1:]:
+            addr = _address(block["Original-Recipient"]) or _address(block["Final-Recipient"])
+            status = str(block["Status"] or "").strip() or None
+            kind = classify(status, block["Action"])
+            if addr and kind:
+                detail = " ".join(str(block["Diagnostic-Code"] or "").split()) or None
+                events.append(Event(addr, kind, "dsn", status, detail, message_id))
+    return events
+
+
+def parse_feedback_report(report: Message, original: Message | None) -> list[Event]:
+    """RFC 5965 (ARF): an 'arf' complaint per message/feedback-report part, detail = Feedback-Type.
+
+    The address is Original-Rcpt-To, else the first To of the returned message, else '' (the caller
+    may still know it from the Message-ID).
+    """
+    message_id = _message_id(original)
+    events: list[Event] = []
+    for blocks in _blocks(report, "message/feedback-report"):
+        if not blocks:
+            continue
+        fields = blocks[0]
+        addr = _address(fields["Original-Rcpt-To"])
+        if addr is None and original is not None:
+            tos = getaddresses([str(original["To"] or "")])
+            addr = _address(tos[0][1]) if tos else None
+        events.append(Event(addr or "", "complaint", "arf", None,
+                            str(fields["Feedback-Type"] or "abuse").strip(), message_id))
+    return events
+
+
+_REPORTS = {"delivery-status": parse_delivery_status, "feedback-report": parse_feedback_report}
+
+
 def parse_report(msg: Message) -> list[Event]:
-    """The bounces and complaints in one received message; [] if it is not such a report."""
+    """The bounces and complaints in one received message; [] if it is not such a report.
+
+    A multipart/report goes to the parser of its report-type; any other message, or report-type, is [].
+    """
     if msg.get_content_type() != "multipart/report":
         return []
-    report_type = str(msg.get_param("report-type") or "").lower()
-    original = _original_headers(msg)
-    message_id = str(original["Message-ID"]).strip() if original is not None and original["Message-ID"] else None
-    events: list[Event] = []
-    for part in msg.get_payload():
-        ctype = part.get_content_type()
-        blocks = part.get_payload() if isinstance(part.get_payload(), list) else []
-        if report_type == "delivery-status" and ctype == "message/delivery-status":
-            for block in blocks[1:]:  # the first block is about the message, the rest one per recipient
-                addr = _address(block["Original-Recipient"]) or _address(block["Final-Recipient"])
-                status = str(block["Status"] or "").strip() or None
-                kind = classify(status, block["Action"])
-                if addr and kind:
-                    detail = " ".join(str(block["Diagnostic-Code"] or "").split()) or None
-                    events.append(Event(addr, kind, "dsn", status, detail, message_id))
-        elif report_type == "feedback-report" and ctype == "message/feedback-report" and blocks:
-            fields = blocks[0]
-            addr = _address(fields["Original-Rcpt-To"])
-            if addr is None and original is not None:
-                tos = getaddresses([str(original["To"] or "")])
-                addr = _address(tos[0][1]) if tos else None
-            events.append(Event(addr or "", "complaint", "arf", None,
-                                str(fields["Feedback-Type"] or "abuse").strip(), message_id))
-    return events
+    parse = _REPORTS.get(str(msg.get_param("report-type") or "").lower())
+    return parse(msg, _original_headers(msg)) if parse is not None else []
 
 
 # -------------------------------------------------------------------------------------- recording
@@ -207,24 +243,6 @@ class BounceReport:
                 f"suppressed {len(self.suppressed)} addresses")
 
 
-def read_mailbox(maildir: str | Path | None = None, mbox: str | Path | None = None) -> Iterator[bytes]:
-    """The raw messages of a Maildir (new/ and cur/, left as they are) and/or an mbox file."""
-    if maildir is not None:
-        path = Path(maildir)
-        if not (path / "cur").is_dir() and not (path / "new").is_dir():
-            raise ValueError(f"{path}: not a Maildir (no cur/ or new/ folder)")
-        box = mailbox.Maildir(path, factory=None, create=False)
-        for key in box.iterkeys():
-            yield box.get_bytes(key)
-    if mbox is not None:
-        path = Path(mbox)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such mbox file")
-        mb = mailbox.mbox(path, factory=None, create=False)
-        for key in mb.iterkeys():
-            yield mb.get_bytes(key)
-
-
 def process_message(db: Database, settings: Settings, data: bytes, report: BounceReport) -> None:
     report.messages += 1
     try:
@@ -261,10 +279,11 @@ def process_mailbox(db: Database, settings: Settings, *, maildir: str | Path | N
                     mbox: str | Path | None = None, report: BounceReport | None = None) -> BounceReport:
     """Read every message of a Maildir and/or mbox, record bounces and complaints, apply the policy.
 
-    Counts are added to `report` when given (several mailboxes, one summary).
+    Counts are added to `report` when given (several mailboxes, one summary). The mailbox is only
+    read; a path that is not a Maildir or an mbox file is a one-line ValueError (digest.mail.mailbox).
     """
     report = report if report is not None else BounceReport()
-    for data in read_mailbox(maildir, mbox):
+    for data in inbox.messages(maildir, mbox):  # read only: the bounce keys make a rerun count nothing twice
         process_message(db, settings, data, report)
     log.info("bounces processed: %s", report.summary())
     return report

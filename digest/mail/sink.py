@@ -52,6 +52,9 @@ class Faults:
     drop_at: set[int] = field(default_factory=set)  # at these transactions the connection just breaks
     busy_at: set[int] = field(default_factory=set)  # at these, "421 closing" and the connection closes
     delay: float = 0.0  # seconds before answering each DATA
+    # (command, transaction) -> this reply instead, e.g. ("RCPT", 2): "421 4.3.2 busy"; MAIL, RCPT or DATA
+    # (after the message is read). A 421 reply also closes the connection, as servers do.
+    replies: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,13 +77,18 @@ class SinkHandler:
             server.transport.abort()  # no reply at all: the client sees the connection break
             return "421 4.4.2 connection dropped"
         if n in self.faults.busy_at:
-            server.transport.close()  # the reply below goes out, then the connection closes
+            _close_after_reply(server)
             return "421 4.3.2 Service shutting down, closing transmission channel"
+        session.transaction = n
+        if (reply := self._reply(server, "MAIL", n)) is not None:
+            return reply
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if (reply := self._reply(server, "RCPT", getattr(session, "transaction", 0))) is not None:
+            return reply
         key = address.lower()
         if key in self.faults.reject:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
@@ -97,6 +105,8 @@ class SinkHandler:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
+        if (reply := self._reply(server, "DATA", getattr(session, "transaction", 0))) is not None:
+            return reply
         got = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
         with self.lock:
             self.received += 1
@@ -112,6 +122,18 @@ class SinkHandler:
             if html is not None:
                 (self.outbox / f"{stem}.html").write_text(html.get_content(), encoding="utf-8")
         return "250 Message accepted for delivery"
+
+    def _reply(self, server, command: str, transaction: int) -> str | None:
+        """The reply `faults.replies` sets for this command in this transaction (closing on 421), or None."""
+        reply = self.faults.replies.get((command, transaction))
+        if reply is not None and reply.startswith("421"):
+            _close_after_reply(server)
+        return reply
+
+
+def _close_after_reply(server) -> None:
+    """Close the connection once the reply being returned has gone out (closing now would lose it)."""
+    asyncio.get_running_loop().call_soon(server.transport.close)
 
 
 class SmtpSink:

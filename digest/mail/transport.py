@@ -13,8 +13,9 @@ import email.policy
 import re
 import smtplib
 import ssl
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from digest.config import Settings
 
@@ -114,47 +115,19 @@ class SmtpTransport:
         self.connects += 1
 
     def send(self, data: bytes, sender: str, recipient: str) -> None:
-        for again in (True, False):
+        """Send one message to one recipient; what a failure means is `_OUTCOMES`, looked up by `_outcome`."""
+        for attempt in (1, 2):
             self.open()
             assert self.conn is not None
             try:
                 self.conn.sendmail(sender, [recipient], data)
                 return
-            except smtplib.SMTPRecipientsRefused as err:
-                code, reply = next(iter(err.recipients.values()))
-                if code == 421:
-                    self._drop()
-                    if again:
-                        continue
-                raise _failure(code, reply) from None
-            except smtplib.SMTPSenderRefused as err:
-                if err.smtp_code == 421:
-                    self._drop()
-                    if again:
-                        continue
-                if err.smtp_code >= 500:
-                    raise TransportUnavailable(f"sender {sender} refused: {err.smtp_code} {_text(err.smtp_error)}") from None
-                raise _failure(err.smtp_code, err.smtp_error) from None
-            except smtplib.SMTPResponseException as err:  # DATA refused, or an unexpected reply
-                if err.smtp_code == 421:
-                    self._drop()
-                    if again:
-                        continue
-                raise _failure(err.smtp_code, err.smtp_error) from None
-            except UnicodeEncodeError:  # the transaction may be half open: start the next one afresh
+            except _CAUGHT as err:
+                outcome = _outcome(err, sender, recipient)
+            if outcome.drop:
                 self._drop()
-                raise PermanentFailure(f"{recipient!r}: not an ASCII address (SMTPUTF8 is not supported)") from None
-            except TimeoutError as err:
-                # The server may have taken the message without saying so yet: no immediate resend.
-                self._drop()
-                raise TemporaryFailure(f"timed out: {err}") from None
-            except (smtplib.SMTPServerDisconnected, OSError) as err:
-                # Dropped mid-transaction: reconnect and send it again, once. (Had the server already
-                # taken it without a chance to say so, this is the one duplicate nothing can prevent.)
-                self._drop()
-                if again:
-                    continue
-                raise TemporaryFailure(f"connection lost: {err}") from None
+            if not (outcome.retry and attempt == 1):
+                raise outcome.error from None
 
     def _drop(self) -> None:
         if self.conn is not None:
@@ -179,6 +152,70 @@ def _text(reply: bytes | str) -> str:
 def _failure(code: int, reply: bytes | str) -> DeliveryError:
     text = f"{code} {_text(reply)}"
     return TemporaryFailure(text, code) if 400 <= code < 500 else PermanentFailure(text, code)
+
+
+class _Outcome(NamedTuple):
+    """What a failed `sendmail` means for the connection and for this message."""
+
+    drop: bool  # close the connection: the next attempt or message opens a new one
+    retry: bool  # send again once on a new connection (implies drop); used up, raise `error`
+    error: Exception  # what `send` raises
+
+
+def _reply(code: int, reply: bytes | str) -> _Outcome:
+    """A reply code, to MAIL, RCPT or DATA: 421 (closing) drops and retries once; else `_failure`, same connection."""
+    return _Outcome(code == 421, code == 421, _failure(code, reply))
+
+
+def _recipient_refused(err: smtplib.SMTPRecipientsRefused, sender: str, recipient: str) -> _Outcome:
+    return _reply(*next(iter(err.recipients.values())))
+
+
+def _sender_refused(err: smtplib.SMTPSenderRefused, sender: str, recipient: str) -> _Outcome:
+    """A sender refused for good (5xx) refuses every message: stop the run; 421 and other 4xx as `_reply`."""
+    if err.smtp_code >= 500:
+        return _Outcome(False, False, TransportUnavailable(
+            f"sender {sender} refused: {err.smtp_code} {_text(err.smtp_error)}"))
+    return _reply(err.smtp_code, err.smtp_error)
+
+
+def _refused(err: smtplib.SMTPResponseException, sender: str, recipient: str) -> _Outcome:
+    return _reply(err.smtp_code, err.smtp_error)  # DATA refused, or an unexpected reply
+
+
+def _not_ascii(err: UnicodeEncodeError, sender: str, recipient: str) -> _Outcome:
+    # the transaction may be half open: start the next one afresh
+    return _Outcome(True, False, PermanentFailure(f"{recipient!r}: not an ASCII address (SMTPUTF8 is not supported)"))
+
+
+def _timed_out(err: TimeoutError, sender: str, recipient: str) -> _Outcome:
+    # the server may have taken the message without saying so yet: no immediate resend
+    return _Outcome(True, False, TemporaryFailure(f"timed out: {err}"))
+
+
+def _connection_lost(err: OSError, sender: str, recipient: str) -> _Outcome:
+    # dropped mid-transaction: send it again, once (had the server already taken it without a chance
+    # to say so, this is the one duplicate nothing can prevent)
+    return _Outcome(True, True, TemporaryFailure(f"connection lost: {err}"))
+
+
+# What each exception `sendmail` raises means; the first row whose type matches decides (order matters:
+# SMTPException is an OSError, TimeoutError too). Exceptions of no row propagate unchanged.
+_OUTCOMES: tuple[tuple[type[Exception], Callable[..., _Outcome]], ...] = (
+    (smtplib.SMTPRecipientsRefused, _recipient_refused),
+    (smtplib.SMTPSenderRefused, _sender_refused),
+    (smtplib.SMTPResponseException, _refused),
+    (UnicodeEncodeError, _not_ascii),
+    (TimeoutError, _timed_out),
+    (smtplib.SMTPServerDisconnected, _connection_lost),
+    (OSError, _connection_lost),
+)
+_CAUGHT = tuple(kind for kind, _ in _OUTCOMES)
+
+
+def _outcome(err: Exception, sender: str, recipient: str) -> _Outcome:
+    """The outcome of the first row of `_OUTCOMES` matching `err` (one of `_CAUGHT`)."""
+    return next(handle(err, sender, recipient) for kind, handle in _OUTCOMES if isinstance(err, kind))
 
 
 def smtp_from_settings(settings: Settings) -> SmtpTransport:

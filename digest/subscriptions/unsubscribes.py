@@ -11,13 +11,13 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
-import mailbox
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+from digest.mail import mailbox as inbox
 from digest.records import utcnow
 from digest.store.db import Database
 from digest.subscriptions import signup as selfservice
@@ -76,33 +76,20 @@ def _handle(db: Database, raw: bytes, report: MailboxReport, now: datetime) -> N
 
 
 def process_maildir(db: Database, path: str | Path, now: datetime | None = None) -> MailboxReport:
-    now = now or utcnow()
-    if not (Path(path) / "new").is_dir() or not (Path(path) / "cur").is_dir():
-        raise ValueError(f"{path}: not a Maildir (needs new/ and cur/)")
-    box = mailbox.Maildir(str(path), factory=None, create=False)
-    report = MailboxReport()
-    for key in list(box.iterkeys()):
-        msg = box.get_message(key)
-        if "S" in msg.get_flags():
-            continue
-        _handle(db, box.get_bytes(key), report, now)
-        msg.set_subdir("cur")
-        msg.add_flag("S")
-        box[key] = msg
-    return report
+    """Handle each unseen message of a Maildir and mark it seen (ValueError if `path` is not a Maildir)."""
+    return _handle_all(db, inbox.maildir_messages(path, mark_seen=True), now)
 
 
 def process_mbox(db: Database, path: str | Path, now: datetime | None = None) -> MailboxReport:
+    """Handle every message of an mbox file, left as it is (ValueError if there is no such file)."""
+    return _handle_all(db, inbox.mbox_messages(path), now)
+
+
+def _handle_all(db: Database, raws: Iterable[bytes], now: datetime | None) -> MailboxReport:
     now = now or utcnow()
-    if not Path(path).is_file():
-        raise ValueError(f"{path}: no such mbox file")
     report = MailboxReport()
-    box = mailbox.mbox(str(path), create=False)
-    try:
-        for key in box.iterkeys():
-            _handle(db, box.get_bytes(key), report, now)
-    finally:
-        box.close()
+    for raw in raws:
+        _handle(db, raw, report, now)
     return report
 
 
