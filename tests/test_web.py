@@ -225,17 +225,6 @@ def test_rate_limits_per_ip_and_per_address(env):
     assert "a3@example.org" not in [m.recipients[0] for m in sink.messages]
 
 
-def test_rate_limiter_window_slides():
-    now = [0.0]
-    limiter = selfservice.RateLimiter(2, 60, clock=lambda: now[0], max_keys=3)
-    assert limiter.hit("a") and limiter.hit("a") and not limiter.hit("a")
-    now[0] = 61
-    assert limiter.hit("a")
-    for k in "bcdef":  # many keys: memory stays bounded
-        limiter.hit(k)
-    assert len(limiter._hits) <= 3
-
-
 # ---------------------------------------------------------------------------- input and escaping
 
 

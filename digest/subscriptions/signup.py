@@ -10,10 +10,8 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
-import threading
-import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -30,6 +28,7 @@ from digest.config import Settings
 from digest.delivery.sender import render_envelope
 from digest.mail import signing
 from digest.mail.message import POLICY, clean_header, parse_address, sender_domain, to_bytes
+from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import Transport
 from digest.mail.transport import from_settings as transport_from_settings
 from digest.planning.planner import load_papers, select_papers, utcnow
@@ -50,42 +49,6 @@ log = logging.getLogger("digest.subscriptions.signup")
 TEMPLATES = resources.files("digest") / "web" / "templates"
 Outcome = Literal["confirm", "manage", "suppressed", "limited"]
 FALLBACK_TOPICS = ["large language models", "diffusion models", "reinforcement learning", "graph neural networks"]
-
-# ------------------------------------------------------------------------------------ rate limits
-
-
-class RateLimiter:
-    """At most `limit` hits per key in any `window` seconds; kept in this process's memory.
-
-    `digest serve` is one process, so this is exact there; behind several processes each keeps its
-    own count (the limit then applies per process).
-    """
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
-        self.limit, self.window, self.clock, self.max_keys = limit, window, clock, max_keys
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str) -> bool:
-        """Count a hit for `key`; False (and not counted) when the key is over its limit."""
-        now = self.clock()
-        with self._lock:
-            if len(self._hits) >= self.max_keys:
-                self._prune(now)
-            q = self._hits.setdefault(key, deque())
-            while q and q[0] <= now - self.window:
-                q.popleft()
-            if len(q) >= self.limit:
-                return False
-            q.append(now)
-            return True
-
-    def _prune(self, now: float) -> None:
-        for key in [k for k, q in self._hits.items() if not q or q[-1] <= now - self.window]:
-            del self._hits[key]
-        while len(self._hits) >= self.max_keys:  # still full of live keys: forget the oldest
-            del self._hits[next(iter(self._hits))]
-
 
 # ------------------------------------------------------------------------------------- subscribe
 

@@ -29,12 +29,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from digest.config import Settings
+from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import DeliveryError, Transport, TransportUnavailable
 from digest.planning.planner import utcnow
 from digest.store.db import Database
 from digest.subscriptions import signup as selfservice
 from digest.subscriptions import subscribers, tokens
-from digest.subscriptions.signup import RateLimiter, SignupRequest, SubscriberError, TokenError
+from digest.subscriptions.signup import SignupRequest, SubscriberError, TokenError
 from digest.subscriptions.subscribers import FREQUENCIES, WEEKDAYS, SubscriberView
 from digest.web.security import CSP_ARCHIVE, Csrf, SecurityHeaders, same_origin
 
@@ -86,7 +87,8 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
     base = urlsplit(settings.web.base_url)
     root = base.path.rstrip("/")  # the app may live under a path prefix of base_url
     csrf = Csrf(secret, secure=base.scheme == "https")
-    by_ip, by_address = RateLimiter(*ip_limit), RateLimiter(*address_limit)
+    by_ip = RateLimiter(window_limit=ip_limit[0], window_seconds=ip_limit[1])
+    by_address = RateLimiter(window_limit=address_limit[0], window_seconds=address_limit[1])
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(WEB / "templates")), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     env.globals.update(site_name=settings.digest.site_name, root=root, frequencies=FREQUENCIES,
