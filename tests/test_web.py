@@ -104,7 +104,10 @@ def test_subscribe_confirm_and_preview(env):
     (got,) = sink.messages
     msg = got.message
     assert got.recipients == ["ada@example.org"] and msg.get_content_type() == "multipart/alternative"
-    assert msg.get_body(("html",)) is not None and "Auto-Submitted" in msg
+    assert msg.get_body(("html",)) is not None and msg["Auto-Submitted"] == "auto-generated"
+    assert msg["Message-ID"].endswith(".confirm@example.org>") and msg["List-Unsubscribe"] is None
+    assert msg["From"] == "Trending Papers <digest@example.org>" and msg["To"] == "ada@example.org"
+    assert [p["Content-Transfer-Encoding"] for p in msg.iter_parts()] == ["quoted-printable"] * 2
     url = link_in(msg, "confirm")
     assert url in msg.get_body(("html",)).get_content()
 
@@ -204,6 +207,18 @@ def test_forms_need_a_csrf_token_from_this_site(env):
     assert c.post(prefs + "/pause", data={"weeks": "4"}).status_code == 403
     assert subscribers.get_by_id(db, sid).status == "active"
     assert c.post("/subscribe", data={**form, "csrf": token}).status_code == 200  # the real form works
+
+
+def test_notice_to_an_internationalised_address(env):
+    """The notice takes the digests' rule: an IDN domain in its xn-- form; a non-ASCII local part
+    (which needs SMTPUTF8) is not sent, and the page says so."""
+    settings, db, sink = env
+    c = client(settings, db)
+    assert subscribe(c, "ada@bücher.de").status_code == 200
+    (got,) = sink.messages
+    assert got.recipients == ["ada@xn--bcher-kva.de"] and got.message["To"] == "ada@xn--bcher-kva.de"
+    r = subscribe(c, "jörg@example.org")
+    assert r.status_code == 503 and "could not send the email" in r.text and len(sink.messages) == 1
 
 
 # ------------------------------------------------------------------------------------- rate limits

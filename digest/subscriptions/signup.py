@@ -7,14 +7,12 @@ what each token may do, and never lets an unsubscribed or suppressed address be 
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from functools import lru_cache
 from importlib import resources
 from typing import Literal
@@ -27,9 +25,9 @@ from sqlalchemy.orm import selectinload
 from digest.config import Settings
 from digest.delivery.sender import render_envelope
 from digest.mail import signing
-from digest.mail.message import POLICY, clean_header, parse_address, sender_domain, to_bytes
+from digest.mail.message import Envelope, ascii_address, message_bytes, new_message_id, parse_address
 from digest.mail.ratelimit import RateLimiter
-from digest.mail.transport import Transport
+from digest.mail.transport import PermanentFailure, Transport
 from digest.mail.transport import from_settings as transport_from_settings
 from digest.planning.planner import load_papers, select_papers, utcnow
 from digest.ranking.text import STOP_WORDS
@@ -131,45 +129,41 @@ def _mail_env() -> tuple[jinja2.Environment, jinja2.Environment]:
 
 
 def notice_message(settings: Settings, to: str, kind: str, url: str, topics: Sequence[str],
-                   now: datetime) -> EmailMessage:
-    """The confirmation (or 'manage your subscription') email: multipart/alternative, text first."""
+                   now: datetime) -> bytes:
+    """The confirmation (or 'manage your subscription') email as it goes on the wire: multipart/alternative,
+    text first, no list headers, marked Auto-Submitted. ValueError if `to` cannot be sent without SMTPUTF8."""
     site = settings.digest.site_name
     subject = f"Confirm your subscription to {site}" if kind == "confirm" else f"Your {site} subscription"
     ctx = {"kind": kind, "url": url, "topics": list(topics), "site_name": site, "email": to,
            "days": (tokens.MAX_AGE["confirm"] or 0) // 86400}
     html_env, text_env = _mail_env()
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = parse_address(settings.mail.from_address)
-    if settings.mail.reply_to:
-        msg["Reply-To"] = parse_address(settings.mail.reply_to)
-    msg["To"] = clean_header(to)
-    msg["Subject"] = clean_header(subject)
-    msg["Date"] = email.utils.format_datetime(now)
-    msg["Message-ID"] = email.utils.make_msgid("confirm" if kind == "confirm" else "manage",
-                                               domain=sender_domain(settings.mail.from_address))
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["MIME-Version"] = "1.0"
-    msg.set_content(text_env.get_template("email_notice.txt").render(ctx), subtype="plain", charset="utf-8",
-                    cte="quoted-printable")
-    msg.add_alternative(html_env.get_template("email_notice.html").render(ctx), subtype="html", charset="utf-8",
-                        cte="quoted-printable")
-    return msg
+    mail = settings.mail
+    env = Envelope(from_address=mail.from_address, to_address=to, to_name=None, subject=subject,
+                   message_id=new_message_id("confirm" if kind == "confirm" else "manage", mail.from_address),
+                   reply_to=mail.reply_to, date=now, auto_submitted="auto-generated")
+    return message_bytes(env, text_env.get_template("email_notice.txt").render(ctx),
+                         html_env.get_template("email_notice.html").render(ctx))
 
 
 def send_notice(settings: Settings, to: str, kind: str, url: str, topics: Sequence[str], *,
                 transport: Transport | None = None, now: datetime | None = None) -> None:
     """Sign (DKIM, when configured) and send one notice through the configured transport.
 
-    Raises the transport's errors: DeliveryError for this recipient, TransportUnavailable otherwise.
+    Raises the transport's errors: DeliveryError for this recipient (also for an address that needs
+    SMTPUTF8, as the digests do), TransportUnavailable otherwise.
     """
-    data = to_bytes(notice_message(settings, to, kind, url, topics, now or utcnow()))
+    try:
+        recipient = ascii_address(to)
+        data = notice_message(settings, to, kind, url, topics, now or utcnow())
+    except ValueError as err:
+        raise PermanentFailure(str(err)) from None
     signer = signing.from_settings(settings)
     if signer is not None:
         data = signer.sign(data)
     transport = transport or transport_from_settings(settings)
     transport.open()
     try:
-        transport.send(data, parse_address(settings.mail.from_address).addr_spec, to)
+        transport.send(data, parse_address(settings.mail.from_address).addr_spec, recipient)
     finally:
         transport.close()
 
