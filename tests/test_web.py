@@ -19,7 +19,7 @@ from digest.cli import main
 from digest.mail.sink import SmtpSink
 from digest.store.models import Delivery, Feedback, Paper, Subscriber, Suppression
 from digest.subscriptions import signup as selfservice
-from digest.subscriptions import subscribers, tokens
+from digest.subscriptions import subscribers, tokens, topics
 from digest.subscriptions.unsubscribes import process_maildir, process_mbox
 from digest.web.app import create_app
 
@@ -421,7 +421,7 @@ def test_healthz_and_error_pages(env, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(selfservice, "suggest_topics", boom)
+    monkeypatch.setattr(topics, "suggest_topics", boom)
     r = c.get("/")
     assert r.status_code == 500 and "Something went wrong" in r.text
     assert "secret internals" not in r.text and "Traceback" not in r.text

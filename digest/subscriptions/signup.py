@@ -1,16 +1,16 @@
-"""Self-service: subscribe with double opt-in, confirm, manage, unsubscribe, feedback, archive.
+"""Sign-up with double opt-in: the subscribe request, its notice email, the confirmation, and what a
+clicked link's token names.
 
 The web app (`digest.web`) and the mailto processor (`digest.subscriptions.unsubscribes`) are thin shells over these
 functions. Every link a subscriber clicks carries a token from `digest.subscriptions.tokens`; this module decides
 what each token may do, and never lets an unsubscribed or suppressed address be mailed a digest again.
+Topic suggestions are in `digest.subscriptions.topics`, feedback clicks in `digest.subscriptions.feedback`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -29,14 +29,12 @@ from digest.mail.message import Envelope, ascii_address, message_bytes, new_mess
 from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import PermanentFailure, Transport
 from digest.mail.transport import from_settings as transport_from_settings
-from digest.planning.planner import load_papers, select_papers, utcnow
-from digest.ranking.text import STOP_WORDS
-from digest.records import Pick
+from digest.planning.planner import load_papers, select_papers
+from digest.records import Pick, utcnow
 from digest.render import default_renderer
 from digest.render.compose import one_line, paper_url
 from digest.store.db import Database
-from digest.store.models import Delivery, Feedback, Subscriber, Suppression
-from digest.store.models import Paper as PaperRow
+from digest.store.models import Delivery, Subscriber, Suppression
 from digest.subscriptions import subscribers, tokens
 from digest.subscriptions.links import Links
 from digest.subscriptions.subscribers import SubscriberError, SubscriberView
@@ -46,7 +44,6 @@ log = logging.getLogger("digest.subscriptions.signup")
 
 TEMPLATES = resources.files("digest") / "web" / "templates"
 Outcome = Literal["confirm", "manage", "suppressed", "limited"]
-FALLBACK_TOPICS = ["large language models", "diffusion models", "reinforcement learning", "graph neural networks"]
 
 # ------------------------------------------------------------------------------------- subscribe
 
@@ -268,59 +265,7 @@ def recent_editions(db: Database, settings: Settings, subscriber_id: int, limit:
         ]
 
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]+")
-
-
-def suggest_topics(db: Database, now: datetime | None = None, k: int = 6, days: int = 14) -> list[str]:
-    """A few topic phrases from recent paper titles: the most frequent two-word phrases."""
-    now = now or utcnow()
-    with db.session() as s:
-        titles = list(s.scalars(select(PaperRow.title).where(PaperRow.first_seen_at > now - timedelta(days=days))
-                                .order_by(PaperRow.upvotes.desc()).limit(500)))
-    found = [p for p, n in _phrase_counts(titles).most_common(k) if n >= 2]
-    if len(found) < 3:
-        found += [t for t in FALLBACK_TOPICS if t not in found]
-    return found[:k]
-
-
-def _phrase_counts(titles: Iterable[str]) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for title in titles:
-        for part in re.split(r"[:;,.?!()]", title):
-            words = [w.lower() for w in _WORD.findall(part)]
-            pairs = {f"{a} {b}" for a, b in zip(words, words[1:], strict=False)
-                     if a not in STOP_WORDS and b not in STOP_WORDS and len(a) > 2 and len(b) > 2}
-            counts.update(pairs)
-    return counts
-
-
-# ---------------------------------------------------------------------------- feedback, archive
-
-
-def paper_title(db: Database, paper_id: int) -> str | None:
-    with db.session() as s:
-        row = s.get(PaperRow, paper_id)
-        return one_line(row.title) if row else None
-
-
-def record_feedback(db: Database, subscriber_id: int, paper_id: int, signal: int, now: datetime | None = None) -> None:
-    """Upsert one 'more like this' (+1) or 'less like this' (-1); the last click wins."""
-    if signal not in (1, -1):
-        raise ValueError("signal must be +1 or -1")
-    now = now or utcnow()
-    for attempt in range(2):
-        try:
-            with db.session() as s:
-                row = s.scalars(select(Feedback).where(Feedback.subscriber_id == subscriber_id,
-                                                       Feedback.paper_id == paper_id)).first()
-                if row is None:
-                    s.add(Feedback(subscriber_id=subscriber_id, paper_id=paper_id, signal=signal, created_at=now))
-                else:
-                    row.signal, row.created_at = signal, now
-            return
-        except IntegrityError:  # a double click raced us to the insert
-            if attempt:
-                raise
+# --------------------------------------------------------------------------------------- archive
 
 
 def archive_html(db: Database, settings: Settings, subscriber_id: int, delivery_id: int,

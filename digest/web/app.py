@@ -33,8 +33,9 @@ from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import DeliveryError, Transport, TransportUnavailable
 from digest.planning.planner import utcnow
 from digest.store.db import Database
+from digest.subscriptions import feedback as feedback_clicks
 from digest.subscriptions import signup as selfservice
-from digest.subscriptions import subscribers, tokens
+from digest.subscriptions import subscribers, tokens, topics
 from digest.subscriptions.signup import SignupRequest, SubscriberError, TokenError
 from digest.subscriptions.subscribers import FREQUENCIES, WEEKDAYS, SubscriberView
 from digest.web.security import CSP_ARCHIVE, Csrf, SecurityHeaders, same_origin
@@ -127,7 +128,7 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
 
     async def topic_suggestions() -> list[str]:
         if time.monotonic() - suggestions["at"] > 600:
-            suggestions["value"] = await run_in_threadpool(selfservice.suggest_topics, db)
+            suggestions["value"] = await run_in_threadpool(topics.suggest_topics, db)
             suggestions["at"] = time.monotonic()
         return suggestions["value"]
 
@@ -258,13 +259,13 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
         pid, signal = data.get("p"), data.get("v")
         if sub is None or not isinstance(pid, int) or signal not in (1, -1):
             return bad_link(request, "feedback")
-        title = await run_in_threadpool(selfservice.paper_title, db, pid)
+        title = await run_in_threadpool(feedback_clicks.paper_title, db, pid)
         if title is None:
             return error(request, 404, "Paper not found", "This paper is no longer in our listings.")
         if request.method == "GET":
             return page(request, "feedback.html", title=title, signal=signal, done=False)
         await form_of(request)
-        await run_in_threadpool(selfservice.record_feedback, db, sub.id, pid, signal)
+        await run_in_threadpool(feedback_clicks.record_feedback, db, sub.id, pid, signal)
         return page(request, "feedback.html", title=title, signal=signal, done=True)
 
     async def archive(request: Request) -> Response:
