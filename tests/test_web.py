@@ -18,8 +18,7 @@ from digest import pipeline
 from digest.cli import main
 from digest.mail.sink import SmtpSink
 from digest.store.models import Delivery, Feedback, Paper, Subscriber, Suppression
-from digest.subscriptions import signup as selfservice
-from digest.subscriptions import subscribers, tokens, topics
+from digest.subscriptions import signup, subscribers, tokens, topics
 from digest.subscriptions.unsubscribes import process_maildir, process_mbox
 from digest.web.app import create_app
 
@@ -161,7 +160,7 @@ def test_forged_expired_and_cross_purpose_tokens_get_a_plain_400(env):
     sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"]).id
     with db.session() as s:  # a long-standing subscriber, so old links are theirs
         s.get(Subscriber, sid).created_at = datetime.now(UTC) - timedelta(days=6 * 365)
-    lk = selfservice.links(settings)
+    lk = signup.links(settings)
     c = client(settings, db)
     manage = lk.preferences(sid).removeprefix(BASE)
     forged = manage[:-3] + ("aaa" if not manage.endswith("aaa") else "bbb")
@@ -201,7 +200,7 @@ def test_forms_need_a_csrf_token_from_this_site(env):
     assert fresh.post("/subscribe", data={**form, "csrf": token}).status_code == 403
     assert sink.messages == [] and "Traceback" not in c.post("/subscribe", data=form).text
 
-    prefs = selfservice.links(settings).preferences(sid).removeprefix(BASE)
+    prefs = signup.links(settings).preferences(sid).removeprefix(BASE)
     r = c.post(prefs, data={"topics": "hijacked", "frequency": "daily", "hour": "8", "timezone": "UTC"})
     assert r.status_code == 403 and subscribers.get_by_id(db, sid).topics == ["graph neural networks"]
     assert c.post(prefs + "/pause", data={"weeks": "4"}).status_code == 403
@@ -273,7 +272,7 @@ def test_input_limits_and_escaping(env):
 
 def test_one_click_unsubscribe_rfc8058(env):
     settings, db, _ = env
-    lk = selfservice.links(settings)
+    lk = signup.links(settings)
     a = subscribers.add(db, "a@example.org", topics=["graph neural networks"]).id
     b = subscribers.add(db, "b@example.org", topics=["graph neural networks"]).id
     pipeline.plan(db, settings)  # both have an edition waiting in the ledger
@@ -309,7 +308,7 @@ def test_resubscribe_needs_a_fresh_confirmation(env):
     first = link_in(sink.messages[-1].message, "confirm")
     c.post(first, data={"csrf": csrf_of(c.get(first).text)})
     sid = subscribers.get(db, "ada@example.org").id
-    c.post(selfservice.links(settings).unsubscribe(sid).removeprefix(BASE), data={"List-Unsubscribe": "One-Click"})
+    c.post(signup.links(settings).unsubscribe(sid).removeprefix(BASE), data={"List-Unsubscribe": "One-Click"})
     assert status_of(db, "ada@example.org") == "unsubscribed"
     time.sleep(0.01)
 
@@ -334,7 +333,7 @@ def test_preferences_edit_pause_resume(env):
     sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"]).id
     pipeline.plan(db, settings)
     assert pipeline.send(db, settings).sent == 1
-    url = selfservice.links(settings).preferences(sid).removeprefix(BASE)
+    url = signup.links(settings).preferences(sid).removeprefix(BASE)
     c = client(settings, db)
     page = c.get(url)
     assert page.status_code == 200 and "Recently sent" in page.text
@@ -373,7 +372,7 @@ def test_feedback_get_asks_post_records(env):
     sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"]).id
     with db.session() as s:
         pid = s.scalar(select(Paper.id).where(Paper.title == PAPERS[0]))
-    lk = selfservice.links(settings)
+    lk = signup.links(settings)
     c = client(settings, db)
     more = lk.feedback(sid, pid, 1).removeprefix(BASE)
     page = c.get(more)
@@ -405,7 +404,7 @@ def test_archive_shows_the_sent_edition_to_its_owner_only(env):
     assert r.status_code == 200 and PAPERS[0] in r.text and "script-src" not in r.headers["content-security-policy"]
     with db.session() as s:
         other = s.scalar(select(Delivery.id).where(Delivery.email == "b@example.org"))
-    assert c.get(selfservice.links(settings).archive(a, other).removeprefix(BASE)).status_code == 404
+    assert c.get(signup.links(settings).archive(a, other).removeprefix(BASE)).status_code == 404
 
 
 # ---------------------------------------------------------------------------- health and errors

@@ -87,7 +87,8 @@ class Suggestions:
     """Topic suggestions for the subscribe form, mined again at most every `ttl` seconds."""
 
     def __init__(self, ttl: float = 600.0):
-        self.ttl, self.at, self.value = ttl, -1e9, []
+        self.ttl, self.at = ttl, -1e9
+        self.value: list[str] = []
 
     async def get(self, db: Database) -> list[str]:
         if time.monotonic() - self.at > self.ttl:
