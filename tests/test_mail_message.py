@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.mail.message import Envelope, build_message, make_message_id, message_bytes
+from digest.mail.message import Envelope, build_message, make_message_id, message_bytes, new_message_id
 
 LONG_URL = "https://digest.example.org/unsubscribe/" + "eyJzIjoxMjM0NTY3fQ.ZxYwVu" * 8
 HEADERS = ["From", "To", "Reply-To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
@@ -112,3 +112,27 @@ def test_internationalised_addresses():
     assert parse(raw)["To"].addresses[0].addr_spec == "user@xn--bcher-kva.de"
     with pytest.raises(ValueError, match="SMTPUTF8"):
         wire(to_address="jürgen@example.org")
+
+
+def test_a_notice_has_no_list_headers_and_says_it_is_automatic():
+    notice = Envelope(from_address="Trending Papers <digest@example.org>", to_address="ada@example.org", to_name=None,
+                      subject="Confirm your subscription", message_id=new_message_id("confirm", "digest@example.org"),
+                      auto_submitted="auto-generated")
+    raw = message_bytes(notice, "text part\n", "<p>html part</p>\n")
+    msg = parse(raw)
+    assert [name for name, _ in msg.items()] == ["From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted",
+                                                 "MIME-Version", "Content-Type"]
+    assert msg["To"] == "ada@example.org" and msg["Auto-Submitted"] == "auto-generated"
+    assert re.fullmatch(r"<[^<>@\s]+\.confirm@example\.org>", msg["Message-ID"])
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p["Content-Transfer-Encoding"] for p in msg.iter_parts()] == ["quoted-printable"] * 2
+    assert new_message_id("confirm", "digest@example.org") != new_message_id("confirm", "digest@example.org")
+
+
+def test_list_unsubscribe_with_only_one_of_its_urls():
+    only_mailto = parse(wire(unsubscribe_url=None))
+    assert only_mailto["List-Unsubscribe"] == "<mailto:unsubscribe@example.org?subject=unsubscribe>"
+    assert only_mailto["List-Unsubscribe-Post"] is None  # one-click needs the web URL
+    only_url = parse(wire(unsubscribe_mailto=None))
+    assert only_url["List-Unsubscribe"] == f"<{LONG_URL}>"
+    assert only_url["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

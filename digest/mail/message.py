@@ -103,18 +103,27 @@ def make_message_id(delivery_id: int, period: str, domain: str) -> str:
     return f"<digest.{delivery_id}.{re.sub(r'[^A-Za-z0-9-]', '', period)}@{domain}>"
 
 
+def new_message_id(tag: str, from_address: str) -> str:
+    """A fresh, unique Message-ID in the sender's domain, for a one-off message (a confirmation, say)."""
+    return email.utils.make_msgid(tag, domain=sender_domain(from_address))
+
+
 @dataclass(frozen=True)
 class Envelope:
+    """The headers of one message. A digest is a list message and carries the list headers (RFC 2369,
+    RFC 8058); a one-off notice has none, and says it was sent automatically (RFC 3834)."""
+
     from_address: str
     to_address: str
     to_name: str | None
     subject: str
     message_id: str
-    list_id: str
-    unsubscribe_url: str
-    unsubscribe_mailto: str
+    list_id: str | None = None
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
     reply_to: str | None = None
     date: datetime | None = None
+    auto_submitted: str | None = None  # "auto-generated" for a notice
 
 
 def _url(value: str) -> str:
@@ -135,10 +144,17 @@ def _headers(env: Envelope) -> EmailMessage:
     msg["Subject"] = clean_header(env.subject)
     msg["Date"] = email.utils.format_datetime(env.date or datetime.now(UTC))
     msg["Message-ID"] = clean_header(env.message_id)
-    msg["List-Id"] = clean_header(env.list_id)
-    mailto = _url(f"mailto:{clean_header(env.unsubscribe_mailto)}?subject=unsubscribe")
-    msg["List-Unsubscribe"] = f"<{_url(env.unsubscribe_url)}>, <{mailto}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if env.auto_submitted:
+        msg["Auto-Submitted"] = clean_header(env.auto_submitted)
+    if env.list_id:
+        msg["List-Id"] = clean_header(env.list_id)
+    unsubscribe = [f"<{_url(env.unsubscribe_url)}>"] if env.unsubscribe_url else []
+    if env.unsubscribe_mailto:
+        unsubscribe.append(f"<{_url(f'mailto:{clean_header(env.unsubscribe_mailto)}?subject=unsubscribe')}>")
+    if unsubscribe:
+        msg["List-Unsubscribe"] = ", ".join(unsubscribe)
+    if env.unsubscribe_url:  # RFC 8058 one-click needs the HTTPS URL
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["MIME-Version"] = "1.0"
     return msg
 
@@ -173,11 +189,6 @@ def message_bytes(env: Envelope, text: str, html: str) -> bytes:
 def build_message(env: Envelope, text: str, html: str) -> EmailMessage:
     """The same message as an EmailMessage (for previews and tests): `message_bytes`, parsed."""
     return email.message_from_bytes(message_bytes(env, text, html), policy=POLICY)  # type: ignore[return-value]
-
-
-def to_bytes(msg: EmailMessage) -> bytes:
-    """The message as it goes on the wire (CRLF line ends, 7-bit clean)."""
-    return msg.as_bytes(policy=POLICY)
 
 
 def sender_domain(from_address: str) -> str:

@@ -8,7 +8,7 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,6 +79,11 @@ class Database:
         """A session in a transaction: commit on success, roll back on error."""
         with self.Session() as s, s.begin():
             yield s
+
+    def ping(self) -> None:
+        """Ask the database for `SELECT 1`; raises the driver's error when it cannot answer."""
+        with self.engine.connect() as c:
+            c.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,43 +1,36 @@
-"""Self-service: subscribe with double opt-in, confirm, manage, unsubscribe, feedback, archive.
+"""Sign-up with double opt-in: the subscribe request, its notice email, the confirmation, and what a
+clicked link's token names.
 
 The web app (`digest.web`) and the mailto processor (`digest.subscriptions.unsubscribes`) are thin shells over these
 functions. Every link a subscriber clicks carries a token from `digest.subscriptions.tokens`; this module decides
 what each token may do, and never lets an unsubscribed or suppressed address be mailed a digest again.
+Topic suggestions are in `digest.subscriptions.topics`, feedback clicks in `digest.subscriptions.feedback`.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import re
-import threading
-import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from functools import lru_cache
 from importlib import resources
 from typing import Literal
 
 import jinja2
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from digest.config import Settings
 from digest.mail import signing
-from digest.mail.message import POLICY, clean_header, parse_address, sender_domain, to_bytes
-from digest.mail.transport import Transport
+from digest.mail.message import Envelope, ascii_address, message_bytes, new_message_id, parse_address
+from digest.mail.ratelimit import RateLimiter
+from digest.mail.transport import DeliveryError, PermanentFailure, Transport, TransportUnavailable
 from digest.mail.transport import from_settings as transport_from_settings
-from digest.ranking.text import STOP_WORDS
 from digest.records import Subscriber, utcnow
-from digest.render.compose import one_line
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
-from digest.store.models import Feedback, Suppression
-from digest.store.models import Paper as PaperRow
 from digest.store.models import Subscriber as SubscriberRow
+from digest.store.models import Suppression
 from digest.subscriptions import subscribers, tokens
 from digest.subscriptions.links import Links
 from digest.subscriptions.subscribers import SubscriberError
@@ -47,43 +40,6 @@ log = logging.getLogger("digest.subscriptions.signup")
 
 TEMPLATES = resources.files("digest") / "web" / "templates"
 Outcome = Literal["confirm", "manage", "suppressed", "limited"]
-FALLBACK_TOPICS = ["large language models", "diffusion models", "reinforcement learning", "graph neural networks"]
-
-# ------------------------------------------------------------------------------------ rate limits
-
-
-class RateLimiter:
-    """At most `limit` hits per key in any `window` seconds; kept in this process's memory.
-
-    `digest serve` is one process, so this is exact there; behind several processes each keeps its
-    own count (the limit then applies per process).
-    """
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
-        self.limit, self.window, self.clock, self.max_keys = limit, window, clock, max_keys
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str) -> bool:
-        """Count a hit for `key`; False (and not counted) when the key is over its limit."""
-        now = self.clock()
-        with self._lock:
-            if len(self._hits) >= self.max_keys:
-                self._prune(now)
-            q = self._hits.setdefault(key, deque())
-            while q and q[0] <= now - self.window:
-                q.popleft()
-            if len(q) >= self.limit:
-                return False
-            q.append(now)
-            return True
-
-    def _prune(self, now: float) -> None:
-        for key in [k for k, q in self._hits.items() if not q or q[-1] <= now - self.window]:
-            del self._hits[key]
-        while len(self._hits) >= self.max_keys:  # still full of live keys: forget the oldest
-            del self._hits[next(iter(self._hits))]
-
 
 # ------------------------------------------------------------------------------------- subscribe
 
@@ -104,6 +60,15 @@ def _ms(t: datetime) -> int:
 
 def links(settings: Settings) -> Links:
     return Links(settings.web.base_url, settings.secret())
+
+
+class NoticeNotSent(Exception):
+    """The mail server did not take the confirmation or manage email (try again later)."""
+
+
+def limiter(count: int, seconds: float) -> RateLimiter:
+    """At most `count` hits per key in any `seconds` (0: no limit)."""
+    return RateLimiter(window_limit=count, window_seconds=seconds)
 
 
 def request_subscription(db: Database, settings: Settings, req: SignupRequest, *, limiter: RateLimiter,
@@ -147,7 +112,10 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
             if attempt:
                 raise
     url = links(settings).confirm(sid, now) if kind == "confirm" else links(settings).preferences(sid)
-    send_notice(settings, address, kind, url, shown_topics, transport=transport, now=now)
+    try:
+        send_notice(settings, address, kind, url, shown_topics, transport=transport, now=now)
+    except (DeliveryError, TransportUnavailable) as err:
+        raise NoticeNotSent(str(err)) from err
     log.info("subscribe: %s link sent subscriber=%s", kind, sid)
     return kind
 
@@ -165,45 +133,41 @@ def _mail_env() -> tuple[jinja2.Environment, jinja2.Environment]:
 
 
 def notice_message(settings: Settings, to: str, kind: str, url: str, topics: Sequence[str],
-                   now: datetime) -> EmailMessage:
-    """The confirmation (or 'manage your subscription') email: multipart/alternative, text first."""
+                   now: datetime) -> bytes:
+    """The confirmation (or 'manage your subscription') email as it goes on the wire: multipart/alternative,
+    text first, no list headers, marked Auto-Submitted. ValueError if `to` cannot be sent without SMTPUTF8."""
     site = settings.digest.site_name
     subject = f"Confirm your subscription to {site}" if kind == "confirm" else f"Your {site} subscription"
     ctx = {"kind": kind, "url": url, "topics": list(topics), "site_name": site, "email": to,
            "days": (tokens.MAX_AGE["confirm"] or 0) // 86400}
     html_env, text_env = _mail_env()
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = parse_address(settings.mail.from_address)
-    if settings.mail.reply_to:
-        msg["Reply-To"] = parse_address(settings.mail.reply_to)
-    msg["To"] = clean_header(to)
-    msg["Subject"] = clean_header(subject)
-    msg["Date"] = email.utils.format_datetime(now)
-    msg["Message-ID"] = email.utils.make_msgid("confirm" if kind == "confirm" else "manage",
-                                               domain=sender_domain(settings.mail.from_address))
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["MIME-Version"] = "1.0"
-    msg.set_content(text_env.get_template("email_notice.txt").render(ctx), subtype="plain", charset="utf-8",
-                    cte="quoted-printable")
-    msg.add_alternative(html_env.get_template("email_notice.html").render(ctx), subtype="html", charset="utf-8",
-                        cte="quoted-printable")
-    return msg
+    mail = settings.mail
+    env = Envelope(from_address=mail.from_address, to_address=to, to_name=None, subject=subject,
+                   message_id=new_message_id("confirm" if kind == "confirm" else "manage", mail.from_address),
+                   reply_to=mail.reply_to, date=now, auto_submitted="auto-generated")
+    return message_bytes(env, text_env.get_template("email_notice.txt").render(ctx),
+                         html_env.get_template("email_notice.html").render(ctx))
 
 
 def send_notice(settings: Settings, to: str, kind: str, url: str, topics: Sequence[str], *,
                 transport: Transport | None = None, now: datetime | None = None) -> None:
     """Sign (DKIM, when configured) and send one notice through the configured transport.
 
-    Raises the transport's errors: DeliveryError for this recipient, TransportUnavailable otherwise.
+    Raises the transport's errors: DeliveryError for this recipient (also for an address that needs
+    SMTPUTF8, as the digests do), TransportUnavailable otherwise.
     """
-    data = to_bytes(notice_message(settings, to, kind, url, topics, now or utcnow()))
+    try:
+        recipient = ascii_address(to)
+        data = notice_message(settings, to, kind, url, topics, now or utcnow())
+    except ValueError as err:
+        raise PermanentFailure(str(err)) from None
     signer = signing.from_settings(settings)
     if signer is not None:
         data = signer.sign(data)
     transport = transport or transport_from_settings(settings)
     transport.open()
     try:
-        transport.send(data, parse_address(settings.mail.from_address).addr_spec, to)
+        transport.send(data, parse_address(settings.mail.from_address).addr_spec, recipient)
     finally:
         transport.close()
 
@@ -256,59 +220,7 @@ def open_link(db: Database, settings: Settings, purpose: str, token: str) -> tup
 # --------------------------------------------------------------------------------- topic ideas
 
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]+")
-
-
-def suggest_topics(db: Database, now: datetime | None = None, k: int = 6, days: int = 14) -> list[str]:
-    """A few topic phrases from recent paper titles: the most frequent two-word phrases."""
-    now = now or utcnow()
-    with db.session() as s:
-        titles = list(s.scalars(select(PaperRow.title).where(PaperRow.first_seen_at > now - timedelta(days=days))
-                                .order_by(PaperRow.upvotes.desc()).limit(500)))
-    found = [p for p, n in _phrase_counts(titles).most_common(k) if n >= 2]
-    if len(found) < 3:
-        found += [t for t in FALLBACK_TOPICS if t not in found]
-    return found[:k]
-
-
-def _phrase_counts(titles: Iterable[str]) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for title in titles:
-        for part in re.split(r"[:;,.?!()]", title):
-            words = [w.lower() for w in _WORD.findall(part)]
-            pairs = {f"{a} {b}" for a, b in zip(words, words[1:], strict=False)
-                     if a not in STOP_WORDS and b not in STOP_WORDS and len(a) > 2 and len(b) > 2}
-            counts.update(pairs)
-    return counts
-
-
-# ---------------------------------------------------------------------------- feedback, archive
-
-
-def paper_title(db: Database, paper_id: int) -> str | None:
-    with db.session() as s:
-        row = s.get(PaperRow, paper_id)
-        return one_line(row.title) if row else None
-
-
-def record_feedback(db: Database, subscriber_id: int, paper_id: int, signal: int, now: datetime | None = None) -> None:
-    """Upsert one 'more like this' (+1) or 'less like this' (-1); the last click wins."""
-    if signal not in (1, -1):
-        raise ValueError("signal must be +1 or -1")
-    now = now or utcnow()
-    for attempt in range(2):
-        try:
-            with db.session() as s:
-                row = s.scalars(select(Feedback).where(Feedback.subscriber_id == subscriber_id,
-                                                       Feedback.paper_id == paper_id)).first()
-                if row is None:
-                    s.add(Feedback(subscriber_id=subscriber_id, paper_id=paper_id, signal=signal, created_at=now))
-                else:
-                    row.signal, row.created_at = signal, now
-            return
-        except IntegrityError:  # a double click raced us to the insert
-            if attempt:
-                raise
+# --------------------------------------------------------------------------------------- archive
 
 
 # ---------------------------------------------------------------------------------- unsubscribe

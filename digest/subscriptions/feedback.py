@@ -1,0 +1,41 @@
+"""'More like this' and 'less like this': the clicks a subscriber makes on a paper in a digest."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from digest.records import utcnow
+from digest.render.compose import one_line
+from digest.store.db import Database
+from digest.store.models import Feedback
+from digest.store.models import Paper as PaperRow
+
+
+def paper_title(db: Database, paper_id: int) -> str | None:
+    """The paper's title on one line, or None if it is gone."""
+    with db.session() as s:
+        row = s.get(PaperRow, paper_id)
+        return one_line(row.title) if row else None
+
+
+def record_feedback(db: Database, subscriber_id: int, paper_id: int, signal: int, now: datetime | None = None) -> None:
+    """Upsert one 'more like this' (+1) or 'less like this' (-1); the last click wins."""
+    if signal not in (1, -1):
+        raise ValueError("signal must be +1 or -1")
+    now = now or utcnow()
+    for attempt in range(2):
+        try:
+            with db.session() as s:
+                row = s.scalars(select(Feedback).where(Feedback.subscriber_id == subscriber_id,
+                                                       Feedback.paper_id == paper_id)).first()
+                if row is None:
+                    s.add(Feedback(subscriber_id=subscriber_id, paper_id=paper_id, signal=signal, created_at=now))
+                else:
+                    row.signal, row.created_at = signal, now
+            return
+        except IntegrityError:  # a double click raced us to the insert
+            if attempt:
+                raise
