@@ -12,7 +12,6 @@ from digest.cli import main
 from digest.mail import mailbox as inbox
 from digest.subscriptions import subscribers
 from tests.test_bounces import dsn
-from tests.test_delivery import sqlite_only
 
 
 def note(subject: str, sender: str = "ada@example.org") -> bytes:
@@ -90,7 +89,7 @@ def test_mark_seen_marks_each_message_once_handled(tmp_path):
     assert list(inbox.maildir_messages(tmp_path / "md", mark_seen=True)) == []
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 def test_both_commands_apply_the_same_maildir_rule(db, tmp_path):
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'[database]\nurl = "{db.url}"\n[web]\nsecret_file = "{tmp_path / "s"}"\n')
