@@ -33,7 +33,8 @@ from sqlalchemy import update  # noqa: E402
 
 from digest import pipeline  # noqa: E402
 from digest.config import from_dict  # noqa: E402
-from digest.delivery.sender import build_outgoing, claim, release, send  # noqa: E402
+from digest.delivery.ledger import claim, release  # noqa: E402
+from digest.delivery.sender import build_outgoing, send  # noqa: E402
 from digest.mail.transport import SmtpTransport  # noqa: E402
 from digest.sources.ingest import ingest  # noqa: E402
 from digest.store.db import Database  # noqa: E402

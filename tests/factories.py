@@ -26,8 +26,9 @@ def addr(i: int) -> str:
 
 def add_papers(db: Database, n: int, *, when: datetime | None = None, title: str = "{Topic} at scale, part {i}",
                abstract: str = "We study this question at length. " * 12, arxiv: bool = True,
-               topic: str | None = None) -> list[int]:
+               topic: str | None = None, upvoted: bool = True) -> list[int]:
     """n papers, first seen at `when` (now), through the store's upsert; returns their ids in order.
+    Paper i has i upvotes (none if not `upvoted`).
     `title` and `abstract` are formatted with {i}, {topic} and {Topic} (TOPICS round-robin, or `topic`)."""
     when = when or datetime.now(UTC)
     listings = []
@@ -36,7 +37,8 @@ def add_papers(db: Database, n: int, *, when: datetime | None = None, title: str
         names = {"i": i, "topic": t, "Topic": t.capitalize()}
         listings.append(Listing(title=title.format(**names), abstract=abstract.format(**names),
                                 authors=["A. Author", "B. Author"],
-                                arxiv_id=f"2611.{i:05d}" if arxiv else None, upvotes=i, source="test"))
+                                arxiv_id=f"2611.{i:05d}" if arxiv else None, upvotes=i if upvoted else None,
+                                source="test"))
     with db.session() as s:
         upsert(s, listings, when)
         keys = [x.arxiv_id for x in listings] if arxiv else None

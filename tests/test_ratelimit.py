@@ -8,19 +8,7 @@ from __future__ import annotations
 import pytest
 
 from digest.mail.ratelimit import RateLimiter
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.t += s
+from tests.test_mail_transport import FakeClock
 
 
 def test_hit_window_slides_per_key_and_keys_stay_bounded():

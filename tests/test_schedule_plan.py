@@ -15,19 +15,16 @@ from test_schedule import TRANSITIONS, at, local
 
 from digest.cli import main
 from digest.pipeline import plan
-from digest.records import Listing
 from digest.store.models import Delivery, DeliveryItem, Paper
-from digest.store.papers import upsert
 from digest.subscriptions import subscribers
+from tests import factories
 
 TOPIC = "graph neural networks"
 
 
 def add_papers(db, n: int, when: datetime, tag: str) -> None:
-    listings = [Listing(title=f"Graph neural networks for {tag} problem {i}", source="test",
-                        abstract=f"We study graph neural networks on {tag} benchmarks, part {i}.") for i in range(n)]
-    with db.session() as s:
-        upsert(s, listings, when)
+    factories.add_papers(db, n, when=when, arxiv=False, upvoted=False, title=f"Graph neural networks for {tag} problem {{i}}",
+                         abstract=f"We study graph neural networks on {tag} benchmarks, part {{i}}.")
 
 
 def editions(db, email: str) -> dict[str, datetime]:

@@ -24,9 +24,10 @@ from test_schedule_plan import TOPIC, add_papers
 
 from digest.cli import main
 from digest.config import ConfigError
+from digest.delivery import ledger
 from digest.mail.sink import Faults, SmtpSink
 from digest.pipeline import due_at
-from digest.records import DAY_NAMES
+from digest.records import DAY_NAMES, Edition
 from digest.scheduler import Runner, triggers
 from digest.store.db import Database
 from digest.store.models import Delivery, JobRun, JobState, Subscriber
@@ -135,12 +136,12 @@ def test_housekeeping_releases_expired_leases_and_prunes_the_log(db, settings_fo
     with db.session() as s:
         s.execute(update(Subscriber).where(Subscriber.email == "stale@example.org")
                   .values(created_at=now - timedelta(days=8)))
-        for period, lease in (("2024-01-01", now - timedelta(minutes=1)), ("2024-01-02", now + timedelta(minutes=5))):
-            s.add(Delivery(subscriber_id=sub.id, period=period, email=sub.email, message_id=f"<{period}@x>",
-                           status="sending", worker_id="gone:1:abc", lease_expires_at=lease))
         for days in (30, 1):
             at = now - timedelta(days=days)
             s.add(JobRun(job_id="tick", instance="old", started_at=at, finished_at=at, ok=True, summary=""))
+    for period, lease in (("2024-01-01", timedelta(minutes=-1)), ("2024-01-02", timedelta(minutes=5))):
+        ledger.write(db, [Edition(sub.id, sub.email, period, None, now, now)], "example.org")
+        assert ledger.claim(db, "gone:1:abc", now, 1, lease=lease)  # claimed, then its sender died (or not)
     ok, text = Runner(settings, db).run("housekeeping")
     assert ok and text == "released 1 expired leases, pruned 1 job runs, forgot 1 unconfirmed sign-ups"
     assert [v.email for v in subscribers.list_all(db)] == ["ada@example.org", "fresh@example.org"]

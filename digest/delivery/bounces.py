@@ -34,8 +34,9 @@ from digest.config import Settings
 from digest.delivery import ledger
 from digest.mail import mailbox as inbox
 from digest.records import utcnow
+from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
-from digest.store.models import Bounce, Suppression
+from digest.store.models import Bounce
 
 log = logging.getLogger("digest.delivery.bounces")
 
@@ -206,16 +207,12 @@ def record(s: Session, settings: Settings, *, address: str, kind: str, source: s
                          delivery_id=delivery_id, event_key=key, created_at=now))
     except IntegrityError:  # the same report, recorded by someone else a moment ago
         return False, None
-    if s.get(Suppression, address) is not None:
+    if subscriber_store.suppression(s, address) is not None:
         return True, None
     reason = policy_reason(s, settings, address, now)
     if reason is None:
         return True, None
-    try:
-        with s.begin_nested():
-            s.add(Suppression(email=address, reason=reason, detail=(f"{status or ''} {detail or ''}".strip()[:500]
-                                                                    or None), created_at=now))
-    except IntegrityError:
+    if not subscriber_store.suppress(s, address, reason, f"{status or ''} {detail or ''}".strip()[:500] or None, now):
         return True, None
     log.info("address suppressed email=%s reason=%s", address, reason)
     return True, reason

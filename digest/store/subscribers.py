@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.records import Subscriber, SubscriberStatus
@@ -33,18 +34,18 @@ def load(session: Session, q: Select) -> list[Subscriber]:
     if not rows:
         return []
     ids = [r.id for r in rows]
-    topics: dict[int, tuple[list[str], list[str]]] = {i: ([], []) for i in ids}
+    topics: dict[int, list[Topic]] = {i: [] for i in ids}
     feedback: dict[int, tuple[list[int], list[int]]] = {i: ([], []) for i in ids}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         for t in session.scalars(select(Topic).where(Topic.subscriber_id.in_(chunk)).order_by(Topic.id)):
-            topics[t.subscriber_id][0 if t.kind == "include" else 1].append(t.phrase)
+            topics[t.subscriber_id].append(t)
         for sid, pid, signal in session.execute(
             select(Feedback.subscriber_id, Feedback.paper_id, Feedback.signal)
             .where(Feedback.subscriber_id.in_(chunk)).order_by(Feedback.id)
         ):
             feedback[sid][0 if signal > 0 else 1].append(pid)
-    return [record(r, *topics[r.id], *feedback[r.id]) for r in rows]
+    return [record(r, *split(topics[r.id]), *feedback[r.id]) for r in rows]
 
 
 def record(row: SubscriberRow, topics: Sequence[str], excludes: Sequence[str], liked: Sequence[int] = (),
@@ -112,3 +113,28 @@ def split(topics: Iterable[Topic]) -> tuple[list[str], list[str]]:
 def record_of(row: SubscriberRow) -> Subscriber:
     """The record of a row read or written in this session (topics from the row, no feedback)."""
     return record(row, *split(row.topics))
+
+
+def suppression(session: Session, email: str) -> str | None:
+    """Why this address must never be mailed (unsubscribed, hard_bounce, ...), or None."""
+    return suppressed(session, [email]).get(email)
+
+
+def suppress(session: Session, email: str, reason: str, detail: str | None, now: datetime) -> bool:
+    """Suppress an address (the first reason stays); False if it already was, or a racing writer got
+    there first."""
+    if suppression(session, email) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(Suppression(email=email, reason=reason, detail=detail, created_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+def lift_unsubscribe(session: Session, email: str) -> None:
+    """A fresh, confirmed subscription lifts an unsubscribe; bounces and complaints stay."""
+    row = session.get(Suppression, email)
+    if row is not None and row.reason == "unsubscribed":
+        session.delete(row)

@@ -30,7 +30,6 @@ from digest.records import Subscriber, utcnow
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.store.models import Subscriber as SubscriberRow
-from digest.store.models import Suppression
 from digest.subscriptions import subscribers, tokens
 from digest.subscriptions.links import Links
 from digest.subscriptions.subscribers import SubscriberError
@@ -91,9 +90,9 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
     for attempt in range(2):
         try:
             with db.session() as s:
-                blocked = s.get(Suppression, address)
-                if blocked is not None and blocked.reason != "unsubscribed":
-                    log.info("subscribe: address suppressed (%s), nothing sent", blocked.reason)
+                blocked = subscriber_store.suppression(s, address)
+                if blocked is not None and blocked != "unsubscribed":
+                    log.info("subscribe: address suppressed (%s), nothing sent", blocked)
                     return "suppressed"
                 sub = subscriber_store.row(s, email=address)
                 if sub is not None and sub.status in ("active", "paused") and blocked is None:
@@ -106,7 +105,7 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
                     subscribers._set_topics(sub, topics, [t.phrase for t in sub.topics if t.kind == "exclude"])
                     kind = "confirm"
                 s.flush()
-                sid, shown_topics = sub.id, [t.phrase for t in sub.topics if t.kind == "include"]
+                sid, shown_topics = sub.id, subscriber_store.split(sub.topics)[0]
             break
         except IntegrityError:  # the same address submitted twice at once: look again
             if attempt:
@@ -194,9 +193,7 @@ def confirm(db: Database, settings: Settings, token: str, now: datetime | None =
         if sub.status in ("pending", "unsubscribed"):
             sub.status, sub.confirmed_at, sub.paused_until = "active", now, None
             log.info("subscription confirmed subscriber=%s", sub.id)
-        blocked = s.get(Suppression, sub.email)
-        if blocked is not None and blocked.reason == "unsubscribed":  # bounces and complaints stay
-            s.delete(blocked)
+        subscriber_store.lift_unsubscribe(s, sub.email)
         return subscribers.view(sub)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from digest.records import FREQUENCIES, WEEKDAYS, Subscriber
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
-from digest.store.models import Feedback, Suppression, Topic
+from digest.store.models import Feedback, Topic
 from digest.store.models import Subscriber as SubscriberRow
 
 MAX_TOPICS = 20
@@ -137,10 +137,10 @@ def feedback_and_suppression(db: Database, email: str) -> dict:
         fb = s.execute(
             select(Feedback.signal, func.count()).where(Feedback.subscriber_id == sub.id).group_by(Feedback.signal)
         ).all()
-        suppressed = s.get(Suppression, sub.email)
+        suppressed = subscriber_store.suppression(s, sub.email)
         return {
             "feedback": {"more_like_this": sum(n for v, n in fb if v > 0), "less_like_this": sum(n for v, n in fb if v < 0)},
-            "suppressed": suppressed.reason if suppressed else None,
+            "suppressed": suppressed,
         }
 
 
@@ -270,8 +270,7 @@ def unsubscribe(db: Database, subscriber_id: int, now: datetime, detail: str = "
         changed = sub.status != "unsubscribed"
         if changed:
             sub.status, sub.unsubscribed_at, sub.paused_until = "unsubscribed", now, None
-        if s.get(Suppression, sub.email) is None:
-            s.add(Suppression(email=sub.email, reason="unsubscribed", detail=detail or None, created_at=now))
+        subscriber_store.suppress(s, sub.email, "unsubscribed", detail or None, now)
         return changed
 
 

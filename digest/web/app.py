@@ -228,7 +228,7 @@ async def preferences(request: Request, errors: list[str] | None = None, values:
     if sub is None:
         return bad_link(request, "manage")
     editions = await run_in_threadpool(pipeline.recent_editions, site.db, site.settings, sub.id)
-    paused = sub.status == "paused" and sub.paused_until is not None and sub.paused_until > utcnow()
+    paused = sub.paused(utcnow())
     values = values or {"topics": "\n".join(sub.topics), "excludes": "\n".join(sub.excludes),
                         "frequency": sub.frequency, "weekday": sub.weekday, "hour": sub.hour,
                         "timezone": sub.timezone, "max_items": sub.max_items or ""}

@@ -1,0 +1,55 @@
+"""Planning in bulk picks exactly what planning one subscriber at a time picks, and writes it through
+the ledger in one go (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from digest.pipeline import ingest, plan
+from digest.store.models import Delivery, DeliveryItem
+from digest.subscriptions import subscribers
+
+PHRASES = ["large language models", "diffusion models", "graph neural networks", "reinforcement learning",
+           "video generation", "reasoning", "image generation", "federated learning", "robotics", "speech",
+           "3D reconstruction", "retrieval augmented generation", "benchmark", "agents", "quantization"]
+
+
+def add_varied_subscribers(db, n: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    emails = []
+    for i in range(n):
+        topics = rng.sample(PHRASES, rng.randint(0, 4))  # some have none: trending only
+        excludes = rng.sample([p for p in PHRASES if p not in topics], rng.randint(0, 2))
+        sub = subscribers.add(db, f"reader{i:02d}@example.org", topics=topics, excludes=excludes,
+                              max_items=rng.choice([None, 1, 3, 5, 20]), timezone=rng.choice(["UTC", "Asia/Tokyo"]))
+        emails.append(sub.email)
+    return emails
+
+
+def picks_of(report) -> dict[str, tuple]:
+    return {e.email: (e.period, [(p.paper_id, round(p.score, 6), p.topic, p.why) for p in e.picks],
+                      [t.paper_id for t in e.trending]) for e in report.editions}
+
+
+def test_bulk_planning_picks_what_one_at_a_time_picks(db, settings_for):
+    settings = settings_for(db.url)
+    now = datetime.now(UTC)
+    ingest(db, settings, now=now)
+    emails = add_varied_subscribers(db, 40)
+    together = picks_of(plan(db, settings, now=now, dry_run=True))
+    alone = {}
+    for email in emails:
+        alone.update(picks_of(plan(db, settings, now=now, email=email, dry_run=True)))
+    assert len(together) > 30 and together == alone
+
+    report = plan(db, settings, now=now)  # and what is written is what the dry run said
+    assert report.planned == len(together)
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Delivery)) == len(together)
+        items = s.scalar(select(func.count()).select_from(DeliveryItem).where(DeliveryItem.kind == "pick"))
+    assert items == sum(len(v[1]) for v in together.values())
+    again = plan(db, settings, now=now)
+    assert (again.planned, again.already) == (0, len(together))
