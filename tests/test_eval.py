@@ -269,3 +269,21 @@ def test_sentence_similarity_uses_the_best_sentence_and_caches_on_disk(tmp_path,
     again = semantic.sentence_similarity(docs, ["vehicle motors"])  # read back from disk
     assert np.allclose(sim, again, atol=1e-5)
     assert sim[0, 2] == pytest.approx(float(semantic.similarity(docs, ["vehicle motors"])[0, 2]))  # no sentences
+
+
+def test_the_commands_library_calls_return_plain_rows(files, tmp_path):
+    from digest.ranking import tryout as tr
+
+    data, topics = files
+    result = tr.tryout(data, topics=["GNN", " "], limit=5, ranker="lexical")
+    assert result.papers == 5 and [q.query for q in result.results] == ["GNN"]
+    assert {r.id for r in result.results[0].rows} == {"a1", "a3"}
+    assert tr.text_lines(result)[0] == "== GNN (2 of 5 papers)"
+    with pytest.raises(tr.TryoutError, match="cannot read"):
+        tr.tryout(data, queries=tmp_path / "none.txt")
+    report = ev.run(data, topics, ["bm25"])
+    assert (report.papers, report.topics, [r.ranker for r in report.results]) == (5, 2, ["bm25"])
+    assert json.loads(ev.report_json(report))["dataset"] == str(data)
+    with pytest.raises(ev.EvalError, match="no topics"):
+        (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
+        ev.run(data, tmp_path / "empty.txt")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from digest.ranking import rank, trending
@@ -305,3 +307,62 @@ def test_one_topic_does_not_crowd_out_the_others():
     # a topic with fewer candidates than its share leaves its slots to the others
     wide = one(papers, Profile(1, ["diffusion models", "differential privacy"], max_items=7))
     assert len(wide) == 7 and 104 in ids(wide)
+
+
+def batch_profiles() -> list[Profile]:
+    """Subscribers of every kind, all with the same max_items (the pool size then is the same in
+    any batch, see rank_with)."""
+    return [
+        Profile(1, ["diffusion models", "GNN"], max_items=4),
+        Profile(2, ["reinforcement learning", "speech recognition"], excludes=["offline"], max_items=4),
+        Profile(3, [], max_items=4),
+        Profile(4, ["contrastive learning", "self-supervised"], liked=[100], max_items=4),
+        Profile(5, ["graph neural networks"], disliked=[103], excludes=["  "], max_items=4),
+        Profile(6, ["  Diffusion   models ", "video generation"], max_items=4),
+        Profile(7, ["image synthesis"], liked=[110, 999], max_items=4),
+        Profile(8, ["differential privacy", "transformers"], max_items=4),
+    ]
+
+
+def test_batches_against_one_corpus_give_the_picks_of_one_rank_call(monkeypatch):
+    from digest.ranking import ranker
+    from digest.ranking.ranker import build_corpus, rank_with
+
+    papers = make_papers(p103={"upvotes": 40}, p110={"upvotes": 90})
+    papers.append(Paper(201, "Diffusion for images (v2)", TEXTS[0][1] + " ", published_at=NOW))  # a duplicate
+    profiles = batch_profiles()
+    candidates = {3: [104, 105, 201], 6: [100, 110, 201]}
+    whole = rank(papers, profiles, candidates=candidates, now=NOW)
+    assert all(whole[pr.subscriber_id] for pr in profiles)  # everybody gets something to compare
+    corpus = build_corpus(papers, now=NOW)
+    batched: dict = {}
+    for batch in (profiles[:3], profiles[3:4], profiles[4:]):
+        batched.update(rank_with(corpus, batch, candidates=candidates))
+    assert batched == whole
+    assert rank_with(corpus, profiles, candidates=candidates) == whole  # the corpus is not used up
+    # three copies of everybody, in chunks of 16 rows: the same picks whichever chunk one lands in
+    many = [replace(pr, subscriber_id=pr.subscriber_id + 100 * r) for r in range(3) for pr in profiles]
+    monkeypatch.setattr(ranker, "CELLS_PER_CHUNK", 1)
+    got = rank_with(corpus, many, candidates={s + 100 * r: c for r in range(3) for s, c in candidates.items()})
+    assert all(got[pr.subscriber_id] == whole[pr.subscriber_id % 100] for pr in many)
+
+
+def test_trending_in_a_corpus_equals_trending():
+    from digest.ranking.ranker import build_corpus, trending_in
+
+    papers = make_papers(p105={"upvotes": 64}, p107={"upvotes": 20}, p102={"upvotes": 20})
+    papers.append(Paper(200, "Graph neural networks for molecule property prediction", "Another text.", upvotes=30))
+    papers.append(Paper(201, "Different title", TEXTS[3][1], upvotes=25, published_at=NOW))
+    corpus = build_corpus(papers, now=NOW)  # learns acronyms (GNN); trending's own index does not
+    for k, exclude in ((3, ()), (20, (105,)), (0, ())):
+        assert trending_in(corpus, k, exclude=exclude) == trending(papers, k, exclude=exclude, now=NOW)
+    assert len(trending_in(corpus, 20)) == len(papers) - 2  # one of each duplicate pair
+    assert trending_in(build_corpus([]), 5) == []
+
+
+def test_corpus_refuses_vectors_of_other_papers():
+    from digest.ranking.ranker import build_corpus
+    from digest.ranking.semantic import PaperVectors
+
+    with pytest.raises(ValueError, match="2 paper vectors for 12 papers"):
+        build_corpus(make_papers(), vectors=PaperVectors.from_rows([np.zeros((1, 384))] * 2))

@@ -1,8 +1,10 @@
 """Ranking: lexical index, topic scoring, trending blend, feedback, duplicates, explanations.
 
-Public API: `rank(papers, profiles, ...)` for a batch of subscribers, `trending(papers, k)`.
+Public API: `rank(papers, profiles, ...)` for a batch of subscribers, `trending(papers, k)`; for a run
+ranking many batches, `build_corpus(papers, now=, vectors=)` once, then `rank_with(corpus, profiles, ...)`
+per batch and `trending_in(corpus, k)`.
 """
 
-from digest.ranking.ranker import rank, trend_scores, trending
+from digest.ranking.ranker import Corpus, build_corpus, rank, rank_with, trend_scores, trending, trending_in
 
-__all__ = ["rank", "trend_scores", "trending"]
+__all__ = ["Corpus", "build_corpus", "rank", "rank_with", "trend_scores", "trending", "trending_in"]

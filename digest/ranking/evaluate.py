@@ -8,6 +8,7 @@ averaged over the topics that have at least one relevant paper.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from digest.ranking.index import LexicalIndex, Params
-from digest.ranking.listings import Row, read_table
+from digest.ranking.listings import ListingsError, Row, read_table
 
 # Published baselines on iclr2021_paperlist.tsv (59 topics), for the table beside our rankers.
 BASELINES: dict[str, tuple[float, float, float]] = {
@@ -194,3 +195,78 @@ def available_rankers() -> list[str]:
     from digest.ranking import semantic
 
     return [name for name, spec in RANKERS.items() if spec.extra is None or semantic.available()]
+
+
+# -- the `digest eval` run -----------------------------------------------------------------------
+
+
+class EvalError(ValueError):
+    """An eval that cannot run; the message is one line for the user."""
+
+
+@dataclass
+class Report:
+    """What `digest eval` prints: the dataset, its size, and one Result per ranker (in order)."""
+
+    dataset: str
+    papers: int
+    results: list[Result]
+
+    @property
+    def topics(self) -> int:
+        """Topics with at least one relevant paper (the same for every ranker)."""
+        return self.results[0].topics
+
+
+def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = ()) -> Report:
+    """Load the dataset and topics and evaluate each named ranker (default: every one installed).
+
+    With the semantic extra, the dataset's embeddings are kept in a temp directory for reruns
+    (semantic.cache_dir, unless already set). Raises EvalError for unreadable input, no topics, a
+    ranker whose extra is missing, or no topic with a relevant paper."""
+    from digest.ranking import semantic
+
+    try:
+        data = load_dataset(dataset_path)
+        topics = load_topics(topics_path)
+    except ListingsError as err:
+        raise EvalError(str(err)) from err
+    except OSError as err:
+        raise EvalError(f"cannot read {topics_path}: {err.strerror or err}") from err
+    if not topics:
+        raise EvalError(f"{topics_path}: no topics")
+    names = list(rankers) or available_rankers()
+    if semantic.available():  # "default" is the hybrid then
+        import tempfile
+
+        # a dataset's embeddings are computed once and kept for reruns (minutes of CPU otherwise)
+        semantic.cache_dir = semantic.cache_dir or Path(tempfile.gettempdir()) / "digest-eval-embeddings"
+    results = []
+    for name in names:
+        try:
+            results.append(evaluate(data, topics, RANKERS[name].scorer, name))
+        except RankerUnavailable as err:
+            raise EvalError(str(err)) from err
+    if not results or results[0].topics == 0:
+        raise EvalError("no topic has a relevant paper in the dataset")
+    return Report(str(dataset_path), len(data.ids), results)
+
+
+def report_json(report: Report) -> str:
+    """The report as one indented JSON object: dataset, papers, topics, results and baselines."""
+    out = {
+        "dataset": report.dataset,
+        "papers": report.papers,
+        "topics": report.topics,
+        "results": [
+            {"ranker": r.ranker, "ndcg@10": r.ndcg10, "p@10": r.p10, "map@100": r.map100} for r in report.results
+        ],
+        "baselines": [{"ranker": k, "ndcg@10": n, "p@10": p, "map@100": m} for k, (n, p, m) in BASELINES.items()],
+    }
+    return json.dumps(out, indent=2)
+
+
+def report_text(report: Report) -> str:
+    """A one-line summary, then the table of `format_table`."""
+    head = f"{report.papers} papers, {report.topics} topics (baselines: measured on ICLR 2021)"
+    return head + "\n" + format_table(report.results)

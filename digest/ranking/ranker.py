@@ -1,9 +1,12 @@
 """Batched ranking of candidate papers for many subscribers at once.
 
-One call indexes the papers once, scores every distinct topic with one sparse product, and then walks
-the subscribers in chunks of dense numpy rows: best topic per paper, blend with trending, feedback
-(Rocchio-style similarity to liked/disliked papers), exclusions, candidates, near-duplicate collapse,
-top-k. Explanations are built only for the picks and cached per (topic, paper).
+Three steps. `build_corpus` indexes the papers once (lexical index, heat, duplicate groups), and a
+run may rank any number of batches of subscribers against that one corpus (`rank_with`). Each batch
+scores its distinct topics with one sparse product (`_score_phrases`), then walks the subscribers in
+chunks of dense numpy rows (`_score_chunk`): best topic per paper, blend with trending, feedback
+(Rocchio-style similarity to liked/disliked papers), exclusions, candidates, near-duplicate collapse.
+Last, `_choose` takes the top-k of each row and `_write_picks` explains only the picks, cached per
+(topic, paper). `rank` does all three for one batch.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import logging
 import math
 import time
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,15 +41,89 @@ POOL_FACTOR = 4  # each subscriber's picks are chosen among their best POOL_FACT
 CELLS_PER_CHUNK = 4_000_000  # bounds the dense working set (~16 MB per float32 matrix)
 
 
+@dataclass(frozen=True, eq=False)
+class Corpus:
+    """The papers of one run with what every ranking over them shares, built once by `build_corpus`.
+
+    Holds the lexical index, the trending heat (as of the `now` it was built for) and the optional
+    MiniLM vectors; the unit rows, positions and near-duplicate groups are computed on first use and
+    kept. Nothing in it depends on the subscribers, so one corpus serves any number of `rank_with`
+    and `trending_in` calls (batches of subscribers) without indexing the papers again.
+    """
+
+    papers: tuple[Paper, ...]
+    index: LexicalIndex
+    heat: np.ndarray  # trend_scores(papers, now), float32 in 0..1
+    vectors: PaperVectors | None = None  # the papers' embeddings, in the order of `papers`
+
+    @property
+    def n(self) -> int:
+        """Number of papers."""
+        return len(self.papers)
+
+    @cached_property
+    def pos(self) -> dict[int, int]:
+        """Row of each paper id."""
+        return {p.id: i for i, p in enumerate(self.papers)}
+
+    @cached_property
+    def unit(self) -> sp.csr_matrix:
+        """The papers' BM25 rows at unit length (feedback cosines)."""
+        return self.index.unit_rows()
+
+    @cached_property
+    def group(self) -> np.ndarray:
+        """Near-duplicate group id per paper (see `_group_of`)."""
+        return _group_of(self.papers, self.index.unit_rows(abstracts_only=True))
+
+    @cached_property
+    def dup_groups(self) -> list[np.ndarray]:
+        """The rows of every group with more than one paper."""
+        return [np.flatnonzero(self.group == g) for g in np.flatnonzero(np.bincount(self.group) > 1)]
+
+
+def build_corpus(
+    papers: Sequence[Paper], *, now: datetime | None = None, vectors: PaperVectors | None = None
+) -> Corpus:
+    """Index `papers` once for ranking: the lexical index and the heat as of `now` (default: the
+    current time). `vectors`, when given, must hold one embedding per paper in the same order; they
+    turn on the hybrid relevance for every ranking against this corpus."""
+    if vectors is not None and len(vectors.whole) != len(papers):
+        raise ValueError(f"{len(vectors.whole)} paper vectors for {len(papers)} papers")
+    return Corpus(
+        papers=tuple(papers),
+        index=LexicalIndex([(p.title, p.abstract) for p in papers]),
+        heat=trend_scores(papers, now),
+        vectors=vectors,
+    )
+
+
 def trending(
     papers: Sequence[Paper], k: int, *, exclude: Collection[int] = (), now: datetime | None = None
 ) -> list[Pick]:
-    """The k hottest papers (upvotes, decayed by age), one per near-duplicate group."""
+    """The k hottest papers (upvotes, decayed by age), one per near-duplicate group.
+
+    Indexes the papers for their duplicate groups; `trending_in` reuses a prebuilt corpus instead
+    (same picks: the groups depend on the abstracts' terms only, which acronyms do not change)."""
     if not papers or k <= 0:
         return []
-    heat = trend_scores(papers, now)
     plain = LexicalIndex([(p.title, p.abstract) for p in papers], Params(acronyms="off"))
     groups = _group_of(papers, plain.unit_rows(abstracts_only=True))
+    return _hottest(papers, trend_scores(papers, now), groups, k, exclude)
+
+
+def trending_in(corpus: Corpus, k: int, *, exclude: Collection[int] = ()) -> list[Pick]:
+    """`trending(corpus.papers, k, exclude=exclude, now=<the corpus's now>)` without indexing again."""
+    if not corpus.papers or k <= 0:
+        return []
+    return _hottest(corpus.papers, corpus.heat, corpus.group, k, exclude)
+
+
+def _hottest(
+    papers: Sequence[Paper], heat: np.ndarray, groups: np.ndarray, k: int, exclude: Collection[int]
+) -> list[Pick]:
+    """At most k papers by descending heat (ties: input order), skipping excluded ids and every
+    paper of a near-duplicate group already picked."""
     skip = set(exclude)
     seen: set[int] = set()
     out: list[Pick] = []
@@ -90,28 +169,81 @@ def rank(
     relevance of `topic_relevance`; without them the ranking is lexical.
     Liked/disliked ids that are not in `papers` are ignored: pass those papers in too (and restrict
     with `candidates`) to let them steer the ranking.
+    Same as `rank_with(build_corpus(papers, now=now, vectors=vectors), profiles, ...)`.
+    """
+    if not papers or not profiles:
+        return {pr.subscriber_id: [] for pr in profiles}
+    corpus = build_corpus(papers, now=now, vectors=vectors)
+    return rank_with(corpus, profiles, candidates=candidates, trending_weight=trending_weight)
+
+
+def rank_with(
+    corpus: Corpus,
+    profiles: Sequence[Profile],
+    *,
+    candidates: Mapping[int, Collection[int]] | None = None,
+    trending_weight: float = 0.15,
+) -> dict[int, list[Pick]]:
+    """`rank` against a prebuilt corpus: call it for each batch of subscribers of a run.
+
+    A subscriber's picks depend on the others in their chunk of CELLS_PER_CHUNK cells only through
+    the pool size (POOL_FACTOR x the chunk's largest max_items), so batches whose subscribers share
+    one max_items get exactly the picks of one call for all of them. The corpus is not changed.
     """
     out: dict[int, list[Pick]] = {pr.subscriber_id: [] for pr in profiles}
-    if not papers or not profiles:
+    if not corpus.papers or not profiles:
         return out
     started = time.perf_counter()
-    index = LexicalIndex([(p.title, p.abstract) for p in papers])
-    n = len(papers)
-    pos = {p.id: i for i, p in enumerate(papers)}
-    heat = trend_scores(papers, now)
-    unit = index.unit_rows()
-    group = _group_of(papers, index.unit_rows(abstracts_only=True))
-    dup_groups = [np.flatnonzero(group == g) for g in np.flatnonzero(np.bincount(group) > 1)]
+    phrases = _score_phrases(corpus, profiles)
+    explain_cache: dict[tuple[int, int, str], tuple[list[str], str]] = {}
+    chunk = max(16, CELLS_PER_CHUNK // corpus.n)
+    for start in range(0, len(profiles), chunk):
+        part = profiles[start : start + chunk]
+        scored = _score_chunk(corpus, phrases, part, candidates, trending_weight)
+        chosen = _choose(scored, part)
+        if chosen is not None:
+            _write_picks(corpus, phrases, part, scored, chosen, explain_cache, out)
+    log.info(
+        "ranked %d papers for %d subscribers (%d topics, %d picks) in %.2fs",
+        corpus.n,
+        len(profiles),
+        len(phrases.topic_names),
+        sum(map(len, out.values())),
+        time.perf_counter() - started,
+    )
+    return out
 
-    # Every distinct topic and exclude phrase is scored once for everybody.
+
+@dataclass
+class _Phrases:
+    """Every distinct topic, exclude phrase and feedback paper of one rank_with call, scored against
+    the corpus once for all its subscribers (phrases are keyed by `_key`)."""
+
+    topic_row: dict[str, int]  # topic key -> row of rel_all / Q
+    topic_names: list[str]
+    topic_vecs: np.ndarray | None  # MiniLM embeddings of topic_names (hybrid only)
+    rel_all: np.ndarray  # (topics + 1) x papers: topic_relevance, then a zero padding row
+    Q: sp.csr_matrix  # the topics' query rows (explanations)
+    excl_row: dict[str, int]  # exclude key -> row of excluded
+    excluded: np.ndarray  # excludes x papers, bool: the paper holds the phrase
+    fb_col: dict[int, int]  # paper row -> row of fb_sim, for every liked or disliked paper
+    fb_sim: np.ndarray | None  # feedback papers x papers cosine, None without feedback
+
+
+def _score_phrases(corpus: Corpus, profiles: Sequence[Profile]) -> _Phrases:
+    """Score the profiles' topics (relevance rows), excludes (presence) and feedback papers (cosine
+    to every paper), each distinct one once, in order of first appearance."""
+    index, n, pos = corpus.index, corpus.n, corpus.pos
     topic_row: dict[str, int] = {}
     for pr in profiles:
         for t in pr.topics:
             if t.strip():
                 topic_row.setdefault(_key(t), len(topic_row))
     topic_names = list(topic_row)
+    vectors = corpus.vectors
     topic_vecs = embed_topics(topic_names) if vectors is not None else None
-    rel_all = topic_relevance(index, topic_names, None if topic_vecs is None else vectors.similarity(topic_vecs))
+    semantic = None if topic_vecs is None or vectors is None else vectors.similarity(topic_vecs)
+    rel_all = topic_relevance(index, topic_names, semantic)
     Q = index.query_matrix(topic_names)[0]
     rel_all = np.vstack([rel_all, np.zeros((1, n), np.float32)])  # padding row for short topic lists
     excl_row: dict[str, int] = {}
@@ -120,108 +252,187 @@ def rank(
             if x.strip():
                 excl_row.setdefault(_key(x), len(excl_row))
     excluded = index.presence(list(excl_row)) if excl_row else np.zeros((0, n), bool)
-
-    # Feedback: similarity of every paper to the papers anyone liked or disliked, computed once.
     fb_docs = sorted({pos[i] for pr in profiles for i in (*pr.liked, *pr.disliked) if i in pos})
     fb_col = {d: j for j, d in enumerate(fb_docs)}
+    unit = corpus.unit
     fb_sim = np.asarray((unit[fb_docs] @ unit.T).todense(), np.float32) if fb_docs else None
+    return _Phrases(topic_row, topic_names, topic_vecs, rel_all, Q, excl_row, excluded, fb_col, fb_sim)
 
-    explain_cache: dict[tuple[int, int, str], tuple[list[str], str]] = {}
-    chunk = max(16, CELLS_PER_CHUNK // n)
-    for start in range(0, len(profiles), chunk):
-        part = profiles[start : start + chunk]
-        labels = [[t.strip() for t in pr.topics if t.strip()] for pr in part]
-        rows = [[topic_row[_key(t)] for t in ts] for ts in labels]
-        # best topic per (subscriber, paper): a running max over the subscribers' topic slots
-        rel = np.zeros((len(part), n), np.float32)
-        best_topic = np.zeros((len(part), n), np.int16)
-        for j in range(max(len(r) for r in rows)):
-            slot = rel_all[[r[j] if j < len(r) else len(topic_names) for r in rows]]
-            better = slot > rel
-            np.copyto(rel, slot, where=better)
-            best_topic[better] = j
-            del slot, better
-        has_topics = np.array([bool(r) for r in rows])
-        score = rel * np.float32(1 - trending_weight)
-        score += np.float32(trending_weight) * heat[None, :]
-        score[~has_topics] = heat[None, :]
-        eligible = rel > 0
-        eligible[~has_topics] = True
-        if fb_sim is not None:
-            like, dislike = _feedback(part, pos, fb_col, fb_sim, n)
-            score += LIKE_WEIGHT * like - DISLIKE_WEIGHT * dislike
-            eligible |= like >= LIKE_ONLY_MIN_SIM
-        for i, pr in enumerate(part):
-            if pr.excludes:
-                xs = [excl_row[_key(x)] for x in pr.excludes if x.strip()]
-                if xs:
-                    eligible[i] &= ~excluded[xs].any(axis=0)
-            if pr.liked or pr.disliked:
-                eligible[i, [pos[j] for j in (*pr.liked, *pr.disliked) if j in pos]] = False
-            if candidates is not None and pr.subscriber_id in candidates:
-                allowed = np.zeros(n, bool)
-                allowed[[pos[j] for j in candidates[pr.subscriber_id] if j in pos]] = True
-                eligible[i] &= allowed
-        score[~eligible] = -np.inf
-        for members in dup_groups:  # keep only the best member of each near-duplicate group
-            sub = score[:, members]
-            keep = sub.argmax(axis=1)
-            mask = np.ones_like(sub, dtype=bool)
-            mask[np.arange(len(part)), keep] = False
-            sub[mask] = -np.inf
-            score[:, members] = sub
-        k = min(n, max(pr.max_items for pr in part))
-        if k <= 0:
-            continue
-        pool = min(n, POOL_FACTOR * k)  # the best few times k papers; the picks come from these
-        top = (
-            np.argpartition(-score, pool - 1, axis=1)[:, :pool] if pool < n else np.tile(np.arange(n), (len(part), 1))
-        )
-        top_scores = np.take_along_axis(score, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        top_rel = np.take_along_axis(rel, top, axis=1)
-        top_best = np.take_along_axis(best_topic, top, axis=1)
-        chosen = _balanced(np.take_along_axis(top_scores, order, axis=1), top_best, top_rel > 0,
-                           np.array([pr.max_items for pr in part]), k)
-        top = np.take_along_axis(top, chosen, axis=1)
-        top_scores = np.take_along_axis(score, top, axis=1).tolist()
-        top_rel = np.take_along_axis(top_rel, chosen, axis=1).tolist()
-        top_best = np.take_along_axis(top_best, chosen, axis=1).tolist()
-        for i, pr in enumerate(part):
-            picks = out[pr.subscriber_id]
-            for j, d in enumerate(top[i, : pr.max_items].tolist()):
-                s = top_scores[i][j]
-                if s == -np.inf:
-                    break
-                p = papers[d]
-                if not rows[i]:
-                    picks.append(Pick(p.id, s, why=_trending_why(p)))
-                elif top_rel[i][j] > 0:
-                    t = rows[i][top_best[i][j]]
-                    label = labels[i][top_best[i][j]]
-                    key = (t, d, label)
-                    if key not in explain_cache:
-                        explain_cache[key] = _explain(index, topic_names[t], Q[t], d, label)
-                        if not explain_cache[key][0] and topic_vecs is not None:
-                            explain_cache[key] = _explain_meaning(vectors, topic_vecs[t], p, d, label)
-                    matched, why = explain_cache[key]
-                    others = [labels[i][o] for o, r in enumerate(rows[i])
-                              if o != top_best[i][j] and rel_all[r, d] > 0]
-                    if others:
-                        why += "; also " + ", ".join(f"“{o}”" for o in others)
-                    picks.append(Pick(p.id, s, topic=label, terms=list(matched), why=why))
-                else:
-                    picks.append(Pick(p.id, s, why="Similar to papers you liked"))
-    log.info(
-        "ranked %d papers for %d subscribers (%d topics, %d picks) in %.2fs",
-        n,
-        len(profiles),
-        len(topic_names),
-        sum(map(len, out.values())),
-        time.perf_counter() - started,
+
+@dataclass
+class _Scored:
+    """One chunk of subscribers scored against every paper (rows: the chunk's subscribers)."""
+
+    labels: list[list[str]]  # each subscriber's topics as written (blank ones dropped)
+    rows: list[list[int]]  # ... and their rows in _Phrases.rel_all
+    rel: np.ndarray  # float32: relevance to the best topic, 0 for no match
+    best_topic: np.ndarray  # int16: which of the subscriber's topics that is
+    score: np.ndarray  # float32: the final score, -inf where the paper must not be picked
+
+
+def _score_chunk(
+    corpus: Corpus,
+    phrases: _Phrases,
+    part: Sequence[Profile],
+    candidates: Mapping[int, Collection[int]] | None,
+    trending_weight: float,
+) -> _Scored:
+    """Dense scores of one chunk: best topic per paper, trending blend (heat alone without topics),
+    feedback, then -inf for ineligible papers (no match, excluded, already rated, not a candidate)
+    and for all but the best member of each near-duplicate group."""
+    labels = [[t.strip() for t in pr.topics if t.strip()] for pr in part]
+    rows = [[phrases.topic_row[_key(t)] for t in ts] for ts in labels]
+    rel, best_topic = _best_topic(phrases.rel_all, rows, corpus.n)
+    heat = corpus.heat
+    has_topics = np.array([bool(r) for r in rows])
+    score = rel * np.float32(1 - trending_weight)
+    score += np.float32(trending_weight) * heat[None, :]
+    score[~has_topics] = heat[None, :]
+    eligible = rel > 0
+    eligible[~has_topics] = True
+    if phrases.fb_sim is not None:
+        like, dislike = _feedback(part, corpus.pos, phrases.fb_col, phrases.fb_sim, corpus.n)
+        score += LIKE_WEIGHT * like - DISLIKE_WEIGHT * dislike
+        eligible |= like >= LIKE_ONLY_MIN_SIM
+    _restrict(eligible, corpus, phrases, part, candidates)
+    score[~eligible] = -np.inf
+    _collapse_duplicates(score, corpus.dup_groups)
+    return _Scored(labels, rows, rel, best_topic, score)
+
+
+def _best_topic(rel_all: np.ndarray, rows: list[list[int]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(subscribers x papers) relevance to each subscriber's best topic and that topic's slot: a
+    running max over the topic slots (the first slot wins ties); the padding row stands in for a
+    subscriber with fewer topics."""
+    pad = len(rel_all) - 1
+    rel = np.zeros((len(rows), n), np.float32)
+    best_topic = np.zeros((len(rows), n), np.int16)
+    for j in range(max(len(r) for r in rows)):
+        slot = rel_all[[r[j] if j < len(r) else pad for r in rows]]
+        better = slot > rel
+        np.copyto(rel, slot, where=better)
+        best_topic[better] = j
+        del slot, better
+    return rel, best_topic
+
+
+def _restrict(
+    eligible: np.ndarray,
+    corpus: Corpus,
+    phrases: _Phrases,
+    part: Sequence[Profile],
+    candidates: Mapping[int, Collection[int]] | None,
+) -> None:
+    """Clear, in place, each subscriber's excluded papers, the papers they liked or disliked, and
+    (when `candidates` names them) every paper outside their candidates."""
+    pos, n = corpus.pos, corpus.n
+    for i, pr in enumerate(part):
+        if pr.excludes:
+            xs = [phrases.excl_row[_key(x)] for x in pr.excludes if x.strip()]
+            if xs:
+                eligible[i] &= ~phrases.excluded[xs].any(axis=0)
+        if pr.liked or pr.disliked:
+            eligible[i, [pos[j] for j in (*pr.liked, *pr.disliked) if j in pos]] = False
+        if candidates is not None and pr.subscriber_id in candidates:
+            allowed = np.zeros(n, bool)
+            allowed[[pos[j] for j in candidates[pr.subscriber_id] if j in pos]] = True
+            eligible[i] &= allowed
+
+
+def _collapse_duplicates(score: np.ndarray, dup_groups: Sequence[np.ndarray]) -> None:
+    """In place: keep only each row's best member of every near-duplicate group (first on ties)."""
+    rows = np.arange(len(score))
+    for members in dup_groups:
+        sub = score[:, members]
+        keep = sub.argmax(axis=1)
+        mask = np.ones_like(sub, dtype=bool)
+        mask[rows, keep] = False
+        sub[mask] = -np.inf
+        score[:, members] = sub
+
+
+@dataclass
+class _Chosen:
+    """The picks of one chunk, in order, before explanations (rows: subscribers, columns: ranks;
+    a row's first max_items columns are its picks, until a -inf score)."""
+
+    top: np.ndarray  # paper rows
+    scores: list[list[float]]
+    rel: list[list[float]]
+    best: list[list[int]]  # topic slot of each pick
+
+
+def _choose(scored: _Scored, part: Sequence[Profile]) -> _Chosen | None:
+    """Each subscriber's picks: the pool of their best POOL_FACTOR x k papers (k: the chunk's
+    largest max_items), best first, shared out among their topics by `_balanced`. None when no
+    subscriber of the chunk wants any."""
+    score, n = scored.score, scored.score.shape[1]
+    k = min(n, max(pr.max_items for pr in part))
+    if k <= 0:
+        return None
+    pool = min(n, POOL_FACTOR * k)  # the best few times k papers; the picks come from these
+    top = (
+        np.argpartition(-score, pool - 1, axis=1)[:, :pool] if pool < n else np.tile(np.arange(n), (len(part), 1))
     )
-    return out
+    top_scores = np.take_along_axis(score, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    top_rel = np.take_along_axis(scored.rel, top, axis=1)
+    top_best = np.take_along_axis(scored.best_topic, top, axis=1)
+    chosen = _balanced(np.take_along_axis(top_scores, order, axis=1), top_best, top_rel > 0,
+                       np.array([pr.max_items for pr in part]), k)
+    top = np.take_along_axis(top, chosen, axis=1)
+    return _Chosen(
+        top,
+        np.take_along_axis(score, top, axis=1).tolist(),
+        np.take_along_axis(top_rel, chosen, axis=1).tolist(),
+        np.take_along_axis(top_best, chosen, axis=1).tolist(),
+    )
+
+
+def _write_picks(
+    corpus: Corpus,
+    phrases: _Phrases,
+    part: Sequence[Profile],
+    scored: _Scored,
+    chosen: _Chosen,
+    explain_cache: dict[tuple[int, int, str], tuple[list[str], str]],
+    out: dict[int, list[Pick]],
+) -> None:
+    """Append each subscriber's picks to out[subscriber_id] with their explanation: trending for a
+    subscriber without topics, the best topic's matched terms (or closest sentence) plus the other
+    topics it matches, else "similar to papers you liked". Explanations are cached per
+    (topic row, paper, label) in `explain_cache`."""
+    for i, pr in enumerate(part):
+        picks = out[pr.subscriber_id]
+        rows, labels = scored.rows[i], scored.labels[i]
+        for j, d in enumerate(chosen.top[i, : pr.max_items].tolist()):
+            s = chosen.scores[i][j]
+            if s == -np.inf:
+                break
+            p = corpus.papers[d]
+            if not rows:
+                picks.append(Pick(p.id, s, why=_trending_why(p)))
+            elif chosen.rel[i][j] > 0:
+                best = chosen.best[i][j]
+                key = (rows[best], d, labels[best])
+                if key not in explain_cache:
+                    explain_cache[key] = _explain_pick(corpus, phrases, rows[best], d, labels[best])
+                matched, why = explain_cache[key]
+                others = [labels[o] for o, r in enumerate(rows) if o != best and phrases.rel_all[r, d] > 0]
+                if others:
+                    why += "; also " + ", ".join(f"“{o}”" for o in others)
+                picks.append(Pick(p.id, s, topic=labels[best], terms=list(matched), why=why))
+            else:
+                picks.append(Pick(p.id, s, why="Similar to papers you liked"))
+
+
+def _explain_pick(corpus: Corpus, phrases: _Phrases, t: int, d: int, label: str) -> tuple[list[str], str]:
+    """Why paper row d matches topic row t: its matched words, else (hybrid) its closest sentence."""
+    matched, why = _explain(corpus.index, phrases.topic_names[t], phrases.Q[t], d, label)
+    if not matched and phrases.topic_vecs is not None and corpus.vectors is not None:
+        return _explain_meaning(corpus.vectors, phrases.topic_vecs[t], corpus.papers[d], d, label)
+    return matched, why
 
 
 def topic_relevance(index: LexicalIndex, topics: Sequence[str], semantic: np.ndarray | None = None) -> np.ndarray:
