@@ -87,3 +87,11 @@ def mail_settings(settings_for, db: Database, sink, **mail):
                         mail={"transport": "smtp", "from_address": FROM,
                               "list_id": "Trending papers <digest.example.org>",
                               "unsubscribe_mailto": "unsubscribe@example.org", "smtp": smtp, **mail})
+
+
+def all_rows(db: Database, model, *where) -> list:
+    """Every row of a table (matching `where`), detached with its columns loaded, for assertions."""
+    with db.session() as s:
+        found = list(s.scalars(select(model).where(*where).order_by(*model.__table__.primary_key.columns)))
+        s.expunge_all()  # before the commit expires them: they keep what was read
+    return found

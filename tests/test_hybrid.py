@@ -10,15 +10,17 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
+from digest.cli import main
 from digest.cli.ranking import rank_command
 from digest.config import ConfigError
-from digest.pipeline import embed_papers, ingest, paper_vectors, plan
+from digest.pipeline import embed_papers, ingest, load_settings, paper_vectors, plan
 from digest.ranking import rank, semantic
 from digest.records import Paper, Profile
 from digest.store.models import DeliveryItem, PaperVector
 from digest.store.models import Paper as PaperRow
 from digest.store.papers import load as load_papers
 from digest.subscriptions import subscribers
+from tests.factories import all_rows
 from tests.test_ranking import NOW, ids, make_papers
 
 pytestmark = pytest.mark.skipif(
@@ -80,8 +82,8 @@ def test_papers_are_embedded_once_at_ingest_and_reembedded_when_their_text_chang
     assert report.embedded == n_papers == stored > 100
     assert ingest(db, settings, now=NOW + timedelta(hours=1)).embedded == 0  # nothing new, nothing embedded
 
+    first = all_rows(db, PaperRow)[0]
     with db.session() as s:
-        first = s.scalars(select(PaperRow).order_by(PaperRow.id).limit(1)).one()
         old_hash = s.get(PaperVector, first.id).text_hash
         s.execute(update(PaperRow).where(PaperRow.id == first.id).values(abstract="Robots grasp objects."))
     with db.session() as s:
@@ -119,8 +121,13 @@ def test_lexical_setting_stores_no_vectors(db, settings_for):
 
 def test_hybrid_without_the_extra_is_a_one_line_error(settings_for, monkeypatch, tmp_path):
     monkeypatch.setattr(semantic, "available", lambda: False)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///%s"\n[digest]\nranker = "hybrid"\n' % (tmp_path / "x.db"))
     with pytest.raises(ConfigError, match="digest.ranker.*semantic extra"):
-        settings_for("sqlite:///x.db", digest={"ranker": "hybrid"})
+        load_settings(str(cfg))
+    res = CliRunner().invoke(main, ["--config", str(cfg), "status"])
+    assert res.exit_code == 1 and res.output.startswith("Error: digest.ranker: ") and len(res.output.splitlines()) == 1
+    assert not (tmp_path / "x.db").exists()  # refused before anything is opened
     listings = tmp_path / "papers.tsv"
     listings.write_text("paper_id\ttitle\tabstract\nx\tA\tB\n", encoding="utf-8")
     res = CliRunner().invoke(rank_command, ["--listings", str(listings), "--topic", "a", "--ranker", "hybrid"])

@@ -14,14 +14,14 @@ from digest.records import Listing
 from digest.sources.ingest import ingest, source_status
 from digest.store.models import Paper
 from digest.store.papers import upsert
+from tests.factories import all_rows
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T0 = datetime(2024, 10, 25, 12, tzinfo=UTC)
 
 
 def papers(db) -> list[Paper]:
-    with db.session() as s:
-        return list(s.scalars(select(Paper).order_by(Paper.id)))
+    return all_rows(db, Paper)
 
 
 def file_settings(settings_for, db, **paths: list[str]):

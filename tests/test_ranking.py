@@ -310,17 +310,16 @@ def test_one_topic_does_not_crowd_out_the_others():
 
 
 def batch_profiles() -> list[Profile]:
-    """Subscribers of every kind, all with the same max_items (the pool size then is the same in
-    any batch, see rank_with)."""
+    """Subscribers of every kind, with different max_items (each has a pool of their own)."""
     return [
-        Profile(1, ["diffusion models", "GNN"], max_items=4),
+        Profile(1, ["diffusion models", "GNN"], max_items=2),
         Profile(2, ["reinforcement learning", "speech recognition"], excludes=["offline"], max_items=4),
         Profile(3, [], max_items=4),
         Profile(4, ["contrastive learning", "self-supervised"], liked=[100], max_items=4),
         Profile(5, ["graph neural networks"], disliked=[103], excludes=["  "], max_items=4),
         Profile(6, ["  Diffusion   models ", "video generation"], max_items=4),
         Profile(7, ["image synthesis"], liked=[110, 999], max_items=4),
-        Profile(8, ["differential privacy", "transformers"], max_items=4),
+        Profile(8, ["differential privacy", "transformers"], max_items=9),
     ]
 
 

@@ -79,7 +79,7 @@ def test_catch_up_after_downtime(db, settings_for):
         d = s.scalars(select(Delivery).where(Delivery.period == "2024-06-06")).one()
         titles = s.scalars(select(Paper.title).join(DeliveryItem, DeliveryItem.paper_id == Paper.id)
                            .where(DeliveryItem.delivery_id == d.id, DeliveryItem.kind == "pick")).all()
-    assert d.window_start == monday and d.window_end == back
+        assert d.window_start == monday and d.window_end == back
     assert len(titles) == 6 and not any("monday" in t for t in titles)  # what was missed, not a repeat
 
 
@@ -99,7 +99,7 @@ def test_catch_up_is_bounded_by_max_lookback(db, settings_for):
         d = s.scalars(select(Delivery).where(Delivery.period == "2024-06-10")).one()
         n = len(s.scalars(select(DeliveryItem).where(DeliveryItem.delivery_id == d.id,
                                                       DeliveryItem.kind == "pick")).all())
-    assert d.window_start == back - timedelta(days=2)
+        assert d.window_start == back - timedelta(days=2)
     assert n == 2  # day 8 and day 9 (day 10 is added later in the day); nothing older than two days
 
 

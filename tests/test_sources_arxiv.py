@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from httpreplay import ReplayServer, Reply, arxiv_fixture
-from sqlalchemy import select
 
 from digest.config import ArxivSource, HttpSettings
 from digest.sources import Cursor
@@ -17,6 +16,7 @@ from digest.sources.arxiv import parse_feed
 from digest.sources.http import HttpClient
 from digest.sources.ingest import ingest
 from digest.store.models import Paper, SourceState
+from tests.factories import all_rows
 
 ARXIV = Path(__file__).parent / "fixtures" / "arxiv"
 NOW = datetime(2026, 4, 13, tzinfo=UTC)
@@ -48,8 +48,7 @@ def arxiv_settings(settings_for, db, server, **extra):
 
 
 def rows(db) -> dict[str, Paper]:
-    with db.session() as s:
-        return {p.arxiv_id: p for p in s.scalars(select(Paper))}
+    return {p.arxiv_id: p for p in all_rows(db, Paper)}
 
 
 def watermark(db, name="ax") -> str | None:

@@ -14,8 +14,10 @@ import pytest
 from httpreplay import ReplayServer, Reply, arxiv_fixture
 from sqlalchemy import select
 
-from digest.sources.ingest import ingest
-from digest.store.models import Paper, SourceState
+from digest.records import Paper as RecordPaper
+from digest.sources.ingest import SourceStateView, ingest, source_states
+from digest.store import papers as paper_store
+from digest.store.models import Paper
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAILY = (FIXTURES / "hf_daily_papers_2024-10-25.json").read_bytes()
@@ -31,14 +33,13 @@ def server():
         yield srv
 
 
-def state(db, name: str) -> SourceState | None:
-    with db.session() as s:
-        return s.get(SourceState, name)
+def state(db, name: str) -> SourceStateView | None:
+    return source_states(db).get(name)
 
 
-def stored(db) -> dict[str, Paper]:
+def stored(db) -> dict[str, RecordPaper]:
     with db.session() as s:
-        return {p.arxiv_id: p for p in s.scalars(select(Paper))}
+        return {p.arxiv_id: p for p in paper_store.load(s, ids=list(s.scalars(select(Paper.id))))}
 
 
 # (id, replies for 2024-10-25, requests the client makes for that day, error or None)

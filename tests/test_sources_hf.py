@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from httpreplay import ReplayServer, Reply
-from sqlalchemy import select
 
 from digest.sources.hf_daily import parse_payload
-from digest.sources.ingest import ingest, source_status
-from digest.store.models import Paper, SourceState
+from digest.sources.ingest import SourceStateView, ingest, source_states, source_status
+from digest.store.models import Paper
+from tests.factories import all_rows
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAY = "2024-10-25"
@@ -37,13 +37,11 @@ def pages(items: list, size: int) -> list[bytes]:
 
 
 def rows(db) -> list[Paper]:
-    with db.session() as s:
-        return list(s.scalars(select(Paper).order_by(Paper.id)))
+    return all_rows(db, Paper)
 
 
-def state(db, name="hf") -> SourceState:
-    with db.session() as s:
-        return s.get(SourceState, name)
+def state(db, name="hf") -> SourceStateView | None:
+    return source_states(db).get(name)
 
 
 def test_one_day_then_nothing_new(db, settings_for, server):

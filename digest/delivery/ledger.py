@@ -55,9 +55,11 @@ def write(db: Database, editions: Sequence[Edition], domain: str) -> tuple[list[
         written = [replace(e, id=ids[e.subscriber_id],
                            message_id=make_message_id(ids[e.subscriber_id], e.period, domain))
                    for e in editions if e.subscriber_id in ids]
+        items = [item for e in written for item in _item_rows(e)]
         if written:
             s.execute(update(Delivery), [{"id": e.id, "message_id": e.message_id} for e in written])
-            s.execute(insert(DeliveryItem), [item for e in written for item in _item_rows(e)])
+        if items:
+            s.execute(insert(DeliveryItem), items)
     return written, len(editions) - len(written)
 
 

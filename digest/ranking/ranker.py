@@ -186,9 +186,9 @@ def rank_with(
 ) -> dict[int, list[Pick]]:
     """`rank` against a prebuilt corpus: call it for each batch of subscribers of a run.
 
-    A subscriber's picks depend on the others in their chunk of CELLS_PER_CHUNK cells only through
-    the pool size (POOL_FACTOR x the chunk's largest max_items), so batches whose subscribers share
-    one max_items get exactly the picks of one call for all of them. The corpus is not changed.
+    A subscriber's picks do not depend on who else is ranked with them (each has their own pool of
+    POOL_FACTOR x max_items), so any batching gives exactly the picks of one call for all of them.
+    The corpus is not changed.
     """
     out: dict[int, list[Pick]] = {pr.subscriber_id: [] for pr in profiles}
     if not corpus.papers or not profiles:
@@ -363,9 +363,8 @@ class _Chosen:
 
 
 def _choose(scored: _Scored, part: Sequence[Profile]) -> _Chosen | None:
-    """Each subscriber's picks: the pool of their best POOL_FACTOR x k papers (k: the chunk's
-    largest max_items), best first, shared out among their topics by `_balanced`. None when no
-    subscriber of the chunk wants any."""
+    """Each subscriber's picks: the pool of their best POOL_FACTOR x max_items papers, best first,
+    shared out among their topics by `_balanced`. None when no subscriber of the chunk wants any."""
     score, n = scored.score, scored.score.shape[1]
     k = min(n, max(pr.max_items for pr in part))
     if k <= 0:
@@ -379,12 +378,15 @@ def _choose(scored: _Scored, part: Sequence[Profile]) -> _Chosen | None:
     top = np.take_along_axis(top, order, axis=1)
     top_rel = np.take_along_axis(scored.rel, top, axis=1)
     top_best = np.take_along_axis(scored.best_topic, top, axis=1)
-    chosen = _balanced(np.take_along_axis(top_scores, order, axis=1), top_best, top_rel > 0,
-                       np.array([pr.max_items for pr in part]), k)
+    sorted_scores = np.take_along_axis(top_scores, order, axis=1)
+    max_items = np.array([pr.max_items for pr in part])
+    # each subscriber's own pool (POOL_FACTOR x their max_items): the same picks whoever else is ranked with them
+    sorted_scores[np.arange(pool)[None, :] >= np.minimum(n, POOL_FACTOR * max_items)[:, None]] = -np.inf
+    chosen = _balanced(sorted_scores, top_best, top_rel > 0, max_items, k)
     top = np.take_along_axis(top, chosen, axis=1)
     return _Chosen(
         top,
-        np.take_along_axis(score, top, axis=1).tolist(),
+        np.take_along_axis(sorted_scores, chosen, axis=1).tolist(),
         np.take_along_axis(top_rel, chosen, axis=1).tolist(),
         np.take_along_axis(top_best, chosen, axis=1).tolist(),
     )

@@ -46,18 +46,8 @@ def prune_runs(db: Database, before: datetime) -> int:
 
 def status(db: Database, job_ids: Sequence[str]) -> list[dict]:
     """Next run and last result of each job in `job_ids`, then of any other job that has a record."""
+    keys = ("next_run_at", "last_started_at", "last_finished_at", "last_ok", "last_summary", "instance")
     with db.session() as s:
-        rows = {r.job_id: r for r in s.scalars(select(JobState))}
-    out = []
-    for job_id in [*job_ids, *sorted(set(rows) - set(job_ids))]:
-        r = rows.get(job_id)
-        out.append({
-            "job": job_id,
-            "next_run_at": r.next_run_at if r else None,
-            "last_started_at": r.last_started_at if r else None,
-            "last_finished_at": r.last_finished_at if r else None,
-            "last_ok": r.last_ok if r else None,
-            "last_summary": r.last_summary if r else None,
-            "instance": r.instance if r else None,
-        })
-    return out
+        rows = {r.job_id: {k: getattr(r, k) for k in keys} for r in s.scalars(select(JobState))}
+    empty = dict.fromkeys(keys)
+    return [{"job": job_id, **rows.get(job_id, empty)} for job_id in [*job_ids, *sorted(set(rows) - set(job_ids))]]
