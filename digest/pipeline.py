@@ -26,7 +26,7 @@ from digest.planning import candidates, planner
 from digest.planning.candidates import Selection
 from digest.planning.planner import PlanReport
 from digest.planning.schedule import parse_instant
-from digest.ranking import semantic
+from digest.ranking import evaluate, semantic, tryout
 from digest.records import DeliveryStatus, Edition, Paper, Pick, Subscriber, utcnow
 from digest.render import Rendered, default_renderer
 from digest.render.compose import one_line, paper_url, subject_line
@@ -39,8 +39,8 @@ from digest.store.db import Database, is_initialised
 from digest.subscriptions import subscribers
 
 __all__ = ["STOPPING", "Database", "IngestReport", "PassReport", "PlanReport", "SendReport", "archive_html",
-           "due_at", "first_preview", "housekeeping", "ingest", "load_settings", "open_database", "parse_instant",
-           "pending_count", "plan", "preview", "recent_editions", "run_pass", "send", "status", "utcnow",
+           "due_at", "evaluate", "first_preview", "housekeeping", "ingest", "load_settings", "open_database", "parse_instant",
+           "pending_count", "plan", "preview", "recent_editions", "run_pass", "send", "status", "tryout", "utcnow",
            "worker_name"]
 
 log = logging.getLogger("digest.pipeline")

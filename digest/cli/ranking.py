@@ -1,6 +1,7 @@
 """Admin commands over the ranker: `digest rank` and `digest eval` (registered on the CLI group by cli.py).
 
-Each is one call into digest.ranking (tryout.tryout, evaluate.run) and the printing of its result."""
+Each is one call into the ranking's try-out and evaluation (through the pipeline, as every shell
+calls in: pipeline.tryout.tryout, pipeline.evaluate.run) and the printing of its result."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from digest.ranking import evaluate as ev
-from digest.ranking import tryout as tr
+from digest.pipeline import evaluate as ev
+from digest.pipeline import tryout as tr
 
 
 @click.command("rank")
