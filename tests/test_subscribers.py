@@ -12,7 +12,7 @@ def test_add_normalises_and_refuses_duplicates(db):
     v = subscribers.add(db, "  Ada@Example.ORG ", topics=["diffusion models", "Diffusion Models", " GNN "],
                         excludes=["survey"], timezone="Europe/Paris", hour=7, frequency="weekly", weekday="friday")
     assert v.email == "ada@example.org"
-    assert v.topics == ["diffusion models", "GNN"] and v.excludes == ["survey"]
+    assert v.topics == ("diffusion models", "GNN") and v.excludes == ("survey",)
     assert (v.frequency, v.weekday, v.hour, v.timezone) == ("weekly", 4, 7, "Europe/Paris")
     with pytest.raises(SubscriberError, match="already subscribed"):
         subscribers.add(db, "ada@example.org")

@@ -139,7 +139,7 @@ def test_same_answer_for_known_and_unknown_addresses(env):
     assert "/confirm/" not in by_to["known@example.org"].get_body(("plain",)).get_content()
     assert "/confirm/" in by_to["waiting@example.org"].get_body(("plain",)).get_content()
     known = subscribers.get(db, "known@example.org")  # an anonymous form never edits a live subscription
-    assert known.topics == ["privacy"] and known.hour == 6 and known.status == "active"
+    assert known.topics == ("privacy",) and known.hour == 6 and known.status == "active"
 
 
 def test_suppressed_address_is_mailed_nothing_but_sees_the_same_page(env):
@@ -202,7 +202,7 @@ def test_forms_need_a_csrf_token_from_this_site(env):
 
     prefs = signup.links(settings).preferences(sid).removeprefix(BASE)
     r = c.post(prefs, data={"topics": "hijacked", "frequency": "daily", "hour": "8", "timezone": "UTC"})
-    assert r.status_code == 403 and subscribers.get_by_id(db, sid).topics == ["graph neural networks"]
+    assert r.status_code == 403 and subscribers.get_by_id(db, sid).topics == ("graph neural networks",)
     assert c.post(prefs + "/pause", data={"weeks": "4"}).status_code == 403
     assert subscribers.get_by_id(db, sid).status == "active"
     assert c.post("/subscribe", data={**form, "csrf": token}).status_code == 200  # the real form works
@@ -317,12 +317,12 @@ def test_resubscribe_needs_a_fresh_confirmation(env):
     assert r.status_code == 200
     second = link_in(sink.messages[-1].message, "confirm")  # a fresh confirmation, not a manage link
     assert second != first and status_of(db, "ada@example.org") == "unsubscribed"
-    assert pipeline.plan(db, settings, dry_run=True).rows == []
+    assert pipeline.plan(db, settings, dry_run=True).editions == []
     c.post(second, data={"csrf": csrf_of(c.get(second).text)})
     assert status_of(db, "ada@example.org") == "active"
     with db.session() as s:
         assert s.get(Suppression, "ada@example.org") is None
-    assert subscribers.get(db, "ada@example.org").topics == ["diffusion models"]
+    assert subscribers.get(db, "ada@example.org").topics == ("diffusion models",)
 
 
 # ------------------------------------------------------------------------------------ preferences
@@ -346,7 +346,7 @@ def test_preferences_edit_pause_resume(env):
     assert r.status_code == 303 and r.headers["location"] == f"{url}?saved=save"
     v = subscribers.get_by_id(db, sid)
     assert (v.topics, v.excludes, v.frequency, v.weekday, v.hour, v.timezone, v.max_items) == (
-        ["diffusion models", "privacy"], ["video"], "weekly", 4, 7, "America/New_York", 5)
+        ("diffusion models", "privacy"), ("video",), "weekly", 4, 7, "America/New_York", 5)
     assert "Saved" in c.get(r.headers["location"]).text
 
     bad = c.post(url, data={**form, "timezone": "Nowhere/Else", "topics": "kept <b>"})
@@ -358,7 +358,7 @@ def test_preferences_edit_pause_resume(env):
     v = subscribers.get_by_id(db, sid)
     assert v.status == "paused" and v.paused_until > datetime.now(UTC) + timedelta(days=13)
     assert "Paused until" in c.get(url).text
-    assert pipeline.plan(db, settings, dry_run=True, now=datetime.now(UTC) + timedelta(days=7)).rows == []
+    assert pipeline.plan(db, settings, dry_run=True, now=datetime.now(UTC) + timedelta(days=7)).editions == []
     assert c.post(url + "/resume", data={"csrf": token}).status_code == 303
     assert subscribers.get_by_id(db, sid).status == "active"
     assert c.post(url + "/delete", data={"csrf": token}).status_code == 404
@@ -486,7 +486,7 @@ def test_subscriber_row_is_never_made_active_by_subscribe(env):
     subscribe(c, "eve@example.org")
     with db.session() as s:
         assert s.scalar(select(Subscriber.status).where(Subscriber.email == "eve@example.org")) == "pending"
-    assert pipeline.plan(db, settings, dry_run=True).rows == []
+    assert pipeline.plan(db, settings, dry_run=True).editions == []
 
 
 def test_links_of_a_deleted_subscriber_do_not_reach_a_new_one_with_the_same_id(env):

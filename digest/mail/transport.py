@@ -214,7 +214,10 @@ _CAUGHT = tuple(kind for kind, _ in _OUTCOMES)
 
 
 def _outcome(err: Exception, sender: str, recipient: str) -> _Outcome:
-    """The outcome of the first row of `_OUTCOMES` matching `err` (one of `_CAUGHT`)."""
+    """The outcome of the first row of `_OUTCOMES` matching `err` (one of `_CAUGHT`). smtplib reports
+    a reply that timed out as a disconnect; it counts as the timeout it was (no immediate resend)."""
+    if isinstance(err, smtplib.SMTPServerDisconnected) and isinstance(err.__context__, TimeoutError):
+        err = err.__context__
     return next(handle(err, sender, recipient) for kind, handle in _OUTCOMES if isinstance(err, kind))
 
 

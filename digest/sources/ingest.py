@@ -163,13 +163,15 @@ class SourceStateView:
     total_new: int
     total_updated: int
     total_skipped: int
+    http_cache: dict
 
 
 def source_states(db: Database) -> dict[str, SourceStateView]:
     with db.session() as s:
         return {st.name: SourceStateView(
             st.name, st.watermark, st.last_run_at, st.last_success_at, st.last_error_at, st.last_error,
-            st.total_fetched or 0, st.total_new or 0, st.total_updated or 0, st.total_skipped or 0)
+            st.total_fetched or 0, st.total_new or 0, st.total_updated or 0, st.total_skipped or 0,
+            dict(st.http_cache or {}))
             for st in s.scalars(select(SourceState))}
 
 
