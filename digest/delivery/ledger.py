@@ -255,7 +255,7 @@ def history(db: Database, subscriber_ids: Sequence[int]) -> dict[int, History]:
         ends = dict(s.execute(
             select(Delivery.subscriber_id, func.max(Delivery.window_end))
             .where(Delivery.subscriber_id.in_(ids), Delivery.status != S.FAILED)
-            .group_by(Delivery.subscriber_id)).tuples().all())
+            .group_by(Delivery.subscriber_id)).all())
         last = {sid: LastEdition(period, at) for sid, period, at in s.execute(
             select(Delivery.subscriber_id, Delivery.period, Delivery.planned_at)
             .where(Delivery.subscriber_id.in_(ids), Delivery.planned_at == newest.scalar_subquery()))}
@@ -270,7 +270,7 @@ def existing(db: Database, periods: dict[int, str]) -> set[tuple[int, str]]:
         return set(s.execute(
             select(Delivery.subscriber_id, Delivery.period)
             .where(Delivery.subscriber_id.in_(list(periods)), Delivery.period.in_(set(periods.values())))
-        ).tuples().all())
+        ).all())
 
 
 def sent_papers(db: Database, subscriber_ids: Sequence[int], paper_ids: Sequence[int]) -> dict[int, set[int]]:
@@ -310,7 +310,7 @@ def summary(db: Database, failures: int = 5) -> dict:
         failed = s.scalars(select(Delivery).where(Delivery.status == S.FAILED).order_by(Delivery.id.desc())
                            .limit(failures))
         return {
-            "deliveries": dict(s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).tuples().all()),
+            "deliveries": dict(s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()),
             "last_sent_at": s.scalar(select(func.max(Delivery.sent_at))),
             "recent_failures": [{"email": f.email, "period": f.period, "error": f.last_error} for f in failed],
         }

@@ -25,10 +25,10 @@ def to_paper(row: PaperRow) -> Paper:
     )
 
 
-def load(session: Session, *, seen_after: datetime | None = None, ids: Sequence[int] = ()) -> list[Paper]:
-    """Papers by id (withdrawn ones included: they were sent once), or every listed paper first seen
-    after `seen_after` (all listed papers without it), in id order."""
-    if ids:
+def load(session: Session, *, seen_after: datetime | None = None, ids: Sequence[int] | None = None) -> list[Paper]:
+    """Papers by id when `ids` is given (withdrawn ones included: they were sent once; none for an
+    empty list), else every listed paper first seen after `seen_after` (all without it), in id order."""
+    if ids is not None:
         wanted = sorted(set(ids))
         rows = [r for start in range(0, len(wanted), 5000)
                 for r in session.scalars(select(PaperRow).where(PaperRow.id.in_(wanted[start : start + 5000])))]

@@ -80,7 +80,7 @@ def suppressed(session: Session, emails: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for start in range(0, len(wanted), CHUNK):
         out.update(session.execute(select(Suppression.email, Suppression.reason)
-                                   .where(Suppression.email.in_(wanted[start : start + CHUNK]))).tuples().all())
+                                   .where(Suppression.email.in_(wanted[start : start + CHUNK]))).all())
     return out
 
 
@@ -94,7 +94,7 @@ def mailable_batch(session: Session, now: datetime, *, after_id: int = 0, limit:
 
 
 def count_by_status(session: Session) -> dict[str, int]:
-    return dict(session.execute(select(SubscriberRow.status, func.count()).group_by(SubscriberRow.status)).tuples().all())
+    return dict(session.execute(select(SubscriberRow.status, func.count()).group_by(SubscriberRow.status)).all())
 
 
 def row(session: Session, *, email: str | None = None, subscriber_id: int | None = None) -> SubscriberRow | None:
