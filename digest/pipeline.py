@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -45,7 +46,7 @@ __all__ = ["STOPPING", "Database", "IngestReport", "PassReport", "PlanReport", "
 
 log = logging.getLogger("digest.pipeline")
 
-BATCH = 500  # subscribers planned per batch: memory stays flat as the list grows
+BATCH = 4000  # subscribers planned per batch: memory stays flat as the list grows
 PENDING_KEEP = timedelta(days=7)  # unconfirmed sign-ups are forgotten after this (confirm links last 3 days)
 
 
@@ -117,27 +118,31 @@ def paper_vectors(db: Database, papers: Sequence[Paper]) -> semantic.PaperVector
 # ---------------------------------------------------------------------------------------- planning
 
 
-def select(db: Database, settings: Settings, subs: Sequence[Subscriber], now: datetime,
-           ) -> tuple[dict[int, Selection], dict[int, Paper]]:
-    """Rank the papers new to each subscriber in one batch; returns the selections and the papers."""
-    if not subs:
-        return {}, {}
-    cfg = settings.digest
-    past = ledger.history(db, [s.id for s in subs])
-    starts = {s.id: candidates.window_start(cfg, now, past[s.id].window_end if s.id in past else None) for s in subs}
+def candidate_pool(db: Database, settings: Settings, now: datetime) -> candidates.Pool:
+    """A run's papers, read and indexed once: every listed paper first seen since the earliest start
+    any edition can have, and the papers of subscribers' feedback outside that window."""
     with db.session() as s:
-        papers = paper_store.load(s, seen_after=min(starts.values()))
-        known = {p.id for p in papers}
-        extra = paper_store.load(s, ids=sorted(candidates.liked_or_disliked(subs) - known))
-    sent = ledger.sent_papers(db, [s.id for s in subs], sorted(known))
+        papers = paper_store.load(s, seen_after=candidates.earliest_start(settings.digest, now))
+        extra = list(paper_store.by_ids(s, sorted(paper_store.with_feedback(s) - {p.id for p in papers})).values())
     vecs = None
-    if semantic.wanted(cfg.ranker):
+    if semantic.wanted(settings.digest.ranker):
         try:
             vecs = paper_vectors(db, [*papers, *extra])
         except Exception as err:  # noqa: BLE001 - the digest still goes out, ranked on words alone
             log.warning("planner: paper vectors unavailable (%s); ranking lexically this time", err)
-    selections = candidates.select(cfg, subs, starts, sent, papers, extra, vecs, now)
-    return selections, {p.id: p for p in [*papers, *extra]}
+    return candidates.pool(settings.digest, papers, extra, vecs, now)
+
+
+def select(db: Database, settings: Settings, run: candidates.Pool, subs: Sequence[Subscriber], now: datetime,
+           ) -> dict[int, Selection]:
+    """Rank the papers new to each subscriber of a batch against the run's pool."""
+    if not subs:
+        return {}
+    past = ledger.history(db, [s.id for s in subs])
+    starts = {s.id: candidates.window_start(settings.digest, now, past[s.id].window_end if s.id in past else None)
+              for s in subs}
+    sent = ledger.sent_papers(db, [s.id for s in subs], sorted(run.papers))
+    return candidates.select(settings.digest, run, subs, starts, sent)
 
 
 def plan(db: Database, settings: Settings, *, now: datetime | None = None, email: str | None = None,
@@ -157,6 +162,7 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
             embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days))
         except Exception as err:  # noqa: BLE001 - planning embeds in memory or ranks lexically
             log.warning("planner: could not store paper vectors (%s)", err)
+    run: candidates.Pool | None = None  # read and indexed once, when the first batch has someone to plan
     after = 0
     while subs := _mailable_batch(db, now, email, after):
         after = subs[-1].id
@@ -166,11 +172,13 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
         due = planner.dues(subs, now, {sid: h.last for sid, h in past.items()})
         existing = ledger.existing(db, {sid: d.period for sid, d in due.items() if d is not None})
         todo = planner.triage(subs, due, suppressed, existing, report, due_only=due_only)
-        selections, papers = select(db, settings, todo, now)
+        if todo and run is None:
+            run = candidate_pool(db, settings, now)
+        selections = select(db, settings, run, todo, now) if todo and run else {}
         editions = planner.editions(todo, due, selections, now, report)
         if dry_run:
             report.editions += editions
-            report.papers.update(papers)
+            report.papers.update(run.papers if run else {})
             continue
         written, already = ledger.write(db, editions, domain)
         report.planned += len(written)
@@ -227,6 +235,7 @@ class PassReport:
     plan: PlanReport = field(default_factory=PlanReport)
     send: SendReport = field(default_factory=SendReport)
     stopped: bool = False  # `stop` was set before sending began: nothing was sent
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step that ran
 
     @property
     def errors(self) -> list[str]:
@@ -237,7 +246,8 @@ class PassReport:
         sending), skipped (nothing new), errors."""
         s = self.send
         return {"sent": s.sent, "retried": s.retried, "failed": s.failed,
-                "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.skipped, "errors": s.errors}
+                "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.skipped, "errors": s.errors,
+                "planned": self.plan.planned, "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
 
 
 def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, email: str | None = None,
@@ -249,9 +259,13 @@ def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, em
     `digest run`, the scheduler's tick and the demo. `on_planned(n)` is told how many deliveries the
     send will take before it starts (a progress bar's length); `stop` ends sending early."""
     report = PassReport()
+    clock = time.perf_counter()
     if ingest_first:
         report.ingest = ingest(db, settings, now=now)
+        report.seconds["ingest"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     report.plan = plan(db, settings, now=now, email=email, dry_run=dry_run, due_only=due_only)
+    report.seconds["plan"] = time.perf_counter() - clock
     if dry_run:
         return report
     if stop is not None and stop.is_set():
@@ -261,8 +275,10 @@ def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, em
     if on_planned is not None:
         on_planned(pending)
     if pending:
+        clock = time.perf_counter()
         report.send = send_deliveries(db, settings, now=now, email=email, transport=transport, stop=stop,
                                       progress=progress)
+        report.seconds["send"] = time.perf_counter() - clock
     return report
 
 
@@ -281,8 +297,9 @@ def preview(db: Database, settings: Settings, *, email: str | None = None, topic
             raise LookupError(f"no subscriber {email}")
     else:
         sub = Subscriber(id=0, email="preview@example.com", topics=tuple(topics), excludes=tuple(excludes))
-    selections, papers = select(db, settings, [sub], now)
-    sel = selections[sub.id]
+    run = candidate_pool(db, settings, now)
+    sel = select(db, settings, run, [sub], now)[sub.id]
+    papers = run.papers
     edition = Edition(subscriber_id=sub.id, email=sub.email, period=planner.period_of(sub, now),
                       window_start=sel.window_start, window_end=now, planned_at=now, picks=tuple(sel.picks),
                       trending=tuple(sel.trending), id=0, message_id=_preview_message_id(settings))
@@ -328,9 +345,9 @@ def first_preview(db: Database, settings: Settings, subscriber_id: int,
         sub = subscriber_store.by_id(s, subscriber_id)
     if sub is None:
         raise LookupError(f"no subscriber #{subscriber_id}")
-    selections, papers = select(db, settings, [sub], now)
-    sel = selections[subscriber_id]
-    return _items(sel.picks, papers), _items(sel.trending, papers)
+    run = candidate_pool(db, settings, now)
+    sel = select(db, settings, run, [sub], now)[subscriber_id]
+    return _items(sel.picks, run.papers), _items(sel.trending, run.papers)
 
 
 def recent_editions(db: Database, settings: Settings, subscriber_id: int, limit: int = 3) -> list[SentEdition]:

@@ -97,3 +97,32 @@ def test_also_trending_lists_only_upvoted_papers(db, settings_for):
     entries = [line for line in block.splitlines() if line.startswith("- ")]
     assert len(entries) == settings.digest.trending_items
     assert all("upvote" in line for line in entries)
+
+
+def test_import_leaves_the_columns_a_file_lacks_and_unsubscribes_like_the_web(db, monkeypatch):
+    subscribers.add(db, "ada@example.org", name="Ada", topics=["diffusion models"], excludes=["survey"],
+                    timezone="Europe/London", hour=7, frequency="weekly", weekday="friday", max_items=5)
+    added, updated, errors = subscribers.import_csv(db, io.StringIO("email\nada@example.org\ngrace@example.org\n"))
+    assert (added, updated, errors) == (1, 1, [])
+    ada = subscribers.get(db, "ada@example.org")
+    assert (ada.name, list(ada.topics), list(ada.excludes), ada.frequency, ada.weekday, ada.hour, ada.timezone,
+            ada.max_items) == ("Ada", ["diffusion models"], ["survey"], "weekly", 4, 7, "Europe/London", 5)
+    grace = subscribers.get(db, "grace@example.org")  # a new row gets the defaults
+    assert (grace.status, grace.frequency, grace.hour, grace.timezone, list(grace.topics)) == ("active", "daily", 8,
+                                                                                               "UTC", [])
+    subscribers.import_csv(db, io.StringIO("email,status\nada@example.org,unsubscribed\n"))
+    ada = subscribers.get(db, "ada@example.org")
+    assert ada.status == "unsubscribed" and ada.unsubscribed_at is not None and list(ada.topics) == ["diffusion models"]
+    assert subscribers.feedback_and_suppression(db, "ada@example.org")["suppressed"] == "unsubscribed"
+
+
+def test_import_writes_in_chunks_and_a_later_row_wins(db, monkeypatch):
+    monkeypatch.setattr(subscribers, "IMPORT_CHUNK", 7)
+    lines = ["email,topics,hour"] + [f"u{i}@example.org,topic {i % 5};graphs,{i % 24}" for i in range(50)]
+    lines += ["u3@example.org,late,23", "not-an-address,x,1"]
+    added, updated, errors = subscribers.import_csv(db, io.StringIO("\n".join(lines) + "\n"))
+    assert (added, updated, len(errors)) == (50, 0, 1) and "line 53" in errors[0]
+    got = {v.email: v for v in subscribers.list_all(db)}
+    assert len(got) == 50 and list(got["u3@example.org"].topics) == ["late"] and got["u3@example.org"].hour == 23
+    assert list(got["u4@example.org"].topics) == ["topic 4", "graphs"] and got["u4@example.org"].hour == 4
+    assert subscribers.import_csv(db, io.StringIO("\n".join(lines[:20]) + "\n"))[:2] == (0, 19)

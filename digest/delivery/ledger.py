@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -56,10 +56,12 @@ def write(db: Database, editions: Sequence[Edition], domain: str) -> tuple[list[
                            message_id=make_message_id(ids[e.subscriber_id], e.period, domain))
                    for e in editions if e.subscriber_id in ids]
         items = [item for e in written for item in _item_rows(e)]
-        if written:
-            s.execute(update(Delivery), [{"id": e.id, "message_id": e.message_id} for e in written])
+        if written:  # Core executemany statements: no ORM bookkeeping per row
+            table = Delivery.__table__
+            s.execute(update(table).where(table.c.id == bindparam("did")).values(message_id=bindparam("mid")),
+                      [{"did": e.id, "mid": e.message_id} for e in written])
         if items:
-            s.execute(insert(DeliveryItem), items)
+            s.execute(insert(DeliveryItem.__table__), items)
     return written, len(editions) - len(written)
 
 

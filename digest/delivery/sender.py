@@ -270,7 +270,7 @@ class _Run:
 
 
 def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Transport] | None = None,
-         now: datetime | None = None, email: str | None = None, worker: str | None = None, batch: int = 50,
+         now: datetime | None = None, email: str | None = None, worker: str | None = None, batch: int = 200,
          progress: Callable[[int], None] | None = None, limiter: RateLimiter | None = None,
          stop: threading.Event | None = None) -> SendReport:
     """Send every due delivery in the ledger through `transport` (one, or a pool: one thread each).

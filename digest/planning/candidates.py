@@ -1,17 +1,19 @@
-"""Candidate selection: which papers are new to each subscriber, ranked for all of them in one batch.
+"""Candidate selection: which papers are new to each subscriber, ranked for all of them in batches.
 
 Pure: it takes records (subscribers, their windows, the papers) and returns each subscriber's picks
-and "also trending" papers; reading them from the store is the pipeline's job.
+and "also trending" papers; reading them from the store is the pipeline's job. A run indexes its
+papers once (`pool`) and ranks every batch of subscribers against that one index (`select`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from digest import ranking
 from digest.config import DigestSettings
+from digest.ranking import Corpus, Window
 from digest.ranking.semantic import PaperVectors
 from digest.records import Paper, Pick, Subscriber
 
@@ -23,11 +25,26 @@ class Selection:
     window_start: datetime
 
 
+@dataclass(frozen=True)
+class Pool:
+    """The papers one planning run ranks, indexed once: the candidate window (every listed paper first
+    seen since the earliest start any subscriber can have) and the papers of their feedback outside
+    it, which steer the ranking but are never picked; with the run's "also trending" list."""
+
+    corpus: Corpus
+    hot: list[Pick]
+    papers: dict[int, Paper]  # all of them, by id (for rendering and subjects)
+
+
 def window_start(cfg: DigestSettings, now: datetime, last_window_end: datetime | None) -> datetime:
     """Where a subscriber's next edition starts looking: after their last edition (that did not fail),
     a first edition `first_edition_days` back, never more than `max_lookback_days`."""
-    floor = now - timedelta(days=cfg.max_lookback_days)
-    return max(floor, last_window_end or now - timedelta(days=cfg.first_edition_days))
+    return max(earliest_start(cfg, now), last_window_end or now - timedelta(days=cfg.first_edition_days))
+
+
+def earliest_start(cfg: DigestSettings, now: datetime) -> datetime:
+    """No edition looks further back than this (the start of a run's candidate window)."""
+    return now - timedelta(days=cfg.max_lookback_days)
 
 
 def liked_or_disliked(subs: Sequence[Subscriber]) -> set[int]:
@@ -35,31 +52,43 @@ def liked_or_disliked(subs: Sequence[Subscriber]) -> set[int]:
     return {pid for s in subs for pid in (*s.liked, *s.disliked)}
 
 
-def select(cfg: DigestSettings, subs: Sequence[Subscriber], starts: Mapping[int, datetime],
-           sent: Mapping[int, set[int]], papers: Sequence[Paper], extra: Sequence[Paper] = (),
-           vectors: PaperVectors | None = None, now: datetime | None = None) -> dict[int, Selection]:
-    """Rank the papers new to each subscriber: first seen after their window start and never sent to
-    them. `papers` are the candidate window (every paper first seen after the earliest start); `extra`
-    the papers of their feedback outside it (they steer, and are never picked); `vectors` the
-    embeddings of `papers` + `extra`, in that order, for the hybrid ranker."""
+def pool(cfg: DigestSettings, papers: Sequence[Paper], extra: Sequence[Paper] = (),
+         vectors: PaperVectors | None = None, now: datetime | None = None) -> Pool:
+    """Index a run's papers once. `papers` are the candidate window, `extra` the feedback papers
+    outside it; `vectors` the embeddings of `papers` + `extra`, in that order (hybrid ranker)."""
+    steering = [replace(p, first_seen_at=None) for p in extra]  # outside every window: never picked
+    corpus = ranking.build_corpus([*papers, *steering], now=now, vectors=vectors)
+    # "Also trending" means upvoted by the community: listings without any upvotes never fill it
+    quiet = {p.id for p in papers if p.upvotes <= 0} | {p.id for p in extra}
+    hot = ranking.trending_in(corpus, len(papers), exclude=quiet) if cfg.trending_items else []  # hottest first
+    return Pool(corpus, hot, {p.id: p for p in [*papers, *extra]})
+
+
+def select(cfg: DigestSettings, run: Pool, subs: Sequence[Subscriber], starts: Mapping[int, datetime],
+           sent: Mapping[int, set[int]]) -> dict[int, Selection]:
+    """Rank the papers new to each subscriber (first seen after their window start, never sent to
+    them) against the run's pool, and add the trending papers they have not had."""
     if not subs:
         return {}
-    pool = [*papers, *extra]
-    candidates = {
-        s.id: [p.id for p in papers if p.first_seen_at and p.first_seen_at > starts[s.id] and p.id not in sent[s.id]]
-        for s in subs
-    }
-    picks = ranking.rank(pool, [s.profile(cfg.max_items) for s in subs], candidates=candidates, now=now,
-                         vectors=vectors)
-    # "Also trending" means upvoted by the community: listings without any upvotes never fill it
-    upvoted = [p for p in papers if p.upvotes > 0]
-    hot = ranking.trending(upvoted, cfg.trending_items + cfg.max_items, now=now) if cfg.trending_items else []
+    windows = {s.id: Window(starts[s.id], frozenset(sent.get(s.id, ()))) for s in subs}
+    picks = ranking.rank_with(run.corpus, [s.profile(cfg.max_items) for s in subs], candidates=windows)
     out: dict[int, Selection] = {}
     for s in subs:
         mine = picks.get(s.id, [])
-        taken = {p.paper_id for p in mine} | sent[s.id]
-        allowed = set(candidates[s.id])
-        extra_hot = [t for t in hot if t.paper_id not in taken and t.paper_id in allowed][: cfg.trending_items]
-        out[s.id] = Selection(picks=mine, trending=extra_hot if mine and any(p.topic for p in mine) else [],
-                              window_start=starts[s.id])
+        personal = any(p.topic for p in mine)
+        hot = _also_trending(run, cfg.trending_items, {p.paper_id for p in mine} | windows[s.id].sent,
+                             starts[s.id]) if personal else []
+        out[s.id] = Selection(picks=mine, trending=hot, window_start=starts[s.id])
+    return out
+
+
+def _also_trending(run: Pool, k: int, taken: set[int], start: datetime) -> list[Pick]:
+    """The k hottest papers new to a subscriber (first seen after `start`) that they have not had."""
+    out: list[Pick] = []
+    for t in run.hot:
+        if len(out) == k:
+            break
+        seen = run.papers[t.paper_id].first_seen_at
+        if t.paper_id not in taken and seen is not None and seen > start:
+            out.append(t)
     return out

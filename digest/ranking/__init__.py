@@ -5,6 +5,15 @@ ranking many batches, `build_corpus(papers, now=, vectors=)` once, then `rank_wi
 per batch and `trending_in(corpus, k)`.
 """
 
-from digest.ranking.ranker import Corpus, build_corpus, rank, rank_with, trend_scores, trending, trending_in
+from digest.ranking.ranker import (
+    Corpus,
+    Window,
+    build_corpus,
+    rank,
+    rank_with,
+    trend_scores,
+    trending,
+    trending_in,
+)
 
-__all__ = ["Corpus", "build_corpus", "rank", "rank_with", "trend_scores", "trending", "trending_in"]
+__all__ = ["Corpus", "Window", "build_corpus", "rank", "rank_with", "trend_scores", "trending", "trending_in"]

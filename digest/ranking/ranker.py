@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
@@ -55,6 +55,8 @@ class Corpus:
     index: LexicalIndex
     heat: np.ndarray  # trend_scores(papers, now), float32 in 0..1
     vectors: PaperVectors | None = None  # the papers' embeddings, in the order of `papers`
+    # why each (topic, paper, label) matched, kept across `rank_with` calls: a run explains a pair once
+    explanations: dict[tuple[str, int, str], tuple[list[str], str]] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -77,9 +79,26 @@ class Corpus:
         return _group_of(self.papers, self.index.unit_rows(abstracts_only=True))
 
     @cached_property
+    def seen(self) -> np.ndarray:
+        """When each paper was first seen (POSIX seconds; -inf for a paper without the date)."""
+        return np.array([p.first_seen_at.timestamp() if p.first_seen_at else -np.inf for p in self.papers])
+
+    @cached_property
     def dup_groups(self) -> list[np.ndarray]:
         """The rows of every group with more than one paper."""
         return [np.flatnonzero(self.group == g) for g in np.flatnonzero(np.bincount(self.group) > 1)]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A subscriber's candidates as a rule rather than a list: the papers first seen after `after`,
+    except those in `sent` (already in one of their editions). Cheap for a whole list of subscribers."""
+
+    after: datetime
+    sent: frozenset[int] = frozenset()
+
+
+Candidates = Mapping[int, Collection[int] | Window]
 
 
 def build_corpus(
@@ -153,7 +172,7 @@ def rank(
     papers: Sequence[Paper],
     profiles: Sequence[Profile],
     *,
-    candidates: Mapping[int, Collection[int]] | None = None,
+    candidates: Candidates | None = None,
     trending_weight: float = 0.15,
     now: datetime | None = None,
     vectors: PaperVectors | None = None,
@@ -181,7 +200,7 @@ def rank_with(
     corpus: Corpus,
     profiles: Sequence[Profile],
     *,
-    candidates: Mapping[int, Collection[int]] | None = None,
+    candidates: Candidates | None = None,
     trending_weight: float = 0.15,
 ) -> dict[int, list[Pick]]:
     """`rank` against a prebuilt corpus: call it for each batch of subscribers of a run.
@@ -195,7 +214,7 @@ def rank_with(
         return out
     started = time.perf_counter()
     phrases = _score_phrases(corpus, profiles)
-    explain_cache: dict[tuple[int, int, str], tuple[list[str], str]] = {}
+    explain_cache = corpus.explanations
     chunk = max(16, CELLS_PER_CHUNK // corpus.n)
     for start in range(0, len(profiles), chunk):
         part = profiles[start : start + chunk]
@@ -274,7 +293,7 @@ def _score_chunk(
     corpus: Corpus,
     phrases: _Phrases,
     part: Sequence[Profile],
-    candidates: Mapping[int, Collection[int]] | None,
+    candidates: Candidates | None,
     trending_weight: float,
 ) -> _Scored:
     """Dense scores of one chunk: best topic per paper, trending blend (heat alone without topics),
@@ -321,10 +340,10 @@ def _restrict(
     corpus: Corpus,
     phrases: _Phrases,
     part: Sequence[Profile],
-    candidates: Mapping[int, Collection[int]] | None,
+    candidates: Candidates | None,
 ) -> None:
     """Clear, in place, each subscriber's excluded papers, the papers they liked or disliked, and
-    (when `candidates` names them) every paper outside their candidates."""
+    (when `candidates` names them) every paper outside their candidates: a list of ids, or a `Window`."""
     pos, n = corpus.pos, corpus.n
     for i, pr in enumerate(part):
         if pr.excludes:
@@ -333,9 +352,14 @@ def _restrict(
                 eligible[i] &= ~phrases.excluded[xs].any(axis=0)
         if pr.liked or pr.disliked:
             eligible[i, [pos[j] for j in (*pr.liked, *pr.disliked) if j in pos]] = False
-        if candidates is not None and pr.subscriber_id in candidates:
+        mine = candidates.get(pr.subscriber_id) if candidates is not None else None
+        if isinstance(mine, Window):
+            eligible[i] &= corpus.seen > mine.after.timestamp()
+            if mine.sent:
+                eligible[i, [pos[j] for j in mine.sent if j in pos]] = False
+        elif mine is not None:
             allowed = np.zeros(n, bool)
-            allowed[[pos[j] for j in candidates[pr.subscriber_id] if j in pos]] = True
+            allowed[[pos[j] for j in mine if j in pos]] = True
             eligible[i] &= allowed
 
 
@@ -398,13 +422,13 @@ def _write_picks(
     part: Sequence[Profile],
     scored: _Scored,
     chosen: _Chosen,
-    explain_cache: dict[tuple[int, int, str], tuple[list[str], str]],
+    explain_cache: dict[tuple[str, int, str], tuple[list[str], str]],
     out: dict[int, list[Pick]],
 ) -> None:
     """Append each subscriber's picks to out[subscriber_id] with their explanation: trending for a
     subscriber without topics, the best topic's matched terms (or closest sentence) plus the other
     topics it matches, else "similar to papers you liked". Explanations are cached per
-    (topic row, paper, label) in `explain_cache`."""
+    (topic, paper, label) in `explain_cache` (the corpus's, shared by every batch of a run)."""
     for i, pr in enumerate(part):
         picks = out[pr.subscriber_id]
         rows, labels = scored.rows[i], scored.labels[i]
@@ -417,7 +441,7 @@ def _write_picks(
                 picks.append(Pick(p.id, s, why=_trending_why(p)))
             elif chosen.rel[i][j] > 0:
                 best = chosen.best[i][j]
-                key = (rows[best], d, labels[best])
+                key = (phrases.topic_names[rows[best]], d, labels[best])
                 if key not in explain_cache:
                     explain_cache[key] = _explain_pick(corpus, phrases, rows[best], d, labels[best])
                 matched, why = explain_cache[key]

@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from digest.records import Listing, Paper, as_utc, title_key
+from digest.store.models import Feedback
 from digest.store.models import Paper as PaperRow
 
 CHUNK = 500  # rows per lookup / executemany
@@ -37,6 +38,11 @@ def load(session: Session, *, seen_after: datetime | None = None, ids: Sequence[
     if seen_after is not None:
         q = q.where(PaperRow.first_seen_at > seen_after)
     return [to_paper(r) for r in session.scalars(q.order_by(PaperRow.id))]
+
+
+def with_feedback(session: Session) -> set[int]:
+    """Every paper some subscriber marked "more" or "less like this"."""
+    return set(session.scalars(select(Feedback.paper_id).distinct()))
 
 
 def by_ids(session: Session, ids: Sequence[int]) -> dict[int, Paper]:

@@ -9,10 +9,10 @@ from typing import IO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from digest.records import FREQUENCIES, WEEKDAYS, Subscriber
+from digest.records import FREQUENCIES, WEEKDAYS, Subscriber, utcnow
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.store.models import Feedback, Topic
@@ -157,37 +157,81 @@ def export_csv(db: Database, out: IO[str]) -> int:
     return len(subs)
 
 
-def import_csv(db: Database, src: IO[str]) -> tuple[int, int, list[str]]:
+IMPORT_CHUNK = 2000  # rows written per transaction by `import_csv`
+_PROFILE_COLUMNS = ("name", "frequency", "weekday", "hour", "timezone", "max_items")
+
+
+def import_csv(db: Database, src: IO[str], now: datetime | None = None) -> tuple[int, int, list[str]]:
     """Add or update subscribers from CSV (columns as export writes them; only `email` is required).
 
-    Returns (added, updated, errors); a bad row is reported with its line number and skipped.
+    Every row is validated first; a bad row is reported with its line number and skipped. The rest is
+    written in chunks of IMPORT_CHUNK rows, one transaction each, new subscribers and their topics in
+    bulk. An existing subscriber gets only the columns the file has: a column left out keeps its
+    stored value; a status of "unsubscribed" suppresses the address as an unsubscribe does. A later
+    row for the same address wins. Returns (added, updated, errors).
     """
     reader = csv.DictReader(src)
     if not reader.fieldnames or "email" not in reader.fieldnames:
         raise SubscriberError("CSV needs a header row with at least an 'email' column")
-    unknown = set(reader.fieldnames) - set(CSV_FIELDS)
+    columns = {c.strip() for c in reader.fieldnames}
+    unknown = columns - set(CSV_FIELDS)
     if unknown:
         raise SubscriberError(f"unknown CSV column(s): {', '.join(sorted(unknown))}")
-    added = updated = 0
+    rows: dict[str, dict] = {}
     errors: list[str] = []
     for row in reader:
-        line = reader.line_num
         try:
             fields = _row_fields(row)
-            with db.session() as s:
-                sub = _find(s, fields["email"])
-                if sub is None:
-                    sub = SubscriberRow(email=fields["email"])
-                    s.add(sub)
-                    added += 1
-                else:
-                    updated += 1
-                for key in ("name", "status", "frequency", "weekday", "hour", "timezone", "max_items"):
-                    setattr(sub, key, fields[key])
-                _set_topics(sub, fields["topics"], fields["excludes"])
+            rows.pop(fields["email"], None)
+            rows[fields["email"]] = fields
         except (SubscriberError, ValueError) as err:
-            errors.append(f"line {line}: {err}")
+            errors.append(f"line {reader.line_num}: {err}")
+    now = now or utcnow()
+    added = updated = 0
+    todo = list(rows.values())
+    for start in range(0, len(todo), IMPORT_CHUNK):
+        new, changed = _import_chunk(db, todo[start : start + IMPORT_CHUNK], columns, now)
+        added, updated = added + new, updated + changed
     return added, updated, errors
+
+
+def _import_chunk(db: Database, rows: Sequence[dict], columns: set[str], now: datetime) -> tuple[int, int]:
+    with db.session() as s:
+        existing = {r.email: r for r in s.scalars(select(SubscriberRow).where(
+            SubscriberRow.email.in_([f["email"] for f in rows])))}
+        fresh = [f for f in rows if f["email"] not in existing]
+        if fresh:
+            ids = dict(s.execute(insert(SubscriberRow).returning(SubscriberRow.email, SubscriberRow.id), [
+                {"email": f["email"], "status": f["status"], "created_at": now,
+                 "unsubscribed_at": now if f["status"] == "unsubscribed" else None,
+                 **{k: f[k] for k in _PROFILE_COLUMNS}} for f in fresh]).all())
+            topics = [{"subscriber_id": ids[f["email"]], "kind": kind, "phrase": phrase, "weight": 1.0}
+                      for f in fresh for kind in ("include", "exclude")
+                      for phrase in f["topics" if kind == "include" else "excludes"]]
+            if topics:
+                s.execute(insert(Topic), topics)
+        for f in rows:
+            if f["email"] in existing:
+                _apply(existing[f["email"]], f, columns, now)
+        for f in rows:
+            if f["status"] == "unsubscribed" and (f["email"] not in existing or "status" in columns):
+                subscriber_store.suppress(s, f["email"], "unsubscribed", "import", now)
+    return len(fresh), len(rows) - len(fresh)
+
+
+def _apply(sub: SubscriberRow, fields: dict, columns: set[str], now: datetime) -> None:
+    """Set the columns the file has on a stored subscriber."""
+    for key in _PROFILE_COLUMNS:
+        if key in columns:
+            setattr(sub, key, fields[key])
+    if "status" in columns and fields["status"] != sub.status:
+        sub.status = fields["status"]
+        if sub.status == "unsubscribed":
+            sub.unsubscribed_at, sub.paused_until = now, None
+    if "topics" in columns or "excludes" in columns:
+        include, exclude = subscriber_store.split(sub.topics)
+        _set_topics(sub, fields["topics"] if "topics" in columns else include,
+                    fields["excludes"] if "excludes" in columns else exclude)
 
 
 def _row_fields(row: dict) -> dict:
@@ -201,11 +245,13 @@ def _row_fields(row: dict) -> dict:
     if status not in ("active", "paused", "pending", "unsubscribed"):
         raise SubscriberError(f"unknown status {status!r}")
     max_items = int(row["max_items"]) if (row.get("max_items") or "").strip() else None
+    if max_items is not None and not 1 <= max_items <= 100:
+        raise SubscriberError("max items must be 1..100")
     return {
         "email": normalise_email(row.get("email") or ""), "name": (row.get("name") or "").strip() or None,
         "status": status, "frequency": frequency, "hour": hour, "timezone": timezone, "max_items": max_items,
         "weekday": check_schedule(frequency, hour, timezone, (row.get("weekday") or "0").strip()),
-        "topics": split(row.get("topics")), "excludes": split(row.get("excludes")),
+        "topics": clean_topics(split(row.get("topics"))), "excludes": clean_topics(split(row.get("excludes"))),
     }
 
 

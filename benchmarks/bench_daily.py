@@ -1,0 +1,207 @@
+"""The daily run as an admin runs it, through the CLI, at list size: import, ingest, plan + send.
+
+    .venv/bin/python benchmarks/bench_daily.py [--subscribers N ...] [--papers 1000] [--pg] [--workers 1 2 4]
+
+Data: real papers (titles and abstracts of the ICLR 2021 set in ../shared/eval, else the bundled
+samples repeated) and subscribers with 1-5 real topic phrases each (the papers' own author keywords,
+drawn by frequency). Mail goes over SMTP to Postfix's `smtp-sink` on loopback; the ceiling row is
+Postfix's `smtp-source` sending a message of the same size into the same sink, one connection, in
+the same run. Every step is a `digest` subprocess; its peak RSS comes from `/usr/bin/time -f %M`.
+Prints one table: step, seconds, msg/s, ratio to the ceiling, peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL = ROOT.parent / "shared" / "eval" / "iclr2021_paperlist.tsv"
+PG = os.environ.get("DIGEST_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DIGEST = [sys.executable, "-m", "digest.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def papers(n: int) -> list[dict]:
+    """n real papers as `file` source JSON Lines entries (title, abstract, keywords kept for topics)."""
+    rows = []
+    if EVAL.exists():
+        with EVAL.open(encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f, delimiter="\t") if r.get("title") and r.get("abstract")]
+    if not rows:
+        sys.exit(f"needs {EVAL} (the shared eval set) for real papers")
+    rows = rows[:n]
+    return [{"id": r["paper_id"], "title": r["title"], "abstract": r["abstract"], "keywords": r["keywords"],
+             "upvotes": i % 37, "published_at": "2026-11-30T08:00:00Z"} for i, r in enumerate(rows)]
+
+
+def subscribers_csv(path: Path, n: int, listing: list[dict], seed: int = 1) -> None:
+    """n subscribers, 1-5 topic phrases each drawn by how often authors used them."""
+    counts = Counter(k.strip().lower() for p in listing for k in p["keywords"].split(",") if k.strip())
+    phrases, weights = zip(*[(k, c) for k, c in counts.items() if 3 <= len(k) <= 60], strict=True)
+    rng = random.Random(seed)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["email", "name", "topics", "timezone", "hour"])
+        for i in range(n):
+            topics = sorted(set(rng.choices(phrases, weights, k=rng.randint(1, 5))))
+            w.writerow([f"reader{i:06d}@example.org", f"Reader {i}", "; ".join(topics), "UTC", 8])
+
+
+class Sink:
+    """Postfix's smtp-sink on loopback: accepts and discards, very fast (the C ceiling's peer)."""
+
+    def __init__(self, delay_ms: int = 0):
+        self.port = free_port()
+        args = ["smtp-sink", "-c", "-u", os.environ.get("USER", "root")]
+        if delay_ms:
+            args += ["-w", str(max(1, delay_ms // 1000))] if delay_ms >= 1000 else []
+        self.proc = subprocess.Popen([*args, f"127.0.0.1:{self.port}", "1000"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("smtp-sink did not start")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, int, str]:
+    """Run a command; (seconds, peak RSS in MiB, stdout). Output goes to a file, never a full pipe."""
+    rss_file = cwd / f"rss-{uuid.uuid4().hex[:6]}"
+    out_file = cwd / f"out-{uuid.uuid4().hex[:6]}"
+    t0 = time.perf_counter()
+    with out_file.open("w") as out:
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *cmd], cwd=cwd, env=env,
+                              stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    text = out_file.read_text()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd[2:])} failed ({proc.returncode}):\n{text[-2000:]}")
+    return seconds, int(rss_file.read_text().split()[-1]) // 1024, text
+
+
+def ceiling(sink: Sink, eml: Path, n: int) -> float:
+    """msg/s of smtp-source -d sending `eml` n times over one connection into the sink."""
+    t0 = time.perf_counter()
+    subprocess.run(["smtp-source", "-d", "-s", "1", "-m", str(n), "-F", str(eml), "-f", "digest@example.org",
+                    "-t", "reader@example.org", f"127.0.0.1:{sink.port}"], check=True, stdout=subprocess.DEVNULL)
+    return n / (time.perf_counter() - t0)
+
+
+def database_url(kind: str, work: Path) -> tuple[str, callable]:
+    if kind == "sqlite":
+        return f"sqlite:///{work / 'digest.db'}", lambda: None
+    from sqlalchemy import create_engine, text
+
+    schema = "bench_" + uuid.uuid4().hex[:8]
+    eng = create_engine(PG)
+    with eng.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+
+    def drop() -> None:
+        with eng.begin() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        eng.dispose()
+
+    return f"{PG}?options=-csearch_path%3D{schema}", drop
+
+
+def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1) -> list[dict]:
+    work = Path(tempfile.mkdtemp(prefix="bench-daily-"))
+    listing = papers(n_papers)
+    (work / "papers.jsonl").write_text("\n".join(json.dumps(p) for p in listing), encoding="utf-8")
+    subscribers_csv(work / "subscribers.csv", n, listing)
+    sink = Sink()
+    url, drop = database_url(kind, work)
+    cfg = work / "config.toml"
+    cfg.write_text(f'[database]\nurl = "{url}"\n[web]\nbase_url = "https://digest.example.org"\n'
+                   f'secret_file = "{work / "secret"}"\n[digest]\nranker = "{ranker}"\n'
+                   f'[mail]\ntransport = "smtp"\nfrom_address = "Trending Papers <digest@example.org>"\n'
+                   f'[mail.smtp]\nhost = "127.0.0.1"\nport = {sink.port}\n'
+                   f'[sources.bench]\ntype = "file"\npaths = ["{work / "papers.jsonl"}"]\n', encoding="utf-8")
+    env = {**os.environ, "DIGEST_CONFIG": str(cfg), "PYTHONPATH": str(ROOT)}
+    rows = []
+    label = f"{n:,} subscribers, {kind}"
+    try:
+        for step, cmd in (("digest init", ["init"]), ("digest ingest", ["ingest"]),
+                          ("digest subscribers import", ["subscribers", "import", str(work / "subscribers.csv")])):
+            secs, rss, _ = timed([*DIGEST, *cmd], work, env)
+            rows.append({"run": label, "step": step, "seconds": secs, "rss": rss})
+        eml = work / "one.eml"
+        eml.write_bytes(subprocess.run([*DIGEST, "preview", "--subscriber", "reader000000@example.org",
+                                        "--format", "eml"], cwd=work, env=env, capture_output=True,
+                                       check=True).stdout)
+        secs, rss, out = timed([*DIGEST, "send", "--json"], work, env)
+        result = json.loads(out[out.index("{"):])
+        sent, took = result["sent"], result["seconds"]
+        top = ceiling(sink, eml, min(max(sent, 1000), 20000))
+        rows.append({"run": label, "step": f"digest send: whole command ({sent:,} sent)", "seconds": secs,
+                     "rate": sent / secs, "ceiling": top, "rss": rss})
+        rows.append({"run": label, "step": f"  of which planning {result['planned']:,} editions",
+                     "seconds": took["plan"]})
+        rows.append({"run": label, "step": "  of which rendering and sending", "seconds": took.get("send", 0.0),
+                     "rate": sent / max(took.get("send", 0.0), 1e-9), "ceiling": top})
+        rows.append({"run": label, "step": f"ceiling: smtp-source -d, {eml.stat().st_size // 1024} KB messages",
+                     "rate": top})
+    finally:
+        sink.close()
+        drop()
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| run | step | seconds | msg/s | of ceiling | peak RSS |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        secs = f"{r['seconds']:.1f}" if "seconds" in r else ""
+        rate = f"{r['rate']:,.0f}" if "rate" in r else ""
+        share = f"{r['rate'] / r['ceiling']:.1%}" if "ceiling" in r else ""
+        rss = f"{r['rss']} MiB" if "rss" in r else ""
+        lines.append(f"| {r['run']} | {r['step']} | {secs} | {rate} | {share} | {rss} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--subscribers", type=int, nargs="+", default=[1000])
+    ap.add_argument("--papers", type=int, default=1000)
+    ap.add_argument("--pg", action="store_true", help="also on PostgreSQL (DIGEST_TEST_PG or the local test database)")
+    ap.add_argument("--ranker", default="lexical", choices=["lexical", "hybrid"])
+    args = ap.parse_args()
+    if not shutil.which("smtp-sink") or not shutil.which("smtp-source"):
+        print("bench_daily: needs Postfix's smtp-sink and smtp-source (apt-get install postfix); skipped")
+        return 0
+    rows = []
+    for n in args.subscribers:
+        for kind in ["sqlite", *(["postgresql"] if args.pg else [])]:
+            rows += run(n, args.papers, kind, args.ranker)
+            print(table(rows[-7:]), flush=True)
+    print("\n" + table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
