@@ -68,11 +68,9 @@ def subscribers_csv(path: Path, n: int, listing: list[dict], seed: int = 1) -> N
 class Sink:
     """Postfix's smtp-sink on loopback: accepts and discards, very fast (the C ceiling's peer)."""
 
-    def __init__(self, delay_ms: int = 0):
+    def __init__(self):
         self.port = free_port()
         args = ["smtp-sink", "-c", "-u", os.environ.get("USER", "root")]
-        if delay_ms:
-            args += ["-w", str(max(1, delay_ms // 1000))] if delay_ms >= 1000 else []
         self.proc = subprocess.Popen([*args, f"127.0.0.1:{self.port}", "1000"], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         for _ in range(100):

@@ -21,7 +21,7 @@ from digest.delivery import bounces, ledger
 from digest.delivery.sender import STOPPING, SendReport, links_for, message, render, worker_name
 from digest.delivery.sender import send as send_deliveries
 from digest.mail import signing
-from digest.mail.message import sender_domain
+from digest.mail.message import make_message_id, sender_domain
 from digest.mail.transport import Transport
 from digest.planning import candidates, planner
 from digest.planning.candidates import Selection
@@ -308,8 +308,6 @@ def preview(db: Database, settings: Settings, *, email: str | None = None, topic
 
 
 def _preview_message_id(settings: Settings) -> str:
-    from digest.mail.message import make_message_id
-
     return make_message_id(0, "preview", sender_domain(settings.mail.from_address))
 
 

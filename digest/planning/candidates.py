@@ -47,11 +47,6 @@ def earliest_start(cfg: DigestSettings, now: datetime) -> datetime:
     return now - timedelta(days=cfg.max_lookback_days)
 
 
-def liked_or_disliked(subs: Sequence[Subscriber]) -> set[int]:
-    """Every paper id some subscriber gave feedback on (the ranker needs those papers too)."""
-    return {pid for s in subs for pid in (*s.liked, *s.disliked)}
-
-
 def pool(cfg: DigestSettings, papers: Sequence[Paper], extra: Sequence[Paper] = (),
          vectors: PaperVectors | None = None, now: datetime | None = None) -> Pool:
     """Index a run's papers once. `papers` are the candidate window, `extra` the feedback papers
