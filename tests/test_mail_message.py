@@ -136,3 +136,36 @@ def test_list_unsubscribe_with_only_one_of_its_urls():
     only_url = parse(wire(unsubscribe_mailto=None))
     assert only_url["List-Unsubscribe"] == f"<{LONG_URL}>"
     assert only_url["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def _email_package(name: str, value) -> bytes:
+    from digest.mail.message import POLICY
+    return POLICY.fold_binary(*POLICY.header_store_parse(name, value))
+
+
+_WORDS = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=90)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(_WORDS, st.sampled_from(["3 new papers for you: Attention", "Tue, 01 Dec 2026 08:00:00 +0000",
+                                                "<digest.7.2026-11-22@example.org>", "1.0", "a  b", " a", "=?x?=",
+                                                'multipart/alternative; boundary="=_digest_0123abcd"'])),
+       name=st.sampled_from(["Subject", "List-Id", "Auto-Submitted", "List-Unsubscribe-Post", "X-Anything"]))
+def test_a_plain_header_is_written_as_the_email_package_writes_it(value, name):
+    """`fold` skips the email package only where the result is the same bytes (free text; a date, a
+    message id or a content type always goes through it)."""
+    from digest.mail.message import fold
+    assert fold(name, value) == _email_package(name, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(display=st.one_of(st.text(max_size=40), st.sampled_from(["Reader 12", "Ada", "", "Dr. Ada", 'A "B"'])),
+       local=st.sampled_from(["reader000001", "a.b+tag", "o'neil", "x_y-z%1"]),
+       domain=st.sampled_from(["example.org", "xn--exmple-cua.org", "sub.example.co.uk"]))
+def test_a_plain_address_is_written_as_the_email_package_writes_it(display, local, domain):
+    from email.headerregistry import Address
+
+    from digest.mail.message import clean_header, fold
+    value = Address(display_name=clean_header(display), username=local, domain=domain)
+    for name in ("From", "To", "Reply-To"):
+        assert fold(name, value) == _email_package(name, value)

@@ -200,15 +200,23 @@ def read(db: Database, ids: Iterable[int]) -> list[Edition]:
     ids = sorted(set(ids))
     with db.session() as s:
         rows = [r for start in range(0, len(ids), CHUNK)
-                for r in s.scalars(select(Delivery).where(Delivery.id.in_(ids[start : start + CHUNK])))]
+                for r in s.execute(select(*_EDITION_COLUMNS).where(Delivery.id.in_(ids[start : start + CHUNK])))]
         return _editions(s, rows)
 
 
-def _editions(s: Session, rows: Sequence[Delivery]) -> list[Edition]:
+# What an Edition carries of its delivery row (read as plain rows: no ORM objects to build and track).
+_EDITION_COLUMNS = (Delivery.id, Delivery.subscriber_id, Delivery.email, Delivery.period, Delivery.window_start,
+                    Delivery.window_end, Delivery.planned_at, Delivery.message_id, Delivery.status,
+                    Delivery.attempts, Delivery.subject, Delivery.sent_at)
+_ITEM_COLUMNS = (DeliveryItem.delivery_id, DeliveryItem.paper_id, DeliveryItem.score, DeliveryItem.topic,
+                 DeliveryItem.why, DeliveryItem.kind)
+
+
+def _editions(s: Session, rows: Sequence) -> list[Edition]:
     ids = [r.id for r in rows]
     items: dict[int, tuple[list[Pick], list[Pick]]] = {i: ([], []) for i in ids}
     for start in range(0, len(ids), CHUNK):
-        for it in s.scalars(select(DeliveryItem).where(DeliveryItem.delivery_id.in_(ids[start : start + CHUNK]))
+        for it in s.execute(select(*_ITEM_COLUMNS).where(DeliveryItem.delivery_id.in_(ids[start : start + CHUNK]))
                             .order_by(DeliveryItem.delivery_id, DeliveryItem.rank)):
             pick = Pick(paper_id=it.paper_id, score=it.score, topic=it.topic, why=it.why)
             items[it.delivery_id][0 if it.kind == PICK else 1].append(pick)
@@ -227,13 +235,13 @@ def edition_of(db: Database, subscriber_id: int, delivery_id: int) -> Edition | 
 
 def recent(db: Database, subscriber_id: int, limit: int = 10, status: DeliveryStatus | None = None) -> list[Edition]:
     """A subscriber's latest editions, newest first (only those in `status`, when given)."""
-    q = select(Delivery).where(Delivery.subscriber_id == subscriber_id)
+    q = select(*_EDITION_COLUMNS).where(Delivery.subscriber_id == subscriber_id)
     if status is not None:
         q = q.where(Delivery.status == status).order_by(Delivery.sent_at.desc(), Delivery.id.desc())
     else:
         q = q.order_by(Delivery.id.desc())
     with db.session() as s:
-        rows = list(s.scalars(q.limit(limit)))
+        rows = list(s.execute(q.limit(limit)))
         by_id = {e.id: e for e in _editions(s, rows)}
         return [by_id[r.id] for r in rows]
 

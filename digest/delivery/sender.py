@@ -25,7 +25,7 @@ import queue
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -44,7 +44,7 @@ from digest.mail.transport import (
 )
 from digest.records import DeliveryStatus, Edition, Paper, Subscriber, utcnow
 from digest.render import Rendered, Renderer, default_renderer
-from digest.render.compose import edition_content
+from digest.render.compose import Entries, edition_content
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
@@ -81,14 +81,14 @@ def links_for(settings: Settings) -> Links:
 
 
 def render(settings: Settings, links: Links, renderer: Renderer, sub: Subscriber, edition: Edition,
-           papers: dict[int, Paper]) -> Rendered:
+           papers: Mapping[int, Paper] | Entries) -> Rendered:
     """Both parts of one subscriber's edition (sending, previews and the archive all render here)."""
     return renderer.render(edition_content(sub, edition, papers, links, site_name=settings.digest.site_name,
                                            excerpt_chars=settings.digest.excerpt_chars))
 
 
 def message(settings: Settings, links: Links, renderer: Renderer, sub: Subscriber, edition: Edition,
-            papers: dict[int, Paper], now: datetime, signer: signing.DkimSigner | None = None,
+            papers: Mapping[int, Paper] | Entries, now: datetime, signer: signing.DkimSigner | None = None,
             ) -> tuple[Rendered, bytes]:
     """The edition rendered, and the message exactly as it goes on the wire (signed when `signer`)."""
     rendered = render(settings, links, renderer, sub, edition, papers)
@@ -111,20 +111,22 @@ class Outgoing:
 
 
 def build_outgoing(db: Database, settings: Settings, ids: Sequence[int], now: datetime | None = None,
-                   signer: signing.DkimSigner | None = None,
+                   signer: signing.DkimSigner | None = None, entries: Entries | None = None,
                    ) -> tuple[list[Outgoing], list[int], list[tuple[int, str]]]:
-    """Render the claimed deliveries.
+    """Render the claimed deliveries. `entries`, kept for a whole run, makes each paper's part once.
 
     Returns (messages, ids to suppress instead, (id, error) of those that could not be rendered).
     """
     now = now or utcnow()
     links = links_for(settings)
     renderer = default_renderer()
+    papers = entries if entries is not None else Entries(excerpt_chars=settings.digest.excerpt_chars)
     editions = ledger.read(db, ids)
     with db.session() as s:
         subs = subscriber_store.by_ids(s, [e.subscriber_id for e in editions])
         suppressed = subscriber_store.suppressed(s, [e.email for e in editions])
-        papers = paper_store.by_ids(s, sorted({p.paper_id for e in editions for p in (*e.picks, *e.trending)}))
+        missing = {p.paper_id for e in editions for p in (*e.picks, *e.trending)} - papers.papers.keys()
+        papers.add(paper_store.by_ids(s, sorted(missing)))
     out: list[Outgoing] = []
     blocked: list[int] = []
     broken: list[tuple[int, str]] = []
@@ -298,13 +300,14 @@ def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Tr
     except TransportUnavailable as err:
         run.report.errors.append(str(err))
         return run.report
+    entries = Entries(excerpt_chars=settings.digest.excerpt_chars)
     threads = [threading.Thread(target=run.work, args=(t,), name=f"digest-send-{i}", daemon=True)
                for i, t in enumerate(pool)]
     for t in threads:
         t.start()
     try:
         while not run.stopped.is_set() and (ids := ledger.claim(db, worker, as_of, batch, email, run.lease)):
-            outgoing, blocked, broken = build_outgoing(db, settings, ids, signer=signer)
+            outgoing, blocked, broken = build_outgoing(db, settings, ids, signer=signer, entries=entries)
             for did in blocked:
                 run.finish(did, S.SUPPRESSED, "suppressed")
             for did, error in broken:

@@ -10,9 +10,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import Header
-from email.headerregistry import Address
+from email.headerregistry import Address, AddressHeader, UnstructuredHeader
 from email.message import EmailMessage
 from email.policy import EmailPolicy
+from functools import lru_cache
 
 # Headers whose value is a list of URLs: written as they are, folded only between the URLs.
 _VERBATIM = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
@@ -134,29 +135,75 @@ def _url(value: str) -> str:
     return value
 
 
-def _headers(env: Envelope) -> EmailMessage:
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = parse_address(env.from_address)
+def _headers(env: Envelope) -> list[tuple[str, str | Address]]:
     to_local, _, to_domain = ascii_address(env.to_address).rpartition("@")
-    msg["To"] = Address(display_name=clean_header(env.to_name), username=to_local, domain=to_domain)
+    head: list[tuple[str, str | Address]] = [
+        ("From", parse_address(env.from_address)),
+        ("To", Address(display_name=clean_header(env.to_name), username=to_local, domain=to_domain)),
+    ]
     if env.reply_to:
-        msg["Reply-To"] = parse_address(env.reply_to)
-    msg["Subject"] = clean_header(env.subject)
-    msg["Date"] = email.utils.format_datetime(env.date or datetime.now(UTC))
-    msg["Message-ID"] = clean_header(env.message_id)
+        head.append(("Reply-To", parse_address(env.reply_to)))
+    head += [("Subject", clean_header(env.subject)),
+             ("Date", email.utils.format_datetime(env.date or datetime.now(UTC))),
+             ("Message-ID", clean_header(env.message_id))]
     if env.auto_submitted:
-        msg["Auto-Submitted"] = clean_header(env.auto_submitted)
+        head.append(("Auto-Submitted", clean_header(env.auto_submitted)))
     if env.list_id:
-        msg["List-Id"] = clean_header(env.list_id)
+        head.append(("List-Id", clean_header(env.list_id)))
     unsubscribe = [f"<{_url(env.unsubscribe_url)}>"] if env.unsubscribe_url else []
     if env.unsubscribe_mailto:
         unsubscribe.append(f"<{_url(f'mailto:{clean_header(env.unsubscribe_mailto)}?subject=unsubscribe')}>")
     if unsubscribe:
-        msg["List-Unsubscribe"] = ", ".join(unsubscribe)
+        head.append(("List-Unsubscribe", ", ".join(unsubscribe)))
     if env.unsubscribe_url:  # RFC 8058 one-click needs the HTTPS URL
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["MIME-Version"] = "1.0"
-    return msg
+        head.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    head.append(("MIME-Version", "1.0"))
+    return head
+
+
+# A value the email package would write unchanged: printable ASCII words, single spaces, no encoded word.
+_PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
+_PLAIN_ADDR = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+")
+
+
+def _plain(value: str | Address) -> str | None:
+    """`value` as the email package would write it on one line, when that is plainly the value itself."""
+    if isinstance(value, Address):
+        addr = value.addr_spec
+        if not _PLAIN_ADDR.fullmatch(addr):
+            return None
+        if not value.display_name:
+            return addr
+        return f"{value.display_name} <{addr}>" if _PLAIN_NAME.fullmatch(value.display_name) else None
+    return value if _PLAIN.fullmatch(value) and "=?" not in value else None
+
+
+@lru_cache(maxsize=64)
+def _free_text(name: str) -> bool:
+    """An unstructured or address header: the email package writes a plain value of it unchanged
+    (a date, a message id or a content type it parses and rewrites)."""
+    return issubclass(POLICY.header_factory[name], (UnstructuredHeader, AddressHeader))
+
+
+def fold(name: str, value: str | Address) -> bytes:
+    """One header line as it goes on the wire. A short plain value of free text is written as it is
+    (what the email package would write, only without parsing it); the rest goes through the email
+    package."""
+    if name.lower() in _VERBATIM:
+        return _fold_list(name, str(value), "\r\n").encode("ascii")
+    plain = _plain(value) if _free_text(name) else None
+    if plain is not None and len(name) + 2 + len(plain) <= POLICY.max_line_length:
+        return f"{name}: {plain}\r\n".encode("ascii")
+    if isinstance(value, str):
+        return _fold_text(name, value)
+    return POLICY.fold_binary(*POLICY.header_store_parse(name, value))
+
+
+@lru_cache(maxsize=256)
+def _fold_text(name: str, value: str) -> bytes:
+    """The email package's folding, remembered for values every message repeats (a date, the boundary)."""
+    return POLICY.fold_binary(*POLICY.header_store_parse(name, value))
 
 
 def _qp(body: str) -> bytes:
@@ -165,24 +212,27 @@ def _qp(body: str) -> bytes:
     return encoded.replace(b"\n", b"\r\n")
 
 
+# Starts with "=_", which quoted-printable text can never contain: one boundary serves every message.
+_BOUNDARY = f"=_digest_{secrets.token_hex(12)}"
+
+
 def message_bytes(env: Envelope, text: str, html: str) -> bytes:
     """The message as it goes on the wire: multipart/alternative, text part first, CRLF, 7-bit clean.
 
-    Headers go through the email package (encoding, folding, no injection); the two bodies are
+    Headers go through the email package (encoding, folding, no injection) unless short and plain
+    (`fold`); the two bodies are
     quoted-printable encoded by binascii, several times faster than the email package's encoder on
-    a 60 KB digest. The boundary starts with "=_", which quoted-printable text can never contain.
+    a 60 KB digest.
     """
-    head = _headers(env)
-    boundary = f"=_digest_{secrets.token_hex(12)}"
-    head["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
-    out = [POLICY.fold_binary(name, value) for name, value in head.items()]
+    head = [*_headers(env), ("Content-Type", f'multipart/alternative; boundary="{_BOUNDARY}"')]
+    out = [fold(name, value) for name, value in head]
     out.append(b"\r\n")
     for subtype, body in (("plain", text), ("html", html)):
-        out.append(f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+        out.append(f'--{_BOUNDARY}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
                    f"Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii"))
         out.append(_qp(body))
         out.append(b"\r\n")
-    out.append(f"--{boundary}--\r\n".encode("ascii"))
+    out.append(f"--{_BOUNDARY}--\r\n".encode("ascii"))
     return b"".join(out)
 
 

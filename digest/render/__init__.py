@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -108,12 +108,13 @@ class Renderer:
         self.html_source = compile_mjml((directory / "digest.mjml").read_text(encoding="utf-8"))
         html_env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
         text_env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        text_env.filters["wordwrap"] = _wordwrap(text_env)
         self._html = html_env.from_string(self.html_source)
         self._text = text_env.from_string((directory / "digest.txt").read_text(encoding="utf-8"))
 
     def render(self, content: DigestContent) -> Rendered:
         """Fill both parts; past the HTML budget show fewer papers and count the rest as 'more'."""
-        ctx = asdict(content)
+        ctx = {f.name: getattr(content, f.name) for f in fields(content)}  # entries stay objects
         picks = ctx["picks"]
         shown = len(picks)
         html = self._html.render(ctx)
@@ -123,6 +124,17 @@ class Renderer:
             ctx = {**ctx, "picks": picks[:shown], "more_count": content.more_count + len(picks) - shown}
             html = self._html.render(ctx)
         return Rendered(subject=content.subject, html=html, text=self._text.render(ctx), shown=shown)
+
+
+def _wordwrap(env: jinja2.Environment):
+    """Jinja's wordwrap, remembered: the same excerpts are wrapped for thousands of digests a run."""
+    wrap = jinja2.filters.do_wordwrap
+
+    @lru_cache(maxsize=16384)
+    def wordwrap(s: str, width: int = 79) -> str:
+        return wrap(env, s, width)
+
+    return wordwrap
 
 
 @lru_cache(maxsize=4)

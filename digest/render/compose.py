@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlencode
@@ -62,21 +63,38 @@ def meta_line(p: Paper) -> str:
     return " · ".join(bits)
 
 
-def entry(rank: int, pick: Pick, p: Paper, excerpt_chars: int,
-          feedback: Callable[[int, int], str] | None = None) -> Entry:
-    return Entry(
-        rank=rank,
-        title=one_line(p.title),
-        url=paper_url(p),
-        authors=authors_line(p.authors),
-        excerpt=excerpt(p.ai_summary or p.abstract, excerpt_chars),
-        why=one_line(pick.why),
-        meta=meta_line(p),
-        pdf_url=p.pdf_url,
-        code_url=p.code_url,
-        more_url=feedback(p.id, 1) if feedback else None,
-        less_url=feedback(p.id, -1) if feedback else None,
-    )
+class Entries:
+    """Each paper's part of an entry (title, link, authors, excerpt, meta) is made once, however many
+    editions show it; the rank, the reason and the feedback links are each subscriber's own.
+
+    Wraps the papers by id; a sending run keeps one for the whole run and adds papers as it goes.
+    """
+
+    def __init__(self, papers: Mapping[int, Paper] | None = None, excerpt_chars: int = 320):
+        self.papers: dict[int, Paper] = dict(papers or {})
+        self.excerpt_chars = excerpt_chars
+        self._made: dict[int, Entry] = {}
+
+    def __contains__(self, paper_id: object) -> bool:
+        return paper_id in self.papers
+
+    def add(self, papers: Mapping[int, Paper]) -> None:
+        self.papers.update(papers)
+
+    def entry(self, rank: int, pick: Pick, feedback: Callable[[int, int], str] | None = None) -> Entry:
+        base = self._made.get(pick.paper_id)
+        if base is None:
+            base = self._made[pick.paper_id] = paper_entry(self.papers[pick.paper_id], self.excerpt_chars)
+        return replace(base, rank=rank, why=one_line(pick.why),
+                       more_url=feedback(pick.paper_id, 1) if feedback else None,
+                       less_url=feedback(pick.paper_id, -1) if feedback else None)
+
+
+def paper_entry(p: Paper, excerpt_chars: int) -> Entry:
+    """What an entry shows of the paper itself (no rank, reason or links yet)."""
+    return Entry(rank=0, title=one_line(p.title), url=paper_url(p), authors=authors_line(p.authors),
+                 excerpt=excerpt(p.ai_summary or p.abstract, excerpt_chars), meta=meta_line(p),
+                 pdf_url=p.pdf_url, code_url=p.code_url)
 
 
 def subject_line(n: int, top: str, personal: bool) -> str:
@@ -97,7 +115,7 @@ def compose(
     topics: Sequence[str],
     picks: Sequence[Pick],
     trending: Sequence[Pick],
-    papers: Mapping[int, Paper],
+    papers: Mapping[int, Paper] | Entries,
     when: datetime,
     archive_url: str,
     prefs_url: str,
@@ -105,8 +123,9 @@ def compose(
     excerpt_chars: int = 320,
     feedback: Callable[[int, int], str] | None = None,
 ) -> DigestContent:
-    entries = [entry(i, pk, papers[pk.paper_id], excerpt_chars, feedback) for i, pk in enumerate(picks, 1)]
-    hot = [entry(i, pk, papers[pk.paper_id], excerpt_chars) for i, pk in enumerate(trending, 1)]
+    made = papers if isinstance(papers, Entries) else Entries(papers, excerpt_chars)
+    entries = [made.entry(i, pk, feedback) for i, pk in enumerate(picks, 1)]
+    hot = [made.entry(i, pk) for i, pk in enumerate(trending, 1)]
     topic_list = ", ".join(f"“{one_line(t)}”" for t in topics)
     if topics:
         heading = f"{len(entries)} new {'paper' if len(entries) == 1 else 'papers'} on your topics"
@@ -141,7 +160,8 @@ class EditionLinks(Protocol):
     def feedback(self, subscriber_id: int, paper_id: int, signal: int) -> str: ...
 
 
-def edition_content(sub: Subscriber, edition: Edition, papers: Mapping[int, Paper], links: EditionLinks, *,
+def edition_content(sub: Subscriber, edition: Edition, papers: Mapping[int, Paper] | Entries,
+                    links: EditionLinks, *,
                     site_name: str, excerpt_chars: int = 320) -> DigestContent:
     """What one subscriber's edition shows: their picks and trending papers that are still in
     `papers`, dated in their own time zone, with their signed links."""
