@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -152,6 +153,33 @@ def test_expired_lease_is_resumed_and_a_live_one_is_left_alone(db, settings_for)
             # once someone else holds it, the old worker may not send it
             assert not hold(db, crashed[0], "crashed-worker", timedelta(minutes=1))
         assert len(sink.messages) == 3 and set(received_ids(sink)) <= set(ids.values())
+
+
+def test_a_lease_near_its_end_is_taken_again_and_one_taken_over_is_not_sent(db, settings_for):
+    """A sender that was slow (here: each message takes a third of the lease) takes its lease again
+    before sending once a quarter of it is left; what another worker took over meanwhile stays theirs."""
+    with SmtpSink() as sink:
+        settings = mail_settings(settings_for, db, sink, lease_seconds=1.5)
+        planned_world(db, settings, 4)
+        with db.session() as s:
+            stolen, stolen_mid = s.execute(select(Delivery.id, Delivery.message_id).order_by(Delivery.id.desc())).first()
+
+        class Slow(SmtpTransport):
+            def send(self, data, sender, recipient):
+                super().send(data, sender, recipient)
+                if len(sink.messages) == 1:  # meanwhile the last one's lease ran out and another worker took it
+                    with db.session() as s:
+                        s.execute(update(Delivery).where(Delivery.id == stolen)
+                                  .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+                    assert claim(db, "other-worker", datetime.now(UTC), 5) == [stolen]
+                time.sleep(0.5)
+
+        report = send(db, settings, transport=Slow(sink.host, sink.port), worker="me")
+        assert report.sent == 3 and len(received_ids(sink)) == 3 and stolen_mid not in received_ids(sink)
+        with db.session() as s:
+            assert s.get(Delivery, stolen).worker_id == "other-worker"
+            sent = s.scalars(select(Delivery.sent_at).where(Delivery.status == "sent")).all()
+        assert len(sent) == 3
 
 
 def test_send_time_suppression_and_unsubscribed(db, settings_for):

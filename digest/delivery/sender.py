@@ -11,8 +11,8 @@ The ledger is the queue. A delivery goes
 
 The calling thread claims and renders batches; `smtp.pool_size` threads each own one SMTP connection
 and send (threads, because a sender mostly waits on the server; the rendering stays in one thread).
-Just before a message goes out its worker takes the lease again (one UPDATE): a delivery another
-worker has taken over is never sent. So a crash (even SIGKILL) loses nothing, and sends at most one
+A message goes out only while its worker's lease has a quarter of its time left, else the worker
+takes the lease again first (one UPDATE): a delivery another worker has taken over is never sent. So a crash (even SIGKILL) loses nothing, and sends at most one
 message per connection twice: the one the server accepted before the ledger said so. More
 throughput: several `digest send` processes at once (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
 """
@@ -108,12 +108,15 @@ class Outgoing:
     rendered: Rendered
     data: bytes  # the finished message, signed when DKIM is configured
     attempts: int
+    held_until: datetime | None = None  # this worker's lease, as far as it knows; None: take it again
 
 
 def build_outgoing(db: Database, settings: Settings, ids: Sequence[int], now: datetime | None = None,
                    signer: signing.DkimSigner | None = None, entries: Entries | None = None,
+                   held_until: datetime | None = None,
                    ) -> tuple[list[Outgoing], list[int], list[tuple[int, str]]]:
-    """Render the claimed deliveries. `entries`, kept for a whole run, makes each paper's part once.
+    """Render the claimed deliveries. `entries`, kept for a whole run, makes each paper's part once;
+    `held_until` is when the claim's lease runs out.
 
     Returns (messages, ids to suppress instead, (id, error) of those that could not be rendered).
     """
@@ -138,7 +141,7 @@ def build_outgoing(db: Database, settings: Settings, ids: Sequence[int], now: da
             continue
         try:
             rendered, data = message(settings, links, renderer, sub, e, papers, now, signer)
-            out.append(Outgoing(e.id, sub.id, ascii_address(e.email), rendered, data, e.attempts))
+            out.append(Outgoing(e.id, sub.id, ascii_address(e.email), rendered, data, e.attempts, held_until))
         except Exception as err:  # bad data in one delivery must not stop the others
             log.exception("cannot render delivery=%s", e.id)
             broken.append((e.id, f"render error: {type(err).__name__}: {err}"))
@@ -239,10 +242,19 @@ class _Run:
         finally:
             transport.close()
 
+    def still_held(self, o: Outgoing) -> bool:
+        """Whether this worker may send `o` now. While the lease it took at the claim has a quarter of
+        its time left, nobody else can have taken it (a claim takes only leases that ran out); past
+        that, the lease is taken again first (one UPDATE), and a delivery another worker has taken
+        over is never sent."""
+        if o.held_until is not None and utcnow() < o.held_until - self.lease / 4:
+            return True
+        return ledger.hold(self.db, o.delivery_id, self.worker, self.lease)
+
     def deliver(self, transport: Transport, o: Outgoing) -> None:
         mail = self.settings.mail
         self.limiter.acquire()
-        if not ledger.hold(self.db, o.delivery_id, self.worker, self.lease):
+        if not self.still_held(o):
             log.warning("delivery=%s was taken over by another worker; not sending it", o.delivery_id)
             return
         attempts = o.attempts + 1
@@ -306,8 +318,12 @@ def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Tr
     for t in threads:
         t.start()
     try:
-        while not run.stopped.is_set() and (ids := ledger.claim(db, worker, as_of, batch, email, run.lease)):
-            outgoing, blocked, broken = build_outgoing(db, settings, ids, signer=signer, entries=entries)
+        while not run.stopped.is_set():
+            claimed_at = utcnow()  # the lease the claim takes runs out a moment after claimed_at + lease
+            if not (ids := ledger.claim(db, worker, as_of, batch, email, run.lease)):
+                break
+            outgoing, blocked, broken = build_outgoing(db, settings, ids, signer=signer, entries=entries,
+                                                       held_until=claimed_at + run.lease)
             for did in blocked:
                 run.finish(did, S.SUPPRESSED, "suppressed")
             for did, error in broken:
