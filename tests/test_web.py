@@ -388,6 +388,17 @@ def test_feedback_get_asks_post_records(env):
     assert c.get(lk.feedback(sid, 999_999, 1).removeprefix(BASE)).status_code == 404
     bad = tokens.make(settings.secret(), "feedback", sid, p=pid, v=5)
     assert c.get(f"/feedback/{bad}").status_code == 400
+    # one token per digest, the paper and signal in the query; nonsense there is a bad link, not a 500
+    assert more.split("?")[0] == less.split("?")[0]
+    for query in ("p=abc&v=1", f"p={pid}&v=5", f"p={pid}&v=true", "p=99999999999999999999&v=1", f"p=-{pid}&v=1",
+                  "v=1", ""):
+        assert c.get(more.split("?")[0] + "?" + query).status_code == 400, query
+    # links mailed before that carried the paper and signal in the token, and still work
+    old = tokens.make(settings.secret(), "feedback", sid, p=pid, v=1)
+    page = c.get(f"/feedback/{old}")
+    assert page.status_code == 200 and "More like this" in page.text
+    for p, v in ((True, 1), (pid, True), (str(pid), 1), (2**70, 1)):
+        assert c.get(f"/feedback/{tokens.make(settings.secret(), 'feedback', sid, p=p, v=v)}").status_code in (400, 404)
 
 
 def test_archive_shows_the_sent_edition_to_its_owner_only(env):

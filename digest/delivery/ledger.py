@@ -114,14 +114,17 @@ def claim(db: Database, worker: str, now: datetime, limit: int, email: str | Non
     return sorted(got)
 
 
+_T = Delivery.__table__  # per-message statements go to the table itself (Core: no ORM bulk-update machinery)
+
+
 def _mine(delivery_id: int, worker: str) -> ColumnElement[bool]:
-    return (Delivery.id == delivery_id) & (Delivery.worker_id == worker) & (Delivery.status == S.SENDING)
+    return (_T.c.id == delivery_id) & (_T.c.worker_id == worker) & (_T.c.status == S.SENDING)
 
 
 def hold(db: Database, delivery_id: int, worker: str, lease: timedelta = LEASE) -> bool:
     """Renew this worker's lease just before sending; False if another worker has taken it over."""
     with db.session() as s:
-        return s.execute(update(Delivery).where(_mine(delivery_id, worker))
+        return s.execute(update(_T).where(_mine(delivery_id, worker))
                          .values(lease_expires_at=utcnow() + lease)).rowcount == 1
 
 
@@ -153,7 +156,7 @@ def finish(db: Database, worker: str, outcomes: Sequence[Outcome], on_bounce: On
             for key in ("attempts", "next_attempt_at", "sent_at", "subject"):
                 if getattr(o, key) is not None:
                     values[key] = getattr(o, key)
-            if s.execute(update(Delivery).where(_mine(o.delivery_id, worker)).values(**values)).rowcount:
+            if s.execute(update(_T).where(_mine(o.delivery_id, worker)).values(**values)).rowcount:
                 done.append(o.delivery_id)
                 if o.bounce and on_bounce is not None:
                     on_bounce(s, o)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlencode
 
 from digest.subscriptions import tokens
 
@@ -30,4 +32,11 @@ class Links:
         return self._url("archive", "archive", subscriber_id, d=delivery_id)
 
     def feedback(self, subscriber_id: int, paper_id: int, signal: int) -> str:
-        return self._url("feedback", "feedback", subscriber_id, p=paper_id, v=signal)
+        return self.feedback_links(subscriber_id)(paper_id, signal)
+
+    def feedback_links(self, subscriber_id: int) -> Callable[[int, int], str]:
+        """"More / less like this" links for one digest: one signed token for the subscriber, the paper
+        and the signal in the query (a digest shows two per paper; signing each cost more than the
+        rest of its rendering). The token lets its holder rate papers for themselves only."""
+        base = self._url("feedback", "feedback", subscriber_id)
+        return lambda paper_id, signal: f"{base}?{urlencode({'p': paper_id, 'v': signal})}"

@@ -293,8 +293,8 @@ async def unsubscribe(request: Request) -> Response:
 async def feedback(request: Request) -> Response:
     db = site_of(request).db
     sub, data = await subscriber_of(request, "feedback")
-    pid, signal = data.get("p"), data.get("v")
-    if sub is None or not isinstance(pid, int) or signal not in (1, -1):
+    pid, signal = feedback_target(data, request.query_params)
+    if sub is None or pid is None or signal not in (1, -1):
         return bad_link(request, "feedback")
     title = await run_in_threadpool(feedback_clicks.paper_title, db, pid)
     if title is None:
@@ -304,6 +304,19 @@ async def feedback(request: Request) -> Response:
     await form_of(request)
     await run_in_threadpool(feedback_clicks.record_feedback, db, sub.id, pid, signal)
     return page(request, "feedback.html", title=title, signal=signal, done=True)
+
+
+_ID = re.compile(r"[1-9][0-9]{0,17}")  # a paper id: a positive integer that fits in 64 bits
+
+
+def feedback_target(data: dict, query) -> tuple[int | None, int | None]:
+    """(paper id, signal) of a feedback link: from the query (`?p=12&v=1`; the token is the
+    subscriber's), or, in links mailed before that, from the token itself."""
+    if "p" in data:  # signed: ints only
+        p, v = (str(x) if type(x) is int else "" for x in (data.get("p"), data.get("v")))
+    else:
+        p, v = query.get("p", ""), query.get("v", "")
+    return (int(p) if _ID.fullmatch(p) else None), {"1": 1, "-1": -1}.get(v)
 
 
 async def archive(request: Request) -> Response:
