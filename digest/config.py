@@ -106,6 +106,7 @@ class MailSettings(_Strict):
     retry_backoff: float = Field(300.0, ge=0)  # seconds before the first retry, doubling each time
     retry_max_backoff: float = Field(21600.0, ge=0)  # cap on that wait
     lease_seconds: float = Field(600.0, gt=0)  # a crashed sender's claimed deliveries are resumed after this
+    workers: int = Field(1, ge=1, le=16)  # sending processes per `digest send`, each with smtp.pool_size connections
     bounce_hard_limit: int = Field(1, ge=1)  # suppress an address after this many hard bounces (or 5xx)
     bounce_soft_limit: int = Field(3, ge=1)  # ... or after this many soft bounces
     bounce_window_days: int = Field(30, ge=1)  # bounces older than this no longer count

@@ -254,7 +254,7 @@ def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, em
              due_only: bool = False, dry_run: bool = False, now: datetime | None = None,
              transport: Transport | Sequence[Transport] | None = None, stop: threading.Event | None = None,
              progress: Callable[[int], None] | None = None,
-             on_planned: Callable[[int], None] | None = None) -> PassReport:
+             on_planned: Callable[[int], None] | None = None, workers: int | None = None) -> PassReport:
     """Ingest (if `ingest_first`), plan, then send what is due: the one pass behind `digest send`,
     `digest run`, the scheduler's tick and the demo. `on_planned(n)` is told how many deliveries the
     send will take before it starts (a progress bar's length); `stop` ends sending early."""
@@ -277,7 +277,7 @@ def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, em
     if pending:
         clock = time.perf_counter()
         report.send = send_deliveries(db, settings, now=now, email=email, transport=transport, stop=stop,
-                                      progress=progress)
+                                      progress=progress, workers=workers)
         report.seconds["send"] = time.perf_counter() - clock
     return report
 

@@ -95,3 +95,41 @@ def test_sigkill_at_random_points_then_resume(db, db_url, settings_for, tmp_path
     duplicates = len(messages) - len({m.message_id for m in messages})
     print(f"seed={seed} kills={kills} duplicates={duplicates} received={len(messages)}")
     assert kills >= 1 and duplicates <= kills, f"seed {seed}: {duplicates} duplicates after {kills} kills"
+
+
+@pytest.mark.slow
+def test_sending_processes_send_each_delivery_once_and_a_killed_one_loses_nothing(db, settings_for):
+    """`send(workers=3)`: three processes claim from one ledger. One is SIGKILLed mid-run; the others
+    finish, the report says one died, and once its leases run out the next send delivers the rest.
+    Every recipient gets their digest; only the killed process's message in flight may come twice."""
+    import multiprocessing
+    import threading
+
+    from digest.delivery.sender import send
+
+    n, lease = 300, 2.0
+    with SmtpSink() as sink:
+        settings = mail_settings(settings_for, db, sink, lease_seconds=lease)
+        planned_world(db, settings, n)
+        result = {}
+        run = threading.Thread(target=lambda: result.update(r=send(db, settings, workers=3, batch=20)))
+        run.start()
+        deadline = time.monotonic() + 60
+        while sink.handler.received < 40 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        workers = multiprocessing.active_children()
+        assert len(workers) == 3
+        os.kill(workers[0].pid, signal.SIGKILL)
+        run.join(timeout=120)
+        first = result["r"]
+        assert any("a sending process died" in e for e in first.errors)
+        time.sleep(lease)
+        rest = send(db, settings, workers=2)
+        assert not rest.errors
+        messages = list(sink.messages)
+    with db.session() as s:
+        statuses = Counter(s.scalars(select(Delivery.status)))
+    assert statuses == {"sent": n}
+    assert {m.recipients[0] for m in messages} == {addr(i) for i in range(n)}
+    assert len(messages) - len({m.message_id for m in messages}) <= 1
+    assert first.sent + rest.sent <= n  # the report counts only what the ledger recorded

@@ -285,14 +285,18 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
         click.echo(body, nl=False)
 
 
+WORKERS = click.option("--workers", type=click.IntRange(1, 16), default=None,
+                       help="Sending processes (default: mail.workers, 1); each claims its own batches.")
+
+
 def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json: bool = False,
-          ingest_first: bool = False) -> tuple[pipeline.PassReport, dict]:
+          ingest_first: bool = False, workers: int | None = None) -> tuple[pipeline.PassReport, dict]:
     """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
     email = subscribers.normalise_email(email) if email else None
     bar = _Bar(sys.stderr.isatty() and not as_json)
     with bar:
         r = pipeline.run_pass(ctx.db, ctx.settings, email=email, dry_run=dry_run, ingest_first=ingest_first,
-                              on_planned=bar.start, progress=bar.update)
+                              on_planned=bar.start, progress=bar.update, workers=workers)
     if dry_run:
         return r, {"dry_run": True, "would_send": pipeline.dry_run_rows(r.plan), "skipped": r.plan.skipped,
                    "suppressed": r.plan.suppressed, "already": r.plan.already}
@@ -341,11 +345,12 @@ def _print_counts(result: dict, as_json: bool) -> None:
 @click.option("--subscriber", "email", help="Only this subscriber.")
 @click.option("--dry-run", is_flag=True, help="Show who would get what; send and store nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@WORKERS
 @pass_ctx
 @friendly
-def send(ctx: Ctx, email, dry_run, as_json) -> None:
+def send(ctx: Ctx, email, dry_run, as_json, workers) -> None:
     """Plan this period's editions and send every due delivery. Running it twice sends nothing twice."""
-    _, result = _pass(ctx, email=email, dry_run=dry_run, as_json=as_json)
+    _, result = _pass(ctx, email=email, dry_run=dry_run, as_json=as_json, workers=workers)
     _print_counts(result, as_json)
     if result.get("errors"):
         sys.exit(1)
@@ -353,11 +358,12 @@ def send(ctx: Ctx, email, dry_run, as_json) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@WORKERS
 @pass_ctx
 @friendly
-def run(ctx: Ctx, as_json: bool) -> None:
+def run(ctx: Ctx, as_json: bool, workers: int | None) -> None:
     """Ingest, plan and send in one pass."""
-    r, counts = _pass(ctx, ingest_first=True, as_json=as_json)
+    r, counts = _pass(ctx, ingest_first=True, as_json=as_json, workers=workers)
     assert r.ingest is not None
     result = {"ingest": [vars(x) for x in r.ingest.sources], **counts}
     if not as_json:

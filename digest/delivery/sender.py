@@ -20,13 +20,15 @@ throughput: several `digest send` processes at once (`FOR UPDATE SKIP LOCKED` on
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import queue
+import signal
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from digest.config import Settings
@@ -286,13 +288,18 @@ class _Run:
 def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Transport] | None = None,
          now: datetime | None = None, email: str | None = None, worker: str | None = None, batch: int = 200,
          progress: Callable[[int], None] | None = None, limiter: RateLimiter | None = None,
-         stop: threading.Event | None = None) -> SendReport:
+         stop: threading.Event | None = None, workers: int | None = None) -> SendReport:
     """Send every due delivery in the ledger through `transport` (one, or a pool: one thread each).
 
-    Without a transport, `mail.smtp.pool_size` connections are made from the settings. Once `stop` is
+    Without a transport, `mail.smtp.pool_size` connections are made from the settings, in each of
+    `workers` sending processes (default `mail.workers`; see `send_in_processes`). Once `stop` is
     set no new message starts: the one in flight finishes, the rest is handed back (`STOPPING` in the
     report's errors).
     """
+    workers = workers or settings.mail.workers
+    if workers > 1 and transport is None and limiter is None:
+        return send_in_processes(db, settings, workers, now=now, email=email, batch=batch, progress=progress,
+                                 stop=stop)
     as_of = now or utcnow()
     worker = worker or worker_name()
     if transport is None:
@@ -355,3 +362,80 @@ def _give_back(db: Database, worker: str, keep: set[int]) -> None:
 
 def sender_address(settings: Settings) -> str:
     return parse_address(settings.mail.from_address).addr_spec
+
+
+# ------------------------------------------------------------------------------ sending processes
+
+
+def send_in_processes(db: Database, settings: Settings, workers: int, *, now: datetime | None = None,
+                      email: str | None = None, batch: int = 200, progress: Callable[[int], None] | None = None,
+                      stop: threading.Event | None = None) -> SendReport:
+    """`send` in `workers` processes at once, on one database: a machine's cores render in parallel,
+    and a slow relay is fed by more connections.
+
+    Each process claims its own batches (the claim is atomic, so no delivery goes to two of them) and
+    keeps an equal share of the rate limits. A process that dies loses nothing: what it held is
+    resumed once its leases run out, as after any crash. `stop` reaches every process; their reports
+    are added up.
+    """
+    window = settings.mail.smtp.window_limit
+    workers = min(workers, window) if window else workers  # every share of the window keeps at least one
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no engine, thread or lock is inherited
+    halt, count, reports = ctx.Event(), ctx.Value("q", 0), ctx.Queue()
+    kwargs = dict(now=now, email=email, batch=batch, share=workers, level=logging.getLogger().getEffectiveLevel())
+    procs = [ctx.Process(target=_worker_process, args=(db.url, settings, kwargs, halt, count, reports),
+                         name=f"digest-send-worker-{i}") for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    told, got = 0, []
+    try:
+        while any(proc.is_alive() for proc in procs) or not reports.empty():
+            if stop is not None and stop.is_set():
+                halt.set()
+            while not reports.empty():  # drained as they come: a process exits only once its report is read
+                got.append(reports.get())
+            procs[0].join(timeout=0.1)
+            if progress is not None and count.value > told:
+                progress(count.value - told)
+                told = count.value
+    except BaseException:
+        halt.set()  # Ctrl-C, say: every process stops as a single sender would, and gives back what it holds
+        for proc in procs:
+            proc.join()
+        raise
+    for proc in procs:
+        proc.join()
+    total = SendReport()
+    for r in got:
+        for key in ("sent", "retried", "failed", "suppressed"):
+            setattr(total, key, getattr(total, key) + r[key])
+        total.errors += [e for e in r["errors"] if e not in total.errors]
+    for proc in procs:
+        if proc.exitcode != 0:
+            total.errors.append(f"a sending process died (exit code {proc.exitcode}); what it held is sent once "
+                                f"its leases run out ({settings.mail.lease_seconds:g} s)")
+    if progress is not None and count.value > told:
+        progress(count.value - told)
+    return total
+
+
+def _worker_process(url: str, settings: Settings, kwargs: dict, halt, count, reports) -> None:
+    """One sending process of `send_in_processes`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent hears Ctrl-C and tells every process at once
+    logging.basicConfig(level=kwargs.pop("level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # stopped like a single sender: gives back what it holds
+    threading.Thread(target=lambda: (halt.wait(), stop.set()), daemon=True).start()
+
+    def counted(n: int) -> None:
+        with count.get_lock():
+            count.value += n
+
+    share = kwargs.pop("share")
+    db = Database(url)
+    try:
+        report = send(db, settings, workers=1, stop=stop, progress=counted,
+                      limiter=RateLimiter.from_settings(settings, share), **kwargs)
+    finally:
+        db.dispose()
+    reports.put(asdict(report))

@@ -52,10 +52,11 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RateLimiter:
-        """The sending limits of `[mail.smtp]`."""
+    def from_settings(cls, settings: Settings, share: int = 1) -> RateLimiter:
+        """The sending limits of `[mail.smtp]`; with `share` > 1, one of that many equal shares (each
+        sending process of a run takes one, so together they keep the limits)."""
         s = settings.mail.smtp
-        return cls(rate=s.rate_limit, window_limit=s.window_limit, window_seconds=s.window_seconds)
+        return cls(rate=s.rate_limit / share, window_limit=s.window_limit // share, window_seconds=s.window_seconds)
 
     @property
     def key_count(self) -> int:
