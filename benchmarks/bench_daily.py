@@ -1,12 +1,18 @@
-"""The daily run as an admin runs it, through the CLI, at list size: import, ingest, plan + send.
+"""The daily run as an admin runs it, through the CLI, at list size: import, then `digest run`.
 
-    .venv/bin/python benchmarks/bench_daily.py [--subscribers N ...] [--papers 1000] [--pg] [--workers 1 2 4]
+    .venv/bin/python benchmarks/bench_daily.py [--subscribers N ...] [--papers 1000] [--pg]
+        [--workers 2] [--ranker lexical|hybrid] [--scaling 1 2 4 [--scaling-subscribers 2000]]
 
-Data: real papers (titles and abstracts of the ICLR 2021 set in ../shared/eval, else the bundled
-samples repeated) and subscribers with 1-5 real topic phrases each (the papers' own author keywords,
-drawn by frequency). Mail goes over SMTP to Postfix's `smtp-sink` on loopback; the ceiling row is
-Postfix's `smtp-source` sending a message of the same size into the same sink, one connection, in
-the same run. Every step is a `digest` subprocess; its peak RSS comes from `/usr/bin/time -f %M`.
+Data: real papers (titles and abstracts of the ICLR 2021 set in ../shared/eval) and subscribers with
+1-5 real topic phrases each (the papers' own author keywords, drawn by frequency). Each run: `digest
+init`, `digest ingest`, `digest subscribers import` of the CSV, then the whole `digest run` (ingest
+again, plan, render, send) with `--workers`. Mail goes over SMTP to Postfix's `smtp-sink` on
+loopback; the ceiling row is Postfix's `smtp-source` sending a message of the same size into the
+same sink, one connection, in the same run. Every step is a `digest` subprocess; its peak RSS comes
+from `/usr/bin/time -f %M` (the largest process: with workers, each sending process is counted alone).
+
+`--scaling 1 2 4`: the same run on PostgreSQL with that many sending processes against a relay that
+takes 20 ms per message (the project's aiosmtpd sink, which also checks every delivery arrived once).
 Prints one table: step, seconds, msg/s, ratio to the ceiling, peak RSS.
 """
 
@@ -68,9 +74,9 @@ def subscribers_csv(path: Path, n: int, listing: list[dict], seed: int = 1) -> N
 class Sink:
     """Postfix's smtp-sink on loopback: accepts and discards, very fast (the C ceiling's peer)."""
 
-    def __init__(self):
+    def __init__(self, extra: list[str] = ()):
         self.port = free_port()
-        args = ["smtp-sink", "-c", "-u", os.environ.get("USER", "root")]
+        args = ["smtp-sink", "-c", "-u", os.environ.get("USER", "root"), *extra]
         self.proc = subprocess.Popen([*args, f"127.0.0.1:{self.port}", "1000"], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         for _ in range(100):
@@ -127,12 +133,65 @@ def database_url(kind: str, work: Path) -> tuple[str, callable]:
     return f"{PG}?options=-csearch_path%3D{schema}", drop
 
 
-def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1) -> list[dict]:
+class SlowRelay:
+    """A relay `delay` seconds per message away: Postfix's smtp-sink (keeping each message in a file)
+    behind a proxy that holds each of its replies for a quarter of `delay` (a message takes four:
+    MAIL, RCPT, DATA, end of data). Checks that every delivery arrived exactly once."""
+
+    def __init__(self, delay: float):
+        import asyncio
+        import threading
+
+        self.dump = Path(tempfile.mkdtemp(prefix="bench-relay-"))
+        self.inner = Sink(["-d", str(self.dump / "m")])
+        self.port, self.hold = free_port(), delay / 4
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def pump(reader, writer, hold: float) -> None:
+            try:
+                while data := await reader.read(1 << 16):
+                    if hold:
+                        await asyncio.sleep(hold)
+                    writer.write(data)
+                    await writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+
+        async def client(reader, writer) -> None:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.inner.port)
+            await asyncio.gather(pump(reader, up_writer, 0.0), pump(up_reader, writer, self.hold))
+
+        async def serve() -> None:
+            self.server = await asyncio.start_server(client, "127.0.0.1", self.port)
+            ready.set()
+            await self.server.serve_forever()
+
+        threading.Thread(target=self.loop.run_until_complete, args=(serve(),), daemon=True).start()
+        ready.wait(10)
+
+    def count(self) -> tuple[int, bool]:
+        """(messages received, each Message-ID once)."""
+        ids = Counter()
+        for f in self.dump.iterdir():
+            head = f.read_bytes()[:4096]
+            ids[next((ln for ln in head.split(b"\n") if ln.lower().startswith(b"message-id:")), b"")] += 1
+        return sum(ids.values()), bool(ids) and max(ids.values()) == 1
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.inner.close()
+        shutil.rmtree(self.dump, ignore_errors=True)
+
+
+def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1, delay: float = 0.0) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix="bench-daily-"))
     listing = papers(n_papers)
     (work / "papers.jsonl").write_text("\n".join(json.dumps(p) for p in listing), encoding="utf-8")
     subscribers_csv(work / "subscribers.csv", n, listing)
-    sink = Sink()
+    sink = SlowRelay(delay) if delay else Sink()
     url, drop = database_url(kind, work)
     cfg = work / "config.toml"
     cfg.write_text(f'[database]\nurl = "{url}"\n[web]\nbase_url = "https://digest.example.org"\n'
@@ -142,7 +201,9 @@ def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1) -> list
                    f'[sources.bench]\ntype = "file"\npaths = ["{work / "papers.jsonl"}"]\n', encoding="utf-8")
     env = {**os.environ, "DIGEST_CONFIG": str(cfg), "PYTHONPATH": str(ROOT)}
     rows = []
-    label = f"{n:,} subscribers, {kind}"
+    label = f"{n:,} subscribers, {kind}, {ranker}, {workers} worker{'s' if workers > 1 else ''}"
+    if delay:
+        label += f", relay {delay * 1000:.0f} ms/msg"
     try:
         for step, cmd in (("digest init", ["init"]), ("digest ingest", ["ingest"]),
                           ("digest subscribers import", ["subscribers", "import", str(work / "subscribers.csv")])):
@@ -152,18 +213,23 @@ def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1) -> list
         eml.write_bytes(subprocess.run([*DIGEST, "preview", "--subscriber", "reader000000@example.org",
                                         "--format", "eml"], cwd=work, env=env, capture_output=True,
                                        check=True).stdout)
-        secs, rss, out = timed([*DIGEST, "send", "--json"], work, env)
+        secs, rss, out = timed([*DIGEST, "run", "--json", "--workers", str(workers)], work, env)
         result = json.loads(out[out.index("{"):])
         sent, took = result["sent"], result["seconds"]
-        top = ceiling(sink, eml, min(max(sent, 1000), 20000))
-        rows.append({"run": label, "step": f"digest send: whole command ({sent:,} sent)", "seconds": secs,
-                     "rate": sent / secs, "ceiling": top, "rss": rss})
+        top = {} if delay else {"ceiling": ceiling(sink, eml, min(max(sent, 1000), 20000))}
+        what = f"{sent:,} sent"
+        if delay:
+            got, once = sink.count()
+            what += ", every delivery once" if once and got == sent else f", {got:,} received: NOT EXACTLY ONCE"
+        rows.append({"run": label, "step": f"digest run: whole command ({what})", "seconds": secs,
+                     "rate": sent / secs, "rss": rss, **top})
         rows.append({"run": label, "step": f"  of which planning {result['planned']:,} editions",
                      "seconds": took["plan"]})
         rows.append({"run": label, "step": "  of which rendering and sending", "seconds": took.get("send", 0.0),
-                     "rate": sent / max(took.get("send", 0.0), 1e-9), "ceiling": top})
-        rows.append({"run": label, "step": f"ceiling: smtp-source -d, {eml.stat().st_size // 1024} KB messages",
-                     "rate": top})
+                     "rate": sent / max(took.get("send", 0.0), 1e-9), **top})
+        if top:
+            rows.append({"run": label, "step": f"ceiling: smtp-source -d, {eml.stat().st_size // 1024} KB messages",
+                         "rate": top["ceiling"]})
     finally:
         sink.close()
         drop()
@@ -184,10 +250,13 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--subscribers", type=int, nargs="+", default=[1000])
+    ap.add_argument("--subscribers", type=int, nargs="*", default=[1000])
     ap.add_argument("--papers", type=int, default=1000)
     ap.add_argument("--pg", action="store_true", help="also on PostgreSQL (DIGEST_TEST_PG or the local test database)")
     ap.add_argument("--ranker", default="lexical", choices=["lexical", "hybrid"])
+    ap.add_argument("--workers", type=int, default=2, help="sending processes of each run (default 2: both cores)")
+    ap.add_argument("--scaling", type=int, nargs="*", default=[], help="worker counts for the PostgreSQL scaling rows")
+    ap.add_argument("--scaling-subscribers", type=int, default=2000)
     args = ap.parse_args()
     if not shutil.which("smtp-sink") or not shutil.which("smtp-source"):
         print("bench_daily: needs Postfix's smtp-sink and smtp-source (apt-get install postfix); skipped")
@@ -195,8 +264,11 @@ def main() -> int:
     rows = []
     for n in args.subscribers:
         for kind in ["sqlite", *(["postgresql"] if args.pg else [])]:
-            rows += run(n, args.papers, kind, args.ranker)
+            rows += run(n, args.papers, kind, args.ranker, args.workers)
             print(table(rows[-7:]), flush=True)
+    for w in args.scaling:
+        rows += run(args.scaling_subscribers, args.papers, "postgresql", args.ranker, w, delay=0.02)
+        print(table(rows[-5:]), flush=True)
     print("\n" + table(rows))
     return 0
 

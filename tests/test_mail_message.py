@@ -169,3 +169,16 @@ def test_a_plain_address_is_written_as_the_email_package_writes_it(display, loca
     value = Address(display_name=clean_header(display), username=local, domain=domain)
     for name in ("From", "To", "Reply-To"):
         assert fold(name, value) == _email_package(name, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.text(st.sampled_from(list("ab .=\t\r\n\u00e9\u201c\u00a0x")), max_size=300)
+       | st.text(max_size=400))
+def test_quoted_printable_line_by_line_is_binascii_on_the_whole_body(body):
+    """The remembered line-by-line encoding gives the very bytes of encoding the body at once."""
+    import binascii
+
+    from digest.mail.message import _qp
+    plain = body.replace("\r\n", "\n").replace("\r", "\n")
+    assert _qp(body) == binascii.b2a_qp(plain.encode(), istext=True).replace(b"\n", b"\r\n")
+    assert _qp(body) == _qp(body)  # the second time from memory

@@ -206,10 +206,30 @@ def _fold_text(name: str, value: str) -> bytes:
     return POLICY.fold_binary(*POLICY.header_store_parse(name, value))
 
 
+_QP_LINES: dict[str, bytes] = {}  # a line -> its quoted-printable form, CRLF ended
+_QP_REMEMBERED = 50_000
+
+
 def _qp(body: str) -> bytes:
-    """Quoted-printable (RFC 2045: lines of at most 76 characters), CRLF line ends."""
-    encoded = binascii.b2a_qp(body.replace("\r\n", "\n").encode("utf-8"), istext=True)
-    return encoded.replace(b"\n", b"\r\n")
+    """Quoted-printable (RFC 2045: lines of at most 76 characters), CRLF line ends (a bare CR too).
+
+    Encoded line by line, as binascii encodes (a line's encoding depends on that line alone), and
+    remembered: most lines of a digest are the template's or a paper's, the same in thousands of
+    messages of a run.
+    """
+    lines = _QP_LINES
+    if len(lines) > _QP_REMEMBERED:
+        lines.clear()
+    *whole, last = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    out = []
+    for line in whole:
+        encoded = lines.get(line)
+        if encoded is None:
+            encoded = lines[line] = binascii.b2a_qp(f"{line}\n".encode(), istext=True).replace(b"\n", b"\r\n")
+        out.append(encoded)
+    if last:
+        out.append(binascii.b2a_qp(last.encode(), istext=True).replace(b"\n", b"\r\n"))
+    return b"".join(out)
 
 
 # Starts with "=_", which quoted-printable text can never contain: one boundary serves every message.
