@@ -136,3 +136,12 @@ def test_list_unsubscribe_with_only_one_of_its_urls():
     only_url = parse(wire(unsubscribe_mailto=None))
     assert only_url["List-Unsubscribe"] == f"<{LONG_URL}>"
     assert only_url["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_one_click_only_with_an_https_unsubscribe_url():
+    """RFC 8058 one-click needs an HTTPS URI: an http URL stays in List-Unsubscribe, without the POST header."""
+    plain = parse(wire(unsubscribe_url="http://localhost:8000/unsubscribe/abc"))
+    assert plain["List-Unsubscribe"] == ("<http://localhost:8000/unsubscribe/abc>, "
+                                         "<mailto:unsubscribe@example.org?subject=unsubscribe>")
+    assert plain["List-Unsubscribe-Post"] is None
+    assert parse(wire(unsubscribe_url="HTTPS://d.ex/u"))["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

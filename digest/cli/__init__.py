@@ -289,6 +289,8 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
           ingest_first: bool = False) -> tuple[pipeline.PassReport, dict]:
     """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
     email = subscribers.normalise_email(email) if email else None
+    for warning in ctx.settings.warnings() if not dry_run else ():
+        click.echo(f"warning: {warning}", err=True)
     bar = _Bar(sys.stderr.isatty() and not as_json)
     with bar:
         r = pipeline.run_pass(ctx.db, ctx.settings, email=email, dry_run=dry_run, ingest_first=ingest_first,
