@@ -219,3 +219,12 @@ def test_csv_fields_take_the_same_validators_and_name_row_and_column(db, row, co
     assert added == 1 and len(errors) == 1, errors
     assert errors[0].startswith(f"line 3, column {column}: ") and match in errors[0], errors[0]
     assert "invalid literal" not in errors[0]
+
+
+def test_csv_that_cannot_be_read_imports_nothing_in_one_line(tmp_path):
+    run = cli(tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("email,name\ngrace@example.org,Grace\nada@example.org," + "x" * 200_000 + "\n")
+    r = run("subscribers", "import", str(bad))
+    assert r.exit_code == 1 and "after line 2: not readable as CSV" in r.output and "Traceback" not in r.output
+    assert "0 subscribers" in run("subscribers", "list").output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import IO
@@ -22,6 +23,7 @@ from digest.store.models import Subscriber as SubscriberRow
 MAX_TOPICS = 20
 MAX_TOPIC_CHARS = 100
 MAX_NAME_CHARS = 200  # the column's size
+_WHOLE = re.compile(r"[+-]?[0-9]{1,30}")  # ASCII digits only (int() also takes "٣", "1_0" and 4,000 digits)
 CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone", "max_items"]
 
 
@@ -80,12 +82,13 @@ def parse_int(value: int | str | None, what: str, low: int, high: int, default: 
     """A whole number low..high from a form field, an option or a CSV cell; empty gives `default`."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return default
-    try:
-        number = value if isinstance(value, int) and not isinstance(value, bool) else int(str(value).strip())
-    except ValueError:
-        raise SubscriberError(f"{what} must be a whole number, not {quoted(value)}") from None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise SubscriberError(f"{what} must be a whole number, not {quoted(value)}")
+    if isinstance(value, str) and not _WHOLE.fullmatch(value.strip()):
+        raise SubscriberError(f"{what} must be a whole number, not {quoted(value)}")
+    number = int(value)
     if not low <= number <= high:
-        raise SubscriberError(f"{what} must be {low}..{high}, not {quoted(number)}")
+        raise SubscriberError(f"{what} must be {low}..{high}, not {quoted(value)}")
     return number
 
 
@@ -234,13 +237,16 @@ def import_csv(db: Database, src: IO[str], now: datetime | None = None) -> tuple
         raise SubscriberError(f"unknown CSV column(s): {', '.join(sorted(unknown))}")
     rows: dict[str, dict] = {}
     errors: list[str] = []
-    for row in reader:
-        try:
-            fields = _row_fields(row)
-            rows.pop(fields["email"], None)
-            rows[fields["email"]] = fields
-        except SubscriberError as err:
-            errors.append(f"line {reader.line_num}, {err}")
+    try:
+        for row in reader:
+            try:
+                fields = _row_fields(row)
+                rows.pop(fields["email"], None)
+                rows[fields["email"]] = fields
+            except SubscriberError as err:
+                errors.append(f"line {reader.line_num}, {err}")
+    except csv.Error as err:  # a field over csv's size limit, say: nothing is imported
+        raise SubscriberError(f"after line {reader.line_num}: not readable as CSV ({err}); nothing imported") from None
     now = now or utcnow()
     added = updated = 0
     todo = list(rows.values())
