@@ -69,7 +69,7 @@ def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-def shown(value: object) -> str:
+def printable(value: object) -> str:
     """Stored text as it may reach a terminal: anything not printable (CR, LF, escapes, bidi overrides)
     is written as its Python escape, so a stored value can neither forge a line nor drive the terminal."""
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(value))
@@ -193,8 +193,8 @@ def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
         echo_json([r.as_dict() for r in rows])
         return
     for r in rows:
-        click.echo(f"{shown(r.email):<36} {r.status:<12} {r.frequency:<8} {r.hour:02d}:00 {shown(r.timezone):<20} "
-                   f"{shown('; '.join(r.topics)) or '(trending)'}")
+        click.echo(f"{printable(r.email):<36} {r.status:<12} {r.frequency:<8} {r.hour:02d}:00 "
+                   f"{printable(r.timezone):<20} {printable('; '.join(r.topics)) or '(trending)'}")
     click.echo(f"{len(rows)} subscriber{'s' if len(rows) != 1 else ''}")
 
 
@@ -211,14 +211,14 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
         return
     for key in ("email", "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
                 "suppressed"):
-        click.echo(f"{key}: {shown(data[key])}")
-    click.echo(f"topics: {shown('; '.join(data['topics'])) or '(none: trending)'}")
-    click.echo(f"excludes: {shown('; '.join(data['excludes'])) or '(none)'}")
+        click.echo(f"{key}: {printable(data[key])}")
+    click.echo(f"topics: {printable('; '.join(data['topics'])) or '(none: trending)'}")
+    click.echo(f"excludes: {printable('; '.join(data['excludes'])) or '(none)'}")
     fb = data["feedback"]
     click.echo(f"feedback: {fb['more_like_this']} more like this, {fb['less_like_this']} less like this")
     click.echo("recent deliveries:" if data["deliveries"] else "recent deliveries: none")
     for d in data["deliveries"]:
-        click.echo(f"  {d['period']}  {d['status']:<10} {shown(d['subject'] or '')}")
+        click.echo(f"  {d['period']}  {d['status']:<10} {printable(d['subject'] or '')}")
 
 
 @subscribers_group.command("remove")
@@ -335,7 +335,7 @@ def _print_counts(result: dict, as_json: bool) -> None:
         echo_json(result)
     elif result.get("dry_run"):
         for r in result["would_send"]:
-            click.echo(f"{shown(r['email']):<36} {r['papers']:>3} papers  {shown(r['subject'])}")
+            click.echo(f"{printable(r['email']):<36} {r['papers']:>3} papers  {printable(r['subject'])}")
         click.echo(f"would send {len(result['would_send'])}, skipped {result['skipped']} (nothing new), "
                    f"suppressed {result['suppressed']}, already sent this period {result['already']}")
     else:
@@ -394,7 +394,7 @@ def status(ctx: Ctx, as_json: bool) -> None:
         click.echo(f"source {s['name']}: last success {s['last_success_at'] or 'never'}"
                    + (f", last error {s['last_error']}" if s.get("last_error") else ""))
     for f in data["recent_failures"]:
-        click.echo(f"failed: {shown(f['email'])} {f['period']}: {shown(f['error'])}")
+        click.echo(f"failed: {printable(f['email'])} {f['period']}: {printable(f['error'])}")
     for j in data["jobs"]:
         last = (f"last {'ok' if j['last_ok'] else 'FAILED'} {j['last_finished_at']:%Y-%m-%d %H:%M:%S %Z}: "
                 f"{j['last_summary']}" if j["last_finished_at"] else "never run")
@@ -505,8 +505,8 @@ def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bo
         echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})
         return
     for r in shown:
-        click.echo(f"{shown(r['email']):<32} {'due' if r['due'] else 'not due':<7}  {r['period'] or '-':<10}  "
-                   f"{shown(r['schedule']):<40} {shown(r['reason'])}")
+        click.echo(f"{printable(r['email']):<32} {'due' if r['due'] else 'not due':<7}  {r['period'] or '-':<10}  "
+                   f"{printable(r['schedule']):<40} {printable(r['reason'])}")
     n = sum(r["due"] for r in rows)
     click.echo(f"{n} due, {len(rows) - n} not due at {now.isoformat()}")
 
