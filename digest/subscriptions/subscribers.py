@@ -246,7 +246,8 @@ def import_csv(db: Database, src: IO[str], now: datetime | None = None) -> tuple
             except SubscriberError as err:
                 errors.append(f"line {reader.line_num}, {err}")
     except csv.Error as err:  # a field over csv's size limit, say: nothing is imported
-        raise SubscriberError(f"after line {reader.line_num}: not readable as CSV ({err}); nothing imported") from None
+        raise SubscriberError(f"after line {reader.line_num}: not readable as CSV ({err}); "
+                              "nothing imported") from None
     now = now or utcnow()
     added = updated = 0
     todo = list(rows.values())
