@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from digest.records import check_zone
+
 DATA_DIR = resources.files("digest") / "data"
 
 
@@ -154,13 +156,8 @@ class SchedulerSettings(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        return check_zone(v)
 
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
 
 def _default_sources() -> dict[str, SourceSettings]:
     return {"sample": FileSource(type="file", paths=bundled_listings())}
@@ -194,6 +191,15 @@ class Settings(_Strict):
         with os.fdopen(fd, "w") as fh:
             fh.write(value)
         return value
+
+    def warnings(self) -> list[str]:
+        """What works but should not go to real subscribers (`digest send`, `digest run` and the scheduler
+        print these at start)."""
+        if self.mail.transport == "smtp" and not self.web.base_url.lower().startswith("https://"):
+            return [f"web.base_url is {self.web.base_url}: digests go out without the RFC 8058 one-click "
+                    "unsubscribe (List-Unsubscribe-Post needs an https URL), and links travel in clear; "
+                    "serve the pages over https and set web.base_url to that address"]
+        return []
 
     def smtp_password(self) -> str | None:
         return os.environ.get(self.mail.smtp.password_env) or None

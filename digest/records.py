@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from importlib import resources
 
 # ------------------------------------------------------------------------------------------- clock
 
@@ -35,6 +36,24 @@ def iso(dt: datetime | None) -> str | None:
 FREQUENCIES = ("daily", "weekdays", "weekly")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAY_NAMES = tuple(d.capitalize() for d in WEEKDAYS)
+# The IANA zone names, from the tzdata package (a dependency): the same list on every machine. Not
+# `zoneinfo.available_timezones()` alone, which also lists the files it finds under /usr/share/zoneinfo
+# (Debian's `localtime` follows the server's own zone); `Factory` is a placeholder, not a place.
+TIME_ZONES = frozenset(resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()) - {"Factory"}
+
+
+def quoted(value: object, limit: int = 40) -> str:
+    """A value a user gave, for an error message: repr (so control characters show escaped), cut if long."""
+    text = str(value)
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
+
+
+def check_zone(name: object) -> str:
+    """`name` if it is an IANA time zone name; else ValueError naming it (the one zone rule: forms, the
+    CLI, CSV import and the config all use it)."""
+    if isinstance(name, str) and name in TIME_ZONES:
+        return name
+    raise ValueError(f"unknown time zone {quoted(name)} (use an IANA name like Europe/Paris)")
 
 
 @dataclass(frozen=True)

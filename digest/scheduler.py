@@ -172,6 +172,8 @@ class Runner:
         sched.resume()
         log.info("scheduler %s started: %s; tick every %gs; job store %s", self.instance, ", ".join(wanted),
                  cfg.tick_seconds, cfg.job_store)
+        for warning in self.settings.warnings():
+            log.warning("%s", warning)
 
     def shutdown(self) -> None:
         """Stop: no new runs, wait for the running ones (they see `stop`), clear our next-run times."""

@@ -71,3 +71,18 @@ def test_example_config_is_valid():
     example = Path(__file__).parent.parent / "config.example.toml"
     s = load(example)
     assert s.mail.transport in ("outbox", "smtp")
+
+
+@pytest.mark.parametrize("zone", ["A" * 300, "localtime", "Factory", "right/UTC", "posixrules"])
+def test_scheduler_timezone_is_an_iana_name(zone):
+    with pytest.raises(ConfigError, match=r"scheduler\.timezone: .*unknown time zone") as err:
+        from_dict({"scheduler": {"timezone": zone}})
+    assert len(str(err.value)) < 200
+    assert from_dict({"scheduler": {"timezone": "Europe/Paris"}}).scheduler.timezone == "Europe/Paris"
+
+
+def test_smtp_with_plain_http_links_is_warned_about():
+    assert from_dict({"mail": {"transport": "smtp"}, "web": {"base_url": "https://d.example.org"}}).warnings() == []
+    assert from_dict({"web": {"base_url": "http://localhost:8000"}}).warnings() == []  # the outbox: a trial
+    (warning,) = from_dict({"mail": {"transport": "smtp"}, "web": {"base_url": "http://d.example.org"}}).warnings()
+    assert "web.base_url" in warning and "https" in warning and "RFC 8058" in warning

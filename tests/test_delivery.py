@@ -291,3 +291,19 @@ def test_one_unsendable_delivery_fails_alone_and_idn_domains_work(db, settings_f
     with db.session() as s:
         errors = dict(s.execute(select(Delivery.email, Delivery.last_error)).all())
     assert errors[addr(1)].startswith("render error") and "SMTPUTF8" in errors["jürgen@example.org"]
+
+
+@pytest.mark.sqlite_only
+def test_cli_send_warns_when_smtp_links_are_plain_http(db, tmp_path):
+    from digest.cli import main
+
+    with SmtpSink() as sink:
+        for base, warned in (("http://papers.example.org", True), (BASE, False)):
+            cfg = tmp_path / "config.toml"
+            cfg.write_text(f'[database]\nurl = "{db.url}"\n[sources]\n[web]\nbase_url = "{base}"\n'
+                           f'secret_file = "{tmp_path / "s"}"\n[mail]\ntransport = "smtp"\n'
+                           f'[mail.smtp]\nhost = "{sink.host}"\nport = {sink.port}\n')
+            out = CliRunner().invoke(main, ["--config", str(cfg), "send"])
+            assert out.exit_code == 0, out.output
+            assert ("warning: web.base_url" in out.stderr) is warned, out.stderr
+            assert out.stdout.startswith("sent 0")

@@ -213,9 +213,10 @@ def test_subscriber_journey_in_chromium(served):
         assert "reinforcement learning" in b.text()
         b.shot("06-archive")
 
-        # Unsubscribe through List-Unsubscribe: the page only asks; the RFC 8058 POST unsubscribes.
+        # Unsubscribe through List-Unsubscribe: the page only asks; the RFC 8058 POST unsubscribes. (Served
+        # over http here, so the message does not offer one-click: RFC 8058 needs an https URL.)
         header = digest.message["List-Unsubscribe"]
-        assert digest.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert digest.message["List-Unsubscribe-Post"] is None
         url = re.search(r"<(http[^>]+)>", header).group(1)
         b.driver.get(url)
         assert "Unsubscribe?" in b.text()

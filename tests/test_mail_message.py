@@ -182,3 +182,12 @@ def test_quoted_printable_line_by_line_is_binascii_on_the_whole_body(body):
     plain = body.replace("\r\n", "\n").replace("\r", "\n")
     assert _qp(body) == binascii.b2a_qp(plain.encode(), istext=True).replace(b"\n", b"\r\n")
     assert _qp(body) == _qp(body)  # the second time from memory
+
+
+def test_one_click_only_with_an_https_unsubscribe_url():
+    """RFC 8058 one-click needs an HTTPS URI: an http URL stays in List-Unsubscribe, without the POST header."""
+    plain = parse(wire(unsubscribe_url="http://localhost:8000/unsubscribe/abc"))
+    assert plain["List-Unsubscribe"] == ("<http://localhost:8000/unsubscribe/abc>, "
+                                         "<mailto:unsubscribe@example.org?subject=unsubscribe>")
+    assert plain["List-Unsubscribe-Post"] is None
+    assert parse(wire(unsubscribe_url="HTTPS://d.ex/u"))["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -324,3 +324,16 @@ def test_two_schedulers_one_database_one_message_per_due_subscriber(db, tmp_path
     check.dispose()
     assert len(ticks) == 2 and all(n >= 2 for n in ticks.values())  # both really ran, side by side
     assert all("job tick ok" in text for text in logs)
+
+
+@pytest.mark.sqlite_only
+def test_start_warns_when_smtp_links_are_plain_http(db, settings_for, caplog):
+    for base, warned in (("http://papers.example.org", True), ("https://papers.example.org", False)):
+        settings = settings_for(db.url, sources={}, web={"base_url": base}, mail={"transport": "smtp"},
+                                scheduler={"ingest_on_start": False, "tick_seconds": 3600})
+        caplog.clear()
+        runner = Runner(settings, db)
+        runner.start()
+        runner.shutdown()
+        found = [r for r in caplog.records if r.levelname == "WARNING" and "RFC 8058" in r.getMessage()]
+        assert bool(found) is warned, base

@@ -69,6 +69,12 @@ def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+def printable(value: object) -> str:
+    """Stored text as it may reach a terminal: anything not printable (CR, LF, escapes, bidi overrides)
+    is written as its Python escape, so a stored value can neither forge a line nor drive the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(value))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
               help="Config file (default: $DIGEST_CONFIG, else ./config.toml, else built-in defaults).")
@@ -187,8 +193,8 @@ def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
         echo_json([r.as_dict() for r in rows])
         return
     for r in rows:
-        click.echo(f"{r.email:<36} {r.status:<12} {r.frequency:<8} {r.hour:02d}:00 {r.timezone:<20} "
-                   f"{'; '.join(r.topics) or '(trending)'}")
+        click.echo(f"{printable(r.email):<36} {r.status:<12} {r.frequency:<8} {r.hour:02d}:00 "
+                   f"{printable(r.timezone):<20} {printable('; '.join(r.topics)) or '(trending)'}")
     click.echo(f"{len(rows)} subscriber{'s' if len(rows) != 1 else ''}")
 
 
@@ -205,14 +211,14 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
         return
     for key in ("email", "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
                 "suppressed"):
-        click.echo(f"{key}: {data[key]}")
-    click.echo(f"topics: {'; '.join(data['topics']) or '(none: trending)'}")
-    click.echo(f"excludes: {'; '.join(data['excludes']) or '(none)'}")
+        click.echo(f"{key}: {printable(data[key])}")
+    click.echo(f"topics: {printable('; '.join(data['topics'])) or '(none: trending)'}")
+    click.echo(f"excludes: {printable('; '.join(data['excludes'])) or '(none)'}")
     fb = data["feedback"]
     click.echo(f"feedback: {fb['more_like_this']} more like this, {fb['less_like_this']} less like this")
     click.echo("recent deliveries:" if data["deliveries"] else "recent deliveries: none")
     for d in data["deliveries"]:
-        click.echo(f"  {d['period']}  {d['status']:<10} {d['subject'] or ''}")
+        click.echo(f"  {d['period']}  {d['status']:<10} {printable(d['subject'] or '')}")
 
 
 @subscribers_group.command("remove")
@@ -293,6 +299,8 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
           ingest_first: bool = False, workers: int | None = None) -> tuple[pipeline.PassReport, dict]:
     """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
     email = subscribers.normalise_email(email) if email else None
+    for warning in ctx.settings.warnings() if not dry_run else ():
+        click.echo(f"warning: {warning}", err=True)
     bar = _Bar(sys.stderr.isatty() and not as_json)
     with bar:
         r = pipeline.run_pass(ctx.db, ctx.settings, email=email, dry_run=dry_run, ingest_first=ingest_first,
@@ -331,7 +339,7 @@ def _print_counts(result: dict, as_json: bool) -> None:
         echo_json(result)
     elif result.get("dry_run"):
         for r in result["would_send"]:
-            click.echo(f"{r['email']:<36} {r['papers']:>3} papers  {r['subject']}")
+            click.echo(f"{printable(r['email']):<36} {r['papers']:>3} papers  {printable(r['subject'])}")
         click.echo(f"would send {len(result['would_send'])}, skipped {result['skipped']} (nothing new), "
                    f"suppressed {result['suppressed']}, already sent this period {result['already']}")
     else:
@@ -392,7 +400,7 @@ def status(ctx: Ctx, as_json: bool) -> None:
         click.echo(f"source {s['name']}: last success {s['last_success_at'] or 'never'}"
                    + (f", last error {s['last_error']}" if s.get("last_error") else ""))
     for f in data["recent_failures"]:
-        click.echo(f"failed: {f['email']} {f['period']}: {f['error']}")
+        click.echo(f"failed: {printable(f['email'])} {f['period']}: {printable(f['error'])}")
     for j in data["jobs"]:
         last = (f"last {'ok' if j['last_ok'] else 'FAILED'} {j['last_finished_at']:%Y-%m-%d %H:%M:%S %Z}: "
                 f"{j['last_summary']}" if j["last_finished_at"] else "never run")
@@ -503,8 +511,8 @@ def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bo
         echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})
         return
     for r in shown:
-        click.echo(f"{r['email']:<32} {'due' if r['due'] else 'not due':<7}  {r['period'] or '-':<10}  "
-                   f"{r['schedule']:<40} {r['reason']}")
+        click.echo(f"{printable(r['email']):<32} {'due' if r['due'] else 'not due':<7}  {r['period'] or '-':<10}  "
+                   f"{printable(r['schedule']):<40} {printable(r['reason'])}")
     n = sum(r["due"] for r in rows)
     click.echo(f"{n} due, {len(rows) - n} not due at {now.isoformat()}")
 

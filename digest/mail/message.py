@@ -155,7 +155,7 @@ def _headers(env: Envelope) -> list[tuple[str, str | Address]]:
         unsubscribe.append(f"<{_url(f'mailto:{clean_header(env.unsubscribe_mailto)}?subject=unsubscribe')}>")
     if unsubscribe:
         head.append(("List-Unsubscribe", ", ".join(unsubscribe)))
-    if env.unsubscribe_url:  # RFC 8058 one-click needs the HTTPS URL
+    if env.unsubscribe_url and env.unsubscribe_url.lower().startswith("https://"):  # RFC 8058: an HTTPS URI only
         head.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     head.append(("MIME-Version", "1.0"))
     return head

@@ -10,8 +10,10 @@ Topic suggestions are in `digest.subscriptions.topics`, feedback clicks in `dige
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -48,9 +50,17 @@ class SignupRequest:
     email: str
     topics: Sequence[str] = ()
     frequency: str = "daily"
-    hour: int = 8
+    hour: int | str = 8
     timezone: str = "UTC"
     weekday: int | str = 0
+
+
+def check_request(req: SignupRequest) -> SignupRequest:
+    """The form checked by the rules at the door (digest.subscriptions.subscribers), normalised: what it
+    says alone, never what is stored. Raises SubscriberError (shown next to the form)."""
+    hour, weekday = subscribers.check_schedule(req.frequency, req.hour, req.timezone, req.weekday)
+    return replace(req, email=subscribers.check_email(req.email), hour=hour, weekday=weekday,
+                   topics=tuple(subscribers.clean_topics(req.topics)))
 
 
 def _ms(t: datetime) -> int:
@@ -80,9 +90,8 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
     Raises SubscriberError for invalid input (shown next to the form).
     """
     now = now or utcnow()
-    address = subscribers.normalise_email(req.email)
-    topics = subscribers.clean_topics(req.topics)
-    weekday = subscribers.check_schedule(req.frequency, req.hour, req.timezone, req.weekday)
+    req = check_request(req)
+    address, topics, weekday = req.email, list(req.topics), req.weekday
     if not limiter.hit(address):
         log.warning("subscribe: per-address limit reached, nothing sent")
         return "limited"
@@ -101,7 +110,7 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
                     if sub is None:
                         sub = SubscriberRow(email=address, status="pending", created_at=now)
                         s.add(sub)
-                    sub.frequency, sub.hour, sub.timezone, sub.weekday = req.frequency, int(req.hour), req.timezone, weekday
+                    sub.frequency, sub.hour, sub.timezone, sub.weekday = req.frequency, req.hour, req.timezone, weekday
                     subscribers._set_topics(sub, topics, [t.phrase for t in sub.topics if t.kind == "exclude"])
                     kind = "confirm"
                 s.flush()
@@ -117,6 +126,63 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
         raise NoticeNotSent(str(err)) from err
     log.info("subscribe: %s link sent subscriber=%s", kind, sid)
     return kind
+
+
+class SignupQueue:
+    """Subscribe requests, handled one at a time by a background thread after the page is sent.
+
+    The web app checks a form (`check_request`), puts it here and answers: every address, new, live,
+    pending, suppressed or over its limit, takes that one path, so neither the page nor the time it
+    takes says which it was. The lookups, writes and the email happen in `handle` afterwards; a failure
+    there is logged (the page cannot say more without telling the branches apart).
+    """
+
+    def __init__(self, handle: Callable[[SignupRequest], object], maxsize: int = 1000):
+        self.handle = handle
+        self._queue: queue.Queue[SignupRequest | None] = queue.Queue(maxsize)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, req: SignupRequest) -> None:
+        """Queue a checked request; never blocks (a full queue drops it, and says so in the log)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="signups", daemon=True)
+                self._thread.start()
+        try:
+            self._queue.put_nowait(req)
+        except queue.Full:
+            log.error("subscribe: %d requests waiting, this one is dropped", self._queue.qsize())
+
+    def join(self) -> None:
+        """Wait until every request queued so far is handled."""
+        self._queue.join()
+
+    def close(self) -> None:
+        """Handle what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while (req := self._queue.get()) is not None:
+            try:
+                self.handle(req)
+            except NoticeNotSent as err:
+                log.error("subscribe: could not send the email: %s", err)
+            except Exception:
+                log.exception("subscribe: the request failed")
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+
+def signup_queue(db: Database, settings: Settings, *, limiter: RateLimiter,
+                 transport: Callable[[], Transport] | None = None) -> SignupQueue:
+    """The queue the web app puts subscribe forms in; each is handled by `request_subscription`."""
+    return SignupQueue(lambda req: request_subscription(db, settings, req, limiter=limiter,
+                                                        transport=transport() if transport else None))
 
 
 # ----------------------------------------------------------------------------------- notice mail

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import IO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from digest.records import FREQUENCIES, WEEKDAYS, Subscriber, utcnow
+from digest.mail.message import ascii_address
+from digest.records import FREQUENCIES, WEEKDAYS, Subscriber, check_zone, quoted, utcnow
+from digest.sources.clean import clean_text
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.store.models import Feedback, Topic
@@ -20,6 +22,8 @@ from digest.store.models import Subscriber as SubscriberRow
 
 MAX_TOPICS = 20
 MAX_TOPIC_CHARS = 100
+MAX_NAME_CHARS = 200  # the column's size
+_WHOLE = re.compile(r"[+-]?[0-9]{1,30}")  # ASCII digits only (int() also takes "٣", "1_0" and 4,000 digits)
 CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone", "max_items"]
 
 
@@ -27,45 +31,99 @@ class SubscriberError(ValueError):
     """Bad subscriber input, with a message fit to show a user."""
 
 
+# The rules at the door: every way in (the web forms, the CLI, the CSV import) goes through these.
+
+
 def normalise_email(address: str) -> str:
+    """An address in its stored form: email-validator's normalised form (an IDN domain in Unicode), lower
+    case. For finding a subscriber; a new address goes through `check_email`."""
     try:
         return validate_email(address.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as err:
-        raise SubscriberError(f"{address!r} is not a valid email address: {err}") from None
+        raise SubscriberError(f"{quoted(address, 80)} is not a valid email address: {err}") from None
+
+
+def check_email(address: str) -> str:
+    """A new address, normalised, if the mailer can send to it (`digest.mail.message.ascii_address`, the
+    rule every message follows): a non-ASCII local part needs SMTPUTF8, which is not supported."""
+    normalised = normalise_email(address)
+    try:
+        ascii_address(normalised)
+    except ValueError as err:
+        raise SubscriberError(f"{err}; use an address with only ASCII letters before the @") from None
+    return normalised
+
+
+def clean_line(value: object, limit: int, what: str) -> str:
+    """Free text from a form, the CLI or a file, as titles are cleaned (digest.sources.clean): one line,
+    NFC, no control characters, terminal escapes or bidi overrides. Too long is refused, not cut."""
+    text = clean_text(value, limit * 4)
+    if len(text) > limit:
+        raise SubscriberError(f"{what} too long (max {limit} characters): {quoted(text)}")
+    return text
+
+
+def clean_name(value: str | None) -> str | None:
+    return clean_line(value or "", MAX_NAME_CHARS, "name") or None
 
 
 def clean_topics(phrases: Iterable[str]) -> list[str]:
     out: list[str] = []
     for raw in phrases:
-        phrase = " ".join(str(raw).split())
-        if not phrase:
-            continue
-        if len(phrase) > MAX_TOPIC_CHARS:
-            raise SubscriberError(f"topic too long (max {MAX_TOPIC_CHARS} characters): {phrase[:40]!r}…")
-        if phrase.lower() not in (p.lower() for p in out):
+        phrase = clean_line(raw, MAX_TOPIC_CHARS, "topic")
+        if phrase and phrase.lower() not in (p.lower() for p in out):
             out.append(phrase)
     if len(out) > MAX_TOPICS:
         raise SubscriberError(f"too many topics ({len(out)}; max {MAX_TOPICS})")
     return out
 
 
-def check_schedule(frequency: str, hour: int, timezone: str, weekday: int | str = 0) -> int:
-    """Validate the delivery schedule; returns the weekday as 0..6 (Monday = 0)."""
+def parse_int(value: int | str | None, what: str, low: int, high: int, default: int | None = None) -> int | None:
+    """A whole number low..high from a form field, an option or a CSV cell; empty gives `default`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise SubscriberError(f"{what} must be a whole number, not {quoted(value)}")
+    if isinstance(value, str) and not _WHOLE.fullmatch(value.strip()):
+        raise SubscriberError(f"{what} must be a whole number, not {quoted(value)}")
+    number = int(value)
+    if not low <= number <= high:
+        raise SubscriberError(f"{what} must be {low}..{high}, not {quoted(value)}")
+    return number
+
+
+def check_frequency(frequency: str) -> str:
     if frequency not in FREQUENCIES:
-        raise SubscriberError(f"frequency must be one of {', '.join(FREQUENCIES)}, not {frequency!r}")
-    if not 0 <= int(hour) <= 23:
-        raise SubscriberError(f"hour must be 0..23, not {hour}")
+        raise SubscriberError(f"frequency must be one of {', '.join(FREQUENCIES)}, not {quoted(frequency)}")
+    return frequency
+
+
+def check_timezone(timezone: str) -> str:
     try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SubscriberError(f"unknown time zone {timezone!r} (use an IANA name like Europe/Paris)") from None
-    if isinstance(weekday, str) and not weekday.isdigit():
-        if weekday.lower() not in WEEKDAYS:
-            raise SubscriberError(f"weekday must be one of {', '.join(WEEKDAYS)}")
-        return WEEKDAYS.index(weekday.lower())
-    if not 0 <= int(weekday) <= 6:
-        raise SubscriberError("weekday must be 0..6 (Monday = 0)")
-    return int(weekday)
+        return check_zone(timezone)
+    except ValueError as err:
+        raise SubscriberError(str(err)) from None
+
+
+def check_weekday(weekday: int | str) -> int:
+    """0..6 (Monday = 0), from a number or a day name."""
+    if isinstance(weekday, str) and weekday.strip() and not weekday.strip().isdigit():
+        if weekday.strip().lower() not in WEEKDAYS:
+            raise SubscriberError(f"weekday must be one of {', '.join(WEEKDAYS)}, not {quoted(weekday)}")
+        return WEEKDAYS.index(weekday.strip().lower())
+    return parse_int(weekday, "weekday", 0, 6, 0)  # type: ignore[return-value]
+
+
+def check_max_items(max_items: int | str | None) -> int | None:
+    return parse_int(max_items, "max items", 1, 100)
+
+
+def check_schedule(frequency: str, hour: int | str, timezone: str, weekday: int | str = 0) -> tuple[int, int]:
+    """Validate the delivery schedule; returns (hour, weekday as 0..6, Monday = 0)."""
+    check_frequency(frequency)
+    hour_ = parse_int(hour, "hour", 0, 23, 8)
+    check_timezone(timezone)
+    return hour_, check_weekday(weekday)  # type: ignore[return-value]
 
 
 def view(row: SubscriberRow) -> Subscriber:
@@ -86,18 +144,18 @@ def _set_topics(sub: SubscriberRow, topics: Sequence[str], excludes: Sequence[st
 
 
 def add(db: Database, email: str, *, topics: Sequence[str] = (), excludes: Sequence[str] = (),
-        frequency: str = "daily", timezone: str = "UTC", hour: int = 8, weekday: int | str = 0,
-        max_items: int | None = None, name: str | None = None, status: str = "active") -> Subscriber:
-    address = normalise_email(email)
-    day = check_schedule(frequency, hour, timezone, weekday)
-    if max_items is not None and not 1 <= max_items <= 100:
-        raise SubscriberError("max items must be 1..100")
+        frequency: str = "daily", timezone: str = "UTC", hour: int | str = 8, weekday: int | str = 0,
+        max_items: int | str | None = None, name: str | None = None, status: str = "active") -> Subscriber:
+    address = check_email(email)
+    hour, day = check_schedule(frequency, hour, timezone, weekday)
+    max_items, name = check_max_items(max_items), clean_name(name)
+    include, exclude = clean_topics(topics), clean_topics(excludes)
     with db.session() as s:
         if _find(s, address):
             raise SubscriberError(f"{address} is already subscribed")
         sub = SubscriberRow(email=address, name=name, status=status, frequency=frequency, weekday=day,
-                         hour=int(hour), timezone=timezone, max_items=max_items)
-        _set_topics(sub, topics, excludes)
+                            hour=hour, timezone=timezone, max_items=max_items)
+        _set_topics(sub, include, exclude)
         s.add(sub)
         s.flush()
         return view(sub)
@@ -179,13 +237,17 @@ def import_csv(db: Database, src: IO[str], now: datetime | None = None) -> tuple
         raise SubscriberError(f"unknown CSV column(s): {', '.join(sorted(unknown))}")
     rows: dict[str, dict] = {}
     errors: list[str] = []
-    for row in reader:
-        try:
-            fields = _row_fields(row)
-            rows.pop(fields["email"], None)
-            rows[fields["email"]] = fields
-        except (SubscriberError, ValueError) as err:
-            errors.append(f"line {reader.line_num}: {err}")
+    try:
+        for row in reader:
+            try:
+                fields = _row_fields(row)
+                rows.pop(fields["email"], None)
+                rows[fields["email"]] = fields
+            except SubscriberError as err:
+                errors.append(f"line {reader.line_num}, {err}")
+    except csv.Error as err:  # a field over csv's size limit, say: nothing is imported
+        raise SubscriberError(f"after line {reader.line_num}: not readable as CSV ({err}); "
+                              "nothing imported") from None
     now = now or utcnow()
     added = updated = 0
     todo = list(rows.values())
@@ -235,24 +297,38 @@ def _apply(sub: SubscriberRow, fields: dict, columns: set[str], now: datetime) -
 
 
 def _row_fields(row: dict) -> dict:
-    def split(v: str | None) -> list[str]:
-        return [p for p in (v or "").split(";") if p.strip()]
+    """One CSV row through the same rules as the forms; an error names the column."""
+    def cell(column: str, default: str = "") -> str:
+        return (row.get(column) or "").strip() or default
 
-    frequency = (row.get("frequency") or "daily").strip()
-    hour = int(row.get("hour") or 8)
-    timezone = (row.get("timezone") or "UTC").strip()
-    status = (row.get("status") or "active").strip()
-    if status not in ("active", "paused", "pending", "unsubscribed"):
-        raise SubscriberError(f"unknown status {status!r}")
-    max_items = int(row["max_items"]) if (row.get("max_items") or "").strip() else None
-    if max_items is not None and not 1 <= max_items <= 100:
-        raise SubscriberError("max items must be 1..100")
-    return {
-        "email": normalise_email(row.get("email") or ""), "name": (row.get("name") or "").strip() or None,
-        "status": status, "frequency": frequency, "hour": hour, "timezone": timezone, "max_items": max_items,
-        "weekday": check_schedule(frequency, hour, timezone, (row.get("weekday") or "0").strip()),
-        "topics": clean_topics(split(row.get("topics"))), "excludes": clean_topics(split(row.get("excludes"))),
+    def split(column: str) -> list[str]:
+        return [p for p in cell(column).split(";") if p.strip()]
+
+    checks = {
+        "email": lambda: check_email(cell("email")),
+        "name": lambda: clean_name(cell("name")),
+        "status": lambda: _check_status(cell("status", "active")),
+        "frequency": lambda: check_frequency(cell("frequency", "daily")),
+        "weekday": lambda: check_weekday(cell("weekday", "0")),
+        "hour": lambda: parse_int(cell("hour"), "hour", 0, 23, 8),
+        "timezone": lambda: check_timezone(cell("timezone", "UTC")),
+        "max_items": lambda: check_max_items(cell("max_items")),
+        "topics": lambda: clean_topics(split("topics")),
+        "excludes": lambda: clean_topics(split("excludes")),
     }
+    fields = {}
+    for column, check in checks.items():
+        try:
+            fields[column] = check()
+        except SubscriberError as err:
+            raise SubscriberError(f"column {column}: {err}") from None
+    return fields
+
+
+def _check_status(status: str) -> str:
+    if status not in ("active", "paused", "pending", "unsubscribed"):
+        raise SubscriberError(f"unknown status {quoted(status)}")
+    return status
 
 
 # ------------------------------------------------------------------------ self-service (web, mailto)
@@ -271,25 +347,23 @@ def get_by_id(db: Database, subscriber_id: int) -> Subscriber:
 
 
 def update(db: Database, subscriber_id: int, *, topics: Sequence[str], excludes: Sequence[str] = (),
-           frequency: str = "daily", timezone: str = "UTC", hour: int = 8, weekday: int | str = 0,
-           max_items: int | None = None) -> Subscriber:
+           frequency: str = "daily", timezone: str = "UTC", hour: int | str = 8, weekday: int | str = 0,
+           max_items: int | str | None = None) -> Subscriber:
     """Replace a subscriber's topics and schedule (all fields validated before anything is written)."""
-    day = check_schedule(frequency, hour, timezone, weekday)
-    if max_items is not None and not 1 <= max_items <= 100:
-        raise SubscriberError("max items must be 1..100")
+    hour, day = check_schedule(frequency, hour, timezone, weekday)
+    max_items = check_max_items(max_items)
     include, exclude = clean_topics(topics), clean_topics(excludes)
     with db.session() as s:
         sub = _by_id(s, subscriber_id)
-        sub.frequency, sub.weekday, sub.hour, sub.timezone, sub.max_items = frequency, day, int(hour), timezone, max_items
+        sub.frequency, sub.weekday, sub.hour, sub.timezone, sub.max_items = frequency, day, hour, timezone, max_items
         _set_topics(sub, include, exclude)
         s.flush()
         return view(sub)
 
 
-def pause(db: Database, subscriber_id: int, weeks: int, now: datetime) -> Subscriber:
-    """No digests for `weeks` weeks; the planner picks the subscriber up again when the pause ends."""
-    if not 1 <= weeks <= 52:
-        raise SubscriberError("pause for 1..52 weeks")
+def pause(db: Database, subscriber_id: int, weeks: int | str, now: datetime) -> Subscriber:
+    """No digests for `weeks` (1..52) weeks; the planner picks the subscriber up again when the pause ends."""
+    weeks = parse_int(weeks, "weeks", 1, 52, 1)  # type: ignore[assignment]
     with db.session() as s:
         sub = _by_id(s, subscriber_id)
         if sub.status not in ("active", "paused"):

@@ -18,7 +18,20 @@ MAX_AGE = {"confirm": 3 * 86400, "manage": 180 * 86400, "unsubscribe": None, "ar
 
 
 class TokenError(Exception):
-    """The token is forged, expired, or made for another purpose."""
+    """The token is forged, expired, made for another purpose, or holds what no link of ours holds."""
+
+
+_MAX = 2**63  # ids and times fit a signed 64-bit column on every backend
+
+
+def _whole(low: int):
+    return lambda v: type(v) is int and low <= v < _MAX  # `type`: a bool is not a number here
+
+
+# What a payload may hold: the subscriber (s), a delivery (d), a paper (p), a vote (v), when it was made
+# in ms (at). Checked for every token, however well signed, before any value reaches a query.
+FIELDS = {"s": _whole(1), "d": _whole(1), "p": _whole(1), "at": _whole(0),
+          "v": lambda v: type(v) is int and v in (1, -1)}
 
 
 def make(secret: str, purpose: str, subscriber_id: int, **extra: Any) -> str:
@@ -55,6 +68,7 @@ def read(secret: str, purpose: str, token: str, max_age: int | None = -1) -> dic
         data = _serializer(secret, purpose).loads(token, max_age=age)
     except BadData as err:
         raise TokenError(str(err)) from None
-    if not isinstance(data, dict) or not isinstance(data.get("s"), int):
+    if not isinstance(data, dict) or "s" not in data or not all(
+            k in FIELDS and FIELDS[k](v) for k, v in data.items()):
         raise TokenError("malformed token")
     return data

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-import zoneinfo
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -32,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 from digest import pipeline
 from digest.config import Settings
 from digest.pipeline import Database
-from digest.records import DAY_NAMES, FREQUENCIES, Subscriber, utcnow
+from digest.records import DAY_NAMES, FREQUENCIES, TIME_ZONES, Subscriber, utcnow
 from digest.subscriptions import feedback as feedback_clicks
 from digest.subscriptions import signup, subscribers, tokens, topics
 from digest.subscriptions.signup import SignupRequest
@@ -46,8 +46,7 @@ WEB = resources.files("digest") / "web"
 MAX_BODY = 64 * 1024
 FORM_LIMITS = {"max_files": 0, "max_fields": 80, "max_part_size": 16 * 1024}
 _SPLIT = re.compile(r"[\n\r,;]+")
-ZONES = sorted(z for z in zoneinfo.available_timezones()
-               if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/", "posix/", "right/"))) + ["UTC"]
+ZONES = sorted(z for z in TIME_ZONES if "/" in z and not z.startswith(("Etc/", "US/"))) + ["UTC"]  # suggested
 LINK_HELP = {
     "confirm": "Confirmation links last a few days. Subscribe again to get a fresh one.",
     "manage": "Use the preferences link in your latest digest, or enter your address on the subscribe page "
@@ -69,14 +68,10 @@ def split_topics(raw: str | None) -> list[str]:
     return [p for p in _SPLIT.split(raw or "") if p.strip()]
 
 
-def _int(form: FormData, key: str, default: int | None) -> int | None:
-    value = str(form.get(key) or "").strip()
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise SubscriberError(f"{key.replace('_', ' ')} must be a number") from None
+def field(form: FormData, key: str, default: str = "") -> str:
+    """A form field as text (a file part counts as empty)."""
+    value = form.get(key)
+    return value.strip() if isinstance(value, str) else default
 
 
 # ------------------------------------------------------------------------------------- the site
@@ -106,8 +101,7 @@ class Site:
     csrf: Csrf
     env: jinja2.Environment
     by_ip: signup.RateLimiter  # subscribe posts per client IP
-    by_address: signup.RateLimiter  # notice emails per address
-    transport: Callable[[], signup.Transport] | None  # None: the configured mail transport
+    signups: signup.SignupQueue  # checked subscribe forms, handled after the page is sent
     suggestions: Suggestions
 
 
@@ -173,30 +167,25 @@ async def subscribe_page(request: Request) -> Response:
 
 
 async def subscribe(request: Request) -> Response:
+    """Every valid form takes the same path: checked, queued, answered (see signup.SignupQueue)."""
     site = site_of(request)
     client = request.client.host if request.client else "unknown"
     if not site.by_ip.hit(client):
         return error(request, 429, "Too many requests", "Please wait a while before subscribing again.")
     form = await form_of(request)
     suggested = [str(t) for t in form.getlist("suggested")][: subscribers.MAX_TOPICS]
-    values = {"email": str(form.get("email") or "")[:320], "topics": str(form.get("topics") or ""),
-              "suggested": suggested, "frequency": str(form.get("frequency") or "daily"),
-              "weekday": str(form.get("weekday") or "0"), "hour": str(form.get("hour") or "8"),
-              "timezone": str(form.get("timezone") or "UTC").strip()}
+    values = {"email": field(form, "email")[:320], "topics": field(form, "topics"), "suggested": suggested,
+              "frequency": field(form, "frequency") or "daily", "weekday": field(form, "weekday") or "0",
+              "hour": field(form, "hour") or "8", "timezone": field(form, "timezone") or "UTC"}
     try:
-        req = SignupRequest(email=values["email"], topics=suggested + split_topics(values["topics"]),
-                            frequency=values["frequency"], hour=_int(form, "hour", 8) or 0,
-                            timezone=values["timezone"], weekday=_int(form, "weekday", 0) or 0)
-        await run_in_threadpool(signup.request_subscription, site.db, site.settings, req, limiter=site.by_address,
-                                transport=site.transport() if site.transport else None)
+        req = signup.check_request(SignupRequest(
+            email=values["email"], topics=suggested + split_topics(values["topics"]), frequency=values["frequency"],
+            hour=values["hour"], timezone=values["timezone"], weekday=values["weekday"]))
     except SubscriberError as err:
         return page(request, "subscribe.html", 400, values=values, suggestions=await site.suggestions.get(site.db),
                     errors=[str(err)])
-    except signup.NoticeNotSent as err:
-        log.error("subscribe: could not send the email: %s", err)
-        return error(request, 503, "We could not send the email",
-                     "Our mail server did not take the message. Please try again in a few minutes.")
-    return page(request, "check_inbox.html", email=values["email"].strip(), days=tokens.MAX_AGE["confirm"] // 86400)
+    site.signups.put(req)
+    return page(request, "check_inbox.html", email=values["email"], days=tokens.MAX_AGE["confirm"] // 86400)
 
 
 # -------------------------------------------------------------------------------------- confirm
@@ -247,20 +236,19 @@ async def preferences_save(request: Request) -> Response:
     action = request.path_params.get("action", "save")
     if action not in ("save", "pause", "resume"):
         raise HTTPException(404)
-    values = {k: str(form.get(k) or "") for k in ("topics", "excludes", "frequency", "weekday", "hour",
-                                                 "timezone", "max_items")}
+    values = {k: field(form, k) for k in ("topics", "excludes", "frequency", "weekday", "hour", "timezone",
+                                          "max_items")}
     try:
         if action == "pause":
-            await run_in_threadpool(subscribers.pause, site.db, sub.id, _int(form, "weeks", 1) or 0, utcnow())
+            await run_in_threadpool(subscribers.pause, site.db, sub.id, field(form, "weeks"), utcnow())
         elif action == "resume":
             await run_in_threadpool(subscribers.resume, site.db, sub.id)
         else:
             await run_in_threadpool(
                 lambda: subscribers.update(
                     site.db, sub.id, topics=split_topics(values["topics"]), excludes=split_topics(values["excludes"]),
-                    frequency=values["frequency"], timezone=values["timezone"].strip(),
-                    hour=_int(form, "hour", 8) or 0, weekday=_int(form, "weekday", 0) or 0,
-                    max_items=_int(form, "max_items", None)))
+                    frequency=values["frequency"], timezone=values["timezone"], hour=values["hour"],
+                    weekday=values["weekday"], max_items=values["max_items"]))
     except SubscriberError as err:
         return await preferences(request, [str(err)], values if action == "save" else None)
     return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved={action}", status_code=303)
@@ -397,12 +385,18 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
     configured mail transport."""
     base = urlsplit(settings.web.base_url)
     root = base.path.rstrip("/")  # the app may live under a path prefix of base_url
+    signups = signup.signup_queue(db, settings, limiter=signup.limiter(*address_limit), transport=transport)
     site = Site(settings=settings, db=db, root=root, csrf=Csrf(settings.secret(), secure=base.scheme == "https"),
-                env=templates(settings, root),
-                by_ip=signup.limiter(*ip_limit), by_address=signup.limiter(*address_limit),
-                transport=transport, suggestions=Suggestions())
+                env=templates(settings, root), by_ip=signup.limiter(*ip_limit), signups=signups,
+                suggestions=Suggestions())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(signups.close)  # the requests already answered still get their email
+
     app = Starlette(routes=routes(), exception_handlers={HTTPException: http_error, Exception: server_error},
-                    max_body_size=MAX_BODY)
+                    max_body_size=MAX_BODY, lifespan=lifespan)
     app.state.site = site
     app.add_middleware(SecurityHeaders)
     return app
