@@ -177,20 +177,25 @@ class Settings(_Strict):
     path: str | None = None  # where it was loaded from, for `digest status`
 
     def secret(self) -> str:
-        """The signing secret: from the environment, else a file outside the repository.
+        """The signing secret: from the environment, else `web.secret_file`, else the default file.
 
-        With neither, a random secret is created once in the secret file (mode 600), so tokens stay
-        valid across runs of the same installation.
+        Only the default file (`.digest-secret` beside the SQLite database) is created when missing:
+        a random secret, mode 600, so tokens stay valid across runs. A configured `web.secret_file`
+        must exist: a typo in its path must not rotate the secret and void every link already mailed.
         """
         value = os.environ.get(self.web.secret_env)
         if value:
             return value
-        path = Path(self.web.secret_file) if self.web.secret_file else self._state_dir() / ".digest-secret"
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.web.secret_file:
+            return _read_secret(Path(self.web.secret_file), f"web.secret_file: {self.web.secret_file}", self.web.secret_env)
+        path = self._state_dir() / ".digest-secret"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return _read_secret(path, str(path), self.web.secret_env)
+        except OSError as err:
+            raise ConfigError(f"cannot create the signing secret {path}: {err.strerror or err}") from None
         value = secrets.token_urlsafe(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(value)
         return value
@@ -203,6 +208,18 @@ class Settings(_Strict):
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             return Path(url.removeprefix("sqlite:///")).resolve().parent
         return Path.cwd()
+
+
+def _read_secret(path: Path, what: str, env: str) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ConfigError(f"{what}: cannot read the signing secret: {reason} "
+                          f"(create the file, or set ${env})") from None
+    if not value:
+        raise ConfigError(f"{what}: the signing secret file is empty")
+    return value
 
 
 def _describe(err: ValidationError, origin: str) -> str:
