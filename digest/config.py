@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DATA_DIR = resources.files("digest") / "data"
 
@@ -35,6 +37,17 @@ class _Strict(BaseModel):
 
 class DatabaseSettings(_Strict):
     url: str = "sqlite:///digest.store.db"
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, v: str) -> str:
+        try:
+            scheme = make_url(v).drivername
+        except (ArgumentError, ValueError):
+            raise ValueError("not a database URL (sqlite:///PATH or postgresql://USER@HOST/DB)") from None
+        if scheme not in ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError(f"unsupported database {scheme!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
+        return v
 
 
 class HttpSettings(_Strict):
@@ -225,7 +238,7 @@ def _read_secret(path: Path, what: str, env: str) -> str:
 def _describe(err: ValidationError, origin: str) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in {"hf_daily", "arxiv", "file"}))
-    reason = first["msg"]
+    reason = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         reason = "unknown key"
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""

@@ -26,7 +26,7 @@ class Ctx:
         self.config_path = config_path
         self._settings: config_mod.Settings | None = None
         self._db: pipeline.Database | None = None
-        self.existed = False  # whether the database had a schema before this command opened it
+        self.found: pipeline.SchemaState | None = None  # the schema the database had when opened
 
     @property
     def settings(self) -> config_mod.Settings:
@@ -34,16 +34,24 @@ class Ctx:
             self._settings = pipeline.load_settings(self.config_path)
         return self._settings
 
+    def database(self, schema: pipeline.Schema) -> pipeline.Database:
+        if self._db is None:
+            self._db, self.found = pipeline.open_database(self.settings, schema)
+        return self._db
+
     @property
     def db(self) -> pipeline.Database:
-        """The database, created or upgraded to the newest schema on first use."""
-        if self._db is None:
-            self._db, self.existed = pipeline.open_database(self.settings)
-        return self._db
+        """For writing commands: a fresh database gets the schema; any other must be current."""
+        return self.database("create")
+
+    @property
+    def read_db(self) -> pipeline.Database:
+        """For reading commands: the database must be at the current schema; nothing is created."""
+        return self.database("check")
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
-USER_ERRORS = (config_mod.ConfigError, SubscriberError, LookupError, ValueError, OSError)
+USER_ERRORS = (config_mod.ConfigError, pipeline.SchemaError, SubscriberError, LookupError, ValueError, OSError)
 
 
 def friendly(fn):
@@ -89,9 +97,13 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 @pass_ctx
 @friendly
 def init(ctx: Ctx) -> None:
-    """Create the database, or upgrade it to the newest schema."""
-    ctx.db  # noqa: B018 (opening it runs the migrations)
-    click.echo(f"database {'upgraded' if ctx.existed else 'created'}: {ctx.settings.database.url}")
+    """Create the database, or upgrade it to the newest schema (back it up first)."""
+    ctx.database("upgrade")
+    found = ctx.found
+    assert found is not None
+    done = {"current": f"already at revision {found.head}", "older": f"upgraded from {found.revision} to {found.head}",
+            "foreign": f"digest tables added (revision {found.head})"}.get(found.kind, f"created (revision {found.head})")
+    click.echo(f"database {done}: {found.where}")
 
 
 # ------------------------------------------------------------------------------------------ ingest
@@ -133,7 +145,7 @@ def _print_ingest(rows: list[dict]) -> None:
 @friendly
 def sources(ctx: Ctx, as_json: bool) -> None:
     """List the configured sources: last success, last error, watermark and totals."""
-    rows = pipeline.source_status(ctx.db, ctx.settings)
+    rows = pipeline.source_status(ctx.read_db, ctx.settings)
     if as_json:
         echo_json(rows)
         return
@@ -182,7 +194,7 @@ def subscribers_add(ctx: Ctx, email: str, topics, excludes, frequency, weekday, 
 @friendly
 def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
     """List subscribers."""
-    rows = subscribers.list_all(ctx.db, status)
+    rows = subscribers.list_all(ctx.read_db, status)
     if as_json:
         echo_json([r.as_dict() for r in rows])
         return
@@ -199,7 +211,7 @@ def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
 @friendly
 def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
     """Show one subscriber: profile, recent deliveries, feedback."""
-    data = pipeline.subscriber_profile(ctx.db, email)
+    data = pipeline.subscriber_profile(ctx.read_db, email)
     if as_json:
         echo_json(data)
         return
@@ -246,7 +258,7 @@ def subscribers_import(ctx: Ctx, csv_file) -> None:
 @friendly
 def subscribers_export(ctx: Ctx, csv_file) -> None:
     """Write all subscribers as CSV (to a file, or standard output)."""
-    n = subscribers.export_csv(ctx.db, csv_file)
+    n = subscribers.export_csv(ctx.read_db, csv_file)
     if csv_file is not sys.stdout and getattr(csv_file, "name", "-") != "<stdout>":
         click.echo(f"exported {n} subscribers", err=True)
 
@@ -271,7 +283,7 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     """
     if not email and not topics:
         raise click.UsageError("give --subscriber EMAIL or at least one --topic")
-    rendered, message = pipeline.preview(ctx.db, ctx.settings, email=subscribers.normalise_email(email) if email else None,
+    rendered, message = pipeline.preview(ctx.read_db, ctx.settings, email=subscribers.normalise_email(email) if email else None,
                                          topics=topics, excludes=excludes)
     body = {"html": rendered.html, "text": rendered.text, "eml": message.decode("utf-8")}[fmt]
     if open_browser and not out:
@@ -295,8 +307,8 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
     email = subscribers.normalise_email(email) if email else None
     bar = _Bar(sys.stderr.isatty() and not as_json)
     with bar:
-        r = pipeline.run_pass(ctx.db, ctx.settings, email=email, dry_run=dry_run, ingest_first=ingest_first,
-                              on_planned=bar.start, progress=bar.update, workers=workers)
+        r = pipeline.run_pass(ctx.read_db if dry_run else ctx.db, ctx.settings, email=email, dry_run=dry_run,
+                              ingest_first=ingest_first, on_planned=bar.start, progress=bar.update, workers=workers)
     if dry_run:
         return r, {"dry_run": True, "would_send": pipeline.dry_run_rows(r.plan), "skipped": r.plan.skipped,
                    "suppressed": r.plan.suppressed, "already": r.plan.already}
@@ -379,7 +391,7 @@ def run(ctx: Ctx, as_json: bool, workers: int | None) -> None:
 @friendly
 def status(ctx: Ctx, as_json: bool) -> None:
     """Papers, subscribers, last fetch per source, last edition, failures, scheduler jobs."""
-    data = {**pipeline.status(ctx.db, ctx.settings), "jobs": pipeline.job_status(ctx.db, ctx.settings)}
+    data = {**pipeline.status(ctx.read_db, ctx.settings), "jobs": pipeline.job_status(ctx.read_db, ctx.settings)}
     if as_json:
         echo_json(data)
         return
@@ -497,7 +509,7 @@ def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bo
     Example: digest due --at 2026-03-29T07:30:00+02:00 --all
     """
     now = pipeline.parse_instant(at)
-    rows = pipeline.due_at(ctx.db, now, email=subscribers.normalise_email(email) if email else None)
+    rows = pipeline.due_at(ctx.read_db, now, email=subscribers.normalise_email(email) if email else None)
     shown = rows if show_all else [r for r in rows if r["due"]]
     if as_json:
         echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})
