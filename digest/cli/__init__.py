@@ -123,8 +123,10 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
     report = pipeline.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
     rows = [vars(r) for r in report.sources]
     if as_json:
-        echo_json({"sources": rows, "embedded": report.embedded})
+        echo_json({"sources": rows, "embedded": report.embedded, "notes": report.notes})
     else:
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
         _print_ingest(rows)
         if report.embedded:
             click.echo(f"embedded {report.embedded} papers for the hybrid ranker")
