@@ -30,6 +30,7 @@ from tests.factories import (
     add_papers,
     add_subscribers,
     addr,
+    all_rows,
     mail_settings,
     plan_editions,
     planned_world,
@@ -291,3 +292,22 @@ def test_one_unsendable_delivery_fails_alone_and_idn_domains_work(db, settings_f
     with db.session() as s:
         errors = dict(s.execute(select(Delivery.email, Delivery.last_error)).all())
     assert errors[addr(1)].startswith("render error") and "SMTPUTF8" in errors["jürgen@example.org"]
+
+
+@pytest.mark.sqlite_only
+def test_a_stored_address_that_cannot_be_sent_fails_that_delivery_in_one_line(db, settings_for, caplog):
+    """issue 13: an address with a non-ASCII local part (stored before the door refused them) logged a
+    full traceback at `digest send`; now that delivery fails in one line and the others go out."""
+    with SmtpSink() as sink:
+        settings = mail_settings(settings_for, db, sink)
+        pids = add_papers(db, 3)
+        add_subscribers(db, 2)
+        with db.session() as s:
+            s.add(Subscriber(email="ädä@example.org", status="active", topics=[Topic(phrase="x")]))
+        plan_editions(db, settings, pids)
+        report = send(db, settings)
+    assert (report.sent, report.failed, report.errors) == (2, 1, [])
+    assert states(db)["ädä@example.org"] == ("failed", 0)
+    (failed,) = all_rows(db, Delivery, Delivery.status == "failed")
+    assert failed.last_error.startswith("address error: 'ädä@example.org': a non-ASCII local part needs SMTPUTF8")
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
