@@ -73,11 +73,22 @@ def friendly(fn):
     return wrapper
 
 
+class FriendlyGroup(click.Group):
+    """The `digest` group: whatever a user can get wrong, in a command or in converting its arguments
+    (a path with a NUL byte, say), ends in one line through `friendly`, for every command at once."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:  # the group's own options (--config)
+        return friendly(super().make_context)(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        return friendly(super().invoke)(ctx)
+
+
 def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
               help="Config file (default: $DIGEST_CONFIG, else ./config.toml, else built-in defaults).")
 @click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug).")
@@ -95,7 +106,6 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 
 @main.command()
 @pass_ctx
-@friendly
 def init(ctx: Ctx) -> None:
     """Create the database, or upgrade it to the newest schema (back it up first)."""
     ctx.database("upgrade")
@@ -114,7 +124,6 @@ def init(ctx: Ctx) -> None:
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Re-pull from this date (YYYY-MM-DD).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_ctx
-@friendly
 def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
     """Pull listings from the configured sources and store new or changed papers.
 
@@ -144,7 +153,6 @@ def _print_ingest(rows: list[dict]) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
-@friendly
 def sources(ctx: Ctx, as_json: bool) -> None:
     """List the configured sources: last success, last error, watermark and totals."""
     rows = pipeline.source_status(ctx.read_db, ctx.settings)
@@ -178,7 +186,6 @@ def subscribers_group() -> None:
 @click.option("--max-items", type=click.IntRange(1, 100), help="Papers per digest (default from config).")
 @click.option("--name", help="Display name used in the To: header.")
 @pass_ctx
-@friendly
 def subscribers_add(ctx: Ctx, email: str, topics, excludes, frequency, weekday, timezone, hour, max_items, name) -> None:
     """Add an active subscriber.
 
@@ -193,7 +200,6 @@ def subscribers_add(ctx: Ctx, email: str, topics, excludes, frequency, weekday, 
 @click.option("--status", type=click.Choice([str(s) for s in SubscriberStatus]))
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
-@friendly
 def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
     """List subscribers."""
     rows = subscribers.list_all(ctx.read_db, status)
@@ -210,7 +216,6 @@ def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
 @click.argument("email")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
-@friendly
 def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
     """Show one subscriber: profile, recent deliveries, feedback."""
     data = pipeline.subscriber_profile(ctx.read_db, email)
@@ -233,7 +238,6 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
 @click.argument("email")
 @click.confirmation_option(prompt="Delete this subscriber and their history?")
 @pass_ctx
-@friendly
 def subscribers_remove(ctx: Ctx, email: str) -> None:
     """Delete a subscriber and their history."""
     subscribers.remove(ctx.db, email)
@@ -243,7 +247,6 @@ def subscribers_remove(ctx: Ctx, email: str) -> None:
 @subscribers_group.command("import")
 @click.argument("csv_file", type=click.File("r", encoding="utf-8"))
 @pass_ctx
-@friendly
 def subscribers_import(ctx: Ctx, csv_file) -> None:
     """Add or update subscribers from a CSV file (the layout `export` writes; topics split by ';')."""
     added, updated, errors = subscribers.import_csv(ctx.db, csv_file)
@@ -257,7 +260,6 @@ def subscribers_import(ctx: Ctx, csv_file) -> None:
 @subscribers_group.command("export")
 @click.argument("csv_file", type=click.File("w", encoding="utf-8"), default="-")
 @pass_ctx
-@friendly
 def subscribers_export(ctx: Ctx, csv_file) -> None:
     """Write all subscribers as CSV (to a file, or standard output)."""
     n = subscribers.export_csv(ctx.read_db, csv_file)
@@ -276,7 +278,6 @@ def subscribers_export(ctx: Ctx, csv_file) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 @pass_ctx
-@friendly
 def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     """Render a digest without sending or storing anything.
 
@@ -361,7 +362,6 @@ def _print_counts(result: dict, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @WORKERS
 @pass_ctx
-@friendly
 def send(ctx: Ctx, email, dry_run, as_json, workers) -> None:
     """Plan this period's editions and send every due delivery. Running it twice sends nothing twice."""
     _, result = _pass(ctx, email=email, dry_run=dry_run, as_json=as_json, workers=workers)
@@ -374,7 +374,6 @@ def send(ctx: Ctx, email, dry_run, as_json, workers) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @WORKERS
 @pass_ctx
-@friendly
 def run(ctx: Ctx, as_json: bool, workers: int | None) -> None:
     """Ingest, plan and send in one pass."""
     r, counts = _pass(ctx, ingest_first=True, as_json=as_json, workers=workers)
@@ -390,7 +389,6 @@ def run(ctx: Ctx, as_json: bool, workers: int | None) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON (for monitoring).")
 @pass_ctx
-@friendly
 def status(ctx: Ctx, as_json: bool) -> None:
     """Papers, subscribers, last fetch per source, last edition, failures, scheduler jobs."""
     data = {**pipeline.status(ctx.read_db, ctx.settings), "jobs": pipeline.job_status(ctx.read_db, ctx.settings)}
@@ -445,7 +443,6 @@ def demo(directory: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @pass_ctx
-@friendly
 def serve(ctx: Ctx, host: str, port: int) -> None:
     """Run the subscriber web app: subscribe, confirm, preferences, unsubscribe, archive, /healthz.
 
@@ -466,7 +463,6 @@ def unsubscribes_group() -> None:
               help="A Maildir receiving mail.unsubscribe_mailto (messages are marked seen once handled).")
 @click.option("--mbox", "mboxes", multiple=True, type=click.Path(dir_okay=False, exists=True), help="An mbox file.")
 @pass_ctx
-@friendly
 def unsubscribes_process(ctx: Ctx, maildirs, mboxes) -> None:
     """Unsubscribe the sender of each "unsubscribe" message in a mailbox."""
     from digest.subscriptions.unsubscribes import process
@@ -483,7 +479,6 @@ def unsubscribes_process(ctx: Ctx, maildirs, mboxes) -> None:
 
 @main.command("scheduler")
 @pass_ctx
-@friendly
 def scheduler_command(ctx: Ctx) -> None:
     """Run the scheduler in the foreground (for systemd or a container).
 
@@ -504,7 +499,6 @@ def scheduler_command(ctx: Ctx) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Also list who is not due, and why.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
-@friendly
 def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bool) -> None:
     """List who is due for an edition at an instant, and why. Sends and stores nothing.
 
@@ -534,7 +528,6 @@ def bounces_group() -> None:
 @click.option("--mbox", "mboxes", multiple=True, type=click.Path(dir_okay=False, exists=True), help="An mbox file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @pass_ctx
-@friendly
 def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
     """Record delivery status notifications (RFC 3464) and complaints (ARF), then apply the policy:
     mail.bounce_hard_limit hard or mail.bounce_soft_limit soft bounces, or one complaint, suppress.
