@@ -36,15 +36,22 @@ def is_table(path: str | Path) -> bool:
     return "title" in head and ("\t" in head or "," in head) and not head.lstrip().startswith(("{", "["))
 
 
-def read_table(path: str | Path, require: tuple[str, ...] = ("title",)) -> list[Row]:
-    """Rows of a TSV/CSV with a header (columns matched case-insensitively, extra columns ignored)."""
+def read_text(path: str | Path) -> str:
+    """A text file the ranking commands read (a table, queries, topics), decoded by the one rule for
+    listing files (`sources.file.decode`); ListingsError, one line naming the file, otherwise."""
     p = Path(path)
     try:
-        text = decode(p.read_bytes())
+        return decode(p.read_bytes())
     except OSError as err:
         raise ListingsError(f"cannot read {p}: {err.strerror or err}") from err
     except ListingFileError as err:
         raise ListingsError(f"{p}: {err}") from None
+
+
+def read_table(path: str | Path, require: tuple[str, ...] = ("title",)) -> list[Row]:
+    """Rows of a TSV/CSV with a header (columns matched case-insensitively, extra columns ignored)."""
+    p = Path(path)
+    text = read_text(p)
     first = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first or p.suffix.lower() in (".tsv", ".tab") else ","
     csv.field_size_limit(sys.maxsize)
