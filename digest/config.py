@@ -202,15 +202,21 @@ class Settings(_Strict):
         if self.web.secret_file:
             return _read_secret(Path(self.web.secret_file), f"web.secret_file: {self.web.secret_file}", self.web.secret_env)
         path = self._state_dir() / ".digest-secret"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+        if path.exists():
+            return _read_secret(path, str(path), self.web.secret_env)
+        value = secrets.token_urlsafe(32)
+        tmp = path.with_name(f".digest-secret.{os.getpid()}.{secrets.token_hex(4)}")
+        try:  # written whole, then linked into place: a process racing us reads all of it or makes its own
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(value)
+            os.link(tmp, path)
+        except FileExistsError:  # another process linked its secret first
             return _read_secret(path, str(path), self.web.secret_env)
         except OSError as err:
             raise ConfigError(f"cannot create the signing secret {path}: {err.strerror or err}") from None
-        value = secrets.token_urlsafe(32)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(value)
+        finally:
+            tmp.unlink(missing_ok=True)
         return value
 
     def smtp_password(self) -> str | None:
