@@ -194,6 +194,7 @@ def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1, delay: 
     sink = SlowRelay(delay) if delay else Sink()
     url, drop = database_url(kind, work)
     cfg = work / "config.toml"
+    (work / "secret").write_text("bench-secret-" + "x" * 32)
     cfg.write_text(f'[database]\nurl = "{url}"\n[web]\nbase_url = "https://digest.example.org"\n'
                    f'secret_file = "{work / "secret"}"\n[digest]\nranker = "{ranker}"\n'
                    f'[mail]\ntransport = "smtp"\nfrom_address = "Trending Papers <digest@example.org>"\n'

@@ -117,6 +117,7 @@ def main() -> None:
     n, repeat = args.n, args.repeat
     tmp = Path(tempfile.mkdtemp(prefix="bench-send-"))
     rows: list[tuple[str, float]] = []
+    (tmp / "secret").write_text("bench-secret-" + "x" * 32)
     try:
         with Sink() as sink:
             settings = from_dict({

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from digest.records import check_zone
 
@@ -37,6 +39,17 @@ class _Strict(BaseModel):
 
 class DatabaseSettings(_Strict):
     url: str = "sqlite:///digest.store.db"
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, v: str) -> str:
+        try:
+            scheme = make_url(v).drivername
+        except (ArgumentError, ValueError):
+            raise ValueError("not a database URL (sqlite:///PATH or postgresql://USER@HOST/DB)") from None
+        if scheme not in ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError(f"unsupported database {scheme!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
+        return v
 
 
 class HttpSettings(_Strict):
@@ -174,22 +187,33 @@ class Settings(_Strict):
     path: str | None = None  # where it was loaded from, for `digest status`
 
     def secret(self) -> str:
-        """The signing secret: from the environment, else a file outside the repository.
+        """The signing secret: from the environment, else `web.secret_file`, else the default file.
 
-        With neither, a random secret is created once in the secret file (mode 600), so tokens stay
-        valid across runs of the same installation.
+        Only the default file (`.digest-secret` beside the SQLite database) is created when missing:
+        a random secret, mode 600, so tokens stay valid across runs. A configured `web.secret_file`
+        must exist: a typo in its path must not rotate the secret and void every link already mailed.
         """
         value = os.environ.get(self.web.secret_env)
         if value:
             return value
-        path = Path(self.web.secret_file) if self.web.secret_file else self._state_dir() / ".digest-secret"
+        if self.web.secret_file:
+            return _read_secret(Path(self.web.secret_file), f"web.secret_file: {self.web.secret_file}", self.web.secret_env)
+        path = self._state_dir() / ".digest-secret"
         if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
+            return _read_secret(path, str(path), self.web.secret_env)
         value = secrets.token_urlsafe(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(value)
+        tmp = path.with_name(f".digest-secret.{os.getpid()}.{secrets.token_hex(4)}")
+        try:  # written whole, then linked into place: a process racing us reads all of it or makes its own
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(value)
+            os.link(tmp, path)
+        except FileExistsError:  # another process linked its secret first
+            return _read_secret(path, str(path), self.web.secret_env)
+        except OSError as err:
+            raise ConfigError(f"cannot create the signing secret {path}: {err.strerror or err}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
         return value
 
     def warnings(self) -> list[str]:
@@ -211,10 +235,22 @@ class Settings(_Strict):
         return Path.cwd()
 
 
+def _read_secret(path: Path, what: str, env: str) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ConfigError(f"{what}: cannot read the signing secret: {reason} "
+                          f"(create the file, or set ${env})") from None
+    if not value:
+        raise ConfigError(f"{what}: the signing secret file is empty")
+    return value
+
+
 def _describe(err: ValidationError, origin: str) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in {"hf_daily", "arxiv", "file"}))
-    reason = first["msg"]
+    reason = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         reason = "unknown key"
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""

@@ -31,7 +31,6 @@ def run_demo(directory: Path) -> tuple[list[dict], Path]:
                      "from_address": "Trending Papers <digest@example.org>",
                      "unsubscribe_mailto": "unsubscribe@example.org",
                      "list_id": "Trending papers demo <demo.digest.example.org>"},
-            "web": {"secret_file": str(directory / ".digest-secret")},
         }, "demo settings")
         db, _ = pipeline.open_database(settings)
         report = pipeline.ingest(db, settings)

@@ -36,12 +36,12 @@ from digest.sources.ingest import IngestReport
 from digest.store import jobs, vectors
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
-from digest.store.db import Database, is_initialised
+from digest.store.db import Database, Schema, SchemaError, SchemaState, open_checked
 from digest.subscriptions import subscribers
 
 __all__ = ["STOPPING", "Database", "IngestReport", "PassReport", "PlanReport", "SendReport", "archive_html",
            "due_at", "evaluate", "first_preview", "housekeeping", "ingest", "load_settings", "open_database", "parse_instant",
-           "pending_count", "plan", "preview", "recent_editions", "run_pass", "send", "status", "tryout", "utcnow",
+           "pending_count", "plan", "preview", "Schema", "SchemaError", "SchemaState", "recent_editions", "run_pass", "send", "status", "tryout", "utcnow",
            "worker_name"]
 
 log = logging.getLogger("digest.pipeline")
@@ -63,13 +63,11 @@ def load_settings(path: str | None = None) -> Settings:
     return settings
 
 
-def open_database(settings: Settings, *, upgrade: bool = True) -> tuple[Database, bool]:
-    """The configured database, created or upgraded to the newest schema; and whether it existed."""
-    db = Database(settings.database.url)
-    existed = is_initialised(db.engine)
-    if upgrade:
-        db.init()
-    return db, existed
+def open_database(settings: Settings, schema: Schema = "create") -> tuple[Database, SchemaState]:
+    """The configured database and the schema state it was found in (`store.db.open_checked`): reading
+    commands `check` (nothing is created), writing ones `create` (a fresh database gets the schema),
+    `digest init` `upgrade`s. Raises SchemaError, one line that points at `digest init`."""
+    return open_checked(settings.database.url, schema)
 
 
 # ------------------------------------------------------------------------------------------ ingest

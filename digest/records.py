@@ -128,6 +128,7 @@ class Listing:
     comment: str | None = None
     version: int | None = None
     withdrawn: bool = False
+    entry_id: str | None = None  # the entry's own id in its file, as given ("paper_id", "id"); not stored
 
 
 @dataclass

@@ -44,6 +44,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("db_url", kinds, indirect=True)
 
 
+@pytest.fixture(autouse=True)
+def _signing_secret(monkeypatch):
+    """Links are signed with a fixed secret from the environment: a configured `web.secret_file` must
+    exist (tests/test_config.py covers the file and the default one)."""
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret-" + "x" * 32)
+
+
 @pytest.fixture
 def db_url(request, tmp_path):
     """A fresh, empty database URL: a SQLite file, or a private PostgreSQL schema."""

@@ -44,16 +44,39 @@ def test_config_file_lookup_order(tmp_path, monkeypatch):
 
 
 def test_secrets_come_from_environment_or_a_private_file(tmp_path, monkeypatch):
+    (tmp_path / "secret").write_text("from-the-file\n")
     s = from_dict({"web": {"secret_file": str(tmp_path / "secret")}, "mail": {"smtp": {"password_env": "MY_PW"}}})
     monkeypatch.delenv("DIGEST_SECRET", raising=False)
-    first = s.secret()
-    assert first == s.secret() and len(first) > 30
-    assert (tmp_path / "secret").stat().st_mode & 0o077 == 0
+    assert s.secret() == "from-the-file"
     monkeypatch.setenv("DIGEST_SECRET", "from-env")
     assert s.secret() == "from-env"
     monkeypatch.setenv("MY_PW", "hunter2")
     assert s.smtp_password() == "hunter2"
     assert "hunter2" not in Settings.model_dump_json(s)
+
+
+def test_only_the_default_secret_is_created(tmp_path, monkeypatch):
+    """A random secret is made once beside the SQLite database; a configured secret_file that does not
+    exist is an error (a typo must not rotate the secret), and nothing is created for it."""
+    monkeypatch.delenv("DIGEST_SECRET", raising=False)
+    s = from_dict({"database": {"url": f"sqlite:///{tmp_path / 'd.db'}"}})
+    first = s.secret()
+    assert first == s.secret() and len(first) > 30
+    assert (tmp_path / ".digest-secret").stat().st_mode & 0o077 == 0
+    missing = tmp_path / "nonexistent" / "secret"
+    s = from_dict({"web": {"secret_file": str(missing)}})
+    with pytest.raises(ConfigError, match=r"web.secret_file: .*nonexistent/secret: cannot read the signing secret"):
+        s.secret()
+    assert not missing.parent.exists()
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        from_dict({"web": {"secret_file": str(tmp_path / "empty")}}).secret()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "d.db"}"\n[web]\nsecret_file = "{missing}"\n')
+    assert CliRunner().invoke(main, ["--config", str(cfg), "init"]).exit_code == 0
+    result = CliRunner().invoke(main, ["--config", str(cfg), "preview", "--topic", "diffusion"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith("Error: web.secret_file:") and len(result.output.strip().splitlines()) == 1
 
 
 def test_cli_reports_a_bad_config_in_one_line(tmp_path):

@@ -30,6 +30,7 @@ from tests.factories import (
     add_papers,
     add_subscribers,
     addr,
+    all_rows,
     mail_settings,
     plan_editions,
     planned_world,
@@ -307,3 +308,21 @@ def test_cli_send_warns_when_smtp_links_are_plain_http(db, tmp_path):
             assert out.exit_code == 0, out.output
             assert ("warning: web.base_url" in out.stderr) is warned, out.stderr
             assert out.stdout.startswith("sent 0")
+
+
+def test_a_stored_address_that_cannot_be_sent_fails_that_delivery_in_one_line(db, settings_for, caplog):
+    """issue 13: an address with a non-ASCII local part (stored before the door refused them) logged a
+    full traceback at `digest send`; now that delivery fails in one line and the others go out."""
+    with SmtpSink() as sink:
+        settings = mail_settings(settings_for, db, sink)
+        pids = add_papers(db, 3)
+        add_subscribers(db, 2)
+        with db.session() as s:
+            s.add(Subscriber(email="ädä@example.org", status="active", topics=[Topic(phrase="x")]))
+        plan_editions(db, settings, pids)
+        report = send(db, settings)
+    assert (report.sent, report.failed, report.errors) == (2, 1, [])
+    assert states(db)["ädä@example.org"] == ("failed", 0)
+    (failed,) = all_rows(db, Delivery, Delivery.status == "failed")
+    assert failed.last_error.startswith("address error: 'ädä@example.org': a non-ASCII local part needs SMTPUTF8")
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)

@@ -215,6 +215,40 @@ def test_rank_command_reads_json_lines(tmp_path):
     assert [r["id"] for r in json.loads(res.output)["ranking"]] == ["2410.17243"]
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_rank_keeps_each_entrys_own_id(tmp_path, suffix):
+    """issue 13: `{"id": "NnMEadcdyD", ...}` came back as "id": "0" (the row number)."""
+    rows = [{"id": "NnMEadcdyD", "title": "Diffusion models for cats", "abstract": "Diffusion on cat pictures."},
+            {"paper_id": 17, "title": "Diffusion sorting", "abstract": "Sorting with diffusion."},
+            {"arxiv_id": "2410.17243v2", "title": "Diffusion at scale", "abstract": "Big diffusion models."},
+            {"title": "Diffusion without an id", "abstract": "No id here, only diffusion."}]
+    path = tmp_path / f"papers{suffix}"
+    text = "\n".join(json.dumps(r) for r in rows) if suffix == ".jsonl" else json.dumps(rows)
+    path.write_text(text, encoding="utf-8")
+    res = CliRunner().invoke(rank_command, ["--listings", str(path), "--topic", "diffusion", "--json"])
+    assert res.exit_code == 0, res.output
+    assert sorted(r["id"] for r in json.loads(res.output)["ranking"]) == ["17", "2410.17243v2", "3", "NnMEadcdyD"]
+
+
+def test_rank_refuses_an_unreadable_listings_file_in_one_line(tmp_path):
+    for name, data in [("latin1.csv", "title,abstract\nCafé,Un résumé\n".encode("latin-1")),
+                       ("cut.json", b'[{"title": "Diffusion", "abstract": "cut'), ("empty.jsonl", b"")]:
+        (tmp_path / name).write_bytes(data)
+        res = CliRunner().invoke(rank_command, ["--listings", str(tmp_path / name), "--topic", "diffusion"])
+        assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+        line = res.output.strip()
+        assert line.startswith(f"Error: {tmp_path / name}: ") and len(line.splitlines()) == 1, line
+
+
+def test_queries_and_topics_files_follow_the_same_rule(files, tmp_path):
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("réseaux de neurones\n".encode("latin-1"))
+    for command, args in [(rank_command, ["--listings", str(files[0]), "--queries", str(latin1)]),
+                          (eval_command, ["--dataset", str(files[0]), "--topics", str(latin1)])]:
+        res = CliRunner().invoke(command, args)
+        assert res.exit_code == 1 and res.output.startswith(f"Error: {latin1}: not UTF-8 text"), res.output
+
+
 def test_rank_command_bad_input(files, tmp_path):
     runner = CliRunner()
     res = runner.invoke(rank_command, ["--listings", str(tmp_path / "missing.tsv"), "--topic", "x"])
@@ -285,5 +319,8 @@ def test_the_commands_library_calls_return_plain_rows(files, tmp_path):
     assert (report.papers, report.topics, [r.ranker for r in report.results]) == (5, 2, ["bm25"])
     assert json.loads(ev.report_json(report))["dataset"] == str(data)
     with pytest.raises(ev.EvalError, match="no topics"):
+        (tmp_path / "counts.txt").write_text("\t3\n", encoding="utf-8")  # a count, no topic
+        ev.run(data, tmp_path / "counts.txt")
+    with pytest.raises(ev.EvalError, match="empty file"):
         (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
         ev.run(data, tmp_path / "empty.txt")

@@ -1,8 +1,16 @@
 """The Alembic migrations build exactly the schema the models describe, on every backend."""
 
+import sys
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from click.testing import CliRunner
+from sqlalchemy import create_engine, inspect, text
 
+from digest.cli import main
+from digest.store.db import Database, _alembic_config
 from digest.store.models import Base
 
 
@@ -16,3 +24,93 @@ def test_upgrade_is_idempotent(db):
     db.init()  # a second upgrade on an up-to-date database changes nothing
     with db.engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_revision() is not None
+
+
+# --- what each command does to a database that is not at this version's schema (issue 13) ---------
+
+READING = [["status"], ["sources"], ["due"], ["subscribers", "list"], ["subscribers", "show", "ada@example.org"],
+           ["subscribers", "export"], ["preview", "--topic", "diffusion"], ["send", "--dry-run"]]
+
+
+def digest(tmp_path, url: str, *args: str):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\nurl = "{url}"\n[digest]\nranker = "lexical"\n')
+    return CliRunner().invoke(main, ["--config", str(cfg), *args])
+
+
+def one_line(result, *expected: str) -> str:
+    assert result.exit_code == 1 and "Traceback" not in result.output and result.exception is not None
+    line = result.output.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("Error: "), result.output
+    for part in expected:
+        assert part in line, line
+    return line
+
+
+def tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_reading_commands_never_create_a_schema(db_url, tmp_path):
+    for args in READING:  # a fresh database: a SQLite file is not even created
+        one_line(digest(tmp_path, db_url, *args), "digest init")
+    if db_url.startswith("sqlite"):
+        assert not list(tmp_path.glob("*.db*"))
+    assert tables(db_url) == set()
+    engine = create_engine(db_url)
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE other_app (x INTEGER)"))
+    engine.dispose()
+    for args in [*READING, ["ingest"], ["subscribers", "add", "ada@example.org"]]:
+        one_line(digest(tmp_path, db_url, *args), "holds other tables (other_app)", "digest init")
+    assert tables(db_url) == {"other_app"}
+    result = digest(tmp_path, db_url, "init")
+    assert result.exit_code == 0 and "digest tables added" in result.output
+    assert {"other_app", "papers", "alembic_version"} <= tables(db_url)
+    assert digest(tmp_path, db_url, "status").exit_code == 0
+
+
+def test_writing_commands_create_a_fresh_database(db_url, tmp_path):
+    result = digest(tmp_path, db_url, "subscribers", "add", "ada@example.org", "--topic", "diffusion")
+    assert result.exit_code == 0, result.output
+    assert digest(tmp_path, db_url, "subscribers", "list").output.strip().endswith("1 subscriber")
+
+
+def test_an_older_schema_asks_for_init(db_url, tmp_path):
+    db = Database(db_url)
+    db.init()
+    with db.engine.begin() as conn:
+        cfg = _alembic_config(db.engine)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+    db.dispose()
+    for args in [*READING, ["ingest"]]:
+        one_line(digest(tmp_path, db_url, *args), "schema revision 0003, older than", "run `digest init`")
+    assert "paper_vectors" not in tables(db_url)
+    result = digest(tmp_path, db_url, "init")
+    assert result.exit_code == 0 and "upgraded from 0003" in result.output
+    assert digest(tmp_path, db_url, "status").exit_code == 0
+
+
+def test_an_unknown_revision_is_one_line_everywhere(db_url, tmp_path):
+    db = Database(db_url)
+    db.init()
+    with db.engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    db.dispose()
+    for args in [*READING, ["ingest"], ["init"]]:
+        one_line(digest(tmp_path, db_url, *args), "schema revision '9999'", "does not know")
+
+
+@pytest.mark.sqlite_only
+def test_unsupported_database_urls_and_missing_drivers(db_url, tmp_path, monkeypatch):
+    for url, expected in [("mysql://u@localhost/db", "unsupported database 'mysql'"),
+                          ("not a url", "not a database URL")]:
+        one_line(digest(tmp_path, url, "status"), "database.url: ", expected)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the postgres extra were not installed
+    one_line(digest(tmp_path, "postgresql://u@127.0.0.1:1/db", "status"),
+             "database.url: the PostgreSQL driver is not installed", "pip install 'trending-digest[postgres]'")

@@ -216,6 +216,7 @@ secret_file = "{path.parent / 'secret'}"
 [scheduler]
 tick_seconds = {tick}
 """)
+    (path.parent / "secret").write_text("scheduler-test-secret")  # the scheduler runs without $DIGEST_SECRET
     return path
 
 

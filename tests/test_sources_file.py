@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from digest.config import bundled_listings
 from digest.sources.clean import clean_text, parse_arxiv_id, title_key
-from digest.sources.file import parse_bytes, parse_path
+from digest.sources.file import ListingFileError, parse_bytes, parse_path
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -98,8 +100,9 @@ def test_json_sniffed_without_suffix_and_garbage(tmp_path):
     p.write_text(json.dumps([{"title": "Flat record", "abstract": "x"}, {"paper": "wrong type"}, 3]))
     assert [x.title for x in parse_path(p)[0]] == ["Flat record"]
     assert parse_path(p)[1] == 2
-    assert parse_bytes(b"[1, 2", ".json") == ([], 1)
-    assert parse_bytes(b"\x00\xff\xfe binary", "") == ([], 1)  # a stray paragraph
+    for garbage in (b"[1, 2", b"\x00\xff\xfe binary"):
+        with pytest.raises(ListingFileError):
+            parse_bytes(garbage, ".json")
 
 
 def test_clean_text_and_ids():
@@ -115,3 +118,54 @@ def test_clean_text_and_ids():
     assert parse_arxiv_id("a" * 70 + "/1234567") is None  # would not fit the column
     assert parse_arxiv_id("https://arxiv.org/api/errors#incorrect_id_format_for_abc") is None
     assert parse_arxiv_id("abc") is None
+
+
+UNREADABLE = {  # issue 13: each of these was "fetched 1 new 0 updated 0 skipped 1", exit 0, no error
+    "truncated.json": (b'[{"title": "A paper", "abstract": "cut', "not valid JSON (Unterminated string"),
+    "random.bin": (bytes(range(128, 256)) * 8, "not UTF-8 text (byte 0x80 at offset 0)"),
+    "utf16-no-bom.json": ('[{"title": "T"}]'.encode("utf-16-le"), "binary data (NUL bytes)"),
+    "empty.json": (b"", "empty file"),
+    "blank.txt": (b"\n \n", "empty file"),
+    "nul.txt": (b"Title\x00\n\nAn abstract", "binary data (NUL bytes)"),
+    "deep.json": (b"[" * 100_000, "JSON nested too deeply"),
+    "number": (b"42", "no papers found: not JSON, JSON Lines or the text of a Papers page"),
+    "number.json": (b"42", "a JSON int, not a list of papers"),
+    "object.json": (b'{"a": 1}', "no papers found: its only entry is not a paper"),
+    "lines.jsonl": (b"{not json\n{nor this", "no papers found: none of its 2 entries is a paper"),
+    "latin1.json": ('[{"title": "Café"}]'.encode("latin-1"), "not UTF-8 text (byte 0xe9 at offset 15)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNREADABLE))
+def test_a_file_that_cannot_be_a_listing_is_one_named_error(name, tmp_path):
+    data, message = UNREADABLE[name]
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(ListingFileError) as err:
+        parse_path(tmp_path / name)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_utf16_with_a_bom_and_empty_lists_are_listings(tmp_path):
+    for codec in ("utf-16", "utf-32", "utf-8-sig"):
+        listings, rejected = parse_bytes(json.dumps([{"title": "Ça va", "abstract": "ok"}]).encode(codec), ".json")
+        assert [x.title for x in listings] == ["Ça va"] and rejected == 0
+    assert parse_bytes(b"[]", ".json") == ([], 0)  # a valid listing with nothing in it today
+    assert parse_bytes(b'{"papers": []}', "") == ([], 0)
+    listings, rejected = parse_bytes(b'[{"title": "Kept"}, 7, {"paper": 1}]', ".json")
+    assert [x.title for x in listings] == ["Kept"] and rejected == 2  # bad entries are still skipped
+
+
+def test_ingest_reports_each_unreadable_file_and_loads_the_others(db, settings_for, tmp_path):
+    from digest.sources.ingest import ingest
+
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"id": "x1", "title": "A good paper", "abstract": "Fine."}) + "\n")
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(UNREADABLE["latin1.json"][0])
+    settings = settings_for(db.url, sources={"files": {"type": "file", "paths": [str(bad), str(good)]},
+                                             "other": {"type": "file", "paths": [str(good)]}})
+    report = ingest(db, settings)
+    files, other = report.sources
+    assert files.new == 1 and files.error == f"{bad}: " + UNREADABLE["latin1.json"][1] + (
+        "; save it as UTF-8 (from Latin-1: iconv -f latin1 -t utf-8)")
+    assert other.error is None

@@ -197,3 +197,26 @@ def test_untrusted_content_over_http(db, settings_for, server):
     (p,) = rows(db)
     assert p.title == "Italic Title" and p.abstract.startswith("A b c long long")
     assert len(p.abstract) <= 10_000 and p.upvotes == 0 and p.code_url is None
+
+
+@pytest.mark.sqlite_only
+def test_since_is_bounded_like_a_watermark_and_says_so(db, settings_for, tmp_path, server):
+    """issue 13: `--since 0001-01-01` walked one request a day from year 1 (about 739,000 of them)."""
+    from click.testing import CliRunner
+
+    from digest.cli import main
+    from digest.sources import MAX_DAYS_BACK
+
+    # empty days, then a 404 that stops an unbounded walk at once instead of 739,000 requests later
+    server.add("/api/daily_papers", [Reply(body=b"[]")] * (MAX_DAYS_BACK + 1) + [Reply(status=404)])
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\nurl = "{db.url}"\n[digest]\nranker = "lexical"\n[http]\nretries = 0\n'
+                   f'[sources.hf]\ntype = "hf_daily"\nbase_url = "{server.url}"\n')
+    result = CliRunner().invoke(main, ["--config", str(cfg), "ingest", "--since", "0001-01-01", "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(server.requests) == MAX_DAYS_BACK + 1
+    (note,) = json.loads(result.output[result.output.index("{"):])["notes"]
+    assert note.startswith("hf: --since 0001-01-01 is more than 400 days back: re-pulling from ")
+    server.add("/api/daily_papers", Reply(body=b"[]"), date=DAY)
+    report = ingest(db, hf_settings(settings_for, db, server), since=date(2999, 1, 1), now=NOW)
+    assert report.notes == [f"hf: --since 2999-01-01 is in the future: re-pulling from {DAY}"] and report.ok

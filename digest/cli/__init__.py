@@ -26,7 +26,7 @@ class Ctx:
         self.config_path = config_path
         self._settings: config_mod.Settings | None = None
         self._db: pipeline.Database | None = None
-        self.existed = False  # whether the database had a schema before this command opened it
+        self.found: pipeline.SchemaState | None = None  # the schema the database had when opened
 
     @property
     def settings(self) -> config_mod.Settings:
@@ -34,16 +34,24 @@ class Ctx:
             self._settings = pipeline.load_settings(self.config_path)
         return self._settings
 
+    def database(self, schema: pipeline.Schema) -> pipeline.Database:
+        if self._db is None:
+            self._db, self.found = pipeline.open_database(self.settings, schema)
+        return self._db
+
     @property
     def db(self) -> pipeline.Database:
-        """The database, created or upgraded to the newest schema on first use."""
-        if self._db is None:
-            self._db, self.existed = pipeline.open_database(self.settings)
-        return self._db
+        """For writing commands: a fresh database gets the schema; any other must be current."""
+        return self.database("create")
+
+    @property
+    def read_db(self) -> pipeline.Database:
+        """For reading commands: the database must be at the current schema; nothing is created."""
+        return self.database("check")
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
-USER_ERRORS = (config_mod.ConfigError, SubscriberError, LookupError, ValueError, OSError)
+USER_ERRORS = (config_mod.ConfigError, pipeline.SchemaError, SubscriberError, LookupError, ValueError, OSError)
 
 
 def friendly(fn):
@@ -65,6 +73,17 @@ def friendly(fn):
     return wrapper
 
 
+class FriendlyGroup(click.Group):
+    """The `digest` group: whatever a user can get wrong, in a command or in converting its arguments
+    (a path with a NUL byte, say), ends in one line through `friendly`, for every command at once."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:  # the group's own options (--config)
+        return friendly(super().make_context)(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        return friendly(super().invoke)(ctx)
+
+
 def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -75,7 +94,7 @@ def printable(value: object) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(value))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
               help="Config file (default: $DIGEST_CONFIG, else ./config.toml, else built-in defaults).")
 @click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug).")
@@ -93,11 +112,14 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 
 @main.command()
 @pass_ctx
-@friendly
 def init(ctx: Ctx) -> None:
-    """Create the database, or upgrade it to the newest schema."""
-    ctx.db  # noqa: B018 (opening it runs the migrations)
-    click.echo(f"database {'upgraded' if ctx.existed else 'created'}: {ctx.settings.database.url}")
+    """Create the database, or upgrade it to the newest schema (back it up first)."""
+    ctx.database("upgrade")
+    found = ctx.found
+    assert found is not None
+    done = {"current": f"already at revision {found.head}", "older": f"upgraded from {found.revision} to {found.head}",
+            "foreign": f"digest tables added (revision {found.head})"}.get(found.kind, f"created (revision {found.head})")
+    click.echo(f"database {done}: {found.where}")
 
 
 # ------------------------------------------------------------------------------------------ ingest
@@ -108,7 +130,6 @@ def init(ctx: Ctx) -> None:
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Re-pull from this date (YYYY-MM-DD).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_ctx
-@friendly
 def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
     """Pull listings from the configured sources and store new or changed papers.
 
@@ -117,8 +138,10 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
     report = pipeline.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
     rows = [vars(r) for r in report.sources]
     if as_json:
-        echo_json({"sources": rows, "embedded": report.embedded})
+        echo_json({"sources": rows, "embedded": report.embedded, "notes": report.notes})
     else:
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
         _print_ingest(rows)
         if report.embedded:
             click.echo(f"embedded {report.embedded} papers for the hybrid ranker")
@@ -136,10 +159,9 @@ def _print_ingest(rows: list[dict]) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
-@friendly
 def sources(ctx: Ctx, as_json: bool) -> None:
     """List the configured sources: last success, last error, watermark and totals."""
-    rows = pipeline.source_status(ctx.db, ctx.settings)
+    rows = pipeline.source_status(ctx.read_db, ctx.settings)
     if as_json:
         echo_json(rows)
         return
@@ -170,7 +192,6 @@ def subscribers_group() -> None:
 @click.option("--max-items", type=click.IntRange(1, 100), help="Papers per digest (default from config).")
 @click.option("--name", help="Display name used in the To: header.")
 @pass_ctx
-@friendly
 def subscribers_add(ctx: Ctx, email: str, topics, excludes, frequency, weekday, timezone, hour, max_items, name) -> None:
     """Add an active subscriber.
 
@@ -185,10 +206,9 @@ def subscribers_add(ctx: Ctx, email: str, topics, excludes, frequency, weekday, 
 @click.option("--status", type=click.Choice([str(s) for s in SubscriberStatus]))
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
-@friendly
 def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
     """List subscribers."""
-    rows = subscribers.list_all(ctx.db, status)
+    rows = subscribers.list_all(ctx.read_db, status)
     if as_json:
         echo_json([r.as_dict() for r in rows])
         return
@@ -202,10 +222,9 @@ def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
 @click.argument("email")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
-@friendly
 def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
     """Show one subscriber: profile, recent deliveries, feedback."""
-    data = pipeline.subscriber_profile(ctx.db, email)
+    data = pipeline.subscriber_profile(ctx.read_db, email)
     if as_json:
         echo_json(data)
         return
@@ -225,7 +244,6 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
 @click.argument("email")
 @click.confirmation_option(prompt="Delete this subscriber and their history?")
 @pass_ctx
-@friendly
 def subscribers_remove(ctx: Ctx, email: str) -> None:
     """Delete a subscriber and their history."""
     subscribers.remove(ctx.db, email)
@@ -235,7 +253,6 @@ def subscribers_remove(ctx: Ctx, email: str) -> None:
 @subscribers_group.command("import")
 @click.argument("csv_file", type=click.File("r", encoding="utf-8"))
 @pass_ctx
-@friendly
 def subscribers_import(ctx: Ctx, csv_file) -> None:
     """Add or update subscribers from a CSV file (the layout `export` writes; topics split by ';')."""
     added, updated, errors = subscribers.import_csv(ctx.db, csv_file)
@@ -249,10 +266,9 @@ def subscribers_import(ctx: Ctx, csv_file) -> None:
 @subscribers_group.command("export")
 @click.argument("csv_file", type=click.File("w", encoding="utf-8"), default="-")
 @pass_ctx
-@friendly
 def subscribers_export(ctx: Ctx, csv_file) -> None:
     """Write all subscribers as CSV (to a file, or standard output)."""
-    n = subscribers.export_csv(ctx.db, csv_file)
+    n = subscribers.export_csv(ctx.read_db, csv_file)
     if csv_file is not sys.stdout and getattr(csv_file, "name", "-") != "<stdout>":
         click.echo(f"exported {n} subscribers", err=True)
 
@@ -268,7 +284,6 @@ def subscribers_export(ctx: Ctx, csv_file) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 @pass_ctx
-@friendly
 def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     """Render a digest without sending or storing anything.
 
@@ -277,7 +292,7 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     """
     if not email and not topics:
         raise click.UsageError("give --subscriber EMAIL or at least one --topic")
-    rendered, message = pipeline.preview(ctx.db, ctx.settings, email=subscribers.normalise_email(email) if email else None,
+    rendered, message = pipeline.preview(ctx.read_db, ctx.settings, email=subscribers.normalise_email(email) if email else None,
                                          topics=topics, excludes=excludes)
     body = {"html": rendered.html, "text": rendered.text, "eml": message.decode("utf-8")}[fmt]
     if open_browser and not out:
@@ -303,8 +318,8 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
         click.echo(f"warning: {warning}", err=True)
     bar = _Bar(sys.stderr.isatty() and not as_json)
     with bar:
-        r = pipeline.run_pass(ctx.db, ctx.settings, email=email, dry_run=dry_run, ingest_first=ingest_first,
-                              on_planned=bar.start, progress=bar.update, workers=workers)
+        r = pipeline.run_pass(ctx.read_db if dry_run else ctx.db, ctx.settings, email=email, dry_run=dry_run,
+                              ingest_first=ingest_first, on_planned=bar.start, progress=bar.update, workers=workers)
     if dry_run:
         return r, {"dry_run": True, "would_send": pipeline.dry_run_rows(r.plan), "skipped": r.plan.skipped,
                    "suppressed": r.plan.suppressed, "already": r.plan.already}
@@ -355,7 +370,6 @@ def _print_counts(result: dict, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @WORKERS
 @pass_ctx
-@friendly
 def send(ctx: Ctx, email, dry_run, as_json, workers) -> None:
     """Plan this period's editions and send every due delivery. Running it twice sends nothing twice."""
     _, result = _pass(ctx, email=email, dry_run=dry_run, as_json=as_json, workers=workers)
@@ -368,7 +382,6 @@ def send(ctx: Ctx, email, dry_run, as_json, workers) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @WORKERS
 @pass_ctx
-@friendly
 def run(ctx: Ctx, as_json: bool, workers: int | None) -> None:
     """Ingest, plan and send in one pass."""
     r, counts = _pass(ctx, ingest_first=True, as_json=as_json, workers=workers)
@@ -384,10 +397,9 @@ def run(ctx: Ctx, as_json: bool, workers: int | None) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON (for monitoring).")
 @pass_ctx
-@friendly
 def status(ctx: Ctx, as_json: bool) -> None:
     """Papers, subscribers, last fetch per source, last edition, failures, scheduler jobs."""
-    data = {**pipeline.status(ctx.db, ctx.settings), "jobs": pipeline.job_status(ctx.db, ctx.settings)}
+    data = {**pipeline.status(ctx.read_db, ctx.settings), "jobs": pipeline.job_status(ctx.read_db, ctx.settings)}
     if as_json:
         echo_json(data)
         return
@@ -439,7 +451,6 @@ def demo(directory: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @pass_ctx
-@friendly
 def serve(ctx: Ctx, host: str, port: int) -> None:
     """Run the subscriber web app: subscribe, confirm, preferences, unsubscribe, archive, /healthz.
 
@@ -460,7 +471,6 @@ def unsubscribes_group() -> None:
               help="A Maildir receiving mail.unsubscribe_mailto (messages are marked seen once handled).")
 @click.option("--mbox", "mboxes", multiple=True, type=click.Path(dir_okay=False, exists=True), help="An mbox file.")
 @pass_ctx
-@friendly
 def unsubscribes_process(ctx: Ctx, maildirs, mboxes) -> None:
     """Unsubscribe the sender of each "unsubscribe" message in a mailbox."""
     from digest.subscriptions.unsubscribes import process
@@ -477,7 +487,6 @@ def unsubscribes_process(ctx: Ctx, maildirs, mboxes) -> None:
 
 @main.command("scheduler")
 @pass_ctx
-@friendly
 def scheduler_command(ctx: Ctx) -> None:
     """Run the scheduler in the foreground (for systemd or a container).
 
@@ -498,14 +507,13 @@ def scheduler_command(ctx: Ctx) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Also list who is not due, and why.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
-@friendly
 def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bool) -> None:
     """List who is due for an edition at an instant, and why. Sends and stores nothing.
 
     Example: digest due --at 2026-03-29T07:30:00+02:00 --all
     """
     now = pipeline.parse_instant(at)
-    rows = pipeline.due_at(ctx.db, now, email=subscribers.normalise_email(email) if email else None)
+    rows = pipeline.due_at(ctx.read_db, now, email=subscribers.normalise_email(email) if email else None)
     shown = rows if show_all else [r for r in rows if r["due"]]
     if as_json:
         echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})
@@ -528,7 +536,6 @@ def bounces_group() -> None:
 @click.option("--mbox", "mboxes", multiple=True, type=click.Path(dir_okay=False, exists=True), help="An mbox file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @pass_ctx
-@friendly
 def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
     """Record delivery status notifications (RFC 3464) and complaints (ARF), then apply the policy:
     mail.bounce_hard_limit hard or mail.bounce_soft_limit soft bounces, or one complaint, suppress.

@@ -142,8 +142,14 @@ def build_outgoing(db: Database, settings: Settings, ids: Sequence[int], now: da
             blocked.append(e.id)
             continue
         try:
+            recipient = ascii_address(e.email)
+        except ValueError as err:  # stored before the door refused it: this delivery fails, in one line
+            log.warning("cannot send delivery=%s: %s", e.id, err)
+            broken.append((e.id, f"address error: {err}"))
+            continue
+        try:
             rendered, data = message(settings, links, renderer, sub, e, papers, now, signer)
-            out.append(Outgoing(e.id, sub.id, ascii_address(e.email), rendered, data, e.attempts, held_until))
+            out.append(Outgoing(e.id, sub.id, recipient, rendered, data, e.attempts, held_until))
         except Exception as err:  # bad data in one delivery must not stop the others
             log.exception("cannot render delivery=%s", e.id)
             broken.append((e.id, f"render error: {type(err).__name__}: {err}"))

@@ -130,6 +130,14 @@ def parse_instant(text: str | None) -> datetime:
         return datetime.now(UTC)
     try:
         at = datetime.fromisoformat(text.strip())
+        at = (at.replace(tzinfo=UTC) if at.tzinfo is None else at).astimezone(UTC)
     except ValueError:
         raise ValueError(f"not an ISO 8601 date and time: {text!r} (e.g. 2026-03-29T07:30:00+02:00)") from None
-    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at).astimezone(UTC)
+    except OverflowError:  # a day's offset past year 1 or 9999
+        at = datetime.max.replace(tzinfo=UTC)
+    if not INSTANTS[0] <= at <= INSTANTS[1]:
+        raise ValueError(f"{text!r} is out of range: give an instant from {INSTANTS[0]:%Y} to {INSTANTS[1]:%Y}")
+    return at
+
+
+INSTANTS = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))  # what `--at` may ask about

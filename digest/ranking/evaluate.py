@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from digest.ranking.index import LexicalIndex, Params
-from digest.ranking.listings import ListingsError, Row, read_table
+from digest.ranking.listings import ListingsError, Row, read_table, read_text
 
 # Published baselines on iclr2021_paperlist.tsv (59 topics), for the table beside our rankers.
 BASELINES: dict[str, tuple[float, float, float]] = {
@@ -60,7 +60,7 @@ def load_dataset(path: str | Path) -> Dataset:
 
 def load_topics(path: str | Path) -> list[str]:
     """One topic per line (anything after a tab, such as a count, is ignored); normalised, deduplicated."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text(path)
     topics = [normalise_keyword(line.split("\t")[0]) for line in text.splitlines()]
     return list(dict.fromkeys(t for t in topics if t))
 
@@ -231,8 +231,6 @@ def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = ()) -> R
         topics = load_topics(topics_path)
     except ListingsError as err:
         raise EvalError(str(err)) from err
-    except OSError as err:
-        raise EvalError(f"cannot read {topics_path}: {err.strerror or err}") from err
     if not topics:
         raise EvalError(f"{topics_path}: no topics")
     names = list(rankers) or available_rankers()

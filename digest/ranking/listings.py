@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.records import Paper
-
-ID_COLUMNS = ("paper_id", "id", "arxiv_id")
+from digest.sources.file import ID_KEYS, ListingFileError, decode, parse_path  # one reader for every format
 
 
 class ListingsError(ValueError):
@@ -37,13 +36,22 @@ def is_table(path: str | Path) -> bool:
     return "title" in head and ("\t" in head or "," in head) and not head.lstrip().startswith(("{", "["))
 
 
+def read_text(path: str | Path) -> str:
+    """A text file the ranking commands read (a table, queries, topics), decoded by the one rule for
+    listing files (`sources.file.decode`); ListingsError, one line naming the file, otherwise."""
+    p = Path(path)
+    try:
+        return decode(p.read_bytes())
+    except OSError as err:
+        raise ListingsError(f"cannot read {p}: {err.strerror or err}") from err
+    except ListingFileError as err:
+        raise ListingsError(f"{p}: {err}") from None
+
+
 def read_table(path: str | Path, require: tuple[str, ...] = ("title",)) -> list[Row]:
     """Rows of a TSV/CSV with a header (columns matched case-insensitively, extra columns ignored)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8", errors="replace").lstrip("\ufeff")
-    except OSError as err:
-        raise ListingsError(f"cannot read {p}: {err.strerror or err}") from err
+    text = read_text(p)
     first = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first or p.suffix.lower() in (".tsv", ".tab") else ","
     csv.field_size_limit(sys.maxsize)
@@ -54,7 +62,7 @@ def read_table(path: str | Path, require: tuple[str, ...] = ("title",)) -> list[
         found = ", ".join(h for h in header if h) or "nothing"
         raise ListingsError(f"{p}: missing column(s) {', '.join(missing)} (found: {found})")
     col = {h: i for i, h in enumerate(header)}
-    id_col = next((col[c] for c in ID_COLUMNS if c in col), None)
+    id_col = next((col[c] for c in ID_KEYS if c in col), None)
 
     def get(cells: list[str], name: str) -> str:
         i = col.get(name)
@@ -73,7 +81,8 @@ def read_papers(path: str | Path) -> tuple[list[Paper], list[str], int]:
     """Papers from any listings file, their display ids, and how many entries were rejected.
 
     TSV/CSV in the eval layout is read here; JSON, JSON Lines and page text go through the `file`
-    source's parser. Ids: the paper_id/id/arxiv_id column or the arXiv id, else the row number.
+    source's parser. Ids: the entry's paper_id/id/arxiv_id (column or key) or its arXiv id, else the
+    row number.
     """
     p = Path(path)
     if not p.is_file():
@@ -82,12 +91,12 @@ def read_papers(path: str | Path) -> tuple[list[Paper], list[str], int]:
         rows = [r for r in read_table(p) if r.title]
         papers = [Paper(i, r.title, r.abstract) for i, r in enumerate(rows)]
         return papers, [r.id for r in rows], 0
-    from digest.sources.file import parse_path  # the file source owns those formats
-
     try:
         listings, rejected = parse_path(p)
     except OSError as err:
-        raise ListingsError(f"cannot read {p}: {err}") from err
+        raise ListingsError(f"cannot read {p}: {err.strerror or err}") from err
+    except ListingFileError as err:
+        raise ListingsError(f"{p}: {err}") from None
     papers = [
         Paper(
             i,
@@ -99,4 +108,4 @@ def read_papers(path: str | Path) -> tuple[list[Paper], list[str], int]:
         )
         for i, li in enumerate(listings)
     ]
-    return papers, [li.arxiv_id or str(i) for i, li in enumerate(listings)], rejected
+    return papers, [li.entry_id or li.arxiv_id or str(i) for i, li in enumerate(listings)], rejected

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.ranking import semantic
-from digest.ranking.listings import ListingsError, read_papers
+from digest.ranking.listings import ListingsError, read_papers, read_text
 from digest.ranking.ranker import rank
 from digest.records import Profile
 
@@ -53,9 +53,9 @@ class Tryout:
 def read_queries(path: Path) -> list[list[str]]:
     """One single-topic group per line of a queries file; blank lines and # comments are skipped."""
     try:
-        lines = [q.strip() for q in path.read_text(encoding="utf-8").splitlines()]
-    except OSError as err:
-        raise TryoutError(f"cannot read {path}: {err.strerror or err}") from err
+        lines = [q.strip() for q in read_text(path).splitlines()]
+    except ListingsError as err:
+        raise TryoutError(str(err)) from err
     return [[q] for q in lines if q and not q.startswith("#")]
 
 

@@ -9,10 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from digest.config import ArxivSource, FileSource, HfDailySource
 from digest.records import Listing
+
+MAX_DAYS_BACK = 400  # the furthest back any run re-pulls: resuming an old watermark, or `--since`
+
+
+def bound_since(since: date, today: date) -> tuple[date, str | None]:
+    """`since` within [today - MAX_DAYS_BACK, today], and a line saying so when it was moved (for the
+    sources that walk one request per day; arXiv reads `since` as a cutoff, bounded by max_results)."""
+    earliest = today - timedelta(days=MAX_DAYS_BACK)
+    bounded = min(max(since, earliest), today)
+    if bounded == since:
+        return since, None
+    why = "is in the future" if since > today else f"is more than {MAX_DAYS_BACK} days back"
+    return bounded, f"--since {since.isoformat()} {why}: re-pulling from {bounded.isoformat()}"
 
 
 class SourceError(Exception):
@@ -27,6 +40,7 @@ class Batch:
     http_cache: dict[str, dict] = field(default_factory=dict)  # url -> validators, stored with the batch
     note: str = ""  # what the batch was ("2024-10-25"), for logs
     error: str | None = None  # a problem the source got past (e.g. one unreadable file), to report
+    notice: str | None = None  # not a problem: what the source changed in what it was asked, to tell
 
 
 @dataclass

@@ -188,4 +188,5 @@ def clean_listing(listing: Listing) -> Listing | None:
         comment=comment,
         version=version,
         withdrawn=listing.withdrawn is True,
+        entry_id=clean_text(listing.entry_id, 200) or None,
     )

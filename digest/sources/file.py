@@ -2,15 +2,22 @@
 
 Three formats, chosen by content (the suffix only breaks ties):
 
-- a Hugging Face `daily_papers` JSON array (or a JSON array of flat objects);
+- a Hugging Face `daily_papers` JSON array (or a JSON array of flat objects, or `{"papers": [...]}`);
 - JSON Lines, one object a line: `{"id", "title", "abstract", "authors", "url", ...}` or a daily_papers item;
 - the text of a Hugging Face Papers listing page: a title line, a blank line, the abstract, repeated,
   under some page chrome ("Subscribe", "Mar 11", ...). Repeats are dropped; what cannot be a paper
   (a title with no abstract, a cut fragment, a stray paragraph) is counted as rejected.
+
+One rule for the whole file (`parse_bytes`; `digest rank` reads through it too): it is UTF-8 (or
+UTF-16/32 with a byte-order mark) text, without NUL bytes, and holds at least one paper (or is an
+empty JSON list). Anything else (cut or invalid JSON, another encoding, binary data, an empty file, a
+JSON scalar, entries none of which is a paper) raises ListingFileError: one line, nothing stored.
+Inside a readable file, a malformed entry is skipped and counted.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
@@ -23,6 +30,17 @@ from digest.sources.clean import clean_listing, clean_text, parse_arxiv_id, titl
 from digest.sources.hf_daily import listing_from_item
 
 MAX_FILE_BYTES = 200_000_000
+ID_KEYS = ("paper_id", "id", "arxiv_id")  # an entry's own id, first found (a table column or a JSON key)
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+class ListingFileError(ValueError):
+    """A file that cannot be a listing at all; the message is one line for the user."""
+
+    def __init__(self, message: str, rejected: int = 1):
+        super().__init__(message)
+        self.rejected = rejected  # entries seen (the file itself, when it has none)
 
 _CHROME = re.compile(
     r"(new|subscribe|get trending papers in your email inbox!?|by ?ak and the research community|daily papers|"
@@ -33,12 +51,16 @@ _CHROME = re.compile(
 
 
 def fetch(config: FileSource, cursor: Cursor) -> Iterator[Batch]:
-    """One batch per file. A missing or unreadable file is rejected (counted), the others still load."""
+    """One batch per file. A missing file, or one that cannot be a listing, is the source's error (named,
+    one line); the other files still load."""
     for path in config.paths:
         try:
             listings, rejected = parse_path(path)
         except OSError as err:
             yield Batch(rejected=1, note=str(path), error=f"{path}: {err.strerror or err}")
+            continue
+        except ListingFileError as err:
+            yield Batch(rejected=err.rejected, note=str(path), error=f"{path}: {err}")
             continue
         yield Batch(listings=listings, rejected=rejected, note=str(path))
 
@@ -53,21 +75,49 @@ def parse_path(path: str | Path) -> tuple[list[Listing], int]:
     return parse_bytes(data, p.suffix.lower())
 
 
+def decode(data: bytes) -> str:
+    """The text of a listings file: UTF-8 (a BOM allowed), or UTF-16/32 with their BOM; never guessed."""
+    codec = next((c for bom, c in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(codec).lstrip("\ufeff")
+    except UnicodeDecodeError as err:
+        raise ListingFileError(f"not {codec.upper().removesuffix('-SIG')} text (byte 0x{data[err.start]:02x} at "
+                               f"offset {err.start}); save it as UTF-8 (from Latin-1: iconv -f latin1 -t utf-8)") from None
+    if "\x00" in text:
+        raise ListingFileError("binary data (NUL bytes), not a text listing")
+    if not text.strip():
+        raise ListingFileError("empty file")
+    return text
+
+
 def parse_bytes(data: bytes, suffix: str = "") -> tuple[list[Listing], int]:
-    """Listings in the bytes of a file, and the number rejected. Never raises on bad content."""
-    text = data.decode("utf-8", "replace").lstrip("\ufeff")
+    """Listings in the bytes of a file, and the number of entries rejected.
+
+    Raises ListingFileError when the file cannot be a listing (see the module's docstring)."""
+    text = decode(data)
     head = text.lstrip()[:1]
-    if suffix in (".jsonl", ".ndjson") or (head == "{" and suffix != ".json"):
-        return _dedupe(*parse_json_lines(text))
     if head in ("[", "{") or suffix == ".json":
         try:
             doc = json.loads(text)
-        except (ValueError, RecursionError):
-            if head == "{":
-                return _dedupe(*parse_json_lines(text))
-            return [], 1
-        return _dedupe(*parse_json_doc(doc))
-    return _dedupe(*parse_page_text(text))
+        except RecursionError:
+            raise ListingFileError("JSON nested too deeply") from None
+        except ValueError as err:
+            if head != "{" or suffix == ".json":
+                raise ListingFileError(f"not valid JSON ({err})") from None
+            listings, rejected = parse_json_lines(text)
+        else:
+            listings, rejected = parse_json_doc(doc)
+    elif suffix in (".jsonl", ".ndjson"):
+        raise ListingFileError(f"not JSON Lines (it starts with {text.lstrip()[:20]!r})")
+    else:
+        listings, rejected = parse_page_text(text)
+        if not listings:
+            raise ListingFileError("no papers found: not JSON, JSON Lines or the text of a Papers page",
+                                   max(rejected, 1))
+    if rejected and not listings:
+        some = "its only entry is not" if rejected == 1 else f"none of its {rejected} entries is"
+        raise ListingFileError(f"no papers found: {some} a paper", rejected)
+    return _dedupe(listings, rejected)
 
 
 def parse_json_doc(doc: object) -> tuple[list[Listing], int]:
@@ -77,7 +127,7 @@ def parse_json_doc(doc: object) -> tuple[list[Listing], int]:
     elif isinstance(doc, list):
         items = doc
     else:
-        return [], 1
+        raise ListingFileError(f"a JSON {type(doc).__name__}, not a list of papers")
     return collect(items, listing_from_dict)
 
 
@@ -99,8 +149,9 @@ def listing_from_dict(item: object) -> Listing | None:
         return None
     if isinstance(item.get("paper"), dict):
         return listing_from_item(item)
-    ident = item.get("arxiv_id") or item.get("id")
+    ident = item.get("arxiv_id") or item.get("id") or item.get("paper_id")
     parsed = parse_arxiv_id(ident) if isinstance(ident, str) else None
+    own = next((item[k] for k in ID_KEYS if type(item.get(k)) in (str, int) and str(item[k]).strip()), None)
     authors = item.get("authors")
     if isinstance(authors, list):
         authors = [a.get("name") if isinstance(a, dict) else a for a in authors]
@@ -130,6 +181,7 @@ def listing_from_dict(item: object) -> Listing | None:
             doi=item.get("doi"),
             comment=item.get("comment"),
             withdrawn=bool(item.get("withdrawn") or item.get("withdrawnAt")),
+            entry_id=str(own) if own is not None else None,
         )
     )
 

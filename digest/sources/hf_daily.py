@@ -16,33 +16,35 @@ from urllib.parse import urlencode
 
 from digest.config import HfDailySource
 from digest.records import Listing
-from digest.sources import Batch, Cursor, SourceError, collect
+from digest.sources import MAX_DAYS_BACK, Batch, Cursor, SourceError, bound_since, collect
 from digest.sources.clean import clean_listing, parse_arxiv_id
 from digest.sources.http import HttpClient
 
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 100  # per day; a server that never sends a short page cannot keep us walking
-MAX_DAYS = 400  # catch-up bound when resuming from an old watermark
 THUMBNAIL = "https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/{}.png"
 
 
 def fetch(config: HfDailySource, cursor: Cursor, client: HttpClient) -> Iterator[Batch]:
     today = cursor.now.astimezone(UTC).date()
-    if cursor.since is not None:  # asked for explicitly: walked in full
-        start = cursor.since
+    notice = None
+    if cursor.since is not None:  # asked for explicitly: bounded like a watermark, and said so
+        start, notice = bound_since(cursor.since, today)
     elif cursor.watermark:
         try:
             start = date.fromisoformat(cursor.watermark) - timedelta(days=config.refresh_days)
         except ValueError:
             start = today - timedelta(days=config.backfill_days)
-        start = max(start, today - timedelta(days=MAX_DAYS))  # after a long outage, catch up a year at most
+        start = max(start, today - timedelta(days=MAX_DAYS_BACK))  # after a long outage, a year at most
     else:
         start = today - timedelta(days=config.backfill_days)
     url = config.base_url.rstrip("/") + "/api/daily_papers"
     day = start
     while day <= today:
-        yield _fetch_day(config, cursor, client, url, day)
+        batch = _fetch_day(config, cursor, client, url, day)
+        batch.notice, notice = notice, None
+        yield batch
         day += timedelta(days=1)
 
 

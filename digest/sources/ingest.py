@@ -42,6 +42,7 @@ class SourceReport:
     updated: int = 0  # existing rows whose stored fields changed
     skipped: int = 0  # entries rejected as malformed / not a paper
     error: str | None = None  # why the source stopped early (or what it got past), one line
+    notes: list[str] = field(default_factory=list)  # what it changed in what it was asked (a bounded --since)
     watermark: str | None = None  # after the run
 
     @property
@@ -75,6 +76,10 @@ class IngestReport:
         return [f"{s.name}: {s.error}" for s in self.sources if s.error]
 
     @property
+    def notes(self) -> list[str]:
+        return [f"{s.name}: {n}" for s in self.sources for n in s.notes]
+
+    @property
     def ok(self) -> bool:
         return not self.errors
 
@@ -87,6 +92,7 @@ class IngestReport:
             "updated": self.updated,
             "skipped": self.skipped,
             "errors": self.errors,
+            "notes": self.notes,
         }
 
 
@@ -196,6 +202,9 @@ def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | No
                 report.watermark = batch.watermark
             if batch.error:
                 problems.append(batch.error)
+            if batch.notice and batch.notice not in report.notes:
+                report.notes.append(batch.notice)
+                log.info("source %s: %s", name, batch.notice)
             log.debug("%s %s: %d listings, %d new, %d updated", name, batch.note, len(batch.listings), new, updated)
     except SourceError as err:
         stopped = str(err)

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
+from typing import Literal
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from digest.config import ConfigError
+
+DRIVERS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}  # the backends digest runs on
+
+
+class SchemaError(Exception):
+    """The database is not at the schema this version uses; the message says what to do, in one line."""
 
 
 def normalise_url(url: str) -> str:
@@ -21,10 +35,21 @@ def normalise_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
+def _create_engine(url: str, **kwargs) -> Engine:
+    """`create_engine`, with a missing database driver as one line (config.DatabaseSettings checks
+    the backend itself)."""
+    try:
+        return create_engine(url, **kwargs)
+    except ImportError as err:
+        backend = DRIVERS.get(make_url(url).get_backend_name(), make_url(url).get_backend_name())
+        hint = " (pip install 'trending-digest[postgres]')" if backend == "PostgreSQL" else ""
+        raise ConfigError(f"database.url: the {backend} driver is not installed: {err}{hint}") from None
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = _create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # noqa: ANN001
@@ -36,10 +61,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return _create_engine(url, pool_pre_ping=True)
 
 
-def _alembic_config(engine: Engine) -> AlembicConfig:
+def _alembic_config(engine: Engine | None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(resources.files("digest.store") / "migrations"))
     cfg.attributes["connection"] = None
@@ -57,6 +82,88 @@ def upgrade(engine: Engine) -> None:
 
 def is_initialised(engine: Engine) -> bool:
     return inspect(engine).has_table("alembic_version")
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """What a database holds: `current` (this version's schema), `older` (ours, to upgrade), `missing`
+    (no SQLite file), `empty` (no tables), `foreign` (tables, none of them ours), `unknown` (a
+    revision these migrations do not know: a newer digest, or another application's)."""
+
+    kind: Literal["current", "older", "missing", "empty", "foreign", "unknown"]
+    where: str  # the URL without its password
+    revision: str | None = None
+    head: str = ""
+    tables: tuple[str, ...] = ()
+
+    @property
+    def fresh(self) -> bool:
+        return self.kind in ("missing", "empty")
+
+    def problem(self) -> str:
+        """One line: why a command cannot use the database as it is, and what to do."""
+        return {
+            "missing": f"no database at {self.where}: run `digest init` to create it",
+            "empty": f"{self.where} has no digest tables: run `digest init` to create them",
+            "foreign": f"{self.where} holds other tables ({', '.join(self.tables[:3])}"
+                       f"{', ...' if len(self.tables) > 3 else ''}) and no digest schema: point database.url "
+                       f"at the digest database, or run `digest init` to add the digest tables to this one",
+            "older": f"{self.where} is at schema revision {self.revision}, older than this version's {self.head}: "
+                     f"run `digest init` to upgrade it",
+            "unknown": f"{self.where} is at schema revision {self.revision!r}, which this version of digest does "
+                       f"not know (a newer digest, or another application's database): upgrade trending-digest, "
+                       f"or point database.url at the digest database",
+            "current": "",
+        }[self.kind]
+
+
+def schema_state(url: str) -> SchemaState:
+    """Look at a database without changing it: no schema is made, no SQLite file is created and no
+    pragma is set (journal_mode=WAL would stick to another application's file)."""
+    url = normalise_url(url)
+    u = make_url(url)
+    where = u.render_as_string(hide_password=True)
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    head = script.get_current_head() or ""
+    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") \
+            and not u.query.get("uri") and not Path(u.database).exists():
+        return SchemaState("missing", where, head=head)
+    engine = _create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            tables = tuple(sorted(t for t in inspect(conn).get_table_names() if t != "alembic_version"))
+            revisions = MigrationContext.configure(conn).get_current_heads()
+    finally:
+        engine.dispose()
+    known = {r.revision for r in script.walk_revisions()}
+    if not revisions:
+        return SchemaState("foreign" if tables else "empty", where, head=head, tables=tables)
+    revision = ", ".join(revisions)
+    if any(r not in known for r in revisions):
+        return SchemaState("unknown", where, revision, head)
+    return SchemaState("current" if revisions == (head,) else "older", where, revision, head)
+
+
+Schema = Literal["check", "create", "upgrade"]
+
+
+def open_checked(url: str, schema: Schema) -> tuple[Database, SchemaState]:
+    """The database at `url`, once its schema is fit for a command:
+
+    - `check` (reading commands): it must be at this version's schema, nothing is created;
+    - `create` (writing commands): a missing or empty database gets the schema; any other must be current;
+    - `upgrade` (`digest init`): created or upgraded to the newest schema; only an unknown revision is refused.
+
+    Raises SchemaError (one line, pointing at `digest init`) otherwise."""
+    state = schema_state(url)
+    ok = state.kind == "current" or (state.fresh and schema != "check") or (
+        schema == "upgrade" and state.kind != "unknown")
+    if not ok:
+        raise SchemaError(state.problem())
+    db = Database(url)
+    if state.kind != "current":
+        db.init()
+    return db, state
 
 
 class Database:
