@@ -99,7 +99,9 @@ def claim(db: Database, worker: str, now: datetime, limit: int, email: str | Non
           lease: timedelta = LEASE) -> list[int]:
     """Atomically take up to `limit` due deliveries (`FOR UPDATE SKIP LOCKED` on PostgreSQL)."""
     due = due_clause(now, worker)
-    pick = select(Delivery.id).where(due).order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True)
+    # No ORDER BY: sorting would read every due row of a 100,000-edition run at each claim; each index
+    # of the OR already yields its rows in a useful order (planned ones by id).
+    pick = select(Delivery.id).where(due).limit(limit).with_for_update(skip_locked=True)
     if email:
         pick = pick.where(Delivery.email == email)
     with db.session() as s:
