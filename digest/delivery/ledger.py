@@ -289,14 +289,21 @@ def existing(db: Database, periods: dict[int, str]) -> set[tuple[int, str]]:
 
 
 def sent_papers(db: Database, subscriber_ids: Sequence[int], paper_ids: Sequence[int]) -> dict[int, set[int]]:
-    """Which of `paper_ids` each subscriber has had in an edition already (never sent twice)."""
+    """Which of `paper_ids` each subscriber has had in an edition already (never sent twice).
+
+    Reads each subscriber's items from the lowest of `paper_ids` up (candidates are recent papers, so
+    that is their recent items) through the (subscriber, paper) index, and keeps those asked for.
+    """
     out: dict[int, set[int]] = {i: set() for i in subscriber_ids}
     if not subscriber_ids or not paper_ids:
         return out
+    wanted, ids = set(paper_ids), list(subscriber_ids)
+    q = select(DeliveryItem.subscriber_id, DeliveryItem.paper_id).where(DeliveryItem.paper_id >= min(wanted))
     with db.session() as s:
-        for sid, pid in s.execute(select(DeliveryItem.subscriber_id, DeliveryItem.paper_id).where(
-                DeliveryItem.subscriber_id.in_(list(subscriber_ids)), DeliveryItem.paper_id.in_(list(paper_ids)))):
-            out[sid].add(pid)
+        for start in range(0, len(ids), CHUNK):
+            for sid, pid in s.execute(q.where(DeliveryItem.subscriber_id.in_(ids[start : start + CHUNK]))):
+                if pid in wanted:
+                    out[sid].add(pid)
     return out
 
 

@@ -54,7 +54,14 @@ def read_table(path: str | Path, require: tuple[str, ...] = ("title",)) -> list[
     text = read_text(p)
     first = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first or p.suffix.lower() in (".tsv", ".tab") else ","
-    csv.field_size_limit(sys.maxsize)
+    old = csv.field_size_limit(sys.maxsize)  # long abstracts, for this table only (the limit is global)
+    try:
+        return _table_rows(p, text, delimiter, require)
+    finally:
+        csv.field_size_limit(old)
+
+
+def _table_rows(p: Path, text: str, delimiter: str, require: tuple[str, ...]) -> list[Row]:
     reader = csv.reader(text.splitlines(), delimiter=delimiter)
     header = [h.strip().lower() for h in next(reader, [])]
     missing = [c for c in require if c not in header]

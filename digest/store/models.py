@@ -159,11 +159,15 @@ class DeliveryItem(Base):
     """A paper in a delivery, with its rank and explanation (also: 'never sent twice')."""
 
     __tablename__ = "delivery_items"
-    __table_args__ = (UniqueConstraint("delivery_id", "paper_id"),)
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "paper_id"),
+        # "has this subscriber had this paper": a subscriber's recent items, without reading their history
+        Index("ix_delivery_items_subscriber_paper", "subscriber_id", "paper_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
-    subscriber_id: Mapped[int] = mapped_column(Integer, index=True)
+    subscriber_id: Mapped[int] = mapped_column(Integer)
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), index=True)
     rank: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float)
