@@ -432,7 +432,10 @@ def _write_picks(
     for i, pr in enumerate(part):
         picks = out[pr.subscriber_id]
         rows, labels = scored.rows[i], scored.labels[i]
-        for j, d in enumerate(chosen.top[i, : pr.max_items].tolist()):
+        top = chosen.top[i, : pr.max_items].tolist()
+        # per pick, which of the subscriber's topics it matches (one array lookup, not one per pair)
+        hits = (phrases.rel_all[np.ix_(rows, top)] > 0).T.tolist() if rows and top else []
+        for j, d in enumerate(top):
             s = chosen.scores[i][j]
             if s == -np.inf:
                 break
@@ -445,7 +448,7 @@ def _write_picks(
                 if key not in explain_cache:
                     explain_cache[key] = _explain_pick(corpus, phrases, rows[best], d, labels[best])
                 matched, why = explain_cache[key]
-                others = [labels[o] for o, r in enumerate(rows) if o != best and phrases.rel_all[r, d] > 0]
+                others = [labels[o] for o, hit in enumerate(hits[j]) if hit and o != best]
                 if others:
                     why += "; also " + ", ".join(f"“{o}”" for o in others)
                 picks.append(Pick(p.id, s, topic=labels[best], terms=list(matched), why=why))
