@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -13,10 +13,13 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event, inspect, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+from sqlalchemy.types import NullType
 
 from digest.config import ConfigError
 
@@ -194,3 +197,31 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class _Among(ColumnElement[bool]):
+    """`column IN (values)`, written per dialect (see `among`)."""
+
+    inherit_cache = False  # the values are the statement's; nothing to cache by
+    type = NullType()  # a condition as it stands (Boolean would get "= 1" on SQLite)
+
+    def __init__(self, column: ColumnElement, values: Iterable):
+        self.column, self.values = column, list(values)
+
+
+@compiles(_Among)
+def _among_default(element: _Among, compiler, **kw) -> str:
+    return compiler.process(element.column.in_(element.values), **kw)
+
+
+@compiles(_Among, "postgresql")
+def _among_postgresql(element: _Among, compiler, **kw) -> str:
+    array = bindparam(None, element.values, type_=ARRAY(element.column.type))
+    return compiler.process(element.column == any_(array), **kw)
+
+
+def among(column: ColumnElement, values: Iterable) -> ColumnElement[bool]:
+    """`column IN (values)` for a long list of values: one array parameter on PostgreSQL (`= ANY(%s)`;
+    psycopg parses a statement of thousands of placeholders in Python, every time), the usual expanding
+    IN elsewhere."""
+    return _Among(column, values)

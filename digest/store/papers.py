@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from digest.records import Listing, Paper, as_utc, title_key
+from digest.store.db import among
 from digest.store.models import Feedback
 from digest.store.models import Paper as PaperRow
 
@@ -32,7 +33,7 @@ def load(session: Session, *, seen_after: datetime | None = None, ids: Sequence[
     if ids is not None:
         wanted = sorted(set(ids))
         rows = [r for start in range(0, len(wanted), 5000)
-                for r in session.scalars(select(PaperRow).where(PaperRow.id.in_(wanted[start : start + 5000])))]
+                for r in session.scalars(select(PaperRow).where(among(PaperRow.id, wanted[start : start + 5000])))]
         return [to_paper(r) for r in sorted(rows, key=lambda r: r.id)]
     q = select(PaperRow).where(PaperRow.withdrawn_at.is_(None))
     if seen_after is not None:
@@ -97,7 +98,7 @@ def _preload(s: Session, listings: list[Listing]) -> list[dict]:
     found: dict[int, dict] = {}
     for start in range(0, max(len(ids), len(keys)), CHUNK):
         chunk_ids, chunk_keys = ids[start : start + CHUNK], keys[start : start + CHUNK]
-        cond = or_(table.c.arxiv_id.in_(chunk_ids), table.c.title_key.in_(chunk_keys))
+        cond = or_(among(table.c.arxiv_id, chunk_ids), among(table.c.title_key, chunk_keys))
         for row in s.execute(select(table).where(cond)).mappings():
             found[row["id"]] = dict(row)
     return [found[i] for i in sorted(found)]

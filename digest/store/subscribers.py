@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.records import Subscriber, SubscriberStatus
+from digest.store.db import among
 from digest.store.models import Feedback, Suppression, Topic
 from digest.store.models import Subscriber as SubscriberRow
 
@@ -46,11 +47,11 @@ def load(session: Session, q: Select) -> list[Subscriber]:
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         for t in session.execute(select(Topic.subscriber_id, Topic.phrase, Topic.kind)
-                                 .where(Topic.subscriber_id.in_(chunk)).order_by(Topic.id)):
+                                 .where(among(Topic.subscriber_id, chunk)).order_by(Topic.id)):
             topics[t.subscriber_id].append(t)
         for sid, pid, signal in session.execute(
             select(Feedback.subscriber_id, Feedback.paper_id, Feedback.signal)
-            .where(Feedback.subscriber_id.in_(chunk)).order_by(Feedback.id)
+            .where(among(Feedback.subscriber_id, chunk)).order_by(Feedback.id)
         ):
             feedback[sid][0 if signal > 0 else 1].append(pid)
     return [record(r, *split(topics[r.id]), *feedback[r.id]) for r in rows]
@@ -70,7 +71,7 @@ def by_ids(session: Session, ids: Iterable[int]) -> dict[int, Subscriber]:
     wanted = sorted(set(ids))
     out: dict[int, Subscriber] = {}
     for start in range(0, len(wanted), CHUNK):
-        out.update((s.id, s) for s in load(session, query().where(SubscriberRow.id.in_(wanted[start : start + CHUNK]))))
+        out.update((s.id, s) for s in load(session, query().where(among(SubscriberRow.id, wanted[start : start + CHUNK]))))
     return out
 
 
@@ -88,7 +89,7 @@ def suppressed(session: Session, emails: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for start in range(0, len(wanted), CHUNK):
         out.update(session.execute(select(Suppression.email, Suppression.reason)
-                                   .where(Suppression.email.in_(wanted[start : start + CHUNK]))).all())
+                                   .where(among(Suppression.email, wanted[start : start + CHUNK]))).all())
     return out
 
 
