@@ -14,10 +14,11 @@ from digest.delivery.sender import GroupCommit
 def test_threads_arriving_together_share_a_write_and_each_waits_for_its_own():
     written: list[int] = []
     batches: list[list[int]] = []
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
 
     def write(batch):
         if not batches:
+            entered.set()
             gate.wait(5)  # the first write is slow: the others pile up behind it
         batches.append(list(batch))
         written.extend(batch)
@@ -31,11 +32,13 @@ def test_threads_arriving_together_share_a_write_and_each_waits_for_its_own():
 
     first = threading.Thread(target=worker, args=(0,))
     first.start()
-    time.sleep(0.05)
+    assert entered.wait(5)
     rest = [threading.Thread(target=worker, args=(i,)) for i in range(1, 9)]
     for t in rest:
         t.start()
-    time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    while len(commit._waiting) < 8 and time.monotonic() < deadline:  # all eight queued behind the write
+        time.sleep(0.005)
     gate.set()
     for t in [first, *rest]:
         t.join(5)
