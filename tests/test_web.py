@@ -397,7 +397,8 @@ def test_feedback_get_asks_post_records(env):
     # one token per digest, the paper and signal in the query; nonsense there is a bad link, not a 500
     one_digest = lk.feedback_links(sid)
     assert one_digest(pid, 1).split("?")[0] == one_digest(pid, -1).split("?")[0] == one_digest(pid + 1, 1).split("?")[0]
-    for query in ("p=abc&v=1", f"p={pid}&v=5", f"p={pid}&v=true", "p=99999999999999999999&v=1", f"p=-{pid}&v=1",
+    for query in ("p=abc&v=1", "p=1_0&v=1", "p=%D9%A3&v=1", f"p=+{pid}&v=1", f"p={pid}&v=1&v=", f"p={pid}&v=5",
+                  f"p={pid}&v=true", "p=99999999999999999999&v=1", f"p=-{pid}&v=1",
                   "v=1", ""):
         assert c.get(more.split("?")[0] + "?" + query).status_code == 400, query
     # links mailed before that carried the paper and signal in the token, and still work

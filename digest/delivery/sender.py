@@ -12,9 +12,12 @@ The ledger is the queue. A delivery goes
 The calling thread claims and renders batches; `smtp.pool_size` threads each own one SMTP connection
 and send (threads, because a sender mostly waits on the server; the rendering stays in one thread).
 A message goes out only while its worker's lease has a quarter of its time left, else the worker
-takes the lease again first (one UPDATE): a delivery another worker has taken over is never sent. So a crash (even SIGKILL) loses nothing, and sends at most one
-message per connection twice: the one the server accepted before the ledger said so. More
-throughput: several `digest send` processes at once (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
+takes the lease again first (one UPDATE): a delivery another worker has taken over is never sent.
+Each outcome is recorded (by group commit across the threads) before its connection takes the next
+message. So a crash (even SIGKILL) loses nothing, and sends at most one message per connection
+twice: the one the server accepted before the ledger said so. More throughput: `workers` sending
+processes (`send_in_processes`), or several `digest send` commands at once (`FOR UPDATE SKIP LOCKED`
+on PostgreSQL).
 """
 
 from __future__ import annotations

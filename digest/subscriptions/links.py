@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
@@ -40,3 +41,17 @@ class Links:
         rest of its rendering). The token lets its holder rate papers for themselves only."""
         base = self._url("feedback", "feedback", subscriber_id)
         return lambda paper_id, signal: f"{base}?{urlencode({'p': paper_id, 'v': signal})}"
+
+
+_WHOLE = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only (int() also takes '٣', '1_0' and ' 7')
+
+
+def feedback_target(payload: Mapping, query: Mapping[str, str]) -> tuple[int, int] | None:
+    """(paper id, vote) of a feedback link: from its query (`?p=12&v=1`; the token is the subscriber's),
+    or, in links mailed before, from the token itself; None unless both are what our links hold (the
+    tokens' own field rule)."""
+    if "p" in payload:
+        p, v = payload.get("p"), payload.get("v")
+    else:
+        p, v = (int(x) if _WHOLE.fullmatch(x := query.get(k, "")) else None for k in ("p", "v"))
+    return (p, v) if tokens.FIELDS["p"](p) and tokens.FIELDS["v"](v) else None

@@ -34,7 +34,7 @@ from digest.config import Settings
 from digest.pipeline import Database
 from digest.records import DAY_NAMES, FREQUENCIES, TIME_ZONES, Subscriber, utcnow
 from digest.subscriptions import feedback as feedback_clicks
-from digest.subscriptions import signup, subscribers, tokens, topics
+from digest.subscriptions import links, signup, subscribers, tokens, topics
 from digest.subscriptions.signup import SignupRequest
 from digest.subscriptions.subscribers import SubscriberError
 from digest.subscriptions.tokens import TokenError
@@ -281,9 +281,10 @@ async def unsubscribe(request: Request) -> Response:
 async def feedback(request: Request) -> Response:
     db = site_of(request).db
     sub, data = await subscriber_of(request, "feedback")
-    pid, signal = feedback_target(data, request.query_params)
-    if sub is None or pid is None or signal not in (1, -1):
+    target = links.feedback_target(data, request.query_params)
+    if sub is None or target is None:
         return bad_link(request, "feedback")
+    pid, signal = target
     title = await run_in_threadpool(feedback_clicks.paper_title, db, pid)
     if title is None:
         return error(request, 404, "Paper not found", "This paper is no longer in our listings.")
@@ -292,19 +293,6 @@ async def feedback(request: Request) -> Response:
     await form_of(request)
     await run_in_threadpool(feedback_clicks.record_feedback, db, sub.id, pid, signal)
     return page(request, "feedback.html", title=title, signal=signal, done=True)
-
-
-_ID = re.compile(r"[1-9][0-9]{0,17}")  # a paper id: a positive integer that fits in 64 bits
-
-
-def feedback_target(data: dict, query) -> tuple[int | None, int | None]:
-    """(paper id, signal) of a feedback link: from the query (`?p=12&v=1`; the token is the
-    subscriber's), or, in links mailed before that, from the token itself."""
-    if "p" in data:  # signed: ints only
-        p, v = (str(x) if type(x) is int else "" for x in (data.get("p"), data.get("v")))
-    else:
-        p, v = query.get("p", ""), query.get("v", "")
-    return (int(p) if _ID.fullmatch(p) else None), {"1": 1, "-1": -1}.get(v)
 
 
 async def archive(request: Request) -> Response:
