@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 import ssl
 import subprocess
@@ -12,7 +13,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from digest.config import from_dict
 from digest.mail.message import Envelope, message_bytes
 from digest.mail.ratelimit import RateLimiter
-from digest.mail.sink import Faults, SmtpSink
+from digest.mail.sink import Faults, SinkHandler, SmtpSink
 from digest.mail.transport import (
     PermanentFailure,
     SmtpTransport,
@@ -160,7 +161,8 @@ ADA = "ada@example.org"
 
 # One case per row of transport._OUTCOMES not covered above: the faults, the recipient, what the first
 # send raises (None: it goes through), the transactions it took, and the connections opened once a
-# second message has followed it (1: the connection survived; one more per reconnect).
+# second message has followed it (1: the connection survived; one more per reconnect). Transactions
+# given as {pipelining: n} differ: pipelined, a group that cannot be encoded is not sent at all.
 ROWS = {
     "421 on RCPT: reconnect, the retry goes through": (Faults(replies={("RCPT", 1): BUSY}), ADA, None, 2, 2),
     "421 on RCPT twice: TemporaryFailure": (
@@ -179,15 +181,21 @@ ROWS = {
         Faults(replies={("MAIL", 1): "553 5.7.1 sender not allowed"}), ADA,
         (TransportUnavailable, None, "^sender digest@example.org refused: 553 5.7.1"), 1, 1),
     "non-ASCII address: PermanentFailure, the next message on a new connection": (
-        Faults(), "jürgen@example.org", (PermanentFailure, None, "not an ASCII address"), 1, 2),
+        Faults(), "jürgen@example.org", (PermanentFailure, None, "not an ASCII address"), {False: 1, True: 0}, 2),
+    "550 on RCPT: PermanentFailure, connection kept": (
+        Faults(reject={ADA}), ADA, (PermanentFailure, 550, "^550 5.1.1"), 1, 1),
+    "451 on RCPT: TemporaryFailure, connection kept": (
+        Faults(temporary={ADA: 1}), ADA, (TemporaryFailure, 451, "^451 4.7.1"), 1, 1),
     "connection lost twice: TemporaryFailure": (
         Faults(drop_at={1, 2}), ADA, (TemporaryFailure, None, "^connection lost"), 2, 3),
 }
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one command at a time"])
 @pytest.mark.parametrize(("faults", "recipient", "raises", "transactions", "connects"), ROWS.values(), ids=ROWS)
-def test_each_failure_maps_to_its_outcome(faults, recipient, raises, transactions, connects):
-    with SmtpSink(faults=faults) as sink:
+def test_each_failure_maps_to_its_outcome(faults, recipient, raises, transactions, connects, pipelining):
+    faults = copy.deepcopy(faults)  # the sink counts down its faults
+    with SmtpSink(SinkHandler(faults=faults, pipelining=pipelining)) as sink:
         t = SmtpTransport(sink.host, sink.port, timeout=5)
         if raises is None:
             t.send(MSG, "digest@example.org", recipient)
@@ -196,7 +204,7 @@ def test_each_failure_maps_to_its_outcome(faults, recipient, raises, transaction
             with pytest.raises(kind, match=match) as err:
                 t.send(MSG, "digest@example.org", recipient)
             assert getattr(err.value, "code", None) == code
-        assert sink.handler.transactions == transactions
+        assert sink.handler.transactions == (transactions[pipelining] if isinstance(transactions, dict) else transactions)
         t.send(MSG, "digest@example.org", "next@example.org")
         t.close()
         assert t.connects == connects
@@ -218,3 +226,18 @@ def test_a_slow_data_reply_is_not_resent():
         with pytest.raises(TemporaryFailure, match="^timed out"):
             t.send(MSG, "digest@example.org", ADA)
         assert sink.handler.transactions == 1
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one command at a time"])
+def test_lines_starting_with_a_dot_arrive_as_written(pipelining):
+    """DATA doubles a leading dot (RFC 5321 4.5.2) and the server takes it off again: the stored
+    message is the one sent, byte for byte, whether the commands were pipelined or not."""
+    body = b".starts with a dot\r\n..two\r\nend."
+    data = MSG.replace(b"\r\n\r\n", b"\r\n\r\n" + body + b"\r\n", 1)
+    with SmtpSink(SinkHandler(pipelining=pipelining)) as sink:
+        t = SmtpTransport(sink.host, sink.port, timeout=5)
+        t.send(data, "digest@example.org", ADA)
+        t.send(b".x: leading dot in the first line\r\n\r\nbody without a final line end", "digest@example.org", ADA)
+        t.close()
+        assert [m.data for m in sink.messages] == [data, b".x: leading dot in the first line\r\n\r\nbody without a final line end\r\n"]
+        assert t.connects == 1

@@ -64,10 +64,15 @@ class SinkHandler:
     outbox: Path | None = None
     faults: Faults = field(default_factory=Faults)
     keep: bool = True  # False: only count (benchmarks)
+    pipelining: bool = True  # offer PIPELINING (RFC 2920) as Postfix does; aiosmtpd reads commands in turn
     messages: list[Received] = field(default_factory=list)
     received: int = 0
     transactions: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802 (aiosmtpd's name)
         with self.lock:

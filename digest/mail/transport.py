@@ -120,7 +120,7 @@ class SmtpTransport:
             self.open()
             assert self.conn is not None
             try:
-                self.conn.sendmail(sender, [recipient], data)
+                sendmail(self.conn, sender, recipient, data)
                 return
             except _CAUGHT as err:
                 outcome = _outcome(err, sender, recipient)
@@ -143,6 +143,54 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 pass
             self._drop()
+
+
+def sendmail(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+    """`conn.sendmail(sender, [recipient], data)`, in two round trips instead of four where the server
+    offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write, their replies are read in
+    turn. Raises what smtplib's sendmail raises for the same replies, so `_OUTCOMES` reads both.
+    """
+    conn.ehlo_or_helo_if_needed()
+    if not conn.has_extn("pipelining"):
+        conn.sendmail(sender, [recipient], data)
+        return
+    size = f" SIZE={len(data)}" if conn.has_extn("size") else ""
+    conn.send(f"MAIL FROM:{smtplib.quoteaddr(sender)}{size}\r\nRCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n")
+    refusal: smtplib.SMTPException | None = None
+    code, reply = conn.getreply()
+    if code != 250:
+        refusal = smtplib.SMTPSenderRefused(code, reply, sender)
+    elif (code := (rcpt := conn.getreply())[0]) not in (250, 251):
+        refusal = smtplib.SMTPRecipientsRefused({recipient: rcpt})
+    if refusal is not None:  # the rest of the group still answers, unless the server is closing
+        if code == 421:
+            conn.close()
+            raise refusal
+        if refusal.__class__ is smtplib.SMTPSenderRefused:
+            conn.getreply()
+        if conn.getreply()[0] == 354:  # DATA taken despite the refusal: end it empty
+            conn.send(b".\r\n")
+            conn.getreply()
+        conn.rset()
+        raise refusal
+    code, reply = conn.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    conn.send(_dot_stuffed(data))
+    code, reply = conn.getreply()
+    if code != 250:
+        if code == 421:
+            conn.close()
+        else:
+            conn.rset()
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The message as DATA sends it (RFC 5321 4.5.2): a leading dot doubled, CRLF, then the ending dot;
+    the bytes smtplib's regular expression makes, by two C-speed replaces."""
+    q = (b"." + data if data.startswith(b".") else data).replace(b"\n.", b"\n..")
+    return q + (b".\r\n" if q.endswith(b"\r\n") else b"\r\n.\r\n")
 
 
 def _text(reply: bytes | str) -> str:
