@@ -245,7 +245,8 @@ class PassReport:
         s = self.send
         return {"sent": s.sent, "retried": s.retried, "failed": s.failed,
                 "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.skipped, "errors": s.errors,
-                "planned": self.plan.planned, "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+                "planned": self.plan.planned, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "by_transport": s.by_transport}
 
 
 def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, email: str | None = None,

@@ -14,6 +14,7 @@ import click
 from digest import config as config_mod
 from digest import pipeline
 from digest.cli.ranking import eval_command, rank_command
+from digest.mail.webhook import KINDS as WEBHOOK_KINDS
 from digest.records import FREQUENCIES, SubscriberStatus
 from digest.subscriptions import subscribers
 from digest.subscriptions.subscribers import SubscriberError
@@ -182,7 +183,10 @@ def subscribers_group() -> None:
 
 
 @subscribers_group.command("add")
-@click.argument("email")
+@click.argument("email", required=False)
+@click.option("--webhook", metavar="URL", help="A team channel instead of an inbox: its incoming-webhook URL "
+              "(kept secret: stored sealed, shown redacted).")
+@click.option("--kind", type=click.Choice(WEBHOOK_KINDS), help="The webhook's service, with --webhook.")
 @click.option("--topic", "topics", multiple=True, help="A topic phrase; repeat for more.")
 @click.option("--exclude", "excludes", multiple=True, help="Leave out papers matching this phrase.")
 @click.option("--frequency", type=click.Choice(FREQUENCIES), default="daily", show_default=True)
@@ -192,14 +196,24 @@ def subscribers_group() -> None:
 @click.option("--max-items", type=click.IntRange(1, 100), help="Papers per digest (default from config).")
 @click.option("--name", help="Display name used in the To: header.")
 @pass_ctx
-def subscribers_add(ctx: Ctx, email: str, topics, excludes, frequency, weekday, timezone, hour, max_items, name) -> None:
-    """Add an active subscriber.
+def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str | None, topics, excludes, frequency,
+                    weekday, timezone, hour, max_items, name) -> None:
+    """Add an active subscriber: an email address, or a team channel (--webhook URL --kind slack|discord|generic).
 
     Example: digest subscribers add ada@example.org --topic "diffusion models" --timezone Europe/London
     """
-    v = subscribers.add(ctx.db, email, topics=topics, excludes=excludes, frequency=frequency, weekday=weekday,
-                        timezone=timezone, hour=hour, max_items=max_items, name=name)
-    click.echo(f"added {v.email} ({len(v.topics)} topics, {v.frequency} at {v.hour:02d}:00 {v.timezone})")
+    if (email is None) == (webhook is None):
+        raise click.UsageError("give an EMAIL address or --webhook URL (one of them)")
+    if (webhook is None) != (kind is None):
+        raise click.UsageError("--webhook and --kind go together")
+    profile = dict(topics=topics, excludes=excludes, frequency=frequency, weekday=weekday, timezone=timezone,
+                   hour=hour, max_items=max_items, name=name)
+    if webhook is not None:
+        v = subscribers.add_webhook(ctx.db, ctx.settings.secret(), webhook, kind, **profile)
+    else:
+        v = subscribers.add(ctx.db, email, **profile)
+    who = f"{v.email} {v.webhook}" if v.by_webhook else v.email
+    click.echo(f"added {who} ({len(v.topics)} topics, {v.frequency} at {v.hour:02d}:00 {v.timezone})")
 
 
 @subscribers_group.command("list")
@@ -213,8 +227,9 @@ def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
         echo_json([r.as_dict() for r in rows])
         return
     for r in rows:
+        where = f"  [{r.webhook}]" if r.by_webhook else ""
         click.echo(f"{printable(r.email):<36} {r.status:<12} {r.frequency:<8} {r.hour:02d}:00 "
-                   f"{printable(r.timezone):<20} {printable('; '.join(r.topics)) or '(trending)'}")
+                   f"{printable(r.timezone):<20} {printable('; '.join(r.topics)) or '(trending)'}{where}")
     click.echo(f"{len(rows)} subscriber{'s' if len(rows) != 1 else ''}")
 
 
@@ -228,7 +243,8 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
     if as_json:
         echo_json(data)
         return
-    for key in ("email", "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
+    keys = ("email", "channel", "webhook") if data["channel"] != "email" else ("email",)
+    for key in (*keys, "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
                 "suppressed"):
         click.echo(f"{key}: {printable(data[key])}")
     click.echo(f"topics: {printable('; '.join(data['topics'])) or '(none: trending)'}")
@@ -246,8 +262,8 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
 @pass_ctx
 def subscribers_remove(ctx: Ctx, email: str) -> None:
     """Delete a subscriber and their history."""
-    subscribers.remove(ctx.db, email)
-    click.echo(f"removed {email}")
+    gone = subscribers.remove(ctx.db, email)
+    click.echo(f"removed {gone.email} {gone.webhook}" if gone.by_webhook else f"removed {email}")
 
 
 @subscribers_group.command("import")
@@ -360,6 +376,10 @@ def _print_counts(result: dict, as_json: bool) -> None:
     else:
         click.echo(f"sent {result['sent']}, retried {result['retried']}, failed {result['failed']}, "
                    f"suppressed {result['suppressed']}, skipped {result['skipped']} (nothing new)")
+        per = result.get("by_transport") or {}
+        if any(name.startswith("webhook") for name in per):  # mail alone: the line above says it all
+            click.echo("by transport: " + "; ".join(
+                f"{name} " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) for name, counts in sorted(per.items())))
         for e in result["errors"]:
             click.echo(f"error: {e}", err=True)
 
