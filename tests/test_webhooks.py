@@ -407,7 +407,8 @@ def test_the_url_is_never_printed_logged_or_stored_in_clear(db, db_url, tmp_path
     ident = identity("slack", url)
     shown = f"{server.url}/slack/services/T000…"
     assert added.output.strip() == f"added {ident} {shown} (1 topics, daily at 08:00 UTC)"
-    again = run(runner, cfg, "subscribers", "add", "--webhook", url, "--kind", "slack")
+    again = runner.invoke(cli, ["--config", str(cfg), "subscribers", "add", "--webhook", "-", "--kind", "slack"],
+                          input=url + "\n")  # from standard input: out of the shell history and `ps`
     assert again.exit_code == 1 and again.output.strip() == f"Error: {shown} is already subscribed, as {ident}"
     for args in (("subscribers", "list"), ("subscribers", "list", "--json"), ("subscribers", "show", ident),
                  ("subscribers", "show", url, "--json"), ("-vv", "send"), ("-vv", "send", "--json"),

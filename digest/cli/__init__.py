@@ -185,7 +185,8 @@ def subscribers_group() -> None:
 @subscribers_group.command("add")
 @click.argument("email", required=False)
 @click.option("--webhook", metavar="URL", help="A team channel instead of an inbox: its incoming-webhook URL "
-              "(kept secret: stored sealed, shown redacted).")
+              "(kept secret: stored sealed, shown redacted); '-' reads it from standard input, out of "
+              "the shell history and `ps`.")
 @click.option("--kind", type=click.Choice(WEBHOOK_KINDS), help="The webhook's service, with --webhook.")
 @click.option("--topic", "topics", multiple=True, help="A topic phrase; repeat for more.")
 @click.option("--exclude", "excludes", multiple=True, help="Leave out papers matching this phrase.")
@@ -208,6 +209,8 @@ def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str 
         raise click.UsageError("--webhook and --kind go together")
     profile = dict(topics=topics, excludes=excludes, frequency=frequency, weekday=weekday, timezone=timezone,
                    hour=hour, max_items=max_items, name=name)
+    if webhook == "-":
+        webhook = sys.stdin.readline().strip()
     if webhook is not None:
         v = subscribers.add_webhook(ctx.db, ctx.settings.secret(), webhook, kind, **profile)
     else:
