@@ -510,3 +510,26 @@ def test_killed_after_the_post_was_taken_before_the_ledger_write(db, db_url, tmp
     assert sum(len(v) for v in per_path.values()) == n + 1  # at most one duplicate per crash
     dup = server.hits(victim["killed_at"])
     assert dup[0].headers["idempotency-key"] == dup[1].headers["idempotency-key"] != ""
+
+
+@pytest.mark.sqlite_only
+def test_preview_and_send_one_channel_by_its_identity(db, db_url, tmp_path, server):
+    cfg = config_file(tmp_path, db_url)
+    server.add(hook_path("discord"), Reply(status=204))
+    server.add(hook_path("slack"), Reply(status=200, body=b"ok"))
+    add_papers(db, 3)
+    runner = CliRunner()
+    idents = {}
+    for kind in ("discord", "slack"):
+        run(runner, cfg, "subscribers", "add", "--webhook", server.url + hook_path(kind), "--kind", kind,
+            "--topic", "large language models")
+        idents[kind] = identity(kind, server.url + hook_path(kind))
+    preview = run(runner, cfg, "preview", "--subscriber", idents["discord"], "--format", "json")
+    body = json.loads(preview.output)
+    assert discord_problem(body) is None and body["embeds"][1]["title"].startswith("1. Large language models")
+    assert not server.requests  # a preview posts nothing
+    wrong = run(runner, cfg, "preview", "--subscriber", idents["discord"], "--format", "eml")
+    assert wrong.exit_code == 2 and "--format json is for a team channel" in wrong.output
+    sent = run(runner, cfg, "send", "--subscriber", idents["discord"], "--json")
+    assert json.loads(sent.output)["by_transport"] == {"webhook-discord": {"sent": 1}}
+    assert len(posts(server, hook_path("discord"))) == 1 and not posts(server, hook_path("slack"))

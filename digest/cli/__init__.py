@@ -15,6 +15,7 @@ from digest import config as config_mod
 from digest import pipeline
 from digest.cli.ranking import eval_command, rank_command
 from digest.mail.webhook import KINDS as WEBHOOK_KINDS
+from digest.mail.webhook import is_identity as is_webhook_identity
 from digest.records import FREQUENCIES, SubscriberStatus
 from digest.subscriptions import subscribers
 from digest.subscriptions.subscribers import SubscriberError
@@ -299,7 +300,8 @@ def subscribers_export(ctx: Ctx, csv_file) -> None:
 @click.option("--subscriber", "email", help="Preview this subscriber's next digest.")
 @click.option("--topic", "topics", multiple=True, help="Or preview for these topics.")
 @click.option("--exclude", "excludes", multiple=True, help="Exclusions, with --topic.")
-@click.option("--format", "fmt", type=click.Choice(["html", "text", "eml"]), default="html", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["html", "text", "eml", "json"]), default="html", show_default=True,
+              help="json: a team channel's webhook payload (eml: an inbox's message).")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 @pass_ctx
@@ -311,9 +313,13 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     """
     if not email and not topics:
         raise click.UsageError("give --subscriber EMAIL or at least one --topic")
-    rendered, message = pipeline.preview(ctx.read_db, ctx.settings, email=subscribers.normalise_email(email) if email else None,
+    channel = email is not None and is_webhook_identity(email.strip())
+    if fmt in ("eml", "json") and (fmt == "json") != channel:
+        raise click.UsageError("--format json is for a team channel (--subscriber KIND:HASH), eml for an inbox")
+    rendered, message = pipeline.preview(ctx.read_db, ctx.settings, email=subscribers.key(email) if email else None,
                                          topics=topics, excludes=excludes)
-    body = {"html": rendered.html, "text": rendered.text, "eml": message.decode("utf-8")}[fmt]
+    body = {"html": rendered.html, "text": rendered.text, "eml": message.decode("utf-8"),
+            "json": message.decode("utf-8")}[fmt]
     if open_browser and not out:
         out = str(Path("digest-preview.html").resolve()) if fmt == "html" else None
     if out:
@@ -332,7 +338,7 @@ WORKERS = click.option("--workers", type=click.IntRange(1, 16), default=None,
 def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json: bool = False,
           ingest_first: bool = False, workers: int | None = None) -> tuple[pipeline.PassReport, dict]:
     """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
-    email = subscribers.normalise_email(email) if email else None
+    email = subscribers.key(email) if email else None
     for warning in ctx.settings.warnings() if not dry_run else ():
         click.echo(f"warning: {warning}", err=True)
     bar = _Bar(sys.stderr.isatty() and not as_json)

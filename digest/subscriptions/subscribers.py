@@ -142,6 +142,12 @@ def shown(value: str) -> str:
     return webhooks.redact(value) if _is_url(value) else value
 
 
+def key(value: str) -> str:
+    """What the ledger and the planner know a subscriber by, from what a user typed: a webhook identity
+    as given, else the normalised address (`digest send --subscriber`, `digest preview --subscriber`)."""
+    return value.strip() if webhooks.is_identity(value.strip()) else normalise_email(value)
+
+
 def _find(session: Session, email: str) -> SubscriberRow | None:
     """A subscriber by address, by webhook identity ("slack:3f2a9c1b7d4e"), or by webhook URL."""
     value = email.strip()
