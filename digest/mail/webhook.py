@@ -128,7 +128,9 @@ class Sealer:
     def seal(self, url: str) -> str:
         return self._fernet.encrypt(url.encode("utf-8")).decode("ascii")
 
-    def open(self, sealed: str) -> str:
+    def open(self, sealed: str | None) -> str:
+        if not sealed:
+            raise WebhookError("no webhook URL stored")
         try:
             return self._fernet.decrypt(sealed.encode("ascii")).decode("utf-8")
         except (InvalidToken, ValueError):
