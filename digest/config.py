@@ -122,6 +122,7 @@ class MailSettings(_Strict):
     retry_max_backoff: float = Field(21600.0, ge=0)  # cap on that wait
     lease_seconds: float = Field(600.0, gt=0)  # a crashed sender's claimed deliveries are resumed after this
     workers: int = Field(1, ge=1, le=16)  # sending processes per `digest send`, each with smtp.pool_size connections
+    webhook_timeout: float = Field(10.0, gt=0)  # seconds a chat webhook (Slack, Discord...) may take to answer
     bounce_hard_limit: int = Field(1, ge=1)  # suppress an address after this many hard bounces (or 5xx)
     bounce_soft_limit: int = Field(3, ge=1)  # ... or after this many soft bounces
     bounce_window_days: int = Field(30, ge=1)  # bounces older than this no longer count

@@ -18,7 +18,15 @@ from datetime import date, datetime, timedelta
 from digest import config
 from digest.config import ConfigError, Settings
 from digest.delivery import bounces, ledger
-from digest.delivery.sender import STOPPING, SendReport, links_for, message, render, worker_name
+from digest.delivery.sender import (
+    STOPPING,
+    SendReport,
+    links_for,
+    message,
+    render,
+    webhook_message,
+    worker_name,
+)
 from digest.delivery.sender import send as send_deliveries
 from digest.mail import signing
 from digest.mail.message import make_message_id, sender_domain
@@ -245,7 +253,8 @@ class PassReport:
         s = self.send
         return {"sent": s.sent, "retried": s.retried, "failed": s.failed,
                 "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.skipped, "errors": s.errors,
-                "planned": self.plan.planned, "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+                "planned": self.plan.planned, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "by_transport": s.by_transport}
 
 
 def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, email: str | None = None,
@@ -286,7 +295,8 @@ def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, em
 def preview(db: Database, settings: Settings, *, email: str | None = None, topics: Sequence[str] = (),
             excludes: Sequence[str] = (), now: datetime | None = None) -> tuple[Rendered, bytes]:
     """What a subscriber (or a made-up one with these topics) would get now, and the message exactly as
-    it would go on the wire (DKIM-signed when a key is configured); nothing is stored or sent."""
+    it would go on the wire (DKIM-signed when a key is configured), or for a team channel the JSON it
+    would be posted; nothing is stored or sent."""
     now = now or utcnow()
     if email:
         with db.session() as s:
@@ -301,6 +311,10 @@ def preview(db: Database, settings: Settings, *, email: str | None = None, topic
     edition = Edition(subscriber_id=sub.id, email=sub.email, period=planner.period_of(sub, now),
                       window_start=sel.window_start, window_end=now, planned_at=now, picks=tuple(sel.picks),
                       trending=tuple(sel.trending), id=0, message_id=_preview_message_id(settings))
+    if sub.by_webhook:  # the email's look (html, text) and the payload, from the same content
+        links = links_for(settings)
+        _, payload = webhook_message(settings, links, sub, edition, papers)
+        return render(settings, links, default_renderer(), sub, edition, papers), payload
     return message(settings, links_for(settings), default_renderer(), sub, edition, papers, now,
                    signing.from_settings(settings))
 

@@ -200,6 +200,12 @@ class Subscriber:
     created_at: datetime | None = None
     paused_until: datetime | None = None
     unsubscribed_at: datetime | None = None
+    channel: str = "email"  # or a chat webhook: slack | discord | generic (then `email` is its identity)
+    webhook: str | None = None  # a webhook's URL, redacted (the URL itself never leaves the store unsealed)
+
+    @property
+    def by_webhook(self) -> bool:
+        return self.channel != "email"
 
     @property
     def schedule(self) -> Schedule:

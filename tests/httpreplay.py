@@ -8,6 +8,8 @@
         srv.add("/rst", Reply(fault="reset"))                             # TCP reset, no response
         srv.url                                                            # "http://127.0.0.1:PORT"
         srv.requests                                                       # what the clients asked
+        srv.check = lambda seen: "too long" or None                         # POST bodies: 400 if it says so
+        srv.on_request = lambda seen: ...                                  # called before each reply
 
 A route matches a path and a subset of query parameters; the most specific match wins, the newest
 among equals. A list of replies is served in order, the last one repeating. A reply with an `etag`
@@ -22,6 +24,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,6 +53,7 @@ class Seen:
     path: str
     params: dict[str, str]
     headers: dict[str, str]
+    body: bytes = b""
 
 
 class _Route:
@@ -79,6 +83,10 @@ class ReplayServer:
         self.routes: list[_Route] = []
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
+        # POST: a payload check run before the route (a message means 400 with it, as the services
+        # answer a malformed payload), and a hook called with each request before it is answered
+        self.check: Callable[[Seen], str | None] | None = None
+        self.on_request: Callable[[Seen], None] | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -94,6 +102,8 @@ class ReplayServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up first (timeouts)
                     self.close_connection = True
 
+            do_POST = do_GET  # noqa: N815
+
         self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
@@ -103,7 +113,7 @@ class ReplayServer:
         return f"http://{host}:{port}"
 
     def add(self, path: str, replies: Reply | list[Reply], **params: str | int) -> None:
-        """Serve `replies` for GET `path` when the query has these parameters (others ignored)."""
+        """Serve `replies` for GET or POST `path` when the query has these parameters (others ignored)."""
         replies = replies if isinstance(replies, list) else [replies]
         with self._lock:
             self.routes.append(_Route(path, replies, {k: str(v) for k, v in params.items()}))
@@ -126,12 +136,20 @@ class ReplayServer:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(h.path)
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        length = int(h.headers.get("Content-Length") or 0)
+        seen = Seen(h.command, parts.path, params, {k.lower(): v for k, v in h.headers.items()},
+                    h.rfile.read(length) if length else b"")
+        problem = self.check(seen) if self.check is not None and h.command == "POST" else None
         with self._lock:
-            self.requests.append(Seen("GET", parts.path, params, {k.lower(): v for k, v in h.headers.items()}))
+            self.requests.append(seen)
             candidates = [r for r in self.routes if r.matches(parts.path, params)]
             # the most specific route wins; between equals, the one added last (so a test can "heal")
             route = max(reversed(candidates), key=lambda r: len(r.params), default=None)
             reply = route.next() if route else Reply(status=404, body=b"not found", content_type="text/plain")
+        if problem:
+            reply = Reply(status=400, body=problem, content_type="text/plain")
+        if self.on_request is not None:
+            self.on_request(seen)
         if reply.delay:
             time.sleep(reply.delay)
         if reply.fault == "reset":

@@ -14,6 +14,8 @@ import click
 from digest import config as config_mod
 from digest import pipeline
 from digest.cli.ranking import eval_command, rank_command
+from digest.mail.webhook import KINDS as WEBHOOK_KINDS
+from digest.mail.webhook import is_identity as is_webhook_identity
 from digest.records import FREQUENCIES, SubscriberStatus
 from digest.subscriptions import subscribers
 from digest.subscriptions.subscribers import SubscriberError
@@ -182,7 +184,11 @@ def subscribers_group() -> None:
 
 
 @subscribers_group.command("add")
-@click.argument("email")
+@click.argument("email", required=False)
+@click.option("--webhook", metavar="URL", help="A team channel instead of an inbox: its incoming-webhook URL "
+              "(kept secret: stored sealed, shown redacted); '-' reads it from standard input, out of "
+              "the shell history and `ps`.")
+@click.option("--kind", type=click.Choice(WEBHOOK_KINDS), help="The webhook's service, with --webhook.")
 @click.option("--topic", "topics", multiple=True, help="A topic phrase; repeat for more.")
 @click.option("--exclude", "excludes", multiple=True, help="Leave out papers matching this phrase.")
 @click.option("--frequency", type=click.Choice(FREQUENCIES), default="daily", show_default=True)
@@ -192,14 +198,26 @@ def subscribers_group() -> None:
 @click.option("--max-items", type=click.IntRange(1, 100), help="Papers per digest (default from config).")
 @click.option("--name", help="Display name used in the To: header.")
 @pass_ctx
-def subscribers_add(ctx: Ctx, email: str, topics, excludes, frequency, weekday, timezone, hour, max_items, name) -> None:
-    """Add an active subscriber.
+def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str | None, topics, excludes, frequency,
+                    weekday, timezone, hour, max_items, name) -> None:
+    """Add an active subscriber: an email address, or a team channel (--webhook URL --kind slack|discord|generic).
 
     Example: digest subscribers add ada@example.org --topic "diffusion models" --timezone Europe/London
     """
-    v = subscribers.add(ctx.db, email, topics=topics, excludes=excludes, frequency=frequency, weekday=weekday,
-                        timezone=timezone, hour=hour, max_items=max_items, name=name)
-    click.echo(f"added {v.email} ({len(v.topics)} topics, {v.frequency} at {v.hour:02d}:00 {v.timezone})")
+    if (email is None) == (webhook is None):
+        raise click.UsageError("give an EMAIL address or --webhook URL (one of them)")
+    if (webhook is None) != (kind is None):
+        raise click.UsageError("--webhook and --kind go together")
+    profile = dict(topics=topics, excludes=excludes, frequency=frequency, weekday=weekday, timezone=timezone,
+                   hour=hour, max_items=max_items, name=name)
+    if webhook == "-":
+        webhook = sys.stdin.readline().strip()
+    if webhook is not None:
+        v = subscribers.add_webhook(ctx.db, ctx.settings.secret(), webhook, kind, **profile)
+    else:
+        v = subscribers.add(ctx.db, email, **profile)
+    who = f"{v.email} {v.webhook}" if v.by_webhook else v.email
+    click.echo(f"added {who} ({len(v.topics)} topics, {v.frequency} at {v.hour:02d}:00 {v.timezone})")
 
 
 @subscribers_group.command("list")
@@ -213,8 +231,9 @@ def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
         echo_json([r.as_dict() for r in rows])
         return
     for r in rows:
+        where = f"  [{r.webhook}]" if r.by_webhook else ""
         click.echo(f"{printable(r.email):<36} {r.status:<12} {r.frequency:<8} {r.hour:02d}:00 "
-                   f"{printable(r.timezone):<20} {printable('; '.join(r.topics)) or '(trending)'}")
+                   f"{printable(r.timezone):<20} {printable('; '.join(r.topics)) or '(trending)'}{where}")
     click.echo(f"{len(rows)} subscriber{'s' if len(rows) != 1 else ''}")
 
 
@@ -228,7 +247,8 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
     if as_json:
         echo_json(data)
         return
-    for key in ("email", "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
+    keys = ("email", "channel", "webhook") if data["channel"] != "email" else ("email",)
+    for key in (*keys, "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
                 "suppressed"):
         click.echo(f"{key}: {printable(data[key])}")
     click.echo(f"topics: {printable('; '.join(data['topics'])) or '(none: trending)'}")
@@ -246,8 +266,8 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
 @pass_ctx
 def subscribers_remove(ctx: Ctx, email: str) -> None:
     """Delete a subscriber and their history."""
-    subscribers.remove(ctx.db, email)
-    click.echo(f"removed {email}")
+    gone = subscribers.remove(ctx.db, email)
+    click.echo(f"removed {gone.email} {gone.webhook}" if gone.by_webhook else f"removed {email}")
 
 
 @subscribers_group.command("import")
@@ -280,7 +300,8 @@ def subscribers_export(ctx: Ctx, csv_file) -> None:
 @click.option("--subscriber", "email", help="Preview this subscriber's next digest.")
 @click.option("--topic", "topics", multiple=True, help="Or preview for these topics.")
 @click.option("--exclude", "excludes", multiple=True, help="Exclusions, with --topic.")
-@click.option("--format", "fmt", type=click.Choice(["html", "text", "eml"]), default="html", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["html", "text", "eml", "json"]), default="html", show_default=True,
+              help="json: a team channel's webhook payload (eml: an inbox's message).")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 @pass_ctx
@@ -292,9 +313,13 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     """
     if not email and not topics:
         raise click.UsageError("give --subscriber EMAIL or at least one --topic")
-    rendered, message = pipeline.preview(ctx.read_db, ctx.settings, email=subscribers.normalise_email(email) if email else None,
+    channel = email is not None and is_webhook_identity(email.strip())
+    if fmt in ("eml", "json") and (fmt == "json") != channel:
+        raise click.UsageError("--format json is for a team channel (--subscriber KIND:HASH), eml for an inbox")
+    rendered, message = pipeline.preview(ctx.read_db, ctx.settings, email=subscribers.key(email) if email else None,
                                          topics=topics, excludes=excludes)
-    body = {"html": rendered.html, "text": rendered.text, "eml": message.decode("utf-8")}[fmt]
+    body = {"html": rendered.html, "text": rendered.text, "eml": message.decode("utf-8"),
+            "json": message.decode("utf-8")}[fmt]
     if open_browser and not out:
         out = str(Path("digest-preview.html").resolve()) if fmt == "html" else None
     if out:
@@ -313,7 +338,7 @@ WORKERS = click.option("--workers", type=click.IntRange(1, 16), default=None,
 def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json: bool = False,
           ingest_first: bool = False, workers: int | None = None) -> tuple[pipeline.PassReport, dict]:
     """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
-    email = subscribers.normalise_email(email) if email else None
+    email = subscribers.key(email) if email else None
     for warning in ctx.settings.warnings() if not dry_run else ():
         click.echo(f"warning: {warning}", err=True)
     bar = _Bar(sys.stderr.isatty() and not as_json)
@@ -360,6 +385,10 @@ def _print_counts(result: dict, as_json: bool) -> None:
     else:
         click.echo(f"sent {result['sent']}, retried {result['retried']}, failed {result['failed']}, "
                    f"suppressed {result['suppressed']}, skipped {result['skipped']} (nothing new)")
+        per = result.get("by_transport") or {}
+        if any(name.startswith("webhook") for name in per):  # mail alone: the line above says it all
+            click.echo("by transport: " + "; ".join(
+                f"{name} " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) for name, counts in sorted(per.items())))
         for e in result["errors"]:
             click.echo(f"error: {e}", err=True)
 

@@ -18,6 +18,10 @@ message. So a crash (even SIGKILL) loses nothing, and sends at most one message 
 twice: the one the server accepted before the ledger said so. More throughput: `workers` sending
 processes (`send_in_processes`), or several `digest send` commands at once (`FOR UPDATE SKIP LOCKED`
 on PostgreSQL).
+
+A webhook subscriber's delivery (Slack, Discord, generic JSON) goes through the same claim, lease,
+retry rule and group commit; only the last step differs: its sending thread posts the payload
+(digest.render.webhook) with its own HTTP client (digest.mail.webhook) instead of the SMTP connection.
 """
 
 from __future__ import annotations
@@ -41,15 +45,18 @@ from digest.mail import signing
 from digest.mail.message import Envelope, ascii_address, message_bytes, parse_address
 from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import (
+    DeliveryError,
     PermanentFailure,
     TemporaryFailure,
     Transport,
     TransportUnavailable,
     pool_from_settings,
 )
+from digest.mail.webhook import Sealer, WebhookTransport
 from digest.records import DeliveryStatus, Edition, Paper, Subscriber, utcnow
 from digest.render import Rendered, Renderer, default_renderer
 from digest.render.compose import Entries, edition_content
+from digest.render.webhook import payload_bytes
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
@@ -71,11 +78,27 @@ class SendReport:
     suppressed: int = 0
     skipped: int = 0  # nothing new (from planning)
     errors: list[str] = field(default_factory=list)
+    # the outcomes by the transport that carried them: {"smtp": {"sent": 3, "retried": 1}, "webhook-slack": ...}
+    by_transport: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, outcome: str, transport: str | None, n: int = 1) -> None:
+        """Add `n` to an outcome ("sent", "retried", "failed", "suppressed"), and to its transport's."""
+        setattr(self, outcome, getattr(self, outcome) + n)
+        if transport:
+            per = self.by_transport.setdefault(transport, {})
+            per[outcome] = per.get(outcome, 0) + n
 
 
 def backoff(attempts: int, base: float = 300.0, cap: float = 21600.0) -> timedelta:
     """Wait before retry number `attempts`: base, 2 x base, 4 x base ... at most `cap` seconds."""
     return timedelta(seconds=min(base * 2 ** max(0, attempts - 1), cap))
+
+
+def retry_wait(err: DeliveryError, attempts: int, base: float = 300.0, cap: float = 21600.0) -> timedelta:
+    """The wait before the next try: what the server asked for (HTTP `Retry-After`), else `backoff`."""
+    if err.retry_after is not None:
+        return timedelta(seconds=err.retry_after)
+    return backoff(attempts, base, cap)
 
 
 # --------------------------------------------------------------------------------------- rendering
@@ -109,11 +132,27 @@ def message(settings: Settings, links: Links, renderer: Renderer, sub: Subscribe
 class Outgoing:
     delivery_id: int
     subscriber_id: int
-    recipient: str
+    recipient: str  # an address, or a webhook's URL (a secret: never logged)
     rendered: Rendered
-    data: bytes  # the finished message, signed when DKIM is configured
+    data: bytes  # the finished message, signed when DKIM is configured; or a webhook's JSON payload
     attempts: int
     held_until: datetime | None = None  # this worker's lease, as far as it knows; None: take it again
+    webhook: str | None = None  # the webhook kind (slack | discord | generic); None: email
+    message_id: str = ""
+
+    @property
+    def via(self) -> str | None:
+        """The transport name the report counts a webhook under ("webhook-slack"); None: the mail transport's."""
+        return f"webhook-{self.webhook}" if self.webhook else None
+
+
+def webhook_message(settings: Settings, links: Links, sub: Subscriber, edition: Edition,
+                    papers: Mapping[int, Paper] | Entries) -> tuple[Rendered, bytes]:
+    """A webhook subscriber's edition: the same content as the email, as that service's JSON."""
+    content = edition_content(sub, edition, papers, links, site_name=settings.digest.site_name,
+                              excerpt_chars=settings.digest.excerpt_chars)
+    data = payload_bytes(sub.channel, content, edition.message_id)
+    return Rendered(subject=content.subject, html="", text="", shown=len(content.picks)), data
 
 
 def build_outgoing(db: Database, settings: Settings, ids: Sequence[int], now: datetime | None = None,
@@ -133,26 +172,32 @@ def build_outgoing(db: Database, settings: Settings, ids: Sequence[int], now: da
     with db.session() as s:
         subs = subscriber_store.by_ids(s, [e.subscriber_id for e in editions])
         suppressed = subscriber_store.suppressed(s, [e.email for e in editions])
+        sealed = subscriber_store.sealed_webhooks(s, [sid for sid, sub in subs.items() if sub.by_webhook])
         missing = {p.paper_id for e in editions for p in (*e.picks, *e.trending)} - papers.papers.keys()
         papers.add(paper_store.by_ids(s, sorted(missing)))
     out: list[Outgoing] = []
     blocked: list[int] = []
     broken: list[tuple[int, str]] = []
+    sealer = Sealer(settings.secret()) if any(sub.by_webhook for sub in subs.values()) else None
     for e in editions:
         assert e.id is not None
         sub = subs.get(e.subscriber_id)
         if sub is None or not sub.mailable(now) or e.email in suppressed:
             blocked.append(e.id)
             continue
-        try:
-            recipient = ascii_address(e.email)
-        except ValueError as err:  # stored before the door refused it: this delivery fails, in one line
+        try:  # stored before the door refused it, or a URL sealed with another secret: fails, in one line
+            recipient = sealer.open(sealed.get(sub.id, "")) if sealer and sub.by_webhook else ascii_address(e.email)
+        except ValueError as err:
             log.warning("cannot send delivery=%s: %s", e.id, err)
-            broken.append((e.id, f"address error: {err}"))
+            broken.append((e.id, f"{'webhook' if sub.by_webhook else 'address'} error: {err}"))
             continue
         try:
-            rendered, data = message(settings, links, renderer, sub, e, papers, now, signer)
-            out.append(Outgoing(e.id, sub.id, recipient, rendered, data, e.attempts, held_until))
+            if sub.by_webhook:
+                rendered, data = webhook_message(settings, links, sub, e, papers)
+            else:
+                rendered, data = message(settings, links, renderer, sub, e, papers, now, signer)
+            out.append(Outgoing(e.id, sub.id, recipient, rendered, data, e.attempts, held_until,
+                                sub.channel if sub.by_webhook else None, e.message_id))
         except Exception as err:  # bad data in one delivery must not stop the others
             log.exception("cannot render delivery=%s", e.id)
             broken.append((e.id, f"render error: {type(err).__name__}: {err}"))
@@ -174,14 +219,15 @@ class StopAware:
 
     def __init__(self, inner: Transport, stop: threading.Event):
         self.inner, self.stop = inner, stop
+        self.name = getattr(inner, "name", type(inner).__name__)
 
     def open(self) -> None:
         self.inner.open()
 
-    def send(self, data: bytes, sender: str, recipient: str) -> None:
+    def send(self, data: bytes, sender: str, recipient: str, **kwargs) -> None:
         if self.stop.is_set():
             raise TransportUnavailable(STOPPING)
-        self.inner.send(data, sender, recipient)
+        self.inner.send(data, sender, recipient, **kwargs)
 
     def close(self) -> None:
         self.inner.close()
@@ -191,8 +237,9 @@ class _Run:
     """State shared by the claiming thread and the sending threads of one `send()`."""
 
     def __init__(self, db: Database, settings: Settings, worker: str, limiter: RateLimiter,
-                 progress: Callable[[int], None] | None, queue_size: int):
+                 progress: Callable[[int], None] | None, queue_size: int, stop: threading.Event | None = None):
         self.db, self.settings, self.worker, self.limiter, self.progress = db, settings, worker, limiter, progress
+        self.stop_event = stop
         self.sender = sender_address(settings)
         self.lease = timedelta(seconds=settings.mail.lease_seconds)
         self.report = SendReport()
@@ -219,35 +266,41 @@ class _Run:
         return False
 
     def finish(self, delivery_id: int, status: DeliveryStatus, outcome: str, bounce: dict | None = None,
-               **values) -> None:
+               via: str | None = None, **values) -> None:
         """Record an outcome (and a bounce, in the same transaction) if the lease is still ours; returns
         once it is in the ledger. What the run's threads record at the same moment goes into one
         transaction (a group commit), so more connections cost fewer transactions, while each
         connection still has its message recorded before it takes the next one."""
-        self._recorder.record((Outcome(delivery_id, status, bounce=bounce, **values), outcome))
+        self._recorder.record((Outcome(delivery_id, status, bounce=bounce, **values), outcome, via))
 
-    def _write(self, batch: list[tuple[Outcome, str]]) -> None:
-        done = set(ledger.finish(self.db, self.worker, [o for o, _ in batch], on_bounce=self.record_bounce))
+    def _write(self, batch: list[tuple[Outcome, str, str | None]]) -> None:
+        done = set(ledger.finish(self.db, self.worker, [o for o, _, _ in batch], on_bounce=self.record_bounce))
         with self._lock:
-            for o, outcome in batch:
+            for o, outcome, via in batch:
                 if o.delivery_id not in done:
                     log.warning("delivery=%s was taken over by another worker before its outcome was recorded",
                                 o.delivery_id)
-                setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+                self.report.count(outcome, via)
             if self.progress:
                 self.progress(len(batch))
 
     def record_bounce(self, session, o: Outcome) -> None:
         bounces.record(session, self.settings, source="smtp", delivery_id=o.delivery_id, **(o.bounce or {}))
 
+    def webhook_transport(self) -> Transport:
+        """A sending thread's own HTTP client for the webhook deliveries it gets (made on first use)."""
+        hooks: Transport = WebhookTransport(timeout=self.settings.mail.webhook_timeout)
+        return StopAware(hooks, self.stop_event) if self.stop_event is not None else hooks
+
     def work(self, transport: Transport) -> None:
-        """One sending thread: its own connection, messages from the queue until None."""
+        """One sending thread: its own connection (and HTTP client), messages from the queue until None."""
+        hooks = self.webhook_transport()
         try:
             while (o := self.queue.get()) is not None:
                 if self.stopped.is_set():
                     continue  # given back by send() at the end
                 try:
-                    self.deliver(transport, o)
+                    self.deliver(hooks if o.webhook else transport, o)
                 except TransportUnavailable as err:  # not sent: given back with the rest
                     self.stop(str(err))
                 except Exception as err:  # e.g. the database went away: sent or not, its lease decides
@@ -260,6 +313,7 @@ class _Run:
             raise
         finally:
             transport.close()
+            hooks.close()
 
     def still_held(self, o: Outgoing) -> bool:
         """Whether this worker may send `o` now. While the lease it took at the claim has a quarter of
@@ -271,35 +325,44 @@ class _Run:
         return ledger.hold(self.db, o.delivery_id, self.worker, self.lease)
 
     def deliver(self, transport: Transport, o: Outgoing) -> None:
+        """Send one message (or webhook post) and record its outcome: the one retry rule for every
+        transport. A webhook's refusals are not bounces (no mailbox to suppress; its URL is no address)."""
         mail = self.settings.mail
+        via = o.via or getattr(transport, "name", type(transport).__name__)
         self.limiter.acquire()
         if not self.still_held(o):
             log.warning("delivery=%s was taken over by another worker; not sending it", o.delivery_id)
             return
         attempts = o.attempts + 1
         try:
-            transport.send(o.data, self.sender, o.recipient)
+            if o.webhook:
+                transport.send(o.data, self.sender, o.recipient, key=o.message_id)  # type: ignore[call-arg]
+            else:
+                transport.send(o.data, self.sender, o.recipient)
         except TemporaryFailure as err:
             error = str(err)[:500]
-            log.warning("message deferred delivery=%s attempt=%d: %s", o.delivery_id, attempts, error)
+            log.warning("message deferred delivery=%s via=%s attempt=%d: %s", o.delivery_id, via, attempts, error)
             if attempts < mail.max_attempts:
-                self.finish(o.delivery_id, S.RETRY, "retried", attempts=attempts, error=error,
-                            next_attempt_at=utcnow() + backoff(attempts, mail.retry_backoff, mail.retry_max_backoff))
+                self.finish(o.delivery_id, S.RETRY, "retried", via=via, attempts=attempts, error=error,
+                            next_attempt_at=utcnow() + retry_wait(err, attempts, mail.retry_backoff,
+                                                                  mail.retry_max_backoff))
                 return
             # The server kept deferring this recipient: a soft bounce. A connection problem is not theirs.
-            bounce = None if err.code in (None, 421) else dict(
+            bounce = None if err.code in (None, 421) or o.webhook else dict(
                 address=o.recipient, kind="soft", key=f"smtp|{o.delivery_id}|{attempts}", status=err.status, detail=error)
-            self.finish(o.delivery_id, S.FAILED, "failed", bounce, attempts=attempts, error=error)
+            self.finish(o.delivery_id, S.FAILED, "failed", bounce, via=via, attempts=attempts, error=error)
             return
         except PermanentFailure as err:
             error = str(err)[:500]
-            log.warning("message refused delivery=%s: %s", o.delivery_id, error)
-            bounce = dict(address=o.recipient, kind=bounces.classify(err.status) or "hard",
-                          key=f"smtp|{o.delivery_id}|{attempts}", status=err.status, detail=error)
-            self.finish(o.delivery_id, S.FAILED, "failed", bounce, attempts=attempts, error=error)
+            log.warning("message refused delivery=%s via=%s: %s", o.delivery_id, via, error)
+            bounce = None if o.webhook else dict(
+                address=o.recipient, kind=bounces.classify(err.status) or "hard",
+                key=f"smtp|{o.delivery_id}|{attempts}", status=err.status, detail=error)
+            self.finish(o.delivery_id, S.FAILED, "failed", bounce, via=via, attempts=attempts, error=error)
             return
-        self.finish(o.delivery_id, S.SENT, "sent", attempts=attempts, sent_at=utcnow(), subject=o.rendered.subject)
-        log.info("message sent delivery=%s papers=%d", o.delivery_id, o.rendered.shown)
+        self.finish(o.delivery_id, S.SENT, "sent", via=via, attempts=attempts, sent_at=utcnow(),
+                    subject=o.rendered.subject)
+        log.info("message sent delivery=%s via=%s papers=%d", o.delivery_id, via, o.rendered.shown)
 
 
 class GroupCommit:
@@ -369,7 +432,8 @@ def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Tr
     if stop is not None:
         pool = [StopAware(t, stop) for t in pool]
     signer = signing.from_settings(settings)  # a bad key is refused before anything is claimed
-    run = _Run(db, settings, worker, limiter or RateLimiter.from_settings(settings), progress, max(batch, len(pool)))
+    run = _Run(db, settings, worker, limiter or RateLimiter.from_settings(settings), progress, max(batch, len(pool)),
+               stop)
     try:
         pool[0].open()  # nothing is claimed while the server cannot be reached
     except TransportUnavailable as err:
@@ -388,7 +452,7 @@ def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Tr
             outgoing, blocked, broken = build_outgoing(db, settings, ids, signer=signer, entries=entries,
                                                        held_until=claimed_at + run.lease)
             for did in blocked:
-                run.finish(did, S.SUPPRESSED, "suppressed")
+                run.finish(did, S.SUPPRESSED, "suppressed")  # not counted by transport: nothing was sent
             for did, error in broken:
                 run.finish(did, S.FAILED, "failed", error=error[:500])
             for o in outgoing:
@@ -465,6 +529,9 @@ def send_in_processes(db: Database, settings: Settings, workers: int, *, now: da
     for r in got:
         for key in ("sent", "retried", "failed", "suppressed"):
             setattr(total, key, getattr(total, key) + r[key])
+        for via, counts in r["by_transport"].items():
+            for key, n in counts.items():
+                total.by_transport.setdefault(via, {})[key] = total.by_transport.get(via, {}).get(key, 0) + n
         total.errors += [e for e in r["errors"] if e not in total.errors]
     for proc in procs:
         if proc.exitcode != 0:

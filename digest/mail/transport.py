@@ -25,9 +25,10 @@ _ENHANCED = re.compile(r"\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b")  # "550 5.1.1 ..
 class DeliveryError(Exception):
     """The server answered about this recipient: `code` is the SMTP reply code, if there was one."""
 
-    def __init__(self, message: str, code: int | None = None):
+    def __init__(self, message: str, code: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.code = code
+        self.retry_after = retry_after  # seconds the server asked to wait (HTTP Retry-After), if it did
 
     @property
     def status(self) -> str | None:
@@ -49,6 +50,8 @@ class TransportUnavailable(Exception):
 
 
 class Transport(Protocol):
+    name: str  # "smtp", "outbox", "webhook": what the send report counts outcomes by
+
     def open(self) -> None: ...
     def send(self, data: bytes, sender: str, recipient: str) -> None: ...
     def close(self) -> None: ...
@@ -56,6 +59,8 @@ class Transport(Protocol):
 
 class OutboxTransport:
     """Writes each message as an .eml file plus an .html preview of its HTML part."""
+
+    name = "outbox"
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
@@ -80,6 +85,8 @@ class SmtpTransport:
 
     One recipient per transaction, so a reply always concerns exactly one delivery.
     """
+
+    name = "smtp"
 
     def __init__(self, host: str, port: int, *, security: str = "none", username: str | None = None,
                  password: str | None = None, timeout: float = 30.0, local_hostname: str | None = None,

@@ -104,6 +104,11 @@ class Subscriber(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # email, or a chat webhook (slack | discord | generic): then `email` is the identity "KIND:HASH",
+    # `webhook_url` the URL sealed with the signing secret, `webhook_hint` its redacted form
+    channel: Mapped[str] = mapped_column(String(10), default="email", server_default="email")
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_hint: Mapped[str | None] = mapped_column(String(200))
 
     topics: Mapped[list[Topic]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="Topic.id"

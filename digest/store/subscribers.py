@@ -28,7 +28,7 @@ def mailable(now: datetime) -> ColumnElement[bool]:
 # planning reads 100,000 of them).
 _COLUMNS = tuple(getattr(SubscriberRow, c) for c in (
     "id", "email", "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
-    "paused_until", "unsubscribed_at"))
+    "paused_until", "unsubscribed_at", "channel", "webhook_hint"))
 
 
 def query() -> Select:
@@ -63,7 +63,8 @@ def record(row: SubscriberRow | Row, topics: Sequence[str], excludes: Sequence[s
         id=row.id, email=row.email, name=row.name, status=SubscriberStatus(row.status), frequency=row.frequency,
         weekday=row.weekday, hour=row.hour, timezone=row.timezone, max_items=row.max_items, topics=tuple(topics),
         excludes=tuple(excludes), liked=tuple(liked), disliked=tuple(disliked), created_at=row.created_at,
-        paused_until=row.paused_until, unsubscribed_at=row.unsubscribed_at,
+        paused_until=row.paused_until, unsubscribed_at=row.unsubscribed_at, channel=row.channel or "email",
+        webhook=row.webhook_hint,
     )
 
 
@@ -81,6 +82,16 @@ def by_id(session: Session, subscriber_id: int) -> Subscriber | None:
 
 def by_email(session: Session, email: str) -> Subscriber | None:
     return next(iter(load(session, query().where(SubscriberRow.email == email))), None)
+
+
+def sealed_webhooks(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    """The sealed webhook URL of each webhook subscriber among `ids` (the sender unseals it)."""
+    wanted = sorted(set(ids))
+    out: dict[int, str] = {}
+    for start in range(0, len(wanted), CHUNK):
+        out.update(session.execute(select(SubscriberRow.id, SubscriberRow.webhook_url).where(
+            among(SubscriberRow.id, wanted[start : start + CHUNK]), SubscriberRow.webhook_url.is_not(None))).all())
+    return out
 
 
 def suppressed(session: Session, emails: Iterable[str]) -> dict[str, str]:

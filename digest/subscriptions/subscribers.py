@@ -12,6 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from digest.mail import webhook as webhooks
 from digest.mail.message import ascii_address
 from digest.records import FREQUENCIES, WEEKDAYS, Subscriber, check_zone, quoted, utcnow
 from digest.sources.clean import clean_text
@@ -131,8 +132,40 @@ def view(row: SubscriberRow) -> Subscriber:
     return subscriber_store.record_of(row)
 
 
+def _is_url(value: str) -> bool:
+    return "://" in value
+
+
+def shown(value: str) -> str:
+    """What a user passed to name a subscriber, fit to print back: an address or identity as given, a
+    webhook URL redacted."""
+    return webhooks.redact(value) if _is_url(value) else value
+
+
+def key(value: str) -> str:
+    """What the ledger and the planner know a subscriber by, from what a user typed: a webhook identity
+    as given, else the normalised address (`digest send --subscriber`, `digest preview --subscriber`)."""
+    return value.strip() if webhooks.is_identity(value.strip()) else normalise_email(value)
+
+
 def _find(session: Session, email: str) -> SubscriberRow | None:
+    """A subscriber by address, by webhook identity ("slack:3f2a9c1b7d4e"), or by webhook URL."""
+    value = email.strip()
+    if webhooks.is_identity(value):
+        return subscriber_store.row(session, email=value)
+    if _is_url(value):
+        for kind in webhooks.KINDS:  # the identity names the kind; the URL alone does not
+            if (found := subscriber_store.row(session, email=webhooks.identity(kind, value))) is not None:
+                return found
+        return None
     return subscriber_store.row(session, email=normalise_email(email))
+
+
+def _missing(email: str) -> SubscriberError:
+    value = email.strip()
+    if webhooks.is_identity(value) or _is_url(value):
+        return SubscriberError(f"no subscriber {shown(value)}")
+    return SubscriberError(f"no subscriber {normalise_email(email)}")
 
 
 def _set_topics(sub: SubscriberRow, topics: Sequence[str], excludes: Sequence[str]) -> None:
@@ -161,11 +194,35 @@ def add(db: Database, email: str, *, topics: Sequence[str] = (), excludes: Seque
         return view(sub)
 
 
+def add_webhook(db: Database, secret: str, url: str, kind: str, *, topics: Sequence[str] = (),
+                excludes: Sequence[str] = (), frequency: str = "daily", timezone: str = "UTC", hour: int | str = 8,
+                weekday: int | str = 0, max_items: int | str | None = None, name: str | None = None) -> Subscriber:
+    """A team channel as a subscriber: planned like anyone, sent to its webhook. It is known by its
+    identity ("slack:3f2a9c1b7d4e"); the URL is stored sealed with `secret` and shown only redacted."""
+    try:
+        kind, url = webhooks.check_kind(kind), webhooks.check_url(url)
+    except webhooks.WebhookError as err:
+        raise SubscriberError(str(err)) from None
+    hour, day = check_schedule(frequency, hour, timezone, weekday)
+    max_items, name = check_max_items(max_items), clean_name(name)
+    include, exclude = clean_topics(topics), clean_topics(excludes)
+    with db.session() as s:
+        if (found := _find(s, url)) is not None:
+            raise SubscriberError(f"{webhooks.redact(url)} is already subscribed, as {found.email}")
+        sub = SubscriberRow(email=webhooks.identity(kind, url), name=name, status="active", frequency=frequency,
+                            weekday=day, hour=hour, timezone=timezone, max_items=max_items, channel=kind,
+                            webhook_url=webhooks.Sealer(secret).seal(url), webhook_hint=webhooks.redact(url))
+        _set_topics(sub, include, exclude)
+        s.add(sub)
+        s.flush()
+        return view(sub)
+
+
 def get(db: Database, email: str) -> Subscriber:
     with db.session() as s:
         sub = _find(s, email)
         if sub is None:
-            raise SubscriberError(f"no subscriber {normalise_email(email)}")
+            raise _missing(email)
         return view(sub)
 
 
@@ -177,13 +234,15 @@ def list_all(db: Database, status: str | None = None) -> list[Subscriber]:
         return subscriber_store.load(s, q)
 
 
-def remove(db: Database, email: str) -> None:
-    """Delete a subscriber and their history (the address can subscribe again later)."""
+def remove(db: Database, email: str) -> Subscriber:
+    """Delete a subscriber and their history (the address can subscribe again later); returns who it was."""
     with db.session() as s:
         sub = _find(s, email)
         if sub is None:
-            raise SubscriberError(f"no subscriber {normalise_email(email)}")
+            raise _missing(email)
+        gone = view(sub)
         s.delete(sub)
+        return gone
 
 
 def feedback_and_suppression(db: Database, email: str) -> dict:
@@ -191,7 +250,7 @@ def feedback_and_suppression(db: Database, email: str) -> dict:
     with db.session() as s:
         sub = _find(s, email)
         if sub is None:
-            raise SubscriberError(f"no subscriber {normalise_email(email)}")
+            raise _missing(email)
         fb = s.execute(
             select(Feedback.signal, func.count()).where(Feedback.subscriber_id == sub.id).group_by(Feedback.signal)
         ).all()
@@ -205,7 +264,7 @@ def feedback_and_suppression(db: Database, email: str) -> dict:
 def export_csv(db: Database, out: IO[str]) -> int:
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
     writer.writeheader()
-    subs = list_all(db)
+    subs = [v for v in list_all(db) if not v.by_webhook]  # a webhook's URL is a secret: not in a file
     for v in subs:
         writer.writerow({
             "email": v.email, "name": v.name or "", "status": v.status, "topics": "; ".join(v.topics),

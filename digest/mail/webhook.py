@@ -1,0 +1,239 @@
+"""Chat-channel webhooks (Slack, Discord, or a generic JSON receiver): the URL rules and the transport.
+
+A webhook URL is a secret: whoever has it can post to the channel. So it is checked at the door
+(`check_url`), stored sealed (`Sealer`: Fernet, keyed from the signing secret), shown only redacted
+(`redact`: "https://hooks.slack.com/services/T000…"), and identified by a hash (`identity`:
+"slack:3f2a9c1b7d4e"). The transport never puts it in an error, and `httpx`'s own request log line
+is redacted too (`_RedactUrls`).
+
+`WebhookTransport` posts one finished JSON payload (digest.render.webhook) and says how it went, in
+the terms of every transport (digest.mail.transport): returning is accepted (2xx); 429, 5xx, 408,
+a timeout or a lost connection is a `TemporaryFailure` (with the server's `Retry-After`, seconds or
+an HTTP date, when it gave one); any other answer (4xx, a redirect) is a `PermanentFailure`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import logging
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+from cryptography.fernet import Fernet, InvalidToken
+
+from digest.mail.transport import PermanentFailure, TemporaryFailure
+
+KINDS = ("slack", "discord", "generic")
+MAX_URL_CHARS = 2000
+_WORD = re.compile(r"[A-Za-z]+")  # a path segment kept whole in the redacted form ("services", "api")
+_SHOWN = 4  # characters of the first secret-looking segment the redacted form keeps
+_LOOPBACK_NAMES = {"localhost"}
+
+
+class WebhookError(ValueError):
+    """A webhook URL or kind refused at the door, with a message fit to show (never the URL itself)."""
+
+
+# ------------------------------------------------------------------------------------ the URL rules
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise WebhookError(f"webhook kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return kind
+
+
+def _loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str) -> str:
+    """The URL, stripped, if it can be a webhook: https (plain http only to this machine, for a local
+    receiver), a host, no user or password. Errors show the redacted form only."""
+    url = (url or "").strip()
+    if not url:
+        raise WebhookError("the webhook URL is empty")
+    if len(url) > MAX_URL_CHARS:
+        raise WebhookError(f"the webhook URL is too long (max {MAX_URL_CHARS} characters)")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise WebhookError(f"not a URL: {redact(url)}") from None
+    if parsed.scheme not in ("https", "http") or not parsed.host:
+        raise WebhookError(f"a webhook URL starts with https:// and names a host, not {redact(url)}")
+    if parsed.scheme == "http" and not _loopback(parsed.host):
+        raise WebhookError(f"a webhook URL must use https (plain http only to localhost): {redact(url)}")
+    if parsed.userinfo:
+        raise WebhookError(f"a webhook URL must not carry a user name or password: {redact(url)}")
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise WebhookError("the webhook URL has spaces or control characters")
+    return url
+
+
+def identity(kind: str, url: str) -> str:
+    """What a webhook subscriber is known by (its `email` column): the kind and 12 hex digits of the
+    URL's SHA-256. The same URL always gives the same identity; the identity does not give the URL."""
+    return f"{kind}:{hashlib.sha256(url.encode('utf-8')).hexdigest()[:12]}"
+
+
+def is_identity(value: str) -> bool:
+    kind, _, digest = value.partition(":")
+    return kind in KINDS and re.fullmatch(r"[0-9a-f]{12}", digest) is not None
+
+
+def redact(url: str) -> str:
+    """The URL as it may be shown: scheme, host, the leading all-letter path segments, then the first
+    four characters of the next one and "…"; no query, no user, no port beyond the host's.
+
+    >>> redact("https://hooks.slack.com/services/T0000/B0000/XXXX")
+    'https://hooks.slack.com/services/T000…'
+    """
+    text = (url or "").strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return "…" if text else ""
+    authority, _, path = rest.partition("/")
+    host = authority.rpartition("@")[2]
+    shown = [f"{scheme}://{host}"]
+    for segment in path.split("?")[0].split("#")[0].split("/"):
+        if not segment:
+            continue
+        if _WORD.fullmatch(segment):
+            shown.append(segment)
+            continue
+        shown.append(segment[:_SHOWN] + "…")
+        break
+    return "/".join(shown)
+
+
+class Sealer:
+    """Seals webhook URLs for the database and opens them for sending (Fernet: AES and an HMAC), with a
+    key derived from the signing secret: a database read on its own does not give the URLs away.
+    Changing the secret makes the stored URLs unreadable (the sender fails those deliveries and says
+    so): add the webhooks again."""
+
+    def __init__(self, secret: str):
+        key = hashlib.sha256(b"trending-digest webhook url\0" + secret.encode("utf-8")).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+
+    def seal(self, url: str) -> str:
+        return self._fernet.encrypt(url.encode("utf-8")).decode("ascii")
+
+    def open(self, sealed: str | None) -> str:
+        if not sealed:
+            raise WebhookError("no webhook URL stored")
+        try:
+            return self._fernet.decrypt(sealed.encode("ascii")).decode("utf-8")
+        except (InvalidToken, ValueError):
+            raise WebhookError("the stored webhook URL cannot be read with the current signing secret "
+                               "(was it changed?); add the webhook again") from None
+
+
+# ------------------------------------------------------------------------------------ the transport
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (RFC 9110: delay-seconds or an HTTP date); None if
+    absent or unreadable. A date in the past means "now" (0)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if re.fullmatch(r"[0-9]{1,10}(\.[0-9]+)?", value):  # Discord sends fractions ("1.5")
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs each request with its URL at INFO ("HTTP Request: POST https://..."): the URLs this
+    process posts to are replaced by their redacted form in every record of the `httpx` logger."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secret: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secret and isinstance(record.args, tuple):
+            record.args = tuple(redact(str(a)) if str(a) in self.secret else a for a in record.args)
+        return True
+
+
+_redactor = _RedactUrls()
+logging.getLogger("httpx").addFilter(_redactor)
+
+
+def _scrub(text: str, url: str) -> str:
+    """An error text without the URL or its secret part, however the peer quoted it."""
+    parsed = httpx.URL(url)
+    for secret in {url, str(parsed), parsed.path, parsed.query.decode("ascii", "replace")}:
+        if len(secret) > 1:
+            text = text.replace(secret, "…")
+    return text
+
+
+class WebhookTransport:
+    """One HTTP client (a kept-alive connection pool) posting JSON payloads; `recipient` is the URL.
+
+    Every post carries `Idempotency-Key: <the delivery's Message-ID>` when given, so a receiver that
+    honours it can drop the one repeat a crash may cause."""
+
+    name = "webhook"
+
+    def __init__(self, timeout: float = 10.0, user_agent: str = "trending-digest/0.1",
+                 client: httpx.Client | None = None):
+        self.timeout, self.user_agent = timeout, user_agent
+        self._client = client
+        self.posts = 0  # how many posts were made (tests)
+
+    def open(self) -> None:
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False,
+                                        headers={"User-Agent": self.user_agent})
+
+    def send(self, data: bytes, sender: str, recipient: str, key: str | None = None) -> None:
+        self.open()
+        assert self._client is not None
+        _redactor.secret.update((recipient, str(httpx.URL(recipient))))
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Idempotency-Key"] = key
+        self.posts += 1
+        try:
+            response = self._client.post(recipient, content=data, headers=headers)
+        except httpx.TimeoutException:
+            # the receiver may have taken it without saying so yet: a retry later, not at once
+            raise TemporaryFailure(f"timed out after {self.timeout:g} s") from None
+        except httpx.TransportError as err:
+            raise TemporaryFailure(_scrub(f"connection failed: {type(err).__name__}: {err}", recipient)) from None
+        _outcome(response, recipient)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _outcome(response: httpx.Response, url: str) -> None:
+    """Return if the post was accepted; else raise what its status means."""
+    code = response.status_code
+    if 200 <= code < 300:
+        return
+    body = _scrub(" ".join(response.text.split())[:200], url)
+    text = f"HTTP {code} {response.reason_phrase}" + (f": {body}" if body else "")
+    if code == 429 or code == 408 or code >= 500:
+        raise TemporaryFailure(text, code, retry_after(response.headers.get("Retry-After")))
+    raise PermanentFailure(text, code)
