@@ -406,3 +406,79 @@ def test_preferences_page_follows_authors_and_takes_a_seed_file(db, settings_for
     forged = c.post(url + "/seed", data={"csrf": "x", "arxiv_ids": "2006.11239"})
     assert forged.status_code == 403
     assert len(all_rows(db, Feedback)) == 2
+
+
+# ------------------------------------------------------------------------- the seeded protocol
+
+EVAL_DIR = next((d for d in [Path("/work/shared/eval"), Path(__file__).resolve().parents[2] / "shared" / "eval"]
+                 if (d / "iclr2021_paperlist.tsv").exists()), None)
+
+
+def test_eval_seeded_on_a_small_labelled_list(tmp_path):
+    rows = ["paper_id\ttitle\tlink\tkeywords\tabstract"]
+    rows += [f"d{i}\t{t}\thttp://x\tdiffusion model\t{abstract_of(t)}" for i, t in enumerate(DIFFUSION)]
+    rows += [f"d5\tDenoising diffusion for audio\thttp://x\tdiffusion model\t{ABSTRACTS['diffusion']}"]
+    rows += [f"o{i}\t{t}\thttp://x\tother\t{abstract_of(t)}" for i, t in enumerate(OTHER)]
+    data, topics = tmp_path / "p.tsv", tmp_path / "t.txt"
+    data.write_text("\n".join(rows) + "\n")
+    topics.write_text("diffusion model\nother\n")
+    r = CliRunner().invoke(main, ["eval", "--seeded", "--dataset", str(data), "--topics", str(topics), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    # "diffusion model": 6 relevant, 5 seeds, the sixth found first; "other" (6 relevant) too
+    assert out["topics"] == 2 and out["seeds"] == 5
+    assert out["ndcg@10"]["5 seed papers"] == 1.0
+    text = CliRunner().invoke(main, ["eval", "--seeded", "--dataset", str(data), "--topics", str(topics)]).output
+    assert text.splitlines()[0] == "2 topics, 5 seed papers each (the rest ranked; lexical ranker)"
+    few = tmp_path / "few.txt"
+    few.write_text("nothing like this\n")
+    one_line_error(CliRunner().invoke(main, ["eval", "--seeded", "--dataset", str(data), "--topics", str(few)]),
+                   "no topic has more than 5 relevant papers")
+
+
+@pytest.mark.skipif(EVAL_DIR is None, reason="the shared eval set is not beside this checkout")
+def test_seeded_protocol_on_iclr2021():
+    from digest.ranking import evaluate as ev
+
+    result = ev.seeded(ev.load_dataset(EVAL_DIR / "iclr2021_paperlist.tsv"),
+                       ev.load_topics(EVAL_DIR / "iclr2021_topics.txt"))
+    # measured: topic phrase 0.470, 5 seed papers 0.314, both 0.468 (59 topics)
+    assert result.topics == 59
+    assert result.ndcg10["5 seed papers"] >= 0.30 and result.ndcg10["topic phrase"] >= 0.46
+
+
+def test_csv_export_and_import_carry_followed_authors(db):
+    import io
+
+    subscribers.add(db, "ada@example.org", topics=["diffusion"], authors=["LeCun, Yann", "Léon Bottou"])
+    out = io.StringIO()
+    subscribers.export_csv(db, out)
+    assert "LeCun, Yann; Léon Bottou" in out.getvalue()
+    subscribers.remove(db, "ada@example.org")
+    assert subscribers.import_csv(db, io.StringIO(out.getvalue()))[:2] == (1, 0)
+    assert subscribers.get(db, "ada@example.org").authors == ("LeCun, Yann", "Léon Bottou")
+    # a file without the column keeps them; one with it replaces them
+    assert subscribers.import_csv(db, io.StringIO("email,topics\nada@example.org,privacy\n"))[:2] == (0, 1)
+    assert subscribers.get(db, "ada@example.org").authors == ("LeCun, Yann", "Léon Bottou")
+    subscribers.import_csv(db, io.StringIO("email,authors\nada@example.org,Y. Bengio\n"))
+    v = subscribers.get(db, "ada@example.org")
+    assert (v.topics, v.authors) == (("privacy",), ("Y. Bengio",))
+    added, _, errors = subscribers.import_csv(db, io.StringIO("email,authors\nbob@example.org,42\n"))
+    assert added == 0 and errors == ["line 2, column authors: author '42' has no letters"]
+
+
+def test_the_digest_says_what_a_topicless_profile_was_ranked_for():
+    from digest.render.compose import compose
+
+    papers = {p.id: p for p in corpus()}
+    picks = rank(list(papers.values()), [Profile(7, max_items=2, liked=[1], authors=["Ada Lovelace"])], now=NOW)[7]
+    common = dict(site_name="Papers", email="ada@example.org", frequency="daily", topics=(), trending=(),
+                  papers=papers, when=NOW, archive_url="https://x/a", prefs_url="https://x/p",
+                  unsubscribe_url="https://x/u")
+    seeded = compose(picks=picks, likes=True, authors=["Ada Lovelace"], **common)
+    assert seeded.heading == "2 new papers for you" and seeded.subject.startswith("2 new papers for you: ")
+    assert seeded.intro.startswith("Picked and ranked for papers like the ones you gave or liked and new work by Ada Lovelace")
+    following = compose(picks=picks, authors=["Ada Lovelace"], **common)
+    assert following.intro.startswith("New work by Ada Lovelace first, then what the community upvoted most")
+    plain = compose(picks=picks, **common)
+    assert plain.heading == "Trending papers" and "You have no topics yet" in plain.intro

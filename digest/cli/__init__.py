@@ -234,7 +234,8 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
     for key in ("email", "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
                 "suppressed"):
         click.echo(f"{key}: {printable(data[key])}")
-    click.echo(f"topics: {printable('; '.join(data['topics'])) or '(none: trending)'}")
+    no_topic = "(none: papers like the seeded ones)" if data["seeds"] else "(none: trending)"
+    click.echo(f"topics: {printable('; '.join(data['topics'])) or no_topic}")
     click.echo(f"excludes: {printable('; '.join(data['excludes'])) or '(none)'}")
     click.echo(f"follows: {printable('; '.join(data['authors'])) or '(no author)'}")
     click.echo(f"seeded papers: {len(data['seeds'])}")

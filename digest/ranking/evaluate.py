@@ -320,6 +320,24 @@ def seeded(dataset: Dataset, topics: Sequence[str], n_seeds: int = SEEDS_PER_TOP
     return SeededResult(len(kept), n_seeds, means, per_topic)
 
 
+def seeded_run(dataset_path: Path, topics_path: Path, n_seeds: int = SEEDS_PER_TOPIC) -> SeededResult:
+    """`digest eval --seeded`: load the dataset and topics and run `seeded`; EvalError for unreadable
+    input or no topic with more than `n_seeds` relevant papers."""
+    try:
+        data = load_dataset(dataset_path)
+        topics = load_topics(topics_path)
+    except ListingsError as err:
+        raise EvalError(str(err)) from err
+    result = seeded(data, topics, n_seeds)
+    if result.topics == 0:
+        raise EvalError(f"no topic has more than {n_seeds} relevant papers in the dataset")
+    return result
+
+
+def seeded_json(result: SeededResult) -> str:
+    return json.dumps({"topics": result.topics, "seeds": result.seeds, "ndcg@10": result.ndcg10}, indent=2)
+
+
 def seeded_text(result: SeededResult) -> str:
     lines = [f"{result.topics} topics, {result.seeds} seed papers each (the rest ranked; lexical ranker)",
              f"{'profile':<24} {'nDCG@10':>8}"]

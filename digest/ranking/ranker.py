@@ -340,14 +340,16 @@ def _seeded(score: np.ndarray, eligible: np.ndarray, like: np.ndarray, dislike: 
     holds the rows of the papers each such row rated, and is empty for the others): their likeness,
     scaled to the best of the papers they did not rate (0..1 as a topic's relevance is), takes the
     place of topic relevance: score (1 - trending_weight) * likeness + trending_weight * heat -
-    DISLIKE_WEIGHT * dislikeness, eligible from SEEDED_MIN_SHARE of that best up."""
+    DISLIKE_WEIGHT * dislikeness, eligible from SEEDED_MIN_SHARE of that best up (none eligible when
+    that best is 0). Followed authors come after, so their papers stay eligible."""
     for i, own in enumerate(rated):
         if not own:
             continue
         row = like[i].copy()
         row[list(own)] = 0
         best = row.max()
-        if best <= 0:
+        if best <= 0:  # no candidate shares a word with the papers they like: nothing to pick
+            eligible[i] = False
             continue
         share = row / best
         score[i] = (1 - trending_weight) * share + trending_weight * heat - DISLIKE_WEIGHT * dislike[i]

@@ -26,7 +26,8 @@ MAX_TOPIC_CHARS = 100
 MAX_NAME_CHARS = 200  # the column's size
 MAX_AUTHORS = 50
 _WHOLE = re.compile(r"[+-]?[0-9]{1,30}")  # ASCII digits only (int() also takes "٣", "1_0" and 4,000 digits)
-CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone", "max_items"]
+CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone", "max_items",
+              "authors"]
 
 
 class SubscriberError(ValueError):
@@ -237,7 +238,7 @@ def export_csv(db: Database, out: IO[str]) -> int:
         writer.writerow({
             "email": v.email, "name": v.name or "", "status": v.status, "topics": "; ".join(v.topics),
             "excludes": "; ".join(v.excludes), "frequency": v.frequency, "weekday": v.weekday, "hour": v.hour,
-            "timezone": v.timezone, "max_items": v.max_items or "",
+            "timezone": v.timezone, "max_items": v.max_items or "", "authors": "; ".join(v.authors),
         })
     return len(subs)
 
@@ -295,8 +296,9 @@ def _import_chunk(db: Database, rows: Sequence[dict], columns: set[str], now: da
                  "unsubscribed_at": now if f["status"] == "unsubscribed" else None,
                  **{k: f[k] for k in _PROFILE_COLUMNS}} for f in fresh]).all())
             topics = [{"subscriber_id": ids[f["email"]], "kind": kind, "phrase": phrase, "weight": 1.0}
-                      for f in fresh for kind in ("include", "exclude")
-                      for phrase in f["topics" if kind == "include" else "excludes"]]
+                      for f in fresh for kind, column in (("include", "topics"), ("exclude", "excludes"),
+                                                          ("author", "authors"))
+                      for phrase in f[column]]
             if topics:
                 s.execute(insert(Topic), topics)
         for f in rows:
@@ -317,10 +319,11 @@ def _apply(sub: SubscriberRow, fields: dict, columns: set[str], now: datetime) -
         sub.status = fields["status"]
         if sub.status == "unsubscribed":
             sub.unsubscribed_at, sub.paused_until = now, None
-    if "topics" in columns or "excludes" in columns:
+    if {"topics", "excludes", "authors"} & columns:
         include, exclude = subscriber_store.split(sub.topics)
         _set_topics(sub, fields["topics"] if "topics" in columns else include,
-                    fields["excludes"] if "excludes" in columns else exclude)
+                    fields["excludes"] if "excludes" in columns else exclude,
+                    fields["authors"] if "authors" in columns else None)
 
 
 def _row_fields(row: dict) -> dict:
@@ -342,6 +345,7 @@ def _row_fields(row: dict) -> dict:
         "max_items": lambda: check_max_items(cell("max_items")),
         "topics": lambda: clean_topics(split("topics")),
         "excludes": lambda: clean_topics(split("excludes")),
+        "authors": lambda: clean_authors(split("authors")),
     }
     fields = {}
     for column, check in checks.items():
