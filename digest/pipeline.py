@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from digest import config
-from digest.config import ConfigError, Settings
+from digest.config import ArxivSource, ConfigError, Settings
 from digest.delivery import bounces, ledger
 from digest.delivery.sender import (
     STOPPING,
@@ -39,13 +39,16 @@ from digest.ranking import evaluate, semantic, tryout
 from digest.records import DeliveryStatus, Edition, Paper, Pick, Subscriber, utcnow
 from digest.render import Rendered, default_renderer
 from digest.render.compose import one_line, paper_url, subject_line
+from digest.sources import SourceError
+from digest.sources import arxiv as arxiv_source
 from digest.sources import ingest as ingest_stage
+from digest.sources.http import HttpClient
 from digest.sources.ingest import IngestReport
 from digest.store import jobs, vectors
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database, Schema, SchemaError, SchemaState, open_checked
-from digest.subscriptions import subscribers
+from digest.subscriptions import seeds, subscribers
 
 __all__ = ["STOPPING", "Database", "IngestReport", "PassReport", "PlanReport", "SendReport", "archive_html",
            "due_at", "evaluate", "first_preview", "housekeeping", "ingest", "load_settings", "open_database", "parse_instant",
@@ -410,9 +413,39 @@ def subscriber_profile(db: Database, email: str, limit: int = 10) -> dict:
     """What `digest subscribers show` prints: the profile, recent deliveries, feedback, suppression."""
     sub = subscribers.get(db, email)
     recent = ledger.recent(db, sub.id, limit)
-    return {**sub.as_dict(), **subscribers.feedback_and_suppression(db, email), "deliveries": [
+    return {**sub.as_dict(), **subscribers.feedback_and_suppression(db, email), "seeds": seeds.seeded(db, email),
+            "deliveries": [
         {"period": e.period, "status": str(e.status), "subject": e.subject,
          "sent_at": e.sent_at.isoformat() if e.sent_at else None, "attempts": e.attempts} for e in recent]}
+
+
+# ------------------------------------------------------------------------------------------ seeds
+
+
+def seed_arxiv(db: Database, settings: Settings, email: str, ids: Sequence[str],
+               now: datetime | None = None) -> seeds.SeedReport:
+    """Seed a subscriber's profile with papers by arXiv id, fetched from the arXiv API (the first
+    configured `arxiv` source's base_url and delay, else arXiv's own). Ids arXiv does not know are
+    reported; none known at all is an error."""
+    wanted = seeds.check_ids(ids)
+    subscribers.get(db, email)  # an unknown subscriber is refused before arXiv is asked
+    src = next((c for c in settings.sources.values() if isinstance(c, ArxivSource)), ArxivSource(type="arxiv"))
+    try:
+        with HttpClient(settings.http) as client:
+            listings, missing = arxiv_source.fetch_ids(src.base_url, wanted, client, delay=src.delay)
+    except SourceError as err:
+        raise subscribers.SubscriberError(f"arXiv: {err}") from None
+    if not listings:
+        raise subscribers.SubscriberError(f"arXiv has none of {', '.join(missing)}; nothing seeded")
+    return seeds.seed(db, email, listings, missing=missing, now=now)
+
+
+def seed_file(db: Database, email: str, name: str, data: bytes, kind: str | None = None,
+              now: datetime | None = None) -> seeds.SeedReport:
+    """Seed a subscriber's profile with the papers of a BibTeX file or a Zotero CSV export."""
+    subscribers.get(db, email)
+    found = seeds.read_file(name, data, kind)
+    return seeds.seed(db, email, found.listings, skipped=found.skipped, now=now)
 
 
 def process_bounces(db: Database, settings: Settings, maildirs: Sequence[str] = (),

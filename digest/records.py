@@ -164,6 +164,7 @@ class Profile:
     max_items: int = 10
     liked: list[int] = field(default_factory=list)  # paper ids marked "more like this"
     disliked: list[int] = field(default_factory=list)  # paper ids marked "less like this"
+    authors: list[str] = field(default_factory=list)  # followed authors, as the subscriber wrote them
 
 
 @dataclass
@@ -197,6 +198,7 @@ class Subscriber:
     excludes: tuple[str, ...] = ()
     liked: tuple[int, ...] = ()  # paper ids marked "more like this"
     disliked: tuple[int, ...] = ()  # paper ids marked "less like this"
+    authors: tuple[str, ...] = ()  # followed authors, as written ("Yann LeCun", "Y. Bengio")
     created_at: datetime | None = None
     paused_until: datetime | None = None
     unsubscribed_at: datetime | None = None
@@ -222,7 +224,7 @@ class Subscriber:
     def profile(self, default_max_items: int) -> Profile:
         return Profile(subscriber_id=self.id, topics=list(self.topics), excludes=list(self.excludes),
                        max_items=self.max_items or default_max_items, liked=list(self.liked),
-                       disliked=list(self.disliked))
+                       disliked=list(self.disliked), authors=list(self.authors))
 
     def as_dict(self) -> dict:
         """The profile as `subscribers list/show --json` print it."""
@@ -230,7 +232,7 @@ class Subscriber:
         for k in ("liked", "disliked", "unsubscribed_at"):
             del d[k]
         d["status"] = str(self.status)
-        d["topics"], d["excludes"] = list(self.topics), list(self.excludes)
+        d["topics"], d["excludes"], d["authors"] = list(self.topics), list(self.excludes), list(self.authors)
         for k in ("created_at", "paused_until"):
             d[k] = d[k].isoformat() if d[k] else None
         return d

@@ -13,6 +13,7 @@ import click
 
 from digest import config as config_mod
 from digest import pipeline
+from digest.cli.profile import follow_command, seed_command, unfollow_command
 from digest.cli.ranking import eval_command, rank_command
 from digest.mail.webhook import KINDS as WEBHOOK_KINDS
 from digest.mail.webhook import is_identity as is_webhook_identity
@@ -197,9 +198,10 @@ def subscribers_group() -> None:
 @click.option("--hour", type=click.IntRange(0, 23), default=8, show_default=True, help="Local delivery hour.")
 @click.option("--max-items", type=click.IntRange(1, 100), help="Papers per digest (default from config).")
 @click.option("--name", help="Display name used in the To: header.")
+@click.option("--author", "authors", multiple=True, help="Follow this author (\"Yann LeCun\", \"Y. LeCun\"); repeat for more.")
 @pass_ctx
 def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str | None, topics, excludes, frequency,
-                    weekday, timezone, hour, max_items, name) -> None:
+                    weekday, timezone, hour, max_items, name, authors) -> None:
     """Add an active subscriber: an email address, or a team channel (--webhook URL --kind slack|discord|generic).
 
     Example: digest subscribers add ada@example.org --topic "diffusion models" --timezone Europe/London
@@ -209,7 +211,7 @@ def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str 
     if (webhook is None) != (kind is None):
         raise click.UsageError("--webhook and --kind go together")
     profile = dict(topics=topics, excludes=excludes, frequency=frequency, weekday=weekday, timezone=timezone,
-                   hour=hour, max_items=max_items, name=name)
+                   hour=hour, max_items=max_items, name=name, authors=authors)
     if webhook == "-":
         webhook = sys.stdin.readline().strip()
     if webhook is not None:
@@ -251,8 +253,13 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
     for key in (*keys, "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
                 "suppressed"):
         click.echo(f"{key}: {printable(data[key])}")
-    click.echo(f"topics: {printable('; '.join(data['topics'])) or '(none: trending)'}")
+    no_topic = "(none: papers like the seeded ones)" if data["seeds"] else "(none: trending)"
+    click.echo(f"topics: {printable('; '.join(data['topics'])) or no_topic}")
     click.echo(f"excludes: {printable('; '.join(data['excludes'])) or '(none)'}")
+    click.echo(f"follows: {printable('; '.join(data['authors'])) or '(no author)'}")
+    click.echo(f"seeded papers: {len(data['seeds'])}")
+    for p in data["seeds"]:
+        click.echo(f"  {printable(p['arxiv_id'] or '-'):<18} {printable(p['title'])}")
     fb = data["feedback"]
     click.echo(f"feedback: {fb['more_like_this']} more like this, {fb['less_like_this']} less like this")
     click.echo("recent deliveries:" if data["deliveries"] else "recent deliveries: none")
@@ -581,6 +588,9 @@ def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
 
 
 main.add_command(rank_command, "rank")
+subscribers_group.add_command(seed_command, "seed")
+subscribers_group.add_command(follow_command, "follow")
+subscribers_group.add_command(unfollow_command, "unfollow")
 main.add_command(eval_command, "eval")
 
 

@@ -75,10 +75,22 @@ def rank_command(
     type=click.Choice(list(ev.RANKERS)),
     help="Ranker(s) to measure (repeatable). Default: every ranker installed.",
 )
+@click.option(
+    "--seeded",
+    is_flag=True,
+    help="Instead: each topic's first 5 relevant papers as a profile's seeds (no topic phrase); the "
+    "digest's nDCG@10 beside the topic-phrase digest, on the other papers.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
-def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], as_json: bool) -> None:
+def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], seeded: bool, as_json: bool) -> None:
     """Measure nDCG@10, P@10 and MAP@100 of the rankers beside the published baselines."""
     try:
+        if seeded:
+            if rankers:
+                raise click.UsageError("--seeded measures the digest's own (lexical) ranking: no --ranker")
+            result = ev.seeded_run(dataset, topics_path)
+            click.echo(ev.seeded_json(result) if as_json else ev.seeded_text(result))
+            return
         report = ev.run(dataset, topics_path, rankers)
     except ev.EvalError as err:
         raise click.ClickException(str(err)) from err

@@ -268,3 +268,78 @@ def report_text(report: Report) -> str:
     """A one-line summary, then the table of `format_table`."""
     head = f"{report.papers} papers, {report.topics} topics (baselines: measured on ICLR 2021)"
     return head + "\n" + format_table(report.results)
+
+
+# -- seeded profiles (`digest eval --seeded`) ---------------------------------------------------
+
+SEEDS_PER_TOPIC = 5
+
+
+@dataclass
+class SeededResult:
+    """nDCG@10 of the digest (the ranker's own picks, max_items 10) for each way of stating a topic,
+    on the same papers: all but the topic's seeds."""
+
+    topics: int
+    seeds: int
+    ndcg10: dict[str, float]  # "topic phrase" | "5 seed papers" | "both" -> mean over the topics
+    per_topic: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+
+
+def seeded(dataset: Dataset, topics: Sequence[str], n_seeds: int = SEEDS_PER_TOPIC, k: int = 10) -> SeededResult:
+    """For each topic with more than `n_seeds` relevant papers: its first `n_seeds` relevant papers
+    (in file order: deterministic) become a profile's liked papers, with no topic phrase; every other
+    paper is a candidate. The digest's nDCG@k beside the topic-phrase digest and both together, all
+    ranked by the real ranker (`rank_with`, lexical) over one corpus, on the same candidates."""
+    from digest.ranking.ranker import Profile, build_corpus, rank_with
+    from digest.records import Paper
+
+    papers = [Paper(id=i, title=t, abstract=a) for i, (t, a) in enumerate(dataset.docs)]
+    corpus = build_corpus(papers)
+    kept, profiles, candidates = [], [], {}
+    for topic in topics:
+        rel = dataset.relevant(topic)
+        if rel.sum() <= n_seeds:
+            continue
+        seeds = [int(i) for i in np.flatnonzero(rel)[:n_seeds]]
+        rest = sorted(set(range(len(papers))) - set(seeds))
+        base = len(profiles)
+        profiles += [Profile(base, [topic], max_items=k), Profile(base + 1, max_items=k, liked=seeds),
+                     Profile(base + 2, [topic], max_items=k, liked=seeds)]
+        candidates.update({base: rest, base + 1: rest, base + 2: rest})
+        kept.append((topic, rel, seeds))
+    picks = rank_with(corpus, profiles, candidates=candidates)
+    labels = ("topic phrase", f"{n_seeds} seed papers", "both")
+    per_topic: dict[str, dict[str, float]] = {}
+    for j, (topic, rel, seeds) in enumerate(kept):
+        n_rel = int(rel.sum()) - len(seeds)
+        per_topic[topic] = {
+            label: ndcg_at(rel[[p.paper_id for p in picks[3 * j + m]]], n_rel, k) for m, label in enumerate(labels)}
+    means = {label: round(float(np.mean([t[label] for t in per_topic.values()])), 4) if per_topic else 0.0
+             for label in labels}
+    return SeededResult(len(kept), n_seeds, means, per_topic)
+
+
+def seeded_run(dataset_path: Path, topics_path: Path, n_seeds: int = SEEDS_PER_TOPIC) -> SeededResult:
+    """`digest eval --seeded`: load the dataset and topics and run `seeded`; EvalError for unreadable
+    input or no topic with more than `n_seeds` relevant papers."""
+    try:
+        data = load_dataset(dataset_path)
+        topics = load_topics(topics_path)
+    except ListingsError as err:
+        raise EvalError(str(err)) from err
+    result = seeded(data, topics, n_seeds)
+    if result.topics == 0:
+        raise EvalError(f"no topic has more than {n_seeds} relevant papers in the dataset")
+    return result
+
+
+def seeded_json(result: SeededResult) -> str:
+    return json.dumps({"topics": result.topics, "seeds": result.seeds, "ndcg@10": result.ndcg10}, indent=2)
+
+
+def seeded_text(result: SeededResult) -> str:
+    lines = [f"{result.topics} topics, {result.seeds} seed papers each (the rest ranked; lexical ranker)",
+             f"{'profile':<24} {'nDCG@10':>8}"]
+    lines += [f"{label:<24} {v:>8.3f}" for label, v in result.ndcg10.items()]
+    return "\n".join(lines)

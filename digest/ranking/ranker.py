@@ -22,6 +22,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from digest.ranking.authors import AuthorIndex
 from digest.ranking.index import LexicalIndex, Params
 from digest.ranking.semantic import PaperVectors, embed_topics, sentences
 from digest.ranking.text import normalise_title
@@ -33,6 +34,8 @@ HALF_LIFE_DAYS = 7.0  # trending: a paper's heat halves every week
 LIKE_WEIGHT = 0.5  # Rocchio beta: cosine to the liked papers' centroid, added to relevance
 DISLIKE_WEIGHT = 0.5  # Rocchio gamma
 LIKE_ONLY_MIN_SIM = 0.2  # a paper matching no topic is still eligible when this close to a liked one
+SEEDED_MIN_SHARE = 0.25  # without topics, liked papers rank: eligible from this share of the best likeness up
+FOLLOWED_BOOST = 1.0  # a followed author's paper: eligible whatever its topics, and this added to its score
 MIN_COVERAGE = 0.5  # a paper must contain at least this share of a topic's word IDF mass
 DUPLICATE_COSINE = 0.9  # abstracts this similar are the same paper
 SEMANTIC_WEIGHT = 0.5  # hybrid: relevance = (lexical + 0.5 * semantic) / 2, semantic in -2..2 (see semantic.py)
@@ -77,6 +80,11 @@ class Corpus:
     def group(self) -> np.ndarray:
         """Near-duplicate group id per paper (see `_group_of`)."""
         return _group_of(self.papers, self.index.unit_rows(abstracts_only=True))
+
+    @cached_property
+    def authors(self) -> AuthorIndex:
+        """The papers' authors by surname (followed authors)."""
+        return AuthorIndex([p.authors for p in self.papers])
 
     @cached_property
     def seen(self) -> np.ndarray:
@@ -247,6 +255,7 @@ class _Phrases:
     excluded: np.ndarray  # excludes x papers, bool: the paper holds the phrase
     fb_col: dict[int, int]  # paper row -> row of fb_sim, for every liked or disliked paper
     fb_sim: np.ndarray | None  # feedback papers x papers cosine, None without feedback
+    followed: dict[str, dict[int, str]] = field(default_factory=dict)  # followed name -> {paper row: as spelled}
 
 
 def _score_phrases(corpus: Corpus, profiles: Sequence[Profile]) -> _Phrases:
@@ -275,7 +284,8 @@ def _score_phrases(corpus: Corpus, profiles: Sequence[Profile]) -> _Phrases:
     fb_col = {d: j for j, d in enumerate(fb_docs)}
     unit = corpus.unit
     fb_sim = np.asarray((unit[fb_docs] @ unit.T).todense(), np.float32) if fb_docs else None
-    return _Phrases(topic_row, topic_names, topic_vecs, rel_all, Q, excl_row, excluded, fb_col, fb_sim)
+    followed = {a: corpus.authors.papers_by(a) for a in sorted({a for pr in profiles for a in pr.authors})}
+    return _Phrases(topic_row, topic_names, topic_vecs, rel_all, Q, excl_row, excluded, fb_col, fb_sim, followed)
 
 
 @dataclass
@@ -297,7 +307,8 @@ def _score_chunk(
     trending_weight: float,
 ) -> _Scored:
     """Dense scores of one chunk: best topic per paper, trending blend (heat alone without topics),
-    feedback, then -inf for ineligible papers (no match, excluded, already rated, not a candidate)
+    feedback (without topics but with liked papers: likeness to them in place of topics), followed
+    authors, then -inf for ineligible papers (no match, excluded, already rated, not a candidate)
     and for all but the best member of each near-duplicate group."""
     labels = [[t.strip() for t in pr.topics if t.strip()] for pr in part]
     rows = [[phrases.topic_row[_key(t)] for t in ts] for ts in labels]
@@ -313,10 +324,46 @@ def _score_chunk(
         like, dislike = _feedback(part, corpus.pos, phrases.fb_col, phrases.fb_sim, corpus.n)
         score += LIKE_WEIGHT * like - DISLIKE_WEIGHT * dislike
         eligible |= like >= LIKE_ONLY_MIN_SIM
+        _seeded(score, eligible, like, dislike, heat, [
+            [corpus.pos[j] for j in (*pr.liked, *pr.disliked) if j in corpus.pos] if not has_topics[i] else []
+            for i, pr in enumerate(part)], trending_weight)
+    _followed(score, eligible, phrases, part)
     _restrict(eligible, corpus, phrases, part, candidates)
     score[~eligible] = -np.inf
     _collapse_duplicates(score, corpus.dup_groups)
     return _Scored(labels, rows, rel, best_topic, score)
+
+
+def _seeded(score: np.ndarray, eligible: np.ndarray, like: np.ndarray, dislike: np.ndarray, heat: np.ndarray,
+            rated: Sequence[Sequence[int]], trending_weight: float) -> None:
+    """In place, for the rows without topics that like some paper (a seeded profile, say; `rated`
+    holds the rows of the papers each such row rated, and is empty for the others): their likeness,
+    scaled to the best of the papers they did not rate (0..1 as a topic's relevance is), takes the
+    place of topic relevance: score (1 - trending_weight) * likeness + trending_weight * heat -
+    DISLIKE_WEIGHT * dislikeness, eligible from SEEDED_MIN_SHARE of that best up (none eligible when
+    that best is 0). Followed authors come after, so their papers stay eligible."""
+    for i, own in enumerate(rated):
+        if not own:
+            continue
+        row = like[i].copy()
+        row[list(own)] = 0
+        best = row.max()
+        if best <= 0:  # no candidate shares a word with the papers they like: nothing to pick
+            eligible[i] = False
+            continue
+        share = row / best
+        score[i] = (1 - trending_weight) * share + trending_weight * heat - DISLIKE_WEIGHT * dislike[i]
+        eligible[i] = share >= SEEDED_MIN_SHARE
+
+
+def _followed(score: np.ndarray, eligible: np.ndarray, phrases: _Phrases, part: Sequence[Profile]) -> None:
+    """In place: a paper by an author a subscriber follows is eligible whatever its topics and gets
+    FOLLOWED_BOOST on top of its score (the window, exclusions and duplicates still apply)."""
+    for i, pr in enumerate(part):
+        rows = sorted({d for a in pr.authors for d in phrases.followed.get(a, ())})
+        if rows:
+            eligible[i, rows] = True
+            score[i, rows] = np.maximum(score[i, rows], 0) + FOLLOWED_BOOST
 
 
 def _best_topic(rel_all: np.ndarray, rows: list[list[int]], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -427,12 +474,15 @@ def _write_picks(
 ) -> None:
     """Append each subscriber's picks to out[subscriber_id] with their explanation: trending for a
     subscriber without topics, the best topic's matched terms (or closest sentence) plus the other
-    topics it matches, else "similar to papers you liked". Explanations are cached per
-    (topic, paper, label) in `explain_cache` (the corpus's, shared by every batch of a run)."""
+    topics it matches, else "similar to papers you liked"; a followed author's paper says so first.
+    Explanations are cached per (topic, paper, label) in `explain_cache` (the corpus's, shared by
+    every batch of a run)."""
+    fb_rows = list(phrases.fb_col)  # fb_sim row -> paper row
     for i, pr in enumerate(part):
         picks = out[pr.subscriber_id]
         rows, labels = scored.rows[i], scored.labels[i]
         top = chosen.top[i, : pr.max_items].tolist()
+        liking = [phrases.fb_col[corpus.pos[j]] for j in pr.liked if j in corpus.pos]  # rows of fb_sim
         # per pick, which of the subscriber's topics it matches (one array lookup, not one per pair)
         hits = (phrases.rel_all[np.ix_(rows, top)] > 0).T.tolist() if rows and top else []
         for j, d in enumerate(top):
@@ -440,7 +490,7 @@ def _write_picks(
             if s == -np.inf:
                 break
             p = corpus.papers[d]
-            if not rows:
+            if not rows and not liking:
                 picks.append(Pick(p.id, s, why=_trending_why(p)))
             elif chosen.rel[i][j] > 0:
                 best = chosen.best[i][j]
@@ -453,7 +503,23 @@ def _write_picks(
                     why += "; also " + ", ".join(f"“{o}”" for o in others)
                 picks.append(Pick(p.id, s, topic=labels[best], terms=list(matched), why=why))
             else:
-                picks.append(Pick(p.id, s, why="Similar to papers you liked"))
+                picks.append(Pick(p.id, s, why=_liked_why(corpus, phrases, fb_rows, liking, d)))
+            by = next((phrases.followed[a][d] for a in pr.authors if d in phrases.followed.get(a, ())), None)
+            if by is not None:
+                pick = picks[-1]
+                matched_topic = pick.topic is not None
+                pick.why = f"By {by}, whom you follow" + (f"; {pick.why[0].lower()}{pick.why[1:]}" if matched_topic else "")
+
+
+def _liked_why(corpus: Corpus, phrases: _Phrases, fb_rows: Sequence[int], liking: Sequence[int], d: int) -> str:
+    """"Similar to “<the liked paper it is closest to>”, which you liked"."""
+    if not liking or phrases.fb_sim is None:
+        return "Similar to papers you liked"
+    sims = phrases.fb_sim[liking, d]
+    closest = fb_rows[liking[int(np.argmax(sims))]]
+    title = " ".join(corpus.papers[closest].title.split())
+    title = title if len(title) <= 80 else title[:77].rstrip() + "…"
+    return f"Similar to “{title}”, which you liked"
 
 
 def _explain_pick(corpus: Corpus, phrases: _Phrases, t: int, d: int, label: str) -> tuple[list[str], str]:

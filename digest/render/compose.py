@@ -122,20 +122,34 @@ def compose(
     unsubscribe_url: str,
     excerpt_chars: int = 320,
     feedback: Callable[[int, int], str] | None = None,
+    likes: bool = False,
+    authors: Sequence[str] = (),
 ) -> DigestContent:
+    """`likes`: the subscriber liked papers (clicks or seeds), which rank their digest when they have
+    no topics; `authors`: the authors they follow (named in the intro)."""
     made = papers if isinstance(papers, Entries) else Entries(papers, excerpt_chars)
     entries = [made.entry(i, pk, feedback) for i, pk in enumerate(picks, 1)]
     hot = [made.entry(i, pk) for i, pk in enumerate(trending, 1)]
     topic_list = ", ".join(f"“{one_line(t)}”" for t in topics)
+    follow = f" and new work by {', '.join(one_line(a) for a in authors)}" if authors else ""
+    noun = "paper" if len(entries) == 1 else "papers"
     if topics:
-        heading = f"{len(entries)} new {'paper' if len(entries) == 1 else 'papers'} on your topics"
-        intro = f"Picked and ranked for {topic_list}, newest listings first seen since your last digest."
+        heading = f"{len(entries)} new {noun} on your topics"
+        intro = f"Picked and ranked for {topic_list}{follow}, newest listings first seen since your last digest."
+    elif likes:
+        heading = f"{len(entries)} new {noun} for you"
+        intro = (f"Picked and ranked for papers like the ones you gave or liked{follow}, newest listings first "
+                 "seen since your last digest.")
+    elif authors:
+        heading = "Trending papers"
+        intro = (f"New work by {', '.join(one_line(a) for a in authors)} first, then what the community upvoted "
+                 "most. Add topics in your preferences.")
     else:
         heading = "Trending papers"
         intro = "You have no topics yet, so here is what the community upvoted most. Add topics in your preferences."
     lead = "; ".join(e.title for e in entries[:2])
     return DigestContent(
-        subject=subject_line(len(entries), entries[0].title if entries else "", bool(topics)),
+        subject=subject_line(len(entries), entries[0].title if entries else "", bool(topics) or likes),
         preheader=excerpt(f"{lead}. Also: {len(hot)} trending papers." if hot else lead, 140),
         heading=heading,
         intro=intro,
@@ -172,5 +186,5 @@ def edition_content(sub: Subscriber, edition: Edition, papers: Mapping[int, Pape
         papers=papers, when=edition.planned_at.astimezone(ZoneInfo(sub.timezone)),
         archive_url=links.archive(sub.id, edition.id or 0), prefs_url=links.preferences(sub.id),
         unsubscribe_url=links.unsubscribe(sub.id), excerpt_chars=excerpt_chars,
-        feedback=links.feedback_links(sub.id),
+        feedback=links.feedback_links(sub.id), likes=bool(sub.liked), authors=sub.authors,
     )

@@ -164,3 +164,46 @@ def _int(value: object) -> int | None:
         return int(str(value).strip())
     except ValueError:
         return None
+
+
+ID_BATCH = 100  # ids per `id_list` call
+
+
+def fetch_ids(base_url: str, ids: list[str], client: HttpClient, delay: float = 3.0) -> tuple[list[Listing], list[str]]:
+    """The papers of the given arXiv ids (`GET {base_url}/api/query?id_list=...`, up to ID_BATCH a
+    call, `delay` seconds between calls), and the ids as given that arXiv did not return. An id with
+    a version asks for that version; the answer is matched back by canonical id. Raises SourceError
+    when arXiv cannot be asked or answers with an error."""
+    url = base_url.rstrip("/") + "/api/query"
+    found: dict[str, Listing] = {}
+    for start in range(0, len(ids), ID_BATCH):
+        if start and delay:
+            client.sleep(delay)
+        chunk = ids[start : start + ID_BATCH]
+        asked = [_id_param(i) for i in chunk]
+        resp = client.get(url, {"id_list": ",".join(asked), "start": 0, "max_results": len(chunk)},
+                          accept="application/atom+xml")
+        try:
+            page = parse_feed(resp.content, resp.status)
+        except ValueError as err:
+            raise SourceError(str(err)) from None
+        found.update((x.arxiv_id, x) for x in page.listings if x.arxiv_id)
+    out: list[Listing] = []
+    missing: list[str] = []
+    for given in ids:
+        parsed = parse_arxiv_id(given)
+        listing = found.get(parsed[0]) if parsed else None
+        if listing is None:
+            missing.append(given)
+        elif listing not in out:
+            out.append(listing)
+    return out, missing
+
+
+def _id_param(given: str) -> str:
+    """The id as arXiv's id_list takes it: canonical, with the version when one was given."""
+    parsed = parse_arxiv_id(given)
+    if parsed is None:
+        raise ValueError(f"not an arXiv id: {given!r}")
+    ident, version = parsed
+    return f"{ident}v{version}" if version else ident

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -73,6 +74,10 @@ class Paper(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # False for a paper only a subscriber's seed brought in (their own older work, from arXiv ids or a
+    # BibTeX/Zotero file): it steers their ranking as a liked paper, and is never a candidate until a
+    # source lists it (digest.store.papers)
+    listed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
 
 
 class PaperVector(Base):
@@ -122,7 +127,7 @@ class Topic(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     phrase: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(10), default="include")  # include | exclude
+    kind: Mapped[str] = mapped_column(String(10), default="include")  # include | exclude | author (followed)
     weight: Mapped[float] = mapped_column(Float, default=1.0)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="topics")
@@ -216,6 +221,7 @@ class Feedback(Base):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"))
     signal: Mapped[int] = mapped_column(Integer)  # +1 more like this, -1 less like this
+    origin: Mapped[str] = mapped_column(String(10), default="click", server_default="click")  # click | seed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

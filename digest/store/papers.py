@@ -29,13 +29,14 @@ def to_paper(row: PaperRow) -> Paper:
 
 def load(session: Session, *, seen_after: datetime | None = None, ids: Sequence[int] | None = None) -> list[Paper]:
     """Papers by id when `ids` is given (withdrawn ones included: they were sent once; none for an
-    empty list), else every listed paper first seen after `seen_after` (all without it), in id order."""
+    empty list), else every listed paper first seen after `seen_after` (all without it), in id order.
+    A paper only a subscriber's seed brought in (`listed` false) is never in the second kind."""
     if ids is not None:
         wanted = sorted(set(ids))
         rows = [r for start in range(0, len(wanted), 5000)
                 for r in session.scalars(select(PaperRow).where(among(PaperRow.id, wanted[start : start + 5000])))]
         return [to_paper(r) for r in sorted(rows, key=lambda r: r.id)]
-    q = select(PaperRow).where(PaperRow.withdrawn_at.is_(None))
+    q = select(PaperRow).where(PaperRow.withdrawn_at.is_(None), PaperRow.listed.is_(True))
     if seen_after is not None:
         q = q.where(PaperRow.first_seen_at > seen_after)
     return [to_paper(r) for r in session.scalars(q.order_by(PaperRow.id))]
@@ -129,6 +130,7 @@ def _new_row(x: Listing, key: str, now: datetime) -> dict:
         "first_seen_at": now,
         "updated_at": now,
         "withdrawn_at": now if x.withdrawn else None,
+        "listed": True,
     }
 
 
@@ -162,6 +164,8 @@ def _merge(row: dict, x: Listing, now: datetime) -> None:
         row["num_comments"] = x.num_comments
     if x.published_at and (row["published_at"] is None or x.published_at < as_utc(row["published_at"])):
         row["published_at"] = x.published_at
+    if not row["listed"]:  # a seeded paper a source lists now: a candidate from today on
+        row["listed"], row["first_seen_at"] = True, now
     if row["first_seen_at"] is None or now < as_utc(row["first_seen_at"]):
         row["first_seen_at"] = now
     if x.source and x.source not in (row["sources"] or []):
@@ -173,6 +177,33 @@ def _merge(row: dict, x: Listing, now: datetime) -> None:
 def _differs(row: dict, before: dict) -> bool:
     return any(row[c] != before[c] for c in _COLUMNS if c != "updated_at")
 
+
+
+def seed(s: Session, listings: Sequence[Listing], now: datetime) -> list[int]:
+    """The ids of the papers a subscriber's seed names, in order: a stored paper (same arXiv id, else
+    same normalised title) as it is, a new one stored unlisted (never a candidate; `_merge` lists it
+    when a source brings it). Duplicates within `listings` give one id."""
+    now = as_utc(now)
+    rows = _preload(s, list(listings))
+    by_id = {r["arxiv_id"]: r["id"] for r in rows if r["arxiv_id"]}
+    by_key: dict[str, list[tuple[int, str | None]]] = {}
+    for r in rows:
+        by_key.setdefault(r["title_key"], []).append((r["id"], r["arxiv_id"]))
+    out: list[int] = []
+    for x in listings:
+        key = title_key(x.title)
+        pid = by_id.get(x.arxiv_id) if x.arxiv_id else None
+        if pid is None:  # the same title, unless both carry different arXiv ids (as `upsert` matches)
+            pid = next((i for i, a in by_key.get(key, []) if not x.arxiv_id or not a), None)
+        if pid is None:
+            fresh = {**_new_row(x, key, now), "listed": False, "sources": []}
+            pid = s.execute(insert(PaperRow).values(**fresh).returning(PaperRow.id)).scalar_one()
+            by_key.setdefault(key, []).append((pid, x.arxiv_id))
+            if x.arxiv_id:
+                by_id[x.arxiv_id] = pid
+        if pid not in out:
+            out.append(pid)
+    return out
 
 
 def count(session: Session) -> int:

@@ -54,17 +54,17 @@ def load(session: Session, q: Select) -> list[Subscriber]:
             .where(among(Feedback.subscriber_id, chunk)).order_by(Feedback.id)
         ):
             feedback[sid][0 if signal > 0 else 1].append(pid)
-    return [record(r, *split(topics[r.id]), *feedback[r.id]) for r in rows]
+    return [record(r, *split(topics[r.id]), *feedback[r.id], authors=followed(topics[r.id])) for r in rows]
 
 
 def record(row: SubscriberRow | Row, topics: Sequence[str], excludes: Sequence[str], liked: Sequence[int] = (),
-           disliked: Sequence[int] = ()) -> Subscriber:
+           disliked: Sequence[int] = (), *, authors: Sequence[str] = ()) -> Subscriber:
     return Subscriber(
         id=row.id, email=row.email, name=row.name, status=SubscriberStatus(row.status), frequency=row.frequency,
         weekday=row.weekday, hour=row.hour, timezone=row.timezone, max_items=row.max_items, topics=tuple(topics),
-        excludes=tuple(excludes), liked=tuple(liked), disliked=tuple(disliked), created_at=row.created_at,
-        paused_until=row.paused_until, unsubscribed_at=row.unsubscribed_at, channel=row.channel or "email",
-        webhook=row.webhook_hint,
+        excludes=tuple(excludes), liked=tuple(liked), disliked=tuple(disliked), authors=tuple(authors),
+        created_at=row.created_at, paused_until=row.paused_until, unsubscribed_at=row.unsubscribed_at,
+        channel=row.channel or "email", webhook=row.webhook_hint,
     )
 
 
@@ -130,9 +130,14 @@ def split(topics: Iterable) -> tuple[list[str], list[str]]:
     return [t.phrase for t in rows if t.kind == "include"], [t.phrase for t in rows if t.kind == "exclude"]
 
 
+def followed(topics: Iterable) -> list[str]:
+    """A row's followed authors (topic rows of kind "author"), in their order."""
+    return [t.phrase for t in topics if t.kind == "author"]
+
+
 def record_of(row: SubscriberRow) -> Subscriber:
     """The record of a row read or written in this session (topics from the row, no feedback)."""
-    return record(row, *split(row.topics))
+    return record(row, *split(row.topics), authors=followed(row.topics))
 
 
 def suppression(session: Session, email: str) -> str | None:

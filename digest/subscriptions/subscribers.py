@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from digest.mail import webhook as webhooks
 from digest.mail.message import ascii_address
+from digest.ranking.authors import name_key, same_author
 from digest.records import FREQUENCIES, WEEKDAYS, Subscriber, check_zone, quoted, utcnow
 from digest.sources.clean import clean_text
 from digest.store import subscribers as subscriber_store
@@ -24,8 +25,10 @@ from digest.store.models import Subscriber as SubscriberRow
 MAX_TOPICS = 20
 MAX_TOPIC_CHARS = 100
 MAX_NAME_CHARS = 200  # the column's size
+MAX_AUTHORS = 50
 _WHOLE = re.compile(r"[+-]?[0-9]{1,30}")  # ASCII digits only (int() also takes "٣", "1_0" and 4,000 digits)
-CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone", "max_items"]
+CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone", "max_items",
+              "authors"]
 
 
 class SubscriberError(ValueError):
@@ -76,6 +79,24 @@ def clean_topics(phrases: Iterable[str]) -> list[str]:
             out.append(phrase)
     if len(out) > MAX_TOPICS:
         raise SubscriberError(f"too many topics ({len(out)}; max {MAX_TOPICS})")
+    return out
+
+
+def clean_authors(names: Iterable[str]) -> list[str]:
+    """Followed authors as written, one line each, each with letters; the same person twice (by the
+    one name rule, `ranking.authors.same_author`, written the same way) is kept once."""
+    out: list[str] = []
+    for raw in names:
+        name = clean_line(raw, MAX_NAME_CHARS, "author")
+        if not name:
+            continue
+        key = name_key(name)
+        if key is None:
+            raise SubscriberError(f"author {quoted(name)} has no letters")
+        if all(name_key(o) != key for o in out):
+            out.append(name)
+    if len(out) > MAX_AUTHORS:
+        raise SubscriberError(f"too many followed authors ({len(out)}; max {MAX_AUTHORS})")
     return out
 
 
@@ -168,8 +189,13 @@ def _missing(email: str) -> SubscriberError:
     return SubscriberError(f"no subscriber {normalise_email(email)}")
 
 
-def _set_topics(sub: SubscriberRow, topics: Sequence[str], excludes: Sequence[str]) -> None:
-    wanted = [("include", p) for p in clean_topics(topics)] + [("exclude", p) for p in clean_topics(excludes)]
+def _set_topics(sub: SubscriberRow, topics: Sequence[str], excludes: Sequence[str],
+                authors: Sequence[str] | None = None) -> None:
+    """Replace the topic rows; `authors` None keeps the followed authors as they are."""
+    if authors is None:
+        authors = subscriber_store.followed(sub.topics)
+    wanted = ([("include", p) for p in clean_topics(topics)] + [("exclude", p) for p in clean_topics(excludes)]
+              + [("author", a) for a in clean_authors(authors)])
     # Keep the rows that stay: a new row beside a doomed twin would break the unique constraint,
     # because the flush inserts before it deletes.
     kept = {(t.kind, t.phrase): t for t in sub.topics}
@@ -178,17 +204,18 @@ def _set_topics(sub: SubscriberRow, topics: Sequence[str], excludes: Sequence[st
 
 def add(db: Database, email: str, *, topics: Sequence[str] = (), excludes: Sequence[str] = (),
         frequency: str = "daily", timezone: str = "UTC", hour: int | str = 8, weekday: int | str = 0,
-        max_items: int | str | None = None, name: str | None = None, status: str = "active") -> Subscriber:
+        max_items: int | str | None = None, name: str | None = None, status: str = "active",
+        authors: Sequence[str] = ()) -> Subscriber:
     address = check_email(email)
     hour, day = check_schedule(frequency, hour, timezone, weekday)
     max_items, name = check_max_items(max_items), clean_name(name)
-    include, exclude = clean_topics(topics), clean_topics(excludes)
+    include, exclude, follow = clean_topics(topics), clean_topics(excludes), clean_authors(authors)
     with db.session() as s:
         if _find(s, address):
             raise SubscriberError(f"{address} is already subscribed")
         sub = SubscriberRow(email=address, name=name, status=status, frequency=frequency, weekday=day,
                             hour=hour, timezone=timezone, max_items=max_items)
-        _set_topics(sub, include, exclude)
+        _set_topics(sub, include, exclude, follow)
         s.add(sub)
         s.flush()
         return view(sub)
@@ -196,7 +223,8 @@ def add(db: Database, email: str, *, topics: Sequence[str] = (), excludes: Seque
 
 def add_webhook(db: Database, secret: str, url: str, kind: str, *, topics: Sequence[str] = (),
                 excludes: Sequence[str] = (), frequency: str = "daily", timezone: str = "UTC", hour: int | str = 8,
-                weekday: int | str = 0, max_items: int | str | None = None, name: str | None = None) -> Subscriber:
+                weekday: int | str = 0, max_items: int | str | None = None, name: str | None = None,
+                authors: Sequence[str] = ()) -> Subscriber:
     """A team channel as a subscriber: planned like anyone, sent to its webhook. It is known by its
     identity ("slack:3f2a9c1b7d4e"); the URL is stored sealed with `secret` and shown only redacted."""
     try:
@@ -205,14 +233,14 @@ def add_webhook(db: Database, secret: str, url: str, kind: str, *, topics: Seque
         raise SubscriberError(str(err)) from None
     hour, day = check_schedule(frequency, hour, timezone, weekday)
     max_items, name = check_max_items(max_items), clean_name(name)
-    include, exclude = clean_topics(topics), clean_topics(excludes)
+    include, exclude, follow = clean_topics(topics), clean_topics(excludes), clean_authors(authors)
     with db.session() as s:
         if (found := _find(s, url)) is not None:
             raise SubscriberError(f"{webhooks.redact(url)} is already subscribed, as {found.email}")
         sub = SubscriberRow(email=webhooks.identity(kind, url), name=name, status="active", frequency=frequency,
                             weekday=day, hour=hour, timezone=timezone, max_items=max_items, channel=kind,
                             webhook_url=webhooks.Sealer(secret).seal(url), webhook_hint=webhooks.redact(url))
-        _set_topics(sub, include, exclude)
+        _set_topics(sub, include, exclude, follow)
         s.add(sub)
         s.flush()
         return view(sub)
@@ -252,7 +280,8 @@ def feedback_and_suppression(db: Database, email: str) -> dict:
         if sub is None:
             raise _missing(email)
         fb = s.execute(
-            select(Feedback.signal, func.count()).where(Feedback.subscriber_id == sub.id).group_by(Feedback.signal)
+            select(Feedback.signal, func.count()).where(Feedback.subscriber_id == sub.id, Feedback.origin == "click")
+            .group_by(Feedback.signal)
         ).all()
         suppressed = subscriber_store.suppression(s, sub.email)
         return {
@@ -269,7 +298,7 @@ def export_csv(db: Database, out: IO[str]) -> int:
         writer.writerow({
             "email": v.email, "name": v.name or "", "status": v.status, "topics": "; ".join(v.topics),
             "excludes": "; ".join(v.excludes), "frequency": v.frequency, "weekday": v.weekday, "hour": v.hour,
-            "timezone": v.timezone, "max_items": v.max_items or "",
+            "timezone": v.timezone, "max_items": v.max_items or "", "authors": "; ".join(v.authors),
         })
     return len(subs)
 
@@ -327,8 +356,9 @@ def _import_chunk(db: Database, rows: Sequence[dict], columns: set[str], now: da
                  "unsubscribed_at": now if f["status"] == "unsubscribed" else None,
                  **{k: f[k] for k in _PROFILE_COLUMNS}} for f in fresh]).all())
             topics = [{"subscriber_id": ids[f["email"]], "kind": kind, "phrase": phrase, "weight": 1.0}
-                      for f in fresh for kind in ("include", "exclude")
-                      for phrase in f["topics" if kind == "include" else "excludes"]]
+                      for f in fresh for kind, column in (("include", "topics"), ("exclude", "excludes"),
+                                                          ("author", "authors"))
+                      for phrase in f[column]]
             if topics:
                 s.execute(insert(Topic), topics)
         for f in rows:
@@ -349,10 +379,11 @@ def _apply(sub: SubscriberRow, fields: dict, columns: set[str], now: datetime) -
         sub.status = fields["status"]
         if sub.status == "unsubscribed":
             sub.unsubscribed_at, sub.paused_until = now, None
-    if "topics" in columns or "excludes" in columns:
+    if {"topics", "excludes", "authors"} & columns:
         include, exclude = subscriber_store.split(sub.topics)
         _set_topics(sub, fields["topics"] if "topics" in columns else include,
-                    fields["excludes"] if "excludes" in columns else exclude)
+                    fields["excludes"] if "excludes" in columns else exclude,
+                    fields["authors"] if "authors" in columns else None)
 
 
 def _row_fields(row: dict) -> dict:
@@ -374,6 +405,7 @@ def _row_fields(row: dict) -> dict:
         "max_items": lambda: check_max_items(cell("max_items")),
         "topics": lambda: clean_topics(split("topics")),
         "excludes": lambda: clean_topics(split("excludes")),
+        "authors": lambda: clean_authors(split("authors")),
     }
     fields = {}
     for column, check in checks.items():
@@ -407,15 +439,36 @@ def get_by_id(db: Database, subscriber_id: int) -> Subscriber:
 
 def update(db: Database, subscriber_id: int, *, topics: Sequence[str], excludes: Sequence[str] = (),
            frequency: str = "daily", timezone: str = "UTC", hour: int | str = 8, weekday: int | str = 0,
-           max_items: int | str | None = None) -> Subscriber:
-    """Replace a subscriber's topics and schedule (all fields validated before anything is written)."""
+           max_items: int | str | None = None, authors: Sequence[str] | None = None) -> Subscriber:
+    """Replace a subscriber's topics and schedule (all fields validated before anything is written);
+    the followed authors too when `authors` is given."""
     hour, day = check_schedule(frequency, hour, timezone, weekday)
     max_items = check_max_items(max_items)
     include, exclude = clean_topics(topics), clean_topics(excludes)
+    follow = clean_authors(authors) if authors is not None else None
     with db.session() as s:
         sub = _by_id(s, subscriber_id)
         sub.frequency, sub.weekday, sub.hour, sub.timezone, sub.max_items = frequency, day, hour, timezone, max_items
-        _set_topics(sub, include, exclude)
+        _set_topics(sub, include, exclude, follow)
+        s.flush()
+        return view(sub)
+
+
+def follow(db: Database, email: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> Subscriber:
+    """Follow the authors in `add` and stop following those in `remove` (matched by the name rule, so
+    "Y. LeCun" stops "Yann LeCun"); the rest of the profile stays. Removing a name not followed is an error."""
+    wanted, dropping = clean_authors(add), clean_authors(remove)
+    with db.session() as s:
+        sub = _find(s, email)
+        if sub is None:
+            raise SubscriberError(f"no subscriber {normalise_email(email)}")
+        current = subscriber_store.followed(sub.topics)
+        for name in dropping:
+            if not any(same_author(name, c) for c in current):
+                raise SubscriberError(f"{sub.email} does not follow {quoted(name)}")
+        kept = [c for c in current if not any(same_author(name, c) for name in dropping)]
+        include, exclude = subscriber_store.split(sub.topics)
+        _set_topics(sub, include, exclude, [*kept, *wanted])
         s.flush()
         return view(sub)
 

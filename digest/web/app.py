@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -34,7 +34,7 @@ from digest.config import Settings
 from digest.pipeline import Database
 from digest.records import DAY_NAMES, FREQUENCIES, TIME_ZONES, Subscriber, utcnow
 from digest.subscriptions import feedback as feedback_clicks
-from digest.subscriptions import links, signup, subscribers, tokens, topics
+from digest.subscriptions import links, seeds, signup, subscribers, tokens, topics
 from digest.subscriptions.signup import SignupRequest
 from digest.subscriptions.subscribers import SubscriberError
 from digest.subscriptions.tokens import TokenError
@@ -45,6 +45,7 @@ log = logging.getLogger("digest.web")
 WEB = resources.files("digest") / "web"
 MAX_BODY = 64 * 1024
 FORM_LIMITS = {"max_files": 0, "max_fields": 80, "max_part_size": 16 * 1024}
+SEED_FORM_LIMITS = {"max_files": 1, "max_fields": 10, "max_part_size": 16 * 1024}  # one BibTeX/Zotero upload
 _SPLIT = re.compile(r"[\n\r,;]+")
 ZONES = sorted(z for z in TIME_ZONES if "/" in z and not z.startswith(("Etc/", "US/"))) + ["UTC"]  # suggested
 LINK_HELP = {
@@ -66,6 +67,11 @@ def schedule_label(v: Subscriber) -> str:
 
 def split_topics(raw: str | None) -> list[str]:
     return [p for p in _SPLIT.split(raw or "") if p.strip()]
+
+
+def split_lines(raw: str | None) -> list[str]:
+    """One entry a line (author names keep their commas: "LeCun, Yann")."""
+    return [p for p in (raw or "").splitlines() if p.strip()]
 
 
 def field(form: FormData, key: str, default: str = "") -> str:
@@ -133,9 +139,9 @@ def bad_link(request: Request, purpose: str) -> HTMLResponse:
     return error(request, 400, "This link is not valid", f"It may be incomplete, altered or expired. {LINK_HELP[purpose]}")
 
 
-async def form_of(request: Request, check_csrf: bool = True) -> FormData:
+async def form_of(request: Request, check_csrf: bool = True, limits: dict | None = None) -> FormData:
     site = site_of(request)
-    form = await request.form(**FORM_LIMITS)
+    form = await request.form(**(limits or FORM_LIMITS))
     if check_csrf and not (same_origin(request, site.settings.web.base_url) and site.csrf.valid(request, form)):
         raise HTTPException(403, "This form has expired or did not come from this site. "
                                  "Reload the page and try again.")
@@ -218,10 +224,13 @@ async def preferences(request: Request, errors: list[str] | None = None, values:
         return bad_link(request, "manage")
     editions = await run_in_threadpool(pipeline.recent_editions, site.db, site.settings, sub.id)
     paused = sub.paused(utcnow())
+    seeded = await run_in_threadpool(seeds.seeded, site.db, sub.email)
     values = values or {"topics": "\n".join(sub.topics), "excludes": "\n".join(sub.excludes),
+                        "authors": "\n".join(sub.authors),
                         "frequency": sub.frequency, "weekday": sub.weekday, "hour": sub.hour,
                         "timezone": sub.timezone, "max_items": sub.max_items or ""}
     return page(request, "preferences.html", 400 if errors else 200, sub=sub, editions=editions, paused=paused,
+                seeded=seeded, seed_limit=seeds.MAX_FILE_BYTES // 1_000_000,
                 values=values, errors=errors or [], saved=request.query_params.get("saved", ""),
                 default_max=site.settings.digest.max_items, request_token=request.path_params["token"],
                 unsubscribe_url=signup.links(site.settings).unsubscribe(sub.id))
@@ -236,8 +245,8 @@ async def preferences_save(request: Request) -> Response:
     action = request.path_params.get("action", "save")
     if action not in ("save", "pause", "resume"):
         raise HTTPException(404)
-    values = {k: field(form, k) for k in ("topics", "excludes", "frequency", "weekday", "hour", "timezone",
-                                          "max_items")}
+    values = {k: field(form, k) for k in ("topics", "excludes", "authors", "frequency", "weekday", "hour",
+                                          "timezone", "max_items")}
     try:
         if action == "pause":
             await run_in_threadpool(subscribers.pause, site.db, sub.id, field(form, "weeks"), utcnow())
@@ -248,10 +257,35 @@ async def preferences_save(request: Request) -> Response:
                 lambda: subscribers.update(
                     site.db, sub.id, topics=split_topics(values["topics"]), excludes=split_topics(values["excludes"]),
                     frequency=values["frequency"], timezone=values["timezone"], hour=values["hour"],
-                    weekday=values["weekday"], max_items=values["max_items"]))
+                    weekday=values["weekday"], max_items=values["max_items"],
+                    authors=split_lines(values["authors"]) if "authors" in form else None))
     except SubscriberError as err:
         return await preferences(request, [str(err)], values if action == "save" else None)
     return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved={action}", status_code=303)
+
+
+async def preferences_seed(request: Request) -> Response:
+    """Seed the profile from the preferences page: pasted arXiv ids, or an uploaded BibTeX file or
+    Zotero CSV export (one of the two)."""
+    site = site_of(request)
+    form = await form_of(request, limits=SEED_FORM_LIMITS)
+    sub, _ = await subscriber_of(request, "manage")
+    if sub is None:
+        return bad_link(request, "manage")
+    ids, upload = field(form, "arxiv_ids"), form.get("seed_file")
+    data = await upload.read(seeds.MAX_FILE_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else b""
+    try:
+        if bool(ids) == bool(data):
+            raise SubscriberError("paste arXiv ids or choose a BibTeX or Zotero CSV file (one of the two)")
+        if ids:
+            report = await run_in_threadpool(pipeline.seed_arxiv, site.db, site.settings, sub.email, [ids])
+        else:
+            name = upload.filename if isinstance(upload, UploadFile) else ""
+            report = await run_in_threadpool(pipeline.seed_file, site.db, sub.email, name or "", data)
+    except SubscriberError as err:
+        return await preferences(request, [str(err)])
+    return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved=seed&n={report.seeded}",
+                            status_code=303)
 
 
 # ---------------------------------------------------------------------------------- unsubscribe
@@ -348,6 +382,7 @@ def routes() -> list[Route | Mount]:
         Route("/confirm" + TOKEN, confirm, methods=["GET", "POST"]),
         Route("/preferences" + TOKEN, preferences, methods=["GET"]),
         Route("/preferences" + TOKEN, preferences_save, methods=["POST"]),
+        Route("/preferences" + TOKEN + "/seed", preferences_seed, methods=["POST"]),
         Route("/preferences" + TOKEN + "/{action:str}", preferences_save, methods=["POST"]),
         Route("/unsubscribe" + TOKEN, unsubscribe, methods=["GET", "POST"]),
         Route("/feedback" + TOKEN, feedback, methods=["GET", "POST"]),

@@ -5,14 +5,14 @@ URL), so every command and table keyed by address works unchanged. The URL itsel
 (Fernet, keyed from the signing secret); `webhook_hint` is the redacted form that lists show.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01 17:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0008'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
