@@ -28,8 +28,9 @@ from digest.planning.candidates import Selection
 from digest.planning.planner import PlanReport
 from digest.planning.schedule import parse_instant
 from digest.ranking import evaluate, semantic, tryout
-from digest.records import DeliveryStatus, Edition, Paper, Pick, Subscriber, utcnow
+from digest.records import DeliveryStatus, Edition, Paper, Pick, Subscriber, SubscriberStatus, utcnow
 from digest.render import Rendered, default_renderer
+from digest.render import feed as atom
 from digest.render.compose import one_line, paper_url, subject_line
 from digest.sources import ingest as ingest_stage
 from digest.sources.ingest import IngestReport
@@ -40,7 +41,7 @@ from digest.store.db import Database, Schema, SchemaError, SchemaState, open_che
 from digest.subscriptions import subscribers
 
 __all__ = ["STOPPING", "Database", "IngestReport", "PassReport", "PlanReport", "SendReport", "archive_html",
-           "due_at", "evaluate", "first_preview", "housekeeping", "ingest", "load_settings", "open_database", "parse_instant",
+           "delivery_status", "due_at", "evaluate", "feed", "first_preview", "housekeeping", "ingest", "load_settings", "open_database", "parse_instant",
            "pending_count", "plan", "preview", "Schema", "SchemaError", "SchemaState", "recent_editions", "run_pass", "send", "status", "tryout", "utcnow",
            "worker_name"]
 
@@ -355,6 +356,75 @@ def recent_editions(db: Database, settings: Settings, subscriber_id: int, limit:
     return [SentEdition(label=e.sent_at.strftime("%d %b %Y") if e.sent_at else e.period, subject=e.subject or "",
                         archive_url=links.archive(subscriber_id, e.id or 0), items=_items(e.picks, papers))
             for e in editions]
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """"Why no email today?" on the preferences page: the last edition sent, the last slot's outcome
+    (`planner.slot_status`), the next slot."""
+
+    last_sent_at: datetime | None
+    last_subject: str | None
+    status: planner.SlotStatus
+
+
+def delivery_status(db: Database, settings: Settings, subscriber_id: int, now: datetime | None = None) -> DeliveryView:
+    """A subscriber's delivery status, by the rules planning and `digest due` use; nothing is written."""
+    now = now or utcnow()
+    with db.session() as s:
+        sub = subscriber_store.by_id(s, subscriber_id)
+        if sub is None:
+            raise LookupError(f"no subscriber #{subscriber_id}")
+        suppression = subscriber_store.suppressed(s, [sub.email]).get(sub.email)
+    past = ledger.history(db, [sub.id]).get(sub.id)
+    recent = ledger.recent(db, sub.id, 3)
+    sent = ledger.recent(db, sub.id, 1, status=DeliveryStatus.SENT)
+
+    def news() -> planner.News:
+        run = candidate_pool(db, settings, now)
+        sel = select(db, settings, run, [sub], now)[sub.id]
+        had = ledger.sent_papers(db, [sub.id], sorted(run.papers))[sub.id]
+        return planner.News(fresh=candidates.fresh(run, sel.window_start, had), picks=len(sel.picks))
+
+    status = planner.slot_status(sub, now, past.last if past else None, recent, suppression, news)
+    return DeliveryView(last_sent_at=sent[0].sent_at if sent else None, last_subject=sent[0].subject if sent else None,
+                        status=status)
+
+
+FEED_EDITIONS = 10  # a feed lists the papers of this many latest sent editions
+
+
+@dataclass(frozen=True)
+class FeedDocument:
+    """A subscriber's Atom feed, with what a conditional GET is answered from."""
+
+    body: bytes
+    etag: str  # the body's hash: it changes whenever anything in the feed does
+    updated: datetime  # the latest edition's send time (Last-Modified), or when they subscribed
+
+
+def feed(db: Database, settings: Settings, subscriber_id: int, limit: int = FEED_EDITIONS) -> FeedDocument | None:
+    """The papers of a subscriber's latest sent editions as an Atom feed; None once the subscriber is
+    gone or unsubscribed (the feed ends with them)."""
+    with db.session() as s:
+        sub = subscriber_store.by_id(s, subscriber_id)
+    if sub is None or sub.status == SubscriberStatus.UNSUBSCRIBED:
+        return None
+    editions = [e for e in ledger.recent(db, subscriber_id, limit, status=DeliveryStatus.SENT) if e.sent_at]
+    with db.session() as s:
+        papers = paper_store.by_ids(s, sorted({p.paper_id for e in editions for p in (*e.picks, *e.trending)}))
+    base = settings.web.base_url
+    items = [(e.sent_at, [(papers[p.paper_id], p, kind) for kind, picks in (("pick", e.picks), ("trending", e.trending))
+                          for p in picks if p.paper_id in papers]) for e in editions]
+    links = links_for(settings)
+    updated = max((e.sent_at for e in editions), default=sub.created_at or utcnow())
+    content = atom.FeedContent(
+        id=atom.feed_id(base, subscriber_id, settings.secret()), title=f"{settings.digest.site_name}: your papers",
+        self_url=links.feed(subscriber_id), site_url=links.preferences(subscriber_id),
+        author=settings.digest.site_name, updated=updated,
+        entries=atom.entries_of(items, base, settings.digest.excerpt_chars))
+    body = atom.render_atom(content)
+    return FeedDocument(body=body, etag=atom.etag_of(body), updated=updated)
 
 
 def archive_html(db: Database, settings: Settings, subscriber_id: int, delivery_id: int) -> str | None:

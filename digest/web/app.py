@@ -15,9 +15,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import formatdate, parsedate_to_datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import jinja2
 from starlette.applications import Starlette
@@ -32,6 +35,7 @@ from starlette.staticfiles import StaticFiles
 from digest import pipeline
 from digest.config import Settings
 from digest.pipeline import Database
+from digest.planning import planner
 from digest.records import DAY_NAMES, FREQUENCIES, TIME_ZONES, Subscriber, utcnow
 from digest.subscriptions import feedback as feedback_clicks
 from digest.subscriptions import links, signup, subscribers, tokens, topics
@@ -54,6 +58,7 @@ LINK_HELP = {
     "unsubscribe": "Use the unsubscribe link in one of your digests.",
     "archive": "Use the “view in browser” link in your digest.",
     "feedback": "Feedback links last a few months; use the links in a recent digest.",
+    "feed": "Copy the Atom feed link from your preferences page or a recent digest.",
 }
 
 
@@ -62,6 +67,14 @@ def schedule_label(v: Subscriber) -> str:
     if v.frequency == "weekly":
         return f"every {DAY_NAMES[v.weekday]} {at}"
     return f"on weekdays {at}" if v.frequency == "weekdays" else f"every day {at}"
+
+
+def local_time(at: datetime, zone: str) -> str:
+    """An instant in the subscriber's own time zone ("Tue 01 Dec 2026, 08:00 CET")."""
+    try:
+        return at.astimezone(ZoneInfo(zone)).strftime("%a %d %b %Y, %H:%M %Z")
+    except (ValueError, KeyError):  # an unreadable stored zone: say it in UTC
+        return at.astimezone(UTC).strftime("%a %d %b %Y, %H:%M UTC")
 
 
 def split_topics(raw: str | None) -> list[str]:
@@ -217,6 +230,7 @@ async def preferences(request: Request, errors: list[str] | None = None, values:
     if sub is None:
         return bad_link(request, "manage")
     editions = await run_in_threadpool(pipeline.recent_editions, site.db, site.settings, sub.id)
+    delivery = await run_in_threadpool(pipeline.delivery_status, site.db, site.settings, sub.id)
     paused = sub.paused(utcnow())
     values = values or {"topics": "\n".join(sub.topics), "excludes": "\n".join(sub.excludes),
                         "frequency": sub.frequency, "weekday": sub.weekday, "hour": sub.hour,
@@ -224,7 +238,8 @@ async def preferences(request: Request, errors: list[str] | None = None, values:
     return page(request, "preferences.html", 400 if errors else 200, sub=sub, editions=editions, paused=paused,
                 values=values, errors=errors or [], saved=request.query_params.get("saved", ""),
                 default_max=site.settings.digest.max_items, request_token=request.path_params["token"],
-                unsubscribe_url=signup.links(site.settings).unsubscribe(sub.id))
+                unsubscribe_url=signup.links(site.settings).unsubscribe(sub.id), delivery=delivery,
+                feed_url=signup.links(site.settings).feed(sub.id) if sub.status != "unsubscribed" else "")
 
 
 async def preferences_save(request: Request) -> Response:
@@ -309,6 +324,36 @@ async def archive(request: Request) -> Response:
     return HTMLResponse(html, headers={"Content-Security-Policy": CSP_ARCHIVE})
 
 
+async def feed(request: Request) -> Response:
+    """The subscriber's Atom feed; 304 to a conditional GET that has it already, 410 once they left."""
+    site = site_of(request)
+    try:
+        sub, _ = await open_link(request, "feed")
+    except TokenError:
+        return bad_link(request, "feed")
+    doc = await run_in_threadpool(pipeline.feed, site.db, site.settings, sub.id) if sub else None
+    if doc is None:
+        return error(request, 410, "This feed has ended", "You unsubscribed, so this feed has no more papers.")
+    headers = {"ETag": doc.etag, "Last-Modified": formatdate(doc.updated.timestamp(), usegmt=True),
+               "Cache-Control": "private, max-age=300"}
+    if not_modified(request, doc.etag, doc.updated):
+        return Response(status_code=304, headers=headers)
+    return Response(doc.body, media_type="application/atom+xml; charset=utf-8", headers=headers)
+
+
+def not_modified(request: Request, etag: str, updated: datetime) -> bool:
+    """RFC 9110 13.1: If-None-Match decides when present (weak comparison), else If-Modified-Since."""
+    if (tags := request.headers.get("if-none-match")) is not None:
+        return any(t.strip().removeprefix("W/") in (etag, "*") for t in tags.split(","))
+    if (since := request.headers.get("if-modified-since")) is not None:
+        try:
+            at = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False  # a date we cannot read is ignored, as the RFC says
+        return at.tzinfo is not None and int(updated.timestamp()) <= at.timestamp()
+    return False
+
+
 # -------------------------------------------------------------------------------- health, errors
 
 
@@ -352,6 +397,7 @@ def routes() -> list[Route | Mount]:
         Route("/unsubscribe" + TOKEN, unsubscribe, methods=["GET", "POST"]),
         Route("/feedback" + TOKEN, feedback, methods=["GET", "POST"]),
         Route("/archive" + TOKEN, archive, methods=["GET"]),
+        Route("/feed" + TOKEN + ".atom", feed, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Mount("/static", StaticFiles(directory=str(WEB / "static")), name="static"),
     ]
@@ -361,7 +407,8 @@ def templates(settings: Settings, root: str) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(WEB / "templates")), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     env.globals.update(site_name=settings.digest.site_name, root=root, frequencies=FREQUENCIES,
-                       weekdays=DAY_NAMES, zones=ZONES, schedule=schedule_label)
+                       weekdays=DAY_NAMES, zones=ZONES, schedule=schedule_label, local=local_time,
+                       reasons=planner.REASONS)
     return env
 
 
