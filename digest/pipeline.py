@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from digest import config
+from digest import config, metrics
 from digest.config import ConfigError, Settings
 from digest.delivery import bounces, ledger
 from digest.delivery.sender import STOPPING, SendReport, links_for, message, render, worker_name
@@ -460,6 +460,30 @@ def status(db: Database, settings: Settings) -> dict:
                     for name, cfg in settings.sources.items()],
         "recent_failures": ledger_view["recent_failures"],
     }
+
+
+def metrics_figures(db: Database, settings: Settings) -> metrics.Figures:
+    """What the database holds, for the metrics endpoints' gauges (read at every scrape)."""
+    with db.session() as s:
+        subs = subscriber_store.count_by_status(s)
+    ledger_view = ledger.summary(db, failures=0)
+    states = ingest_stage.source_states(db)
+    names = [*settings.sources, *sorted(set(states) - set(settings.sources))]
+    jobs_now = jobs.status(db, job_ids(settings))
+    return metrics.Figures(
+        deliveries={str(k): v for k, v in ledger_view["deliveries"].items()}, subscribers=subs,
+        last_sent_at=ledger_view["last_sent_at"], states=tuple(str(s) for s in DeliveryStatus),
+        source_last_success={n: states[n].last_success_at if n in states else None for n in names},
+        source_last_run={n: states[n].last_run_at if n in states else None for n in names},
+        source_totals={n: {"fetched": st.total_fetched, "new": st.total_new, "updated": st.total_updated,
+                           "skipped": st.total_skipped} for n, st in states.items()},
+        job_last_ok={j["job"]: j["last_ok"] for j in jobs_now},
+        job_last_finished={j["job"]: j["last_finished_at"] for j in jobs_now})
+
+
+def metrics_registry(db: Database, settings: Settings):
+    """The registry a metrics endpoint serves: this process's counters and the database's gauges."""
+    return metrics.registry(lambda: metrics_figures(db, settings))
 
 
 def subscriber_profile(db: Database, email: str, limit: int = 10) -> dict:

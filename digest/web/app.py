@@ -9,6 +9,7 @@ one-click POST straight from a mailbox provider (no cookies, no CSRF token, 200 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
@@ -32,7 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from digest import pipeline
+from digest import metrics, pipeline
 from digest.config import Settings
 from digest.pipeline import Database
 from digest.planning import planner
@@ -116,6 +117,7 @@ class Site:
     by_ip: signup.RateLimiter  # subscribe posts per client IP
     signups: signup.SignupQueue  # checked subscribe forms, handled after the page is sent
     suggestions: Suggestions
+    metrics: Any = None  # the /metrics registry (prometheus_client), None when metrics are off
 
 
 def site_of(request: Request) -> Site:
@@ -366,6 +368,24 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def metrics_page(request: Request) -> Response:
+    """Prometheus /metrics: this process's counters and the database's gauges, read now. Only for the
+    client networks in `metrics.allow` (after the proxy's X-Forwarded-For); others see a plain 404."""
+    site = site_of(request)
+    if site.metrics is None or not allowed(request, site.settings.metrics.allow):
+        raise HTTPException(404)
+    body = await run_in_threadpool(metrics.generate_latest, site.metrics)
+    return Response(body, media_type=metrics.CONTENT_TYPE_LATEST)
+
+
+def allowed(request: Request, networks: list[str]) -> bool:
+    try:
+        client = ipaddress.ip_address(request.client.host if request.client else "")
+    except ValueError:
+        return False
+    return any(client in ipaddress.ip_network(n, strict=False) for n in networks)
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     titles = {400: "Bad request", 403: "Forbidden", 404: "Page not found", 405: "Method not allowed",
@@ -399,6 +419,7 @@ def routes() -> list[Route | Mount]:
         Route("/archive" + TOKEN, archive, methods=["GET"]),
         Route("/feed" + TOKEN + ".atom", feed, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(WEB / "static")), name="static"),
     ]
 
@@ -423,7 +444,8 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
     signups = signup.signup_queue(db, settings, limiter=signup.limiter(*address_limit), transport=transport)
     site = Site(settings=settings, db=db, root=root, csrf=Csrf(settings.secret(), secure=base.scheme == "https"),
                 env=templates(settings, root), by_ip=signup.limiter(*ip_limit), signups=signups,
-                suggestions=Suggestions())
+                suggestions=Suggestions(),
+                metrics=pipeline.metrics_registry(db, settings) if settings.metrics.enabled else None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
