@@ -22,13 +22,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 
 __all__ = ["CONTENT_TYPE_LATEST", "DatabaseCollector", "Figures", "generate_latest", "registry", "serve"]
 
 log = logging.getLogger("digest.metrics")
+disable_created_metrics()  # no `*_created` series beside each counter: Prometheus does not need them
 
 # ------------------------------------------------------------------------------ process counters
 
