@@ -486,6 +486,20 @@ def metrics_registry(db: Database, settings: Settings):
     return metrics.registry(lambda: metrics_figures(db, settings))
 
 
+def metrics_text(registry) -> tuple[bytes, str]:
+    """A scrape of `registry` (`metrics_registry`): the Prometheus text format and its content type."""
+    return metrics.generate_latest(registry), metrics.CONTENT_TYPE_LATEST
+
+
+def serve_metrics(db: Database, settings: Settings, host: str, port: int):
+    """A metrics server on its own thread (the scheduler's); (server, thread), or None if the port
+    cannot be had (one warning)."""
+    return metrics.serve(metrics_registry(db, settings), host, port)
+
+
+DELIVERY_REASONS = planner.REASONS  # the delivery status's reasons, as the preferences page labels them
+
+
 def subscriber_profile(db: Database, email: str, limit: int = 10) -> dict:
     """What `digest subscribers show` prints: the profile, recent deliveries, feedback, suppression."""
     sub = subscribers.get(db, email)
@@ -524,7 +538,9 @@ def job_ids(settings: Settings) -> list[str]:
 
 def record_job(db: Database, job_id: str, instance: str, started: datetime, finished: datetime, ok: bool,
                summary: str, next_run_at: datetime | None) -> None:
-    """One run of a scheduler job: its log row and its job's last result and next run."""
+    """One run of a scheduler job: its metrics (first, so a database that went away loses none), its log
+    row, and its job's last result and next run."""
+    metrics.job_run(job_id, ok, (finished - started).total_seconds())
     jobs.record_run(db, job_id, instance, started, finished, ok, summary)
     jobs.save_state(db, job_id, next_run_at=next_run_at, last_started_at=started, last_finished_at=finished,
                     last_ok=ok, last_summary=summary, instance=instance)

@@ -30,7 +30,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest import metrics, pipeline
+from digest import pipeline
 from digest.config import ConfigError, Settings
 from digest.pipeline import HOUSEKEEPING, INGEST, STOPPING, TICK, Database, utcnow, worker_name
 
@@ -89,7 +89,7 @@ class Runner:
     def serve_metrics(self, host: str, port: int) -> int | None:
         """Serve this process's counters and the database's gauges on host:port (0: any free port);
         returns the port, or None if it could not listen (logged: the scheduler runs on without)."""
-        got = metrics.serve(pipeline.metrics_registry(self.db, self.settings), host, port)
+        got = pipeline.serve_metrics(self.db, self.settings, host, port)
         if got is None:
             return None
         self.metrics_server = got
@@ -132,10 +132,8 @@ class Runner:
         except Exception as err:
             log.exception("job %s crashed", job_id)
             ok, text = False, f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}"
-        seconds = time.monotonic() - t0
-        metrics.job_run(job_id, ok, seconds)
         log.log(logging.INFO if ok else logging.WARNING, "job %s %s in %.1fs: %s", job_id,
-                "ok" if ok else "FAILED", seconds, text)
+                "ok" if ok else "FAILED", time.monotonic() - t0, text)
         try:
             pipeline.record_job(self.db, job_id, self.instance, started, utcnow(), ok, text, self.upcoming(job_id))
         except Exception:  # the database is gone: the log line above still tells

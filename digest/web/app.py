@@ -33,10 +33,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from digest import metrics, pipeline
+from digest import pipeline
 from digest.config import Settings
 from digest.pipeline import Database
-from digest.planning import planner
 from digest.records import DAY_NAMES, FREQUENCIES, TIME_ZONES, Subscriber, utcnow
 from digest.subscriptions import feedback as feedback_clicks
 from digest.subscriptions import links, signup, subscribers, tokens, topics
@@ -374,8 +373,8 @@ async def metrics_page(request: Request) -> Response:
     site = site_of(request)
     if site.metrics is None or not allowed(request, site.settings.metrics.allow):
         raise HTTPException(404)
-    body = await run_in_threadpool(metrics.generate_latest, site.metrics)
-    return Response(body, media_type=metrics.CONTENT_TYPE_LATEST)
+    body, content_type = await run_in_threadpool(pipeline.metrics_text, site.metrics)
+    return Response(body, media_type=content_type)
 
 
 def allowed(request: Request, networks: list[str]) -> bool:
@@ -429,7 +428,7 @@ def templates(settings: Settings, root: str) -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined)
     env.globals.update(site_name=settings.digest.site_name, root=root, frequencies=FREQUENCIES,
                        weekdays=DAY_NAMES, zones=ZONES, schedule=schedule_label, local=local_time,
-                       reasons=planner.REASONS)
+                       reasons=pipeline.DELIVERY_REASONS)
     return env
 
 
