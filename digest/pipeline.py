@@ -375,7 +375,7 @@ def delivery_status(db: Database, settings: Settings, subscriber_id: int, now: d
         sub = subscriber_store.by_id(s, subscriber_id)
         if sub is None:
             raise LookupError(f"no subscriber #{subscriber_id}")
-        suppression = subscriber_store.suppressed(s, [sub.email]).get(sub.email)
+        suppression = subscriber_store.suppression(s, sub.email)
     past = ledger.history(db, [sub.id]).get(sub.id)
     recent = ledger.recent(db, sub.id, 3)
     sent = ledger.recent(db, sub.id, 1, status=DeliveryStatus.SENT)

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from digest import pipeline
 from digest.mail.sink import SmtpSink
-from digest.store.models import Paper, Suppression
+from digest.store.models import Delivery, Paper, Suppression
 from digest.store.models import Subscriber as SubscriberRow
 from digest.subscriptions import signup, subscribers, tokens
 from digest.web.app import create_app
@@ -137,7 +137,6 @@ def test_feed_lists_the_sent_papers_in_valid_atom(env):
     add_papers(db, ["Graph neural networks at scale", "Graph neural networks and message passing"], hours_ago=-1,
                prefix="2612")
     with db.session() as s:  # as if it went out yesterday, so today's period can have its own edition
-        from digest.store.models import Delivery
         d = s.query(Delivery).one()
         d.period, d.planned_at, d.window_end = "2000-01-01", d.planned_at - timedelta(days=1), datetime.now(UTC)
     pipeline.plan(db, settings, now=datetime.now(UTC) + timedelta(hours=2))
@@ -258,7 +257,6 @@ def test_status_nothing_new_and_below_the_bar(env):
         slot_passed(db, s)
     send_one(db, settings, sink, "ada@example.org")
     with db.session() as s:  # ada's edition went out in an earlier period: nothing is new for her since
-        from digest.store.models import Delivery
         d = s.query(Delivery).filter_by(subscriber_id=sid).one()
         d.period, d.window_end = "2000-01-01", datetime.now(UTC)
         d.planned_at = datetime.now(UTC) - timedelta(days=1)
