@@ -7,6 +7,7 @@ outside the repository) that holds them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -173,6 +174,27 @@ class SchedulerSettings(_Strict):
         return check_zone(v)
 
 
+class MetricsSettings(_Strict):
+    """Prometheus metrics: `/metrics` on `digest serve`, and a metrics server of `digest scheduler`."""
+
+    enabled: bool = True
+    # who may scrape `digest serve`'s /metrics (client networks, after a proxy on 127.0.0.1 says who
+    # the client is); anyone else gets 404, so a public site does not publish its figures
+    allow: list[str] = ["127.0.0.1/32", "::1/128"]
+    scheduler_host: str = "127.0.0.1"  # where `digest scheduler` serves /metrics
+    scheduler_port: int = Field(9108, ge=0, le=65535)  # 0: no metrics server in the scheduler
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"not a network address {net!r} (use CIDR, e.g. 10.0.0.0/8)") from None
+        return v
+
+
 def _default_sources() -> dict[str, SourceSettings]:
     return {"sample": FileSource(type="file", paths=bundled_listings())}
 
@@ -185,6 +207,7 @@ class Settings(_Strict):
     web: WebSettings = WebSettings()
     digest: DigestSettings = DigestSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    metrics: MetricsSettings = MetricsSettings()
     path: str | None = None  # where it was loaded from, for `digest status`
 
     def secret(self) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from digest import config
+from digest import config, metrics
 from digest.config import ArxivSource, ConfigError, Settings
 from digest.delivery import bounces, ledger
 from digest.delivery.sender import (
@@ -36,8 +36,9 @@ from digest.planning.candidates import Selection
 from digest.planning.planner import PlanReport
 from digest.planning.schedule import parse_instant
 from digest.ranking import evaluate, semantic, tryout
-from digest.records import DeliveryStatus, Edition, Paper, Pick, Subscriber, utcnow
+from digest.records import DeliveryStatus, Edition, Paper, Pick, Subscriber, SubscriberStatus, utcnow
 from digest.render import Rendered, default_renderer
+from digest.render import feed as atom
 from digest.render.compose import one_line, paper_url, subject_line
 from digest.sources import SourceError
 from digest.sources import arxiv as arxiv_source
@@ -51,7 +52,7 @@ from digest.store.db import Database, Schema, SchemaError, SchemaState, open_che
 from digest.subscriptions import seeds, subscribers
 
 __all__ = ["STOPPING", "Database", "IngestReport", "PassReport", "PlanReport", "SendReport", "archive_html",
-           "due_at", "evaluate", "first_preview", "housekeeping", "ingest", "load_settings", "open_database", "parse_instant",
+           "delivery_status", "due_at", "evaluate", "feed", "first_preview", "housekeeping", "ingest", "load_settings", "open_database", "parse_instant",
            "pending_count", "plan", "preview", "Schema", "SchemaError", "SchemaState", "recent_editions", "run_pass", "send", "status", "tryout", "utcnow",
            "worker_name"]
 
@@ -374,6 +375,75 @@ def recent_editions(db: Database, settings: Settings, subscriber_id: int, limit:
             for e in editions]
 
 
+@dataclass(frozen=True)
+class DeliveryView:
+    """"Why no email today?" on the preferences page: the last edition sent, the last slot's outcome
+    (`planner.slot_status`), the next slot."""
+
+    last_sent_at: datetime | None
+    last_subject: str | None
+    status: planner.SlotStatus
+
+
+def delivery_status(db: Database, settings: Settings, subscriber_id: int, now: datetime | None = None) -> DeliveryView:
+    """A subscriber's delivery status, by the rules planning and `digest due` use; nothing is written."""
+    now = now or utcnow()
+    with db.session() as s:
+        sub = subscriber_store.by_id(s, subscriber_id)
+        if sub is None:
+            raise LookupError(f"no subscriber #{subscriber_id}")
+        suppression = subscriber_store.suppression(s, sub.email)
+    past = ledger.history(db, [sub.id]).get(sub.id)
+    recent = ledger.recent(db, sub.id, 3)
+    sent = ledger.recent(db, sub.id, 1, status=DeliveryStatus.SENT)
+
+    def news() -> planner.News:
+        run = candidate_pool(db, settings, now)
+        sel = select(db, settings, run, [sub], now)[sub.id]
+        had = ledger.sent_papers(db, [sub.id], sorted(run.papers))[sub.id]
+        return planner.News(fresh=candidates.fresh(run, sel.window_start, had), picks=len(sel.picks))
+
+    status = planner.slot_status(sub, now, past.last if past else None, recent, suppression, news)
+    return DeliveryView(last_sent_at=sent[0].sent_at if sent else None, last_subject=sent[0].subject if sent else None,
+                        status=status)
+
+
+FEED_EDITIONS = 10  # a feed lists the papers of this many latest sent editions
+
+
+@dataclass(frozen=True)
+class FeedDocument:
+    """A subscriber's Atom feed, with what a conditional GET is answered from."""
+
+    body: bytes
+    etag: str  # the body's hash: it changes whenever anything in the feed does
+    updated: datetime  # the latest edition's send time (Last-Modified), or when they subscribed
+
+
+def feed(db: Database, settings: Settings, subscriber_id: int, limit: int = FEED_EDITIONS) -> FeedDocument | None:
+    """The papers of a subscriber's latest sent editions as an Atom feed; None once the subscriber is
+    gone or unsubscribed (the feed ends with them)."""
+    with db.session() as s:
+        sub = subscriber_store.by_id(s, subscriber_id)
+    if sub is None or sub.status == SubscriberStatus.UNSUBSCRIBED:
+        return None
+    editions = [e for e in ledger.recent(db, subscriber_id, limit, status=DeliveryStatus.SENT) if e.sent_at]
+    with db.session() as s:
+        papers = paper_store.by_ids(s, sorted({p.paper_id for e in editions for p in (*e.picks, *e.trending)}))
+    base = settings.web.base_url
+    items = [(e.sent_at, [(papers[p.paper_id], p, kind) for kind, picks in (("pick", e.picks), ("trending", e.trending))
+                          for p in picks if p.paper_id in papers]) for e in editions]
+    links = links_for(settings)
+    updated = max((e.sent_at for e in editions), default=sub.created_at or utcnow())
+    content = atom.FeedContent(
+        id=atom.feed_id(base, subscriber_id, settings.secret()), title=f"{settings.digest.site_name}: your papers",
+        self_url=links.feed(subscriber_id), site_url=links.preferences(subscriber_id),
+        author=settings.digest.site_name, updated=updated,
+        entries=atom.entries_of(items, base, settings.digest.excerpt_chars))
+    body = atom.render_atom(content)
+    return FeedDocument(body=body, etag=atom.etag_of(body), updated=updated)
+
+
 def archive_html(db: Database, settings: Settings, subscriber_id: int, delivery_id: int) -> str | None:
     """A sent edition rebuilt as its email HTML ("view in browser"); None if it is not theirs."""
     edition = ledger.edition_of(db, subscriber_id, delivery_id)
@@ -407,6 +477,44 @@ def status(db: Database, settings: Settings) -> dict:
                     for name, cfg in settings.sources.items()],
         "recent_failures": ledger_view["recent_failures"],
     }
+
+
+def metrics_figures(db: Database, settings: Settings) -> metrics.Figures:
+    """What the database holds, for the metrics endpoints' gauges (read at every scrape)."""
+    with db.session() as s:
+        subs = subscriber_store.count_by_status(s)
+    ledger_view = ledger.summary(db, failures=0)
+    states = ingest_stage.source_states(db)
+    names = [*settings.sources, *sorted(set(states) - set(settings.sources))]
+    jobs_now = jobs.status(db, job_ids(settings))
+    return metrics.Figures(
+        deliveries={str(k): v for k, v in ledger_view["deliveries"].items()}, subscribers=subs,
+        last_sent_at=ledger_view["last_sent_at"], states=tuple(str(s) for s in DeliveryStatus),
+        source_last_success={n: states[n].last_success_at if n in states else None for n in names},
+        source_last_run={n: states[n].last_run_at if n in states else None for n in names},
+        source_totals={n: {"fetched": st.total_fetched, "new": st.total_new, "updated": st.total_updated,
+                           "skipped": st.total_skipped} for n, st in states.items()},
+        job_last_ok={j["job"]: j["last_ok"] for j in jobs_now},
+        job_last_finished={j["job"]: j["last_finished_at"] for j in jobs_now})
+
+
+def metrics_registry(db: Database, settings: Settings):
+    """The registry a metrics endpoint serves: this process's counters and the database's gauges."""
+    return metrics.registry(lambda: metrics_figures(db, settings))
+
+
+def metrics_text(registry) -> tuple[bytes, str]:
+    """A scrape of `registry` (`metrics_registry`): the Prometheus text format and its content type."""
+    return metrics.generate_latest(registry), metrics.CONTENT_TYPE_LATEST
+
+
+def serve_metrics(db: Database, settings: Settings, host: str, port: int):
+    """A metrics server on its own thread (the scheduler's); (server, thread), or None if the port
+    cannot be had (one warning)."""
+    return metrics.serve(metrics_registry(db, settings), host, port)
+
+
+DELIVERY_REASONS = planner.REASONS  # the delivery status's reasons, as the preferences page labels them
 
 
 def subscriber_profile(db: Database, email: str, limit: int = 10) -> dict:
@@ -477,7 +585,9 @@ def job_ids(settings: Settings) -> list[str]:
 
 def record_job(db: Database, job_id: str, instance: str, started: datetime, finished: datetime, ok: bool,
                summary: str, next_run_at: datetime | None) -> None:
-    """One run of a scheduler job: its log row and its job's last result and next run."""
+    """One run of a scheduler job: its metrics (first, so a database that went away loses none), its log
+    row, and its job's last result and next run."""
+    metrics.job_run(job_id, ok, (finished - started).total_seconds())
     jobs.record_run(db, job_id, instance, started, finished, ok, summary)
     jobs.save_state(db, job_id, next_run_at=next_run_at, last_started_at=started, last_finished_at=finished,
                     last_ok=ok, last_summary=summary, instance=instance)

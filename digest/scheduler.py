@@ -84,6 +84,16 @@ class Runner:
         self.instance = worker_name()
         self.scheduler: BackgroundScheduler | None = None
         self.triggers: dict[str, BaseTrigger] = {}
+        self.metrics_server = None  # (server, thread) while it serves /metrics
+
+    def serve_metrics(self, host: str, port: int) -> int | None:
+        """Serve this process's counters and the database's gauges on host:port (0: any free port);
+        returns the port, or None if it could not listen (logged: the scheduler runs on without)."""
+        got = pipeline.serve_metrics(self.db, self.settings, host, port)
+        if got is None:
+            return None
+        self.metrics_server = got
+        return got[0].server_port
 
     # ---- jobs
 
@@ -185,6 +195,12 @@ class Runner:
             pipeline.jobs_stopped(self.db, self.instance)
         except Exception:
             log.exception("could not clear the next run times")
+        if self.metrics_server is not None:
+            server, thread = self.metrics_server
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+            self.metrics_server = None
         if _current is self:
             _current = None
         log.info("scheduler %s stopped cleanly", self.instance)
@@ -197,11 +213,15 @@ class _NotBusy(logging.Filter):
         return "maximum number of running instances" not in record.getMessage()
 
 
-def serve(settings: Settings, db: Database | None = None) -> None:
-    """Run in the foreground until SIGTERM or SIGINT; a second signal stops at once."""
+def serve(settings: Settings, db: Database | None = None, metrics_port: int | None = None) -> None:
+    """Run in the foreground until SIGTERM or SIGINT; a second signal stops at once. Serves /metrics on
+    `metrics.scheduler_host`:`metrics_port` (default `metrics.scheduler_port`; 0 or metrics off: none)."""
     triggers(settings)  # a bad cron string is refused before anything starts
     logging.getLogger("apscheduler.scheduler").addFilter(_NotBusy())
     runner = Runner(settings, db)
+    port = settings.metrics.scheduler_port if metrics_port is None else metrics_port
+    if settings.metrics.enabled and port:
+        runner.serve_metrics(settings.metrics.scheduler_host, port)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("%s: finishing the work in flight, then stopping (again to force)", signal.Signals(signum).name)

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "digest"
 
 LAYERS = {  # the most specific prefix wins
     "digest.records": 0,
-    "digest.config": 1,
+    "digest.config": 1, "digest.metrics": 1,
     "digest.ranking": 2, "digest.render": 2, "digest.mail": 2, "digest.store": 2, "digest.sources": 2,
     "digest.sources.ingest": 3, "digest.subscriptions": 3, "digest.planning": 3,
     "digest.delivery": 4,

@@ -488,7 +488,8 @@ def demo(directory: str) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @pass_ctx
 def serve(ctx: Ctx, host: str, port: int) -> None:
-    """Run the subscriber web app: subscribe, confirm, preferences, unsubscribe, archive, /healthz.
+    """Run the subscriber web app: subscribe, confirm, preferences, unsubscribe, archive, Atom feeds,
+    /healthz and Prometheus /metrics (for the networks in metrics.allow).
 
     Links in emails use web.base_url from the config; put a TLS proxy in front for https.
     """
@@ -522,8 +523,10 @@ def unsubscribes_process(ctx: Ctx, maildirs, mboxes) -> None:
 
 
 @main.command("scheduler")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Serve Prometheus /metrics on this port (default metrics.scheduler_port; 0: off).")
 @pass_ctx
-def scheduler_command(ctx: Ctx) -> None:
+def scheduler_command(ctx: Ctx, metrics_port: int | None) -> None:
     """Run the scheduler in the foreground (for systemd or a container).
 
     Ingests each source on its `schedule`, plans and sends the editions that are due every
@@ -534,7 +537,7 @@ def scheduler_command(ctx: Ctx) -> None:
 
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
         logging.getLogger("digest").setLevel(logging.INFO)  # a daemon logs one line per run
-    serve(ctx.settings, ctx.db)
+    serve(ctx.settings, ctx.db, metrics_port=metrics_port)
 
 
 @main.command()

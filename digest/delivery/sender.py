@@ -33,11 +33,13 @@ import queue
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
+from digest import metrics
 from digest.config import Settings
 from digest.delivery import bounces, ledger
 from digest.delivery.ledger import Outcome
@@ -237,9 +239,11 @@ class _Run:
     """State shared by the claiming thread and the sending threads of one `send()`."""
 
     def __init__(self, db: Database, settings: Settings, worker: str, limiter: RateLimiter,
-                 progress: Callable[[int], None] | None, queue_size: int, stop: threading.Event | None = None):
+                 progress: Callable[[int], None] | None, queue_size: int, stop: threading.Event | None = None,
+                 transport: str = "smtp"):
         self.db, self.settings, self.worker, self.limiter, self.progress = db, settings, worker, limiter, progress
         self.stop_event = stop
+        self.transport = transport  # the metrics' label when a message names no transport
         self.sender = sender_address(settings)
         self.lease = timedelta(seconds=settings.mail.lease_seconds)
         self.report = SendReport()
@@ -281,6 +285,7 @@ class _Run:
                     log.warning("delivery=%s was taken over by another worker before its outcome was recorded",
                                 o.delivery_id)
                 self.report.count(outcome, via)
+                metrics.count_messages(via or self.transport, outcome)  # once the ledger has it, as the report
             if self.progress:
                 self.progress(len(batch))
 
@@ -420,6 +425,7 @@ def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Tr
         return send_in_processes(db, settings, workers, now=now, email=email, batch=batch, progress=progress,
                                  stop=stop)
     as_of = now or utcnow()
+    started = time.perf_counter()
     worker = worker or worker_name()
     if transport is None:
         pool: list[Transport] = pool_from_settings(settings)
@@ -429,11 +435,12 @@ def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Tr
         pool = [transport]
     if not pool:
         raise ValueError("send() needs at least one transport")
+    label = metrics.transport_name(pool[0])
     if stop is not None:
         pool = [StopAware(t, stop) for t in pool]
     signer = signing.from_settings(settings)  # a bad key is refused before anything is claimed
     run = _Run(db, settings, worker, limiter or RateLimiter.from_settings(settings), progress, max(batch, len(pool)),
-               stop)
+               stop, label)
     try:
         pool[0].open()  # nothing is claimed while the server cannot be reached
     except TransportUnavailable as err:
@@ -468,6 +475,7 @@ def send(db: Database, settings: Settings, *, transport: Transport | Sequence[Tr
             t.join()
         _give_back(db, worker, run.uncertain)
     r = run.report
+    metrics.send_run(label, r.sent, time.perf_counter() - started)
     log.info("send finished: sent=%d retried=%d failed=%d suppressed=%d", r.sent, r.retried, r.failed, r.suppressed)
     return r
 
@@ -498,6 +506,7 @@ def send_in_processes(db: Database, settings: Settings, workers: int, *, now: da
     resumed once its leases run out, as after any crash. `stop` reaches every process; their reports
     are added up.
     """
+    started = time.perf_counter()
     window = settings.mail.smtp.window_limit
     workers = min(workers, window) if window else workers  # every share of the window keeps at least one
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no engine, thread or lock is inherited
@@ -539,6 +548,13 @@ def send_in_processes(db: Database, settings: Settings, workers: int, *, now: da
                                 f"its leases run out ({settings.mail.lease_seconds:g} s)")
     if progress is not None and count.value > told:
         progress(count.value - told)
+    # The processes' counters died with them: this process counts what their reports say (a process
+    # that died before reporting is in the database gauges, digest_deliveries, not here).
+    for via, counts in total.by_transport.items():
+        for key, n in counts.items():
+            metrics.count_messages(via, key, n)
+    metrics.count_messages(settings.mail.transport, "suppressed", total.suppressed)  # as one process counts them
+    metrics.send_run(settings.mail.transport, total.sent, time.perf_counter() - started)
     return total
 
 

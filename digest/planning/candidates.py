@@ -87,3 +87,9 @@ def _also_trending(run: Pool, k: int, taken: set[int], start: datetime) -> list[
         if t.paper_id not in taken and seen is not None and seen > start:
             out.append(t)
     return out
+
+
+def fresh(run: Pool, start: datetime, sent: set[int]) -> int:
+    """How many of the run's papers are new to a subscriber: first seen after `start`, never sent to them."""
+    return sum(1 for p in run.papers.values()
+               if p.first_seen_at is not None and p.first_seen_at > start and p.id not in sent)

@@ -82,6 +82,12 @@ def previous_slot(schedule: Schedule, before: datetime) -> datetime | None:
     return _search(schedule, before, -1)
 
 
+def last_slot(schedule: Schedule, now: datetime) -> datetime | None:
+    """The latest slot at or before `now` (UTC): this period's once it has come, else the one before."""
+    slot = period_slot(schedule, now)
+    return slot if slot is not None and slot <= now else previous_slot(schedule, now)
+
+
 def _search(schedule: Schedule, start: datetime, step: int) -> datetime | None:
     tz = ZoneInfo(schedule.timezone)
     day = start.astimezone(tz).date()

@@ -56,6 +56,7 @@ class DigestContent:
     archive_url: str
     prefs_url: str
     unsubscribe_url: str
+    feed_url: str = ""  # the subscriber's private Atom feed ("" in a preview of made-up topics)
     picks: list[Entry] = field(default_factory=list)
     trending: list[Entry] = field(default_factory=list)
     more_count: int = 0

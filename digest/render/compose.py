@@ -120,6 +120,7 @@ def compose(
     archive_url: str,
     prefs_url: str,
     unsubscribe_url: str,
+    feed_url: str = "",
     excerpt_chars: int = 320,
     feedback: Callable[[int, int], str] | None = None,
     likes: bool = False,
@@ -160,6 +161,7 @@ def compose(
         archive_url=archive_url,
         prefs_url=prefs_url,
         unsubscribe_url=unsubscribe_url,
+        feed_url=feed_url,
         picks=entries,
         trending=hot,
     )
@@ -171,6 +173,7 @@ class EditionLinks(Protocol):
     def archive(self, subscriber_id: int, delivery_id: int) -> str: ...
     def preferences(self, subscriber_id: int) -> str: ...
     def unsubscribe(self, subscriber_id: int) -> str: ...
+    def feed(self, subscriber_id: int) -> str: ...
     def feedback_links(self, subscriber_id: int) -> Callable[[int, int], str]: ...
 
 
@@ -185,6 +188,6 @@ def edition_content(sub: Subscriber, edition: Edition, papers: Mapping[int, Pape
         trending=[p for p in edition.trending if p.paper_id in papers],
         papers=papers, when=edition.planned_at.astimezone(ZoneInfo(sub.timezone)),
         archive_url=links.archive(sub.id, edition.id or 0), prefs_url=links.preferences(sub.id),
-        unsubscribe_url=links.unsubscribe(sub.id), excerpt_chars=excerpt_chars,
+        unsubscribe_url=links.unsubscribe(sub.id), feed_url=links.feed(sub.id), excerpt_chars=excerpt_chars,
         feedback=links.feedback_links(sub.id), likes=bool(sub.liked), authors=sub.authors,
     )

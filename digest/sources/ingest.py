@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from digest import metrics
 from digest.config import ConfigError, Settings
 from digest.records import Listing, as_utc, iso, utcnow
 from digest.sources import Batch, Cursor, SourceError, fetch
@@ -121,7 +122,9 @@ def ingest(
                 from digest.sources.http import HttpClient
 
                 client = HttpClient(settings.http)
-            report.sources.append(_run_source(db, name, cfg, client, since, now))
+            done = _run_source(db, name, cfg, client, since, now)
+            metrics.source_run(name, done.new, done.updated, done.skipped, done.ok)
+            report.sources.append(done)
     finally:
         if client is not None:
             client.close()

@@ -29,6 +29,10 @@ class Links:
     def unsubscribe(self, subscriber_id: int) -> str:
         return self._url("unsubscribe", "unsubscribe", subscriber_id)
 
+    def feed(self, subscriber_id: int) -> str:
+        """The subscriber's private Atom feed of the papers they were sent."""
+        return self._url("feed", "feed", subscriber_id) + ".atom"
+
     def archive(self, subscriber_id: int, delivery_id: int) -> str:
         return self._url("archive", "archive", subscriber_id, d=delivery_id)
 

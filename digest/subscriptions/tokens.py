@@ -1,7 +1,7 @@
 """Signed tokens for every link a subscriber clicks (itsdangerous).
 
 A token binds a subscriber id and a purpose (the salt), so a token made for one purpose is refused
-for another. Confirmation links expire; unsubscribe links never do (an old digest must still work).
+for another. Confirmation links expire; unsubscribe and feed links never do (an old digest must still work).
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import Any
 from itsdangerous import BadData, Serializer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 
-PURPOSES = ("confirm", "manage", "unsubscribe", "archive", "feedback")
-MAX_AGE = {"confirm": 3 * 86400, "manage": 180 * 86400, "unsubscribe": None, "archive": None, "feedback": 90 * 86400}
+PURPOSES = ("confirm", "manage", "unsubscribe", "archive", "feedback", "feed")
+# A feed URL sits in a feed reader for years: it never expires, and unsubscribing ends it (410).
+MAX_AGE = {"confirm": 3 * 86400, "manage": 180 * 86400, "unsubscribe": None, "archive": None, "feedback": 90 * 86400,
+           "feed": None}
 
 
 class TokenError(Exception):

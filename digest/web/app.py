@@ -9,15 +9,19 @@ one-click POST straight from a mailbox provider (no cookies, no CSRF token, 200 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import formatdate, parsedate_to_datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import jinja2
 from starlette.applications import Starlette
@@ -55,6 +59,7 @@ LINK_HELP = {
     "unsubscribe": "Use the unsubscribe link in one of your digests.",
     "archive": "Use the “view in browser” link in your digest.",
     "feedback": "Feedback links last a few months; use the links in a recent digest.",
+    "feed": "Copy the Atom feed link from your preferences page or a recent digest.",
 }
 
 
@@ -63,6 +68,14 @@ def schedule_label(v: Subscriber) -> str:
     if v.frequency == "weekly":
         return f"every {DAY_NAMES[v.weekday]} {at}"
     return f"on weekdays {at}" if v.frequency == "weekdays" else f"every day {at}"
+
+
+def local_time(at: datetime, zone: str) -> str:
+    """An instant in the subscriber's own time zone ("Tue 01 Dec 2026, 08:00 CET")."""
+    try:
+        return at.astimezone(ZoneInfo(zone)).strftime("%a %d %b %Y, %H:%M %Z")
+    except (ValueError, KeyError):  # an unreadable stored zone: say it in UTC
+        return at.astimezone(UTC).strftime("%a %d %b %Y, %H:%M UTC")
 
 
 def split_topics(raw: str | None) -> list[str]:
@@ -109,6 +122,7 @@ class Site:
     by_ip: signup.RateLimiter  # subscribe posts per client IP
     signups: signup.SignupQueue  # checked subscribe forms, handled after the page is sent
     suggestions: Suggestions
+    metrics: Any = None  # the /metrics registry (prometheus_client), None when metrics are off
 
 
 def site_of(request: Request) -> Site:
@@ -223,6 +237,7 @@ async def preferences(request: Request, errors: list[str] | None = None, values:
     if sub is None:
         return bad_link(request, "manage")
     editions = await run_in_threadpool(pipeline.recent_editions, site.db, site.settings, sub.id)
+    delivery = await run_in_threadpool(pipeline.delivery_status, site.db, site.settings, sub.id)
     paused = sub.paused(utcnow())
     seeded = await run_in_threadpool(seeds.seeded, site.db, sub.email)
     values = values or {"topics": "\n".join(sub.topics), "excludes": "\n".join(sub.excludes),
@@ -233,7 +248,8 @@ async def preferences(request: Request, errors: list[str] | None = None, values:
                 seeded=seeded, seed_limit=seeds.MAX_FILE_BYTES // 1_000_000,
                 values=values, errors=errors or [], saved=request.query_params.get("saved", ""),
                 default_max=site.settings.digest.max_items, request_token=request.path_params["token"],
-                unsubscribe_url=signup.links(site.settings).unsubscribe(sub.id))
+                unsubscribe_url=signup.links(site.settings).unsubscribe(sub.id), delivery=delivery,
+                feed_url=signup.links(site.settings).feed(sub.id) if sub.status != "unsubscribed" else "")
 
 
 async def preferences_save(request: Request) -> Response:
@@ -343,6 +359,36 @@ async def archive(request: Request) -> Response:
     return HTMLResponse(html, headers={"Content-Security-Policy": CSP_ARCHIVE})
 
 
+async def feed(request: Request) -> Response:
+    """The subscriber's Atom feed; 304 to a conditional GET that has it already, 410 once they left."""
+    site = site_of(request)
+    try:
+        sub, _ = await open_link(request, "feed")
+    except TokenError:
+        return bad_link(request, "feed")
+    doc = await run_in_threadpool(pipeline.feed, site.db, site.settings, sub.id) if sub else None
+    if doc is None:
+        return error(request, 410, "This feed has ended", "You unsubscribed, so this feed has no more papers.")
+    headers = {"ETag": doc.etag, "Last-Modified": formatdate(doc.updated.timestamp(), usegmt=True),
+               "Cache-Control": "private, max-age=300"}
+    if not_modified(request, doc.etag, doc.updated):
+        return Response(status_code=304, headers=headers)
+    return Response(doc.body, media_type="application/atom+xml; charset=utf-8", headers=headers)
+
+
+def not_modified(request: Request, etag: str, updated: datetime) -> bool:
+    """RFC 9110 13.1: If-None-Match decides when present (weak comparison), else If-Modified-Since."""
+    if (tags := request.headers.get("if-none-match")) is not None:
+        return any(t.strip().removeprefix("W/") in (etag, "*") for t in tags.split(","))
+    if (since := request.headers.get("if-modified-since")) is not None:
+        try:
+            at = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False  # a date we cannot read is ignored, as the RFC says
+        return at.tzinfo is not None and int(updated.timestamp()) <= at.timestamp()
+    return False
+
+
 # -------------------------------------------------------------------------------- health, errors
 
 
@@ -353,6 +399,24 @@ async def healthz(request: Request) -> Response:
         log.error("health check failed: %s", err)
         return JSONResponse({"status": "error", "database": "unavailable"}, 503)
     return JSONResponse({"status": "ok"})
+
+
+async def metrics_page(request: Request) -> Response:
+    """Prometheus /metrics: this process's counters and the database's gauges, read now. Only for the
+    client networks in `metrics.allow` (after the proxy's X-Forwarded-For); others see a plain 404."""
+    site = site_of(request)
+    if site.metrics is None or not allowed(request, site.settings.metrics.allow):
+        raise HTTPException(404)
+    body, content_type = await run_in_threadpool(pipeline.metrics_text, site.metrics)
+    return Response(body, media_type=content_type)
+
+
+def allowed(request: Request, networks: list[str]) -> bool:
+    try:
+        client = ipaddress.ip_address(request.client.host if request.client else "")
+    except ValueError:
+        return False
+    return any(client in ipaddress.ip_network(n, strict=False) for n in networks)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -387,7 +451,9 @@ def routes() -> list[Route | Mount]:
         Route("/unsubscribe" + TOKEN, unsubscribe, methods=["GET", "POST"]),
         Route("/feedback" + TOKEN, feedback, methods=["GET", "POST"]),
         Route("/archive" + TOKEN, archive, methods=["GET"]),
+        Route("/feed" + TOKEN + ".atom", feed, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(WEB / "static")), name="static"),
     ]
 
@@ -396,7 +462,8 @@ def templates(settings: Settings, root: str) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(WEB / "templates")), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     env.globals.update(site_name=settings.digest.site_name, root=root, frequencies=FREQUENCIES,
-                       weekdays=DAY_NAMES, zones=ZONES, schedule=schedule_label)
+                       weekdays=DAY_NAMES, zones=ZONES, schedule=schedule_label, local=local_time,
+                       reasons=pipeline.DELIVERY_REASONS)
     return env
 
 
@@ -411,7 +478,8 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
     signups = signup.signup_queue(db, settings, limiter=signup.limiter(*address_limit), transport=transport)
     site = Site(settings=settings, db=db, root=root, csrf=Csrf(settings.secret(), secure=base.scheme == "https"),
                 env=templates(settings, root), by_ip=signup.limiter(*ip_limit), signups=signups,
-                suggestions=Suggestions())
+                suggestions=Suggestions(),
+                metrics=pipeline.metrics_registry(db, settings) if settings.metrics.enabled else None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
