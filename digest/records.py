@@ -92,6 +92,21 @@ class DeliveryStatus(StrEnum):
 # ---------------------------------------------------------------------------------------- listings
 
 MAX_TITLE_KEY = 300
+MAX_URL = 2_000
+
+
+def web_url(value: object) -> str | None:
+    """An http(s) URL with a host and without whitespace, quotes or control characters, else None (no
+    javascript: links, no empty links): the one URL rule for what ingest stores and what a digest links."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > MAX_URL or not value.lower().startswith(("https://", "http://")):
+        return None
+    if any(ch.isspace() or ord(ch) < 0x20 or ch in "<>\"'`\\" for ch in value):
+        return None
+    host = value.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return value if host.strip(".:@") else None
 
 
 def title_key(title: str) -> str:
@@ -152,6 +167,7 @@ class Paper:
     categories: list[str] = field(default_factory=list)
     published_at: datetime | None = None
     first_seen_at: datetime | None = None
+    comment: str | None = None  # the arXiv comment ("Accepted at NeurIPS 2024; 12 pages"), as listed
 
 
 @dataclass

@@ -10,8 +10,9 @@ from typing import Protocol
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from digest.records import Edition, Paper, Pick, Subscriber
+from digest.records import Edition, Paper, Pick, Subscriber, web_url
 from digest.render import DigestContent, Entry
+from digest.render.badges import badges
 
 FREQUENCY_LABEL = {"daily": "daily", "weekdays": "weekday", "weekly": "weekly"}
 _SPACE = re.compile(r"\s+")
@@ -56,8 +57,6 @@ def meta_line(p: Paper) -> str:
         bits.append(f"▲ {p.upvotes} upvote{'s' if p.upvotes != 1 else ''}")
     if p.num_comments:
         bits.append(f"{p.num_comments} comment{'s' if p.num_comments != 1 else ''}")
-    if p.github_stars:
-        bits.append(f"★ {p.github_stars} GitHub stars")
     if p.published_at:
         bits.append(p.published_at.strftime("%d %b %Y"))
     return " · ".join(bits)
@@ -94,7 +93,7 @@ def paper_entry(p: Paper, excerpt_chars: int) -> Entry:
     """What an entry shows of the paper itself (no rank, reason or links yet)."""
     return Entry(rank=0, title=one_line(p.title), url=paper_url(p), authors=authors_line(p.authors),
                  excerpt=excerpt(p.ai_summary or p.abstract, excerpt_chars), meta=meta_line(p),
-                 pdf_url=p.pdf_url, code_url=p.code_url)
+                 pdf_url=web_url(p.pdf_url), code_url=web_url(p.code_url), badges=badges(p))
 
 
 def subject_line(n: int, top: str, personal: bool) -> str:
