@@ -79,7 +79,7 @@ class SubscriberStatus(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """A ledger row: planned -> sending -> sent | retry | failed | suppressed."""
+    """A ledger row: planned -> sending -> sent | retry | failed | suppressed; or skipped, never sent."""
 
     PLANNED = "planned"
     SENDING = "sending"
@@ -87,6 +87,7 @@ class DeliveryStatus(StrEnum):
     RETRY = "retry"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+    SKIPPED = "skipped"  # a quiet day under the subscriber's cadence: nothing sent, its papers roll over
 
 
 # ---------------------------------------------------------------------------------------- listings
@@ -180,6 +181,7 @@ class Profile:
     max_items: int = 10
     liked: list[int] = field(default_factory=list)  # paper ids marked "more like this"
     disliked: list[int] = field(default_factory=list)  # paper ids marked "less like this"
+    whole_window: bool = False  # best of the week: trending counts upvotes without favouring the newest
 
 
 @dataclass
@@ -209,6 +211,8 @@ class Subscriber:
     hour: int = 8
     timezone: str = "UTC"
     max_items: int | None = None
+    min_papers: int | None = None  # skip an edition with fewer picks than this (they roll over)
+    best_of_week: bool = False  # weekly: the best of the whole week's papers, not the newest
     topics: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
     liked: tuple[int, ...] = ()  # paper ids marked "more like this"
@@ -232,7 +236,7 @@ class Subscriber:
     def profile(self, default_max_items: int) -> Profile:
         return Profile(subscriber_id=self.id, topics=list(self.topics), excludes=list(self.excludes),
                        max_items=self.max_items or default_max_items, liked=list(self.liked),
-                       disliked=list(self.disliked))
+                       disliked=list(self.disliked), whole_window=self.best_of_week)
 
     def as_dict(self) -> dict:
         """The profile as `subscribers list/show --json` print it."""
@@ -251,10 +255,12 @@ class Subscriber:
 
 @dataclass(frozen=True)
 class LastEdition:
-    """A subscriber's most recent edition: its period and when it was planned (what due-ness needs)."""
+    """A subscriber's most recent edition: its period and when it was planned (what due-ness needs);
+    for a skipped one (a quiet day), why."""
 
     period: str
     planned_at: datetime
+    skipped: str | None = None  # the reason, when that edition was a quiet day with nothing sent
 
 
 @dataclass(frozen=True)
@@ -278,3 +284,4 @@ class Edition:
     attempts: int = 0
     subject: str | None = None
     sent_at: datetime | None = None
+    note: str | None = None  # why a skipped edition (status SKIPPED) was skipped

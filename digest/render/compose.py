@@ -121,12 +121,16 @@ def compose(
     unsubscribe_url: str,
     excerpt_chars: int = 320,
     feedback: Callable[[int, int], str] | None = None,
+    best_of_week: bool = False,
 ) -> DigestContent:
     made = papers if isinstance(papers, Entries) else Entries(papers, excerpt_chars)
     entries = [made.entry(i, pk, feedback) for i, pk in enumerate(picks, 1)]
     hot = [made.entry(i, pk) for i, pk in enumerate(trending, 1)]
     topic_list = ", ".join(f"“{one_line(t)}”" for t in topics)
-    if topics:
+    if topics and best_of_week:
+        heading = f"Best of the week: {len(entries)} {'paper' if len(entries) == 1 else 'papers'} on your topics"
+        intro = f"The week's best for {topic_list}, picked from every paper listed in the last seven days."
+    elif topics:
         heading = f"{len(entries)} new {'paper' if len(entries) == 1 else 'papers'} on your topics"
         intro = f"Picked and ranked for {topic_list}, newest listings first seen since your last digest."
     else:
@@ -141,7 +145,7 @@ def compose(
         date_label=when.strftime("%A %d %B %Y"),
         site_name=site_name,
         email=email,
-        frequency_label=FREQUENCY_LABEL.get(frequency, frequency),
+        frequency_label="best-of-the-week" if best_of_week else FREQUENCY_LABEL.get(frequency, frequency),
         archive_url=archive_url,
         prefs_url=prefs_url,
         unsubscribe_url=unsubscribe_url,
@@ -171,5 +175,5 @@ def edition_content(sub: Subscriber, edition: Edition, papers: Mapping[int, Pape
         papers=papers, when=edition.planned_at.astimezone(ZoneInfo(sub.timezone)),
         archive_url=links.archive(sub.id, edition.id or 0), prefs_url=links.preferences(sub.id),
         unsubscribe_url=links.unsubscribe(sub.id), excerpt_chars=excerpt_chars,
-        feedback=links.feedback_links(sub.id),
+        feedback=links.feedback_links(sub.id), best_of_week=sub.best_of_week,
     )
