@@ -149,8 +149,8 @@ def select(db: Database, settings: Settings, run: candidates.Pool, subs: Sequenc
     if not subs:
         return {}
     past = ledger.history(db, [s.id for s in subs])
-    starts = {s.id: candidates.window_start(settings.digest, now, past[s.id].window_end if s.id in past else None)
-              for s in subs}
+    starts = {s.id: candidates.window_start(settings.digest, now, past[s.id].window_end if s.id in past else None,
+                                            whole_week=s.best_of_week) for s in subs}
     sent = ledger.sent_papers(db, [s.id for s in subs], sorted(run.papers))
     return candidates.select(settings.digest, run, subs, starts, sent)
 
@@ -185,8 +185,9 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
         if todo and run is None:
             run = candidate_pool(db, settings, now)
         selections = select(db, settings, run, todo, now) if todo and run else {}
-        editions = planner.editions(todo, due, selections, now, report)
+        editions = planner.editions(todo, due, selections, now, report, default_max=settings.digest.max_items)
         if dry_run:
+            report.quiet += sum(e.status == DeliveryStatus.SKIPPED for e in editions)
             report.editions += editions
             report.papers.update(run.papers if run else {})
             continue
@@ -194,7 +195,12 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
         report.planned += len(written)
         report.already += already
         for e in written:
-            log.info("edition planned subscriber=%s period=%s papers=%d", e.subscriber_id, e.period, len(e.picks))
+            if e.status == DeliveryStatus.SKIPPED:
+                report.planned -= 1
+                report.quiet += 1
+                log.info("edition skipped subscriber=%s period=%s: %s", e.subscriber_id, e.period, e.note)
+            else:
+                log.info("edition planned subscriber=%s period=%s papers=%d", e.subscriber_id, e.period, len(e.picks))
     return report
 
 
@@ -206,7 +212,8 @@ def _mailable_batch(db: Database, now: datetime, email: str | None, after: int) 
 def dry_run_rows(report: PlanReport) -> list[dict]:
     """Who would get what (`digest send --dry-run`): address, period, papers and subject."""
     return [{"email": e.email, "period": e.period, "papers": len(e.picks),
-             "subject": subject_line(len(e.picks), report.papers[e.picks[0].paper_id].title, bool(e.picks[0].topic))}
+             "subject": subject_line(len(e.picks), report.papers[e.picks[0].paper_id].title, bool(e.picks[0].topic))
+             if e.picks else f"(quiet: {e.note}; nothing sent)"}
             for e in report.editions]
 
 
@@ -253,10 +260,12 @@ class PassReport:
 
     def counts(self) -> dict:
         """What `digest send` / `digest run` print: sent, retried, failed, suppressed (at planning or
-        sending), skipped (nothing new), errors."""
+        sending), skipped (nothing new), quiet (fewer papers than the subscriber's minimum: recorded,
+        nothing sent, the papers roll over), errors."""
         s = self.send
         return {"sent": s.sent, "retried": s.retried, "failed": s.failed,
-                "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.skipped, "errors": s.errors,
+                "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.skipped,
+                "quiet": self.plan.quiet, "errors": s.errors,
                 "planned": self.plan.planned, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
                 "by_transport": s.by_transport}
 
@@ -523,7 +532,7 @@ def subscriber_profile(db: Database, email: str, limit: int = 10) -> dict:
     recent = ledger.recent(db, sub.id, limit)
     return {**sub.as_dict(), **subscribers.feedback_and_suppression(db, email), "seeds": seeds.seeded(db, email),
             "deliveries": [
-        {"period": e.period, "status": str(e.status), "subject": e.subject,
+        {"period": e.period, "status": str(e.status), "subject": e.subject, "note": e.note,
          "sent_at": e.sent_at.isoformat() if e.sent_at else None, "attempts": e.attempts} for e in recent]}
 
 

@@ -79,7 +79,7 @@ class SubscriberStatus(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """A ledger row: planned -> sending -> sent | retry | failed | suppressed."""
+    """A ledger row: planned -> sending -> sent | retry | failed | suppressed; or skipped, never sent."""
 
     PLANNED = "planned"
     SENDING = "sending"
@@ -87,11 +87,27 @@ class DeliveryStatus(StrEnum):
     RETRY = "retry"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+    SKIPPED = "skipped"  # a quiet day under the subscriber's cadence: nothing sent, its papers roll over
 
 
 # ---------------------------------------------------------------------------------------- listings
 
 MAX_TITLE_KEY = 300
+MAX_URL = 2_000
+
+
+def web_url(value: object) -> str | None:
+    """An http(s) URL with a host and without whitespace, quotes or control characters, else None (no
+    javascript: links, no empty links): the one URL rule for what ingest stores and what a digest links."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > MAX_URL or not value.lower().startswith(("https://", "http://")):
+        return None
+    if any(ch.isspace() or ord(ch) < 0x20 or ch in "<>\"'`\\" for ch in value):
+        return None
+    host = value.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return value if host.strip(".:@") else None
 
 
 def title_key(title: str) -> str:
@@ -152,6 +168,7 @@ class Paper:
     categories: list[str] = field(default_factory=list)
     published_at: datetime | None = None
     first_seen_at: datetime | None = None
+    comment: str | None = None  # the arXiv comment ("Accepted at NeurIPS 2024; 12 pages"), as listed
 
 
 @dataclass
@@ -165,6 +182,7 @@ class Profile:
     liked: list[int] = field(default_factory=list)  # paper ids marked "more like this"
     disliked: list[int] = field(default_factory=list)  # paper ids marked "less like this"
     authors: list[str] = field(default_factory=list)  # followed authors, as the subscriber wrote them
+    whole_window: bool = False  # best of the week: trending counts upvotes without favouring the newest
 
 
 @dataclass
@@ -194,6 +212,8 @@ class Subscriber:
     hour: int = 8
     timezone: str = "UTC"
     max_items: int | None = None
+    min_papers: int | None = None  # skip an edition with fewer picks than this (they roll over)
+    best_of_week: bool = False  # weekly: the best of the whole week's papers, not the newest
     topics: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
     liked: tuple[int, ...] = ()  # paper ids marked "more like this"
@@ -224,7 +244,7 @@ class Subscriber:
     def profile(self, default_max_items: int) -> Profile:
         return Profile(subscriber_id=self.id, topics=list(self.topics), excludes=list(self.excludes),
                        max_items=self.max_items or default_max_items, liked=list(self.liked),
-                       disliked=list(self.disliked), authors=list(self.authors))
+                       disliked=list(self.disliked), authors=list(self.authors), whole_window=self.best_of_week)
 
     def as_dict(self) -> dict:
         """The profile as `subscribers list/show --json` print it."""
@@ -243,10 +263,12 @@ class Subscriber:
 
 @dataclass(frozen=True)
 class LastEdition:
-    """A subscriber's most recent edition: its period and when it was planned (what due-ness needs)."""
+    """A subscriber's most recent edition: its period and when it was planned (what due-ness needs);
+    for a skipped one (a quiet day), why."""
 
     period: str
     planned_at: datetime
+    skipped: str | None = None  # the reason, when that edition was a quiet day with nothing sent
 
 
 @dataclass(frozen=True)
@@ -270,3 +292,4 @@ class Edition:
     attempts: int = 0
     subject: str | None = None
     sent_at: datetime | None = None
+    note: str | None = None  # why a skipped edition (status SKIPPED) was skipped

@@ -13,6 +13,7 @@ import click
 
 from digest import config as config_mod
 from digest import pipeline
+from digest.cli.cadence import BEST_OF_WEEK_HELP, MIN_PAPERS_HELP, cadence_line, subscribers_update
 from digest.cli.profile import follow_command, seed_command, unfollow_command
 from digest.cli.ranking import eval_command, rank_command
 from digest.mail.webhook import KINDS as WEBHOOK_KINDS
@@ -199,9 +200,11 @@ def subscribers_group() -> None:
 @click.option("--max-items", type=click.IntRange(1, 100), help="Papers per digest (default from config).")
 @click.option("--name", help="Display name used in the To: header.")
 @click.option("--author", "authors", multiple=True, help="Follow this author (\"Yann LeCun\", \"Y. LeCun\"); repeat for more.")
+@click.option("--min-papers", type=click.IntRange(1, 100), help=MIN_PAPERS_HELP)
+@click.option("--best-of-week", is_flag=True, help=BEST_OF_WEEK_HELP)
 @pass_ctx
 def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str | None, topics, excludes, frequency,
-                    weekday, timezone, hour, max_items, name, authors) -> None:
+                    weekday, timezone, hour, max_items, name, authors, min_papers, best_of_week) -> None:
     """Add an active subscriber: an email address, or a team channel (--webhook URL --kind slack|discord|generic).
 
     Example: digest subscribers add ada@example.org --topic "diffusion models" --timezone Europe/London
@@ -211,15 +214,19 @@ def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str 
     if (webhook is None) != (kind is None):
         raise click.UsageError("--webhook and --kind go together")
     profile = dict(topics=topics, excludes=excludes, frequency=frequency, weekday=weekday, timezone=timezone,
-                   hour=hour, max_items=max_items, name=name, authors=authors)
+                   hour=hour, max_items=max_items, name=name, authors=authors, min_papers=min_papers,
+                   best_of_week=best_of_week)
     if webhook == "-":
         webhook = sys.stdin.readline().strip()
     if webhook is not None:
         v = subscribers.add_webhook(ctx.db, ctx.settings.secret(), webhook, kind, **profile)
     else:
         v = subscribers.add(ctx.db, email, **profile)
-    who = f"{v.email} {v.webhook}" if v.by_webhook else v.email
-    click.echo(f"added {who} ({len(v.topics)} topics, {v.frequency} at {v.hour:02d}:00 {v.timezone})")
+    if v.min_papers or v.best_of_week:
+        click.echo(f"added {cadence_line(v)} ({len(v.topics)} topics)")
+    else:
+        who = f"{v.email} {v.webhook}" if v.by_webhook else v.email
+        click.echo(f"added {who} ({len(v.topics)} topics, {v.frequency} at {v.hour:02d}:00 {v.timezone})")
 
 
 @subscribers_group.command("list")
@@ -250,8 +257,8 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
         echo_json(data)
         return
     keys = ("email", "channel", "webhook") if data["channel"] != "email" else ("email",)
-    for key in (*keys, "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
-                "suppressed"):
+    for key in (*keys, "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "min_papers",
+                "best_of_week", "created_at", "suppressed"):
         click.echo(f"{key}: {printable(data[key])}")
     no_topic = "(none: papers like the seeded ones)" if data["seeds"] else "(none: trending)"
     click.echo(f"topics: {printable('; '.join(data['topics'])) or no_topic}")
@@ -264,7 +271,7 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
     click.echo(f"feedback: {fb['more_like_this']} more like this, {fb['less_like_this']} less like this")
     click.echo("recent deliveries:" if data["deliveries"] else "recent deliveries: none")
     for d in data["deliveries"]:
-        click.echo(f"  {d['period']}  {d['status']:<10} {printable(d['subject'] or '')}")
+        click.echo(f"  {d['period']}  {d['status']:<10} {printable(d['subject'] or d.get('note') or '')}")
 
 
 @subscribers_group.command("remove")
@@ -353,8 +360,10 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
         r = pipeline.run_pass(ctx.read_db if dry_run else ctx.db, ctx.settings, email=email, dry_run=dry_run,
                               ingest_first=ingest_first, on_planned=bar.start, progress=bar.update, workers=workers)
     if dry_run:
-        return r, {"dry_run": True, "would_send": pipeline.dry_run_rows(r.plan), "skipped": r.plan.skipped,
-                   "suppressed": r.plan.suppressed, "already": r.plan.already}
+        rows = pipeline.dry_run_rows(r.plan)
+        return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]], "skipped": r.plan.skipped,
+                   "suppressed": r.plan.suppressed, "already": r.plan.already,
+                   "quiet": [x for x in rows if not x["papers"]]}
     return r, r.counts()
 
 
@@ -387,11 +396,15 @@ def _print_counts(result: dict, as_json: bool) -> None:
     elif result.get("dry_run"):
         for r in result["would_send"]:
             click.echo(f"{printable(r['email']):<36} {r['papers']:>3} papers  {printable(r['subject'])}")
+        for r in result["quiet"]:
+            click.echo(f"{printable(r['email']):<36}   0 papers  {printable(r['subject'])}")
         click.echo(f"would send {len(result['would_send'])}, skipped {result['skipped']} (nothing new), "
-                   f"suppressed {result['suppressed']}, already sent this period {result['already']}")
+                   f"suppressed {result['suppressed']}, already sent this period {result['already']}"
+                   + (f", quiet {len(result['quiet'])} (too few papers: recorded, rolled over)" if result["quiet"] else ""))
     else:
         click.echo(f"sent {result['sent']}, retried {result['retried']}, failed {result['failed']}, "
-                   f"suppressed {result['suppressed']}, skipped {result['skipped']} (nothing new)")
+                   f"suppressed {result['suppressed']}, skipped {result['skipped']} (nothing new)"
+                   + (f", quiet {result['quiet']} (too few papers: recorded, rolled over)" if result.get("quiet") else ""))
         per = result.get("by_transport") or {}
         if any(name.startswith("webhook") for name in per):  # mail alone: the line above says it all
             click.echo("by transport: " + "; ".join(
@@ -594,6 +607,7 @@ main.add_command(rank_command, "rank")
 subscribers_group.add_command(seed_command, "seed")
 subscribers_group.add_command(follow_command, "follow")
 subscribers_group.add_command(unfollow_command, "unfollow")
+subscribers_group.add_command(subscribers_update, "update")
 main.add_command(eval_command, "eval")
 
 

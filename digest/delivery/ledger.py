@@ -43,7 +43,9 @@ def write(db: Database, editions: Sequence[Edition], domain: str) -> tuple[list[
     """Store planned editions and their items, in bulk, in one transaction.
 
     An edition whose (subscriber, period) is already in the ledger is left out (another planner got
-    there first). Returns the editions written, with their ids and Message-IDs, and how many were
+    there first). A skipped edition (a quiet day, `status` SKIPPED, with its `note`) is written with
+    no items: no sender ever takes it, and its papers stay unsent, so the next edition can have them
+    (`history` starts that one's window at the last edition that was not skipped). Returns the editions written, with their ids and Message-IDs, and how many were
     already there.
     """
     if not editions:
@@ -70,7 +72,8 @@ def _insert_new(s: Session, editions: Sequence[Edition]) -> dict[int, int]:
     dialect_insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = (dialect_insert(Delivery).on_conflict_do_nothing(index_elements=["subscriber_id", "period"])
             .returning(Delivery.id, Delivery.subscriber_id))
-    rows = [{"subscriber_id": e.subscriber_id, "period": e.period, "email": e.email, "status": S.PLANNED,
+    rows = [{"subscriber_id": e.subscriber_id, "period": e.period, "email": e.email,
+             "status": S.SKIPPED if e.status == S.SKIPPED else S.PLANNED, "note": e.note,
              "message_id": "", "window_start": e.window_start, "window_end": e.window_end,
              "planned_at": e.planned_at, "attempts": 0} for e in editions]
     return {sid: did for did, sid in s.execute(stmt, rows)}
@@ -225,7 +228,7 @@ def read(db: Database, ids: Iterable[int]) -> list[Edition]:
 # What an Edition carries of its delivery row (read as plain rows: no ORM objects to build and track).
 _EDITION_COLUMNS = (Delivery.id, Delivery.subscriber_id, Delivery.email, Delivery.period, Delivery.window_start,
                     Delivery.window_end, Delivery.planned_at, Delivery.message_id, Delivery.status,
-                    Delivery.attempts, Delivery.subject, Delivery.sent_at)
+                    Delivery.attempts, Delivery.subject, Delivery.sent_at, Delivery.note)
 _ITEM_COLUMNS = (DeliveryItem.delivery_id, DeliveryItem.paper_id, DeliveryItem.score, DeliveryItem.topic,
                  DeliveryItem.why, DeliveryItem.kind)
 
@@ -241,7 +244,7 @@ def _editions(s: Session, rows: Sequence) -> list[Edition]:
     return [Edition(subscriber_id=r.subscriber_id, email=r.email, period=r.period, window_start=r.window_start,
                     window_end=r.window_end, planned_at=r.planned_at, picks=tuple(items[r.id][0]),
                     trending=tuple(items[r.id][1]), id=r.id, message_id=r.message_id, status=S(r.status),
-                    attempts=r.attempts, subject=r.subject, sent_at=r.sent_at)
+                    attempts=r.attempts, subject=r.subject, sent_at=r.sent_at, note=r.note)
             for r in sorted(rows, key=lambda r: r.id)]
 
 
@@ -269,7 +272,9 @@ class History:
     """What planning needs to know of a subscriber's past editions."""
 
     last: LastEdition | None = None  # the newest edition, whatever its status: due-ness is judged against it
-    window_end: datetime | None = None  # where the newest edition that did not fail stopped looking
+    # where the newest edition that did not fail and was not skipped stopped looking: a quiet day's
+    # papers roll over into the next edition's window
+    window_end: datetime | None = None
 
 
 def history(db: Database, subscriber_ids: Sequence[int]) -> dict[int, History]:
@@ -282,10 +287,11 @@ def history(db: Database, subscriber_ids: Sequence[int]) -> dict[int, History]:
     with db.session() as s:
         ends = dict(s.execute(
             select(Delivery.subscriber_id, func.max(Delivery.window_end))
-            .where(among(Delivery.subscriber_id, ids), Delivery.status != S.FAILED)
+            .where(among(Delivery.subscriber_id, ids), Delivery.status.not_in([S.FAILED, S.SKIPPED]))
             .group_by(Delivery.subscriber_id)).all())
-        last = {sid: LastEdition(period, at) for sid, period, at in s.execute(
-            select(Delivery.subscriber_id, Delivery.period, Delivery.planned_at)
+        last = {sid: LastEdition(period, at, (note or "quiet") if status == S.SKIPPED else None)
+                for sid, period, at, status, note in s.execute(
+            select(Delivery.subscriber_id, Delivery.period, Delivery.planned_at, Delivery.status, Delivery.note)
             .where(among(Delivery.subscriber_id, ids), Delivery.planned_at == newest.scalar_subquery()))}
     return {sid: History(last.get(sid), ends.get(sid)) for sid in set(ends) | set(last)}
 

@@ -8,7 +8,7 @@ papers once (`pool`) and ranks every batch of subscribers against that one index
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from digest import ranking
@@ -34,12 +34,23 @@ class Pool:
     corpus: Corpus
     hot: list[Pick]
     papers: dict[int, Paper]  # all of them, by id (for rendering and subjects)
+    hot_week: list[Pick] = field(default_factory=list)  # the same by upvotes alone (best of the week)
 
 
-def window_start(cfg: DigestSettings, now: datetime, last_window_end: datetime | None) -> datetime:
-    """Where a subscriber's next edition starts looking: after their last edition (that did not fail),
-    a first edition `first_edition_days` back, never more than `max_lookback_days`."""
-    return max(earliest_start(cfg, now), last_window_end or now - timedelta(days=cfg.first_edition_days))
+WEEK = timedelta(days=7)
+
+
+def window_start(cfg: DigestSettings, now: datetime, last_window_end: datetime | None,
+                 whole_week: bool = False) -> datetime:
+    """Where a subscriber's next edition starts looking: after their last edition (that did not fail
+    and was not skipped as a quiet day, so a quiet day's papers roll over), a first edition
+    `first_edition_days` back, never more than `max_lookback_days`. Best of the week (`whole_week`)
+    looks at least at the whole week before `now`, whenever the last edition was (what that one sent
+    is never sent again: `select` leaves out every paper a subscriber has had)."""
+    start = last_window_end or now - timedelta(days=cfg.first_edition_days)
+    if whole_week:
+        start = min(start, now - WEEK)
+    return max(earliest_start(cfg, now), start)
 
 
 def earliest_start(cfg: DigestSettings, now: datetime) -> datetime:
@@ -56,7 +67,8 @@ def pool(cfg: DigestSettings, papers: Sequence[Paper], extra: Sequence[Paper] = 
     # "Also trending" means upvoted by the community: listings without any upvotes never fill it
     quiet = {p.id for p in papers if p.upvotes <= 0} | {p.id for p in extra}
     hot = ranking.trending_in(corpus, len(papers), exclude=quiet) if cfg.trending_items else []  # hottest first
-    return Pool(corpus, hot, {p.id: p for p in [*papers, *extra]})
+    week = ranking.trending_in(corpus, len(papers), exclude=quiet, whole_window=True) if cfg.trending_items else []
+    return Pool(corpus, hot, {p.id: p for p in [*papers, *extra]}, week)
 
 
 def select(cfg: DigestSettings, run: Pool, subs: Sequence[Subscriber], starts: Mapping[int, datetime],
@@ -71,16 +83,16 @@ def select(cfg: DigestSettings, run: Pool, subs: Sequence[Subscriber], starts: M
     for s in subs:
         mine = picks.get(s.id, [])
         personal = any(p.topic for p in mine)
-        hot = _also_trending(run, cfg.trending_items, {p.paper_id for p in mine} | windows[s.id].sent,
-                             starts[s.id]) if personal else []
+        hot = _also_trending(run.hot_week if s.best_of_week else run.hot, run, cfg.trending_items,
+                             {p.paper_id for p in mine} | windows[s.id].sent, starts[s.id]) if personal else []
         out[s.id] = Selection(picks=mine, trending=hot, window_start=starts[s.id])
     return out
 
 
-def _also_trending(run: Pool, k: int, taken: set[int], start: datetime) -> list[Pick]:
-    """The k hottest papers new to a subscriber (first seen after `start`) that they have not had."""
+def _also_trending(hot: list[Pick], run: Pool, k: int, taken: set[int], start: datetime) -> list[Pick]:
+    """The k hottest papers of `hot` new to a subscriber (first seen after `start`) that they have not had."""
     out: list[Pick] = []
-    for t in run.hot:
+    for t in hot:
         if len(out) == k:
             break
         seen = run.papers[t.paper_id].first_seen_at

@@ -38,12 +38,14 @@ class PlanReport:
     already: int = 0  # an edition for this period exists already
     suppressed: int = 0
     not_due: int = 0  # with due_only: this period's slot has not come, or the period has none
+    quiet: int = 0  # fewer papers than the subscriber's minimum: recorded as skipped, their papers roll over
     editions: list[Edition] = field(default_factory=list)  # with dry_run: who would get what
     papers: dict[int, Paper] = field(default_factory=dict)  # with dry_run: the papers they name
 
     def summary(self) -> str:
         return (f"planned {self.planned}, already {self.already}, not due {self.not_due}, "
-                f"nothing new {self.skipped}, suppressed {self.suppressed}")
+                f"nothing new {self.skipped}, suppressed {self.suppressed}"
+                + (f", quiet {self.quiet}" if self.quiet else ""))
 
 
 def period_of(sub: Subscriber, now: datetime) -> str:
@@ -87,13 +89,40 @@ def triage(subs: Sequence[Subscriber], due: Mapping[int, Due | None], suppressed
     return todo
 
 
+def quiet_reason(sub: Subscriber, picks: int, default_max: int) -> str | None:
+    """Why this edition is a quiet one (the subscriber's cadence rule), or None to send it.
+
+    "Above the bar" is the ranker's own: every pick has passed its eligibility (a topic match, or close
+    to a liked paper; for a subscriber without topics, any trending paper). An edition with fewer picks
+    than `min_papers` is skipped; the minimum never exceeds the papers an edition may hold."""
+    if not sub.min_papers:
+        return None
+    need = min(sub.min_papers, sub.max_items or default_max)
+    if picks >= need:
+        return None
+    have = f"{picks} paper{'s' if picks != 1 else ''}" if picks else "no paper"
+    return f"{have} above the bar, fewer than {need}"
+
+
 def editions(subs: Sequence[Subscriber], due: Mapping[int, Due | None], selections: Mapping[int, Selection],
-             now: datetime, report: PlanReport) -> list[Edition]:
-    """One `Edition` per subscriber with something new; those with nothing are counted as skipped."""
+             now: datetime, report: PlanReport, default_max: int = 10) -> list[Edition]:
+    """One `Edition` per subscriber with something new; those with nothing are counted as skipped.
+
+    A quiet edition (`quiet_reason`) becomes a SKIPPED edition with its reason and no papers: the
+    ledger records the day as decided, nothing is sent, and the next edition's window starts where
+    the last edition that was not skipped stopped, so the quiet day's papers are in it."""
     out = []
     for s in subs:
         sel, d = selections[s.id], due[s.id]
-        if not sel.picks or d is None:
+        if d is None:
+            report.skipped += 1
+            continue
+        why = quiet_reason(s, len(sel.picks), default_max)
+        if why is not None:
+            out.append(Edition(subscriber_id=s.id, email=s.email, period=d.period, window_start=sel.window_start,
+                               window_end=now, planned_at=now, status=DeliveryStatus.SKIPPED, note=why))
+            continue
+        if not sel.picks:
             report.skipped += 1
             continue
         out.append(Edition(subscriber_id=s.id, email=s.email, period=d.period, window_start=sel.window_start,

@@ -7,6 +7,8 @@
 - A subscriber is *due* at `now` when `now` is at or past the slot of the period it falls in and that
   period has no edition yet. A slot missed during downtime is made up at the next tick within the same
   period; a longer outage ends in one edition at the next slot, covering everything since the last one.
+- A *quiet* period (the subscriber's cadence asks for at least N papers and fewer came) has a skipped
+  edition in the ledger: it is not due again, and `digest due` says why; its papers roll over.
 - Daylight saving time: a local hour that does not exist (spring forward) is taken at the instant the
   clock jumps; one that happens twice (fall back) counts at its first occurrence, and the second finds
   the period's edition already there.
@@ -112,6 +114,10 @@ def check(schedule: Schedule, now: datetime, last: LastEdition | None = None) ->
 
     if slot is None:
         return due(False, f"no edition on {DAY_NAMES[now.astimezone(tz).weekday()]}s ({schedule.describe()})")
+    if last is not None and last.period == period and last.skipped:
+        unit = "week" if schedule.frequency == "weekly" else "day"
+        return due(False, f"quiet {unit} {period} ({last.skipped}): nothing sent, its papers roll over "
+                          f"to the next edition")
     if last is not None and last.period == period:
         return due(False, f"edition {period} already planned at {_local(last.planned_at, tz)}")
     if now < slot:
@@ -122,7 +128,8 @@ def check(schedule: Schedule, now: datetime, last: LastEdition | None = None) ->
         return due(True, f"slot {_local(slot, tz)} passed; first edition")
     before = previous_slot(schedule, slot)
     if before is not None and last.planned_at < before:
-        return due(True, f"slot {_local(slot, tz)} passed; catch-up, last edition {last.period}")
+        return due(True, f"slot {_local(slot, tz)} passed; catch-up, last edition {last.period}"
+                         + (" (quiet)" if last.skipped else ""))
     return due(True, f"slot {_local(slot, tz)} passed; no edition for {period} yet")
 
 

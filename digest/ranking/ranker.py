@@ -67,6 +67,12 @@ class Corpus:
         return len(self.papers)
 
     @cached_property
+    def votes(self) -> np.ndarray:
+        """Heat without the age decay (1 + log(1 + upvotes), scaled to 0..1): what "best of the week"
+        ranks by, so a Monday paper competes with Sunday's on equal terms."""
+        return trend_scores(self.papers, decay=False)
+
+    @cached_property
     def pos(self) -> dict[int, int]:
         """Row of each paper id."""
         return {p.id: i for i, p in enumerate(self.papers)}
@@ -139,11 +145,12 @@ def trending(
     return _hottest(papers, trend_scores(papers, now), groups, k, exclude)
 
 
-def trending_in(corpus: Corpus, k: int, *, exclude: Collection[int] = ()) -> list[Pick]:
-    """`trending(corpus.papers, k, exclude=exclude, now=<the corpus's now>)` without indexing again."""
+def trending_in(corpus: Corpus, k: int, *, exclude: Collection[int] = (), whole_window: bool = False) -> list[Pick]:
+    """`trending(corpus.papers, k, exclude=exclude, now=<the corpus's now>)` without indexing again;
+    with `whole_window`, by upvotes alone (`Corpus.votes`), whatever a paper's age."""
     if not corpus.papers or k <= 0:
         return []
-    return _hottest(corpus.papers, corpus.heat, corpus.group, k, exclude)
+    return _hottest(corpus.papers, corpus.votes if whole_window else corpus.heat, corpus.group, k, exclude)
 
 
 def _hottest(
@@ -165,13 +172,14 @@ def _hottest(
     return out
 
 
-def trend_scores(papers: Sequence[Paper], now: datetime | None = None) -> np.ndarray:
-    """Heat in 0..1: (1 + log(1 + upvotes)) halved every HALF_LIFE_DAYS since published/first seen."""
+def trend_scores(papers: Sequence[Paper], now: datetime | None = None, *, decay: bool = True) -> np.ndarray:
+    """Heat in 0..1: (1 + log(1 + upvotes)) halved every HALF_LIFE_DAYS since published/first seen
+    (not halved at all without `decay`)."""
     now = as_utc(now or utcnow())
     heat = np.empty(len(papers))
     for i, p in enumerate(papers):
         when = p.published_at or p.first_seen_at
-        age = max(0.0, (now - as_utc(when)).total_seconds() / 86400) if when else 0.0
+        age = max(0.0, (now - as_utc(when)).total_seconds() / 86400) if when and decay else 0.0
         heat[i] = (1 + math.log1p(max(p.upvotes, 0))) * 0.5 ** (age / HALF_LIFE_DAYS)
     return (heat / heat.max()).astype(np.float32) if len(heat) else heat
 
@@ -313,11 +321,14 @@ def _score_chunk(
     labels = [[t.strip() for t in pr.topics if t.strip()] for pr in part]
     rows = [[phrases.topic_row[_key(t)] for t in ts] for ts in labels]
     rel, best_topic = _best_topic(phrases.rel_all, rows, corpus.n)
-    heat = corpus.heat
+    heat = corpus.heat[None, :]
+    whole = np.array([pr.whole_window for pr in part])
+    if whole.any():  # best of the week: upvotes count whatever the paper's age in the window
+        heat = np.where(whole[:, None], corpus.votes[None, :], heat)
     has_topics = np.array([bool(r) for r in rows])
     score = rel * np.float32(1 - trending_weight)
-    score += np.float32(trending_weight) * heat[None, :]
-    score[~has_topics] = heat[None, :]
+    score += np.float32(trending_weight) * heat
+    score[~has_topics] = np.broadcast_to(heat, score.shape)[~has_topics]
     eligible = rel > 0
     eligible[~has_topics] = True
     if phrases.fb_sim is not None:

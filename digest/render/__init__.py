@@ -26,6 +26,15 @@ HTML_BUDGET_BYTES = 96 * 1024  # leave room under Gmail's clipping size for head
 _JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}", re.S)
 
 
+@dataclass(frozen=True)
+class Badge:
+    """One artefact badge under a paper ("Code ★ 1.2k", "Project page", "Accepted at NeurIPS 2024"):
+    never empty; `url`, when set, has passed `records.web_url`."""
+
+    text: str
+    url: str | None = None
+
+
 @dataclass
 class Entry:
     """One paper as the template shows it; every string is untrusted and escaped by Jinja."""
@@ -39,6 +48,7 @@ class Entry:
     meta: str = ""
     pdf_url: str | None = None
     code_url: str | None = None
+    badges: tuple[Badge, ...] = ()
     more_url: str | None = None
     less_url: str | None = None
 

@@ -10,8 +10,9 @@ from typing import Protocol
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from digest.records import Edition, Paper, Pick, Subscriber
+from digest.records import Edition, Paper, Pick, Subscriber, web_url
 from digest.render import DigestContent, Entry
+from digest.render.badges import badges
 
 FREQUENCY_LABEL = {"daily": "daily", "weekdays": "weekday", "weekly": "weekly"}
 _SPACE = re.compile(r"\s+")
@@ -56,8 +57,6 @@ def meta_line(p: Paper) -> str:
         bits.append(f"▲ {p.upvotes} upvote{'s' if p.upvotes != 1 else ''}")
     if p.num_comments:
         bits.append(f"{p.num_comments} comment{'s' if p.num_comments != 1 else ''}")
-    if p.github_stars:
-        bits.append(f"★ {p.github_stars} GitHub stars")
     if p.published_at:
         bits.append(p.published_at.strftime("%d %b %Y"))
     return " · ".join(bits)
@@ -94,7 +93,7 @@ def paper_entry(p: Paper, excerpt_chars: int) -> Entry:
     """What an entry shows of the paper itself (no rank, reason or links yet)."""
     return Entry(rank=0, title=one_line(p.title), url=paper_url(p), authors=authors_line(p.authors),
                  excerpt=excerpt(p.ai_summary or p.abstract, excerpt_chars), meta=meta_line(p),
-                 pdf_url=p.pdf_url, code_url=p.code_url)
+                 pdf_url=web_url(p.pdf_url), code_url=web_url(p.code_url), badges=badges(p))
 
 
 def subject_line(n: int, top: str, personal: bool) -> str:
@@ -125,6 +124,7 @@ def compose(
     feedback: Callable[[int, int], str] | None = None,
     likes: bool = False,
     authors: Sequence[str] = (),
+    best_of_week: bool = False,
 ) -> DigestContent:
     """`likes`: the subscriber liked papers (clicks or seeds), which rank their digest when they have
     no topics; `authors`: the authors they follow (named in the intro)."""
@@ -134,7 +134,10 @@ def compose(
     topic_list = ", ".join(f"“{one_line(t)}”" for t in topics)
     follow = f" and new work by {', '.join(one_line(a) for a in authors)}" if authors else ""
     noun = "paper" if len(entries) == 1 else "papers"
-    if topics:
+    if topics and best_of_week:
+        heading = f"Best of the week: {len(entries)} {noun} on your topics"
+        intro = f"The week's best for {topic_list}{follow}, picked from every paper listed in the last seven days."
+    elif topics:
         heading = f"{len(entries)} new {noun} on your topics"
         intro = f"Picked and ranked for {topic_list}{follow}, newest listings first seen since your last digest."
     elif likes:
@@ -157,7 +160,7 @@ def compose(
         date_label=when.strftime("%A %d %B %Y"),
         site_name=site_name,
         email=email,
-        frequency_label=FREQUENCY_LABEL.get(frequency, frequency),
+        frequency_label="best-of-the-week" if best_of_week else FREQUENCY_LABEL.get(frequency, frequency),
         archive_url=archive_url,
         prefs_url=prefs_url,
         unsubscribe_url=unsubscribe_url,
@@ -190,4 +193,5 @@ def edition_content(sub: Subscriber, edition: Edition, papers: Mapping[int, Pape
         archive_url=links.archive(sub.id, edition.id or 0), prefs_url=links.preferences(sub.id),
         unsubscribe_url=links.unsubscribe(sub.id), feed_url=links.feed(sub.id), excerpt_chars=excerpt_chars,
         feedback=links.feedback_links(sub.id), likes=bool(sub.liked), authors=sub.authors,
+        best_of_week=sub.best_of_week,
     )

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from digest.records import Listing, title_key  # noqa: F401 (title_key: the sources' dedupe key)
+from digest.records import Listing, title_key, web_url  # noqa: F401 (title_key: the sources' dedupe key)
 
 MAX_TITLE = 500
 MAX_ABSTRACT = 10_000
@@ -22,7 +22,6 @@ MAX_COMMENT = 1_000
 MAX_AUTHORS = 100
 MAX_AUTHOR = 200
 MAX_CATEGORIES = 20
-MAX_URL = 2_000
 MAX_INT = 2_000_000_000  # fits a 32-bit INTEGER column on every backend
 
 # Old style ("astro-ph/0601001", "math.GT/0309136") and new style ("2410.17243", "0704.0001").
@@ -96,15 +95,9 @@ def parse_arxiv_id(value: object) -> tuple[str, int | None] | None:
 
 
 def clean_url(value: object) -> str | None:
-    """An http(s) URL without whitespace or control characters, else None (no javascript: links)."""
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    if not value or len(value) > MAX_URL or not value.lower().startswith(("https://", "http://")):
-        return None
-    if any(ch.isspace() or ord(ch) < 0x20 or ch in "<>\"'`\\" for ch in value):
-        return None
-    return value
+    """An http(s) URL without whitespace or control characters, else None (no javascript: links):
+    `records.web_url`, the one URL rule that the renderer checks again before making a link."""
+    return web_url(value)
 
 
 def clean_int(value: object) -> int | None:

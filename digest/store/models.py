@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -105,6 +106,9 @@ class Subscriber(Base):
     hour: Mapped[int] = mapped_column(Integer, default=8)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     max_items: Mapped[int | None] = mapped_column(Integer)
+    # cadence: skip an edition with fewer than min_papers picks (its papers roll over); weekly best of the week
+    min_papers: Mapped[int | None] = mapped_column(Integer)
+    best_of_week: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -145,8 +149,9 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     period: Mapped[str] = mapped_column(String(40))  # "2026-11-22" (daily/weekdays) or "2026-W47"
-    # planned -> sending -> sent | retry | failed | suppressed
+    # planned -> sending -> sent | retry | failed | suppressed; or skipped (a quiet day: nothing to send)
     status: Mapped[str] = mapped_column(String(20), default="planned")
+    note: Mapped[str | None] = mapped_column(Text)  # why a skipped edition was skipped
     email: Mapped[str] = mapped_column(String(320))
     message_id: Mapped[str] = mapped_column(String(200))
     subject: Mapped[str | None] = mapped_column(Text)

@@ -24,6 +24,7 @@ def to_paper(row: PaperRow) -> Paper:
         project_url=row.project_url, thumbnail_url=row.thumbnail_url, upvotes=row.upvotes or 0,
         num_comments=row.num_comments or 0, github_stars=row.github_stars, ai_summary=row.ai_summary,
         categories=list(row.categories or []), published_at=row.published_at, first_seen_at=row.first_seen_at,
+        comment=row.comment,
     )
 
 

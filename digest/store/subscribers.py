@@ -27,8 +27,8 @@ def mailable(now: datetime) -> ColumnElement[bool]:
 # What a record holds of a subscriber row, read as plain rows (no ORM objects to build and track:
 # planning reads 100,000 of them).
 _COLUMNS = tuple(getattr(SubscriberRow, c) for c in (
-    "id", "email", "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "created_at",
-    "paused_until", "unsubscribed_at", "channel", "webhook_hint"))
+    "id", "email", "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "min_papers",
+    "best_of_week", "created_at", "paused_until", "unsubscribed_at", "channel", "webhook_hint"))
 
 
 def query() -> Select:
@@ -61,7 +61,8 @@ def record(row: SubscriberRow | Row, topics: Sequence[str], excludes: Sequence[s
            disliked: Sequence[int] = (), *, authors: Sequence[str] = ()) -> Subscriber:
     return Subscriber(
         id=row.id, email=row.email, name=row.name, status=SubscriberStatus(row.status), frequency=row.frequency,
-        weekday=row.weekday, hour=row.hour, timezone=row.timezone, max_items=row.max_items, topics=tuple(topics),
+        weekday=row.weekday, hour=row.hour, timezone=row.timezone, max_items=row.max_items,
+        min_papers=row.min_papers, best_of_week=bool(row.best_of_week), topics=tuple(topics),
         excludes=tuple(excludes), liked=tuple(liked), disliked=tuple(disliked), authors=tuple(authors),
         created_at=row.created_at, paused_until=row.paused_until, unsubscribed_at=row.unsubscribed_at,
         channel=row.channel or "email", webhook=row.webhook_hint,

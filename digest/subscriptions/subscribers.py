@@ -28,7 +28,7 @@ MAX_NAME_CHARS = 200  # the column's size
 MAX_AUTHORS = 50
 _WHOLE = re.compile(r"[+-]?[0-9]{1,30}")  # ASCII digits only (int() also takes "٣", "1_0" and 4,000 digits)
 CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone", "max_items",
-              "authors"]
+              "authors", "min_papers", "best_of_week"]
 
 
 class SubscriberError(ValueError):
@@ -140,6 +140,33 @@ def check_max_items(max_items: int | str | None) -> int | None:
     return parse_int(max_items, "max items", 1, 100)
 
 
+def check_cadence(frequency: str, min_papers: int | str | None, best_of_week: object = False,
+                  max_items: int | None = None) -> tuple[int | None, bool]:
+    """The cadence rules: skip an edition with fewer than `min_papers` papers (1..100, none by default,
+    never more than the subscriber's own papers per digest), and best of the week, which is a kind of
+    weekly digest. Returns (min_papers, best_of_week)."""
+    least = parse_int(min_papers, "min papers", 1, 100)
+    if max_items and least and least > max_items:
+        raise SubscriberError(f"min papers ({least}) cannot be more than the papers per digest ({max_items}): "
+                              "no edition could ever be sent")
+    best = check_flag(best_of_week, "best of week")
+    if best and frequency != "weekly":
+        raise SubscriberError(f"best of the week is a weekly digest: set the frequency to weekly, not {quoted(frequency)}")
+    return least, best
+
+
+def check_flag(value: object, what: str) -> bool:
+    """A yes/no from an option, a form checkbox or a CSV cell (true/false, yes/no, on/off, 1/0, empty)."""
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise SubscriberError(f"{what} must be yes or no, not {quoted(value)}")
+
+
 def check_schedule(frequency: str, hour: int | str, timezone: str, weekday: int | str = 0) -> tuple[int, int]:
     """Validate the delivery schedule; returns (hour, weekday as 0..6, Monday = 0)."""
     check_frequency(frequency)
@@ -205,16 +232,18 @@ def _set_topics(sub: SubscriberRow, topics: Sequence[str], excludes: Sequence[st
 def add(db: Database, email: str, *, topics: Sequence[str] = (), excludes: Sequence[str] = (),
         frequency: str = "daily", timezone: str = "UTC", hour: int | str = 8, weekday: int | str = 0,
         max_items: int | str | None = None, name: str | None = None, status: str = "active",
-        authors: Sequence[str] = ()) -> Subscriber:
+        authors: Sequence[str] = (), min_papers: int | str | None = None, best_of_week: object = False) -> Subscriber:
     address = check_email(email)
     hour, day = check_schedule(frequency, hour, timezone, weekday)
     max_items, name = check_max_items(max_items), clean_name(name)
+    min_papers, best_of_week = check_cadence(frequency, min_papers, best_of_week, max_items)
     include, exclude, follow = clean_topics(topics), clean_topics(excludes), clean_authors(authors)
     with db.session() as s:
         if _find(s, address):
             raise SubscriberError(f"{address} is already subscribed")
         sub = SubscriberRow(email=address, name=name, status=status, frequency=frequency, weekday=day,
-                            hour=hour, timezone=timezone, max_items=max_items)
+                            hour=hour, timezone=timezone, max_items=max_items, min_papers=min_papers,
+                            best_of_week=best_of_week)
         _set_topics(sub, include, exclude, follow)
         s.add(sub)
         s.flush()
@@ -224,7 +253,8 @@ def add(db: Database, email: str, *, topics: Sequence[str] = (), excludes: Seque
 def add_webhook(db: Database, secret: str, url: str, kind: str, *, topics: Sequence[str] = (),
                 excludes: Sequence[str] = (), frequency: str = "daily", timezone: str = "UTC", hour: int | str = 8,
                 weekday: int | str = 0, max_items: int | str | None = None, name: str | None = None,
-                authors: Sequence[str] = ()) -> Subscriber:
+                authors: Sequence[str] = (), min_papers: int | str | None = None,
+                best_of_week: object = False) -> Subscriber:
     """A team channel as a subscriber: planned like anyone, sent to its webhook. It is known by its
     identity ("slack:3f2a9c1b7d4e"); the URL is stored sealed with `secret` and shown only redacted."""
     try:
@@ -233,13 +263,15 @@ def add_webhook(db: Database, secret: str, url: str, kind: str, *, topics: Seque
         raise SubscriberError(str(err)) from None
     hour, day = check_schedule(frequency, hour, timezone, weekday)
     max_items, name = check_max_items(max_items), clean_name(name)
+    min_papers, best_of_week = check_cadence(frequency, min_papers, best_of_week, max_items)
     include, exclude, follow = clean_topics(topics), clean_topics(excludes), clean_authors(authors)
     with db.session() as s:
         if (found := _find(s, url)) is not None:
             raise SubscriberError(f"{webhooks.redact(url)} is already subscribed, as {found.email}")
         sub = SubscriberRow(email=webhooks.identity(kind, url), name=name, status="active", frequency=frequency,
                             weekday=day, hour=hour, timezone=timezone, max_items=max_items, channel=kind,
-                            webhook_url=webhooks.Sealer(secret).seal(url), webhook_hint=webhooks.redact(url))
+                            webhook_url=webhooks.Sealer(secret).seal(url), webhook_hint=webhooks.redact(url),
+                            min_papers=min_papers, best_of_week=best_of_week)
         _set_topics(sub, include, exclude, follow)
         s.add(sub)
         s.flush()
@@ -299,12 +331,13 @@ def export_csv(db: Database, out: IO[str]) -> int:
             "email": v.email, "name": v.name or "", "status": v.status, "topics": "; ".join(v.topics),
             "excludes": "; ".join(v.excludes), "frequency": v.frequency, "weekday": v.weekday, "hour": v.hour,
             "timezone": v.timezone, "max_items": v.max_items or "", "authors": "; ".join(v.authors),
+            "min_papers": v.min_papers or "", "best_of_week": "yes" if v.best_of_week else "",
         })
     return len(subs)
 
 
 IMPORT_CHUNK = 2000  # rows written per transaction by `import_csv`
-_PROFILE_COLUMNS = ("name", "frequency", "weekday", "hour", "timezone", "max_items")
+_PROFILE_COLUMNS = ("name", "frequency", "weekday", "hour", "timezone", "max_items", "min_papers", "best_of_week")
 
 
 def import_csv(db: Database, src: IO[str], now: datetime | None = None) -> tuple[int, int, list[str]]:
@@ -413,6 +446,11 @@ def _row_fields(row: dict) -> dict:
             fields[column] = check()
         except SubscriberError as err:
             raise SubscriberError(f"column {column}: {err}") from None
+    try:
+        fields["min_papers"], fields["best_of_week"] = check_cadence(
+            fields["frequency"], cell("min_papers"), cell("best_of_week"), fields["max_items"])
+    except SubscriberError as err:
+        raise SubscriberError(f"column {'best_of_week' if 'best of' in str(err) else 'min_papers'}: {err}") from None
     return fields
 
 
@@ -441,7 +479,8 @@ def update(db: Database, subscriber_id: int, *, topics: Sequence[str], excludes:
            frequency: str = "daily", timezone: str = "UTC", hour: int | str = 8, weekday: int | str = 0,
            max_items: int | str | None = None, authors: Sequence[str] | None = None) -> Subscriber:
     """Replace a subscriber's topics and schedule (all fields validated before anything is written);
-    the followed authors too when `authors` is given."""
+    the followed authors too when `authors` is given. Best of the week is a weekly digest: another
+    frequency ends it; a minimum of papers above the new papers per digest comes down to it."""
     hour, day = check_schedule(frequency, hour, timezone, weekday)
     max_items = check_max_items(max_items)
     include, exclude = clean_topics(topics), clean_topics(excludes)
@@ -449,6 +488,9 @@ def update(db: Database, subscriber_id: int, *, topics: Sequence[str], excludes:
     with db.session() as s:
         sub = _by_id(s, subscriber_id)
         sub.frequency, sub.weekday, sub.hour, sub.timezone, sub.max_items = frequency, day, hour, timezone, max_items
+        sub.best_of_week = bool(sub.best_of_week) and frequency == "weekly"
+        if max_items and sub.min_papers and sub.min_papers > max_items:
+            sub.min_papers = max_items
         _set_topics(sub, include, exclude, follow)
         s.flush()
         return view(sub)
@@ -469,6 +511,45 @@ def follow(db: Database, email: str, add: Sequence[str] = (), remove: Sequence[s
         kept = [c for c in current if not any(same_author(name, c) for name in dropping)]
         include, exclude = subscriber_store.split(sub.topics)
         _set_topics(sub, include, exclude, [*kept, *wanted])
+        s.flush()
+        return view(sub)
+
+
+_KEEP = object()  # `change`: leave this field as stored
+
+
+def change(db: Database, email: str, *, frequency: object = _KEEP, weekday: object = _KEEP, hour: object = _KEEP,
+           timezone: object = _KEEP, max_items: object = _KEEP, min_papers: object = _KEEP,
+           best_of_week: object = _KEEP) -> Subscriber:
+    """Change only the given parts of a subscriber's schedule and cadence (`digest subscribers update`),
+    checked together with what stays by the rules `add` uses; nothing is written if one is refused.
+    `min_papers=None` removes the minimum."""
+    with db.session() as s:
+        sub = _find(s, email)
+        if sub is None:
+            raise SubscriberError(f"no subscriber {normalise_email(email)}")
+
+        def given(value: object, stored: object) -> object:
+            return stored if value is _KEEP else value
+
+        freq = given(frequency, sub.frequency)
+        h, day = check_schedule(freq, given(hour, sub.hour), given(timezone, sub.timezone),
+                                given(weekday, sub.weekday))
+        most = check_max_items(given(max_items, sub.max_items))
+        best = given(best_of_week, bool(sub.best_of_week) and (freq == "weekly" or frequency is _KEEP))
+        least, best = check_cadence(freq, given(min_papers, sub.min_papers), best, most)
+        sub.frequency, sub.hour, sub.weekday, sub.timezone = freq, h, day, given(timezone, sub.timezone)
+        sub.max_items, sub.min_papers, sub.best_of_week = most, least, best
+        s.flush()
+        return view(sub)
+
+
+def set_cadence(db: Database, subscriber_id: int, *, min_papers: int | str | None,
+                best_of_week: object) -> Subscriber:
+    """The preferences page's cadence block: the minimum of papers and best of the week, by the same rules."""
+    with db.session() as s:
+        sub = _by_id(s, subscriber_id)
+        sub.min_papers, sub.best_of_week = check_cadence(sub.frequency, min_papers, best_of_week, sub.max_items)
         s.flush()
         return view(sub)
 

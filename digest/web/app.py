@@ -259,7 +259,7 @@ async def preferences_save(request: Request) -> Response:
     if sub is None:
         return bad_link(request, "manage")
     action = request.path_params.get("action", "save")
-    if action not in ("save", "pause", "resume"):
+    if action not in ("save", "pause", "resume", "cadence"):
         raise HTTPException(404)
     values = {k: field(form, k) for k in ("topics", "excludes", "authors", "frequency", "weekday", "hour",
                                           "timezone", "max_items")}
@@ -268,6 +268,9 @@ async def preferences_save(request: Request) -> Response:
             await run_in_threadpool(subscribers.pause, site.db, sub.id, field(form, "weeks"), utcnow())
         elif action == "resume":
             await run_in_threadpool(subscribers.resume, site.db, sub.id)
+        elif action == "cadence":  # the quiet-days block
+            await run_in_threadpool(lambda: subscribers.set_cadence(
+                site.db, sub.id, min_papers=field(form, "min_papers"), best_of_week=field(form, "best_of_week")))
         else:
             await run_in_threadpool(
                 lambda: subscribers.update(

@@ -1,0 +1,45 @@
+"""`digest subscribers update`: change a subscriber's schedule and cadence (a minimum of papers per
+edition, best of the week) in place; registered on the `subscribers` group by cli/__init__.py.
+One call into `subscriptions.subscribers.change`, which holds every rule."""
+
+from __future__ import annotations
+
+import click
+
+from digest.records import FREQUENCIES, Subscriber
+from digest.subscriptions import subscribers
+
+MIN_PAPERS_HELP = ("Skip an edition with fewer papers above the bar than this; the skipped day's papers "
+                   "roll over to the next edition.")
+BEST_OF_WEEK_HELP = "Weekly only: the best of the whole week's papers, ranked without favouring the newest."
+
+
+def cadence_line(v: Subscriber) -> str:
+    """How a subscriber's digest comes, in one line (what add and update print)."""
+    when = v.schedule.describe() + (", best of the week" if v.best_of_week else "")
+    least = f", at least {v.min_papers} paper{'s' if v.min_papers != 1 else ''} an edition" if v.min_papers else ""
+    return f"{v.email}: {when}{least}"
+
+
+@click.command("update")
+@click.argument("email")
+@click.option("--frequency", type=click.Choice(FREQUENCIES))
+@click.option("--weekday", help="Day of a weekly digest.")
+@click.option("--timezone", help="IANA time zone, e.g. Europe/Paris.")
+@click.option("--hour", type=click.IntRange(0, 23), help="Local delivery hour.")
+@click.option("--max-items", type=click.IntRange(1, 100), help="Papers per digest.")
+@click.option("--min-papers", type=click.IntRange(0, 100), help=MIN_PAPERS_HELP + " 0 removes the minimum.")
+@click.option("--best-of-week/--no-best-of-week", default=None, help=BEST_OF_WEEK_HELP)
+@click.pass_obj
+def subscribers_update(ctx, email: str, **options) -> None:
+    """Change a subscriber's schedule or cadence; what is not given stays as it is.
+
+    Example: digest subscribers update ada@example.org --frequency weekly --weekday friday --best-of-week --min-papers 3
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        raise click.UsageError("nothing to change: give at least one option (see --help)")
+    if given.get("min_papers") == 0:
+        given["min_papers"] = None
+    v = subscribers.change(ctx.db, email, **given)
+    click.echo(f"updated {cadence_line(v)}")
