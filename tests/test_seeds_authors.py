@@ -353,7 +353,7 @@ def test_seed_arxiv_ids_through_the_replay_server(db, settings_for, tmp_path, ar
     r = cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--arxiv",
             "https://arxiv.org/abs/1605.08386", arxiv_url=src)  # an abs URL, as pasted
     assert r.exit_code == 0 and "with 1 paper" in r.output, r.output
-    assert [p["arxiv_id"] for p in seeds.seeded(db, "ada@example.org")] == [
+    assert [p["arxiv_id"] for p in seeds.seeded(db, subscribers.get(db, "ada@example.org").id)] == [
         "1707.08567", "astro-ph/0601001", "1605.08386"]
     one_line_error(cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--arxiv", "0000.0000",
                        arxiv_url=src), "arXiv has none of 0000.0000; nothing seeded")

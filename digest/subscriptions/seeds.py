@@ -24,11 +24,10 @@ from sqlalchemy import select
 from digest.records import Listing, quoted, utcnow
 from digest.sources.clean import clean_listing, parse_arxiv_id
 from digest.store import papers as paper_store
-from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.store.models import Feedback
 from digest.store.models import Paper as PaperRow
-from digest.subscriptions.subscribers import SubscriberError, normalise_email
+from digest.subscriptions.subscribers import SubscriberError, row_of
 
 MAX_SEEDS = 200  # papers per seed call
 MAX_FILE_BYTES = 5_000_000
@@ -168,9 +167,7 @@ def seed(db: Database, email: str, listings: Sequence[Listing], *, skipped: int 
     becomes liked). Nothing is written for an unknown subscriber."""
     now = now or utcnow()
     with db.session() as s:
-        sub = subscriber_store.row(s, email=normalise_email(email))
-        if sub is None:
-            raise SubscriberError(f"no subscriber {normalise_email(email)}")
+        sub = row_of(s, email)
         ids = paper_store.seed(s, listings, now)
         rows = {f.paper_id: f for f in s.scalars(select(Feedback).where(
             Feedback.subscriber_id == sub.id, Feedback.paper_id.in_(ids)))}
@@ -187,13 +184,10 @@ def seed(db: Database, email: str, listings: Sequence[Listing], *, skipped: int 
         return SeedReport(sub.email, len(ids) - already, already, skipped + len(missing), titles, tuple(missing))
 
 
-def seeded(db: Database, email: str) -> list[dict]:
+def seeded(db: Database, subscriber_id: int) -> list[dict]:
     """The papers a subscriber seeded, oldest first: arXiv id (as stored) and title."""
     with db.session() as s:
-        sub = subscriber_store.row(s, email=normalise_email(email))
-        if sub is None:
-            raise SubscriberError(f"no subscriber {normalise_email(email)}")
         rows = s.execute(select(PaperRow.arxiv_id, PaperRow.title).join(Feedback, Feedback.paper_id == PaperRow.id)
-                         .where(Feedback.subscriber_id == sub.id, Feedback.origin == "seed", Feedback.signal > 0)
+                         .where(Feedback.subscriber_id == subscriber_id, Feedback.origin == "seed", Feedback.signal > 0)
                          .order_by(Feedback.id)).all()
         return [{"arxiv_id": a, "title": t} for a, t in rows]

@@ -196,6 +196,15 @@ def key(value: str) -> str:
     return value.strip() if webhooks.is_identity(value.strip()) else normalise_email(value)
 
 
+def row_of(session: Session, email: str) -> SubscriberRow:
+    """The subscriber's row by address, channel identity or webhook URL; SubscriberError (the URL
+    redacted) if there is none."""
+    sub = _find(session, email)
+    if sub is None:
+        raise _missing(email)
+    return sub
+
+
 def _find(session: Session, email: str) -> SubscriberRow | None:
     """A subscriber by address, by webhook identity ("slack:3f2a9c1b7d4e"), or by webhook URL."""
     value = email.strip()
@@ -280,9 +289,7 @@ def add_webhook(db: Database, secret: str, url: str, kind: str, *, topics: Seque
 
 def get(db: Database, email: str) -> Subscriber:
     with db.session() as s:
-        sub = _find(s, email)
-        if sub is None:
-            raise _missing(email)
+        sub = row_of(s, email)
         return view(sub)
 
 
@@ -297,9 +304,7 @@ def list_all(db: Database, status: str | None = None) -> list[Subscriber]:
 def remove(db: Database, email: str) -> Subscriber:
     """Delete a subscriber and their history (the address can subscribe again later); returns who it was."""
     with db.session() as s:
-        sub = _find(s, email)
-        if sub is None:
-            raise _missing(email)
+        sub = row_of(s, email)
         gone = view(sub)
         s.delete(sub)
         return gone
@@ -308,9 +313,7 @@ def remove(db: Database, email: str) -> Subscriber:
 def feedback_and_suppression(db: Database, email: str) -> dict:
     """Part of what `subscribers show` adds to the profile: feedback counts and any suppression."""
     with db.session() as s:
-        sub = _find(s, email)
-        if sub is None:
-            raise _missing(email)
+        sub = row_of(s, email)
         fb = s.execute(
             select(Feedback.signal, func.count()).where(Feedback.subscriber_id == sub.id, Feedback.origin == "click")
             .group_by(Feedback.signal)
@@ -501,9 +504,7 @@ def follow(db: Database, email: str, add: Sequence[str] = (), remove: Sequence[s
     "Y. LeCun" stops "Yann LeCun"); the rest of the profile stays. Removing a name not followed is an error."""
     wanted, dropping = clean_authors(add), clean_authors(remove)
     with db.session() as s:
-        sub = _find(s, email)
-        if sub is None:
-            raise SubscriberError(f"no subscriber {normalise_email(email)}")
+        sub = row_of(s, email)
         current = subscriber_store.followed(sub.topics)
         for name in dropping:
             if not any(same_author(name, c) for c in current):
@@ -525,9 +526,7 @@ def change(db: Database, email: str, *, frequency: object = _KEEP, weekday: obje
     checked together with what stays by the rules `add` uses; nothing is written if one is refused.
     `min_papers=None` removes the minimum."""
     with db.session() as s:
-        sub = _find(s, email)
-        if sub is None:
-            raise SubscriberError(f"no subscriber {normalise_email(email)}")
+        sub = row_of(s, email)
 
         def given(value: object, stored: object) -> object:
             return stored if value is _KEEP else value
