@@ -75,11 +75,18 @@ def rank_command(
     type=click.Choice(list(ev.RANKERS)),
     help="Ranker(s) to measure (repeatable). Default: every ranker installed.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
-def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], as_json: bool) -> None:
+@click.option(
+    "--feedback",
+    is_flag=True,
+    help="Simulated readers judge digest 1; measure digest 2 for each feedback method (FEEDBACK.md).",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print one JSON object: {"rows": [{"name", "ndcg@10", ...}]}.')
+def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], feedback: bool, as_json: bool) -> None:
     """Measure nDCG@10, P@10 and MAP@100 of the rankers beside the published baselines."""
+    if feedback and rankers:
+        raise click.UsageError("--feedback measures the default ranker's feedback methods: leave out --ranker")
     try:
-        report = ev.run(dataset, topics_path, rankers)
+        report = ev.run_feedback(dataset, topics_path) if feedback else ev.run(dataset, topics_path, rankers)
     except ev.EvalError as err:
         raise click.ClickException(str(err)) from err
     click.echo(ev.report_json(report) if as_json else ev.report_text(report))
