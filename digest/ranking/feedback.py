@@ -29,7 +29,7 @@ from digest.ranking.semantic import PaperVectors
 
 LEXICAL_SHARE = 0.5  # similarity = share x BM25 cosine + (1 - share) x MiniLM cosine (BM25 alone without vectors)
 SVM_C = 1.0  # the SVM's margin penalty (the rated papers are few: any C >= 1 separates them)
-WEIGHT = 1.0  # the model's z-score is added at this many standard deviations of the ranking score
+WEIGHT = 0.25  # the model's z-score is added at this many standard deviations of the ranking score (measured: see README)
 ONLY_MIN_Z = 2.5  # a paper matching no topic is still eligible from this model z-score up
 
 Model = tuple[tuple[int, ...], np.ndarray]  # the rated papers' rows (liked first), one coefficient each
