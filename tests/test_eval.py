@@ -146,7 +146,8 @@ def test_eval_command_prints_table_and_json(files):
     )
     out = json.loads(res.output)
     assert out["topics"] == 2
-    assert out["results"] == [{"ranker": "default", "ndcg@10": 1.0, "p@10": 0.2, "map@100": 1.0}]
+    assert out["rows"] == [{"name": "default", "ndcg@10": 1.0, "p@10": 0.2, "map@100": 1.0}]
+    assert out["results"] == [{"ranker": "default", "ndcg@10": 1.0, "p@10": 0.2, "map@100": 1.0}]  # older name
     assert len(out["baselines"]) == 4
 
 
@@ -324,3 +325,64 @@ def test_the_commands_library_calls_return_plain_rows(files, tmp_path):
     with pytest.raises(ev.EvalError, match="empty file"):
         (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
         ev.run(data, tmp_path / "empty.txt")
+
+
+# -- feedback: the simulated readers of shared/eval/FEEDBACK.md ------------------------------------
+
+VIDEO_WORDS = ["temporal attention", "frame interpolation", "motion priors", "video clips", "camera motion",
+               "long videos", "text-to-video", "frame consistency", "optical flow", "video editing", "talking heads",
+               "video super-resolution", "action videos", "video prediction"]
+MOLECULE_WORDS = ["protein pockets", "drug molecules", "atom positions", "chemical bonds", "conformers",
+                  "binding affinity", "ligands", "crystal structures", "enzymes", "peptides", "antibodies",
+                  "molecular graphs", "reaction pathways", "small molecules"]
+
+
+def feedback_files(tmp_path: Path) -> tuple[Path, Path]:
+    """Diffusion papers of two kinds, only the video ones labelled with the topic: digest 1 shows both
+    kinds, the reader likes the video ones and dislikes the others, and digest 2 can learn from it."""
+    rows = ["paper_id\ttitle\tlink\tkeywords\tabstract"]
+    for i, (v, m) in enumerate(zip(VIDEO_WORDS, MOLECULE_WORDS, strict=True)):
+        rows.append(f"v{i}\tDiffusion models with {v}\thttp://x\tdiffusion models, video\t"
+                    f"We train diffusion models on video with {v}; frames stay consistent over time.")
+        rows.append(f"m{i}\tDiffusion models for {m}\thttp://x\tdrug design\t"
+                    f"We train diffusion models on {m}; the molecule stays physically valid.")
+    for i in range(20):
+        rows.append(f"o{i}\tSorting networks {i}\thttp://x\tsorting\tComparator networks that sort {i} numbers.")
+    data = tmp_path / "fb.tsv"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    topics = tmp_path / "fb_topics.txt"
+    topics.write_text("diffusion model\t14\n", encoding="utf-8")
+    return data, topics
+
+
+def test_eval_feedback_measures_digest_2_for_each_method(tmp_path):
+    data, topics = feedback_files(tmp_path)
+    res = CliRunner().invoke(eval_command, ["--dataset", str(data), "--topics", str(topics), "--feedback", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert (out["papers"], out["topics"]) == (48, 1)
+    rows = {r["name"]: r for r in out["rows"]}
+    assert list(rows) == list(ev.FEEDBACK_METHODS) and {"none", "default"} <= set(rows)
+    assert all(0 <= r[k] <= 1 for r in rows.values() for k in ("ndcg@10", "p@10", "map@100"))
+    # digest 1 showed both kinds: the liked video papers pull the other video papers up
+    assert rows["default"]["ndcg@10"] == 1.0 > rows["none"]["ndcg@10"]
+    assert rows["lexical"]["map@100"] > rows["none"]["map@100"]
+    assert [r["name"] for r in out["reference"]][0] == "none" and out["reference"][0]["ndcg@10"] == 0.403
+    text = CliRunner().invoke(eval_command, ["--dataset", str(data), "--topics", str(topics), "--feedback"])
+    lines = text.output.splitlines()
+    assert lines[0].startswith("48 papers, 1 simulated readers")
+    assert any(line.startswith("none") for line in lines) and any(line.startswith("default") for line in lines)
+    assert any(line.startswith("reference: none") and "0.403" in line for line in lines)
+    res = CliRunner().invoke(eval_command, ["--dataset", str(data), "--topics", str(topics), "--feedback",
+                                            "--ranker", "bm25"])
+    assert res.exit_code == 2 and "leave out --ranker" in res.output
+
+
+def test_the_simulated_reader_judges_digest_1_by_the_labels(tmp_path):
+    data = ev.load_dataset(feedback_files(tmp_path)[0])
+    first = np.arange(len(data.ids), 0, -1, dtype=float)[None, :]  # file order
+    (reader,) = ev.simulated_readers(data, ["diffusion model"], first)
+    assert reader.shown.tolist() == list(range(10))
+    assert reader.liked == [0, 2, 4, 6, 8] and reader.disliked == [1, 3, 5, 7, 9]
+    perfect = reader.relevant.astype(float)
+    assert ev.second_digest(reader, perfect) == (1.0, 0.9, 1.0)  # 9 relevant left: P@10 is 0.9 at best

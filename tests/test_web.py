@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from digest import pipeline
 from digest.cli import main
 from digest.mail.sink import SmtpSink
+from digest.store import subscribers as subscriber_store
 from digest.store.models import Delivery, Feedback, Paper, Subscriber, Suppression
 from digest.subscriptions import signup, subscribers, tokens, topics
 from digest.subscriptions.unsubscribes import process_maildir, process_mbox
@@ -407,6 +408,41 @@ def test_feedback_get_asks_post_records(env):
     assert page.status_code == 200 and "More like this" in page.text
     for p, v in ((True, 1), (pid, True), (str(pid), 1), (2**70, 1)):
         assert c.get(f"/feedback/{tokens.make(settings.secret(), 'feedback', sid, p=p, v=v)}").status_code in (400, 404)
+
+
+def test_preferences_list_feedback_and_undo_one(env):
+    settings, db, _ = env
+    sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"]).id
+    other = subscribers.add(db, "bob@example.org", topics=["diffusion"]).id
+    with db.session() as s:
+        ids = {t: s.scalar(select(Paper.id).where(Paper.title == t)) for t in PAPERS}
+    lk = signup.links(settings)
+    c = client(settings, db)
+    for who, title, vote in ((sid, PAPERS[0], 1), (sid, PAPERS[3], 1), (sid, PAPERS[1], -1), (other, PAPERS[2], 1)):
+        link = lk.feedback(who, ids[title], vote).removeprefix(BASE)  # the digest's links, no login
+        assert c.post(link, data={"csrf": csrf_of(c.get(link).text)}).status_code == 200
+    url = lk.preferences(sid).removeprefix(BASE)
+    page = c.get(url)
+    assert page.status_code == 200
+    liked_part, _, disliked_part = page.text.partition("Less like this")
+    assert PAPERS[0] in liked_part and PAPERS[3] in liked_part and PAPERS[1] in disliked_part
+    assert PAPERS[1] not in liked_part and PAPERS[2] not in page.text  # another subscriber's click
+    r = c.post(url + "/undo", data={"csrf": csrf_of(page.text), "paper": str(ids[PAPERS[0]])})
+    assert r.status_code == 303 and r.headers["location"] == f"{url}?saved=undo"
+    after = c.get(r.headers["location"]).text
+    assert "forgotten" in after and PAPERS[0] not in after and PAPERS[3] in after and PAPERS[1] in after
+    with db.session() as s:
+        marks = {(f.subscriber_id, f.paper_id, f.signal) for f in s.scalars(select(Feedback))}
+    assert marks == {(sid, ids[PAPERS[3]], 1), (sid, ids[PAPERS[1]], -1), (other, ids[PAPERS[2]], 1)}
+    with db.session() as s:  # what the planner reads for the next ranking
+        sub = subscriber_store.by_id(s, sid)
+    assert (sub.liked, sub.disliked) == ((ids[PAPERS[3]],), (ids[PAPERS[1]],))
+    # someone else's paper id, nonsense, or no CSRF token: nothing else is forgotten
+    assert c.post(url + "/undo", data={"csrf": csrf_of(after), "paper": str(ids[PAPERS[2]])}).status_code == 303
+    assert c.post(url + "/undo", data={"csrf": csrf_of(after), "paper": "12abc"}).status_code == 400
+    assert c.post(url + "/undo", data={"paper": str(ids[PAPERS[3]])}).status_code == 403
+    with db.session() as s:
+        assert len(s.scalars(select(Feedback)).all()) == 3
 
 
 def test_archive_shows_the_sent_edition_to_its_owner_only(env):

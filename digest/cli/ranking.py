@@ -81,17 +81,25 @@ def rank_command(
     help="Instead: each topic's first 5 relevant papers as a profile's seeds (no topic phrase); the "
     "digest's nDCG@10 beside the topic-phrase digest, on the other papers.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
-def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], seeded: bool, as_json: bool) -> None:
+@click.option(
+    "--feedback",
+    is_flag=True,
+    help="Simulated readers judge digest 1; measure digest 2 for each feedback method (FEEDBACK.md).",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print one JSON object: {"rows": [{"name", "ndcg@10", ...}]}.')
+def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], seeded: bool, feedback: bool,
+                 as_json: bool) -> None:
     """Measure nDCG@10, P@10 and MAP@100 of the rankers beside the published baselines."""
+    if feedback and rankers:
+        raise click.UsageError("--feedback measures the default ranker's feedback methods: leave out --ranker")
     try:
         if seeded:
-            if rankers:
-                raise click.UsageError("--seeded measures the digest's own (lexical) ranking: no --ranker")
+            if rankers or feedback:
+                raise click.UsageError("--seeded measures the digest's own (lexical) ranking: no --ranker or --feedback")
             result = ev.seeded_run(dataset, topics_path)
             click.echo(ev.seeded_json(result) if as_json else ev.seeded_text(result))
             return
-        report = ev.run(dataset, topics_path, rankers)
+        report = ev.run_feedback(dataset, topics_path) if feedback else ev.run(dataset, topics_path, rankers)
     except ev.EvalError as err:
         raise click.ClickException(str(err)) from err
     click.echo(ev.report_json(report) if as_json else ev.report_text(report))

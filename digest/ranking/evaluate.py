@@ -206,11 +206,13 @@ class EvalError(ValueError):
 
 @dataclass
 class Report:
-    """What `digest eval` prints: the dataset, its size, and one Result per ranker (in order)."""
+    """What `digest eval` prints: the dataset, its size, and one Result per ranker (in order); with
+    `feedback`, one per feedback method, measured on digest 2 of the simulated readers."""
 
     dataset: str
     papers: int
     results: list[Result]
+    feedback: bool = False
 
     @property
     def topics(self) -> int:
@@ -218,12 +220,9 @@ class Report:
         return self.results[0].topics
 
 
-def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = ()) -> Report:
-    """Load the dataset and topics and evaluate each named ranker (default: every one installed).
-
-    With the semantic extra, the dataset's embeddings are kept in a temp directory for reruns
-    (semantic.cache_dir, unless already set). Raises EvalError for unreadable input, no topics, a
-    ranker whose extra is missing, or no topic with a relevant paper."""
+def _load(dataset_path: Path, topics_path: Path) -> tuple[Dataset, list[str]]:
+    """The dataset and its topics, or EvalError; with the semantic extra, the dataset's embeddings are
+    kept in a temp directory for reruns (semantic.cache_dir, unless already set)."""
     from digest.ranking import semantic
 
     try:
@@ -233,12 +232,30 @@ def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = ()) -> R
         raise EvalError(str(err)) from err
     if not topics:
         raise EvalError(f"{topics_path}: no topics")
-    names = list(rankers) or available_rankers()
     if semantic.available():  # "default" is the hybrid then
         import tempfile
 
         # a dataset's embeddings are computed once and kept for reruns (minutes of CPU otherwise)
         semantic.cache_dir = semantic.cache_dir or Path(tempfile.gettempdir()) / "digest-eval-embeddings"
+    return data, topics
+
+
+def run_feedback(dataset_path: Path, topics_path: Path) -> Report:
+    """The simulated-reader protocol (FEEDBACK.md) for every feedback method, "none" first."""
+    data, topics = _load(dataset_path, topics_path)
+    results = evaluate_feedback(data, topics, list(FEEDBACK_METHODS))
+    if not results or results[0].topics == 0:
+        raise EvalError("no topic has a relevant paper in the dataset")
+    return Report(str(dataset_path), len(data.ids), results, feedback=True)
+
+
+def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = ()) -> Report:
+    """Load the dataset and topics and evaluate each named ranker (default: every one installed).
+
+    Raises EvalError for unreadable input, no topics, a ranker whose extra is missing, or no topic
+    with a relevant paper."""
+    data, topics = _load(dataset_path, topics_path)
+    names = list(rankers) or available_rankers()
     results = []
     for name in names:
         try:
@@ -250,22 +267,31 @@ def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = ()) -> R
     return Report(str(dataset_path), len(data.ids), results)
 
 
+def _row(name: str, n: float, p: float, m: float) -> dict:
+    return {"name": name, "ndcg@10": n, "p@10": p, "map@100": m}
+
+
 def report_json(report: Report) -> str:
-    """The report as one indented JSON object: dataset, papers, topics, results and baselines."""
-    out = {
-        "dataset": report.dataset,
-        "papers": report.papers,
-        "topics": report.topics,
-        "results": [
-            {"ranker": r.ranker, "ndcg@10": r.ndcg10, "p@10": r.p10, "map@100": r.map100} for r in report.results
-        ],
-        "baselines": [{"ranker": k, "ndcg@10": n, "p@10": p, "map@100": m} for k, (n, p, m) in BASELINES.items()],
-    }
+    """The report as one indented JSON object: dataset, papers, topics, `rows` (one per ranker, or per
+    feedback method with "none" and "default" among them) and the reference rows of the protocol
+    (`baselines`, or `reference` for feedback). A ranker report also keeps its older `results` list."""
+    rows = [_row(r.ranker, r.ndcg10, r.p10, r.map100) for r in report.results]
+    out: dict = {"dataset": report.dataset, "papers": report.papers, "topics": report.topics, "rows": rows}
+    if report.feedback:
+        out["protocol"] = "digest 2 of the simulated readers (shared/eval/FEEDBACK.md)"
+        out["reference"] = [_row(k, *v) for k, v in FEEDBACK_REFERENCE.items()]
+        return json.dumps(out, indent=2)
+    out["results"] = [{"ranker": r["name"], **{k: v for k, v in r.items() if k != "name"}} for r in rows]
+    out["baselines"] = [{"ranker": k, "ndcg@10": n, "p@10": p, "map@100": m} for k, (n, p, m) in BASELINES.items()]
     return json.dumps(out, indent=2)
 
 
 def report_text(report: Report) -> str:
-    """A one-line summary, then the table of `format_table`."""
+    """A one-line summary, then the table of `format_table` (feedback: `format_feedback_table`)."""
+    if report.feedback:
+        head = (f"{report.papers} papers, {report.topics} simulated readers: digest 2 after judging the "
+                f"{SHOWN} papers of digest 1 (reference: measured on ICLR 2021)")
+        return head + "\n" + format_feedback_table(report.results)
     head = f"{report.papers} papers, {report.topics} topics (baselines: measured on ICLR 2021)"
     return head + "\n" + format_table(report.results)
 
@@ -343,3 +369,104 @@ def seeded_text(result: SeededResult) -> str:
              f"{'profile':<24} {'nDCG@10':>8}"]
     lines += [f"{label:<24} {v:>8.3f}" for label, v in result.ndcg10.items()]
     return "\n".join(lines)
+
+
+def format_feedback_table(results: Sequence[Result]) -> str:
+    """Digest 2 per feedback method, then the protocol's reference rows."""
+    lines = [f"{'feedback':<58} {'nDCG@10':>8} {'P@10':>8} {'MAP@100':>8}"]
+    for r in results:
+        label = f"{r.ranker}: {FEEDBACK_METHODS[r.ranker].description}" if r.ranker in FEEDBACK_METHODS else r.ranker
+        lines.append(f"{label[:58]:<58} {r.ndcg10:>8.3f} {r.p10:>8.3f} {r.map100:>8.3f}")
+    for name, (n, p, m) in FEEDBACK_REFERENCE.items():
+        lines.append(f"{('reference: ' + name)[:58]:<58} {n:>8.3f} {p:>8.3f} {m:>8.3f}")
+    return "\n".join(lines)
+
+
+# -- does feedback teach the ranker? the simulated reader (/work/shared/eval/FEEDBACK.md) ----------
+
+# Reference rows on iclr2021_paperlist.tsv (59 topics), z(BM25) + z(MiniLM) as the ranker (FEEDBACK.md).
+FEEDBACK_REFERENCE: dict[str, tuple[float, float, float]] = {
+    "none": (0.403, 0.376, 0.305),
+    "Rocchio on MiniLM (+0.75 liked, -0.25 disliked)": (0.400, 0.381, 0.305),
+    "arxiv-sanity-lite LinearSVC on tf-idf, alone": (0.163, 0.144, 0.058),
+    "that SVM, z-scored, added to the score": (0.433, 0.412, 0.302),
+    "logistic regression on MiniLM, z-scored, added": (0.391, 0.376, 0.276),
+}
+SHOWN = 10  # papers in digest 1
+
+
+@dataclass(frozen=True)
+class FeedbackMethod:
+    description: str
+    semantic: bool | None  # the model's features: None = no feedback, True = lexical + MiniLM (when installed)
+
+
+FEEDBACK_METHODS: dict[str, FeedbackMethod] = {
+    "none": FeedbackMethod("feedback ignored", None),
+    "default": FeedbackMethod("the planner's: SVM per reader, BM25 + MiniLM", True),
+    "lexical": FeedbackMethod("that SVM on BM25 rows only (no semantic extra)", False),
+}
+
+
+@dataclass
+class Reader:
+    """One simulated subscriber: their topic, what digest 1 showed them and how they judged it."""
+
+    topic: str
+    relevant: np.ndarray  # bool per paper
+    shown: np.ndarray  # paper rows of digest 1, best first
+    liked: list[int]
+    disliked: list[int]
+
+
+def simulated_readers(data: Dataset, topics: Sequence[str], first: np.ndarray) -> list[Reader]:
+    """Digest 1 of each topic (its top SHOWN by `first`, ties in file order), judged by the labels:
+    "more like this" on each shown paper that carries the topic, "less like this" on the others."""
+    readers = []
+    for i, topic in enumerate(topics):
+        rel = data.relevant(topic)
+        shown = np.lexsort((np.arange(len(rel)), -first[i]))[:SHOWN]
+        readers.append(Reader(topic, rel, shown, [int(d) for d in shown if rel[d]],
+                              [int(d) for d in shown if not rel[d]]))
+    return readers
+
+
+def second_digest(reader: Reader, score: np.ndarray) -> tuple[float, float, float]:
+    """nDCG@10, P@10, MAP@100 of ranking the papers digest 1 did not show by `score`."""
+    rest = np.ones(len(score), bool)
+    rest[reader.shown] = False
+    s, rel = score[rest], reader.relevant[rest]
+    ranked = rel[np.lexsort((np.arange(len(s)), -s))]
+    n = int(rel.sum())
+    return ndcg_at(ranked, n), precision_at(ranked), average_precision_at(ranked, n)
+
+
+def evaluate_feedback(data: Dataset, topics: Sequence[str], methods: Sequence[str]) -> list[Result]:
+    """Digest 2 of every simulated reader under each feedback method, averaged over the topics.
+
+    Digest 1 is the default ranker's relevance; digest 2 is that relevance with the reader's
+    feedback fused in by the planner's own rule (feedback.apply), papers it leaves ineligible last."""
+    from digest.ranking import feedback, semantic
+    from digest.ranking.ranker import build_corpus, corpus_relevance
+    from digest.records import Paper
+
+    topics = [t for t in topics if data.relevant(t).any()]
+    vectors = semantic.paper_vectors(data.docs) if semantic.available() else None
+    corpus = build_corpus([Paper(i, t, a) for i, (t, a) in enumerate(data.docs)], vectors=vectors)
+    first = corpus_relevance(corpus, topics)
+    readers = simulated_readers(data, topics, first)
+    rated = [(r.liked, r.disliked) for r in readers]
+    rows = sorted({d for r in readers for d in r.shown.tolist()})
+    col = {d: j for j, d in enumerate(rows)}
+    results = []
+    for name in methods:
+        method = FEEDBACK_METHODS[name]
+        score = first.copy()
+        if method.semantic is not None:
+            sim = feedback.similarity_rows(corpus.unit, vectors if method.semantic else None, rows)
+            extra = feedback.apply(score, rated, sim, col, {})
+            score[(first <= 0) & ~extra] = -np.inf  # what the planner may not pick goes last
+        per_topic = {r.topic: second_digest(r, score[i]) for i, r in enumerate(readers)}
+        means = np.array(list(per_topic.values())).reshape(-1, 3).mean(axis=0) if per_topic else np.zeros(3)
+        results.append(Result(name, *(round(float(x), 4) for x in means), topics=len(readers), per_topic=per_topic))
+    return results

@@ -4,7 +4,8 @@ Three steps. `build_corpus` indexes the papers once (lexical index, heat, duplic
 run may rank any number of batches of subscribers against that one corpus (`rank_with`). Each batch
 scores its distinct topics with one sparse product (`_score_phrases`), then walks the subscribers in
 chunks of dense numpy rows (`_score_chunk`): best topic per paper, blend with trending, feedback
-(Rocchio-style similarity to liked/disliked papers), exclusions, candidates, near-duplicate collapse.
+(each subscriber's model of their liked/disliked papers, see feedback.py), exclusions, candidates,
+near-duplicate collapse.
 Last, `_choose` takes the top-k of each row and `_write_picks` explains only the picks, cached per
 (topic, paper). `rank` does all three for one batch.
 """
@@ -22,6 +23,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from digest.ranking import feedback
 from digest.ranking.authors import AuthorIndex
 from digest.ranking.index import LexicalIndex, Params
 from digest.ranking.semantic import PaperVectors, embed_topics, sentences
@@ -31,10 +33,8 @@ from digest.records import Paper, Pick, Profile, as_utc, utcnow
 log = logging.getLogger(__name__)
 
 HALF_LIFE_DAYS = 7.0  # trending: a paper's heat halves every week
-LIKE_WEIGHT = 0.5  # Rocchio beta: cosine to the liked papers' centroid, added to relevance
-DISLIKE_WEIGHT = 0.5  # Rocchio gamma
-LIKE_ONLY_MIN_SIM = 0.2  # a paper matching no topic is still eligible when this close to a liked one
 SEEDED_MIN_SHARE = 0.25  # without topics, liked papers rank: eligible from this share of the best likeness up
+SEEDED_DISLIKE_WEIGHT = 0.5  # ... less the likeness to their disliked papers, this much
 FOLLOWED_BOOST = 1.0  # a followed author's paper: eligible whatever its topics, and this added to its score
 MIN_COVERAGE = 0.5  # a paper must contain at least this share of a topic's word IDF mass
 DUPLICATE_COSINE = 0.9  # abstracts this similar are the same paper
@@ -60,6 +60,8 @@ class Corpus:
     vectors: PaperVectors | None = None  # the papers' embeddings, in the order of `papers`
     # why each (topic, paper, label) matched, kept across `rank_with` calls: a run explains a pair once
     explanations: dict[tuple[str, int, str], tuple[list[str], str]] = field(default_factory=dict, repr=False)
+    # each distinct (liked rows, disliked rows) fitted once per corpus (feedback.models)
+    models: dict[tuple, feedback.Model] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -262,7 +264,7 @@ class _Phrases:
     excl_row: dict[str, int]  # exclude key -> row of excluded
     excluded: np.ndarray  # excludes x papers, bool: the paper holds the phrase
     fb_col: dict[int, int]  # paper row -> row of fb_sim, for every liked or disliked paper
-    fb_sim: np.ndarray | None  # feedback papers x papers cosine, None without feedback
+    fb_sim: np.ndarray | None  # feedback papers x papers similarity (feedback.similarity_rows), None without feedback
     followed: dict[str, dict[int, str]] = field(default_factory=dict)  # followed name -> {paper row: as spelled}
 
 
@@ -278,8 +280,7 @@ def _score_phrases(corpus: Corpus, profiles: Sequence[Profile]) -> _Phrases:
     topic_names = list(topic_row)
     vectors = corpus.vectors
     topic_vecs = embed_topics(topic_names) if vectors is not None else None
-    semantic = None if topic_vecs is None or vectors is None else vectors.similarity(topic_vecs)
-    rel_all = topic_relevance(index, topic_names, semantic)
+    rel_all = corpus_relevance(corpus, topic_names, topic_vecs)
     Q = index.query_matrix(topic_names)[0]
     rel_all = np.vstack([rel_all, np.zeros((1, n), np.float32)])  # padding row for short topic lists
     excl_row: dict[str, int] = {}
@@ -290,8 +291,7 @@ def _score_phrases(corpus: Corpus, profiles: Sequence[Profile]) -> _Phrases:
     excluded = index.presence(list(excl_row)) if excl_row else np.zeros((0, n), bool)
     fb_docs = sorted({pos[i] for pr in profiles for i in (*pr.liked, *pr.disliked) if i in pos})
     fb_col = {d: j for j, d in enumerate(fb_docs)}
-    unit = corpus.unit
-    fb_sim = np.asarray((unit[fb_docs] @ unit.T).todense(), np.float32) if fb_docs else None
+    fb_sim = feedback.similarity_rows(corpus.unit, vectors, fb_docs) if fb_docs else None
     followed = {a: corpus.authors.papers_by(a) for a in sorted({a for pr in profiles for a in pr.authors})}
     return _Phrases(topic_row, topic_names, topic_vecs, rel_all, Q, excl_row, excluded, fb_col, fb_sim, followed)
 
@@ -332,12 +332,12 @@ def _score_chunk(
     eligible = rel > 0
     eligible[~has_topics] = True
     if phrases.fb_sim is not None:
-        like, dislike = _feedback(part, corpus.pos, phrases.fb_col, phrases.fb_sim, corpus.n)
-        score += LIKE_WEIGHT * like - DISLIKE_WEIGHT * dislike
-        eligible |= like >= LIKE_ONLY_MIN_SIM
-        _seeded(score, eligible, like, dislike, heat, [
-            [corpus.pos[j] for j in (*pr.liked, *pr.disliked) if j in corpus.pos] if not has_topics[i] else []
-            for i, pr in enumerate(part)], trending_weight)
+        eligible |= _feedback(corpus, phrases, part, score)
+        if not has_topics.all():  # a seeded profile, say: likeness to their papers in place of topics
+            like, dislike = _likeness(part, corpus.pos, phrases.fb_col, phrases.fb_sim)
+            _seeded(score, eligible, like, dislike, heat, [
+                [corpus.pos[j] for j in (*pr.liked, *pr.disliked) if j in corpus.pos] if not has_topics[i] else []
+                for i, pr in enumerate(part)], trending_weight)
     _followed(score, eligible, phrases, part)
     _restrict(eligible, corpus, phrases, part, candidates)
     score[~eligible] = -np.inf
@@ -351,7 +351,7 @@ def _seeded(score: np.ndarray, eligible: np.ndarray, like: np.ndarray, dislike: 
     holds the rows of the papers each such row rated, and is empty for the others): their likeness,
     scaled to the best of the papers they did not rate (0..1 as a topic's relevance is), takes the
     place of topic relevance: score (1 - trending_weight) * likeness + trending_weight * heat -
-    DISLIKE_WEIGHT * dislikeness, eligible from SEEDED_MIN_SHARE of that best up (none eligible when
+    SEEDED_DISLIKE_WEIGHT * dislikeness, eligible from SEEDED_MIN_SHARE of that best up (none eligible when
     that best is 0). Followed authors come after, so their papers stay eligible."""
     for i, own in enumerate(rated):
         if not own:
@@ -363,7 +363,7 @@ def _seeded(score: np.ndarray, eligible: np.ndarray, like: np.ndarray, dislike: 
             eligible[i] = False
             continue
         share = row / best
-        score[i] = (1 - trending_weight) * share + trending_weight * heat - DISLIKE_WEIGHT * dislike[i]
+        score[i] = (1 - trending_weight) * share + trending_weight * heat - SEEDED_DISLIKE_WEIGHT * dislike[i]
         eligible[i] = share >= SEEDED_MIN_SHARE
 
 
@@ -541,6 +541,15 @@ def _explain_pick(corpus: Corpus, phrases: _Phrases, t: int, d: int, label: str)
     return matched, why
 
 
+def corpus_relevance(corpus: Corpus, topics: Sequence[str], topic_vecs: np.ndarray | None = None) -> np.ndarray:
+    """(topics x papers) `topic_relevance` against a corpus: hybrid when it holds paper vectors
+    (`topic_vecs`, the topics' embeddings, computed when not given), else lexical."""
+    if corpus.vectors is None:
+        return topic_relevance(corpus.index, topics)
+    vecs = embed_topics(list(topics)) if topic_vecs is None else topic_vecs
+    return topic_relevance(corpus.index, topics, corpus.vectors.similarity(vecs))
+
+
 def topic_relevance(index: LexicalIndex, topics: Sequence[str], semantic: np.ndarray | None = None) -> np.ndarray:
     """(topics x papers) relevance in 0..~1, 0 where a paper does not match.
 
@@ -583,10 +592,19 @@ def _balanced(scores: np.ndarray, group: np.ndarray, matched: np.ndarray, max_it
     return np.minimum(picked, pool - 1) if pool else picked  # ... where the caller's max_items cut drops them
 
 
-def _feedback(
-    part: Sequence[Profile], pos: dict[int, int], fb_col: dict[int, int], fb_sim: np.ndarray, n: int
+def _feedback(corpus: Corpus, phrases: _Phrases, part: Sequence[Profile], score: np.ndarray) -> np.ndarray:
+    """Fuse each subscriber's feedback model into their scores (in place) and return where it makes
+    a paper eligible without a topic match (far above their typical paper, for those who liked some)."""
+    pos = corpus.pos
+    rated = [([pos[j] for j in pr.liked if j in pos], [pos[j] for j in pr.disliked if j in pos]) for pr in part]
+    assert phrases.fb_sim is not None
+    return feedback.apply(score, rated, phrases.fb_sim, phrases.fb_col, corpus.models)
+
+
+def _likeness(
+    part: Sequence[Profile], pos: dict[int, int], fb_col: dict[int, int], fb_sim: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean cosine of every paper to each subscriber's liked papers and to their disliked papers."""
+    """Mean similarity of every paper to each subscriber's liked papers and to their disliked papers."""
     mats = []
     for attr in ("liked", "disliked"):
         r, c, v = [], [], []

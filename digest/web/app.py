@@ -238,14 +238,16 @@ async def preferences(request: Request, errors: list[str] | None = None, values:
         return bad_link(request, "manage")
     editions = await run_in_threadpool(pipeline.recent_editions, site.db, site.settings, sub.id)
     delivery = await run_in_threadpool(pipeline.delivery_status, site.db, site.settings, sub.id)
+    rated = await run_in_threadpool(feedback_clicks.rated_papers, site.db, sub.id)
     paused = sub.paused(utcnow())
-    seeded = await run_in_threadpool(seeds.seeded, site.db, sub.email)
+    seeded = await run_in_threadpool(seeds.seeded, site.db, sub.id)
     values = values or {"topics": "\n".join(sub.topics), "excludes": "\n".join(sub.excludes),
                         "authors": "\n".join(sub.authors),
                         "frequency": sub.frequency, "weekday": sub.weekday, "hour": sub.hour,
                         "timezone": sub.timezone, "max_items": sub.max_items or ""}
     return page(request, "preferences.html", 400 if errors else 200, sub=sub, editions=editions, paused=paused,
                 seeded=seeded, seed_limit=seeds.MAX_FILE_BYTES // 1_000_000,
+                liked=[r for r in rated if r.signal > 0], disliked=[r for r in rated if r.signal < 0],
                 values=values, errors=errors or [], saved=request.query_params.get("saved", ""),
                 default_max=site.settings.digest.max_items, request_token=request.path_params["token"],
                 unsubscribe_url=signup.links(site.settings).unsubscribe(sub.id), delivery=delivery,
@@ -259,8 +261,14 @@ async def preferences_save(request: Request) -> Response:
     if sub is None:
         return bad_link(request, "manage")
     action = request.path_params.get("action", "save")
-    if action not in ("save", "pause", "resume", "cadence"):
+    if action not in ("save", "pause", "resume", "cadence", "undo"):
         raise HTTPException(404)
+    if action == "undo":  # forget one "more/less like this" mark, listed on the page
+        paper = field(form, "paper")
+        if not (paper.isascii() and paper.isdigit() and len(paper) < 19):
+            raise HTTPException(400, "No such paper in your feedback.")
+        await run_in_threadpool(feedback_clicks.undo_feedback, site.db, sub.id, int(paper))
+        return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved=undo", status_code=303)
     values = {k: field(form, k) for k in ("topics", "excludes", "authors", "frequency", "weekday", "hour",
                                           "timezone", "max_items")}
     try:
