@@ -16,8 +16,6 @@ from digest import pipeline
 from digest.cli.cadence import BEST_OF_WEEK_HELP, MIN_PAPERS_HELP, cadence_line, subscribers_update
 from digest.cli.profile import follow_command, seed_command, unfollow_command
 from digest.cli.ranking import eval_command, rank_command
-from digest.mail.webhook import KINDS as WEBHOOK_KINDS
-from digest.mail.webhook import is_identity as is_webhook_identity
 from digest.records import FREQUENCIES, SubscriberStatus
 from digest.subscriptions import subscribers
 from digest.subscriptions.subscribers import SubscriberError
@@ -190,7 +188,7 @@ def subscribers_group() -> None:
 @click.option("--webhook", metavar="URL", help="A team channel instead of an inbox: its incoming-webhook URL "
               "(kept secret: stored sealed, shown redacted); '-' reads it from standard input, out of "
               "the shell history and `ps`.")
-@click.option("--kind", type=click.Choice(WEBHOOK_KINDS), help="The webhook's service, with --webhook.")
+@click.option("--kind", type=click.Choice(subscribers.WEBHOOK_KINDS), help="The webhook's service, with --webhook.")
 @click.option("--topic", "topics", multiple=True, help="A topic phrase; repeat for more.")
 @click.option("--exclude", "excludes", multiple=True, help="Leave out papers matching this phrase.")
 @click.option("--frequency", type=click.Choice(FREQUENCIES), default="daily", show_default=True)
@@ -327,7 +325,7 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     """
     if not email and not topics:
         raise click.UsageError("give --subscriber EMAIL or at least one --topic")
-    channel = email is not None and is_webhook_identity(email.strip())
+    channel = email is not None and subscribers.is_channel(email)
     if fmt in ("eml", "json") and (fmt == "json") != channel:
         raise click.UsageError("--format json is for a team channel (--subscriber KIND:HASH), eml for an inbox")
     rendered, message = pipeline.preview(ctx.read_db, ctx.settings, email=subscribers.key(email) if email else None,

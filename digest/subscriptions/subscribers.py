@@ -184,6 +184,14 @@ def _is_url(value: str) -> bool:
     return "://" in value
 
 
+WEBHOOK_KINDS = webhooks.KINDS  # what `--kind` takes
+
+
+def is_channel(value: str) -> bool:
+    """Whether what a user typed names a team channel ("slack:3f2a9c1b7d4e"), not an inbox."""
+    return webhooks.is_identity(value.strip())
+
+
 def shown(value: str) -> str:
     """What a user passed to name a subscriber, fit to print back: an address or identity as given, a
     webhook URL redacted."""
