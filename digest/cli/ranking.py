@@ -75,11 +75,17 @@ def rank_command(
     type=click.Choice(list(ev.RANKERS)),
     help="Ranker(s) to measure (repeatable). Default: every ranker installed.",
 )
+@click.option(
+    "--model",
+    help="Sentence-transformers model (name in the local cache, or directory) for the rankers that embed; "
+    "default: the bundled all-MiniLM-L6-v2.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
-def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], as_json: bool) -> None:
+def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], model: str | None, as_json: bool,
+                 ) -> None:
     """Measure nDCG@10, P@10 and MAP@100 of the rankers beside the published baselines."""
     try:
-        report = ev.run(dataset, topics_path, rankers)
+        report = ev.run(dataset, topics_path, rankers, model=model)
     except ev.EvalError as err:
         raise click.ClickException(str(err)) from err
     click.echo(ev.report_json(report) if as_json else ev.report_text(report))

@@ -12,7 +12,9 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -139,6 +141,7 @@ class RankerSpec:
     description: str
     scorer: Scorer
     extra: str | None = None  # the optional dependency group it needs
+    uses_model: bool = False  # the scorer takes `encoder=` (the embedding model, `digest eval --model`)
 
 
 def _lexical(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
@@ -147,10 +150,10 @@ def _lexical(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarr
     return topic_relevance(LexicalIndex(docs), topics)
 
 
-def _default(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+def _default(docs: Sequence[tuple[str, str]], topics: Sequence[str], encoder: Any = None) -> np.ndarray:
     from digest.ranking import semantic
 
-    return _hybrid(docs, topics) if semantic.available() else _lexical(docs, topics)
+    return _hybrid(docs, topics, encoder) if semantic.available() else _lexical(docs, topics)
 
 
 def _bm25(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
@@ -165,28 +168,49 @@ def _need_semantic() -> None:
         raise RankerUnavailable(f"the semantic rankers need the semantic extra: {semantic.INSTALL_HINT}")
 
 
-def _semantic(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+def _semantic(docs: Sequence[tuple[str, str]], topics: Sequence[str], encoder: Any = None) -> np.ndarray:
     from digest.ranking import semantic
 
     _need_semantic()
-    return semantic.similarity(docs, topics)
+    return semantic.similarity(docs, topics, encoder or semantic.DEFAULT)
 
 
-def _hybrid(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+def _hybrid(docs: Sequence[tuple[str, str]], topics: Sequence[str], encoder: Any = None) -> np.ndarray:
     from digest.ranking import semantic
     from digest.ranking.ranker import topic_relevance
 
     _need_semantic()
-    return topic_relevance(LexicalIndex(docs), topics, semantic.sentence_similarity(docs, topics))
+    sim = semantic.sentence_similarity(docs, topics, encoder or semantic.DEFAULT)
+    return topic_relevance(LexicalIndex(docs), topics, sim)
+
+
+TITLE_SCALE = 0.5  # hybrid-title: the title cosine counts half as much as the sentence score (measured best)
+
+
+def _hybrid_title(docs: Sequence[tuple[str, str]], topics: Sequence[str], encoder: Any = None) -> np.ndarray:
+    """Lexical fused with MiniLM on the titles alone (one short text a paper: ~8x cheaper to embed)."""
+    from digest.ranking import semantic
+    from digest.ranking.ranker import topic_relevance
+
+    _need_semantic()
+    sim = TITLE_SCALE * semantic.title_similarity(docs, topics, encoder or semantic.DEFAULT)
+    return topic_relevance(LexicalIndex(docs), topics, sim)
 
 
 RANKERS: dict[str, RankerSpec] = {
-    "default": RankerSpec("what rank() uses here: hybrid with the semantic extra, else lexical", _default),
+    "default": RankerSpec("what rank() uses here: hybrid with the semantic extra, else lexical", _default,
+                          uses_model=True),
     "lexical": RankerSpec("BM25F over stems and phrases, title weighted, acronyms learned", _lexical),
     "bm25": RankerSpec("plain BM25 over stems, no phrases, no title weight (ablation)", _bm25),
-    "semantic": RankerSpec("all-MiniLM-L6-v2 cosine to the whole paper (ablation)", _semantic, extra="semantic"),
+    "semantic": RankerSpec("all-MiniLM-L6-v2 cosine to the whole paper (ablation)", _semantic, extra="semantic",
+                           uses_model=True),
     "hybrid": RankerSpec(
-        "lexical + MiniLM cosine to the paper and to its best abstract sentence", _hybrid, extra="semantic"
+        "lexical + MiniLM cosine to the paper and to its best abstract sentence", _hybrid, extra="semantic",
+        uses_model=True,
+    ),
+    "hybrid-title": RankerSpec(
+        "lexical + MiniLM cosine to the title alone (cheaper to embed; ablation)", _hybrid_title,
+        extra="semantic", uses_model=True,
     ),
 }
 
@@ -218,12 +242,15 @@ class Report:
         return self.results[0].topics
 
 
-def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = ()) -> Report:
+def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = (), model: str | None = None,
+        device: str = "cpu") -> Report:
     """Load the dataset and topics and evaluate each named ranker (default: every one installed).
 
-    With the semantic extra, the dataset's embeddings are kept in a temp directory for reruns
-    (semantic.cache_dir, unless already set). Raises EvalError for unreadable input, no topics, a
-    ranker whose extra is missing, or no topic with a relevant paper."""
+    `model` (a sentence-transformers name or directory, as `[ranking] model`) replaces the bundled
+    MiniLM in the rankers that embed. With the semantic extra, the dataset's embeddings are kept in a
+    temp directory for reruns (semantic.cache_dir, unless already set), per model. Raises EvalError for
+    unreadable input, no topics, a ranker whose extra is missing, a model that cannot be loaded
+    offline, or no topic with a relevant paper."""
     from digest.ranking import semantic
 
     try:
@@ -234,6 +261,12 @@ def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = ()) -> R
     if not topics:
         raise EvalError(f"{topics_path}: no topics")
     names = list(rankers) or available_rankers()
+    encoder = semantic.Encoder(model, device) if model else semantic.DEFAULT
+    if model:
+        try:
+            encoder.check()
+        except semantic.ModelError as err:
+            raise EvalError(f"--model: {err}") from err
     if semantic.available():  # "default" is the hybrid then
         import tempfile
 
@@ -242,8 +275,10 @@ def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = ()) -> R
     results = []
     for name in names:
         try:
-            results.append(evaluate(data, topics, RANKERS[name].scorer, name))
-        except RankerUnavailable as err:
+            spec = RANKERS[name]
+            scorer = partial(spec.scorer, encoder=encoder) if spec.uses_model else spec.scorer
+            results.append(evaluate(data, topics, scorer, name))
+        except (RankerUnavailable, semantic.ModelError) as err:
             raise EvalError(str(err)) from err
     if not results or results[0].topics == 0:
         raise EvalError("no topic has a relevant paper in the dataset")

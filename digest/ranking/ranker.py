@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.ranking.index import LexicalIndex, Params
-from digest.ranking.semantic import PaperVectors, embed_topics, sentences
+from digest.ranking.semantic import PaperVectors, sentences
 from digest.ranking.text import normalise_title
 from digest.records import Paper, Pick, Profile, as_utc, utcnow
 
@@ -260,7 +260,7 @@ def _score_phrases(corpus: Corpus, profiles: Sequence[Profile]) -> _Phrases:
                 topic_row.setdefault(_key(t), len(topic_row))
     topic_names = list(topic_row)
     vectors = corpus.vectors
-    topic_vecs = embed_topics(topic_names) if vectors is not None else None
+    topic_vecs = vectors.embed_topics(topic_names) if vectors is not None else None  # with the papers' model
     semantic = None if topic_vecs is None or vectors is None else vectors.similarity(topic_vecs)
     rel_all = topic_relevance(index, topic_names, semantic)
     Q = index.query_matrix(topic_names)[0]
