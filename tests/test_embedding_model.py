@@ -171,3 +171,32 @@ def test_eval_measures_another_model_and_refuses_one_it_cannot_load(tmp_path, ti
     assert res.exit_code == 0, res.output
     assert '"ranker": "semantic"' in res.output and '"topics": 2' in res.output
     assert [f.name.split("-")[:2] for f in (tmp_path / "cache").iterdir()] == [["model", "papers"]]  # per model
+
+
+def test_the_migration_keeps_stored_vectors_and_then_allows_one_row_per_model(db_url):
+    from alembic import command
+    from sqlalchemy import text
+
+    from digest.store.db import Database, _alembic_config
+
+    def migrate(database, how, to):
+        with database.engine.begin() as conn:
+            cfg = _alembic_config(database.engine)
+            cfg.attributes["connection"] = conn
+            how(cfg, to)
+
+    database = Database(db_url)
+    database.init()
+    with database.session() as s:
+        s.add(PaperRow(id=1, title="X", title_key="x", first_seen_at=datetime.now(UTC)))
+    migrate(database, command.downgrade, "0005")  # the schema before vectors were kept per model
+    with database.engine.begin() as c:
+        c.execute(text("INSERT INTO paper_vectors (paper_id, model, text_hash, vectors, created_at) "
+                       "VALUES (1, 'all-MiniLM-L6-v2', 'h', :v, CURRENT_TIMESTAMP)"), {"v": b"\x00\x01"})
+    migrate(database, command.upgrade, "head")
+    with database.session() as s:
+        kept = s.get(PaperVector, (1, "all-MiniLM-L6-v2"))
+        assert kept.text_hash == "h" and kept.vectors == b"\x00\x01"
+        s.add(PaperVector(paper_id=1, model="/a/model/directory/" + "x" * 200, text_hash="h2", vectors=b""))
+    assert count_by_model(database) == {"all-MiniLM-L6-v2": 1, "/a/model/directory/" + "x" * 200: 1}
+    database.dispose()
