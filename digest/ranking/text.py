@@ -7,8 +7,10 @@ dropped, and every word Snowball-stemmed. Tokens keep their surface form for exp
 Snowball's English stemmer strips some suffixes that change a word's meaning and keeps apart some
 words of one family, and an explanation shows the document's word as a match for the reader's, so
 `stem` corrects both (`_FAMILIES`):
-- "-able"/"-ible" stays: "reasonable" is not "reasoning", "considerable" not "consider",
-  "available" not "avail"; "interpretable" still matches "interpretability", "stable" "stability".
+- "-able"/"-ible" keeps Snowball's stem for ranking (keeping it apart cost 0.004 nDCG@10 on the eval:
+  "interpretable" papers are about "interpretation"), but an explanation never shows an "-able"
+  word as the match of a reader's word without it, nor the reverse (`same_word`): "reasonable" is
+  not shown as matching "reasoning".
 - "-ize"/"-ization" stays: "normalization" is not "normal", "personalized" not "person",
   "optimization" not "optimal"; "normalizing" still matches "normalization".
 - Greek nouns in "-y" meet their adjectives: "theoretical" matches "theory", "geometric" "geometry".
@@ -44,12 +46,20 @@ Segments = list[list[tuple[str, str]]]  # runs of adjacent (stem, surface) token
 
 # (word pattern, stem): the word's base (group 1, as written) with the family's suffix, instead of Snowball
 _FAMILIES = [
-    (re.compile(r"([a-z]{2,}?)([ai])(?:ble|bles|bly|bility|bilities|bleness)"), r"\1\2bl"),
     (re.compile(r"([a-z]{3,}?)(?:ize|izes|ized|izing|ization|izations|izer|izers)"), r"\1iz"),
     (re.compile(r"([a-z]*theor)(?:y|ies|etic|etical|etically|ist|ists)"), r"\1i"),
     (re.compile(r"([a-z]{2,}metr)(?:y|ies|ic|ical|ically)"), r"\1i"),
 ]
 _NOT_FAMILY = frozenset({"table", "tables", "cable", "cables", "bible", "size", "sizes", "sized", "prize", "prizes"})
+
+
+_ABLE = re.compile(r"[a-z]{2,}[ai](?:ble|bles|bly|bility|bilities)")
+
+
+def same_word(document_word: str, reader_word: str) -> bool:
+    """Whether a document word of the same stem may be shown as the match of the reader's word: not
+    when one is an "-able" word and the other is not ("reasonable" / "reasoning")."""
+    return bool(_ABLE.fullmatch(document_word.lower())) == bool(_ABLE.fullmatch(reader_word.lower()))
 
 
 @lru_cache(maxsize=200_000)
