@@ -155,6 +155,40 @@ class DigestSettings(_Strict):
     ranker: Literal["auto", "lexical", "hybrid"] = "auto"
 
 
+class RankingSettings(_Strict):
+    """`[ranking]`: the sentence-transformers model of the hybrid ranker and where it runs.
+
+    `model` is a model name (the bundled all-MiniLM-L6-v2 by default; any other name must already be
+    in the Hugging Face cache, nothing is downloaded) or the path of a saved model directory. Vectors
+    are stored per model: changing it embeds papers again, lazily (digest.store.vectors). Whether the
+    model loads is checked at start when the ranker uses it (digest.pipeline.load_settings)."""
+
+    model: str = "all-MiniLM-L6-v2"
+    device: Literal["cpu", "cuda"] = "cpu"
+
+    @field_validator("model")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must name a sentence-transformers model or the path of one")
+        return v.strip()
+
+    @field_validator("device")
+    @classmethod
+    def _cuda_present(cls, v: str) -> str:
+        if v == "cuda" and not _cuda_available():
+            raise ValueError('"cuda" asked for, but torch sees no CUDA device here (use "cpu")')
+        return v
+
+
+def _cuda_available() -> bool:
+    """Whether torch is installed and sees a CUDA device (torch is imported only to answer this)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
 
 class SchedulerSettings(_Strict):
     """`digest scheduler`: when it ingests, plans and sends, and where it keeps its job state."""
@@ -206,6 +240,7 @@ class Settings(_Strict):
     mail: MailSettings = MailSettings()
     web: WebSettings = WebSettings()
     digest: DigestSettings = DigestSettings()
+    ranking: RankingSettings = RankingSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     metrics: MetricsSettings = MetricsSettings()
     path: str | None = None  # where it was loaded from, for `digest status`

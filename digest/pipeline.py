@@ -69,10 +69,20 @@ def load_settings(path: str | None = None) -> Settings:
     """The settings (`config.load`), refused at start when they ask for a ranker this install lacks."""
     settings = config.load(path)
     try:
-        semantic.wanted(settings.digest.ranker)  # the one rule for which ranker an install can run
+        uses_model = semantic.wanted(settings.digest.ranker)  # the one rule for which ranker an install can run
     except RuntimeError as err:
         raise ConfigError(f"digest.ranker: {err}") from None
+    if uses_model:
+        try:
+            encoder(settings).check()  # found offline, or refused now rather than at the first plan
+        except semantic.ModelError as err:
+            raise ConfigError(f"ranking.model: {err}") from None
     return settings
+
+
+def encoder(settings: Settings) -> semantic.Encoder:
+    """The embedding model of `[ranking]` (model, device)."""
+    return semantic.Encoder(settings.ranking.model, settings.ranking.device)
 
 
 def open_database(settings: Settings, schema: Schema = "create") -> tuple[Database, SchemaState]:
@@ -93,7 +103,7 @@ def ingest(db: Database, settings: Settings, *, source: str | None = None, since
     report = ingest_stage.ingest(db, settings, source=source, since=since, now=now)
     if semantic.wanted(settings.digest.ranker):
         try:
-            report.embedded = embed_papers(db, since=now)  # the papers this run stored or changed
+            report.embedded = embed_papers(db, since=now, encoder=encoder(settings))  # what this run stored
         except Exception as err:  # noqa: BLE001 - the papers are stored; embedding is an optimisation
             log.warning("ingest: embedding new papers failed: %s", err)
     log.info("ingest: %d fetched, %d new, %d updated, %d skipped, %d embedded, %d source errors",
@@ -106,23 +116,27 @@ def source_status(db: Database, settings: Settings) -> list[dict]:
     return ingest_stage.source_status(db, settings)
 
 
-def embed_papers(db: Database, since: datetime | None = None) -> int:
-    """Embed and store the vectors of papers updated since `since` that lack current ones."""
-    return vectors.ensure(db, semantic.MODEL, semantic.pack_papers, since=since)
+def embed_papers(db: Database, since: datetime | None = None,
+                 encoder: semantic.Encoder = semantic.DEFAULT) -> int:
+    """Embed and store, with `encoder`'s model, the vectors of papers updated since `since` that lack
+    current ones under that model (after a model change: every paper, as the runs reach it)."""
+    return vectors.ensure(db, encoder.key, lambda docs: semantic.pack_papers(docs, encoder), since=since)
 
 
-def paper_vectors(db: Database, papers: Sequence[Paper]) -> semantic.PaperVectors:
-    """The papers' vectors, in order: stored ones read back; a paper not embedded yet (or whose text
-    changed since) is embedded in memory and not stored, so planning writes nothing here."""
+def paper_vectors(db: Database, papers: Sequence[Paper],
+                  encoder: semantic.Encoder = semantic.DEFAULT) -> semantic.PaperVectors:
+    """The papers' vectors under `encoder`'s model, in order: stored ones read back; a paper not
+    embedded yet (or whose text changed since) is embedded in memory and not stored, so planning
+    writes nothing here."""
     with db.session() as s:
-        packed = vectors.stored(s, semantic.MODEL, papers)
+        packed = vectors.stored(s, encoder.key, papers)
     todo = [p for p in papers if p.id not in packed]
-    blocks = {pid: semantic.unpack(b) for pid, b in packed.items()}
+    blocks = {pid: semantic.unpack(b, encoder.dim) for pid, b in packed.items()}
     if todo:
-        computed = semantic.PaperVectors.of([(p.title, p.abstract) for p in todo])
+        computed = semantic.PaperVectors.of([(p.title, p.abstract) for p in todo], encoder)
         blocks.update((p.id, computed.row(i)) for i, p in enumerate(todo))
         log.info("embedded %d papers in memory (%d read back)", len(todo), len(packed))
-    return semantic.PaperVectors.from_rows([blocks[p.id] for p in papers])
+    return semantic.PaperVectors.from_rows([blocks[p.id] for p in papers], encoder)
 
 
 # ---------------------------------------------------------------------------------------- planning
@@ -137,7 +151,7 @@ def candidate_pool(db: Database, settings: Settings, now: datetime) -> candidate
     vecs = None
     if semantic.wanted(settings.digest.ranker):
         try:
-            vecs = paper_vectors(db, [*papers, *extra])
+            vecs = paper_vectors(db, [*papers, *extra], encoder(settings))
         except Exception as err:  # noqa: BLE001 - the digest still goes out, ranked on words alone
             log.warning("planner: paper vectors unavailable (%s); ranking lexically this time", err)
     return candidates.pool(settings.digest, papers, extra, vecs, now)
@@ -169,7 +183,7 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
     domain = sender_domain(settings.mail.from_address)
     if not dry_run and semantic.wanted(settings.digest.ranker):
         try:  # embed the candidate window's papers now, outside the planning transactions
-            embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days))
+            embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days), encoder=encoder(settings))
         except Exception as err:  # noqa: BLE001 - planning embeds in memory or ranks lexically
             log.warning("planner: could not store paper vectors (%s)", err)
     run: candidates.Pool | None = None  # read and indexed once, when the first batch has someone to plan

@@ -84,17 +84,17 @@ def test_papers_are_embedded_once_at_ingest_and_reembedded_when_their_text_chang
 
     first = all_rows(db, PaperRow)[0]
     with db.session() as s:
-        old_hash = s.get(PaperVector, first.id).text_hash
+        old_hash = s.get(PaperVector, (first.id, semantic.MODEL)).text_hash
         s.execute(update(PaperRow).where(PaperRow.id == first.id).values(abstract="Robots grasp objects."))
     with db.session() as s:
         both = load_papers(s, ids=[first.id, first.id + 1])
     v = paper_vectors(db, both)  # the planner's read sees the stale vectors and embeds in memory
     assert v.counts.tolist()[0] == 1  # the new one-sentence abstract
     with db.session() as s:
-        assert s.get(PaperVector, first.id).text_hash == old_hash  # ... writing nothing
+        assert s.get(PaperVector, (first.id, semantic.MODEL)).text_hash == old_hash  # ... writing nothing
     assert embed_papers(db) == 1  # only the changed paper is embedded again, and stored
     with db.session() as s:
-        assert s.get(PaperVector, first.id).text_hash not in (old_hash, None)
+        assert s.get(PaperVector, (first.id, semantic.MODEL)).text_hash not in (old_hash, None)
 
 
 def test_the_planner_embeds_before_planning_and_ranks_with_stored_vectors(db, settings_for):
@@ -139,7 +139,7 @@ def test_a_broken_model_falls_back_to_words_and_stores_nothing(db, settings_for,
     ingest(db, settings_for(db.url), now=datetime.now(UTC))  # stored without vectors (lexical settings)
     subscribers.add(db, "gnn@example.org", topics=["graph neural networks"])
 
-    def broken(docs):
+    def broken(docs, encoder=None):
         raise RuntimeError("model file is corrupt")
 
     monkeypatch.setattr(semantic.PaperVectors, "of", broken)

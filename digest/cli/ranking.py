@@ -86,20 +86,29 @@ def rank_command(
     is_flag=True,
     help="Simulated readers judge digest 1; measure digest 2 for each feedback method (FEEDBACK.md).",
 )
+@click.option(
+    "--model",
+    help="Sentence-transformers model (name in the local cache, or directory) for the rankers that embed; "
+    "default: the bundled all-MiniLM-L6-v2.",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print one JSON object: {"rows": [{"name", "ndcg@10", ...}]}.')
 def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], seeded: bool, feedback: bool,
-                 as_json: bool) -> None:
+                 model: str | None, as_json: bool) -> None:
     """Measure nDCG@10, P@10 and MAP@100 of the rankers beside the published baselines."""
     if feedback and rankers:
         raise click.UsageError("--feedback measures the default ranker's feedback methods: leave out --ranker")
     try:
         if seeded:
-            if rankers or feedback:
-                raise click.UsageError("--seeded measures the digest's own (lexical) ranking: no --ranker or --feedback")
+            if rankers or feedback or model:
+                raise click.UsageError("--seeded measures the digest's own (lexical) ranking: no --ranker, --feedback "
+                                       "or --model")
             result = ev.seeded_run(dataset, topics_path)
             click.echo(ev.seeded_json(result) if as_json else ev.seeded_text(result))
             return
-        report = ev.run_feedback(dataset, topics_path) if feedback else ev.run(dataset, topics_path, rankers)
+        if feedback and model:
+            raise click.UsageError("--feedback measures the planner's feedback methods on the bundled model: no --model")
+        report = ev.run_feedback(dataset, topics_path) if feedback else ev.run(dataset, topics_path, rankers,
+                                                                                model=model)
     except ev.EvalError as err:
         raise click.ClickException(str(err)) from err
     click.echo(ev.report_json(report) if as_json else ev.report_text(report))

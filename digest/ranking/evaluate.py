@@ -12,7 +12,9 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -139,6 +141,7 @@ class RankerSpec:
     description: str
     scorer: Scorer
     extra: str | None = None  # the optional dependency group it needs
+    uses_model: bool = False  # the scorer takes `encoder=` (the embedding model, `digest eval --model`)
 
 
 def _lexical(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
@@ -147,10 +150,10 @@ def _lexical(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarr
     return topic_relevance(LexicalIndex(docs), topics)
 
 
-def _default(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+def _default(docs: Sequence[tuple[str, str]], topics: Sequence[str], encoder: Any = None) -> np.ndarray:
     from digest.ranking import semantic
 
-    return _hybrid(docs, topics) if semantic.available() else _lexical(docs, topics)
+    return _hybrid(docs, topics, encoder) if semantic.available() else _lexical(docs, topics)
 
 
 def _bm25(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
@@ -165,28 +168,49 @@ def _need_semantic() -> None:
         raise RankerUnavailable(f"the semantic rankers need the semantic extra: {semantic.INSTALL_HINT}")
 
 
-def _semantic(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+def _semantic(docs: Sequence[tuple[str, str]], topics: Sequence[str], encoder: Any = None) -> np.ndarray:
     from digest.ranking import semantic
 
     _need_semantic()
-    return semantic.similarity(docs, topics)
+    return semantic.similarity(docs, topics, encoder or semantic.DEFAULT)
 
 
-def _hybrid(docs: Sequence[tuple[str, str]], topics: Sequence[str]) -> np.ndarray:
+def _hybrid(docs: Sequence[tuple[str, str]], topics: Sequence[str], encoder: Any = None) -> np.ndarray:
     from digest.ranking import semantic
     from digest.ranking.ranker import topic_relevance
 
     _need_semantic()
-    return topic_relevance(LexicalIndex(docs), topics, semantic.sentence_similarity(docs, topics))
+    sim = semantic.sentence_similarity(docs, topics, encoder or semantic.DEFAULT)
+    return topic_relevance(LexicalIndex(docs), topics, sim)
+
+
+TITLE_SCALE = 0.5  # hybrid-title: the title cosine counts half as much as the sentence score (measured best)
+
+
+def _hybrid_title(docs: Sequence[tuple[str, str]], topics: Sequence[str], encoder: Any = None) -> np.ndarray:
+    """Lexical fused with MiniLM on the titles alone (one short text a paper: ~8x cheaper to embed)."""
+    from digest.ranking import semantic
+    from digest.ranking.ranker import topic_relevance
+
+    _need_semantic()
+    sim = TITLE_SCALE * semantic.title_similarity(docs, topics, encoder or semantic.DEFAULT)
+    return topic_relevance(LexicalIndex(docs), topics, sim)
 
 
 RANKERS: dict[str, RankerSpec] = {
-    "default": RankerSpec("what rank() uses here: hybrid with the semantic extra, else lexical", _default),
+    "default": RankerSpec("what rank() uses here: hybrid with the semantic extra, else lexical", _default,
+                          uses_model=True),
     "lexical": RankerSpec("BM25F over stems and phrases, title weighted, acronyms learned", _lexical),
     "bm25": RankerSpec("plain BM25 over stems, no phrases, no title weight (ablation)", _bm25),
-    "semantic": RankerSpec("all-MiniLM-L6-v2 cosine to the whole paper (ablation)", _semantic, extra="semantic"),
+    "semantic": RankerSpec("all-MiniLM-L6-v2 cosine to the whole paper (ablation)", _semantic, extra="semantic",
+                           uses_model=True),
     "hybrid": RankerSpec(
-        "lexical + MiniLM cosine to the paper and to its best abstract sentence", _hybrid, extra="semantic"
+        "lexical + MiniLM cosine to the paper and to its best abstract sentence", _hybrid, extra="semantic",
+        uses_model=True,
+    ),
+    "hybrid-title": RankerSpec(
+        "lexical + MiniLM cosine to the title alone (cheaper to embed; ablation)", _hybrid_title,
+        extra="semantic", uses_model=True,
     ),
 }
 
@@ -220,9 +244,12 @@ class Report:
         return self.results[0].topics
 
 
-def _load(dataset_path: Path, topics_path: Path) -> tuple[Dataset, list[str]]:
-    """The dataset and its topics, or EvalError; with the semantic extra, the dataset's embeddings are
-    kept in a temp directory for reruns (semantic.cache_dir, unless already set)."""
+def _load(dataset_path: Path, topics_path: Path, model: str | None = None,
+          device: str = "cpu") -> tuple[Dataset, list[str], object]:
+    """The dataset, its topics and the sentence encoder (`model`, a sentence-transformers name or
+    directory as `[ranking] model`, else the bundled MiniLM), or EvalError (unreadable input, no
+    topics, a model that cannot be loaded offline); with the semantic extra, the dataset's embeddings
+    are kept in a temp directory for reruns (semantic.cache_dir, unless already set), per model."""
     from digest.ranking import semantic
 
     try:
@@ -232,35 +259,47 @@ def _load(dataset_path: Path, topics_path: Path) -> tuple[Dataset, list[str]]:
         raise EvalError(str(err)) from err
     if not topics:
         raise EvalError(f"{topics_path}: no topics")
+    encoder = semantic.Encoder(model, device) if model else semantic.DEFAULT
+    if model:
+        try:
+            encoder.check()
+        except semantic.ModelError as err:
+            raise EvalError(f"--model: {err}") from err
     if semantic.available():  # "default" is the hybrid then
         import tempfile
 
         # a dataset's embeddings are computed once and kept for reruns (minutes of CPU otherwise)
         semantic.cache_dir = semantic.cache_dir or Path(tempfile.gettempdir()) / "digest-eval-embeddings"
-    return data, topics
+    return data, topics, encoder
 
 
 def run_feedback(dataset_path: Path, topics_path: Path) -> Report:
     """The simulated-reader protocol (FEEDBACK.md) for every feedback method, "none" first."""
-    data, topics = _load(dataset_path, topics_path)
+    data, topics, _ = _load(dataset_path, topics_path)
     results = evaluate_feedback(data, topics, list(FEEDBACK_METHODS))
     if not results or results[0].topics == 0:
         raise EvalError("no topic has a relevant paper in the dataset")
     return Report(str(dataset_path), len(data.ids), results, feedback=True)
 
 
-def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = ()) -> Report:
-    """Load the dataset and topics and evaluate each named ranker (default: every one installed).
+def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = (), model: str | None = None,
+        device: str = "cpu") -> Report:
+    """Load the dataset and topics and evaluate each named ranker (default: every one installed);
+    `model` replaces the bundled MiniLM in the rankers that embed (see `_load`).
 
-    Raises EvalError for unreadable input, no topics, a ranker whose extra is missing, or no topic
-    with a relevant paper."""
-    data, topics = _load(dataset_path, topics_path)
+    Raises EvalError as `_load` does, for a ranker whose extra is missing, or no topic with a
+    relevant paper."""
+    from digest.ranking import semantic
+
+    data, topics, encoder = _load(dataset_path, topics_path, model, device)
     names = list(rankers) or available_rankers()
     results = []
     for name in names:
         try:
-            results.append(evaluate(data, topics, RANKERS[name].scorer, name))
-        except RankerUnavailable as err:
+            spec = RANKERS[name]
+            scorer = partial(spec.scorer, encoder=encoder) if spec.uses_model else spec.scorer
+            results.append(evaluate(data, topics, scorer, name))
+        except (RankerUnavailable, semantic.ModelError) as err:
             raise EvalError(str(err)) from err
     if not results or results[0].topics == 0:
         raise EvalError("no topic has a relevant paper in the dataset")

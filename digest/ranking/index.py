@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.ranking.expand import learn_acronyms
-from digest.ranking.text import Segments, terms, tokens
+from digest.ranking.text import Segments, same_word, stem, terms, tokens
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z(])")
 
@@ -234,7 +234,8 @@ class LexicalIndex:
             if surface and surface not in shown:
                 shown.append(surface)
                 covered.update(parts)
-        return shown[:limit]
+        said = {s: w for seg in self.analyse_query(query) for s, w in seg}  # the reader's word per stem
+        return [m for m in shown if all(same_word(w, said.get(stem(w.lower()), w)) for w in m.split())][:limit]
 
 
 def _first_sentence(text: str) -> str:

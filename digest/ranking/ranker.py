@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from digest.ranking import feedback
 from digest.ranking.authors import AuthorIndex
 from digest.ranking.index import LexicalIndex, Params
-from digest.ranking.semantic import PaperVectors, embed_topics, sentences
+from digest.ranking.semantic import PaperVectors, sentences
 from digest.ranking.text import normalise_title
 from digest.records import Paper, Pick, Profile, as_utc, utcnow
 
@@ -279,7 +279,7 @@ def _score_phrases(corpus: Corpus, profiles: Sequence[Profile]) -> _Phrases:
                 topic_row.setdefault(_key(t), len(topic_row))
     topic_names = list(topic_row)
     vectors = corpus.vectors
-    topic_vecs = embed_topics(topic_names) if vectors is not None else None
+    topic_vecs = vectors.embed_topics(topic_names) if vectors is not None else None  # with the papers' model
     rel_all = corpus_relevance(corpus, topic_names, topic_vecs)
     Q = index.query_matrix(topic_names)[0]
     rel_all = np.vstack([rel_all, np.zeros((1, n), np.float32)])  # padding row for short topic lists
@@ -546,7 +546,7 @@ def corpus_relevance(corpus: Corpus, topics: Sequence[str], topic_vecs: np.ndarr
     (`topic_vecs`, the topics' embeddings, computed when not given), else lexical."""
     if corpus.vectors is None:
         return topic_relevance(corpus.index, topics)
-    vecs = embed_topics(list(topics)) if topic_vecs is None else topic_vecs
+    vecs = corpus.vectors.embed_topics(list(topics)) if topic_vecs is None else topic_vecs  # the papers' model
     return topic_relevance(corpus.index, topics, corpus.vectors.similarity(vecs))
 
 

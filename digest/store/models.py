@@ -82,12 +82,14 @@ class Paper(Base):
 
 
 class PaperVector(Base):
-    """A paper's MiniLM embeddings (whole text, then each abstract sentence), float16, for the hybrid
-    ranker; recomputed when the model or the paper's text changes (digest.store.vectors)."""
+    """A paper's embeddings under one model (whole text, then each abstract sentence), float16, for
+    the hybrid ranker: one row per (paper, model), so changing `[ranking] model` embeds again and
+    changing it back finds the old vectors; recomputed when the paper's text changes
+    (digest.store.vectors)."""
 
     __tablename__ = "paper_vectors"
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True)
-    model: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
     text_hash: Mapped[str] = mapped_column(String(40))
     vectors: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

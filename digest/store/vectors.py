@@ -1,5 +1,7 @@
-"""Stored paper embeddings for the hybrid ranker (`paper_vectors`): one packed block per paper,
-kept while the model and the paper's text stay the same.
+"""Stored paper embeddings for the hybrid ranker (`paper_vectors`): one packed block per paper and
+model, kept while the paper's text stays the same. `model` is the embedding model's key
+(semantic.Encoder.key): another model finds no vectors and embeds again, paper by paper, only what
+it lacks; the vectors of the model used before stay, for a change back.
 
 This module only stores and reads bytes; what a block holds, and how it is computed, is the
 ranking's business (`digest.ranking.semantic`), handed in as `embed`. Embedding takes seconds of CPU,
@@ -43,7 +45,7 @@ def ensure(db: Database, model: str, embed: Embed, since: datetime | None = None
         with db.session() as s:
             q = (
                 select(PaperRow.id, PaperRow.title, PaperRow.abstract, PaperVector.text_hash)
-                .outerjoin(PaperVector, PaperVector.paper_id == PaperRow.id)
+                .outerjoin(PaperVector, (PaperVector.paper_id == PaperRow.id) & (PaperVector.model == model))
                 .where(PaperRow.withdrawn_at.is_(None))
                 .order_by(PaperRow.id.desc())
             )
@@ -62,11 +64,11 @@ def ensure(db: Database, model: str, embed: Embed, since: datetime | None = None
 def _write(db: Database, model: str, papers: Sequence[Paper], blocks: Sequence[bytes]) -> None:
     try:
         with db.session() as s:
-            stored = {r.paper_id: r for r in s.scalars(
-                select(PaperVector).where(PaperVector.paper_id.in_([p.id for p in papers])))}
+            stored = {r.paper_id: r for r in s.scalars(select(PaperVector).where(
+                PaperVector.paper_id.in_([p.id for p in papers]), PaperVector.model == model))}
             for p, block in zip(papers, blocks, strict=True):
-                row = stored.get(p.id) or PaperVector(paper_id=p.id)
-                row.model, row.text_hash, row.vectors = model, text_hash(model, p.title, p.abstract), block
+                row = stored.get(p.id) or PaperVector(paper_id=p.id, model=model)
+                row.text_hash, row.vectors = text_hash(model, p.title, p.abstract), block
                 s.add(row)
     except IntegrityError:  # another process stored some of these first: theirs are as good
         log.info("embedding: another process stored these papers first")
@@ -78,6 +80,7 @@ def stored(session: Session, model: str, papers: Sequence[Paper]) -> dict[int, b
     rows: dict[int, PaperVector] = {}
     for start in range(0, len(ids), 5000):
         chunk = ids[start : start + 5000]
-        rows.update((r.paper_id, r) for r in session.scalars(select(PaperVector).where(PaperVector.paper_id.in_(chunk))))
+        rows.update((r.paper_id, r) for r in session.scalars(
+            select(PaperVector).where(PaperVector.paper_id.in_(chunk), PaperVector.model == model)))
     return {p.id: rows[p.id].vectors for p in papers
             if p.id in rows and rows[p.id].text_hash == text_hash(model, p.title, p.abstract)}
