@@ -114,3 +114,38 @@ def test_unsupported_database_urls_and_missing_drivers(db_url, tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the postgres extra were not installed
     one_line(digest(tmp_path, "postgresql://u@127.0.0.1:1/db", "status"),
              "database.url: the PostgreSQL driver is not installed", "pip install 'trending-digest[postgres]'")
+
+
+def test_upgrading_an_older_database_keeps_every_row_that_refers_to_a_rebuilt_table(db_url):
+    """SQLite rebuilds a table to alter it (copy, drop, rename); with foreign keys on, the drop would
+    delete each row referring to it. An upgrade from 0005 keeps a paper's vectors, the delivery items
+    and feedback on it, and leaves foreign keys on (a removed subscriber still takes their rows)."""
+    database = Database(db_url)
+    database.init()
+    with database.engine.begin() as conn:
+        cfg = _alembic_config(database.engine)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    now = "2026-12-01 08:00:00"
+    rows = {
+        "papers": f"(id, title, title_key, abstract, authors, upvotes, num_comments, categories, sources, first_seen_at, "
+                  f"updated_at) VALUES (1, 'X', 'x', '', '[]', 0, 0, '[]', '[]', '{now}', '{now}')",
+        "subscribers": f"(id, email, status, frequency, weekday, hour, timezone, created_at) VALUES "
+                       f"(1, 'ada@example.org', 'active', 'daily', 0, 8, 'UTC', '{now}')",
+        "paper_vectors": f"(paper_id, model, text_hash, vectors, created_at) VALUES (1, 'm', 'h', '', '{now}')",
+        "deliveries": f"(id, subscriber_id, period, status, email, message_id, attempts, planned_at) VALUES "
+                      f"(1, 1, '2026-12-01', 'sent', 'ada@example.org', '<m@x>', 1, '{now}')",
+        "delivery_items": "(id, delivery_id, subscriber_id, paper_id, rank, score, kind, why) VALUES (1, 1, 1, 1, 1, 1.0, 'pick', '')",
+        "feedback": f"(id, subscriber_id, paper_id, signal, created_at) VALUES (1, 1, 1, 1, '{now}')",
+    }
+    with database.engine.begin() as c:
+        for table, values in rows.items():
+            c.execute(text(f"INSERT INTO {table} {values}"))
+    database.dispose()
+    database = Database(db_url)
+    database.init()  # what `digest init` does
+    with database.engine.begin() as c:
+        assert {t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in rows} == dict.fromkeys(rows, 1)
+        c.execute(text("DELETE FROM subscribers"))
+        assert c.execute(text("SELECT count(*) FROM deliveries")).scalar() == 0  # cascades: foreign keys on
+    database.dispose()

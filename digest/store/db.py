@@ -78,11 +78,19 @@ def _alembic_config(engine: Engine | None) -> AlembicConfig:
 
 
 def upgrade(engine: Engine) -> None:
-    """Create or upgrade the schema to the newest migration."""
-    with engine.begin() as conn:
-        cfg = _alembic_config(engine)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    """Create or upgrade the schema to the newest migration, in one transaction. On SQLite foreign keys
+    are off while it runs (migrations/env.py says why) and on again once it has committed or failed."""
+    with engine.connect() as conn:
+        try:
+            cfg = _alembic_config(engine)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            conn.commit()
+        finally:
+            if conn.dialect.name == "sqlite":
+                conn.rollback()  # a failed migration's work; nothing after a commit
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def is_initialised(engine: Engine) -> bool:

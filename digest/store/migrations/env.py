@@ -9,18 +9,30 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def migrate(conn) -> None:  # noqa: ANN001
+    """Run the migrations on `conn`. On SQLite a batch migration rebuilds a table (copy, drop the old
+    one, rename), and with foreign keys on, that drop deletes every row referring to the table (its
+    vectors, delivery items, feedback...): foreign keys are off while migrating (set before SQLite's
+    implicit transaction starts, or the pragma would do nothing) and checked afterwards. Whoever
+    handed over the connection turns them on again once it has committed (digest.store.db.upgrade)."""
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+    if sqlite and (broken := conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
+        raise RuntimeError(f"the migration left rows whose references are gone: {broken[:5]}")
+
+
 def run() -> None:
     conn = config.attributes.get("connection")
     if conn is not None:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        migrate(conn)
         return
     engine = create_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        migrate(conn)
 
 
 run()

@@ -4,14 +4,14 @@ A webhook subscriber keeps `email` as its identity ("slack:3f2a9c1b7d4e", the ki
 URL), so every command and table keyed by address works unchanged. The URL itself is stored sealed
 (Fernet, keyed from the signing secret); `webhook_hint` is the redacted form that lists show.
 
-Revision ID: 0008
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-01 17:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008'
+revision = '0007'
 down_revision = '0006'
 branch_labels = None
 depends_on = None

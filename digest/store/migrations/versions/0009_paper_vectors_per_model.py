@@ -1,7 +1,7 @@
 """paper_vectors: one row per (paper, model), so vectors of several models are kept side by side
 
-Revision ID: 0007
-Revises: 0009
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 17:00:00
 """
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import digest.store.models
 
-revision = '0007'
-down_revision = '0009'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
