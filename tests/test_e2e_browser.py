@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -119,9 +120,10 @@ class Browser:
         self.driver.quit()
 
 
-@pytest.fixture
-def served(tmp_path):
-    """`digest serve` on loopback, mailing through a real SMTP server, with the sample listings."""
+@contextmanager
+def serving(tmp_path, extra_config: str = ""):
+    """`digest serve` on loopback, mailing through a real SMTP server, with the sample listings;
+    `extra_config` is appended to its config.toml."""
     with SmtpSink() as sink:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -139,7 +141,7 @@ port = {sink.port}
 [web]
 base_url = "{base}"
 secret_file = "{tmp_path / 'secret'}"
-""")
+{extra_config}""")
         env = {**os.environ, "DIGEST_CONFIG": str(config)}
         run(env, "ingest")
         log = (tmp_path / "serve.log").open("w")
@@ -159,6 +161,12 @@ secret_file = "{tmp_path / 'secret'}"
             server.terminate()
             server.wait(timeout=20)
             log.close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    with serving(tmp_path) as world:
+        yield world
 
 
 def test_subscriber_journey_in_chromium(served):

@@ -5,18 +5,13 @@ Screenshots go to test-artifacts/web/ beside the journey's."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import time
 
-import httpx
 import pytest
 
 from digest import pipeline
-from digest.mail.sink import SmtpSink, free_port
 from digest.subscriptions import signup, subscribers
-from tests.test_e2e_browser import ARTIFACTS, Browser, digest_cmd, pytestmark, run, text_of, wait_for_mail
+from tests.test_e2e_browser import ARTIFACTS, Browser, pytestmark, run, serving, text_of, wait_for_mail
 
 __all__ = ["pytestmark"]  # the marks of the journey's test: slow, needs Chromium
 
@@ -25,44 +20,9 @@ __all__ = ["pytestmark"]  # the marks of the journey's test: slow, needs Chromiu
 def served(tmp_path):
     """As the journey's `served`, ranking on words alone (this test is not about embeddings, and
     embedding the sample listings at ingest takes minutes on a busy machine)."""
-    with SmtpSink() as sink:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        config = tmp_path / "config.toml"
-        config.write_text(f"""
-[database]
-url = "sqlite:///{tmp_path / 'digest.store.db'}"
-[digest]
-ranker = "lexical"
-[mail]
-transport = "smtp"
-from_address = "Trending Papers <digest@example.org>"
-[mail.smtp]
-host = "{sink.host}"
-port = {sink.port}
-[web]
-base_url = "{base}"
-secret_file = "{tmp_path / 'secret'}"
-""")
-        env = {**os.environ, "DIGEST_CONFIG": str(config)}
-        run(env, "ingest")
-        log = (tmp_path / "serve.log").open("w")
-        server = subprocess.Popen(digest_cmd("serve", "--host", "127.0.0.1", "--port", str(port)), env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None, (tmp_path / "serve.log").read_text()
-                time.sleep(0.2)
-            yield base, env, sink, tmp_path
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
-            log.close()
+    with serving(tmp_path, '[digest]\nranker = "lexical"\n') as world:
+        yield world
+
 
 MY_PAPERS = r"""
 @misc{me2024a,
