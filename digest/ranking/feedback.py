@@ -23,7 +23,6 @@ from collections.abc import Mapping, MutableMapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.svm import SVC
 
 from digest.ranking.semantic import PaperVectors
 
@@ -49,6 +48,8 @@ def fit(liked: Sequence[int], disliked: Sequence[int], gram: np.ndarray) -> np.n
     similarities: the dual coefficients of an SVM, or a centroid when only one class is there."""
     n_like, n_dislike = len(liked), len(disliked)
     if n_like and n_dislike:
+        from sklearn.svm import SVC  # here, not at the top: every command and sending process would load it
+
         y = np.r_[np.ones(n_like), -np.ones(n_dislike)]
         svm = SVC(kernel="precomputed", C=SVM_C).fit(gram, y)
         alpha = np.zeros(n_like + n_dislike)
