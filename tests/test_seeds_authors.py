@@ -76,6 +76,7 @@ def _accented(word: str) -> str:
 
 @given(GIVEN, GIVEN, st.sampled_from(["full", "initial", "comma", "upper", "accented"]))
 @example("ĿA", "ĿA", "initial")  # a letter whose compatibility form is two ("L·"): still one word
+@example("ßA", "AA", "initial")  # a letter that folds to two ("ss"): its initial is still an initial
 def test_spellings_of_one_name_match(first, last, form):
     name = f"{first} {last}"
     other = {"full": name, "initial": f"{first[0]}. {last}", "comma": f"{last}, {first}",
@@ -488,3 +489,13 @@ def test_the_digest_says_what_a_topicless_profile_was_ranked_for():
     assert following.intro.startswith("New work by Ada Lovelace first, then what the community upvoted most")
     plain = compose(picks=picks, **common)
     assert plain.heading == "Trending papers" and "You have no topics yet" in plain.intro
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("names", [[""], ["   "], ["", " \t "]])
+def test_following_only_blank_names_is_refused(db, names):
+    subscribers.add(db, "ada@example.org", authors=["Yann LeCun"])
+    for call in (dict(add=names), dict(remove=names)):
+        with pytest.raises(SubscriberError, match="give an author's name"):
+            subscribers.follow(db, "ada@example.org", **call)
+    assert subscribers.get(db, "ada@example.org").authors == ("Yann LeCun",)

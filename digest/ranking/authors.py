@@ -22,7 +22,7 @@ _WORD = re.compile(r"[^\W\d_]+")
 
 @dataclass(frozen=True)
 class NameKey:
-    """A name reduced for matching: the surname and the given names (an initial is one letter)."""
+    """A name reduced for matching: the surname and the given names (an initial ends with ".")."""
 
     surname: str
     given: tuple[str, ...]
@@ -35,10 +35,12 @@ def name_key(name: str) -> NameKey | None:
     if "," in text:  # "LeCun, Yann" (BibTeX, Zotero): the part before the comma is the surname
         last, _, first = text.partition(",")
         text = f"{first} {last}"
-    words = [w for w in _WORD.findall(text) if w not in _SUFFIXES]
+    # an initial is a one-letter word or one written with a dot ("ß." folds to "ss.": still an initial)
+    words = [(m.group(), len(m.group()) == 1 or text.startswith(".", m.end()))
+             for m in _WORD.finditer(text) if m.group() not in _SUFFIXES]
     if not words:
         return None
-    return NameKey(words[-1], tuple(words[:-1]))
+    return NameKey(words[-1][0], tuple(w + "." if initial else w for w, initial in words[:-1]))
 
 
 def same_author(a: str | NameKey | None, b: str | NameKey | None) -> bool:
@@ -52,8 +54,10 @@ def same_author(a: str | NameKey | None, b: str | NameKey | None) -> bool:
 
 
 def _given_agree(x: str, y: str) -> bool:
-    if len(x) == 1 or len(y) == 1:
-        return x[0] == y[0]
+    """Given names agree when equal, or when one is an initial ("y.") the other starts with."""
+    if x.endswith(".") or y.endswith("."):
+        a, b = x.rstrip("."), y.rstrip(".")
+        return a.startswith(b) or b.startswith(a)
     return x == y
 
 

@@ -511,6 +511,8 @@ def follow(db: Database, email: str, add: Sequence[str] = (), remove: Sequence[s
     """Follow the authors in `add` and stop following those in `remove` (matched by the name rule, so
     "Y. LeCun" stops "Yann LeCun"); the rest of the profile stays. Removing a name not followed is an error."""
     wanted, dropping = clean_authors(add), clean_authors(remove)
+    if (add or remove) and not (wanted or dropping):  # only blank names: nothing to do is a mistake
+        raise SubscriberError("give an author's name (e.g. \"Yann LeCun\")")
     with db.session() as s:
         sub = row_of(s, email)
         current = subscriber_store.followed(sub.topics)
