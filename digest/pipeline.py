@@ -443,9 +443,12 @@ class FeedDocument:
     updated: datetime  # the latest edition's send time (Last-Modified), or when they subscribed
 
 
-def feed(db: Database, settings: Settings, subscriber_id: int, limit: int = FEED_EDITIONS) -> FeedDocument | None:
+def feed(db: Database, settings: Settings, subscriber_id: int, limit: int = FEED_EDITIONS,
+         self_url: str | None = None) -> FeedDocument | None:
     """The papers of a subscriber's latest sent editions as an Atom feed; None once the subscriber is
-    gone or unsubscribed (the feed ends with them)."""
+    gone or unsubscribed (the feed ends with them). `self_url`: the feed's link as the reader asked
+    for it (default: a new one). Nothing in it is signed anew per request, so the same editions give
+    the same bytes, and the same ETag, at every poll."""
     with db.session() as s:
         sub = subscriber_store.by_id(s, subscriber_id)
     if sub is None or sub.status == SubscriberStatus.UNSUBSCRIBED:
@@ -460,7 +463,7 @@ def feed(db: Database, settings: Settings, subscriber_id: int, limit: int = FEED
     updated = max((e.sent_at for e in editions), default=sub.created_at or utcnow())
     content = atom.FeedContent(
         id=atom.feed_id(base, subscriber_id, settings.secret()), title=f"{settings.digest.site_name}: your papers",
-        self_url=links.feed(subscriber_id), site_url=links.preferences(subscriber_id),
+        self_url=self_url or links.feed(subscriber_id), site_url=f"{base}/",
         author=settings.digest.site_name, updated=updated,
         entries=atom.entries_of(items, base, settings.digest.excerpt_chars))
     body = atom.render_atom(content)

@@ -150,6 +150,21 @@ def test_feed_lists_the_sent_papers_in_valid_atom(env):
     assert feedparser.parse(c.get(signup.links(settings).feed(sid).removeprefix(BASE)).content).feed.id == parsed.feed.id
 
 
+def test_the_same_editions_give_the_same_bytes_at_every_poll(env):
+    """Nothing in the feed is signed anew per request (a token's timestamp changes every second), so a
+    reader polling an unchanged feed a second later gets the same ETag and a 304."""
+    settings, db, sink = env
+    subscribers.add(db, "ada@example.org", topics=["graph neural networks"])
+    url = link_in(send_one(db, settings, sink, "ada@example.org"), "feed")
+    c = client(settings, db)
+    first = c.get(url)
+    time.sleep(1.1)
+    again = c.get(url)
+    assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
+    assert c.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+    assert f'href="{BASE}{url}" rel="self"' in first.text or f'rel="self" href="{BASE}{url}"' in first.text
+
+
 def test_conditional_get_answers_304(env):
     settings, db, sink = env
     subscribers.add(db, "ada@example.org", topics=["graph neural networks"])

@@ -377,7 +377,8 @@ async def feed(request: Request) -> Response:
         sub, _ = await open_link(request, "feed")
     except TokenError:
         return bad_link(request, "feed")
-    doc = await run_in_threadpool(pipeline.feed, site.db, site.settings, sub.id) if sub else None
+    self_url = site.settings.web.base_url + request.url.path  # the link the reader polls, as they have it
+    doc = await run_in_threadpool(pipeline.feed, site.db, site.settings, sub.id, self_url=self_url) if sub else None
     if doc is None:
         return error(request, 410, "This feed has ended", "You unsubscribed, so this feed has no more papers.")
     headers = {"ETag": doc.etag, "Last-Modified": formatdate(doc.updated.timestamp(), usegmt=True),
