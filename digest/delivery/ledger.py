@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import ColumnElement, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -170,15 +171,27 @@ def finish(db: Database, worker: str, outcomes: Sequence[Outcome], on_bounce: On
     done: list[int] = []
     with db.session() as s:
         for o in outcomes:
-            values: dict = {"status": o.status, "worker_id": None, "lease_expires_at": None, "last_error": o.error}
-            for key in ("attempts", "next_attempt_at", "sent_at", "subject"):
-                if getattr(o, key) is not None:
-                    values[key] = getattr(o, key)
-            if s.execute(update(_T).where(_mine(o.delivery_id, worker)).values(**values)).rowcount:
+            given = tuple(key for key in _OPTIONAL if getattr(o, key) is not None)
+            params = {"b_id": o.delivery_id, "b_worker": worker, "b_status": o.status, "b_error": o.error,
+                      **{f"b_{key}": getattr(o, key) for key in given}}
+            if s.execute(_finish_statement(given), params).rowcount:
                 done.append(o.delivery_id)
                 if o.bounce and on_bounce is not None:
                     on_bounce(s, o)
     return done
+
+
+_OPTIONAL = ("attempts", "next_attempt_at", "sent_at", "subject")  # an outcome's values, None: left as they are
+
+
+@lru_cache(maxsize=16)
+def _finish_statement(given: tuple[str, ...]):
+    """The UPDATE that records an outcome setting these of its optional values, made once (building a
+    statement per message cost more than running it)."""
+    return (update(_T).where((_T.c.id == bindparam("b_id")) & (_T.c.worker_id == bindparam("b_worker"))
+                             & (_T.c.status == S.SENDING))
+            .values(status=bindparam("b_status"), worker_id=None, lease_expires_at=None, last_error=bindparam("b_error"),
+                    **{key: bindparam(f"b_{key}") for key in given}))
 
 
 def _give_back(*where: ColumnElement[bool]):

@@ -7,6 +7,7 @@ import email
 import email.utils
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import Header
@@ -165,6 +166,8 @@ def _headers(env: Envelope) -> list[tuple[str, str | Address]]:
 _PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
 _PLAIN_ADDR = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+")
+# A Message-ID the email package writes back unchanged (ours: `make_message_id`), checked without parsing it.
+_PLAIN_MSGID = re.compile(r"<[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+>")
 
 
 def _plain(value: str | Address) -> str | None:
@@ -192,7 +195,10 @@ def fold(name: str, value: str | Address) -> bytes:
     package."""
     if name.lower() in _VERBATIM:
         return _fold_list(name, str(value), "\r\n").encode("ascii")
-    plain = _plain(value) if _free_text(name) else None
+    if name.lower() == "message-id" and isinstance(value, str) and _PLAIN_MSGID.fullmatch(value):
+        plain: str | None = value
+    else:
+        plain = _plain(value) if _free_text(name) else None
     if plain is not None and len(name) + 2 + len(plain) <= POLICY.max_line_length:
         return f"{name}: {plain}\r\n".encode("ascii")
     if isinstance(value, str):
@@ -200,9 +206,10 @@ def fold(name: str, value: str | Address) -> bytes:
     return POLICY.fold_binary(*POLICY.header_store_parse(name, value))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=16384)
 def _fold_text(name: str, value: str) -> bytes:
-    """The email package's folding, remembered for values every message repeats (a date, the boundary)."""
+    """The email package's folding, remembered for values many messages repeat (a date, the boundary,
+    a subject: "10 new papers for you: <the top paper>"; encoding a non-ASCII one costs 0.4 ms)."""
     return POLICY.fold_binary(*POLICY.header_store_parse(name, value))
 
 
@@ -232,25 +239,50 @@ def _qp(body: str) -> bytes:
     return b"".join(out)
 
 
+_QP_PARTS: dict[str, bytes] = {}  # a part many messages share -> its quoted-printable form
+_QP_PARTS_REMEMBERED = 20_000
+
+
+def _qp_parts(parts: Sequence[tuple[str, bool]]) -> bytes:
+    """`_qp` of the parts joined, each part being whole lines: a shared part's encoding is
+    remembered whole (an entry's lines, the same in every message that shows it), the others are
+    encoded line by line."""
+    out = []
+    for part, shared in parts:
+        if not shared:  # a line of this message's own: encoded, not remembered
+            out.append(binascii.b2a_qp(part.replace("\r\n", "\n").replace("\r", "\n").encode(), istext=True)
+                       .replace(b"\n", b"\r\n"))
+            continue
+        encoded = _QP_PARTS.get(part)
+        if encoded is None:
+            if len(_QP_PARTS) > _QP_PARTS_REMEMBERED:
+                _QP_PARTS.clear()
+            encoded = _QP_PARTS[part] = _qp(part)
+        out.append(encoded)
+    return b"".join(out)
+
+
 # Starts with "=_", which quoted-printable text can never contain: one boundary serves every message.
 _BOUNDARY = f"=_digest_{secrets.token_hex(12)}"
 
 
-def message_bytes(env: Envelope, text: str, html: str) -> bytes:
+def message_bytes(env: Envelope, text: str, html: str, html_parts: Sequence[tuple[str, bool]] = (),
+                  text_parts: Sequence[tuple[str, bool]] = ()) -> bytes:
     """The message as it goes on the wire: multipart/alternative, text part first, CRLF, 7-bit clean.
 
     Headers go through the email package (encoding, folding, no injection) unless short and plain
     (`fold`); the two bodies are
     quoted-printable encoded by binascii, several times faster than the email package's encoder on
-    a 60 KB digest.
+    a 60 KB digest. `html_parts`, `text_parts`: the bodies in whole lines, as the renderer made them
+    (`Rendered.html_parts`), so that the parts shared by many messages are encoded once.
     """
     head = [*_headers(env), ("Content-Type", f'multipart/alternative; boundary="{_BOUNDARY}"')]
     out = [fold(name, value) for name, value in head]
     out.append(b"\r\n")
-    for subtype, body in (("plain", text), ("html", html)):
+    for subtype, body, parts in (("plain", text, text_parts), ("html", html, html_parts)):
         out.append(f'--{_BOUNDARY}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
                    f"Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii"))
-        out.append(_qp(body))
+        out.append(_qp_parts(parts) if parts else _qp(body))
         out.append(b"\r\n")
     out.append(f"--{_BOUNDARY}--\r\n".encode("ascii"))
     return b"".join(out)

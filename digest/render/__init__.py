@@ -4,18 +4,27 @@
 premailer) into a Jinja template; `Renderer.render(content)` then fills it per subscriber with Jinja
 alone. Jinja tags are swapped for inert placeholders while MJML and premailer run, so neither of
 them can mangle or escape them.
+
+The body of the picks loop (`{% for p in picks %}`) is its own template, and each paper's entry is
+rendered once per run for every (paper, rank, reason) that editions show: only its two feedback links
+are each subscriber's own, and they are put in, escaped, where the entry was rendered with
+placeholders. The parts (the page around the entries, each entry's shared lines, the lines holding
+the links) come back beside the HTML (`Rendered.html_parts`), so the message encoder can reuse the
+encoding of the shared ones.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field, fields
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 from mjml import mjml_to_html
 from premailer import Premailer
 
@@ -78,6 +87,9 @@ class Rendered:
     html: str
     text: str
     shown: int  # picks shown; the rest are counted in the "more on the web" line
+    # both bodies in whole lines, each part with whether many messages of a run share it ("".join = html)
+    html_parts: tuple[tuple[str, bool], ...] = ()
+    text_parts: tuple[tuple[str, bool], ...] = ()
 
 
 def _protect(source: str) -> tuple[str, list[str]]:
@@ -110,6 +122,111 @@ def compile_mjml(source: str) -> str:
     return _restore(inlined, tags)
 
 
+_LOOP = "{% for p in picks %}"
+_LOOP_TAG = re.compile(r"{%-?\s*(for|endfor)\b.*?%}", re.S)
+_REMEMBERED = 20_000  # renderings kept per template (entries: one per paper and form)
+
+
+@cache
+def _placeholder(name: str) -> str:
+    return f"digest-own-{name.replace('_', '-')}-placeholder"  # passes autoescape unchanged
+
+
+# What each subscriber has of their own, printed by the templates and never tested or computed with
+# (a template may show these fields, nothing else): rendered once with placeholders, filled per edition.
+_ENTRY_OWN = ("rank", "why", "more_url", "less_url")
+_PAGE_OWN = ("subject", "preheader", "intro", "date_label", "email", "archive_url", "prefs_url",
+             "unsubscribe_url", "feed_url")
+_PICKS = "picks_html"  # the page's place for the entries, at the start of a line
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+_ENTRY_SHARED = tuple(f.name for f in fields(Entry) if f.name not in _ENTRY_OWN)
+
+Runs = tuple[tuple[str, tuple[str, ...]], ...]  # whole lines, each run with the own fields it holds
+Parts = tuple[tuple[str, bool], ...]  # a body in whole lines, each with whether many messages share it
+
+
+def split_loop(source: str) -> tuple[str, str]:
+    """(the template with the picks loop replaced by `{{ picks_html }}` at the start of a line, the
+    loop's body ending with a newline): each entry then starts and ends on a line boundary."""
+    start = source.index(_LOOP)
+    depth, at = 1, start + len(_LOOP)
+    for m in _LOOP_TAG.finditer(source, at):
+        depth += 1 if m.group(1) == "for" else -1
+        if depth == 0:
+            body = source[at:m.start()].strip(" ")
+            outer = source[:start].rstrip(" ")
+            outer = (outer if outer.endswith("\n") or not outer else outer + "\n") + "{{ picks_html }}" + source[m.end():]
+            return outer, body if body.endswith("\n") else body + "\n"
+    raise ValueError("the picks loop of the template has no {% endfor %}")
+
+
+def runs(html: str, names: Sequence[str]) -> Runs:
+    """`html` cut into whole lines: each line holding placeholders of `names` alone, with them; the
+    lines between joined, holding none."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    lines = html.split("\n")
+    for line in [f"{x}\n" for x in lines[:-1]] + ([lines[-1]] if lines[-1] else []):
+        holds = tuple(n for n in names if _placeholder(n) in line)
+        if out and not holds and not out[-1][1]:
+            out[-1] = (out[-1][0] + line, ())
+        else:
+            out.append((line, holds))
+    return tuple(out)
+
+
+def fill(parts: list[tuple[str, bool]], rendered: Runs, value: Callable[[str], str]) -> None:
+    """Append `rendered` to `parts` with the placeholders replaced by `value(name)`; a run holding
+    none is shared by every message that shows it."""
+    for text, holds in rendered:
+        for name in holds:
+            text = text.replace(_placeholder(name), value(name))
+        parts.append((text, not holds))
+
+
+class Layout:
+    """One part's template (HTML or text), its picks loop cut out as a template of its own: each
+    entry is rendered once per paper and the page around them once per form (its trending papers,
+    "more" count, whether it links a feed), both with placeholders for what is each subscriber's own,
+    which every edition fills in, escaped by `escape`."""
+
+    def __init__(self, env: jinja2.Environment, source: str, escape: Callable[[object], str]):
+        page, entry = split_loop(source)
+        self.page, self.entry, self.escape = env.from_string(page), env.from_string(entry), escape
+        self._entries: dict[tuple, Runs] = {}
+        self._pages: dict[tuple, Runs] = {}
+
+    def entry_runs(self, e: Entry) -> Runs:
+        linked = e.more_url is not None
+        key = (*(getattr(e, name) for name in _ENTRY_SHARED), linked)
+        done = self._entries.get(key)
+        if done is None:
+            own = {n: _placeholder(n) if linked or not n.endswith("_url") else None for n in _ENTRY_OWN}
+            done = _remember(self._entries, key, runs(self.entry.render(p=replace(e, **own)), _ENTRY_OWN))
+        return done
+
+    def page_runs(self, ctx: dict) -> Runs:
+        key = (*(_frozen(v) for k, v in ctx.items() if k not in _PAGE_OWN and k != "picks"), bool(ctx["feed_url"]))
+        done = self._pages.get(key)
+        if done is None:
+            own = {n: _placeholder(n) if n != "feed_url" or ctx[n] else "" for n in _PAGE_OWN}
+            page = self.page.render({**ctx, **own, _PICKS: Markup(_placeholder(_PICKS))})
+            done = _remember(self._pages, key, runs(page, (*_PAGE_OWN, _PICKS)))
+        return done
+
+    def render(self, ctx: dict) -> tuple[str, Parts]:
+        """The part for `ctx` (the template's variables), whole and in its parts."""
+        parts: list[tuple[str, bool]] = []
+        esc = self.escape
+        for text, holds in self.page_runs(ctx):
+            if _PICKS in holds:  # at the start of its line
+                for e in ctx["picks"]:
+                    fill(parts, self.entry_runs(e), lambda n, e=e: esc(getattr(e, n)))
+                text, holds = text.replace(_placeholder(_PICKS), ""), tuple(n for n in holds if n != _PICKS)
+            fill(parts, ((text, holds),), lambda n: esc(ctx[n]))
+        parts = [p for p in parts if p[0]]
+        return "".join(p for p, _ in parts), tuple(parts)
+
+
 class Renderer:
     """Holds the compiled templates; create one per process and reuse it for every subscriber."""
 
@@ -120,21 +237,37 @@ class Renderer:
         html_env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
         text_env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
         text_env.filters["wordwrap"] = _wordwrap(text_env)
-        self._html = html_env.from_string(self.html_source)
-        self._text = text_env.from_string((directory / "digest.txt").read_text(encoding="utf-8"))
+        self._html = Layout(html_env, self.html_source, lambda v: str(escape(v)))
+        self._text = Layout(text_env, (directory / "digest.txt").read_text(encoding="utf-8"), str)
 
     def render(self, content: DigestContent) -> Rendered:
         """Fill both parts; past the HTML budget show fewer papers and count the rest as 'more'."""
         ctx = {f.name: getattr(content, f.name) for f in fields(content)}  # entries stay objects
         picks = ctx["picks"]
         shown = len(picks)
-        html = self._html.render(ctx)
+        html, parts = self._html.render(ctx)
         while len(html.encode()) > self.html_budget and shown > 1:
             size = len(html.encode())
             shown = max(1, min(shown - 1, int(shown * self.html_budget / size)))
             ctx = {**ctx, "picks": picks[:shown], "more_count": content.more_count + len(picks) - shown}
-            html = self._html.render(ctx)
-        return Rendered(subject=content.subject, html=html, text=self._text.render(ctx), shown=shown)
+            html, parts = self._html.render(ctx)
+        text, text_parts = self._text.render(ctx)
+        return Rendered(subject=content.subject, html=html, text=text, shown=shown, html_parts=parts,
+                        text_parts=text_parts)
+
+
+def _frozen(value):
+    """A template value as a key: a list of entries as their fields."""
+    if isinstance(value, list):
+        return tuple(tuple(getattr(e, f) for f in _ENTRY_FIELDS) for e in value)
+    return value
+
+
+def _remember(memo: dict, key: tuple, value: Runs) -> Runs:
+    if len(memo) >= _REMEMBERED:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def _wordwrap(env: jinja2.Environment):

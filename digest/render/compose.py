@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Protocol
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -18,8 +19,10 @@ FREQUENCY_LABEL = {"daily": "daily", "weekdays": "weekday", "weekly": "weekly"}
 _SPACE = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=65536)
 def one_line(text: str | None) -> str:
-    """Collapse all whitespace (CR/LF included) so untrusted text can never split a header."""
+    """Collapse all whitespace (CR/LF included) so untrusted text can never split a header.
+    Remembered: a run shows the same reasons and titles in thousands of digests."""
     return _SPACE.sub(" ", text or "").strip()
 
 
