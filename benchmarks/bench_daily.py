@@ -186,7 +186,8 @@ class SlowRelay:
         shutil.rmtree(self.dump, ignore_errors=True)
 
 
-def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1, delay: float = 0.0) -> list[dict]:
+def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1, delay: float = 0.0,
+        pool_size: int = 1) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix="bench-daily-"))
     listing = papers(n_papers)
     (work / "papers.jsonl").write_text("\n".join(json.dumps(p) for p in listing), encoding="utf-8")
@@ -198,11 +199,13 @@ def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1, delay: 
     cfg.write_text(f'[database]\nurl = "{url}"\n[web]\nbase_url = "https://digest.example.org"\n'
                    f'secret_file = "{work / "secret"}"\n[digest]\nranker = "{ranker}"\n'
                    f'[mail]\ntransport = "smtp"\nfrom_address = "Trending Papers <digest@example.org>"\n'
-                   f'[mail.smtp]\nhost = "127.0.0.1"\nport = {sink.port}\n'
+                   f'[mail.smtp]\nhost = "127.0.0.1"\nport = {sink.port}\npool_size = {pool_size}\n'
                    f'[sources.bench]\ntype = "file"\npaths = ["{work / "papers.jsonl"}"]\n', encoding="utf-8")
     env = {**os.environ, "DIGEST_CONFIG": str(cfg), "PYTHONPATH": str(ROOT)}
     rows = []
     label = f"{n:,} subscribers, {kind}, {ranker}, {workers} worker{'s' if workers > 1 else ''}"
+    if pool_size > 1:
+        label += f" x {pool_size} connections"
     if delay:
         label += f", relay {delay * 1000:.0f} ms/msg"
     try:
@@ -256,6 +259,7 @@ def main() -> int:
     ap.add_argument("--pg", action="store_true", help="also on PostgreSQL (DIGEST_TEST_PG or the local test database)")
     ap.add_argument("--ranker", default="lexical", choices=["lexical", "hybrid"])
     ap.add_argument("--workers", type=int, default=2, help="sending processes of each run (default 2: both cores)")
+    ap.add_argument("--pool-size", type=int, default=1, help="SMTP connections per sending process (mail.smtp.pool_size)")
     ap.add_argument("--scaling", type=int, nargs="*", default=[], help="worker counts for the PostgreSQL scaling rows")
     ap.add_argument("--scaling-subscribers", type=int, default=2000)
     args = ap.parse_args()
@@ -265,7 +269,7 @@ def main() -> int:
     rows = []
     for n in args.subscribers:
         for kind in ["sqlite", *(["postgresql"] if args.pg else [])]:
-            rows += run(n, args.papers, kind, args.ranker, args.workers)
+            rows += run(n, args.papers, kind, args.ranker, args.workers, pool_size=args.pool_size)
             print(table(rows[-7:]), flush=True)
     for w in args.scaling:
         rows += run(args.scaling_subscribers, args.papers, "postgresql", args.ranker, w, delay=0.02)

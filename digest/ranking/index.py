@@ -47,6 +47,7 @@ class LexicalIndex:
         self._long: dict[str, list[str]] = {}
         self.vocab: dict[str, int] = {}
         self.doc_tokens: list[Segments] = []
+        self._token_starts: dict[int, dict[str, list[tuple[int, int]]]] = {}
         rows: list[int] = []
         cols: list[int] = []
         tfs: list[float] = []
@@ -94,6 +95,13 @@ class LexicalIndex:
         if not acronyms:
             return segs
         return [[(s, w) for st, w in seg for s in self._expand(st, acronyms)] for seg in segs]
+
+    def _starts(self, d: int) -> dict[str, list[tuple[int, int]]]:
+        """`token_starts` of document d, made once per document."""
+        got = self._token_starts.get(d)
+        if got is None:
+            got = self._token_starts[d] = token_starts(self.doc_tokens[d])
+        return got
 
     def analyse_query(self, text: str) -> Segments:
         """Tokens of a query; an acronym the corpus agrees on also brings its long form."""
@@ -204,37 +212,35 @@ class LexicalIndex:
         return (sp.diags(1 / np.maximum(norms, 1e-9)) @ M).tocsr().astype(np.float32)
 
     # -- explanations --------------------------------------------------------------------------
-    def matched(self, query: str, q_row: sp.csr_matrix, d: int, limit: int = 4) -> list[str]:
+    def matched(self, query: str, Q: sp.csr_matrix, t: int, d: int, limit: int = 4) -> list[str]:
         """Surface forms (as written in the document) of the query terms the document matches:
-        the whole query phrase first when it occurs, then the heaviest terms."""
-        row = self.W[d]
-        weight = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
-        contrib = {
-            c: w * qv
-            for c, qv in zip(q_row.indices.tolist(), q_row.data.tolist(), strict=True)
-            if (w := weight.get(c))
-        }
+        the whole query phrase first when it occurs, then the heaviest terms. `Q[t]`: the query's
+        terms and weights (its row of `query_matrix`)."""
+        doc, query_row = _row(self.W, d), _row(Q, t)
+        weight = dict(zip(*doc, strict=True))
+        contrib = {c: w * qv for c, qv in zip(*query_row, strict=True) if (w := weight.get(c))}
         if not contrib:
             return []
         if self._names is None:
             self._names = list(self.vocab)
-        segs = self.doc_tokens[d]
+        segs, starts = self.doc_tokens[d], self._starts(d)
+        query_segs = self.analyse_query(query)
         shown: list[str] = []
         covered: set[str] = set()
-        for qseg in self.analyse_query(query):
+        for qseg in query_segs:
             stems = [s for s, _ in qseg]
-            if len(stems) > 1 and (surface := _find_run(segs, stems)):
+            if len(stems) > 1 and (surface := _find_run(segs, stems, starts)):
                 shown.append(surface)
                 covered.update(stems)
         for col in sorted(contrib, key=contrib.__getitem__, reverse=True):
             parts = self._names[col].split(" ")
             if set(parts) <= covered:
                 continue
-            surface = _find_run(segs, parts)
+            surface = _find_run(segs, parts, starts)
             if surface and surface not in shown:
                 shown.append(surface)
                 covered.update(parts)
-        said = {s: w for seg in self.analyse_query(query) for s, w in seg}  # the reader's word per stem
+        said = {s: w for seg in query_segs for s, w in seg}  # the reader's word per stem
         return [m for m in shown if all(same_word(w, said.get(stem(w.lower()), w)) for w in m.split())][:limit]
 
 
@@ -247,12 +253,29 @@ def _words(segs: Segments) -> int:
     return sum(len(seg) for seg in segs)
 
 
-def _find_run(segs: Segments, stems: list[str]) -> str | None:
-    """The surface text of the first run of tokens spelling `stems` (an acronym shown once)."""
+def _row(M: sp.csr_matrix, i: int) -> tuple[list[int], list[float]]:
+    """Row i of a CSR matrix as (columns, values), without scipy's indexing (30 us a call)."""
+    lo, hi = M.indptr[i], M.indptr[i + 1]
+    return M.indices[lo:hi].tolist(), M.data[lo:hi].tolist()
+
+
+def _find_run(segs: Segments, stems: list[str], starts: dict[str, list[tuple[int, int]]] | None = None) -> str | None:
+    """The surface text of the first run of tokens spelling `stems` (an acronym shown once);
+    `starts` (`token_starts` of `segs`) saves scanning for where the first stem occurs."""
     n = len(stems)
-    for seg in segs:
-        for i in range(len(seg) - n + 1):
-            if all(seg[i + j][0] == stems[j] for j in range(n)):
-                words = [w for _, w in seg[i : i + n]]
-                return " ".join(w for k, w in enumerate(words) if k == 0 or w != words[k - 1])
+    where = (starts or token_starts(segs)).get(stems[0], ())
+    for k, i in where:
+        seg = segs[k]
+        if i + n <= len(seg) and all(seg[i + j][0] == stems[j] for j in range(1, n)):
+            words = [w for _, w in seg[i : i + n]]
+            return " ".join(w for k, w in enumerate(words) if k == 0 or w != words[k - 1])
     return None
+
+
+def token_starts(segs: Segments) -> dict[str, list[tuple[int, int]]]:
+    """Each stem's places in `segs`, (segment, position), in reading order."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for k, seg in enumerate(segs):
+        for i, (st, _) in enumerate(seg):
+            out.setdefault(st, []).append((k, i))
+    return out

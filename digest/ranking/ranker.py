@@ -515,7 +515,8 @@ def _write_picks(
                 picks.append(Pick(p.id, s, topic=labels[best], terms=list(matched), why=why))
             else:
                 picks.append(Pick(p.id, s, why=_liked_why(corpus, phrases, fb_rows, liking, d)))
-            by = next((phrases.followed[a][d] for a in pr.authors if d in phrases.followed.get(a, ())), None)
+            by = next((phrases.followed[a][d] for a in pr.authors if d in phrases.followed.get(a, ())),
+                      None) if pr.authors else None
             if by is not None:
                 pick = picks[-1]
                 matched_topic = pick.topic is not None
@@ -535,7 +536,7 @@ def _liked_why(corpus: Corpus, phrases: _Phrases, fb_rows: Sequence[int], liking
 
 def _explain_pick(corpus: Corpus, phrases: _Phrases, t: int, d: int, label: str) -> tuple[list[str], str]:
     """Why paper row d matches topic row t: its matched words, else (hybrid) its closest sentence."""
-    matched, why = _explain(corpus.index, phrases.topic_names[t], phrases.Q[t], d, label)
+    matched, why = _explain(corpus.index, phrases.topic_names[t], phrases.Q, t, d, label)
     if not matched and phrases.topic_vecs is not None and corpus.vectors is not None:
         return _explain_meaning(corpus.vectors, phrases.topic_vecs[t], corpus.papers[d], d, label)
     return matched, why
@@ -619,9 +620,9 @@ def _likeness(
 
 
 def _explain(
-    index: LexicalIndex, query: str, q_row: sp.csr_matrix, d: int, label: str
+    index: LexicalIndex, query: str, Q: sp.csr_matrix, t: int, d: int, label: str
 ) -> tuple[list[str], str]:
-    matched = index.matched(query, q_row, d)
+    matched = index.matched(query, Q, t, d)
     why = f"Matches “{label}”: {', '.join(matched)}" if matched else f"Matches “{label}”"
     return matched, why
 
