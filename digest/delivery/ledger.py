@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -71,8 +71,9 @@ def write(db: Database, editions: Sequence[Edition], domain: str) -> tuple[list[
 def _insert_new(s: Session, editions: Sequence[Edition]) -> dict[int, int]:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING: subscriber id -> new delivery id."""
     dialect_insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (dialect_insert(Delivery).on_conflict_do_nothing(index_elements=["subscriber_id", "period"])
-            .returning(Delivery.id, Delivery.subscriber_id))
+    table = Delivery.__table__  # Core: the ORM's bulk insert costs as much again per row
+    stmt = (dialect_insert(table).on_conflict_do_nothing(index_elements=["subscriber_id", "period"])
+            .returning(table.c.id, table.c.subscriber_id))
     rows = [{"subscriber_id": e.subscriber_id, "period": e.period, "email": e.email,
              "status": S.SKIPPED if e.status == S.SKIPPED else S.PLANNED, "note": e.note,
              "message_id": "", "window_start": e.window_start, "window_end": e.window_end,
@@ -80,23 +81,27 @@ def _insert_new(s: Session, editions: Sequence[Edition]) -> dict[int, int]:
     return {sid: did for did, sid in s.execute(stmt, rows)}
 
 
-def _insert_items(s: Session, items: list[dict]) -> None:
-    """Many item rows at once: COPY on PostgreSQL (psycopg's executemany sends a statement per row, a
-    million of them for 100,000 editions), Core executemany elsewhere."""
+def _insert_items(s: Session, items: list[tuple]) -> None:
+    """Many item rows (`_ITEM_ROW` tuples) at once: COPY on PostgreSQL (psycopg's executemany sends
+    a statement per row, a million of them for 100,000 editions), the driver's executemany elsewhere
+    (SQLAlchemy's own costs more than SQLite's insert: a third of planning)."""
+    columns = ", ".join(_ITEM_ROW)
     if s.get_bind().dialect.name != "postgresql":
-        s.execute(insert(DeliveryItem.__table__), items)
+        s.connection().exec_driver_sql(f"INSERT INTO {DeliveryItem.__tablename__} ({columns}) VALUES "
+                                       f"({', '.join('?' * len(_ITEM_ROW))})", items)
         return
-    columns = list(items[0])
     with s.connection().connection.cursor() as cur, \
-            cur.copy(f"COPY {DeliveryItem.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
+            cur.copy(f"COPY {DeliveryItem.__tablename__} ({columns}) FROM STDIN") as copy:
         for item in items:
-            copy.write_row([item[c] for c in columns])
+            copy.write_row(item)
 
 
-def _item_rows(e: Edition) -> list[dict]:
+_ITEM_ROW = ("delivery_id", "subscriber_id", "paper_id", "rank", "score", "kind", "topic", "why")
+
+
+def _item_rows(e: Edition) -> list[tuple]:
     ranked = [(p, PICK) for p in e.picks] + [(p, TRENDING) for p in e.trending]
-    return [{"delivery_id": e.id, "subscriber_id": e.subscriber_id, "paper_id": p.paper_id, "rank": i,
-             "score": float(p.score), "kind": kind, "topic": p.topic, "why": p.why}
+    return [(e.id, e.subscriber_id, p.paper_id, i, float(p.score), kind, p.topic, p.why)
             for i, (p, kind) in enumerate(ranked, 1)]
 
 
