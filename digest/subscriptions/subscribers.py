@@ -18,7 +18,7 @@ from digest.ranking.authors import name_key, same_author
 from digest.records import FREQUENCIES, WEEKDAYS, Subscriber, check_zone, quoted, utcnow
 from digest.sources.clean import clean_text
 from digest.store import subscribers as subscriber_store
-from digest.store.db import Database
+from digest.store.db import Database, among
 from digest.store.models import Feedback, Topic
 from digest.store.models import Subscriber as SubscriberRow
 
@@ -392,19 +392,24 @@ def import_csv(db: Database, src: IO[str], now: datetime | None = None) -> tuple
 def _import_chunk(db: Database, rows: Sequence[dict], columns: set[str], now: datetime) -> tuple[int, int]:
     with db.session() as s:
         existing = {r.email: r for r in s.scalars(select(SubscriberRow).where(
-            SubscriberRow.email.in_([f["email"] for f in rows])))}
+            among(SubscriberRow.email, [f["email"] for f in rows])))}
         fresh = [f for f in rows if f["email"] not in existing]
         if fresh:
-            ids = dict(s.execute(insert(SubscriberRow).returning(SubscriberRow.email, SubscriberRow.id), [
+            # A plain executemany, then one lookup of the new ids: an INSERT ... RETURNING of many rows
+            # goes as statements of 1,000 rows' placeholders, which psycopg parses anew every time
+            # (a third of importing 100,000 on PostgreSQL).
+            s.execute(insert(SubscriberRow.__table__), [
                 {"email": f["email"], "status": f["status"], "created_at": now,
                  "unsubscribed_at": now if f["status"] == "unsubscribed" else None,
-                 **{k: f[k] for k in _PROFILE_COLUMNS}} for f in fresh]).all())
+                 **{k: f[k] for k in _PROFILE_COLUMNS}} for f in fresh])
+            ids = dict(s.execute(select(SubscriberRow.email, SubscriberRow.id)
+                                 .where(among(SubscriberRow.email, [f["email"] for f in fresh]))).all())
             topics = [{"subscriber_id": ids[f["email"]], "kind": kind, "phrase": phrase, "weight": 1.0}
                       for f in fresh for kind, column in (("include", "topics"), ("exclude", "excludes"),
                                                           ("author", "authors"))
                       for phrase in f[column]]
             if topics:
-                s.execute(insert(Topic), topics)
+                s.execute(insert(Topic.__table__), topics)
         for f in rows:
             if f["email"] in existing:
                 _apply(existing[f["email"]], f, columns, now)
