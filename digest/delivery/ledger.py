@@ -100,8 +100,8 @@ def _insert_new(s: Session, editions: Sequence[Edition]) -> dict[int, int]:
 
 def _insert_items(s: Session, items: list[tuple]) -> None:
     """Many item rows (`_ITEM_ROW` tuples) at once: COPY on PostgreSQL (psycopg's executemany sends
-    a statement per row, a million of them for 100,000 editions), the driver's executemany elsewhere
-    (SQLAlchemy's own costs more than SQLite's insert: a third of planning)."""
+    a statement per row, a million of them for 100,000 editions), sqlite3's own executemany on SQLite
+    (SQLAlchemy's costs more than SQLite's insert)."""
     columns = ", ".join(_ITEM_ROW)
     if s.get_bind().dialect.name != "postgresql":
         s.connection().exec_driver_sql(f"INSERT INTO {DeliveryItem.__tablename__} ({columns}) VALUES "

@@ -232,11 +232,16 @@ def _qp(body: str) -> bytes:
     for line in whole:
         encoded = lines.get(line)
         if encoded is None:
-            encoded = lines[line] = binascii.b2a_qp(f"{line}\n".encode(), istext=True).replace(b"\n", b"\r\n")
+            encoded = lines[line] = _qp_lines(f"{line}\n")
         out.append(encoded)
     if last:
-        out.append(binascii.b2a_qp(last.encode(), istext=True).replace(b"\n", b"\r\n"))
+        out.append(_qp_lines(last))
     return b"".join(out)
+
+
+def _qp_lines(text: str) -> bytes:
+    """binascii's quoted-printable of `text` (LF line ends), with CRLF line ends."""
+    return binascii.b2a_qp(text.encode(), istext=True).replace(b"\n", b"\r\n")
 
 
 _QP_PARTS: dict[str, bytes] = {}  # a part many messages share -> its quoted-printable form
@@ -245,13 +250,12 @@ _QP_PARTS_REMEMBERED = 20_000
 
 def _qp_parts(parts: Sequence[tuple[str, bool]]) -> bytes:
     """`_qp` of the parts joined, each part being whole lines: a shared part's encoding is
-    remembered whole (an entry's lines, the same in every message that shows it), the others are
-    encoded line by line."""
+    remembered whole (an entry's lines, the same in every message that shows it); a part of this
+    message's own is encoded and not remembered."""
     out = []
     for part, shared in parts:
-        if not shared:  # a line of this message's own: encoded, not remembered
-            out.append(binascii.b2a_qp(part.replace("\r\n", "\n").replace("\r", "\n").encode(), istext=True)
-                       .replace(b"\n", b"\r\n"))
+        if not shared:
+            out.append(_qp_lines(part.replace("\r\n", "\n").replace("\r", "\n")))
             continue
         encoded = _QP_PARTS.get(part)
         if encoded is None:

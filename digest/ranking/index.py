@@ -259,12 +259,11 @@ def _row(M: sp.csr_matrix, i: int) -> tuple[list[int], list[float]]:
     return M.indices[lo:hi].tolist(), M.data[lo:hi].tolist()
 
 
-def _find_run(segs: Segments, stems: list[str], starts: dict[str, list[tuple[int, int]]] | None = None) -> str | None:
+def _find_run(segs: Segments, stems: list[str], starts: dict[str, list[tuple[int, int]]]) -> str | None:
     """The surface text of the first run of tokens spelling `stems` (an acronym shown once);
-    `starts` (`token_starts` of `segs`) saves scanning for where the first stem occurs."""
+    `starts` (`token_starts` of `segs`) says where the first stem occurs."""
     n = len(stems)
-    where = (starts or token_starts(segs)).get(stems[0], ())
-    for k, i in where:
+    for k, i in starts.get(stems[0], ()):
         seg = segs[k]
         if i + n <= len(seg) and all(seg[i + j][0] == stems[j] for j in range(1, n)):
             words = [w for _, w in seg[i : i + n]]

@@ -5,12 +5,12 @@ premailer) into a Jinja template; `Renderer.render(content)` then fills it per s
 alone. Jinja tags are swapped for inert placeholders while MJML and premailer run, so neither of
 them can mangle or escape them.
 
-The body of the picks loop (`{% for p in picks %}`) is its own template, and each paper's entry is
-rendered once per run for every (paper, rank, reason) that editions show: only its two feedback links
-are each subscriber's own, and they are put in, escaped, where the entry was rendered with
-placeholders. The parts (the page around the entries, each entry's shared lines, the lines holding
-the links) come back beside the HTML (`Rendered.html_parts`), so the message encoder can reuse the
-encoding of the shared ones.
+The body of the picks loop (`{% for p in picks %}`) is a template of its own (`Layout`): each
+paper's entry is rendered once per run, and the page around the entries once per form, both with
+placeholders for what is each subscriber's own (rank, reason, feedback and footer links, subject,
+intro), which every edition fills in, escaped. The bodies come back in whole-line parts, shared or
+the subscriber's own (`Rendered.html_parts`, `text_parts`), so the message encoder encodes a shared
+part once.
 """
 
 from __future__ import annotations
