@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from digest.delivery.bounces import Bounce
 from digest.delivery.ledger import claim, hold
@@ -97,6 +97,31 @@ def test_pool_of_connections_with_slow_server(db, settings_for):
         assert received_ids(sink) == Counter({i: 1 for e, i in ids.items() if e != addr(5)})
         with db.session() as s:
             assert s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "sent")) == 11
+
+
+def test_a_claim_that_loses_its_rows_to_another_sender_takes_the_next_ones(db, settings_for):
+    """Two senders on one database, the second taking the rows the first has just chosen (on SQLite,
+    which has no row locks, that happens between the claim's SELECT and its UPDATE): the first takes
+    other rows, not none. A sender whose claim comes back empty stops, thinking nothing is due."""
+    with SmtpSink() as sink:
+        settings = mail_settings(settings_for, db, sink)
+        planned_world(db, settings, 6)
+    other, now, theirs = Database(db.url), datetime.now(UTC), []
+
+    def meanwhile(conn, cursor, statement, *args) -> None:
+        if not theirs and statement.lstrip().upper().startswith("SELECT"):
+            theirs.extend(claim(other, "second-worker", now, 3))
+
+    event.listen(db.engine, "after_cursor_execute", meanwhile)
+    try:
+        mine = claim(db, "first-worker", now, 3)
+    finally:
+        event.remove(db.engine, "after_cursor_execute", meanwhile)
+        other.dispose()
+    assert len(theirs) == 3 and len(mine) == 3 and not set(mine) & set(theirs)
+    with db.session() as s:
+        held = dict(s.execute(select(Delivery.id, Delivery.worker_id).where(Delivery.status == "sending")).all())
+    assert held == {**dict.fromkeys(mine, "first-worker"), **dict.fromkeys(theirs, "second-worker")}
 
 
 @pytest.mark.sqlite_only

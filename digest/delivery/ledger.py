@@ -136,7 +136,8 @@ def due_clause(now: datetime, worker: str | None = None) -> ColumnElement[bool]:
 
 def claim(db: Database, worker: str, now: datetime, limit: int, email: str | None = None,
           lease: timedelta = LEASE) -> list[int]:
-    """Atomically take up to `limit` due deliveries (`FOR UPDATE SKIP LOCKED` on PostgreSQL)."""
+    """Atomically take up to `limit` due deliveries (`FOR UPDATE SKIP LOCKED` on PostgreSQL); [] only
+    when none is due, never because another sender took the ones this claim saw first."""
     due = due_clause(now, worker)
     # No ORDER BY: sorting would read every due row of a 100,000-edition run at each claim; each index
     # of the OR already yields its rows in a useful order (planned ones by id).
@@ -144,15 +145,17 @@ def claim(db: Database, worker: str, now: datetime, limit: int, email: str | Non
     if email:
         pick = pick.where(Delivery.email == email)
     with db.session() as s:
-        ids = list(s.scalars(pick))
-        if not ids:
-            return []
-        got = s.execute(
-            update(Delivery).where(Delivery.id.in_(ids), due)
-            .values(status=S.SENDING, worker_id=worker, lease_expires_at=utcnow() + lease)
-            .returning(Delivery.id)
-        ).scalars().all()
-    return sorted(got)
+        while ids := list(s.scalars(pick)):
+            got = s.execute(
+                update(Delivery).where(Delivery.id.in_(ids), due)
+                .values(status=S.SENDING, worker_id=worker, lease_expires_at=utcnow() + lease)
+                .returning(Delivery.id)
+            ).scalars().all()
+            if got:
+                return sorted(got)
+            # SQLite has no row locks: another sender took every one of these between the two statements.
+            # Nothing claimed is not "nothing due": look again (this transaction now holds the write lock).
+    return []
 
 
 _T = Delivery.__table__  # per-message statements go to the table itself (Core: no ORM bulk-update machinery)
