@@ -87,6 +87,8 @@ def test_a_message_encoded_from_parts_is_the_message_encoded_whole(renderer):
     env = Envelope(from_address="Digest <d@example.org>", to_address="ada@example.org", to_name="Ada", subject="x",
                    message_id="<digest.1.2026-11-22@example.org>", date=WHEN)
     for c in CASES:
-        out = renderer.render(replace(c, intro=c.intro + " = trailing space \r\n é"))
-        assert message_bytes(env, out.text, out.html, out.html_parts, out.text_parts) == \
-            message_bytes(env, out.text, out.html)
+        for intro in (c.intro + " = trailing space \r\n é", "a NUL \x00 in the middle", "\x00", "=00",
+                      "long " + "w" * 200 + " é" * 60):
+            out = renderer.render(replace(c, intro=intro))
+            assert message_bytes(env, out.text, out.html, out.html_parts, out.text_parts) == \
+                message_bytes(env, out.text, out.html)

@@ -250,12 +250,13 @@ _QP_PARTS_REMEMBERED = 20_000
 
 def _qp_parts(parts: Sequence[tuple[str, bool]]) -> bytes:
     """`_qp` of the parts joined, each part being whole lines: a shared part's encoding is
-    remembered whole (an entry's lines, the same in every message that shows it); a part of this
-    message's own is encoded and not remembered."""
+    remembered whole (an entry's lines, the same in every message that shows it); the parts of this
+    message's own are encoded together (`_qp_own`) and not remembered."""
+    own = iter(_qp_own([part for part, shared in parts if not shared]))
     out = []
     for part, shared in parts:
         if not shared:
-            out.append(_qp_lines(part.replace("\r\n", "\n").replace("\r", "\n")))
+            out.append(next(own))
             continue
         encoded = _QP_PARTS.get(part)
         if encoded is None:
@@ -264,6 +265,28 @@ def _qp_parts(parts: Sequence[tuple[str, bool]]) -> bytes:
             encoded = _QP_PARTS[part] = _qp(part)
         out.append(encoded)
     return b"".join(out)
+
+
+_CUT = "\x00\n"  # a line between two own parts: encoded as `=00`, which only a NUL character encodes to
+
+
+def _qp_own(parts: list[str]) -> list[bytes]:
+    """Each part's quoted-printable form, by one encoder call for them all: the encoding of a line
+    depends on that line alone, so the parts (whole lines) are encoded joined by a line `_CUT` and cut
+    apart where it came out. Parts holding a NUL (or not whole lines) are encoded one by one."""
+    if len(parts) < 2:
+        return [_qp_lines(_lf(p)) for p in parts]
+    joined = _CUT.join(parts)
+    if joined.count("\x00") != len(parts) - 1 or not all(p.endswith("\n") for p in parts[:-1]):
+        return [_qp_lines(_lf(p)) for p in parts]
+    out = _qp_lines(_lf(joined)).split(b"=00\r\n")
+    assert len(out) == len(parts)
+    return out
+
+
+def _lf(text: str) -> str:
+    """LF line ends (CRLF and a bare CR become LF), as `_qp` encodes them."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 # Starts with "=_", which quoted-printable text can never contain: one boundary serves every message.

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import cache, lru_cache
 from importlib import resources
+from operator import attrgetter
 from pathlib import Path
 
 import jinja2
@@ -140,6 +141,9 @@ _PAGE_OWN = ("subject", "preheader", "intro", "date_label", "email", "archive_ur
 _PICKS = "picks_html"  # the page's place for the entries, at the start of a line
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 _ENTRY_SHARED = tuple(f.name for f in fields(Entry) if f.name not in _ENTRY_OWN)
+_entry_key, _entry_shared = attrgetter(*_ENTRY_FIELDS), attrgetter(*_ENTRY_SHARED)
+_PLACEHOLDERS = {n: _placeholder(n) for n in (*_ENTRY_OWN, *_PAGE_OWN, _PICKS)}
+_CONTENT_FIELDS = tuple(f.name for f in fields(DigestContent))
 
 Runs = tuple[tuple[str, tuple[str, ...]], ...]  # whole lines, each run with the own fields it holds
 Parts = tuple[tuple[str, bool], ...]  # a body in whole lines, each with whether many messages share it
@@ -161,14 +165,15 @@ def split_loop(source: str) -> tuple[str, str]:
 
 
 def runs(html: str, names: Sequence[str]) -> Runs:
-    """`html` cut into whole lines: each line holding placeholders of `names` alone, with them; the
-    lines between joined, holding none."""
+    """`html` cut into runs of whole lines, each with the placeholders of `names` it holds: the lines
+    holding none joined, and the lines holding some joined (fewer parts to fill and encode); `_PICKS`
+    always starts a run of its own."""
     out: list[tuple[str, tuple[str, ...]]] = []
     lines = html.split("\n")
     for line in [f"{x}\n" for x in lines[:-1]] + ([lines[-1]] if lines[-1] else []):
         holds = tuple(n for n in names if _placeholder(n) in line)
-        if out and not holds and not out[-1][1]:
-            out[-1] = (out[-1][0] + line, ())
+        if out and bool(holds) == bool(out[-1][1]) and _PICKS not in holds:
+            out[-1] = (out[-1][0] + line, (*out[-1][1], *(n for n in holds if n not in out[-1][1])))
         else:
             out.append((line, holds))
     return tuple(out)
@@ -176,11 +181,14 @@ def runs(html: str, names: Sequence[str]) -> Runs:
 
 def fill(parts: list[tuple[str, bool]], rendered: Runs, value: Callable[[str], str]) -> None:
     """Append `rendered` to `parts` with the placeholders replaced by `value(name)`; a run holding
-    none is shared by every message that shows it."""
+    none is shared by every message that shows it (an empty run is left out)."""
     for text, holds in rendered:
-        for name in holds:
-            text = text.replace(_placeholder(name), value(name))
-        parts.append((text, not holds))
+        if holds:
+            for name in holds:
+                text = text.replace(_PLACEHOLDERS[name], value(name))
+            parts.append((text, False))
+        elif text:
+            parts.append((text, True))
 
 
 class Layout:
@@ -197,7 +205,7 @@ class Layout:
 
     def entry_runs(self, e: Entry) -> Runs:
         linked = e.more_url is not None
-        key = (*(getattr(e, name) for name in _ENTRY_SHARED), linked)
+        key = (_entry_shared(e), linked)
         done = self._entries.get(key)
         if done is None:
             own = {n: _placeholder(n) if linked or not n.endswith("_url") else None for n in _ENTRY_OWN}
@@ -218,13 +226,12 @@ class Layout:
         parts: list[tuple[str, bool]] = []
         esc = self.escape
         for text, holds in self.page_runs(ctx):
-            if _PICKS in holds:  # at the start of its line
+            if _PICKS in holds:  # at the start of its run
                 for e in ctx["picks"]:
                     fill(parts, self.entry_runs(e), lambda n, e=e: esc(getattr(e, n)))
-                text, holds = text.replace(_placeholder(_PICKS), ""), tuple(n for n in holds if n != _PICKS)
+                text, holds = text.replace(_PLACEHOLDERS[_PICKS], ""), tuple(n for n in holds if n != _PICKS)
             fill(parts, ((text, holds),), lambda n: esc(ctx[n]))
-        parts = [p for p in parts if p[0]]
-        return "".join(p for p, _ in parts), tuple(parts)
+        return "".join([p for p, _ in parts]), tuple(parts)
 
 
 class Renderer:
@@ -242,7 +249,7 @@ class Renderer:
 
     def render(self, content: DigestContent) -> Rendered:
         """Fill both parts; past the HTML budget show fewer papers and count the rest as 'more'."""
-        ctx = {f.name: getattr(content, f.name) for f in fields(content)}  # entries stay objects
+        ctx = {name: getattr(content, name) for name in _CONTENT_FIELDS}  # entries stay objects
         picks = ctx["picks"]
         shown = len(picks)
         html, parts = self._html.render(ctx)
@@ -259,7 +266,7 @@ class Renderer:
 def _frozen(value):
     """A template value as a key: a list of entries as their fields."""
     if isinstance(value, list):
-        return tuple(tuple(getattr(e, f) for f in _ENTRY_FIELDS) for e in value)
+        return tuple(map(_entry_key, value))
     return value
 
 
