@@ -20,6 +20,7 @@ from digest.config import ArxivSource, ConfigError, Settings
 from digest.delivery import bounces, ledger
 from digest.delivery.sender import (
     STOPPING,
+    SendingProcesses,
     SendReport,
     links_for,
     message,
@@ -293,27 +294,39 @@ def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, em
     `digest run`, the scheduler's tick and the demo. `on_planned(n)` is told how many deliveries the
     send will take before it starts (a progress bar's length); `stop` ends sending early."""
     report = PassReport()
-    clock = time.perf_counter()
-    if ingest_first:
-        report.ingest = ingest(db, settings, now=now)
-        report.seconds["ingest"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    report.plan = plan(db, settings, now=now, email=email, dry_run=dry_run, due_only=due_only)
-    report.seconds["plan"] = time.perf_counter() - clock
-    if dry_run:
-        return report
-    if stop is not None and stop.is_set():
-        report.stopped = True
-        return report
-    pending = pending_count(db, email, now)
-    if on_planned is not None:
-        on_planned(pending)
-    if pending:
+    n = workers or settings.mail.workers
+    # Several sending processes start now and warm up (imports, templates) while this one plans; not
+    # for the scheduler's tick (`due_only`), which mostly finds nothing due.
+    early = n > 1 and transport is None and not dry_run and not due_only
+    ahead = SendingProcesses(db, settings, n, now=now, email=email) if early else None
+    try:
         clock = time.perf_counter()
-        report.send = send_deliveries(db, settings, now=now, email=email, transport=transport, stop=stop,
-                                      progress=progress, workers=workers)
-        report.seconds["send"] = time.perf_counter() - clock
-    return report
+        if ingest_first:
+            report.ingest = ingest(db, settings, now=now)
+            report.seconds["ingest"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        report.plan = plan(db, settings, now=now, email=email, dry_run=dry_run, due_only=due_only)
+        report.seconds["plan"] = time.perf_counter() - clock
+        if dry_run:
+            return report
+        if stop is not None and stop.is_set():
+            report.stopped = True
+            return report
+        pending = pending_count(db, email, now)
+        if on_planned is not None:
+            on_planned(pending)
+        if pending:
+            clock = time.perf_counter()
+            if ahead is not None:
+                report.send, ahead = ahead.run(progress, stop), None
+            else:
+                report.send = send_deliveries(db, settings, now=now, email=email, transport=transport, stop=stop,
+                                              progress=progress, workers=workers)
+            report.seconds["send"] = time.perf_counter() - clock
+        return report
+    finally:
+        if ahead is not None:
+            ahead.cancel()
 
 
 # ------------------------------------------------------------------------------- previews and pages

@@ -502,76 +502,104 @@ def sender_address(settings: Settings) -> str:
 # ------------------------------------------------------------------------------ sending processes
 
 
+class SendingProcesses:
+    """The `workers` processes of `send_in_processes`, started ahead: each imports, compiles the
+    templates and opens the database, then waits to be told to send. `digest run` and `digest send`
+    start them before planning, so they warm up on the core planning leaves idle."""
+
+    def __init__(self, db: Database, settings: Settings, workers: int, *, now: datetime | None = None,
+                 email: str | None = None, batch: int = 200):
+        window = settings.mail.smtp.window_limit
+        workers = min(workers, window) if window else workers  # every share of the window keeps at least one
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no engine, thread or lock is inherited
+        self.settings = settings
+        self.go, self.halt, self.count, self.reports = ctx.Event(), ctx.Event(), ctx.Value("q", 0), ctx.Queue()
+        kwargs = dict(now=now, email=email, batch=batch, share=workers, level=logging.getLogger().getEffectiveLevel())
+        self.procs = [ctx.Process(target=_worker_process,
+                                  args=(db.url, settings, kwargs, self.go, self.halt, self.count, self.reports),
+                                  name=f"digest-send-worker-{i}") for i in range(workers)]
+        for proc in self.procs:
+            proc.start()
+
+    def cancel(self) -> None:
+        """Nothing to send after all: the processes end without claiming anything."""
+        self.halt.set()
+        for proc in self.procs:
+            proc.join()
+
+    def run(self, progress: Callable[[int], None] | None = None, stop: threading.Event | None = None) -> SendReport:
+        """Let them send until nothing is due; their reports added up."""
+        started = time.perf_counter()
+        procs, settings = self.procs, self.settings
+        self.go.set()
+        told, got = 0, []
+        try:
+            while any(proc.is_alive() for proc in procs) or not self.reports.empty():
+                if stop is not None and stop.is_set():
+                    self.halt.set()
+                while not self.reports.empty():  # drained as they come: a process exits only once its report is read
+                    got.append(self.reports.get())
+                procs[0].join(timeout=0.1)
+                if progress is not None and self.count.value > told:
+                    progress(self.count.value - told)
+                    told = self.count.value
+        except BaseException:
+            self.halt.set()  # Ctrl-C, say: every process stops as a single sender would, and gives back what it holds
+            for proc in procs:
+                proc.join()
+            raise
+        for proc in procs:
+            proc.join()
+        total = SendReport()
+        for r in got:
+            for key in ("sent", "retried", "failed", "suppressed"):
+                setattr(total, key, getattr(total, key) + r[key])
+            for via, counts in r["by_transport"].items():
+                for key, n in counts.items():
+                    total.by_transport.setdefault(via, {})[key] = total.by_transport.get(via, {}).get(key, 0) + n
+            total.errors += [e for e in r["errors"] if e not in total.errors]
+        for proc in procs:
+            if proc.exitcode != 0:
+                total.errors.append(f"a sending process died (exit code {proc.exitcode}); what it held is sent once "
+                                    f"its leases run out ({settings.mail.lease_seconds:g} s)")
+        if progress is not None and self.count.value > told:
+            progress(self.count.value - told)
+        # The processes' counters died with them: this process counts what their reports say (a process
+        # that died before reporting is in the database gauges, digest_deliveries, not here).
+        for via, counts in total.by_transport.items():
+            for key, n in counts.items():
+                metrics.count_messages(via, key, n)
+        metrics.count_messages(settings.mail.transport, "suppressed", total.suppressed)  # as one process counts them
+        metrics.send_run(settings.mail.transport, total.sent, time.perf_counter() - started)
+        return total
+
+
 def send_in_processes(db: Database, settings: Settings, workers: int, *, now: datetime | None = None,
                       email: str | None = None, batch: int = 200, progress: Callable[[int], None] | None = None,
-                      stop: threading.Event | None = None) -> SendReport:
+                      stop: threading.Event | None = None, started: SendingProcesses | None = None) -> SendReport:
     """`send` in `workers` processes at once, on one database: a machine's cores render in parallel,
-    and a slow relay is fed by more connections.
+    and a slow relay is fed by more connections (`started`: processes started ahead for this send).
 
     Each process claims its own batches (the claim is atomic, so no delivery goes to two of them) and
     keeps an equal share of the rate limits. A process that dies loses nothing: what it held is
     resumed once its leases run out, as after any crash. `stop` reaches every process; their reports
     are added up.
     """
-    started = time.perf_counter()
-    window = settings.mail.smtp.window_limit
-    workers = min(workers, window) if window else workers  # every share of the window keeps at least one
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no engine, thread or lock is inherited
-    halt, count, reports = ctx.Event(), ctx.Value("q", 0), ctx.Queue()
-    kwargs = dict(now=now, email=email, batch=batch, share=workers, level=logging.getLogger().getEffectiveLevel())
-    procs = [ctx.Process(target=_worker_process, args=(db.url, settings, kwargs, halt, count, reports),
-                         name=f"digest-send-worker-{i}") for i in range(workers)]
-    for proc in procs:
-        proc.start()
-    told, got = 0, []
-    try:
-        while any(proc.is_alive() for proc in procs) or not reports.empty():
-            if stop is not None and stop.is_set():
-                halt.set()
-            while not reports.empty():  # drained as they come: a process exits only once its report is read
-                got.append(reports.get())
-            procs[0].join(timeout=0.1)
-            if progress is not None and count.value > told:
-                progress(count.value - told)
-                told = count.value
-    except BaseException:
-        halt.set()  # Ctrl-C, say: every process stops as a single sender would, and gives back what it holds
-        for proc in procs:
-            proc.join()
-        raise
-    for proc in procs:
-        proc.join()
-    total = SendReport()
-    for r in got:
-        for key in ("sent", "retried", "failed", "suppressed"):
-            setattr(total, key, getattr(total, key) + r[key])
-        for via, counts in r["by_transport"].items():
-            for key, n in counts.items():
-                total.by_transport.setdefault(via, {})[key] = total.by_transport.get(via, {}).get(key, 0) + n
-        total.errors += [e for e in r["errors"] if e not in total.errors]
-    for proc in procs:
-        if proc.exitcode != 0:
-            total.errors.append(f"a sending process died (exit code {proc.exitcode}); what it held is sent once "
-                                f"its leases run out ({settings.mail.lease_seconds:g} s)")
-    if progress is not None and count.value > told:
-        progress(count.value - told)
-    # The processes' counters died with them: this process counts what their reports say (a process
-    # that died before reporting is in the database gauges, digest_deliveries, not here).
-    for via, counts in total.by_transport.items():
-        for key, n in counts.items():
-            metrics.count_messages(via, key, n)
-    metrics.count_messages(settings.mail.transport, "suppressed", total.suppressed)  # as one process counts them
-    metrics.send_run(settings.mail.transport, total.sent, time.perf_counter() - started)
-    return total
+    procs = started or SendingProcesses(db, settings, workers, now=now, email=email, batch=batch)
+    return procs.run(progress, stop)
 
 
-def _worker_process(url: str, settings: Settings, kwargs: dict, halt, count, reports) -> None:
-    """One sending process of `send_in_processes`."""
+def _worker_process(url: str, settings: Settings, kwargs: dict, go, halt, count, reports) -> None:
+    """One sending process of `SendingProcesses`: ready (templates compiled), it waits for `go`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent hears Ctrl-C and tells every process at once
     logging.basicConfig(level=kwargs.pop("level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # stopped like a single sender: gives back what it holds
-    threading.Thread(target=lambda: (halt.wait(), stop.set()), daemon=True).start()
+    threading.Thread(target=lambda: (halt.wait(), stop.set(), go.set()), daemon=True).start()
+    default_renderer()
+    go.wait()
+    if stop.is_set():  # cancelled before it began: nothing claimed, nothing to report
+        return
 
     def counted(n: int) -> None:
         with count.get_lock():
