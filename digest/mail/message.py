@@ -78,7 +78,9 @@ def clean_header(value: str | None) -> str:
     return _CONTROL.sub(" ", value or "").strip()
 
 
+@lru_cache(maxsize=256)
 def parse_address(value: str) -> Address:
+    """`Name <addr>` as an Address (remembered: every message parses the same From)."""
     name, addr = email.utils.parseaddr(clean_header(value))
     if "@" not in addr:
         raise ValueError(f"not an email address: {value!r}")

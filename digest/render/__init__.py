@@ -253,14 +253,22 @@ class Renderer:
         picks = ctx["picks"]
         shown = len(picks)
         html, parts = self._html.render(ctx)
-        while len(html.encode()) > self.html_budget and shown > 1:
-            size = len(html.encode())
+        while (size := _utf8_size(parts)) > self.html_budget and shown > 1:
             shown = max(1, min(shown - 1, int(shown * self.html_budget / size)))
             ctx = {**ctx, "picks": picks[:shown], "more_count": content.more_count + len(picks) - shown}
             html, parts = self._html.render(ctx)
         text, text_parts = self._text.render(ctx)
         return Rendered(subject=content.subject, html=html, text=text, shown=shown, html_parts=parts,
                         text_parts=text_parts)
+
+
+def _utf8_size(parts: Parts) -> int:
+    """The UTF-8 size of the parts joined (a shared part's is remembered: encoding a whole digest to
+    measure it cost more than filling it)."""
+    return sum(_shared_size(p) if shared else len(p.encode()) for p, shared in parts)
+
+
+_shared_size = lru_cache(maxsize=32768)(lambda part: len(part.encode()))
 
 
 def _frozen(value):
