@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from digest import config, metrics
+from digest.bulk import few_collections
 from digest.config import ArxivSource, ConfigError, Settings
 from digest.delivery import bounces, ledger
 from digest.delivery.sender import (
@@ -293,6 +294,16 @@ def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, em
     """Ingest (if `ingest_first`), plan, then send what is due: the one pass behind `digest send`,
     `digest run`, the scheduler's tick and the demo. `on_planned(n)` is told how many deliveries the
     send will take before it starts (a progress bar's length); `stop` ends sending early."""
+    with few_collections():
+        return _run_pass(db, settings, ingest_first=ingest_first, email=email, due_only=due_only, dry_run=dry_run,
+                         now=now, transport=transport, stop=stop, progress=progress, on_planned=on_planned,
+                         workers=workers)
+
+
+def _run_pass(db: Database, settings: Settings, *, ingest_first: bool, email: str | None, due_only: bool,
+              dry_run: bool, now: datetime | None, transport: Transport | Sequence[Transport] | None,
+              stop: threading.Event | None, progress: Callable[[int], None] | None,
+              on_planned: Callable[[int], None] | None, workers: int | None) -> PassReport:
     report = PassReport()
     n = workers or settings.mail.workers
     # Several sending processes start now and warm up (imports, templates) while this one plans; not

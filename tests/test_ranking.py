@@ -365,3 +365,18 @@ def test_corpus_refuses_vectors_of_other_papers():
 
     with pytest.raises(ValueError, match="2 paper vectors for 12 papers"):
         build_corpus(make_papers(), vectors=PaperVectors.from_rows([np.zeros((1, 384))] * 2))
+
+
+def test_a_pick_names_the_other_topics_it_matches_for_each_subscriber_of_a_batch():
+    """"; also “…”" lists the subscriber's other topics that match the paper, and no one else's: the
+    lookup is made for a whole batch of subscribers with different numbers of topics."""
+    profiles = [Profile(1, ["diffusion models", "video generation", "federated learning"]),
+                Profile(2, ["video generation"]),
+                Profile(3, ["temporal attention", "speech recognition", "denoising", "image synthesis"])]
+    out = rank(make_papers(), profiles, now=NOW)
+    why = {(sid, p.paper_id): p.why for sid, picks in out.items() for p in picks}
+    assert why[1, 110].endswith("; also “video generation”") and "federated" not in why[1, 110]
+    assert "also" not in why[2, 110]
+    assert why[3, 110] == "Matches “temporal attention”: temporal attention; also “denoising”"
+    assert why[3, 100] == "Matches “denoising”: denoising; also “image synthesis”"
+    assert "also" not in why[3, 108]

@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from digest import metrics
+from digest.bulk import few_collections
 from digest.config import Settings
 from digest.delivery import bounces, ledger
 from digest.delivery.ledger import Outcome
@@ -608,8 +609,9 @@ def _worker_process(url: str, settings: Settings, kwargs: dict, go, halt, count,
     share = kwargs.pop("share")
     db = Database(url)
     try:
-        report = send(db, settings, workers=1, stop=stop, progress=counted,
-                      limiter=RateLimiter.from_settings(settings, share), **kwargs)
+        with few_collections():
+            report = send(db, settings, workers=1, stop=stop, progress=counted,
+                          limiter=RateLimiter.from_settings(settings, share), **kwargs)
     finally:
         db.dispose()
     reports.put(asdict(report))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from digest.records import DAY_NAMES, LastEdition, Schedule
@@ -105,9 +106,7 @@ def check(schedule: Schedule, now: datetime, last: LastEdition | None = None) ->
     """Is an edition due at `now`, for which period, and why (one line for `digest due`)."""
     tz = ZoneInfo(schedule.timezone)
     now = now.astimezone(UTC)
-    period = period_for(schedule.frequency, schedule.timezone, now)
-    slot = period_slot(schedule, now)
-    upcoming = next_slot(schedule, now)
+    period, slot, upcoming = _slots(schedule, now)
 
     def due(flag: bool, reason: str) -> Due:
         return Due(flag, period, reason, slot, upcoming)
@@ -133,6 +132,14 @@ def check(schedule: Schedule, now: datetime, last: LastEdition | None = None) ->
     return due(True, f"slot {_local(slot, tz)} passed; no edition for {period} yet")
 
 
+@lru_cache(maxsize=4096)
+def _slots(schedule: Schedule, now: datetime) -> tuple[str, datetime | None, datetime]:
+    """(period, its slot, the next slot) at `now`: the same for every subscriber of one schedule, so
+    planning 100,000 works them out once per schedule, not per subscriber."""
+    return period_for(schedule.frequency, schedule.timezone, now), period_slot(schedule, now), next_slot(schedule, now)
+
+
+@lru_cache(maxsize=4096)
 def _local(at: datetime, tz: ZoneInfo) -> str:
     return at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 

@@ -489,27 +489,28 @@ def _write_picks(
     Explanations are cached per (topic, paper, label) in `explain_cache` (the corpus's, shared by
     every batch of a run)."""
     fb_rows = list(phrases.fb_col)  # fb_sim row -> paper row
+    every_hit = _hits(phrases, scored.rows, chosen.top)
+    unpicked, names = -np.inf, phrases.topic_names
     for i, pr in enumerate(part):
         picks = out[pr.subscriber_id]
         rows, labels = scored.rows[i], scored.labels[i]
         top = chosen.top[i, : pr.max_items].tolist()
         liking = [phrases.fb_col[corpus.pos[j]] for j in pr.liked if j in corpus.pos]  # rows of fb_sim
-        # per pick, which of the subscriber's topics it matches (one array lookup, not one per pair)
-        hits = (phrases.rel_all[np.ix_(rows, top)] > 0).T.tolist() if rows and top else []
+        hits, scores, rel, best_of = every_hit[i], chosen.scores[i], chosen.rel[i], chosen.best[i]
         for j, d in enumerate(top):
-            s = chosen.scores[i][j]
-            if s == -np.inf:
+            s = scores[j]
+            if s == unpicked:
                 break
             p = corpus.papers[d]
             if not rows and not liking:
                 picks.append(Pick(p.id, s, why=_trending_why(p)))
-            elif chosen.rel[i][j] > 0:
-                best = chosen.best[i][j]
-                key = (phrases.topic_names[rows[best]], d, labels[best])
-                if key not in explain_cache:
-                    explain_cache[key] = _explain_pick(corpus, phrases, rows[best], d, labels[best])
-                matched, why = explain_cache[key]
-                others = [labels[o] for o, hit in enumerate(hits[j]) if hit and o != best]
+            elif rel[j] > 0:
+                best = best_of[j]
+                key = (names[rows[best]], d, labels[best])
+                if (explained := explain_cache.get(key)) is None:
+                    explained = explain_cache[key] = _explain_pick(corpus, phrases, rows[best], d, labels[best])
+                matched, why = explained
+                others = [labels[o] for o, hit in enumerate(hits[j][: len(rows)]) if hit and o != best]
                 if others:
                     why += "; also " + ", ".join(f"“{o}”" for o in others)
                 picks.append(Pick(p.id, s, topic=labels[best], terms=list(matched), why=why))
@@ -521,6 +522,18 @@ def _write_picks(
                 pick = picks[-1]
                 matched_topic = pick.topic is not None
                 pick.why = f"By {by}, whom you follow" + (f"; {pick.why[0].lower()}{pick.why[1:]}" if matched_topic else "")
+
+
+def _hits(phrases: _Phrases, rows: Sequence[Sequence[int]], top: np.ndarray) -> list[list[list[bool]]]:
+    """For each subscriber of a chunk and each paper in their `top` row, whether each of their topics
+    matches it ([subscriber][rank][topic slot]; slots past a subscriber's own topics hit nothing): one
+    array lookup for the whole chunk."""
+    width = max((len(r) for r in rows), default=0)
+    if not width or not top.size:  # nobody has a topic (only they would look)
+        return [[] for _ in rows]
+    pad = phrases.rel_all.shape[0] - 1  # the zero row
+    slots = np.array([[*r, *[pad] * (width - len(r))] for r in rows])
+    return (phrases.rel_all[slots[:, None, :], top[:, :, None]] > 0).tolist()
 
 
 def _liked_why(corpus: Corpus, phrases: _Phrases, fb_rows: Sequence[int], liking: Sequence[int], d: int) -> str:

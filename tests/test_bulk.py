@@ -1,0 +1,46 @@
+"""A pass collects garbage less often while it runs, and leaves the collector as it found it, also
+when the scheduler's threads run passes that overlap."""
+
+import gc
+import threading
+
+from digest.bulk import THRESHOLD, few_collections
+
+
+def test_thresholds_are_raised_inside_and_restored_by_the_last_pass_out():
+    before = gc.get_threshold()
+    assert before != THRESHOLD
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with few_collections():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()  # the other pass is still running: it must keep the raised thresholds
+
+    def second():
+        first_in.wait(5)
+        with few_collections():
+            second_in.set()
+            first_out.wait(5)
+            seen["after the first left"] = gc.get_threshold()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == {"after the first left": THRESHOLD}
+    assert gc.get_threshold() == before
+
+
+def test_an_error_inside_still_restores():
+    before = gc.get_threshold()
+    try:
+        with few_collections():
+            assert gc.get_threshold() == THRESHOLD
+            raise RuntimeError("planning failed")
+    except RuntimeError:
+        pass
+    assert gc.get_threshold() == before
