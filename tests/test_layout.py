@@ -1,6 +1,6 @@
 """The architecture as a test: the flow runs one way, the shells stay thin, each rule lives once.
 
-Layers, lowest first (README "Layout"): records; config; ranking, render, mail, store and the source
+Layers, lowest first (README "Layout"): records; config, metrics and the collector policy (bulk); ranking, render, mail, store and the source
 parsers; ingest, subscriptions, planning; delivery; pipeline; the shells (cli, web, scheduler, demo).
 A module may import from a lower layer or from its own package, never from a higher layer.
 """
@@ -18,7 +18,7 @@ PACKAGE = ROOT / "digest"
 
 LAYERS = {  # the most specific prefix wins
     "digest.records": 0,
-    "digest.config": 1, "digest.metrics": 1,
+    "digest.config": 1, "digest.metrics": 1, "digest.bulk": 1,
     "digest.ranking": 2, "digest.render": 2, "digest.mail": 2, "digest.store": 2, "digest.sources": 2,
     "digest.sources.ingest": 3, "digest.subscriptions": 3, "digest.planning": 3,
     "digest.delivery": 4,
