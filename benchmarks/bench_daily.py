@@ -1,12 +1,13 @@
 """The daily run as an admin runs it, through the CLI, at list size: import, then `digest run`.
 
     .venv/bin/python benchmarks/bench_daily.py [--subscribers N ...] [--papers 1000] [--pg]
-        [--workers 2] [--ranker lexical|hybrid] [--scaling 1 2 4 [--scaling-subscribers 2000]]
+        [--workers 2] [--pool-size 2] [--ranker lexical|hybrid] [--scaling 1 2 4 [--scaling-subscribers 2000]]
 
 Data: real papers (titles and abstracts of the ICLR 2021 set in ../shared/eval) and subscribers with
 1-5 real topic phrases each (the papers' own author keywords, drawn by frequency). Each run: `digest
 init`, `digest ingest`, `digest subscribers import` of the CSV, then the whole `digest run` (ingest
-again, plan, render, send) with `--workers`. Mail goes over SMTP to Postfix's `smtp-sink` on
+again, plan, render, send) with `--workers` processes of `--pool-size` SMTP connections each. Mail
+goes over SMTP to Postfix's `smtp-sink` on
 loopback; the ceiling row is Postfix's `smtp-source` sending a message of the same size into the
 same sink, one connection, in the same run. Every step is a `digest` subprocess; its peak RSS comes
 from `/usr/bin/time -f %M` (the largest process: with workers, each sending process is counted alone).
@@ -259,7 +260,9 @@ def main() -> int:
     ap.add_argument("--pg", action="store_true", help="also on PostgreSQL (DIGEST_TEST_PG or the local test database)")
     ap.add_argument("--ranker", default="lexical", choices=["lexical", "hybrid"])
     ap.add_argument("--workers", type=int, default=2, help="sending processes of each run (default 2: both cores)")
-    ap.add_argument("--pool-size", type=int, default=1, help="SMTP connections per sending process (mail.smtp.pool_size)")
+    ap.add_argument("--pool-size", type=int, default=2,
+                    help="SMTP connections per sending process (mail.smtp.pool_size; default 2: one sends while "
+                         "the other's outcome is recorded)")
     ap.add_argument("--scaling", type=int, nargs="*", default=[], help="worker counts for the PostgreSQL scaling rows")
     ap.add_argument("--scaling-subscribers", type=int, default=2000)
     args = ap.parse_args()
