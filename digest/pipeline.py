@@ -286,6 +286,7 @@ class PassReport:
                 "by_transport": s.by_transport}
 
 
+@few_collections()  # the whole pass: planning and sending make millions of small objects
 def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, email: str | None = None,
              due_only: bool = False, dry_run: bool = False, now: datetime | None = None,
              transport: Transport | Sequence[Transport] | None = None, stop: threading.Event | None = None,
@@ -294,16 +295,6 @@ def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, em
     """Ingest (if `ingest_first`), plan, then send what is due: the one pass behind `digest send`,
     `digest run`, the scheduler's tick and the demo. `on_planned(n)` is told how many deliveries the
     send will take before it starts (a progress bar's length); `stop` ends sending early."""
-    with few_collections():
-        return _run_pass(db, settings, ingest_first=ingest_first, email=email, due_only=due_only, dry_run=dry_run,
-                         now=now, transport=transport, stop=stop, progress=progress, on_planned=on_planned,
-                         workers=workers)
-
-
-def _run_pass(db: Database, settings: Settings, *, ingest_first: bool, email: str | None, due_only: bool,
-              dry_run: bool, now: datetime | None, transport: Transport | Sequence[Transport] | None,
-              stop: threading.Event | None, progress: Callable[[int], None] | None,
-              on_planned: Callable[[int], None] | None, workers: int | None) -> PassReport:
     report = PassReport()
     n = workers or settings.mail.workers
     # Several sending processes start now and warm up (imports, templates) while this one plans; not

@@ -44,3 +44,16 @@ def test_an_error_inside_still_restores():
     except RuntimeError:
         pass
     assert gc.get_threshold() == before
+
+
+def test_as_a_decorator_each_call_raises_and_restores():
+    before = gc.get_threshold()
+    seen = []
+
+    @few_collections()
+    def a_pass():
+        seen.append(gc.get_threshold())
+
+    a_pass()
+    a_pass()
+    assert seen == [THRESHOLD, THRESHOLD] and gc.get_threshold() == before

@@ -577,17 +577,16 @@ class SendingProcesses:
 
 def send_in_processes(db: Database, settings: Settings, workers: int, *, now: datetime | None = None,
                       email: str | None = None, batch: int = 200, progress: Callable[[int], None] | None = None,
-                      stop: threading.Event | None = None, started: SendingProcesses | None = None) -> SendReport:
+                      stop: threading.Event | None = None) -> SendReport:
     """`send` in `workers` processes at once, on one database: a machine's cores render in parallel,
-    and a slow relay is fed by more connections (`started`: processes started ahead for this send).
+    and a slow relay is fed by more connections.
 
     Each process claims its own batches (the claim is atomic, so no delivery goes to two of them) and
     keeps an equal share of the rate limits. A process that dies loses nothing: what it held is
     resumed once its leases run out, as after any crash. `stop` reaches every process; their reports
     are added up.
     """
-    procs = started or SendingProcesses(db, settings, workers, now=now, email=email, batch=batch)
-    return procs.run(progress, stop)
+    return SendingProcesses(db, settings, workers, now=now, email=email, batch=batch).run(progress, stop)
 
 
 def _worker_process(url: str, settings: Settings, kwargs: dict, go, halt, count, reports) -> None:

@@ -510,7 +510,7 @@ def _write_picks(
                 if (explained := explain_cache.get(key)) is None:
                     explained = explain_cache[key] = _explain_pick(corpus, phrases, rows[best], d, labels[best])
                 matched, why = explained
-                others = [labels[o] for o, hit in enumerate(hits[j][: len(rows)]) if hit and o != best]
+                others = [labels[o] for o, hit in enumerate(hits[j]) if hit and o != best]
                 if others:
                     why += "; also " + ", ".join(f"“{o}”" for o in others)
                 picks.append(Pick(p.id, s, topic=labels[best], terms=list(matched), why=why))
