@@ -31,14 +31,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import update  # noqa: E402
 
-from digest import pipeline  # noqa: E402
 from digest.config import from_dict  # noqa: E402
+from digest.delivery.channels import Channels  # noqa: E402
 from digest.delivery.ledger import claim, release  # noqa: E402
-from digest.delivery.sender import build_outgoing, send  # noqa: E402
+from digest.delivery.loop import setup_for  # noqa: E402
+from digest.delivery.outgoing import render_batch  # noqa: E402
+from digest.delivery.sender import send  # noqa: E402
 from digest.mail.transport import SmtpTransport  # noqa: E402
+from digest.records import utcnow  # noqa: E402
+from digest.render.compose import Entries  # noqa: E402
 from digest.sources.ingest import ingest  # noqa: E402
 from digest.store.db import Database  # noqa: E402
 from digest.store.models import Delivery, Subscriber, Topic  # noqa: E402
+from digest.usecases import planning  # noqa: E402
 
 TOPICS = ["large language models", "diffusion models", "graph neural networks", "reinforcement learning",
           "video generation"]
@@ -135,12 +140,12 @@ def main() -> None:
             with db.session() as s:
                 s.add_all(Subscriber(email=f"user{i:05d}@example.org", name=f"User {i}", status="active",
                                      topics=[Topic(phrase=TOPICS[i % len(TOPICS)])]) for i in range(n))
-            planned = pipeline.plan(db, settings).planned
+            planned = planning.plan(db, settings).planned
             if planned != n:
                 raise SystemExit(f"planned {planned} of {n}")
-            ids = claim(db, "bench", pipeline.utcnow(), n)
-            outgoing, _, _ = build_outgoing(db, settings, ids)
-            release(db, ids, "bench")
+            ids = claim(db, "bench", utcnow(), n)
+            outgoing = render_batch(db, Channels(setup_for(settings)), ids, utcnow(), Entries()).items
+            release(db, "bench", ids)
             messages = [(o.data, o.recipient) for o in outgoing]
             size = sum(len(d) for d, _ in messages) // len(messages)
             one = messages[0][0]

@@ -8,12 +8,14 @@ outside the repository) that holds them.
 from __future__ import annotations
 
 import ipaddress
+import operator
 import os
 import secrets
 import tomllib
+from functools import reduce
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
@@ -62,7 +64,17 @@ class HttpSettings(_Strict):
     max_bytes: int = Field(50_000_000, ge=1024)  # refuse a response body larger than this
 
 
-class HfDailySource(_Strict):
+class _Source(_Strict):
+    """What every source's settings say of it: whether it reads the web (an HTTP client is opened for
+    it) and what it reads, as `digest sources` shows it."""
+
+    needs_http: ClassVar[bool] = True
+
+    def target(self) -> str:
+        return getattr(self, "base_url", "")
+
+
+class HfDailySource(_Source):
     type: Literal["hf_daily"]
     base_url: str = "https://huggingface.co"
     backfill_days: int = Field(3, ge=0, le=365)
@@ -72,7 +84,7 @@ class HfDailySource(_Strict):
     schedule: str = "15 * * * *"  # cron, used by the scheduler
 
 
-class ArxivSource(_Strict):
+class ArxivSource(_Source):
     type: Literal["arxiv"]
     base_url: str = "https://export.arxiv.org"
     categories: list[str] = ["cs.LG", "cs.CL"]
@@ -85,13 +97,22 @@ class ArxivSource(_Strict):
     schedule: str = "30 */6 * * *"
 
 
-class FileSource(_Strict):
+class FileSource(_Source):
     type: Literal["file"]
     paths: list[str] = Field(min_length=1)
     schedule: str = "0 * * * *"
 
+    needs_http: ClassVar[bool] = False
 
-SourceSettings = Annotated[HfDailySource | ArxivSource | FileSource, Field(discriminator="type")]
+    def target(self) -> str:
+        return ", ".join(self.paths)
+
+
+# The kinds of source, by their settings; each reads its listings in digest.sources.<its type>. A new
+# source: its settings class here, a module of that name in digest/sources/ with its `fetch`.
+SOURCE_TYPES: tuple[type[_Source], ...] = (HfDailySource, ArxivSource, FileSource)
+SOURCE_NAMES = frozenset(get_args(t.model_fields["type"].annotation)[0] for t in SOURCE_TYPES)
+SourceSettings = Annotated[reduce(operator.or_, SOURCE_TYPES), Field(discriminator="type")]
 
 
 class SmtpSettings(_Strict):
@@ -308,7 +329,7 @@ def _read_secret(path: Path, what: str, env: str) -> str:
 
 def _describe(err: ValidationError, origin: str) -> str:
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in {"hf_daily", "arxiv", "file"}))
+    key = ".".join(str(p) for p in first["loc"] if p not in SOURCE_NAMES)
     reason = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         reason = "unknown key"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from digest import pipeline
 from digest.config import from_dict
 from digest.mail.sink import SmtpSink
 from digest.subscriptions import subscribers
+from digest.usecases import ingesting, pages, sending, setup
 
 DEMO_SUBSCRIBERS = [
     ("ada@example.org", "Ada", ["large language models", "reasoning"], "Europe/London"),
@@ -32,17 +32,17 @@ def run_demo(directory: Path) -> tuple[list[dict], Path]:
                      "unsubscribe_mailto": "unsubscribe@example.org",
                      "list_id": "Trending papers demo <demo.digest.example.org>"},
         }, "demo settings")
-        db, _ = pipeline.open_database(settings)
-        report = pipeline.ingest(db, settings)
+        db, _ = setup.open_database(settings)
+        report = ingesting.ingest(db, settings)
         for email, name, topics, tz in DEMO_SUBSCRIBERS:
             subscribers.add(db, email, name=name, topics=topics, timezone=tz)
-        sent = pipeline.run_pass(db, settings).send
+        sent = sending.run_pass(db, settings).send
         files = {m.recipients[0]: m.path for m in sink.messages}
     if sent.sent != len(DEMO_SUBSCRIBERS) or report.sources[0].new == 0:
         raise RuntimeError(f"demo incomplete: ingested {report.sources[0].new} papers, sent {sent.sent} digests")
     rows = []
     for email, _, _, _ in DEMO_SUBSCRIBERS:
-        edition = pipeline.recent_editions(db, settings, subscribers.get(db, email).id, limit=1)[0]
+        edition = pages.recent_editions(db, settings, subscribers.get(db, email).id, limit=1)[0]
         path = files.get(email)
         rows.append({"email": email, "papers": len(edition.items), "top": edition.items[0].title if edition.items else "",
                      "file": str(path) if path else ""})

@@ -68,6 +68,27 @@ class Schedule:
         return f"{when} at {self.hour:02d}:00 {self.timezone}"
 
 
+# ----------------------------------------------------------------------------------------- cadence
+
+
+def cadence_problem(frequency: str, min_papers: int | None, best_of_week: bool, max_items: int | None) -> str | None:
+    """The cadence rule, one behaviour everywhere (add, update, the forms, the import): why these
+    settings cannot go together, or None. A minimum of papers above the subscriber's own papers per
+    digest could never be met; best of the week is a kind of weekly digest."""
+    if max_items and min_papers and min_papers > max_items:
+        return (f"min papers ({min_papers}) cannot be more than the papers per digest ({max_items}): "
+                "no edition could ever be sent")
+    if best_of_week and frequency != "weekly":
+        return f"best of the week is a weekly digest: set the frequency to weekly, not {quoted(frequency)}"
+    return None
+
+
+def least_papers(min_papers: int | None, max_items: int | None, default_max: int) -> int | None:
+    """The fewest papers an edition may hold under a subscriber's minimum (None: no minimum), never
+    more than the papers an edition may hold (the configured default when they set none)."""
+    return min(min_papers, max_items or default_max) if min_papers else None
+
+
 # ---------------------------------------------------------------------------------------- statuses
 
 
@@ -224,10 +245,6 @@ class Subscriber:
     unsubscribed_at: datetime | None = None
     channel: str = "email"  # or a chat webhook: slack | discord | generic (then `email` is its identity)
     webhook: str | None = None  # a webhook's URL, redacted (the URL itself never leaves the store unsealed)
-
-    @property
-    def by_webhook(self) -> bool:
-        return self.channel != "email"
 
     @property
     def schedule(self) -> Schedule:

@@ -1,4 +1,4 @@
-"""`digest scheduler`: APScheduler around the pipeline functions, in the foreground.
+"""`digest scheduler`: APScheduler around the use cases, in the foreground.
 
 Jobs:
 - `ingest:NAME` for each configured source, on the source's `schedule` (cron);
@@ -30,9 +30,12 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest import pipeline
 from digest.config import ConfigError, Settings
-from digest.pipeline import HOUSEKEEPING, INGEST, STOPPING, TICK, Database, utcnow, worker_name
+from digest.records import utcnow
+from digest.usecases import housekeeping, ingesting, jobs, monitoring, sending
+from digest.usecases.jobs import HOUSEKEEPING, INGEST, TICK
+from digest.usecases.sending import STOPPING, worker_name
+from digest.usecases.setup import Database
 
 log = logging.getLogger("digest.scheduler")
 
@@ -89,7 +92,7 @@ class Runner:
     def serve_metrics(self, host: str, port: int) -> int | None:
         """Serve this process's counters and the database's gauges on host:port (0: any free port);
         returns the port, or None if it could not listen (logged: the scheduler runs on without)."""
-        got = pipeline.serve_metrics(self.db, self.settings, host, port)
+        got = monitoring.serve_metrics(self.db, self.settings, host, port)
         if got is None:
             return None
         self.metrics_server = got
@@ -98,13 +101,13 @@ class Runner:
     # ---- jobs
 
     def ingest(self, source: str) -> tuple[bool, str]:
-        report = pipeline.ingest(self.db, self.settings, source=source)
+        report = ingesting.ingest(self.db, self.settings, source=source)
         r = report.sources[0]
         text = f"{r.fetched} fetched, {r.new} new, {r.updated} updated, {r.skipped} skipped"
         return r.error is None, text + (f"; error: {r.error}" if r.error else "")
 
     def tick(self) -> tuple[bool, str]:
-        r = pipeline.run_pass(self.db, self.settings, due_only=True, stop=self.stop)
+        r = sending.run_pass(self.db, self.settings, due_only=True, stop=self.stop)
         if r.stopped:
             return True, f"{r.plan.summary()}; stopping, nothing sent"
         errors = [e for e in r.send.errors if e != STOPPING]
@@ -117,7 +120,7 @@ class Runner:
         return not errors, text
 
     def housekeeping(self) -> tuple[bool, str]:
-        return True, pipeline.housekeeping(self.db, self.settings)
+        return True, housekeeping.housekeeping(self.db, self.settings)
 
     def _work(self, job_id: str) -> Callable[[], tuple[bool, str]]:
         if job_id.startswith(INGEST):
@@ -135,7 +138,7 @@ class Runner:
         log.log(logging.INFO if ok else logging.WARNING, "job %s %s in %.1fs: %s", job_id,
                 "ok" if ok else "FAILED", time.monotonic() - t0, text)
         try:
-            pipeline.record_job(self.db, job_id, self.instance, started, utcnow(), ok, text, self.upcoming(job_id))
+            jobs.record_job(self.db, job_id, self.instance, started, utcnow(), ok, text, self.upcoming(job_id))
         except Exception:  # the database is gone: the log line above still tells
             log.exception("job %s: could not record the run", job_id)
         return ok, text
@@ -178,7 +181,7 @@ class Runner:
             sched.add_job(f"{__name__}:run_job", trigger, args=[job_id], id=job_id, name=job_id,
                           replace_existing=True, **extra)
         for job in sched.get_jobs():
-            pipeline.job_scheduled(self.db, job.id, self.instance, job.next_run_time)
+            jobs.job_scheduled(self.db, job.id, self.instance, job.next_run_time)
         sched.resume()
         log.info("scheduler %s started: %s; tick every %gs; job store %s", self.instance, ", ".join(wanted),
                  cfg.tick_seconds, cfg.job_store)
@@ -192,7 +195,7 @@ class Runner:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         try:
-            pipeline.jobs_stopped(self.db, self.instance)
+            jobs.jobs_stopped(self.db, self.instance)
         except Exception:
             log.exception("could not clear the next run times")
         if self.metrics_server is not None:

@@ -159,11 +159,11 @@ def test_maildir_and_policy_then_planning_skips_suppressed(db, settings_for, tmp
     assert (again.already, again.hard, again.soft, again.suppressed) == (6, 0, 0, [])
 
     # the planner leaves suppressed addresses out; the sender re-checks at send time
-    from digest import pipeline
+    from digest.usecases import planning
 
     with db.session() as s:
         s.query(Delivery).delete()
-    plan = pipeline.plan(db, settings)
+    plan = planning.plan(db, settings)
     assert plan.suppressed == 3
 
 

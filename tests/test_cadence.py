@@ -12,15 +12,16 @@ import time_machine
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from digest import pipeline
 from digest.cli import main
 from digest.planning.schedule import check
 from digest.ranking import build_corpus, rank_with
 from digest.records import LastEdition, Paper, Profile, Schedule
 from digest.store.models import Delivery, DeliveryItem
 from digest.store.models import Paper as PaperRow
-from digest.subscriptions import subscribers
+from digest.subscriptions import subscriber_csv, subscribers
+from digest.subscriptions.links import links_for
 from digest.subscriptions.subscribers import SubscriberError
+from digest.usecases import planning, sending
 from tests import factories
 from tests.factories import mail_settings
 
@@ -53,7 +54,7 @@ def ledger(db, email: str) -> dict[str, tuple[str, str | None, list[str]]]:
 def tick(db, settings, when: datetime):
     """One scheduler tick at `when`: plan who is due, send what is planned."""
     with time_machine.travel(when, tick=False):
-        return pipeline.run_pass(db, settings, due_only=True)
+        return sending.run_pass(db, settings, due_only=True)
 
 
 def test_a_quiet_day_sends_nothing_records_why_and_rolls_its_papers_over(db, settings_for, smtp_sink):
@@ -70,7 +71,7 @@ def test_a_quiet_day_sends_nothing_records_why_and_rolls_its_papers_over(db, set
     again = tick(db, settings, monday + timedelta(hours=1))  # the day is decided: not planned again
     assert (again.plan.planned, again.plan.quiet, again.plan.already) == (0, 0, 1)
     with time_machine.travel(monday + timedelta(hours=2), tick=False):
-        (row,) = pipeline.due_at(db, monday + timedelta(hours=2))
+        (row,) = planning.due_at(db, monday + timedelta(hours=2))
     assert row["due"] is False and row["reason"] == (
         "quiet day 2024-06-03 (2 papers above the bar, fewer than 3): nothing sent, its papers roll over to "
         "the next edition")
@@ -103,16 +104,16 @@ def test_quiet_day_crash_and_second_planner_change_nothing(db, settings_for):
     now = at("2024-06-03T09:00Z")
     add_papers(db, 1, now - timedelta(hours=3), "monday")
     with time_machine.travel(now, tick=False):
-        first = pipeline.plan(db, settings, due_only=True)
-        second = pipeline.plan(db, settings, due_only=True)
-        assert pipeline.pending_count(db, now=now) == 0
+        first = planning.plan(db, settings, due_only=True)
+        second = planning.plan(db, settings, due_only=True)
+        assert sending.pending_count(db, now=now) == 0
     assert (first.quiet, second.quiet, second.already) == (1, 0, 1)
     with db.session() as s:
         assert s.scalars(select(DeliveryItem)).all() == []
     # `digest send` (not waiting for a slot) plans the next day's edition with the rolled-over paper
     add_papers(db, 1, now + DAY - timedelta(hours=3), "tuesday")
     with time_machine.travel(now + DAY, tick=False):
-        assert pipeline.plan(db, settings).planned == 1
+        assert planning.plan(db, settings).planned == 1
     assert len(ledger(db, "ada@example.org")["2024-06-04"][2]) == 2
 
 
@@ -121,7 +122,7 @@ def test_minimum_above_papers_per_digest_never_blocks_an_edition(db, settings_fo
     subscribers.add(db, "ada@example.org", topics=[TOPIC], min_papers=5)  # config allows 2 per edition
     add_papers(db, 3, at("2024-06-03T02:00Z"), "monday")
     with time_machine.travel(at("2024-06-03T09:00Z"), tick=False):
-        report = pipeline.plan(db, settings, due_only=True)
+        report = planning.plan(db, settings, due_only=True)
     assert (report.planned, report.quiet) == (1, 0)
     with pytest.raises(SubscriberError, match="cannot be more than the papers per digest"):
         subscribers.add(db, "bob@example.org", topics=[TOPIC], min_papers=5, max_items=3)
@@ -139,7 +140,7 @@ def test_best_of_week_picks_from_the_whole_week(db, settings_for):
         add_papers(db, 1, monday + i * DAY, tag)
     thursday = monday + timedelta(days=3, hours=3)
     with time_machine.travel(thursday, tick=False):
-        assert pipeline.plan(db, settings).planned == 2
+        assert planning.plan(db, settings).planned == 2
     sent = ledger(db, "best@example.org")["2024-06-06"][2]
     assert len(sent) == 2
     subscribers.change(db, "weekly@example.org", frequency="weekly", weekday="sunday", max_items=20)
@@ -148,7 +149,7 @@ def test_best_of_week_picks_from_the_whole_week(db, settings_for):
         add_papers(db, 1, monday + i * DAY, tag)
     sunday = at("2024-06-09T08:05Z")
     with time_machine.travel(sunday, tick=False):
-        assert pipeline.plan(db, settings, due_only=True).planned == 2
+        assert planning.plan(db, settings, due_only=True).planned == 2
     weekly = ledger(db, "weekly@example.org")["2024-W23"][2]
     best = ledger(db, "best@example.org")["2024-W23"][2]
     days = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -218,15 +219,15 @@ def test_csv_round_trip_keeps_the_cadence(db, tmp_path):
     subscribers.add(db, "ada@example.org", topics=[TOPIC], frequency="weekly", weekday="friday", min_papers=2,
                     best_of_week=True)
     out = io.StringIO()
-    subscribers.export_csv(db, out)
+    subscriber_csv.export_csv(db, out)
     text = out.getvalue()
     assert text.splitlines()[0].endswith(",min_papers,best_of_week") and text.splitlines()[1].endswith(",2,yes")
     subscribers.remove(db, "ada@example.org")
-    assert subscribers.import_csv(db, io.StringIO(text)) == (1, 0, [])
+    assert subscriber_csv.import_csv(db, io.StringIO(text)) == (1, 0, [])
     v = subscribers.get(db, "ada@example.org")
     assert (v.min_papers, v.best_of_week, v.weekday) == (2, True, 4)
     bad = io.StringIO("email,frequency,best_of_week\nbob@example.org,daily,yes\ncy@example.org,weekly,maybe\n")
-    assert subscribers.import_csv(db, bad) == (0, 0, [
+    assert subscriber_csv.import_csv(db, bad) == (0, 0, [
         "line 2, column best_of_week: best of the week is a weekly digest: set the frequency to weekly, not 'daily'",
         "line 3, column best_of_week: best of week must be yes or no, not 'maybe'"])
 
@@ -236,13 +237,12 @@ def test_preferences_page_cadence_block(db, settings_for):
 
     from starlette.testclient import TestClient
 
-    from digest.subscriptions import signup
     from digest.web.app import create_app
 
     base = "http://testserver"
     settings = settings_for(db.url, web={"base_url": base}, mail={"transport": "outbox"})
     sid = subscribers.add(db, "ada@example.org", topics=[TOPIC]).id
-    url = signup.links(settings).preferences(sid).removeprefix(base)
+    url = links_for(settings).preferences(sid).removeprefix(base)
     c = TestClient(create_app(settings, db), base_url=base, follow_redirects=False)
     page = c.get(url)
     assert page.status_code == 200 and "Quiet days" in page.text

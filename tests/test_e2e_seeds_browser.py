@@ -9,8 +9,9 @@ import re
 
 import pytest
 
-from digest import pipeline
-from digest.subscriptions import signup, subscribers
+from digest.subscriptions import subscribers
+from digest.subscriptions.links import links_for
+from digest.usecases import setup
 from tests.test_e2e_browser import ARTIFACTS, Browser, pytestmark, run, serving, text_of, wait_for_mail
 
 __all__ = ["pytestmark"]  # the marks of the journey's test: slow, needs Chromium
@@ -42,14 +43,14 @@ def test_seed_and_follow_on_the_preferences_page(served):
     base, env, sink, tmp = served
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     run(env, "subscribers", "add", "ada@example.org")  # no topic: a digest of trending papers, for now
-    settings = pipeline.load_settings(env["DIGEST_CONFIG"])
-    db, _ = pipeline.open_database(settings, "check")
+    settings = setup.load_settings(env["DIGEST_CONFIG"])
+    db, _ = setup.open_database(settings, "check")
     sid = subscribers.get(db, "ada@example.org").id
     bib = tmp / "mine.bib"
     bib.write_text(MY_PAPERS)
     b = Browser(tmp / "chrome")
     try:
-        b.driver.get(signup.links(settings).preferences(sid))
+        b.driver.get(links_for(settings).preferences(sid))
         b.find("textarea[name=authors]").send_keys("Z. Cheng")
         b.click_and_wait("form.stack button[type=submit]")
         assert "Saved" in b.text()

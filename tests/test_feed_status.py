@@ -17,11 +17,12 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from starlette.testclient import TestClient
 
-from digest import pipeline
 from digest.mail.sink import SmtpSink
 from digest.store.models import Delivery, Paper, Suppression
 from digest.store.models import Subscriber as SubscriberRow
-from digest.subscriptions import signup, subscribers, tokens
+from digest.subscriptions import subscribers, tokens
+from digest.subscriptions.links import links_for
+from digest.usecases import pages, planning, sending
 from digest.web.app import create_app
 
 BASE = "http://testserver"
@@ -67,8 +68,8 @@ def link_in(text: str, path: str) -> str:
 
 def send_one(db, settings, sink, email: str) -> str:
     """Plan and send everything due; the text part of the digest `email` got."""
-    pipeline.plan(db, settings)
-    pipeline.send(db, settings)
+    planning.plan(db, settings)
+    sending.send(db, settings)
     got = [m for m in sink.messages if m.recipients == [email]]
     return got[-1].message.get_body(("plain",)).get_content()
 
@@ -139,15 +140,15 @@ def test_feed_lists_the_sent_papers_in_valid_atom(env):
     with db.session() as s:  # as if it went out yesterday, so today's period can have its own edition
         d = s.query(Delivery).one()
         d.period, d.planned_at, d.window_end = "2000-01-01", d.planned_at - timedelta(days=1), datetime.now(UTC)
-    pipeline.plan(db, settings, now=datetime.now(UTC) + timedelta(hours=2))
-    assert pipeline.send(db, settings).sent == 1
+    planning.plan(db, settings, now=datetime.now(UTC) + timedelta(hours=2))
+    assert sending.send(db, settings).sent == 1
     again = feedparser.parse(c.get(url).content)
     ids = {e.title: e.id for e in again.entries}
     assert ids[PAPERS[0]] == first.id  # stable across editions
     assert "Graph neural networks at scale" in ids and len(ids) == len(again.entries)
     assert again.entries[0].updated_parsed >= first.updated_parsed  # newest first
     # a second token for the same subscriber names the same feed
-    assert feedparser.parse(c.get(signup.links(settings).feed(sid).removeprefix(BASE)).content).feed.id == parsed.feed.id
+    assert feedparser.parse(c.get(links_for(settings).feed(sid).removeprefix(BASE)).content).feed.id == parsed.feed.id
 
 
 def test_the_same_editions_give_the_same_bytes_at_every_poll(env):
@@ -205,7 +206,7 @@ def test_bad_expired_and_wrong_purpose_feed_tokens(env):
     sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"]).id
     with db.session() as s:
         s.get(SubscriberRow, sid).created_at = datetime.now(UTC) - timedelta(days=6 * 365)
-    lk = signup.links(settings)
+    lk = links_for(settings)
     c = client(settings, db)
     good = lk.feed(sid).removeprefix(BASE)
     assert c.get(good).status_code == 200
@@ -225,7 +226,7 @@ def test_bad_expired_and_wrong_purpose_feed_tokens(env):
 def test_feed_before_any_digest_is_valid_and_empty(env):
     settings, db, _ = env
     sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"]).id
-    r = client(settings, db).get(signup.links(settings).feed(sid).removeprefix(BASE))
+    r = client(settings, db).get(links_for(settings).feed(sid).removeprefix(BASE))
     assert r.status_code == 200
     check_rfc4287(r.content)
     parsed = feedparser.parse(r.content)
@@ -236,7 +237,7 @@ def test_feed_before_any_digest_is_valid_and_empty(env):
 
 
 def prefs(settings, db, sid) -> str:
-    page = client(settings, db).get(signup.links(settings).preferences(sid).removeprefix(BASE))
+    page = client(settings, db).get(links_for(settings).preferences(sid).removeprefix(BASE))
     assert page.status_code == 200
     return page.text
 
@@ -278,7 +279,7 @@ def test_status_nothing_new_and_below_the_bar(env):
     html = prefs(settings, db, sid)
     assert reason_of(html) == "nothing_new" and "No new papers came in" in html
     # bob's topics match none of the new papers: nothing sent, and it says why
-    assert pipeline.plan(db, settings, email="bob@example.org").planned == 0
+    assert planning.plan(db, settings, email="bob@example.org").planned == 0
     html = prefs(settings, db, other)
     assert reason_of(html) == "below_bar" and "none matched your topics closely enough" in html
     assert "None yet" in html  # no digest sent to bob
@@ -289,7 +290,7 @@ def test_status_preparing_when_the_slot_passed_and_papers_wait(env):
     sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"]).id
     slot_passed(db, sid)
     assert reason_of(prefs(settings, db, sid)) == "preparing"
-    assert pipeline.due_at(db, datetime.now(UTC), email="ada@example.org")[0]["due"]  # `digest due` agrees
+    assert planning.due_at(db, datetime.now(UTC), email="ada@example.org")[0]["due"]  # `digest due` agrees
 
 
 def test_status_paused(env):
@@ -300,7 +301,7 @@ def test_status_paused(env):
     subscribers.pause(db, sid, 2, now)
     html = prefs(settings, db, sid)
     assert reason_of(html) == "paused" and "paused until" in html
-    view = pipeline.delivery_status(db, settings, sid)
+    view = pages.delivery_status(db, settings, sid)
     assert view.status.next_at > now + timedelta(days=13)  # the next slot is after the pause
 
 
@@ -309,8 +310,8 @@ def test_status_bounced_after_a_real_550(env):
     sid = subscribers.add(db, "gone@example.org", topics=["graph neural networks"]).id
     slot_passed(db, sid)
     sink.handler.faults.reject.add("gone@example.org")
-    pipeline.plan(db, settings)
-    assert pipeline.send(db, settings).failed == 1
+    planning.plan(db, settings)
+    assert sending.send(db, settings).failed == 1
     html = prefs(settings, db, sid)
     assert reason_of(html) == "bounced" and "refused our digests" in html
     with db.session() as s:

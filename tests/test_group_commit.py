@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from digest.delivery.sender import GroupCommit
+from digest.delivery.recording import GroupCommit
 
 
 def test_threads_arriving_together_share_a_write_and_each_waits_for_its_own():

@@ -19,12 +19,12 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from test_scheduler import quiet_zones, start_scheduler, stop, wait_for, wait_started, write_config
 
-from digest import pipeline
 from digest.config import bundled_listings
 from digest.mail.sink import SmtpSink, free_port
 from digest.scheduler import Runner
 from digest.store.models import Paper
 from digest.subscriptions import subscribers
+from digest.usecases import ingesting, monitoring, planning, sending
 from digest.web.app import create_app
 
 TITLES = ["Graph neural networks for molecule property prediction", "Graph neural networks meet language models",
@@ -87,10 +87,10 @@ def test_serve_metrics_move_after_a_real_send_and_ingest(db, settings_for, sink)
         assert value(before, "digest_deliveries", state="sent") == 0  # every state is there, at 0
         assert value(before, "digest_subscribers", status="active") == 3
 
-        pipeline.plan(db, settings)
-        report = pipeline.send(db, settings)
+        planning.plan(db, settings)
+        report = sending.send(db, settings)
         assert (report.sent, report.failed) == (2, 1) and len(sink.messages) == 2
-        ingested = pipeline.ingest(db, settings)
+        ingested = ingesting.ingest(db, settings)
         after = scrape(base + "/metrics")
 
     def moved(name: str, **labels) -> float:
@@ -139,10 +139,10 @@ def test_sending_processes_are_counted_in_the_parent(db, settings_for, sink):
     add_papers(db)
     for i in range(6):
         subscribers.add(db, f"reader{i}@example.org", topics=["graph neural networks"])
-    registry = pipeline.metrics_registry(db, settings)
+    registry = monitoring.metrics_registry(db, settings)
     before = registry.get_sample_value("digest_messages_sent_total", {"transport": "smtp"}) or 0
-    pipeline.plan(db, settings)
-    report = pipeline.send(db, settings)
+    planning.plan(db, settings)
+    report = sending.send(db, settings)
     assert report.sent == 6 == len(sink.messages)
     assert registry.get_sample_value("digest_messages_sent_total", {"transport": "smtp"}) - before == 6
     assert registry.get_sample_value("digest_deliveries", {"state": "sent"}) == 6

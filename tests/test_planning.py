@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from digest.pipeline import ingest, plan
 from digest.store.models import Delivery, DeliveryItem
 from digest.subscriptions import subscribers
+from digest.usecases.ingesting import ingest
+from digest.usecases.planning import plan
 
 PHRASES = ["large language models", "diffusion models", "graph neural networks", "reinforcement learning",
            "video generation", "reasoning", "image generation", "federated learning", "robotics", "speech",

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from test_schedule import TRANSITIONS, at, local
 
 from digest.cli import main
-from digest.pipeline import plan
 from digest.store.models import Delivery, DeliveryItem, Paper
 from digest.subscriptions import subscribers
+from digest.usecases.planning import plan
 from tests import factories
 
 TOPIC = "graph neural networks"

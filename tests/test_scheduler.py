@@ -26,12 +26,12 @@ from digest.cli import main
 from digest.config import ConfigError
 from digest.delivery import ledger
 from digest.mail.sink import Faults, SmtpSink
-from digest.pipeline import due_at
 from digest.records import DAY_NAMES, Edition
 from digest.scheduler import Runner, triggers
 from digest.store.db import Database
 from digest.store.models import Delivery, JobRun, JobState, Subscriber
 from digest.subscriptions import subscribers
+from digest.usecases.planning import due_at
 
 HF_FIXTURE = Path(__file__).parent / "fixtures" / "hf_daily_papers_2024-10-25.json"
 NOON = datetime(2024, 6, 5, 12, tzinfo=UTC)  # a Wednesday

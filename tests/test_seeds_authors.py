@@ -20,7 +20,6 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from digest import pipeline
 from digest.cli import main
 from digest.ranking import rank
 from digest.ranking.authors import AuthorIndex, name_key, same_author
@@ -28,8 +27,10 @@ from digest.records import Listing, Paper, Profile
 from digest.store import papers as paper_store
 from digest.store.models import Feedback
 from digest.store.models import Paper as PaperRow
-from digest.subscriptions import seeds, signup, subscribers
+from digest.subscriptions import seeds, subscriber_csv, subscribers
+from digest.subscriptions.links import links_for
 from digest.subscriptions.subscribers import SubscriberError
+from digest.usecases import planning
 from digest.web.app import create_app
 from tests.factories import all_rows
 
@@ -281,7 +282,7 @@ def test_seed_from_bibtex_then_plan(db, settings_for, tmp_path):
     assert len(all_rows(db, Feedback)) == 2
 
     settings = settings_for(db.url, digest={"ranker": "lexical", "trending_items": 0})
-    plan = pipeline.plan(db, settings, dry_run=True)
+    plan = planning.plan(db, settings, dry_run=True)
     by = {e.email: e for e in plan.editions}
     ada = [plan.papers[p.paper_id].title for p in by["ada@example.org"].picks]
     assert set(ada) == set(DIFFUSION[2:5]), ada  # the diffusion papers, and only those
@@ -371,7 +372,7 @@ def test_follow_from_the_cli_and_the_digest_explains_it(db, settings_for, tmp_pa
     r = cli(settings_for, db, tmp_path, "subscribers", "follow", "ada@example.org", "Bengio, Yoshua")
     assert r.output.strip() == "ada@example.org follows Yann LeCun; Bengio, Yoshua"
     settings = settings_for(db.url, digest={"ranker": "lexical"})
-    plan = pipeline.plan(db, settings, dry_run=True)
+    plan = planning.plan(db, settings, dry_run=True)
     (e,) = plan.editions
     first = e.picks[0]
     assert plan.papers[first.paper_id].authors == ["Y. LeCun"] and first.why == "By Y. LeCun, whom you follow"
@@ -392,7 +393,7 @@ BASE = "http://testserver"
 def test_preferences_page_follows_authors_and_takes_a_seed_file(db, settings_for):
     settings = settings_for(db.url, web={"base_url": BASE})
     sid = subscribers.add(db, "ada@example.org", topics=["diffusion"]).id
-    url = signup.links(settings).preferences(sid).removeprefix(BASE)
+    url = links_for(settings).preferences(sid).removeprefix(BASE)
     c = TestClient(create_app(settings, db), base_url=BASE, follow_redirects=False)
     page = c.get(url)
     token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
@@ -459,18 +460,18 @@ def test_csv_export_and_import_carry_followed_authors(db):
 
     subscribers.add(db, "ada@example.org", topics=["diffusion"], authors=["LeCun, Yann", "Léon Bottou"])
     out = io.StringIO()
-    subscribers.export_csv(db, out)
+    subscriber_csv.export_csv(db, out)
     assert "LeCun, Yann; Léon Bottou" in out.getvalue()
     subscribers.remove(db, "ada@example.org")
-    assert subscribers.import_csv(db, io.StringIO(out.getvalue()))[:2] == (1, 0)
+    assert subscriber_csv.import_csv(db, io.StringIO(out.getvalue()))[:2] == (1, 0)
     assert subscribers.get(db, "ada@example.org").authors == ("LeCun, Yann", "Léon Bottou")
     # a file without the column keeps them; one with it replaces them
-    assert subscribers.import_csv(db, io.StringIO("email,topics\nada@example.org,privacy\n"))[:2] == (0, 1)
+    assert subscriber_csv.import_csv(db, io.StringIO("email,topics\nada@example.org,privacy\n"))[:2] == (0, 1)
     assert subscribers.get(db, "ada@example.org").authors == ("LeCun, Yann", "Léon Bottou")
-    subscribers.import_csv(db, io.StringIO("email,authors\nada@example.org,Y. Bengio\n"))
+    subscriber_csv.import_csv(db, io.StringIO("email,authors\nada@example.org,Y. Bengio\n"))
     v = subscribers.get(db, "ada@example.org")
     assert (v.topics, v.authors) == (("privacy",), ("Y. Bengio",))
-    added, _, errors = subscribers.import_csv(db, io.StringIO("email,authors\nbob@example.org,42\n"))
+    added, _, errors = subscriber_csv.import_csv(db, io.StringIO("email,authors\nbob@example.org,42\n"))
     assert added == 0 and errors == ["line 2, column authors: author '42' has no letters"]
 
 

@@ -11,11 +11,11 @@ import subprocess
 
 import pytest
 
-from digest import pipeline
 from digest.delivery.sender import send
 from digest.mail.sink import SmtpSink
 from digest.sources.ingest import ingest
 from digest.subscriptions import subscribers
+from digest.usecases import planning
 from tests.factories import mail_settings
 
 HAVE_SA = shutil.which("spamassassin") is not None
@@ -37,7 +37,7 @@ def test_a_real_digest_scores_low(db, settings_for):
         settings = mail_settings(settings_for, db, sink)
         ingest(db, settings)  # the bundled sample listings
         subscribers.add(db, "ada@example.org", name="Ada Lovelace", topics=["large language models", "reasoning"])
-        assert pipeline.plan(db, settings).planned == 1
+        assert planning.plan(db, settings).planned == 1
         assert send(db, settings).sent == 1
         raw = sink.messages[0].data
     score, rules = spamassassin(raw)

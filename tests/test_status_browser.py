@@ -16,12 +16,13 @@ from test_e2e_browser import ARTIFACTS, CHROME, DRIVER, Browser
 from test_feed_status import PAPERS, add_papers
 from test_metrics import served
 
-from digest import pipeline
 from digest.config import from_dict
 from digest.mail.sink import SmtpSink
 from digest.store.models import Delivery
 from digest.store.models import Subscriber as SubscriberRow
-from digest.subscriptions import signup, subscribers
+from digest.subscriptions import subscribers
+from digest.subscriptions.links import links_for
+from digest.usecases import pages, planning, sending
 from digest.web.app import create_app
 
 pytestmark = [
@@ -43,8 +44,8 @@ def test_delivery_status_says_why_nothing_came(db, tmp_path):
                               hour=max(0, datetime.now(zone).hour - 1)).id
         with db.session() as s:
             s.get(SubscriberRow, sid).created_at = datetime.now(UTC) - timedelta(days=3)
-        pipeline.plan(db, settings)
-        assert pipeline.send(db, settings).sent == 1 and len(sink.messages) == 1
+        planning.plan(db, settings)
+        assert sending.send(db, settings).sent == 1 and len(sink.messages) == 1
         yesterday = datetime.now(UTC) - timedelta(days=1)
         with db.session() as s:  # that digest went out yesterday
             d = s.query(Delivery).one()
@@ -52,8 +53,8 @@ def test_delivery_status_says_why_nothing_came(db, tmp_path):
             d.planned_at = d.sent_at = d.window_end = yesterday
         add_papers(db, ["Protein folding with sparse attention", "Weather forecasting at kilometre scale",
                         "Robotic grasping from a single demonstration"], hours_ago=2, prefix="2612")
-        url = signup.links(settings).preferences(sid)
-        assert pipeline.delivery_status(db, settings, sid).status.reason == "below_bar"
+        url = links_for(settings).preferences(sid)
+        assert pages.delivery_status(db, settings, sid).status.reason == "below_bar"
 
     browser = Browser(tmp_path / "chrome")
     try:

@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import main
-from digest.subscriptions import subscribers
+from digest.subscriptions import subscriber_csv, subscribers
 from digest.subscriptions.subscribers import SubscriberError
 
 
@@ -37,16 +37,16 @@ def test_csv_round_trip_and_bad_rows_are_reported(db):
     subscribers.add(db, "ada@example.org", topics=["diffusion models", "video"], timezone="Europe/London")
     subscribers.add(db, "alan@example.org", excludes=["survey"], frequency="weekdays", hour=6)
     buf = io.StringIO()
-    assert subscribers.export_csv(db, buf) == 2
+    assert subscriber_csv.export_csv(db, buf) == 2
     exported = buf.getvalue()
     for email in ("ada@example.org", "alan@example.org"):
         subscribers.remove(db, email)
     bad = exported + "broken-address,,active,,,daily,0,8,UTC,\ngrace@example.org,,active,,,daily,0,8,Nowhere/Land,\n"
-    added, updated, errors = subscribers.import_csv(db, io.StringIO(bad))
+    added, updated, errors = subscriber_csv.import_csv(db, io.StringIO(bad))
     assert (added, updated, len(errors)) == (2, 0, 2)
     assert "line 4" in errors[0] and "line 5" in errors[1]
     again = io.StringIO()
-    subscribers.export_csv(db, again)
+    subscriber_csv.export_csv(db, again)
     assert again.getvalue() == exported
 
 
@@ -71,28 +71,28 @@ def test_cli_subscribers_commands(tmp_path):
 def test_an_edition_planned_before_a_pause_is_not_sent(db, settings_for, tmp_path):
     from datetime import UTC, datetime
 
-    from digest import pipeline
     from digest.mail.transport import OutboxTransport
     from digest.sources.ingest import ingest
+    from digest.usecases import planning, sending
 
     settings = settings_for(db.url)
     ingest(db, settings)
     v = subscribers.add(db, "ada@example.org", topics=["diffusion models"])
-    assert pipeline.plan(db, settings).planned == 1
+    assert planning.plan(db, settings).planned == 1
     subscribers.pause(db, v.id, 2, datetime.now(UTC))
     outbox = tmp_path / "outbox"
-    report = pipeline.send(db, settings, transport=OutboxTransport(outbox))
+    report = sending.send(db, settings, transport=OutboxTransport(outbox))
     assert (report.sent, report.suppressed) == (0, 1)
     assert not list(outbox.glob("*.eml"))
 
 
 def test_also_trending_lists_only_upvoted_papers(db, settings_for):
-    from digest import pipeline
     from digest.sources.ingest import ingest
+    from digest.usecases import previewing
 
     settings = settings_for(db.url)  # the bundled sample: HF papers with upvotes, listing pages without
     ingest(db, settings)
-    rendered, _ = pipeline.preview(db, settings, topics=["graph neural networks"])
+    rendered = previewing.preview(db, settings, topics=["graph neural networks"]).rendered
     block = rendered.text.split("Also trending\n-------------\n", 1)[1].split("\n--\n", 1)[0]
     entries = [line for line in block.splitlines() if line.startswith("- ")]
     assert len(entries) == settings.digest.trending_items
@@ -102,7 +102,7 @@ def test_also_trending_lists_only_upvoted_papers(db, settings_for):
 def test_import_leaves_the_columns_a_file_lacks_and_unsubscribes_like_the_web(db, monkeypatch):
     subscribers.add(db, "ada@example.org", name="Ada", topics=["diffusion models"], excludes=["survey"],
                     timezone="Europe/London", hour=7, frequency="weekly", weekday="friday", max_items=5)
-    added, updated, errors = subscribers.import_csv(db, io.StringIO("email\nada@example.org\ngrace@example.org\n"))
+    added, updated, errors = subscriber_csv.import_csv(db, io.StringIO("email\nada@example.org\ngrace@example.org\n"))
     assert (added, updated, errors) == (1, 1, [])
     ada = subscribers.get(db, "ada@example.org")
     assert (ada.name, list(ada.topics), list(ada.excludes), ada.frequency, ada.weekday, ada.hour, ada.timezone,
@@ -110,22 +110,22 @@ def test_import_leaves_the_columns_a_file_lacks_and_unsubscribes_like_the_web(db
     grace = subscribers.get(db, "grace@example.org")  # a new row gets the defaults
     assert (grace.status, grace.frequency, grace.hour, grace.timezone, list(grace.topics)) == ("active", "daily", 8,
                                                                                                "UTC", [])
-    subscribers.import_csv(db, io.StringIO("email,status\nada@example.org,unsubscribed\n"))
+    subscriber_csv.import_csv(db, io.StringIO("email,status\nada@example.org,unsubscribed\n"))
     ada = subscribers.get(db, "ada@example.org")
     assert ada.status == "unsubscribed" and ada.unsubscribed_at is not None and list(ada.topics) == ["diffusion models"]
     assert subscribers.feedback_and_suppression(db, "ada@example.org")["suppressed"] == "unsubscribed"
 
 
 def test_import_writes_in_chunks_and_a_later_row_wins(db, monkeypatch):
-    monkeypatch.setattr(subscribers, "IMPORT_CHUNK", 7)
+    monkeypatch.setattr(subscriber_csv, "IMPORT_CHUNK", 7)
     lines = ["email,topics,hour"] + [f"u{i}@example.org,topic {i % 5};graphs,{i % 24}" for i in range(50)]
     lines += ["u3@example.org,late,23", "not-an-address,x,1"]
-    added, updated, errors = subscribers.import_csv(db, io.StringIO("\n".join(lines) + "\n"))
+    added, updated, errors = subscriber_csv.import_csv(db, io.StringIO("\n".join(lines) + "\n"))
     assert (added, updated, len(errors)) == (50, 0, 1) and "line 53" in errors[0]
     got = {v.email: v for v in subscribers.list_all(db)}
     assert len(got) == 50 and list(got["u3@example.org"].topics) == ["late"] and got["u3@example.org"].hour == 23
     assert list(got["u4@example.org"].topics) == ["topic 4", "graphs"] and got["u4@example.org"].hour == 4
-    assert subscribers.import_csv(db, io.StringIO("\n".join(lines[:20]) + "\n"))[:2] == (0, 19)
+    assert subscriber_csv.import_csv(db, io.StringIO("\n".join(lines[:20]) + "\n"))[:2] == (0, 19)
 
 
 # ---------------------------------------------------------------------- bad input at the door (issue 13)
@@ -149,8 +149,8 @@ def test_cli_refuses_a_zone_that_is_not_iana_in_one_line(tmp_path, zone):
 def test_a_stored_zone_from_before_the_rule_still_loads_plans_and_can_be_fixed(db):
     from datetime import UTC, datetime
 
-    from digest.pipeline import due_at
     from digest.store.models import Subscriber as Row
+    from digest.usecases.planning import due_at
 
     v = subscribers.add(db, "ada@example.org", timezone="UTC")
     with db.session() as s:
@@ -165,7 +165,7 @@ def test_a_stored_zone_from_before_the_rule_still_loads_plans_and_can_be_fixed(d
 def test_non_ascii_local_parts_are_refused_at_add_and_import_but_stored_ones_can_be_found(db):
     with pytest.raises(SubscriberError, match="SMTPUTF8"):
         subscribers.add(db, "jörg@example.org")
-    added, _, errors = subscribers.import_csv(db, io.StringIO("email\njörg@example.org\nana@bücher.de\n"))
+    added, _, errors = subscriber_csv.import_csv(db, io.StringIO("email\njörg@example.org\nana@bücher.de\n"))
     assert added == 1 and len(errors) == 1 and "line 2" in errors[0] and "SMTPUTF8" in errors[0]
     assert subscribers.get(db, "ANA@BÜCHER.DE").email == "ana@bücher.de"
     from digest.store.models import Subscriber as Row
@@ -215,7 +215,7 @@ def test_control_characters_are_cleaned_at_the_door_and_stored_ones_printed_safe
 ])
 def test_csv_fields_take_the_same_validators_and_name_row_and_column(db, row, column, match):
     src = "email,hour,timezone,max_items,weekday,frequency\ngrace@example.org,7\n" + row + "\n"
-    added, _, errors = subscribers.import_csv(db, io.StringIO(src))
+    added, _, errors = subscriber_csv.import_csv(db, io.StringIO(src))
     assert added == 1 and len(errors) == 1, errors
     assert errors[0].startswith(f"line 3, column {column}: ") and match in errors[0], errors[0]
     assert "invalid literal" not in errors[0]

@@ -15,13 +15,14 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from digest import pipeline
 from digest.cli import main
 from digest.mail.sink import SmtpSink
 from digest.store import subscribers as subscriber_store
 from digest.store.models import Delivery, Feedback, Paper, Subscriber, Suppression
 from digest.subscriptions import signup, subscribers, tokens, topics
+from digest.subscriptions.links import links_for
 from digest.subscriptions.unsubscribes import process_maildir, process_mbox
+from digest.usecases import planning, sending
 from digest.web.app import create_app
 
 BASE = "http://testserver"
@@ -166,7 +167,7 @@ def test_forged_expired_and_cross_purpose_tokens_get_a_plain_400(env):
     sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"]).id
     with db.session() as s:  # a long-standing subscriber, so old links are theirs
         s.get(Subscriber, sid).created_at = datetime.now(UTC) - timedelta(days=6 * 365)
-    lk = signup.links(settings)
+    lk = links_for(settings)
     c = client(settings, db)
     manage = lk.preferences(sid).removeprefix(BASE)
     forged = manage[:-3] + ("aaa" if not manage.endswith("aaa") else "bbb")
@@ -206,7 +207,7 @@ def test_forms_need_a_csrf_token_from_this_site(env):
     assert fresh.post("/subscribe", data={**form, "csrf": token}).status_code == 403
     assert sink.messages == [] and "Traceback" not in c.post("/subscribe", data=form).text
 
-    prefs = signup.links(settings).preferences(sid).removeprefix(BASE)
+    prefs = links_for(settings).preferences(sid).removeprefix(BASE)
     r = c.post(prefs, data={"topics": "hijacked", "frequency": "daily", "hour": "8", "timezone": "UTC"})
     assert r.status_code == 403 and subscribers.get_by_id(db, sid).topics == ("graph neural networks",)
     assert c.post(prefs + "/pause", data={"weeks": "4"}).status_code == 403
@@ -279,10 +280,10 @@ def test_input_limits_and_escaping(env):
 
 def test_one_click_unsubscribe_rfc8058(env):
     settings, db, _ = env
-    lk = signup.links(settings)
+    lk = links_for(settings)
     a = subscribers.add(db, "a@example.org", topics=["graph neural networks"]).id
     b = subscribers.add(db, "b@example.org", topics=["graph neural networks"]).id
-    pipeline.plan(db, settings)  # both have an edition waiting in the ledger
+    planning.plan(db, settings)  # both have an edition waiting in the ledger
     c = TestClient(create_app(settings, db), base_url=BASE, follow_redirects=False, cookies=None)
 
     page = c.get(lk.unsubscribe(a).removeprefix(BASE))  # GET only asks
@@ -299,9 +300,9 @@ def test_one_click_unsubscribe_rfc8058(env):
             assert s.get(Suppression, email).reason == "unsubscribed"
     assert c.post(lk.unsubscribe(a).removeprefix(BASE), data={"List-Unsubscribe": "One-Click"}).status_code == 200
 
-    report = pipeline.send(db, settings)  # the editions planned before are not sent
+    report = sending.send(db, settings)  # the editions planned before are not sent
     assert report.sent == 0 and report.suppressed == 2
-    assert pipeline.plan(db, settings, now=datetime.now(UTC) + timedelta(days=2)).planned == 0
+    assert planning.plan(db, settings, now=datetime.now(UTC) + timedelta(days=2)).planned == 0
 
 
 def httpx_multipart(c: TestClient, url: str):
@@ -315,7 +316,7 @@ def test_resubscribe_needs_a_fresh_confirmation(env):
     first = link_in(sink.messages[-1].message, "confirm")
     c.post(first, data={"csrf": csrf_of(c.get(first).text)})
     sid = subscribers.get(db, "ada@example.org").id
-    c.post(signup.links(settings).unsubscribe(sid).removeprefix(BASE), data={"List-Unsubscribe": "One-Click"})
+    c.post(links_for(settings).unsubscribe(sid).removeprefix(BASE), data={"List-Unsubscribe": "One-Click"})
     assert status_of(db, "ada@example.org") == "unsubscribed"
     time.sleep(0.01)
 
@@ -324,7 +325,7 @@ def test_resubscribe_needs_a_fresh_confirmation(env):
     assert r.status_code == 200
     second = link_in(sink.messages[-1].message, "confirm")  # a fresh confirmation, not a manage link
     assert second != first and status_of(db, "ada@example.org") == "unsubscribed"
-    assert pipeline.plan(db, settings, dry_run=True).editions == []
+    assert planning.plan(db, settings, dry_run=True).editions == []
     c.post(second, data={"csrf": csrf_of(c.get(second).text)})
     assert status_of(db, "ada@example.org") == "active"
     with db.session() as s:
@@ -338,9 +339,9 @@ def test_resubscribe_needs_a_fresh_confirmation(env):
 def test_preferences_edit_pause_resume(env):
     settings, db, sink = env
     sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"]).id
-    pipeline.plan(db, settings)
-    assert pipeline.send(db, settings).sent == 1
-    url = signup.links(settings).preferences(sid).removeprefix(BASE)
+    planning.plan(db, settings)
+    assert sending.send(db, settings).sent == 1
+    url = links_for(settings).preferences(sid).removeprefix(BASE)
     c = client(settings, db)
     page = c.get(url)
     assert page.status_code == 200 and "Recently sent" in page.text
@@ -365,7 +366,7 @@ def test_preferences_edit_pause_resume(env):
     v = subscribers.get_by_id(db, sid)
     assert v.status == "paused" and v.paused_until > datetime.now(UTC) + timedelta(days=13)
     assert "Paused until" in c.get(url).text
-    assert pipeline.plan(db, settings, dry_run=True, now=datetime.now(UTC) + timedelta(days=7)).editions == []
+    assert planning.plan(db, settings, dry_run=True, now=datetime.now(UTC) + timedelta(days=7)).editions == []
     assert c.post(url + "/resume", data={"csrf": token}).status_code == 303
     assert subscribers.get_by_id(db, sid).status == "active"
     assert c.post(url + "/delete", data={"csrf": token}).status_code == 404
@@ -379,7 +380,7 @@ def test_feedback_get_asks_post_records(env):
     sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"]).id
     with db.session() as s:
         pid = s.scalar(select(Paper.id).where(Paper.title == PAPERS[0]))
-    lk = signup.links(settings)
+    lk = links_for(settings)
     c = client(settings, db)
     more = lk.feedback(sid, pid, 1).removeprefix(BASE)
     page = c.get(more)
@@ -416,7 +417,7 @@ def test_preferences_list_feedback_and_undo_one(env):
     other = subscribers.add(db, "bob@example.org", topics=["diffusion"]).id
     with db.session() as s:
         ids = {t: s.scalar(select(Paper.id).where(Paper.title == t)) for t in PAPERS}
-    lk = signup.links(settings)
+    lk = links_for(settings)
     c = client(settings, db)
     for who, title, vote in ((sid, PAPERS[0], 1), (sid, PAPERS[3], 1), (sid, PAPERS[1], -1), (other, PAPERS[2], 1)):
         link = lk.feedback(who, ids[title], vote).removeprefix(BASE)  # the digest's links, no login
@@ -450,8 +451,8 @@ def test_archive_shows_the_sent_edition_to_its_owner_only(env):
     sink.messages.clear()
     a = subscribers.add(db, "a@example.org", topics=["graph neural networks"]).id
     subscribers.add(db, "b@example.org", topics=["diffusion models"])
-    pipeline.plan(db, settings)
-    assert pipeline.send(db, settings).sent == 2
+    planning.plan(db, settings)
+    assert sending.send(db, settings).sent == 2
     mail_a = next(m.message for m in sink.messages if m.recipients == ["a@example.org"])
     url = link_in(mail_a, "archive")
     c = client(settings, db)
@@ -459,7 +460,7 @@ def test_archive_shows_the_sent_edition_to_its_owner_only(env):
     assert r.status_code == 200 and PAPERS[0] in r.text and "script-src" not in r.headers["content-security-policy"]
     with db.session() as s:
         other = s.scalar(select(Delivery.id).where(Delivery.email == "b@example.org"))
-    assert c.get(signup.links(settings).archive(a, other).removeprefix(BASE)).status_code == 404
+    assert c.get(links_for(settings).archive(a, other).removeprefix(BASE)).status_code == 404
 
 
 # ---------------------------------------------------------------------------- health and errors
@@ -541,7 +542,7 @@ def test_subscriber_row_is_never_made_active_by_subscribe(env):
     subscribe(c, "eve@example.org")
     with db.session() as s:
         assert s.scalar(select(Subscriber.status).where(Subscriber.email == "eve@example.org")) == "pending"
-    assert pipeline.plan(db, settings, dry_run=True).editions == []
+    assert planning.plan(db, settings, dry_run=True).editions == []
 
 
 def test_links_of_a_deleted_subscriber_do_not_reach_a_new_one_with_the_same_id(env):
@@ -576,7 +577,7 @@ def test_a_time_zone_is_an_iana_name_or_one_clear_line(env, zone):
     r = subscribe(c, "new@example.org", timezone=zone)
     assert r.status_code == 400 and "unknown time zone" in r.text, r.status_code
     assert repr(zone[:40]).strip("'")[:20] in r.text.replace("&#39;", "'")
-    url = signup.links(settings).preferences(sid).removeprefix(BASE)
+    url = links_for(settings).preferences(sid).removeprefix(BASE)
     form = {"csrf": csrf_of(c.get(url).text), "topics": "x", "frequency": "daily", "hour": "8", "timezone": zone}
     r = c.post(url, data=form)
     assert r.status_code == 400 and "unknown time zone" in r.text
@@ -615,7 +616,7 @@ def test_free_text_from_the_form_is_cleaned_at_the_door(env):
     assert r.status_code == 200
     assert subscribers.get(db, "ada@example.org").topics == ("red", "graph neural networks")
     sid = subscribers.get(db, "ada@example.org").id
-    url = signup.links(settings).preferences(sid).removeprefix(BASE)
+    url = links_for(settings).preferences(sid).removeprefix(BASE)
     form = {"csrf": csrf_of(c.get(url).text), "topics": "\x1b]0;pwned\x07privacy", "excludes": "sur\x00vey",
             "frequency": "daily", "hour": "8", "timezone": "UTC"}
     assert c.post(url, data=form).status_code == 303

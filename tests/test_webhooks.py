@@ -4,7 +4,7 @@ A real HTTP server on loopback (tests/httpreplay.py) receives the posts, checks 
 the limits the services document, and plays the faults: 429 with Retry-After, 503 with an HTTP date,
 500, 400, a timeout. Real SQLite and PostgreSQL.
 
-The documented limits, as checked here (independently of digest/render/webhook.py):
+The documented limits, as checked here (independently of digest/delivery/channels/):
 - Slack Block Kit: at most 50 blocks per message; a section's text object at most 3,000 characters.
 - Discord Execute Webhook: `content` at most 2,000 characters; at most 10 embeds; an embed's title at
   most 256 and description at most 4,096 characters; all embeds together at most 6,000 characters.
@@ -29,10 +29,12 @@ from sqlalchemy import text
 
 from digest.cli import main as cli
 from digest.delivery import sender
+from digest.delivery.channels.discord import discord
+from digest.delivery.channels.generic import generic
+from digest.delivery.channels.slack import slack
 from digest.mail.webhook import Sealer, WebhookError, check_url, identity, redact, retry_after
 from digest.records import DeliveryStatus
 from digest.render import DigestContent, Entry
-from digest.render import webhook as payloads
 from digest.store.models import Bounce, Delivery, Suppression
 from digest.store.models import Subscriber as SubscriberRow
 from digest.subscriptions import subscribers, tokens
@@ -142,7 +144,7 @@ def content(n: int, title: str = "Paper {i}", why: str = "Matches “diffusion m
 
 
 def test_slack_payload_one_section_per_pick_with_its_why_line():
-    body = payloads.slack(content(3))
+    body = slack(content(3))
     assert slack_problem(body) is None
     texts = [b["text"]["text"] for b in body["blocks"] if b["type"] == "section"]
     picks = [t for t in texts if t.startswith("*1.") or t.startswith("*2.") or t.startswith("*3.")]
@@ -155,7 +157,7 @@ def test_slack_payload_one_section_per_pick_with_its_why_line():
 @pytest.mark.parametrize("n", [1, 10, 47, 48, 100])
 def test_slack_payload_keeps_the_documented_limits_and_counts_what_did_not_fit(n):
     long = "Ünïcødé 🧪 title that goes on " * 12 + "{i}"
-    body = payloads.slack(content(n, title=long, excerpt="Long abstract. " * 400, trending=10))
+    body = slack(content(n, title=long, excerpt="Long abstract. " * 400, trending=10))
     assert slack_problem(body) is None
     shown = sum(t["text"]["text"].count("\n_Matches") for t in body["blocks"] if t["type"] == "section")
     more = [b["text"]["text"] for b in body["blocks"] if b["type"] == "section" and b["text"]["text"].startswith("…and")]
@@ -164,17 +166,17 @@ def test_slack_payload_keeps_the_documented_limits_and_counts_what_did_not_fit(n
 
 
 def test_untrusted_titles_cannot_mention_or_format():
-    body = payloads.slack(content(1, title="<!channel> & <https://evil.example|click> *bold*"))
+    body = slack(content(1, title="<!channel> & <https://evil.example|click> *bold*"))
     sections = " ".join(b["text"]["text"] for b in body["blocks"] if b["type"] == "section")
     assert "<!channel>" not in sections and "&lt;!channel&gt; &amp; &lt;https://evil.example" in sections
-    d = payloads.discord(content(1, title="@everyone [x](https://evil.example) **b**",
+    d = discord(content(1, title="@everyone [x](https://evil.example) **b**",
                                  why="see [here](https://evil.example)"))
     assert d["allowed_mentions"] == {"parse": []}
     assert "[here](https://evil.example)" not in json.dumps(d) and r"\[here\]\(https://evil.example\)" in d["embeds"][1]["description"]
 
 
 def test_discord_payload_one_embed_per_pick():
-    body = payloads.discord(content(3))
+    body = discord(content(3))
     assert discord_problem(body) is None
     assert [e["title"] for e in body["embeds"][1:4]] == ["1. Paper 1", "2. Paper 2", "3. Paper 3"]
     assert body["embeds"][1]["url"] == "https://arxiv.org/abs/2611.00001"
@@ -184,7 +186,7 @@ def test_discord_payload_one_embed_per_pick():
 
 @pytest.mark.parametrize("n", [1, 8, 9, 20, 100])
 def test_discord_payload_keeps_the_documented_limits(n):
-    body = payloads.discord(content(n, title="Ünïcødé 🧪 title " * 30 + "{i}", excerpt="Long abstract. " * 400,
+    body = discord(content(n, title="Ünïcødé 🧪 title " * 30 + "{i}", excerpt="Long abstract. " * 400,
                                     trending=10))
     assert discord_problem(body) is None
     text = json.dumps(body, ensure_ascii=False)
@@ -192,7 +194,7 @@ def test_discord_payload_keeps_the_documented_limits(n):
 
 
 def test_generic_payload_is_the_documented_json():
-    body = payloads.generic(content(2, trending=1), "<1.2026-12-01@example.org>")
+    body = generic(content(2, trending=1), "<1.2026-12-01@example.org>")
     assert body["version"] == 1 and body["id"] == "<1.2026-12-01@example.org>"
     assert [p["title"] for p in body["picks"]] == ["Paper 1", "Paper 2"]
     assert body["picks"][0] == {"rank": 1, "title": "Paper 1", "url": "https://arxiv.org/abs/2611.00001",

@@ -1,4 +1,4 @@
-"""The admin CLI: `digest COMMAND`. Each command is a thin shell over the pipeline functions."""
+"""The admin CLI: `digest COMMAND`. Each command is a thin shell over the use cases (digest.usecases)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from pathlib import Path
 import click
 
 from digest import config as config_mod
-from digest import pipeline
 from digest.cli.cadence import BEST_OF_WEEK_HELP, MIN_PAPERS_HELP, cadence_line, subscribers_update
 from digest.cli.profile import follow_command, seed_command, unfollow_command
 from digest.cli.ranking import eval_command, rank_command
 from digest.records import FREQUENCIES, SubscriberStatus
-from digest.subscriptions import subscribers
-from digest.subscriptions.subscribers import SubscriberError
+from digest.subscriptions import subscriber_csv, subscribers
+from digest.subscriptions.profile import ProfileChange
+from digest.subscriptions.rules import SubscriberError
+from digest.usecases import housekeeping, ingesting, planning, previewing, sending, setup
+from digest.usecases import status as admin_status
+from digest.usecases.sending import PassReport
+from digest.usecases.setup import Database, Schema, SchemaError, SchemaState
 
 
 class Ctx:
@@ -27,33 +31,33 @@ class Ctx:
     def __init__(self, config_path: str | None):
         self.config_path = config_path
         self._settings: config_mod.Settings | None = None
-        self._db: pipeline.Database | None = None
-        self.found: pipeline.SchemaState | None = None  # the schema the database had when opened
+        self._db: Database | None = None
+        self.found: SchemaState | None = None  # the schema the database had when opened
 
     @property
     def settings(self) -> config_mod.Settings:
         if self._settings is None:
-            self._settings = pipeline.load_settings(self.config_path)
+            self._settings = setup.load_settings(self.config_path)
         return self._settings
 
-    def database(self, schema: pipeline.Schema) -> pipeline.Database:
+    def database(self, schema: Schema) -> Database:
         if self._db is None:
-            self._db, self.found = pipeline.open_database(self.settings, schema)
+            self._db, self.found = setup.open_database(self.settings, schema)
         return self._db
 
     @property
-    def db(self) -> pipeline.Database:
+    def db(self) -> Database:
         """For writing commands: a fresh database gets the schema; any other must be current."""
         return self.database("create")
 
     @property
-    def read_db(self) -> pipeline.Database:
+    def read_db(self) -> Database:
         """For reading commands: the database must be at the current schema; nothing is created."""
         return self.database("check")
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
-USER_ERRORS = (config_mod.ConfigError, pipeline.SchemaError, SubscriberError, LookupError, ValueError, OSError)
+USER_ERRORS = (config_mod.ConfigError, SchemaError, SubscriberError, LookupError, ValueError, OSError)
 
 
 def friendly(fn):
@@ -137,7 +141,7 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
 
     Example: digest ingest --source hf_daily --since 2024-10-20
     """
-    report = pipeline.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
+    report = ingesting.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
     rows = [vars(r) for r in report.sources]
     if as_json:
         echo_json({"sources": rows, "embedded": report.embedded, "notes": report.notes})
@@ -163,7 +167,7 @@ def _print_ingest(rows: list[dict]) -> None:
 @pass_ctx
 def sources(ctx: Ctx, as_json: bool) -> None:
     """List the configured sources: last success, last error, watermark and totals."""
-    rows = pipeline.source_status(ctx.read_db, ctx.settings)
+    rows = ingesting.source_status(ctx.read_db, ctx.settings)
     if as_json:
         echo_json(rows)
         return
@@ -188,7 +192,7 @@ def subscribers_group() -> None:
 @click.option("--webhook", metavar="URL", help="A team channel instead of an inbox: its incoming-webhook URL "
               "(kept secret: stored sealed, shown redacted); '-' reads it from standard input, out of "
               "the shell history and `ps`.")
-@click.option("--kind", type=click.Choice(subscribers.WEBHOOK_KINDS), help="The webhook's service, with --webhook.")
+@click.option("--kind", type=click.Choice(subscribers.webhook_kinds()), help="The webhook's service, with --webhook.")
 @click.option("--topic", "topics", multiple=True, help="A topic phrase; repeat for more.")
 @click.option("--exclude", "excludes", multiple=True, help="Leave out papers matching this phrase.")
 @click.option("--frequency", type=click.Choice(FREQUENCIES), default="daily", show_default=True)
@@ -211,19 +215,19 @@ def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str 
         raise click.UsageError("give an EMAIL address or --webhook URL (one of them)")
     if (webhook is None) != (kind is None):
         raise click.UsageError("--webhook and --kind go together")
-    profile = dict(topics=topics, excludes=excludes, frequency=frequency, weekday=weekday, timezone=timezone,
-                   hour=hour, max_items=max_items, name=name, authors=authors, min_papers=min_papers,
-                   best_of_week=best_of_week)
+    profile = ProfileChange(topics=topics, excludes=excludes, frequency=frequency, weekday=weekday,
+                            timezone=timezone, hour=hour, max_items=max_items, name=name, authors=authors,
+                            min_papers=min_papers, best_of_week=best_of_week)
     if webhook == "-":
         webhook = sys.stdin.readline().strip()
     if webhook is not None:
-        v = subscribers.add_webhook(ctx.db, ctx.settings.secret(), webhook, kind, **profile)
+        v = subscribers.add_webhook(ctx.db, ctx.settings.secret(), webhook, kind, profile)
     else:
-        v = subscribers.add(ctx.db, email, **profile)
+        v = subscribers.add(ctx.db, email, profile)
     if v.min_papers or v.best_of_week:
         click.echo(f"added {cadence_line(v)} ({len(v.topics)} topics)")
     else:
-        who = f"{v.email} {v.webhook}" if v.by_webhook else v.email
+        who = f"{v.email} {v.webhook}" if v.webhook else v.email
         click.echo(f"added {who} ({len(v.topics)} topics, {v.frequency} at {v.hour:02d}:00 {v.timezone})")
 
 
@@ -238,7 +242,7 @@ def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
         echo_json([r.as_dict() for r in rows])
         return
     for r in rows:
-        where = f"  [{r.webhook}]" if r.by_webhook else ""
+        where = f"  [{r.webhook}]" if r.webhook else ""
         click.echo(f"{printable(r.email):<36} {r.status:<12} {r.frequency:<8} {r.hour:02d}:00 "
                    f"{printable(r.timezone):<20} {printable('; '.join(r.topics)) or '(trending)'}{where}")
     click.echo(f"{len(rows)} subscriber{'s' if len(rows) != 1 else ''}")
@@ -250,7 +254,7 @@ def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
 @pass_ctx
 def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
     """Show one subscriber: profile, recent deliveries, feedback."""
-    data = pipeline.subscriber_profile(ctx.read_db, email)
+    data = admin_status.subscriber_profile(ctx.read_db, email)
     if as_json:
         echo_json(data)
         return
@@ -279,7 +283,7 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
 def subscribers_remove(ctx: Ctx, email: str) -> None:
     """Delete a subscriber and their history."""
     gone = subscribers.remove(ctx.db, email)
-    click.echo(f"removed {gone.email} {gone.webhook}" if gone.by_webhook else f"removed {email}")
+    click.echo(f"removed {gone.email} {gone.webhook}" if gone.webhook else f"removed {email}")
 
 
 @subscribers_group.command("import")
@@ -287,7 +291,7 @@ def subscribers_remove(ctx: Ctx, email: str) -> None:
 @pass_ctx
 def subscribers_import(ctx: Ctx, csv_file) -> None:
     """Add or update subscribers from a CSV file (the layout `export` writes; topics split by ';')."""
-    added, updated, errors = subscribers.import_csv(ctx.db, csv_file)
+    added, updated, errors = subscriber_csv.import_csv(ctx.db, csv_file)
     for e in errors:
         click.echo(f"skipped {e}", err=True)
     click.echo(f"added {added}, updated {updated}, skipped {len(errors)}")
@@ -300,7 +304,7 @@ def subscribers_import(ctx: Ctx, csv_file) -> None:
 @pass_ctx
 def subscribers_export(ctx: Ctx, csv_file) -> None:
     """Write all subscribers as CSV (to a file, or standard output)."""
-    n = subscribers.export_csv(ctx.read_db, csv_file)
+    n = subscriber_csv.export_csv(ctx.read_db, csv_file)
     if csv_file is not sys.stdout and getattr(csv_file, "name", "-") != "<stdout>":
         click.echo(f"exported {n} subscribers", err=True)
 
@@ -325,13 +329,13 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     """
     if not email and not topics:
         raise click.UsageError("give --subscriber EMAIL or at least one --topic")
-    channel = email is not None and subscribers.is_channel(email)
-    if fmt in ("eml", "json") and (fmt == "json") != channel:
+    shown = previewing.preview(ctx.read_db, ctx.settings, email=subscribers.key(email) if email else None,
+                               topics=topics, excludes=excludes)
+    if fmt in ("eml", "json") and fmt != shown.media:
         raise click.UsageError("--format json is for a team channel (--subscriber KIND:HASH), eml for an inbox")
-    rendered, message = pipeline.preview(ctx.read_db, ctx.settings, email=subscribers.key(email) if email else None,
-                                         topics=topics, excludes=excludes)
-    body = {"html": rendered.html, "text": rendered.text, "eml": message.decode("utf-8"),
-            "json": message.decode("utf-8")}[fmt]
+    rendered = shown.rendered
+    body = {"html": rendered.html, "text": rendered.text, "eml": shown.data.decode("utf-8"),
+            "json": shown.data.decode("utf-8")}[fmt]
     if open_browser and not out:
         out = str(Path("digest-preview.html").resolve()) if fmt == "html" else None
     if out:
@@ -348,17 +352,17 @@ WORKERS = click.option("--workers", type=click.IntRange(1, 16), default=None,
 
 
 def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json: bool = False,
-          ingest_first: bool = False, workers: int | None = None) -> tuple[pipeline.PassReport, dict]:
+          ingest_first: bool = False, workers: int | None = None) -> tuple[PassReport, dict]:
     """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
     email = subscribers.key(email) if email else None
     for warning in ctx.settings.warnings() if not dry_run else ():
         click.echo(f"warning: {warning}", err=True)
     bar = _Bar(sys.stderr.isatty() and not as_json)
     with bar:
-        r = pipeline.run_pass(ctx.read_db if dry_run else ctx.db, ctx.settings, email=email, dry_run=dry_run,
+        r = sending.run_pass(ctx.read_db if dry_run else ctx.db, ctx.settings, email=email, dry_run=dry_run,
                               ingest_first=ingest_first, on_planned=bar.start, progress=bar.update, workers=workers)
     if dry_run:
-        rows = pipeline.dry_run_rows(r.plan)
+        rows = planning.dry_run_rows(r.plan)
         return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]], "skipped": r.plan.skipped,
                    "suppressed": r.plan.suppressed, "already": r.plan.already,
                    "quiet": [x for x in rows if not x["papers"]]}
@@ -446,7 +450,7 @@ def run(ctx: Ctx, as_json: bool, workers: int | None) -> None:
 @pass_ctx
 def status(ctx: Ctx, as_json: bool) -> None:
     """Papers, subscribers, last fetch per source, last edition, failures, scheduler jobs."""
-    data = {**pipeline.status(ctx.read_db, ctx.settings), "jobs": pipeline.job_status(ctx.read_db, ctx.settings)}
+    data = admin_status.status(ctx.read_db, ctx.settings)
     if as_json:
         echo_json(data)
         return
@@ -562,8 +566,8 @@ def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bo
 
     Example: digest due --at 2026-03-29T07:30:00+02:00 --all
     """
-    now = pipeline.parse_instant(at)
-    rows = pipeline.due_at(ctx.read_db, now, email=subscribers.normalise_email(email) if email else None)
+    now = planning.instant(at)
+    rows = planning.due_at(ctx.read_db, now, email=subscribers.normalise_email(email) if email else None)
     shown = rows if show_all else [r for r in rows if r["due"]]
     if as_json:
         echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})
@@ -594,7 +598,7 @@ def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
     """
     if not maildirs and not mboxes:
         raise click.UsageError("give --maildir PATH or --mbox PATH")
-    report = pipeline.process_bounces(ctx.db, ctx.settings, maildirs, mboxes)
+    report = housekeeping.process_bounces(ctx.db, ctx.settings, maildirs, mboxes)
     if as_json:
         echo_json(report.as_dict())
     else:

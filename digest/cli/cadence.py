@@ -8,6 +8,7 @@ import click
 
 from digest.records import FREQUENCIES, Subscriber
 from digest.subscriptions import subscribers
+from digest.subscriptions.profile import ProfileChange
 
 MIN_PAPERS_HELP = ("Skip an edition with fewer papers above the bar than this; the skipped day's papers "
                    "roll over to the next edition.")
@@ -41,5 +42,5 @@ def subscribers_update(ctx, email: str, **options) -> None:
         raise click.UsageError("nothing to change: give at least one option (see --help)")
     if given.get("min_papers") == 0:
         given["min_papers"] = None
-    v = subscribers.change(ctx.db, email, **given)
+    v = subscribers.change(ctx.db, email, ProfileChange(**given))
     click.echo(f"updated {cadence_line(v)}")

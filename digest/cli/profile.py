@@ -1,6 +1,6 @@
 """Admin commands over a subscriber's reading profile: `digest subscribers seed`, `follow` and
 `unfollow` (registered on the `subscribers` group by cli/__init__.py). Each is one call into the
-pipeline or subscriptions, and the printing of its result; `ctx.obj` is the CLI's `Ctx`."""
+use cases or subscriptions, and the printing of its result; `ctx.obj` is the CLI's `Ctx`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from digest import pipeline
 from digest.subscriptions import subscribers
+from digest.usecases import seeding
 
 
 @click.command("seed")
@@ -29,11 +29,11 @@ def seed_command(ctx, email: str, ids: tuple[str, ...], bibtex: Path | None, zot
     if len(given) != 1:
         raise click.UsageError("give --arxiv ID (one or more), or --bibtex FILE, or --zotero FILE.csv")
     if ids:
-        report = pipeline.seed_arxiv(ctx.db, ctx.settings, email, ids)
+        report = seeding.seed_arxiv(ctx.db, ctx.settings, email, ids)
     else:
         path = bibtex or zotero
         assert path is not None
-        report = pipeline.seed_file(ctx.db, email, path.name, path.read_bytes(), "bibtex" if bibtex else "zotero")
+        report = seeding.seed_file(ctx.db, email, path.name, path.read_bytes(), "bibtex" if bibtex else "zotero")
     click.echo(report.summary())
 
 

@@ -17,7 +17,6 @@ import email
 import email.policy
 import hashlib
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -33,35 +32,13 @@ from sqlalchemy.orm import Session
 from digest.config import Settings
 from digest.delivery import ledger
 from digest.mail import mailbox as inbox
+from digest.mail.enhanced_status import classify
 from digest.records import utcnow
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.store.models import Bounce
 
 log = logging.getLogger("digest.delivery.bounces")
-
-# RFC 3463 details that are "persistent transient" even under a 5: mailbox full, system full, expired.
-_SOFT_DETAILS = {"2.2", "3.1", "4.7"}
-_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-
-
-# ------------------------------------------------------------------------------------ classifying
-
-
-def classify(status: str | None, action: str | None = "failed") -> str | None:
-    """'hard', 'soft', or None when the report is not a bounce (delivered, relayed, expanded)."""
-    action = (action or "failed").strip().lower()
-    if action in ("delivered", "relayed", "expanded"):
-        return None
-    if action == "delayed":
-        return "soft"
-    m = _STATUS.search(status or "")
-    if m:
-        if m.group(1) == "5" and f"{m.group(2)}.{m.group(3)}" not in _SOFT_DETAILS:
-            return "hard"
-        return "soft"
-    code = (status or "").strip()[:1]
-    return "hard" if code == "5" or not code else "soft"
 
 
 @dataclass

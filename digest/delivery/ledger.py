@@ -5,7 +5,7 @@ a second run a no-op. A row goes
 
     planned | retry (due) | sending (lease ran out) --claim--> sending (worker_id, lease_expires_at)
     sending --finish--> sent | retry | failed | suppressed
-            --release / give_back--> planned (never tried) or retry, due at once
+            --release--> planned (never tried) or retry, due at once
 
 Every call is one short transaction and works on many rows at once (`write` many editions, `claim`
 many deliveries, `finish` many outcomes), so a run of 100,000 editions costs a few statements per
@@ -20,10 +20,9 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
+from digest.delivery import bulk_sql
 from digest.mail.message import make_message_id
 from digest.records import DeliveryStatus, Edition, LastEdition, Pick, utcnow
 from digest.store.db import Database, among
@@ -33,8 +32,6 @@ S = DeliveryStatus
 LEASE = timedelta(minutes=10)
 CHUNK = 5000  # ids per IN (...) list
 PICK, TRENDING = "pick", "trending"
-# PostgreSQL advisory lock (this key, the schema's hash): one planner per schema writes at a time.
-PLANNER_LOCK = 0x64696765
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -52,9 +49,8 @@ def write(db: Database, editions: Sequence[Edition], domain: str) -> tuple[list[
     if not editions:
         return [], 0
     with db.session() as s:
-        if s.get_bind().dialect.name == "postgresql":
-            s.execute(select(func.pg_advisory_xact_lock(PLANNER_LOCK, func.hashtext(func.current_schema()))))
-        ids = _insert_new(s, editions)
+        bulk_sql.lock_planners(s)
+        ids = bulk_sql.insert_new_deliveries(s, [_delivery_row(e) for e in editions])
         written = [replace(e, id=ids[e.subscriber_id],
                            message_id=make_message_id(ids[e.subscriber_id], e.period, domain))
                    for e in editions if e.subscriber_id in ids]
@@ -64,56 +60,16 @@ def write(db: Database, editions: Sequence[Edition], domain: str) -> tuple[list[
             s.execute(update(table).where(table.c.id == bindparam("did")).values(message_id=bindparam("mid")),
                       [{"did": e.id, "mid": e.message_id} for e in written])
         if items:
-            _insert_items(s, items)
+            bulk_sql.insert_items(s, items)
     return written, len(editions) - len(written)
 
 
-def _insert_new(s: Session, editions: Sequence[Edition]) -> dict[int, int]:
-    """Subscriber id -> new delivery id, for the editions whose (subscriber, period) is not taken yet.
-
-    SQLite: INSERT ... ON CONFLICT DO NOTHING RETURNING. PostgreSQL, under the planner's lock (no
-    other planner writes meanwhile): the pairs already there are read, the rest inserted by a plain
-    executemany and their ids read back. A RETURNING of many rows goes as statements of 1,000 rows'
-    placeholders, which psycopg parses anew every time (a fifth of planning 100,000)."""
-    table = Delivery.__table__  # Core: the ORM's bulk insert costs as much again per row
-    rows = [{"subscriber_id": e.subscriber_id, "period": e.period, "email": e.email,
-             "status": S.SKIPPED if e.status == S.SKIPPED else S.PLANNED, "note": e.note,
-             "message_id": "", "window_start": e.window_start, "window_end": e.window_end,
-             "planned_at": e.planned_at, "attempts": 0} for e in editions]
-    if s.get_bind().dialect.name != "postgresql":
-        stmt = (sqlite_insert(table).on_conflict_do_nothing(index_elements=["subscriber_id", "period"])
-                .returning(table.c.id, table.c.subscriber_id))
-        return {sid: did for did, sid in s.execute(stmt, rows)}
-
-    def stored() -> list:
-        return s.execute(select(table.c.subscriber_id, table.c.period, table.c.id).where(
-            among(table.c.subscriber_id, [r["subscriber_id"] for r in rows]),
-            among(table.c.period, {r["period"] for r in rows}))).all()
-
-    taken = {(sid, period) for sid, period, _ in stored()}
-    fresh = [r for r in rows if (r["subscriber_id"], r["period"]) not in taken]
-    if fresh:
-        s.execute(pg_insert(table).on_conflict_do_nothing(index_elements=["subscriber_id", "period"]), fresh)
-    new = {(r["subscriber_id"], r["period"]) for r in fresh}
-    return {sid: did for sid, period, did in stored() if (sid, period) in new}
-
-
-def _insert_items(s: Session, items: list[tuple]) -> None:
-    """Many item rows (`_ITEM_ROW` tuples) at once: COPY on PostgreSQL (psycopg's executemany sends
-    a statement per row, a million of them for 100,000 editions), sqlite3's own executemany on SQLite
-    (SQLAlchemy's costs more than SQLite's insert)."""
-    columns = ", ".join(_ITEM_ROW)
-    if s.get_bind().dialect.name != "postgresql":
-        s.connection().exec_driver_sql(f"INSERT INTO {DeliveryItem.__tablename__} ({columns}) VALUES "
-                                       f"({', '.join('?' * len(_ITEM_ROW))})", items)
-        return
-    with s.connection().connection.cursor() as cur, \
-            cur.copy(f"COPY {DeliveryItem.__tablename__} ({columns}) FROM STDIN") as copy:
-        for item in items:
-            copy.write_row(item)
-
-
-_ITEM_ROW = ("delivery_id", "subscriber_id", "paper_id", "rank", "score", "kind", "topic", "why")
+def _delivery_row(e: Edition) -> dict:
+    """A planned edition's new `deliveries` row (its Message-ID is set once its id is known)."""
+    return {"subscriber_id": e.subscriber_id, "period": e.period, "email": e.email,
+            "status": S.SKIPPED if e.status == S.SKIPPED else S.PLANNED, "note": e.note,
+            "message_id": "", "window_start": e.window_start, "window_end": e.window_end,
+            "planned_at": e.planned_at, "attempts": 0}
 
 
 def _item_rows(e: Edition) -> list[tuple]:
@@ -230,36 +186,31 @@ def _finish_statement(given: tuple[str, ...]):
                     **{key: bindparam(f"b_{key}") for key in given}))
 
 
-def _give_back(*where: ColumnElement[bool]):
-    """The UPDATE that returns `sending` rows to the ledger, due at once, attempts unchanged."""
+def _released(*where: ColumnElement[bool]):
+    """The UPDATE that hands `sending` rows back to the ledger, due at once, attempts unchanged."""
     return (update(Delivery).where(Delivery.status == S.SENDING, *where)
             .values(status=case((Delivery.attempts == 0, S.PLANNED), else_=S.RETRY), next_attempt_at=utcnow(),
                     worker_id=None, lease_expires_at=None))
 
 
-def release(db: Database, ids: Iterable[int], worker: str) -> None:
-    """Give claimed deliveries back, due at once, their attempts unchanged (nothing was tried)."""
-    ids = list(ids)
-    if ids:
-        with db.session() as s:
-            s.execute(_give_back(Delivery.id.in_(ids), Delivery.worker_id == worker))
-
-
-def give_back(db: Database, worker: str, keep: Iterable[int] = ()) -> int:
-    """After a run: whatever the worker still holds (it stopped early) is due again at once, except
-    `keep` (outcome unknown: left to its lease). Returns how many were given back."""
-    keep = set(keep)
+def release(db: Database, worker: str, ids: Iterable[int] | None = None, keep: Iterable[int] = ()) -> int:
+    """Hand back what `worker` holds (only `ids`, when given), due at once, attempts unchanged (nothing
+    was tried), except `keep` (outcome unknown: left to its lease). Returns how many were handed back."""
+    where = [Delivery.worker_id == worker]
+    if ids is not None:
+        if not (ids := list(ids)):
+            return 0
+        where.append(Delivery.id.in_(ids))
+    if keep := list(keep):
+        where.append(Delivery.id.not_in(keep))
     with db.session() as s:
-        held = [i for i in s.scalars(select(Delivery.id).where(Delivery.worker_id == worker,
-                                                                Delivery.status == S.SENDING)) if i not in keep]
-    release(db, held, worker)
-    return len(held)
+        return s.execute(_released(*where)).rowcount
 
 
 def release_expired(db: Database) -> int:
-    """Give back every delivery whose lease has run out (its sender died); returns how many."""
+    """Hand back every delivery whose lease has run out (its sender died); returns how many."""
     with db.session() as s:
-        return s.execute(_give_back(Delivery.lease_expires_at < utcnow())).rowcount
+        return s.execute(_released(Delivery.lease_expires_at < utcnow())).rowcount
 
 
 # ------------------------------------------------------------------------------------------ reading

@@ -15,7 +15,16 @@ from datetime import datetime, timedelta
 
 from digest.planning.candidates import Selection
 from digest.planning.schedule import Due, check, last_slot, next_slot, period_for
-from digest.records import DeliveryStatus, Edition, LastEdition, Paper, Subscriber, SubscriberStatus, iso
+from digest.records import (
+    DeliveryStatus,
+    Edition,
+    LastEdition,
+    Paper,
+    Subscriber,
+    SubscriberStatus,
+    iso,
+    least_papers,
+)
 
 log = logging.getLogger("digest.planner")
 
@@ -95,10 +104,8 @@ def quiet_reason(sub: Subscriber, picks: int, default_max: int) -> str | None:
     "Above the bar" is the ranker's own: every pick has passed its eligibility (a topic match, or close
     to a liked paper; for a subscriber without topics, any trending paper). An edition with fewer picks
     than `min_papers` is skipped; the minimum never exceeds the papers an edition may hold."""
-    if not sub.min_papers:
-        return None
-    need = min(sub.min_papers, sub.max_items or default_max)
-    if picks >= need:
+    need = least_papers(sub.min_papers, sub.max_items, default_max)
+    if need is None or picks >= need:
         return None
     have = f"{picks} paper{'s' if picks != 1 else ''}" if picks else "no paper"
     return f"{have} above the bar, fewer than {need}"

@@ -30,7 +30,8 @@ class NameKey:
 
 def name_key(name: str) -> NameKey | None:
     """The key of a name as written ("Yann LeCun", "LeCun, Yann", "Y. LeCun"), None if it has no letters."""
-    text = unicodedata.normalize("NFD", name.casefold())  # casefold first: "ᾀ".upper() is two letters; NFD, not NFKD: "Ŀ" is not "L·"
+    # casefold, and again after upper case: "ı" and "I" are one letter; NFD, not NFKD: "Ŀ" is not "L·"
+    text = unicodedata.normalize("NFD", name.casefold().upper().casefold())
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
     if "," in text:  # "LeCun, Yann" (BibTeX, Zotero): the part before the comma is the surname
         last, _, first = text.partition(",")

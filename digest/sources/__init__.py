@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from importlib import import_module
 
-from digest.config import ArxivSource, FileSource, HfDailySource
+from digest.config import SOURCE_NAMES, SourceSettings
 from digest.records import Listing
 
 MAX_DAYS_BACK = 400  # the furthest back any run re-pulls: resuming an old watermark, or `--since`
@@ -53,21 +54,13 @@ class Cursor:
     http_cache: dict[str, dict] = field(default_factory=dict)
 
 
-def fetch(config: HfDailySource | ArxivSource | FileSource, cursor: Cursor, client=None) -> Iterator[Batch]:
-    """Batches from one configured source. `client` is a `digest.sources.http.HttpClient` for HTTP ones."""
-    if isinstance(config, FileSource):
-        from digest.sources import file
-
-        return file.fetch(config, cursor)
-    if isinstance(config, HfDailySource):
-        from digest.sources import hf_daily
-
-        return hf_daily.fetch(config, cursor, client)
-    if isinstance(config, ArxivSource):
-        from digest.sources import arxiv
-
-        return arxiv.fetch(config, cursor, client)
-    raise SourceError(f"unknown source type {type(config).__name__}")
+def fetch(config: SourceSettings, cursor: Cursor, client=None) -> Iterator[Batch]:
+    """Batches from one configured source: its module in this package (named as its `type`, imported
+    when first used) reads them. `client` is a `digest.sources.http.HttpClient` for the sources that
+    read the web (`needs_http`)."""
+    if config.type not in SOURCE_NAMES:
+        raise SourceError(f"unknown source type {config.type!r}")
+    return import_module(f"{__name__}.{config.type}").fetch(config, cursor, client)
 
 
 def collect(items: Iterable[object], convert: Callable[[object], Listing | None]) -> tuple[list[Listing], int]:

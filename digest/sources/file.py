@@ -50,7 +50,7 @@ _CHROME = re.compile(
 )
 
 
-def fetch(config: FileSource, cursor: Cursor) -> Iterator[Batch]:
+def fetch(config: FileSource, cursor: Cursor, client: object = None) -> Iterator[Batch]:
     """One batch per file. A missing file, or one that cannot be a listing, is the source's error (named,
     one line); the other files still load."""
     for path in config.paths:

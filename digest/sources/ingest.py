@@ -118,7 +118,7 @@ def ingest(
     try:
         for name in names:
             cfg = settings.sources[name]
-            if cfg.type != "file" and client is None:
+            if cfg.needs_http and client is None:
                 from digest.sources.http import HttpClient
 
                 client = HttpClient(settings.http)
@@ -143,7 +143,7 @@ def source_status(db: Database, settings: Settings) -> list[dict[str, Any]]:
             {
                 "name": name,
                 "type": cfg.type,
-                "target": ", ".join(cfg.paths) if cfg.type == "file" else cfg.base_url,
+                "target": cfg.target(),
                 "watermark": st.watermark if st else None,
                 "last_run_at": iso(st.last_run_at) if st else None,
                 "last_success_at": iso(st.last_success_at) if st else None,

@@ -86,8 +86,8 @@ def by_email(session: Session, email: str) -> Subscriber | None:
     return next(iter(load(session, query().where(SubscriberRow.email == email))), None)
 
 
-def sealed_webhooks(session: Session, ids: Iterable[int]) -> dict[int, str]:
-    """The sealed webhook URL of each webhook subscriber among `ids` (the sender unseals it)."""
+def sealed_addresses(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    """The sealed address (a webhook URL) of each subscriber among `ids` that has one (its channel opens it)."""
     wanted = sorted(set(ids))
     out: dict[int, str] = {}
     for start in range(0, len(wanted), CHUNK):
@@ -130,6 +130,14 @@ def split(topics: Iterable) -> tuple[list[str], list[str]]:
     """A row's topic rows as (include phrases, exclude phrases), in their order."""
     rows = list(topics)
     return [t.phrase for t in rows if t.kind == "include"], [t.phrase for t in rows if t.kind == "exclude"]
+
+
+def phrases(topics: Iterable) -> dict[str, list[str]]:
+    """A row's topic rows by kind ("include", "exclude", "author"), each in their order."""
+    out: dict[str, list[str]] = {"include": [], "exclude": [], "author": []}
+    for t in topics:
+        out[t.kind].append(t.phrase)
+    return out
 
 
 def followed(topics: Iterable) -> list[str]:

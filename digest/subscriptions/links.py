@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from digest.config import Settings
 from digest.subscriptions import tokens
 
 
@@ -52,6 +53,12 @@ class Links:
         rest of its rendering). The token lets its holder rate papers for themselves only."""
         base = self._url("feedback", "feedback", subscriber_id)
         return lambda paper_id, signal: f"{base}?p={int(paper_id)}&v={int(signal)}"  # urlencode of two ints
+
+
+def links_for(settings: Settings) -> Links:
+    """The links of the configured site (`web.base_url`), signed with the configured secret: the one
+    way every mail, page and feed makes them."""
+    return Links(settings.web.base_url, settings.secret())
 
 
 _WHOLE = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only (int() also takes '٣', '1_0' and ' 7')

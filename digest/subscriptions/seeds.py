@@ -27,7 +27,8 @@ from digest.store import papers as paper_store
 from digest.store.db import Database
 from digest.store.models import Feedback
 from digest.store.models import Paper as PaperRow
-from digest.subscriptions.subscribers import SubscriberError, row_of
+from digest.subscriptions.rules import SubscriberError
+from digest.subscriptions.subscribers import row_of
 
 MAX_SEEDS = 200  # papers per seed call
 MAX_FILE_BYTES = 5_000_000

@@ -29,11 +29,13 @@ from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import DeliveryError, PermanentFailure, Transport, TransportUnavailable
 from digest.mail.transport import from_settings as transport_from_settings
 from digest.records import Subscriber, utcnow
+from digest.records import SubscriberStatus as Status
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.store.models import Subscriber as SubscriberRow
-from digest.subscriptions import subscribers, tokens
-from digest.subscriptions.links import Links
+from digest.subscriptions import rules, subscribers, tokens
+from digest.subscriptions.links import links_for
+from digest.subscriptions.profile import set_phrases
 from digest.subscriptions.subscribers import SubscriberError
 from digest.subscriptions.tokens import TokenError
 
@@ -58,17 +60,13 @@ class SignupRequest:
 def check_request(req: SignupRequest) -> SignupRequest:
     """The form checked by the rules at the door (digest.subscriptions.subscribers), normalised: what it
     says alone, never what is stored. Raises SubscriberError (shown next to the form)."""
-    hour, weekday = subscribers.check_schedule(req.frequency, req.hour, req.timezone, req.weekday)
-    return replace(req, email=subscribers.check_email(req.email), hour=hour, weekday=weekday,
-                   topics=tuple(subscribers.clean_topics(req.topics)))
+    hour, weekday = rules.check_schedule(req.frequency, req.hour, req.timezone, req.weekday)
+    return replace(req, email=rules.check_email(req.email), hour=hour, weekday=weekday,
+                   topics=tuple(rules.clean_topics(req.topics)))
 
 
 def _ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
-
-
-def links(settings: Settings) -> Links:
-    return Links(settings.web.base_url, settings.secret())
 
 
 class NoticeNotSent(Exception):
@@ -104,14 +102,14 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
                     log.info("subscribe: address suppressed (%s), nothing sent", blocked)
                     return "suppressed"
                 sub = subscriber_store.row(s, email=address)
-                if sub is not None and sub.status in ("active", "paused") and blocked is None:
+                if sub is not None and sub.status in (Status.ACTIVE, Status.PAUSED) and blocked is None:
                     kind = "manage"
                 else:
                     if sub is None:
-                        sub = SubscriberRow(email=address, status="pending", created_at=now)
+                        sub = SubscriberRow(email=address, status=Status.PENDING, created_at=now)
                         s.add(sub)
                     sub.frequency, sub.hour, sub.timezone, sub.weekday = req.frequency, req.hour, req.timezone, weekday
-                    subscribers._set_topics(sub, topics, [t.phrase for t in sub.topics if t.kind == "exclude"])
+                    set_phrases(sub, topics, None, None)
                     kind = "confirm"
                 s.flush()
                 sid, shown_topics = sub.id, subscriber_store.split(sub.topics)[0]
@@ -119,7 +117,7 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
         except IntegrityError:  # the same address submitted twice at once: look again
             if attempt:
                 raise
-    url = links(settings).confirm(sid, now) if kind == "confirm" else links(settings).preferences(sid)
+    url = links_for(settings).confirm(sid, now) if kind == "confirm" else links_for(settings).preferences(sid)
     try:
         send_notice(settings, address, kind, url, shown_topics, transport=transport, now=now)
     except (DeliveryError, TransportUnavailable) as err:
@@ -256,8 +254,8 @@ def confirm(db: Database, settings: Settings, token: str, now: datetime | None =
             raise TokenError("confirmation link no longer valid")
         if not activate:
             return subscribers.view(sub)
-        if sub.status in ("pending", "unsubscribed"):
-            sub.status, sub.confirmed_at, sub.paused_until = "active", now, None
+        if sub.status in (Status.PENDING, Status.UNSUBSCRIBED):
+            sub.status, sub.confirmed_at, sub.paused_until = Status.ACTIVE, now, None
             log.info("subscription confirmed subscriber=%s", sub.id)
         subscriber_store.lift_unsubscribe(s, sub.email)
         return subscribers.view(sub)

@@ -22,7 +22,7 @@ from digest.records import utcnow
 from digest.store.db import Database
 from digest.subscriptions import signup as selfservice
 from digest.subscriptions import subscribers
-from digest.subscriptions.subscribers import SubscriberError
+from digest.subscriptions.rules import SubscriberError, normalise_email
 
 
 @dataclass
@@ -47,7 +47,7 @@ def requester(msg: EmailMessage) -> str | None:
         return None
     _, address = email.utils.parseaddr(str(msg.get("From") or ""))
     try:
-        return subscribers.normalise_email(address)
+        return normalise_email(address)
     except SubscriberError:
         return None
 

@@ -33,15 +33,16 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from digest import pipeline
 from digest.config import Settings
-from digest.pipeline import Database
 from digest.records import DAY_NAMES, FREQUENCIES, TIME_ZONES, Subscriber, utcnow
 from digest.subscriptions import feedback as feedback_clicks
 from digest.subscriptions import links, seeds, signup, subscribers, tokens, topics
+from digest.subscriptions.profile import KEEP, ProfileChange
+from digest.subscriptions.rules import MAX_TOPICS, SubscriberError
 from digest.subscriptions.signup import SignupRequest
-from digest.subscriptions.subscribers import SubscriberError
 from digest.subscriptions.tokens import TokenError
+from digest.usecases import feeds, monitoring, pages, seeding
+from digest.usecases.setup import Database
 from digest.web.security import CSP_ARCHIVE, Csrf, SecurityHeaders, same_origin
 
 log = logging.getLogger("digest.web")
@@ -193,7 +194,7 @@ async def subscribe(request: Request) -> Response:
     if not site.by_ip.hit(client):
         return error(request, 429, "Too many requests", "Please wait a while before subscribing again.")
     form = await form_of(request)
-    suggested = [str(t) for t in form.getlist("suggested")][: subscribers.MAX_TOPICS]
+    suggested = [str(t) for t in form.getlist("suggested")][: MAX_TOPICS]
     values = {"email": field(form, "email")[:320], "topics": field(form, "topics"), "suggested": suggested,
               "frequency": field(form, "frequency") or "daily", "weekday": field(form, "weekday") or "0",
               "hour": field(form, "hour") or "8", "timezone": field(form, "timezone") or "UTC"}
@@ -223,9 +224,9 @@ async def confirm(request: Request) -> Response:
         return bad_link(request, "confirm")
     if not activate:
         return page(request, "confirm.html", sub=sub)
-    picks, trending = await run_in_threadpool(pipeline.first_preview, site.db, site.settings, sub.id)
+    picks, trending = await run_in_threadpool(pages.first_preview, site.db, site.settings, sub.id)
     return page(request, "confirmed.html", sub=sub, picks=picks, trending=trending,
-                manage_url=signup.links(site.settings).preferences(sub.id))
+                manage_url=links.links_for(site.settings).preferences(sub.id))
 
 
 # ---------------------------------------------------------------------------------- preferences
@@ -236,8 +237,8 @@ async def preferences(request: Request, errors: list[str] | None = None, values:
     sub, _ = await subscriber_of(request, "manage")
     if sub is None:
         return bad_link(request, "manage")
-    editions = await run_in_threadpool(pipeline.recent_editions, site.db, site.settings, sub.id)
-    delivery = await run_in_threadpool(pipeline.delivery_status, site.db, site.settings, sub.id)
+    editions = await run_in_threadpool(pages.recent_editions, site.db, site.settings, sub.id)
+    delivery = await run_in_threadpool(pages.delivery_status, site.db, site.settings, sub.id)
     rated = await run_in_threadpool(feedback_clicks.rated_papers, site.db, sub.id)
     paused = sub.paused(utcnow())
     seeded = await run_in_threadpool(seeds.seeded, site.db, sub.id)
@@ -250,8 +251,8 @@ async def preferences(request: Request, errors: list[str] | None = None, values:
                 liked=[r for r in rated if r.signal > 0], disliked=[r for r in rated if r.signal < 0],
                 values=values, errors=errors or [], saved=request.query_params.get("saved", ""),
                 default_max=site.settings.digest.max_items, request_token=request.path_params["token"],
-                unsubscribe_url=signup.links(site.settings).unsubscribe(sub.id), delivery=delivery,
-                feed_url=signup.links(site.settings).feed(sub.id) if sub.status != "unsubscribed" else "")
+                unsubscribe_url=links.links_for(site.settings).unsubscribe(sub.id), delivery=delivery,
+                feed_url=links.links_for(site.settings).feed(sub.id) if sub.status != "unsubscribed" else "")
 
 
 async def preferences_save(request: Request) -> Response:
@@ -277,15 +278,15 @@ async def preferences_save(request: Request) -> Response:
         elif action == "resume":
             await run_in_threadpool(subscribers.resume, site.db, sub.id)
         elif action == "cadence":  # the quiet-days block
-            await run_in_threadpool(lambda: subscribers.set_cadence(
-                site.db, sub.id, min_papers=field(form, "min_papers"), best_of_week=field(form, "best_of_week")))
+            change = ProfileChange(min_papers=field(form, "min_papers"), best_of_week=field(form, "best_of_week"))
+            await run_in_threadpool(subscribers.update, site.db, sub.id, change)
         else:
-            await run_in_threadpool(
-                lambda: subscribers.update(
-                    site.db, sub.id, topics=split_topics(values["topics"]), excludes=split_topics(values["excludes"]),
-                    frequency=values["frequency"], timezone=values["timezone"], hour=values["hour"],
-                    weekday=values["weekday"], max_items=values["max_items"],
-                    authors=split_lines(values["authors"]) if "authors" in form else None))
+            change = ProfileChange(
+                topics=split_topics(values["topics"]), excludes=split_topics(values["excludes"]),
+                frequency=values["frequency"], timezone=values["timezone"], hour=values["hour"],
+                weekday=values["weekday"], max_items=values["max_items"],
+                authors=split_lines(values["authors"]) if "authors" in form else KEEP)
+            await run_in_threadpool(subscribers.update, site.db, sub.id, change)
     except SubscriberError as err:
         return await preferences(request, [str(err)], values if action == "save" else None)
     return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved={action}", status_code=303)
@@ -305,10 +306,10 @@ async def preferences_seed(request: Request) -> Response:
         if bool(ids) == bool(data):
             raise SubscriberError("paste arXiv ids or choose a BibTeX or Zotero CSV file (one of the two)")
         if ids:
-            report = await run_in_threadpool(pipeline.seed_arxiv, site.db, site.settings, sub.email, [ids])
+            report = await run_in_threadpool(seeding.seed_arxiv, site.db, site.settings, sub.email, [ids])
         else:
             name = upload.filename if isinstance(upload, UploadFile) else ""
-            report = await run_in_threadpool(pipeline.seed_file, site.db, sub.email, name or "", data)
+            report = await run_in_threadpool(seeding.seed_file, site.db, sub.email, name or "", data)
     except SubscriberError as err:
         return await preferences(request, [str(err)])
     return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved=seed&n={report.seeded}",
@@ -364,7 +365,7 @@ async def archive(request: Request) -> Response:
         return bad_link(request, "archive")
     if not isinstance(data.get("d"), int):
         return bad_link(request, "archive")
-    html = await run_in_threadpool(pipeline.archive_html, site.db, site.settings, sub.id, data["d"]) if sub else None
+    html = await run_in_threadpool(pages.archive_html, site.db, site.settings, sub.id, data["d"]) if sub else None
     if html is None:
         return error(request, 404, "Edition not found", "This digest is no longer available.")
     return HTMLResponse(html, headers={"Content-Security-Policy": CSP_ARCHIVE})
@@ -378,7 +379,7 @@ async def feed(request: Request) -> Response:
     except TokenError:
         return bad_link(request, "feed")
     self_url = site.settings.web.base_url + request.url.path  # the link the reader polls, as they have it
-    doc = await run_in_threadpool(pipeline.feed, site.db, site.settings, sub.id, self_url=self_url) if sub else None
+    doc = await run_in_threadpool(feeds.feed, site.db, site.settings, sub.id, self_url=self_url) if sub else None
     if doc is None:
         return error(request, 410, "This feed has ended", "You unsubscribed, so this feed has no more papers.")
     headers = {"ETag": doc.etag, "Last-Modified": formatdate(doc.updated.timestamp(), usegmt=True),
@@ -419,7 +420,7 @@ async def metrics_page(request: Request) -> Response:
     site = site_of(request)
     if site.metrics is None or not allowed(request, site.settings.metrics.allow):
         raise HTTPException(404)
-    body, content_type = await run_in_threadpool(pipeline.metrics_text, site.metrics)
+    body, content_type = await run_in_threadpool(monitoring.metrics_text, site.metrics)
     return Response(body, media_type=content_type)
 
 
@@ -475,7 +476,7 @@ def templates(settings: Settings, root: str) -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined)
     env.globals.update(site_name=settings.digest.site_name, root=root, frequencies=FREQUENCIES,
                        weekdays=DAY_NAMES, zones=ZONES, schedule=schedule_label, local=local_time,
-                       reasons=pipeline.DELIVERY_REASONS)
+                       reasons=pages.DELIVERY_REASONS)
     return env
 
 
@@ -491,7 +492,7 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
     site = Site(settings=settings, db=db, root=root, csrf=Csrf(settings.secret(), secure=base.scheme == "https"),
                 env=templates(settings, root), by_ip=signup.limiter(*ip_limit), signups=signups,
                 suggestions=Suggestions(),
-                metrics=pipeline.metrics_registry(db, settings) if settings.metrics.enabled else None)
+                metrics=monitoring.metrics_registry(db, settings) if settings.metrics.enabled else None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

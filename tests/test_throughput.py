@@ -4,7 +4,7 @@ when the scheduler's threads run passes that overlap."""
 import gc
 import threading
 
-from digest.bulk import THRESHOLD, few_collections
+from digest.throughput import THRESHOLD, few_collections
 
 
 def test_thresholds_are_raised_inside_and_restored_by_the_last_pass_out():
@@ -57,3 +57,17 @@ def test_as_a_decorator_each_call_raises_and_restores():
     a_pass()
     a_pass()
     assert seen == [THRESHOLD, THRESHOLD] and gc.get_threshold() == before
+
+
+def test_the_switch_interval_is_short_inside_and_restored_by_the_last_run_out():
+    import sys
+
+    from digest.throughput import SWITCH_INTERVAL, short_switches
+
+    before = sys.getswitchinterval()
+    assert before > SWITCH_INTERVAL
+    with short_switches():
+        with short_switches():  # two sends at once (the scheduler's threads)
+            assert sys.getswitchinterval() == SWITCH_INTERVAL
+        assert sys.getswitchinterval() == SWITCH_INTERVAL  # the other is still sending
+    assert sys.getswitchinterval() == before

@@ -1,0 +1,100 @@
+"""The channel pool: the sending threads of one run, each with its own channels (its own SMTP
+connection, its own HTTP client), fed by the claiming thread through a bounded queue.
+
+Threads, because a sender mostly waits on its peer; the rendering stays in the claiming thread. A
+thread sends an item once the rate limiter lets it and its lease holds (digest.delivery.lease), and
+has its outcome recorded (digest.delivery.recording) before it takes the next one. `ChannelFailed`
+stops the run: what is not sent yet is given back at its end. An exception from a channel means
+the outcome is unknown: that delivery is left to its lease, and the run stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+
+from digest.delivery.channel import ChannelFailed, Outgoing
+from digest.delivery.channels import Channels
+from digest.delivery.lease import Lease
+from digest.delivery.recording import Recorder
+from digest.mail.ratelimit import RateLimiter
+
+log = logging.getLogger("digest.sender")
+
+STOPPING = "the sender is stopping"
+
+
+class Pool:
+    """`len(channels)` sending threads; `stop` (when given) keeps any new message from starting."""
+
+    def __init__(self, channels: Sequence[Channels], recorder: Recorder, lease: Lease, limiter: RateLimiter,
+                 queue_size: int, stop: threading.Event | None = None):
+        self.recorder, self.lease, self.limiter, self.stop_event = recorder, lease, limiter, stop
+        self.queue: queue.Queue[Outgoing | None] = queue.Queue(maxsize=queue_size)
+        self.stopped = threading.Event()
+        self.uncertain: set[int] = set()  # may have been sent, outcome unrecorded: left to its lease
+        self._threads = [threading.Thread(target=self._work, args=(c,), name=f"digest-send-{i}", daemon=True)
+                         for i, c in enumerate(channels)]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self, error: str) -> None:
+        """Stop the run: no more items are taken; `error` is the report's."""
+        with self.recorder.lock:
+            if not self.stopped.is_set():
+                self.recorder.report.errors.append(error)
+                self.stopped.set()
+
+    def put(self, o: Outgoing) -> bool:
+        """Hand an item to the threads; False once the run has stopped."""
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(o, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def join(self) -> None:
+        """Let every thread finish what it has, and end."""
+        for _ in self._threads:
+            self.queue.put(None)
+        for t in self._threads:
+            t.join()
+
+    def _work(self, channels: Channels) -> None:
+        try:
+            while (o := self.queue.get()) is not None:
+                if self.stopped.is_set():
+                    continue  # given back at the end of the run
+                try:
+                    self._deliver(channels, o)
+                except Exception as err:  # e.g. the database went away: sent or not, its lease decides
+                    log.exception("sending stopped at delivery=%s", o.delivery_id)
+                    with self.recorder.lock:
+                        self.uncertain.add(o.delivery_id)
+                    self.stop(f"{type(err).__name__}: {err}")
+        except BaseException:
+            self.stop("a sending thread died")  # the claiming thread must not wait for it
+            raise
+        finally:
+            channels.close()
+
+    def _deliver(self, channels: Channels, o: Outgoing) -> None:
+        channel = channels.get(o.channel)
+        self.limiter.acquire()
+        if not self.lease.still_held(o):
+            log.warning("delivery=%s was taken over by another worker; not sending it", o.delivery_id)
+            return
+        if self.stop_event is not None and self.stop_event.is_set():
+            self.stop(STOPPING)  # the message in flight finished; this one and the rest are given back
+            return
+        result = channel.send(o)
+        if isinstance(result, ChannelFailed):
+            self.stop(result.error)  # not sent: given back with the rest
+            return
+        self.recorder.outcome(o, result, channel.label)

@@ -1,0 +1,156 @@
+"""Outcome recording: what became of each claimed delivery, written to the ledger as it happens.
+
+A channel's outcome (digest.delivery.channel) becomes a ledger outcome: `Sent` is sent; `Retry` is a
+retry at its time while tries are left, else failed (and a bounce, if its fault says so);
+`RecipientFailed` is failed (and a bounce, if its fault says so). What the sending threads record at
+the same moment goes into one transaction (`GroupCommit`), and each thread's outcome is in the ledger
+before that thread takes its next message. The send report and the metrics count each outcome once
+the ledger has it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from digest import metrics
+from digest.config import Settings
+from digest.delivery import bounces, ledger
+from digest.delivery.channel import Fault, Outgoing, RecipientFailed, Retry, Sent
+from digest.records import DeliveryStatus, utcnow
+from digest.store.db import Database
+
+log = logging.getLogger("digest.sender")
+S = DeliveryStatus
+
+
+@dataclass
+class SendReport:
+    """What one send run did: deliveries sent, retried (deferred), failed, suppressed (held back at
+    sending: the address is suppressed, unsubscribed or gone), and errors that stopped it."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    errors: list[str] = field(default_factory=list)
+    # the outcomes by the channel that carried them: {"smtp": {"sent": 3, "retried": 1}, "webhook-slack": ...}
+    by_transport: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, outcome: str, transport: str | None, n: int = 1) -> None:
+        """Add `n` to an outcome ("sent", "retried", "failed", "suppressed"), and to its channel's."""
+        setattr(self, outcome, getattr(self, outcome) + n)
+        if transport:
+            per = self.by_transport.setdefault(transport, {})
+            per[outcome] = per.get(outcome, 0) + n
+
+    def add(self, other: SendReport) -> None:
+        """Add up another run's report (a sending process's)."""
+        for key in ("sent", "retried", "failed", "suppressed"):
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+        for via, counts in other.by_transport.items():
+            per = self.by_transport.setdefault(via, {})
+            for key, n in counts.items():
+                per[key] = per.get(key, 0) + n
+        self.errors += [e for e in other.errors if e not in self.errors]
+
+
+class GroupCommit:
+    """Writes items for many threads: the first to arrive writes everything waiting in one call (the
+    items of threads that came meanwhile included) while the others wait; each `record` returns once
+    its own item is written, or raises what the write raised."""
+
+    def __init__(self, write: Callable[[list], None]):
+        self.write = write
+        self._cond = threading.Condition()
+        self._waiting: list = []
+        self._arrived = 0  # items handed in so far
+        self._written = 0  # of those, the first this many are written
+        self._writing = False
+        self._error: BaseException | None = None  # a failed write fails every later one too
+
+    def record(self, item) -> None:
+        with self._cond:
+            self._waiting.append(item)
+            self._arrived += 1
+            ticket = self._arrived
+            while self._written < ticket:
+                if self._error is not None:
+                    raise self._error
+                if self._writing:
+                    self._cond.wait()
+                    continue
+                batch, self._waiting, self._writing = self._waiting, [], True
+                self._cond.release()
+                try:
+                    self.write(batch)
+                except BaseException as err:
+                    self._error = err
+                finally:
+                    self._cond.acquire()
+                    self._writing = False
+                    if self._error is None:
+                        self._written += len(batch)
+                    self._cond.notify_all()
+
+
+class Recorder:
+    """Records a run's outcomes (and bounces, in the same transaction) for deliveries `worker` still
+    holds, and counts them in `report`; `label` is the metrics' channel when an outcome names none."""
+
+    def __init__(self, db: Database, settings: Settings, worker: str, label: str,
+                 progress: Callable[[int], None] | None = None):
+        self.db, self.settings, self.worker, self.label, self.progress = db, settings, worker, label, progress
+        self.report = SendReport()
+        self.lock = threading.Lock()  # guards `report`
+        self._commit = GroupCommit(self._write)
+
+    def finish(self, delivery_id: int, status: DeliveryStatus, outcome: str, bounce: dict | None = None,
+               via: str | None = None, **values) -> None:
+        """Record one outcome; returns once it is in the ledger."""
+        self._commit.record((ledger.Outcome(delivery_id, status, bounce=bounce, **values), outcome, via))
+
+    def outcome(self, o: Outgoing, result: Sent | Retry | RecipientFailed, via: str) -> None:
+        """Record what a channel said of one item it sent: the one retry rule for every channel."""
+        attempts = o.attempts + 1
+        if isinstance(result, Sent):
+            self.finish(o.delivery_id, S.SENT, "sent", via=via, attempts=attempts, sent_at=utcnow(),
+                        subject=o.rendered.subject)
+            log.info("message sent delivery=%s via=%s papers=%d", o.delivery_id, via, o.rendered.shown)
+            return
+        if isinstance(result, Retry):
+            log.warning("message deferred delivery=%s via=%s attempt=%d: %s", o.delivery_id, via, attempts,
+                        result.error)
+            if attempts < self.settings.mail.max_attempts:
+                self.finish(o.delivery_id, S.RETRY, "retried", via=via, attempts=attempts, error=result.error,
+                            next_attempt_at=result.at)
+                return
+        else:
+            log.warning("message refused delivery=%s via=%s: %s", o.delivery_id, via, result.error)
+        self.finish(o.delivery_id, S.FAILED, "failed", _bounce(o, attempts, result.error, result.fault), via=via,
+                    attempts=attempts, error=result.error)
+
+    def _write(self, batch: list[tuple[ledger.Outcome, str, str | None]]) -> None:
+        done = set(ledger.finish(self.db, self.worker, [o for o, _, _ in batch], on_bounce=self._bounce))
+        with self.lock:
+            for o, outcome, via in batch:
+                if o.delivery_id not in done:
+                    log.warning("delivery=%s was taken over by another worker before its outcome was recorded",
+                                o.delivery_id)
+                self.report.count(outcome, via)
+                metrics.count_messages(via or self.label, outcome)  # once the ledger has it, as the report
+            if self.progress:
+                self.progress(len(batch))
+
+    def _bounce(self, session, o: ledger.Outcome) -> None:
+        bounces.record(session, self.settings, source="smtp", delivery_id=o.delivery_id, **(o.bounce or {}))
+
+
+def _bounce(o: Outgoing, attempts: int, error: str, fault: Fault | None) -> dict | None:
+    """The bounce a failure records against the recipient, if its fault says it is theirs."""
+    if fault is None:
+        return None
+    return dict(address=o.recipient, kind=fault.kind, key=f"smtp|{o.delivery_id}|{attempts}", status=fault.status,
+                detail=error)

@@ -1,0 +1,37 @@
+"""`digest ingest` and the scheduler's ingest jobs: pull the sources, store the papers, embed them."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+
+from digest.config import Settings
+from digest.ranking import semantic
+from digest.records import utcnow
+from digest.sources import ingest as ingest_stage
+from digest.sources.ingest import IngestReport
+from digest.store.db import Database
+from digest.usecases.embedding import embed_papers, encoder
+
+log = logging.getLogger("digest.pipeline")
+
+
+def ingest(db: Database, settings: Settings, *, source: str | None = None, since: date | None = None,
+           now: datetime | None = None) -> IngestReport:
+    """Pull the configured sources (`digest.sources.ingest`), then embed what they stored for the
+    hybrid ranker, so planning does not wait for it."""
+    now = now or utcnow()
+    report = ingest_stage.ingest(db, settings, source=source, since=since, now=now)
+    if semantic.wanted(settings.digest.ranker):
+        try:
+            report.embedded = embed_papers(db, since=now, encoder=encoder(settings))  # what this run stored
+        except Exception as err:  # noqa: BLE001 - the papers are stored; embedding is an optimisation
+            log.warning("ingest: embedding new papers failed: %s", err)
+    log.info("ingest: %d fetched, %d new, %d updated, %d skipped, %d embedded, %d source errors",
+             report.fetched, report.new, report.updated, report.skipped, report.embedded, len(report.errors))
+    return report
+
+
+def source_status(db: Database, settings: Settings) -> list[dict]:
+    """Each configured source's last run, success, error, watermark and totals (`digest sources`)."""
+    return ingest_stage.source_status(db, settings)

@@ -1,0 +1,137 @@
+"""Planning: who is due, which papers are new to them, ranked; the editions written to the ledger.
+
+Also what planning would do, without writing: `digest send --dry-run` and `digest due`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from digest.config import Settings
+from digest.delivery import ledger
+from digest.mail.message import sender_domain
+from digest.planning import candidates, planner
+from digest.planning.candidates import Selection
+from digest.planning.planner import PlanReport
+from digest.planning.schedule import parse_instant
+from digest.ranking import semantic
+from digest.records import DeliveryStatus, Subscriber, utcnow
+from digest.render.compose import subject_line
+from digest.store import papers as paper_store
+from digest.store import subscribers as subscriber_store
+from digest.store.db import Database
+from digest.usecases.embedding import embed_papers, encoder, paper_vectors
+
+log = logging.getLogger("digest.pipeline")
+
+BATCH = 4000  # subscribers planned per batch: memory stays flat as the list grows
+
+
+def candidate_pool(db: Database, settings: Settings, now: datetime) -> candidates.Pool:
+    """A run's papers, read and indexed once: every listed paper first seen since the earliest start
+    any edition can have, and the papers of subscribers' feedback outside that window."""
+    with db.session() as s:
+        papers = paper_store.load(s, seen_after=candidates.earliest_start(settings.digest, now))
+        extra = list(paper_store.by_ids(s, sorted(paper_store.with_feedback(s) - {p.id for p in papers})).values())
+    vecs = None
+    if semantic.wanted(settings.digest.ranker):
+        try:
+            vecs = paper_vectors(db, [*papers, *extra], encoder(settings))
+        except Exception as err:  # noqa: BLE001 - the digest still goes out, ranked on words alone
+            log.warning("planner: paper vectors unavailable (%s); ranking lexically this time", err)
+    return candidates.pool(settings.digest, papers, extra, vecs, now)
+
+
+def select(db: Database, settings: Settings, run: candidates.Pool, subs: Sequence[Subscriber], now: datetime,
+           ) -> dict[int, Selection]:
+    """Rank the papers new to each subscriber of a batch against the run's pool."""
+    if not subs:
+        return {}
+    past = ledger.history(db, [s.id for s in subs])
+    starts = {s.id: candidates.window_start(settings.digest, now, past[s.id].window_end if s.id in past else None,
+                                            whole_week=s.best_of_week) for s in subs}
+    sent = ledger.sent_papers(db, [s.id for s in subs], sorted(run.papers))
+    return candidates.select(settings.digest, run, subs, starts, sent)
+
+
+def plan(db: Database, settings: Settings, *, now: datetime | None = None, email: str | None = None,
+         dry_run: bool = False, due_only: bool = False) -> PlanReport:
+    """Create this period's edition for every mailable subscriber who has something new.
+
+    Without `due_only` (`digest send`), everyone whose current period has no edition yet gets one now,
+    whatever their hour or day. With `due_only` (the scheduler), only subscribers whose slot has come.
+    Both are idempotent through the ledger's unique (subscriber, period) key. With `dry_run`, nothing
+    is written: `report.editions` says who would get what.
+    """
+    now = now or utcnow()
+    report = PlanReport()
+    domain = sender_domain(settings.mail.from_address)
+    if not dry_run and semantic.wanted(settings.digest.ranker):
+        try:  # embed the candidate window's papers now, outside the planning transactions
+            embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days), encoder=encoder(settings))
+        except Exception as err:  # noqa: BLE001 - planning embeds in memory or ranks lexically
+            log.warning("planner: could not store paper vectors (%s)", err)
+    run: candidates.Pool | None = None  # read and indexed once, when the first batch has someone to plan
+    after = 0
+    while subs := _mailable_batch(db, now, email, after):
+        after = subs[-1].id
+        with db.session() as s:
+            suppressed = subscriber_store.suppressed(s, [x.email for x in subs])
+        past = ledger.history(db, [x.id for x in subs])
+        due = planner.dues(subs, now, {sid: h.last for sid, h in past.items()})
+        existing = ledger.existing(db, {sid: d.period for sid, d in due.items() if d is not None})
+        todo = planner.triage(subs, due, suppressed, existing, report, due_only=due_only)
+        if todo and run is None:
+            run = candidate_pool(db, settings, now)
+        selections = select(db, settings, run, todo, now) if todo and run else {}
+        editions = planner.editions(todo, due, selections, now, report, default_max=settings.digest.max_items)
+        if dry_run:
+            report.quiet += sum(e.status == DeliveryStatus.SKIPPED for e in editions)
+            report.editions += editions
+            report.papers.update(run.papers if run else {})
+            continue
+        written, already = ledger.write(db, editions, domain)
+        report.planned += len(written)
+        report.already += already
+        for e in written:
+            if e.status == DeliveryStatus.SKIPPED:
+                report.planned -= 1
+                report.quiet += 1
+                log.info("edition skipped subscriber=%s period=%s: %s", e.subscriber_id, e.period, e.note)
+            else:
+                log.info("edition planned subscriber=%s period=%s papers=%d", e.subscriber_id, e.period, len(e.picks))
+    return report
+
+
+def _mailable_batch(db: Database, now: datetime, email: str | None, after: int) -> list[Subscriber]:
+    with db.session() as s:
+        return subscriber_store.mailable_batch(s, now, after_id=after, limit=BATCH, email=email)
+
+
+def dry_run_rows(report: PlanReport) -> list[dict]:
+    """Who would get what (`digest send --dry-run`): address, period, papers and subject."""
+    return [{"email": e.email, "period": e.period, "papers": len(e.picks),
+             "subject": subject_line(len(e.picks), report.papers[e.picks[0].paper_id].title, bool(e.picks[0].topic))
+             if e.picks else f"(quiet: {e.note}; nothing sent)"}
+            for e in report.editions]
+
+
+def instant(text: str | None) -> datetime:
+    """The instant `digest due --at` names (ISO 8601; no offset: UTC; None: now)."""
+    return parse_instant(text)
+
+
+def due_at(db: Database, now: datetime, *, email: str | None = None) -> list[dict]:
+    """Every mailable subscriber at `now`: due or not, for which period, and why. Nothing is written."""
+    out: list[dict] = []
+    after = 0
+    while subs := _mailable_batch(db, now, email, after):
+        after = subs[-1].id
+        with db.session() as s:
+            suppressed = subscriber_store.suppressed(s, [x.email for x in subs])
+        last = {sid: h.last for sid, h in ledger.history(db, [x.id for x in subs]).items()}
+        due = planner.dues(subs, now, last)
+        out += [planner.due_row(x, due[x.id], last.get(x.id), x.email in suppressed) for x in subs]
+    return out

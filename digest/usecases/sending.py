@@ -1,0 +1,107 @@
+"""`digest send`, `digest run`, the scheduler's tick and the demo: one pass that ingests (if asked),
+plans, then sends what is due."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from digest.config import Settings
+from digest.delivery import ledger
+from digest.delivery.loop import worker_name
+from digest.delivery.pool import STOPPING
+from digest.delivery.processes import SendingProcesses
+from digest.delivery.recording import SendReport
+from digest.delivery.sender import send
+from digest.mail.transport import Transport
+from digest.planning.planner import PlanReport
+from digest.records import utcnow
+from digest.sources.ingest import IngestReport
+from digest.store.db import Database
+from digest.throughput import few_collections
+from digest.usecases.ingesting import ingest
+from digest.usecases.planning import plan
+
+__all__ = ["STOPPING", "PassReport", "pending_count", "run_pass", "send", "worker_name"]
+
+
+def pending_count(db: Database, email: str | None = None, now: datetime | None = None) -> int:
+    """How many deliveries a `send` now would take (for its progress bar)."""
+    return ledger.due_count(db, now or utcnow(), email)
+
+
+@dataclass
+class PassReport:
+    """One whole pass: what was ingested (if asked), planned and sent."""
+
+    ingest: IngestReport | None = None
+    plan: PlanReport = field(default_factory=PlanReport)
+    send: SendReport = field(default_factory=SendReport)
+    stopped: bool = False  # `stop` was set before sending began: nothing was sent
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step that ran
+
+    @property
+    def errors(self) -> list[str]:
+        return [*(self.ingest.errors if self.ingest else []), *self.send.errors]
+
+    def counts(self) -> dict:
+        """What `digest send` / `digest run` print: sent, retried, failed, suppressed (at planning or
+        sending), skipped (nothing new), quiet (fewer papers than the subscriber's minimum: recorded,
+        nothing sent, the papers roll over), errors."""
+        s = self.send
+        return {"sent": s.sent, "retried": s.retried, "failed": s.failed,
+                "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.skipped,
+                "quiet": self.plan.quiet, "errors": s.errors,
+                "planned": self.plan.planned, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "by_transport": s.by_transport}
+
+
+@few_collections()  # the whole pass: planning and sending make millions of small objects
+def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, email: str | None = None,
+             due_only: bool = False, dry_run: bool = False, now: datetime | None = None,
+             transport: Transport | Sequence[Transport] | None = None, stop: threading.Event | None = None,
+             progress: Callable[[int], None] | None = None,
+             on_planned: Callable[[int], None] | None = None, workers: int | None = None) -> PassReport:
+    """Ingest (if `ingest_first`), plan, then send what is due: the one pass behind `digest send`,
+    `digest run`, the scheduler's tick and the demo. `on_planned(n)` is told how many deliveries the
+    send will take before it starts (a progress bar's length); `stop` ends sending early.
+
+    Several sending processes start first and warm up (imports, templates) while this one plans; not
+    for the scheduler's tick (`due_only`), which mostly finds nothing due."""
+    n = workers or settings.mail.workers
+    if n > 1 and transport is None and not dry_run and not due_only:
+        with SendingProcesses(db, settings, n, now=now, email=email) as ahead:
+            return _pass(db, settings, ingest_first, email, due_only, dry_run, now, stop, on_planned,
+                         lambda: ahead.run(progress, stop))
+    return _pass(db, settings, ingest_first, email, due_only, dry_run, now, stop, on_planned,
+                 lambda: send(db, settings, now=now, email=email, transport=transport, stop=stop,
+                              progress=progress, workers=workers))
+
+
+def _pass(db: Database, settings: Settings, ingest_first: bool, email: str | None, due_only: bool, dry_run: bool,
+          now: datetime | None, stop: threading.Event | None, on_planned: Callable[[int], None] | None,
+          send_all: Callable[[], SendReport]) -> PassReport:
+    report = PassReport()
+    clock = time.perf_counter()
+    if ingest_first:
+        report.ingest = ingest(db, settings, now=now)
+        report.seconds["ingest"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    report.plan = plan(db, settings, now=now, email=email, dry_run=dry_run, due_only=due_only)
+    report.seconds["plan"] = time.perf_counter() - clock
+    if dry_run:
+        return report
+    if stop is not None and stop.is_set():
+        report.stopped = True
+        return report
+    pending = pending_count(db, email, now)
+    if on_planned is not None:
+        on_planned(pending)
+    if pending:
+        clock = time.perf_counter()
+        report.send = send_all()
+        report.seconds["send"] = time.perf_counter() - clock
+    return report
