@@ -13,8 +13,9 @@ from markupsafe import Markup
 
 from digest.mail.message import Envelope, message_bytes
 from digest.records import Paper, Pick
-from digest.render import TEMPLATE_DIR, Renderer, _wordwrap, split_loop
+from digest.render import TEMPLATE_DIR, Renderer
 from digest.render.compose import compose
+from digest.render.render_once import remembered_wordwrap, split_loop
 
 WHEN = datetime(2026, 11, 22, 8, tzinfo=UTC)
 PAPERS = {i: Paper(id=i, title=f"Paper {i} on <diffusion> & “video”", abstract="We study things & stuff. " * 30,
@@ -45,7 +46,7 @@ def full_templates(renderer: Renderer) -> tuple[jinja2.Template, jinja2.Template
     """The two templates as one Jinja pass each renders them, without anything kept."""
     html_env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     text_env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    text_env.filters["wordwrap"] = _wordwrap(text_env)
+    text_env.filters["wordwrap"] = remembered_wordwrap(text_env)
     return html_env.from_string(renderer.html_source), text_env.from_string((TEMPLATE_DIR / "digest.txt").read_text())
 
 

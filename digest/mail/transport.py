@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from digest.config import Settings
+from digest.mail.smtp_pipelining import sendmail
 
 _ENHANCED = re.compile(r"\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b")  # "550 5.1.1 ..." -> 5.1.1 (RFC 3463)
 
@@ -122,7 +123,8 @@ class SmtpTransport:
         self.connects += 1
 
     def send(self, data: bytes, sender: str, recipient: str) -> None:
-        """Send one message to one recipient; what a failure means is `_OUTCOMES`, looked up by `_outcome`."""
+        """Send one message to one recipient (`smtp_pipelining.sendmail`); what a failure means is
+    `_OUTCOMES`, looked up by `_outcome`."""
         for attempt in (1, 2):
             self.open()
             assert self.conn is not None
@@ -150,60 +152,6 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 pass
             self._drop()
-
-
-def sendmail(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
-    """`conn.sendmail(sender, [recipient], data)`, in two round trips instead of four where the server
-    offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write, their replies are read in
-    turn. Raises what smtplib's sendmail raises for the same replies, so `_OUTCOMES` reads both.
-    """
-    conn.ehlo_or_helo_if_needed()
-    if not conn.has_extn("pipelining"):
-        conn.sendmail(sender, [recipient], data)
-        return
-    size = f" SIZE={len(data)}" if conn.has_extn("size") else ""
-    conn.send(f"MAIL FROM:{smtplib.quoteaddr(sender)}{size}\r\nRCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n")
-    refusal: smtplib.SMTPException | None = None
-    code, reply = conn.getreply()
-    if code != 250:
-        refusal = smtplib.SMTPSenderRefused(code, reply, sender)
-    elif (code := (rcpt := conn.getreply())[0]) not in (250, 251):
-        refusal = smtplib.SMTPRecipientsRefused({recipient: rcpt})
-    if refusal is not None:  # the rest of the group still answers, unless the server is closing
-        if code == 421:
-            conn.close()
-            raise refusal
-        if refusal.__class__ is smtplib.SMTPSenderRefused:
-            conn.getreply()
-        if conn.getreply()[0] == 354:  # DATA taken despite the refusal: end it empty
-            conn.send(b".\r\n")
-            conn.getreply()
-        conn.rset()
-        raise refusal
-    code, reply = conn.getreply()
-    if code != 354:
-        raise smtplib.SMTPDataError(code, reply)
-    conn.send(_dot_stuffed(data))
-    code, reply = conn.getreply()
-    if code != 250:
-        if code == 421:
-            conn.close()
-        else:
-            conn.rset()
-        raise smtplib.SMTPDataError(code, reply)
-
-
-def _dot_stuffed(data: bytes) -> bytes:
-    """The message as DATA sends it (RFC 5321 4.5.2): a leading dot doubled, CRLF, then the ending dot;
-    the bytes smtplib's regular expression makes. The few lines that start with a dot are found by
-    `find` (bytes.replace of a two-byte pattern takes seven times as long on a 70 KB digest)."""
-    out, start = [b"."] if data.startswith(b".") else [], 0
-    while (at := data.find(b"\n.", start)) >= 0:
-        out += (data[start:at + 1], b".")
-        start = at + 1
-    out.append(data[start:] if start else data)
-    out.append(b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
-    return b"".join(out)
 
 
 def _text(reply: bytes | str) -> str:
