@@ -63,9 +63,6 @@ class Schedule:
     timezone: str  # IANA name
     weekday: int = 0  # for weekly: 0 = Monday
 
-    def describe(self) -> str:
-        when = {"daily": "daily", "weekdays": "weekdays", "weekly": f"{DAY_NAMES[self.weekday]}s"}[self.frequency]
-        return f"{when} at {self.hour:02d}:00 {self.timezone}"
 
 
 # ----------------------------------------------------------------------------------------- cadence
@@ -206,6 +203,20 @@ class Profile:
     whole_window: bool = False  # best of the week: trending counts upvotes without favouring the newest
 
 
+@dataclass(frozen=True)
+class Reason:
+    """Why a paper was picked, as data (digest.wording says it in a sentence)."""
+
+    kind: str  # "topic" (matched words), "meaning" (hybrid: close in meaning), "liked", "trending"
+    topic: str | None = None  # the subscriber's topic it matched best, as they wrote it
+    terms: tuple[str, ...] = ()  # "topic": the matched terms or phrases
+    quote: str | None = None  # "meaning": the abstract's sentence closest in meaning to the topic
+    also: tuple[str, ...] = ()  # the subscriber's other topics it matches
+    liked_title: str | None = None  # "liked": the liked paper it is closest to
+    upvotes: int = 0  # "trending"
+    author: str | None = None  # by an author they follow: the name as the paper spells it
+
+
 @dataclass
 class Pick:
     """One ranked paper for one subscriber, with the reason it was picked."""
@@ -214,7 +225,8 @@ class Pick:
     score: float
     topic: str | None = None  # the topic it matched best; None for a trending pick
     terms: list[str] = field(default_factory=list)  # matched terms or phrases
-    why: str = ""  # one human sentence: "Matches “diffusion models”: diffusion, denoising"
+    why: str = ""  # the reason in one sentence (digest.wording.why), as the ledger keeps it
+    reason: Reason | None = None  # the reason as the ranker gave it (not kept by the ledger)
 
 
 # ------------------------------------------------------------------------------------- subscribers
@@ -273,6 +285,43 @@ class Subscriber:
         for k in ("created_at", "paused_until"):
             d[k] = d[k].isoformat() if d[k] else None
         return d
+
+
+# ------------------------------------------------------------------------------ planning's states
+
+
+@dataclass(frozen=True)
+class DueState:
+    """Whether an edition is due at an instant, and why, as data (digest.wording.due_reason says it).
+
+    `kind`: "no_day" (the period has no delivery day: `weekday`), "quiet" (its edition was a quiet
+    one: `note`), "planned" (its edition is planned: at `at`), "not_yet" (its slot `at` has not
+    come), "planned_after" (an edition `period` was planned at `at`, after this slot), "first",
+    "catch_up" (the last edition was `period`, quiet when `note`), "due"; `at` the slot otherwise."""
+
+    kind: str
+    schedule: Schedule
+    period: str = ""
+    at: datetime | None = None
+    weekday: int = 0
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class SlotStatus:
+    """A subscriber's delivery status (the preferences page): the last slot, what it sent or why not,
+    the next slot. `reason` is one of digest.wording.SLOT_LABELS; digest.wording.slot_text says it."""
+
+    reason: str
+    last_slot: datetime | None
+    next_at: datetime | None
+    period: str | None  # the last slot's period
+    suppression: str | None = None  # why the address is suppressed, when that is the reason
+    sent_at: datetime | None = None  # "sent": when
+    subject: str | None = None  # "sent": the subject
+    retrying: bool = False  # "on_its_way": the mail server asked us to retry
+    paused_until: datetime | None = None  # "paused"
+    count: int = 0  # "preparing", "nothing_new": papers matched since; "below_bar": papers new
 
 
 # ---------------------------------------------------------------------------------------- editions

@@ -21,7 +21,7 @@ PACKAGE = ROOT / "digest"
 
 LAYERS = {  # the most specific prefix wins
     "digest.records": 0,
-    "digest.config": 1, "digest.metrics": 1, "digest.throughput": 1,
+    "digest.config": 1, "digest.metrics": 1, "digest.throughput": 1, "digest.wording": 1,
     "digest.ranking": 2, "digest.render": 2, "digest.mail": 2, "digest.store": 2, "digest.sources": 2,
     # the channel seam sits below subscriptions, which ask it about addresses (kinds, sealed or not)
     "digest.delivery.channel": 2.5, "digest.delivery.channels": 2.5,
@@ -39,9 +39,10 @@ USE_CASES = {
     "digest.scheduler": ("ingesting", "sending", "housekeeping", "jobs", "monitoring"),
     "digest.demo": ("ingesting", "sending", "pages"),
 }
-# Besides: subscriptions, config and the plain records; the demo also runs its in-process SMTP
+# Besides: subscriptions, config, the plain records and their words; the demo also runs its in-process SMTP
 # server, and the CLI starts the other shells.
-SHELL_MAY_IMPORT = ("digest.subscriptions", "digest.config", "digest.records", "digest.usecases.setup", *SHELLS,
+SHELL_MAY_IMPORT = ("digest.subscriptions", "digest.config", "digest.records", "digest.wording", "digest.usecases.setup",
+                    *SHELLS,
                     "digest.mail.sink")
 MERGE_PENDING = {("digest.cli.ranking", "digest.pipeline")}  # TODO(merge): `digest eval`/`rank` are rewritten elsewhere
 # Same-layer imports across packages, each for a reason.

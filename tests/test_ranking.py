@@ -347,7 +347,7 @@ def test_batches_against_one_corpus_give_the_picks_of_one_rank_call(monkeypatch)
 
 
 def test_trending_in_a_corpus_equals_trending():
-    from digest.ranking.ranker import build_corpus, trending_in
+    from digest.ranking import build_corpus, trending_in
 
     papers = make_papers(p105={"upvotes": 64}, p107={"upvotes": 20}, p102={"upvotes": 20})
     papers.append(Paper(200, "Graph neural networks for molecule property prediction", "Another text.", upvotes=30))
@@ -360,7 +360,7 @@ def test_trending_in_a_corpus_equals_trending():
 
 
 def test_corpus_refuses_vectors_of_other_papers():
-    from digest.ranking.ranker import build_corpus
+    from digest.ranking import build_corpus
     from digest.ranking.semantic import PaperVectors
 
     with pytest.raises(ValueError, match="2 paper vectors for 12 papers"):

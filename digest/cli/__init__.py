@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from digest import config as config_mod
+from digest import wording
 from digest.cli.cadence import BEST_OF_WEEK_HELP, MIN_PAPERS_HELP, cadence_line, subscribers_update
 from digest.cli.profile import follow_command, seed_command, unfollow_command
 from digest.cli.ranking import eval_command, rank_command
@@ -228,7 +229,7 @@ def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str 
         click.echo(f"added {cadence_line(v)} ({len(v.topics)} topics)")
     else:
         who = f"{v.email} {v.webhook}" if v.webhook else v.email
-        click.echo(f"added {who} ({len(v.topics)} topics, {v.frequency} at {v.hour:02d}:00 {v.timezone})")
+        click.echo(f"added {who} ({len(v.topics)} topics, {wording.frequency_at(v.schedule)})")
 
 
 @subscribers_group.command("list")

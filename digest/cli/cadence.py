@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import click
 
+from digest import wording
 from digest.records import FREQUENCIES, Subscriber
 from digest.subscriptions import subscribers
 from digest.subscriptions.profile import ProfileChange
@@ -17,9 +18,7 @@ BEST_OF_WEEK_HELP = "Weekly only: the best of the whole week's papers, ranked wi
 
 def cadence_line(v: Subscriber) -> str:
     """How a subscriber's digest comes, in one line (what add and update print)."""
-    when = v.schedule.describe() + (", best of the week" if v.best_of_week else "")
-    least = f", at least {v.min_papers} paper{'s' if v.min_papers != 1 else ''} an edition" if v.min_papers else ""
-    return f"{v.email}: {when}{least}"
+    return wording.cadence_line(v.email, v.schedule, v.best_of_week, v.min_papers)
 
 
 @click.command("update")

@@ -91,17 +91,17 @@ def select(cfg: DigestSettings, run: Pool, subs: Sequence[Subscriber], starts: M
 
 def _also_trending(hot: list[Pick], run: Pool, k: int, taken: set[int], start: datetime) -> list[Pick]:
     """The k hottest papers of `hot` new to a subscriber (first seen after `start`) that they have not had."""
+    window = Window(start, frozenset(taken))
     out: list[Pick] = []
     for t in hot:
         if len(out) == k:
             break
-        seen = run.papers[t.paper_id].first_seen_at
-        if t.paper_id not in taken and seen is not None and seen > start:
+        if window.admits(run.papers[t.paper_id]):
             out.append(t)
     return out
 
 
 def fresh(run: Pool, start: datetime, sent: set[int]) -> int:
     """How many of the run's papers are new to a subscriber: first seen after `start`, never sent to them."""
-    return sum(1 for p in run.papers.values()
-               if p.first_seen_at is not None and p.first_seen_at > start and p.id not in sent)
+    window = Window(start, frozenset(sent))
+    return sum(1 for p in run.papers.values() if window.admits(p))

@@ -20,25 +20,15 @@ from digest.records import (
     Edition,
     LastEdition,
     Paper,
+    SlotStatus,
     Subscriber,
     SubscriberStatus,
     iso,
     least_papers,
 )
+from digest.wording import SUPPRESSED_REASON, quiet_note, schedule_line, suppression_reason
 
 log = logging.getLogger("digest.planner")
-
-SUPPRESSED_REASON = "suppressed (unsubscribed, bounced or complained)"
-# Why an address is suppressed (store.subscribers.suppressed), as the preferences page says it
-SUPPRESSION_TEXT = {
-    "hard_bounce": "your mail server refused our digests, so we stopped sending them",
-    "soft_bounce": "your mail server kept deferring our digests, so we stopped sending them",
-    "complaint": "a digest was reported as spam from your mailbox, so we stopped sending them",
-    "unsubscribed": "you unsubscribed",
-}
-SUPPRESSION_REASON = {"hard_bounce": "bounced", "soft_bounce": "bounced", "complaint": "complained",
-                      "unsubscribed": "unsubscribed"}
-
 
 @dataclass
 class PlanReport:
@@ -107,8 +97,7 @@ def quiet_reason(sub: Subscriber, picks: int, default_max: int) -> str | None:
     need = least_papers(sub.min_papers, sub.max_items, default_max)
     if need is None or picks >= need:
         return None
-    have = f"{picks} paper{'s' if picks != 1 else ''}" if picks else "no paper"
-    return f"{have} above the bar, fewer than {need}"
+    return quiet_note(picks, need)
 
 
 def editions(subs: Sequence[Subscriber], due: Mapping[int, Due | None], selections: Mapping[int, Selection],
@@ -139,7 +128,7 @@ def editions(subs: Sequence[Subscriber], due: Mapping[int, Due | None], selectio
 
 def due_row(sub: Subscriber, due: Due | None, last: LastEdition | None, suppressed: bool) -> dict:
     """One line of `digest due`: due or not, for which period, and why."""
-    row = {"email": sub.email, "schedule": sub.schedule.describe(), "due": bool(due and due.due),
+    row = {"email": sub.email, "schedule": schedule_line(sub.schedule), "due": bool(due and due.due),
            "period": due.period if due else None, "reason": due.reason if due else "unreadable schedule",
            "slot": iso(due.slot) if due else None, "next_at": iso(due.next_at) if due else None,
            "last_period": last.period if last else None}
@@ -159,26 +148,6 @@ class News:
     picks: int  # of those, the ones the ranker would send (past the bar of their topics)
 
 
-@dataclass(frozen=True)
-class SlotStatus:
-    """A subscriber's delivery status (the preferences page): the last slot, what it sent or why not,
-    the next slot. `reason` is one of the REASONS keys; `text` says it in a sentence."""
-
-    reason: str
-    text: str
-    last_slot: datetime | None
-    next_at: datetime | None
-    period: str | None  # the last slot's period
-
-
-REASONS = {
-    "sent": "sent", "on_its_way": "on its way", "failed": "failed", "bounced": "bounced",
-    "complained": "marked as spam", "unsubscribed": "unsubscribed", "suppressed": "suppressed", "pending": "not confirmed",
-    "paused": "paused", "unreadable": "schedule unreadable", "first": "first digest to come", "preparing": "being prepared",
-    "nothing_new": "nothing new", "below_bar": "below the bar",
-}
-
-
 def slot_status(sub: Subscriber, now: datetime, last: LastEdition | None, recent: Sequence[Edition],
                 suppression: str | None, news: Callable[[], News]) -> SlotStatus:
     """Why the last slot sent what it sent, by the rules planning and `digest due` go by (`due_of`).
@@ -187,56 +156,45 @@ def slot_status(sub: Subscriber, now: datetime, last: LastEdition | None, recent
     `suppression` the reason their address is suppressed; `news` (called only when it decides) what
     their edition would hold now: none new ("nothing new"), new but none past their topics' bar
     ("below the bar"), or some (the planner takes them at its next run, or at the next slot).
+    digest.wording.slot_text says it in a sentence.
     """
     due = due_of(sub, now, last)
     if due is None:
-        return SlotStatus("unreadable", "Your schedule cannot be read; save your preferences again.", None, None, None)
+        return SlotStatus("unreadable", None, None, None)
     slot = last_slot(sub.schedule, now)
     period = period_for(sub.frequency, sub.timezone, slot) if slot else None
     upcoming = due.next_at
     if sub.paused(now) and sub.paused_until is not None:
         upcoming = next_slot(sub.schedule, sub.paused_until - timedelta(microseconds=1))
 
-    def status(reason: str, text: str) -> SlotStatus:
-        return SlotStatus(reason, text, slot, upcoming, period)
+    def status(reason: str, **facts) -> SlotStatus:
+        return SlotStatus(reason, slot, upcoming, period, **facts)
 
     if sub.status == SubscriberStatus.UNSUBSCRIBED:
-        return SlotStatus("unsubscribed", "You unsubscribed, so no digests are sent.", slot, None, period)
+        return SlotStatus("unsubscribed", slot, None, period)
     if sub.status == SubscriberStatus.PENDING:
-        return SlotStatus("pending", "Confirm your address (the link in our email) to start your digests.", slot, None,
-                          period)
+        return SlotStatus("pending", slot, None, period)
     if suppression is not None:
-        text = SUPPRESSION_TEXT.get(suppression, "this address is on our do-not-mail list")
-        return SlotStatus(SUPPRESSION_REASON.get(suppression, "suppressed"), f"No digest: {text}.", slot, None, period)
+        return SlotStatus(suppression_reason(suppression), slot, None, period, suppression=suppression)
     if (mine := next((e for e in recent if e.period == period), None)) is not None:
         return _edition_status(mine, status)
     if sub.paused(now):
-        return status("paused", f"Your digests are paused until {sub.paused_until:%d %B %Y}.")
+        return status("paused", paused_until=sub.paused_until)
     if slot is None or (sub.created_at is not None and sub.created_at > slot):
-        return status("first", "Your first digest comes at your next slot.")
+        return status("first")
     found = news()
-    if found.picks and due.due:
-        return status("preparing", f"{found.picks} new paper{_s(found.picks)} matched: your digest goes out at the "
-                                   "next run.")
     if found.picks:
-        return status("nothing_new", f"Nothing new matched your topics by the last slot; {found.picks} paper"
-                                     f"{_s(found.picks)} have since, for your next digest.")
+        return status("preparing" if due.due else "nothing_new", count=found.picks)
     if found.fresh:
-        return status("below_bar", f"{found.fresh} new paper{_s(found.fresh)} came in since your last digest, but "
-                                   "none matched your topics closely enough.")
-    return status("nothing_new", "No new papers came in since your last digest.")
+        return status("below_bar", count=found.fresh)
+    return status("nothing_new")
 
 
-def _edition_status(e: Edition, status: Callable[[str, str], SlotStatus]) -> SlotStatus:
+def _edition_status(e: Edition, status: Callable[..., SlotStatus]) -> SlotStatus:
     if e.status == DeliveryStatus.SENT:
-        return status("sent", f"Sent{f' at {e.sent_at:%H:%M} UTC' if e.sent_at else ''}: “{e.subject or ''}”.")
+        return status("sent", sent_at=e.sent_at, subject=e.subject)
     if e.status == DeliveryStatus.FAILED:
-        return status("failed", "Your digest could not be delivered: your mail server refused it.")
+        return status("failed")
     if e.status == DeliveryStatus.SUPPRESSED:
-        return status("suppressed", "Your digest was held back: this address may not be mailed now.")
-    return status("on_its_way", "Your digest is on its way" + (" (your mail server asked us to retry)."
-                                                               if e.status == DeliveryStatus.RETRY else "."))
-
-
-def _s(n: int) -> str:
-    return "" if n == 1 else "s"
+        return status("suppressed")
+    return status("on_its_way", retrying=e.status == DeliveryStatus.RETRY)

@@ -21,16 +21,22 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from digest.records import DAY_NAMES, LastEdition, Schedule
+from digest.records import DueState, LastEdition, Schedule
+from digest.wording import due_reason
 
 
 @dataclass(frozen=True)
 class Due:
     due: bool
     period: str  # the period `now` falls in: the edition's key if one is planned now
-    reason: str
+    state: DueState  # why, as data
     slot: datetime | None  # this period's slot (UTC); None when the period has no delivery day
     next_at: datetime | None  # the first slot after `now` (UTC)
+
+    @property
+    def reason(self) -> str:
+        """Why, in one line (`digest due`)."""
+        return due_reason(self.state, ZoneInfo(self.state.schedule.timezone))
 
 
 def period_for(frequency: str, timezone: str, now: datetime) -> str:
@@ -103,33 +109,30 @@ def _search(schedule: Schedule, start: datetime, step: int) -> datetime | None:
 
 
 def check(schedule: Schedule, now: datetime, last: LastEdition | None = None) -> Due:
-    """Is an edition due at `now`, for which period, and why (one line for `digest due`)."""
+    """Is an edition due at `now`, for which period, and why (`Due.reason` says it in one line)."""
     tz = ZoneInfo(schedule.timezone)
     now = now.astimezone(UTC)
     period, slot, upcoming = _slots(schedule, now)
 
-    def due(flag: bool, reason: str) -> Due:
-        return Due(flag, period, reason, slot, upcoming)
+    def due(flag: bool, kind: str, **facts) -> Due:
+        return Due(flag, period, DueState(kind, schedule, **facts), slot, upcoming)
 
     if slot is None:
-        return due(False, f"no edition on {DAY_NAMES[now.astimezone(tz).weekday()]}s ({schedule.describe()})")
+        return due(False, "no_day", weekday=now.astimezone(tz).weekday())
     if last is not None and last.period == period and last.skipped:
-        unit = "week" if schedule.frequency == "weekly" else "day"
-        return due(False, f"quiet {unit} {period} ({last.skipped}): nothing sent, its papers roll over "
-                          f"to the next edition")
+        return due(False, "quiet", period=period, note=last.skipped)
     if last is not None and last.period == period:
-        return due(False, f"edition {period} already planned at {_local(last.planned_at, tz)}")
+        return due(False, "planned", period=period, at=last.planned_at)
     if now < slot:
-        return due(False, f"slot {_local(slot, tz)} not reached yet")
+        return due(False, "not_yet", at=slot)
     if last is not None and last.planned_at >= slot:  # after a change of frequency or time zone
-        return due(False, f"an edition ({last.period}) was planned at {_local(last.planned_at, tz)}, after this slot")
+        return due(False, "planned_after", period=last.period, at=last.planned_at)
     if last is None:
-        return due(True, f"slot {_local(slot, tz)} passed; first edition")
+        return due(True, "first", at=slot)
     before = previous_slot(schedule, slot)
     if before is not None and last.planned_at < before:
-        return due(True, f"slot {_local(slot, tz)} passed; catch-up, last edition {last.period}"
-                         + (" (quiet)" if last.skipped else ""))
-    return due(True, f"slot {_local(slot, tz)} passed; no edition for {period} yet")
+        return due(True, "catch_up", period=last.period, at=slot, note=last.skipped)
+    return due(True, "due", period=period, at=slot)
 
 
 @lru_cache(maxsize=4096)
@@ -137,11 +140,6 @@ def _slots(schedule: Schedule, now: datetime) -> tuple[str, datetime | None, dat
     """(period, its slot, the next slot) at `now`: the same for every subscriber of one schedule, so
     planning 100,000 works them out once per schedule, not per subscriber."""
     return period_for(schedule.frequency, schedule.timezone, now), period_slot(schedule, now), next_slot(schedule, now)
-
-
-@lru_cache(maxsize=4096)
-def _local(at: datetime, tz: ZoneInfo) -> str:
-    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def parse_instant(text: str | None) -> datetime:

@@ -5,15 +5,7 @@ ranking many batches, `build_corpus(papers, now=, vectors=)` once, then `rank_wi
 per batch and `trending_in(corpus, k)`.
 """
 
-from digest.ranking.ranker import (
-    Corpus,
-    Window,
-    build_corpus,
-    rank,
-    rank_with,
-    trend_scores,
-    trending,
-    trending_in,
-)
+from digest.ranking.corpus import Corpus, Window, build_corpus, trend_scores, trending, trending_in
+from digest.ranking.ranker import rank, rank_with
 
 __all__ = ["Corpus", "Window", "build_corpus", "rank", "rank_with", "trend_scores", "trending", "trending_in"]

@@ -13,177 +13,31 @@ Last, `_choose` takes the top-k of each row and `_write_picks` explains only the
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 
 from digest.ranking import feedback
-from digest.ranking.authors import AuthorIndex
-from digest.ranking.index import LexicalIndex, Params
+from digest.ranking.corpus import Candidates, Corpus, Window, build_corpus
+from digest.ranking.index import LexicalIndex
 from digest.ranking.semantic import PaperVectors, sentences
-from digest.ranking.text import normalise_title
-from digest.records import Paper, Pick, Profile, as_utc, utcnow
+from digest.records import Paper, Pick, Profile, Reason
+from digest.wording import why
 
 log = logging.getLogger(__name__)
 
-HALF_LIFE_DAYS = 7.0  # trending: a paper's heat halves every week
 SEEDED_MIN_SHARE = 0.25  # without topics, liked papers rank: eligible from this share of the best likeness up
 SEEDED_DISLIKE_WEIGHT = 0.5  # ... less the likeness to their disliked papers, this much
 FOLLOWED_BOOST = 1.0  # a followed author's paper: eligible whatever its topics, and this added to its score
 MIN_COVERAGE = 0.5  # a paper must contain at least this share of a topic's word IDF mass
-DUPLICATE_COSINE = 0.9  # abstracts this similar are the same paper
 SEMANTIC_WEIGHT = 0.5  # hybrid: relevance = (lexical + 0.5 * semantic) / 2, semantic in -2..2 (see semantic.py)
 SEMANTIC_MIN = 1.0  # a paper matching a topic in meaning only is eligible from this semantic score up
 POOL_FACTOR = 4  # each subscriber's picks are chosen among their best POOL_FACTOR x max_items papers
 CELLS_PER_CHUNK = 4_000_000  # bounds the dense working set (~16 MB per float32 matrix)
-
-
-@dataclass(frozen=True, eq=False)
-class Corpus:
-    """The papers of one run with what every ranking over them shares, built once by `build_corpus`.
-
-    Holds the lexical index, the trending heat (as of the `now` it was built for) and the optional
-    MiniLM vectors; the unit rows, positions and near-duplicate groups are computed on first use and
-    kept. Nothing in it depends on the subscribers, so one corpus serves any number of `rank_with`
-    and `trending_in` calls (batches of subscribers) without indexing the papers again.
-    """
-
-    papers: tuple[Paper, ...]
-    index: LexicalIndex
-    heat: np.ndarray  # trend_scores(papers, now), float32 in 0..1
-    vectors: PaperVectors | None = None  # the papers' embeddings, in the order of `papers`
-    # why each (topic, paper, label) matched, kept across `rank_with` calls: a run explains a pair once
-    explanations: dict[tuple[str, int, str], tuple[list[str], str]] = field(default_factory=dict, repr=False)
-    # each distinct (liked rows, disliked rows) fitted once per corpus (feedback.models)
-    models: dict[tuple, feedback.Model] = field(default_factory=dict, repr=False)
-
-    @property
-    def n(self) -> int:
-        """Number of papers."""
-        return len(self.papers)
-
-    @cached_property
-    def votes(self) -> np.ndarray:
-        """Heat without the age decay (1 + log(1 + upvotes), scaled to 0..1): what "best of the week"
-        ranks by, so a Monday paper competes with Sunday's on equal terms."""
-        return trend_scores(self.papers, decay=False)
-
-    @cached_property
-    def pos(self) -> dict[int, int]:
-        """Row of each paper id."""
-        return {p.id: i for i, p in enumerate(self.papers)}
-
-    @cached_property
-    def unit(self) -> sp.csr_matrix:
-        """The papers' BM25 rows at unit length (feedback cosines)."""
-        return self.index.unit_rows()
-
-    @cached_property
-    def group(self) -> np.ndarray:
-        """Near-duplicate group id per paper (see `_group_of`)."""
-        return _group_of(self.papers, self.index.unit_rows(abstracts_only=True))
-
-    @cached_property
-    def authors(self) -> AuthorIndex:
-        """The papers' authors by surname (followed authors)."""
-        return AuthorIndex([p.authors for p in self.papers])
-
-    @cached_property
-    def seen(self) -> np.ndarray:
-        """When each paper was first seen (POSIX seconds; -inf for a paper without the date)."""
-        return np.array([p.first_seen_at.timestamp() if p.first_seen_at else -np.inf for p in self.papers])
-
-    @cached_property
-    def dup_groups(self) -> list[np.ndarray]:
-        """The rows of every group with more than one paper."""
-        return [np.flatnonzero(self.group == g) for g in np.flatnonzero(np.bincount(self.group) > 1)]
-
-
-@dataclass(frozen=True)
-class Window:
-    """A subscriber's candidates as a rule rather than a list: the papers first seen after `after`,
-    except those in `sent` (already in one of their editions). Cheap for a whole list of subscribers."""
-
-    after: datetime
-    sent: frozenset[int] = frozenset()
-
-
-Candidates = Mapping[int, Collection[int] | Window]
-
-
-def build_corpus(
-    papers: Sequence[Paper], *, now: datetime | None = None, vectors: PaperVectors | None = None
-) -> Corpus:
-    """Index `papers` once for ranking: the lexical index and the heat as of `now` (default: the
-    current time). `vectors`, when given, must hold one embedding per paper in the same order; they
-    turn on the hybrid relevance for every ranking against this corpus."""
-    if vectors is not None and len(vectors.whole) != len(papers):
-        raise ValueError(f"{len(vectors.whole)} paper vectors for {len(papers)} papers")
-    return Corpus(
-        papers=tuple(papers),
-        index=LexicalIndex([(p.title, p.abstract) for p in papers]),
-        heat=trend_scores(papers, now),
-        vectors=vectors,
-    )
-
-
-def trending(
-    papers: Sequence[Paper], k: int, *, exclude: Collection[int] = (), now: datetime | None = None
-) -> list[Pick]:
-    """The k hottest papers (upvotes, decayed by age), one per near-duplicate group.
-
-    Indexes the papers for their duplicate groups; `trending_in` reuses a prebuilt corpus instead
-    (same picks: the groups depend on the abstracts' terms only, which acronyms do not change)."""
-    if not papers or k <= 0:
-        return []
-    plain = LexicalIndex([(p.title, p.abstract) for p in papers], Params(acronyms="off"))
-    groups = _group_of(papers, plain.unit_rows(abstracts_only=True))
-    return _hottest(papers, trend_scores(papers, now), groups, k, exclude)
-
-
-def trending_in(corpus: Corpus, k: int, *, exclude: Collection[int] = (), whole_window: bool = False) -> list[Pick]:
-    """`trending(corpus.papers, k, exclude=exclude, now=<the corpus's now>)` without indexing again;
-    with `whole_window`, by upvotes alone (`Corpus.votes`), whatever a paper's age."""
-    if not corpus.papers or k <= 0:
-        return []
-    return _hottest(corpus.papers, corpus.votes if whole_window else corpus.heat, corpus.group, k, exclude)
-
-
-def _hottest(
-    papers: Sequence[Paper], heat: np.ndarray, groups: np.ndarray, k: int, exclude: Collection[int]
-) -> list[Pick]:
-    """At most k papers by descending heat (ties: input order), skipping excluded ids and every
-    paper of a near-duplicate group already picked."""
-    skip = set(exclude)
-    seen: set[int] = set()
-    out: list[Pick] = []
-    for i in np.argsort(-heat, kind="stable"):
-        p = papers[i]
-        if p.id in skip or groups[i] in seen:
-            continue
-        seen.add(groups[i])
-        out.append(Pick(p.id, float(heat[i]), why=_trending_why(p)))
-        if len(out) == k:
-            break
-    return out
-
-
-def trend_scores(papers: Sequence[Paper], now: datetime | None = None, *, decay: bool = True) -> np.ndarray:
-    """Heat in 0..1: (1 + log(1 + upvotes)) halved every HALF_LIFE_DAYS since published/first seen
-    (not halved at all without `decay`)."""
-    now = as_utc(now or utcnow())
-    heat = np.empty(len(papers))
-    for i, p in enumerate(papers):
-        when = p.published_at or p.first_seen_at
-        age = max(0.0, (now - as_utc(when)).total_seconds() / 86400) if when and decay else 0.0
-        heat[i] = (1 + math.log1p(max(p.upvotes, 0))) * 0.5 ** (age / HALF_LIFE_DAYS)
-    return (heat / heat.max()).astype(np.float32) if len(heat) else heat
 
 
 def rank(
@@ -249,6 +103,14 @@ def rank_with(
         time.perf_counter() - started,
     )
     return out
+
+
+def blend(relevance: np.ndarray, heat: np.ndarray, trending_weight: float) -> np.ndarray:
+    """The ranking formula, in one place: a paper's score for a subscriber is its relevance to them
+    (their best topic, or likeness to the papers they liked) blended with its trending heat, both in
+    0..1: (1 - trending_weight) * relevance + trending_weight * heat. Followed authors, feedback,
+    exclusions and the window act on the blended score (`_score_chunk`)."""
+    return relevance * np.float32(1 - trending_weight) + np.float32(trending_weight) * heat
 
 
 @dataclass
@@ -326,8 +188,7 @@ def _score_chunk(
     if whole.any():  # best of the week: upvotes count whatever the paper's age in the window
         heat = np.where(whole[:, None], corpus.votes[None, :], heat)
     has_topics = np.array([bool(r) for r in rows])
-    score = rel * np.float32(1 - trending_weight)
-    score += np.float32(trending_weight) * heat
+    score = blend(rel, heat, trending_weight)
     score[~has_topics] = np.broadcast_to(heat, score.shape)[~has_topics]
     eligible = rel > 0
     eligible[~has_topics] = True
@@ -363,7 +224,7 @@ def _seeded(score: np.ndarray, eligible: np.ndarray, like: np.ndarray, dislike: 
             eligible[i] = False
             continue
         share = row / best
-        score[i] = (1 - trending_weight) * share + trending_weight * heat - SEEDED_DISLIKE_WEIGHT * dislike[i]
+        score[i] = blend(share, heat, trending_weight) - SEEDED_DISLIKE_WEIGHT * dislike[i]
         eligible[i] = share >= SEEDED_MIN_SHARE
 
 
@@ -412,9 +273,7 @@ def _restrict(
             eligible[i, [pos[j] for j in (*pr.liked, *pr.disliked) if j in pos]] = False
         mine = candidates.get(pr.subscriber_id) if candidates is not None else None
         if isinstance(mine, Window):
-            eligible[i] &= corpus.seen > mine.after.timestamp()
-            if mine.sent:
-                eligible[i, [pos[j] for j in mine.sent if j in pos]] = False
+            eligible[i] &= mine.rows(corpus)
         elif mine is not None:
             allowed = np.zeros(n, bool)
             allowed[[pos[j] for j in mine if j in pos]] = True
@@ -480,7 +339,7 @@ def _write_picks(
     part: Sequence[Profile],
     scored: _Scored,
     chosen: _Chosen,
-    explain_cache: dict[tuple[str, int, str], tuple[list[str], str]],
+    explain_cache: dict[tuple[str, int, str], Reason],
     out: dict[int, list[Pick]],
 ) -> None:
     """Append each subscriber's picks to out[subscriber_id] with their explanation: trending for a
@@ -502,26 +361,20 @@ def _write_picks(
             if s == unpicked:
                 break
             p = corpus.papers[d]
+            by = next((phrases.followed[a][d] for a in pr.authors if d in phrases.followed.get(a, ())),
+                      None) if pr.authors else None
             if not rows and not liking:
-                picks.append(Pick(p.id, s, why=_trending_why(p)))
+                reason = Reason("trending", upvotes=p.upvotes, author=by)
             elif rel[j] > 0:
                 best = best_of[j]
                 key = (names[rows[best]], d, labels[best])
                 if (explained := explain_cache.get(key)) is None:
                     explained = explain_cache[key] = _explain_pick(corpus, phrases, rows[best], d, labels[best])
-                matched, why = explained
-                others = [labels[o] for o, hit in enumerate(hits[j]) if hit and o != best]
-                if others:
-                    why += "; also " + ", ".join(f"“{o}”" for o in others)
-                picks.append(Pick(p.id, s, topic=labels[best], terms=list(matched), why=why))
+                others = tuple(labels[o] for o, hit in enumerate(hits[j]) if hit and o != best)
+                reason = replace(explained, also=others, author=by) if others or by else explained
             else:
-                picks.append(Pick(p.id, s, why=_liked_why(corpus, phrases, fb_rows, liking, d)))
-            by = next((phrases.followed[a][d] for a in pr.authors if d in phrases.followed.get(a, ())),
-                      None) if pr.authors else None
-            if by is not None:
-                pick = picks[-1]
-                matched_topic = pick.topic is not None
-                pick.why = f"By {by}, whom you follow" + (f"; {pick.why[0].lower()}{pick.why[1:]}" if matched_topic else "")
+                reason = Reason("liked", liked_title=_closest_liked(corpus, phrases, fb_rows, liking, d), author=by)
+            picks.append(_pick(p.id, s, reason))
 
 
 def _hits(phrases: _Phrases, rows: Sequence[Sequence[int]], top: np.ndarray) -> list[list[list[bool]]]:
@@ -536,23 +389,28 @@ def _hits(phrases: _Phrases, rows: Sequence[Sequence[int]], top: np.ndarray) -> 
     return (phrases.rel_all[slots[:, None, :], top[:, :, None]] > 0).tolist()
 
 
-def _liked_why(corpus: Corpus, phrases: _Phrases, fb_rows: Sequence[int], liking: Sequence[int], d: int) -> str:
-    """"Similar to “<the liked paper it is closest to>”, which you liked"."""
+def _pick(paper_id: int, score: float, reason: Reason) -> Pick:
+    """A pick with its reason, as data and in words (digest.wording)."""
+    return Pick(paper_id, score, topic=reason.topic, terms=list(reason.terms), why=why(reason), reason=reason)
+
+
+def _closest_liked(corpus: Corpus, phrases: _Phrases, fb_rows: Sequence[int], liking: Sequence[int],
+                   d: int) -> str | None:
+    """The title of the liked paper row d is closest to (None without one)."""
     if not liking or phrases.fb_sim is None:
-        return "Similar to papers you liked"
+        return None
     sims = phrases.fb_sim[liking, d]
-    closest = fb_rows[liking[int(np.argmax(sims))]]
-    title = " ".join(corpus.papers[closest].title.split())
-    title = title if len(title) <= 80 else title[:77].rstrip() + "…"
-    return f"Similar to “{title}”, which you liked"
+    return corpus.papers[fb_rows[liking[int(np.argmax(sims))]]].title
 
 
-def _explain_pick(corpus: Corpus, phrases: _Phrases, t: int, d: int, label: str) -> tuple[list[str], str]:
+def _explain_pick(corpus: Corpus, phrases: _Phrases, t: int, d: int, label: str) -> Reason:
     """Why paper row d matches topic row t: its matched words, else (hybrid) its closest sentence."""
-    matched, why = _explain(corpus.index, phrases.topic_names[t], phrases.Q, t, d, label)
+    matched = corpus.index.matched(phrases.topic_names[t], phrases.Q, t, d)
     if not matched and phrases.topic_vecs is not None and corpus.vectors is not None:
-        return _explain_meaning(corpus.vectors, phrases.topic_vecs[t], corpus.papers[d], d, label)
-    return matched, why
+        k = corpus.vectors.best_sentence(phrases.topic_vecs[t], d)
+        said = sentences(corpus.papers[d].abstract)
+        return Reason("meaning", topic=label, quote=said[k] if k is not None and k < len(said) else None)
+    return Reason("topic", topic=label, terms=tuple(matched))
 
 
 def corpus_relevance(corpus: Corpus, topics: Sequence[str], topic_vecs: np.ndarray | None = None) -> np.ndarray:
@@ -632,66 +490,5 @@ def _likeness(
     return mats[0], mats[1]
 
 
-def _explain(
-    index: LexicalIndex, query: str, Q: sp.csr_matrix, t: int, d: int, label: str
-) -> tuple[list[str], str]:
-    matched = index.matched(query, Q, t, d)
-    why = f"Matches “{label}”: {', '.join(matched)}" if matched else f"Matches “{label}”"
-    return matched, why
-
-
-def _explain_meaning(
-    vectors: PaperVectors, topic_vec: np.ndarray, p: Paper, d: int, label: str
-) -> tuple[list[str], str]:
-    """Why a paper that shares no topic words matched: the abstract sentence closest in meaning."""
-    k = vectors.best_sentence(topic_vec, d)
-    said = sentences(p.abstract)
-    if k is None or k >= len(said):
-        return [], f"Close in meaning to “{label}”"
-    quote = said[k] if len(said[k]) <= 160 else said[k][:157].rstrip() + "…"
-    return [], f"Close in meaning to “{label}”: “{quote}”"
-
-
-def _trending_why(p: Paper) -> str:
-    if p.upvotes > 0:
-        return f"Trending: {p.upvotes} upvote{'s' if p.upvotes != 1 else ''}"
-    return "Trending: newly listed"
-
-
 def _key(phrase: str) -> str:
     return " ".join(phrase.lower().split())
-
-
-def _group_of(papers: Sequence[Paper], unit: sp.csr_matrix | None) -> np.ndarray:
-    """Near-duplicate group id per paper: same normalised title, or abstracts with cosine >= 0.9."""
-    n = len(papers)
-    parent = list(range(n))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    def union(a: int, b: int) -> None:
-        parent[find(a)] = find(b)
-
-    first: dict[str, int] = {}
-    for i, p in enumerate(papers):
-        key = normalise_title(p.title)
-        if key:
-            union(i, first.setdefault(key, i))
-    if unit is not None:
-        for start in range(0, n, 1000):
-            block = unit[start : start + 1000] @ unit.T
-            block = block.tocoo()
-            for a, b in zip(
-                block.row[block.data >= DUPLICATE_COSINE],
-                block.col[block.data >= DUPLICATE_COSINE],
-                strict=True,
-            ):
-                if start + a != b:
-                    union(start + int(a), int(b))
-    roots = np.array([find(i) for i in range(n)])
-    _, dense = np.unique(roots, return_inverse=True)
-    return dense

@@ -111,8 +111,3 @@ def terms(text: str | Segments, bigrams: bool = True) -> list[str]:
         if bigrams:
             out.extend(f"{a} {b}" for a, b in zip(stems, stems[1:], strict=False))
     return out
-
-
-def normalise_title(title: str) -> str:
-    """Key for duplicate detection: lower-case letters and digits only."""
-    return " ".join(w.lower() for w in _WORDS.findall(title))

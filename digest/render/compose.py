@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Protocol
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -13,16 +11,7 @@ from zoneinfo import ZoneInfo
 from digest.records import Edition, Paper, Pick, Subscriber, web_url
 from digest.render import DigestContent, Entry
 from digest.render.badges import badges
-
-FREQUENCY_LABEL = {"daily": "daily", "weekdays": "weekday", "weekly": "weekly"}
-_SPACE = re.compile(r"\s+")
-
-
-@lru_cache(maxsize=65536)
-def one_line(text: str | None) -> str:
-    """Collapse all whitespace (CR/LF included) so untrusted text can never split a header.
-    Remembered: a run shows the same reasons and titles in thousands of digests."""
-    return _SPACE.sub(" ", text or "").strip()
+from digest.wording import frequency_label, heading_and_intro, one_line, subject_line
 
 
 def excerpt(text: str, limit: int) -> str:
@@ -98,16 +87,6 @@ def paper_entry(p: Paper, excerpt_chars: int) -> Entry:
                  pdf_url=web_url(p.pdf_url), code_url=web_url(p.code_url), badges=badges(p))
 
 
-def subject_line(n: int, top: str, personal: bool) -> str:
-    """Says how many papers and names the top one."""
-    top = one_line(top)
-    if len(top) > 80:
-        top = top[:79].rsplit(" ", 1)[0] + "…"
-    noun = "paper" if n == 1 else "papers"
-    kind = "new" if personal else "trending"
-    return one_line(f"{n} {kind} {noun} for you: {top}")
-
-
 def compose(
     *,
     site_name: str,
@@ -133,26 +112,7 @@ def compose(
     made = papers if isinstance(papers, Entries) else Entries(papers, excerpt_chars)
     entries = [made.entry(i, pk, feedback) for i, pk in enumerate(picks, 1)]
     hot = [made.entry(i, pk) for i, pk in enumerate(trending, 1)]
-    topic_list = ", ".join(f"“{one_line(t)}”" for t in topics)
-    follow = f" and new work by {', '.join(one_line(a) for a in authors)}" if authors else ""
-    noun = "paper" if len(entries) == 1 else "papers"
-    if topics and best_of_week:
-        heading = f"Best of the week: {len(entries)} {noun} on your topics"
-        intro = f"The week's best for {topic_list}{follow}, picked from every paper listed in the last seven days."
-    elif topics:
-        heading = f"{len(entries)} new {noun} on your topics"
-        intro = f"Picked and ranked for {topic_list}{follow}, newest listings first seen since your last digest."
-    elif likes:
-        heading = f"{len(entries)} new {noun} for you"
-        intro = (f"Picked and ranked for papers like the ones you gave or liked{follow}, newest listings first "
-                 "seen since your last digest.")
-    elif authors:
-        heading = "Trending papers"
-        intro = (f"New work by {', '.join(one_line(a) for a in authors)} first, then what the community upvoted "
-                 "most. Add topics in your preferences.")
-    else:
-        heading = "Trending papers"
-        intro = "You have no topics yet, so here is what the community upvoted most. Add topics in your preferences."
+    heading, intro = heading_and_intro(len(entries), topics, authors, likes, best_of_week)
     lead = "; ".join(e.title for e in entries[:2])
     return DigestContent(
         subject=subject_line(len(entries), entries[0].title if entries else "", bool(topics) or likes),
@@ -162,7 +122,7 @@ def compose(
         date_label=when.strftime("%A %d %B %Y"),
         site_name=site_name,
         email=email,
-        frequency_label="best-of-the-week" if best_of_week else FREQUENCY_LABEL.get(frequency, frequency),
+        frequency_label=frequency_label(frequency, best_of_week),
         archive_url=archive_url,
         prefs_url=prefs_url,
         unsubscribe_url=unsubscribe_url,

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from feedgen.feed import FeedGenerator
 
 from digest.records import Paper, Pick
-from digest.render.compose import authors_line, excerpt, one_line, paper_url
+from digest.render.compose import authors_line, excerpt, paper_url
+from digest.wording import one_line
 
 ATOM_TYPE = "application/atom+xml"
 MAX_AUTHORS = 20  # an entry names at most this many (a large collaboration lists hundreds)

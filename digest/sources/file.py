@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from digest.config import FileSource
-from digest.records import Listing
+from digest.records import Listing, title_key
 from digest.sources import Batch, Cursor, collect
-from digest.sources.clean import clean_listing, clean_text, parse_arxiv_id, title_key
+from digest.sources.clean import clean_listing, clean_text, parse_arxiv_id
 from digest.sources.hf_daily import listing_from_item
 
 MAX_FILE_BYTES = 200_000_000

@@ -9,11 +9,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from digest.records import utcnow
-from digest.render.compose import one_line, paper_url
+from digest.render.compose import paper_url
 from digest.store import papers as paper_store
 from digest.store.db import Database
 from digest.store.models import Feedback
 from digest.store.models import Paper as PaperRow
+from digest.wording import one_line
 
 
 def paper_title(db: Database, paper_id: int) -> str | None:

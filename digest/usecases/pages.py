@@ -13,14 +13,15 @@ from digest.delivery.channels.email import render
 from digest.delivery.loop import setup_for
 from digest.planning import candidates, planner
 from digest.records import DeliveryStatus, Paper, Pick, utcnow
-from digest.render.compose import one_line, paper_url
+from digest.render.compose import paper_url
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.subscriptions.links import links_for
 from digest.usecases.planning import candidate_pool, select
+from digest.wording import SLOT_LABELS, one_line, slot_text
 
-DELIVERY_REASONS = planner.REASONS  # the delivery status's reasons, as the preferences page labels them
+DELIVERY_REASONS = SLOT_LABELS  # the delivery status's reasons, as the preferences page labels them
 
 
 @dataclass
@@ -72,13 +73,24 @@ def recent_editions(db: Database, settings: Settings, subscriber_id: int, limit:
 
 
 @dataclass(frozen=True)
+class SlotView:
+    """The last slot's outcome as the page shows it: `reason` (a DELIVERY_REASONS key) and its sentence."""
+
+    reason: str
+    text: str
+    last_slot: datetime | None
+    next_at: datetime | None
+    period: str | None
+
+
+@dataclass(frozen=True)
 class DeliveryView:
     """"Why no email today?" on the preferences page: the last edition sent, the last slot's outcome
     (`planner.slot_status`), the next slot."""
 
     last_sent_at: datetime | None
     last_subject: str | None
-    status: planner.SlotStatus
+    status: SlotView
 
 
 def delivery_status(db: Database, settings: Settings, subscriber_id: int, now: datetime | None = None) -> DeliveryView:
@@ -99,9 +111,9 @@ def delivery_status(db: Database, settings: Settings, subscriber_id: int, now: d
         had = ledger.sent_papers(db, [sub.id], sorted(run.papers))[sub.id]
         return planner.News(fresh=candidates.fresh(run, sel.window_start, had), picks=len(sel.picks))
 
-    status = planner.slot_status(sub, now, past.last if past else None, recent, suppression, news)
+    st = planner.slot_status(sub, now, past.last if past else None, recent, suppression, news)
     return DeliveryView(last_sent_at=sent[0].sent_at if sent else None, last_subject=sent[0].subject if sent else None,
-                        status=status)
+                        status=SlotView(st.reason, slot_text(st), st.last_slot, st.next_at, st.period))
 
 
 def archive_html(db: Database, settings: Settings, subscriber_id: int, delivery_id: int) -> str | None:

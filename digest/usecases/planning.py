@@ -18,11 +18,11 @@ from digest.planning.planner import PlanReport
 from digest.planning.schedule import parse_instant
 from digest.ranking import semantic
 from digest.records import DeliveryStatus, Subscriber, utcnow
-from digest.render.compose import subject_line
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.usecases.embedding import embed_papers, encoder, paper_vectors
+from digest.wording import subject_line
 
 log = logging.getLogger("digest.pipeline")
 

@@ -33,6 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from digest import wording
 from digest.config import Settings
 from digest.records import DAY_NAMES, FREQUENCIES, TIME_ZONES, Subscriber, utcnow
 from digest.subscriptions import feedback as feedback_clicks
@@ -65,10 +66,7 @@ LINK_HELP = {
 
 
 def schedule_label(v: Subscriber) -> str:
-    at = f"at {v.hour:02d}:00 ({v.timezone})"
-    if v.frequency == "weekly":
-        return f"every {DAY_NAMES[v.weekday]} {at}"
-    return f"on weekdays {at}" if v.frequency == "weekdays" else f"every day {at}"
+    return wording.schedule_label(v.schedule)
 
 
 def local_time(at: datetime, zone: str) -> str:
