@@ -1,5 +1,6 @@
-"""The subscriber-facing web app (Starlette): subscribe, confirm, preferences, unsubscribe, feedback,
-archive and a health check. Handlers parse forms and render pages; decisions live in digest.subscriptions.
+"""The subscriber-facing web app (Starlette): subscribe, confirm, preferences (digest.web.preferences),
+unsubscribe, feedback, archive and a health check. Handlers parse forms and render pages (the shared
+parts in digest.web.site); decisions live in digest.subscriptions and the use cases.
 `create_app` builds the app's state (a `Site`) and its routes; each handler reads the `Site` from the request.
 
 Link scanners fetch every URL in an email, so no GET changes anything: confirm, unsubscribe and
@@ -11,168 +12,52 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import formatdate, parsedate_to_datetime
-from importlib import resources
-from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from digest import wording
 from digest.config import Settings
-from digest.records import DAY_NAMES, FREQUENCIES, TIME_ZONES, Subscriber, utcnow
+from digest.records import DAY_NAMES, FREQUENCIES, utcnow
 from digest.subscriptions import feedback as feedback_clicks
-from digest.subscriptions import links, seeds, signup, subscribers, tokens, topics
-from digest.subscriptions.profile import KEEP, ProfileChange
+from digest.subscriptions import links, signup, subscribers, tokens
 from digest.subscriptions.rules import MAX_TOPICS, SubscriberError
 from digest.subscriptions.signup import SignupRequest
 from digest.subscriptions.tokens import TokenError
-from digest.usecases import feeds, monitoring, pages, seeding
+from digest.usecases import feeds, monitoring, pages
 from digest.usecases.setup import Database
-from digest.web.security import CSP_ARCHIVE, Csrf, SecurityHeaders, same_origin
+from digest.web.preferences import preferences, preferences_save, preferences_seed
+from digest.web.security import CSP_ARCHIVE, Csrf, SecurityHeaders
+from digest.web.site import (
+    MAX_BODY,
+    WEB,
+    ZONES,
+    Site,
+    Suggestions,
+    bad_link,
+    error,
+    field,
+    form_of,
+    local_time,
+    open_link,
+    page,
+    schedule_label,
+    site_of,
+    split_topics,
+    subscriber_of,
+)
 
 log = logging.getLogger("digest.web")
-
-WEB = resources.files("digest") / "web"
-MAX_BODY = 64 * 1024
-FORM_LIMITS = {"max_files": 0, "max_fields": 80, "max_part_size": 16 * 1024}
-SEED_FORM_LIMITS = {"max_files": 1, "max_fields": 10, "max_part_size": 16 * 1024}  # one BibTeX/Zotero upload
-_SPLIT = re.compile(r"[\n\r,;]+")
-ZONES = sorted(z for z in TIME_ZONES if "/" in z and not z.startswith(("Etc/", "US/"))) + ["UTC"]  # suggested
-LINK_HELP = {
-    "confirm": "Confirmation links last a few days. Subscribe again to get a fresh one.",
-    "manage": "Use the preferences link in your latest digest, or enter your address on the subscribe page "
-              "and we will email you a new link.",
-    "unsubscribe": "Use the unsubscribe link in one of your digests.",
-    "archive": "Use the “view in browser” link in your digest.",
-    "feedback": "Feedback links last a few months; use the links in a recent digest.",
-    "feed": "Copy the Atom feed link from your preferences page or a recent digest.",
-}
-
-
-def schedule_label(v: Subscriber) -> str:
-    return wording.schedule_label(v.schedule)
-
-
-def local_time(at: datetime, zone: str) -> str:
-    """An instant in the subscriber's own time zone ("Tue 01 Dec 2026, 08:00 CET")."""
-    try:
-        return at.astimezone(ZoneInfo(zone)).strftime("%a %d %b %Y, %H:%M %Z")
-    except (ValueError, KeyError):  # an unreadable stored zone: say it in UTC
-        return at.astimezone(UTC).strftime("%a %d %b %Y, %H:%M UTC")
-
-
-def split_topics(raw: str | None) -> list[str]:
-    return [p for p in _SPLIT.split(raw or "") if p.strip()]
-
-
-def split_lines(raw: str | None) -> list[str]:
-    """One entry a line (author names keep their commas: "LeCun, Yann")."""
-    return [p for p in (raw or "").splitlines() if p.strip()]
-
-
-def field(form: FormData, key: str, default: str = "") -> str:
-    """A form field as text (a file part counts as empty)."""
-    value = form.get(key)
-    return value.strip() if isinstance(value, str) else default
-
-
-# ------------------------------------------------------------------------------------- the site
-
-
-class Suggestions:
-    """Topic suggestions for the subscribe form, mined again at most every `ttl` seconds."""
-
-    def __init__(self, ttl: float = 600.0):
-        self.ttl, self.at = ttl, -1e9
-        self.value: list[str] = []
-
-    async def get(self, db: Database) -> list[str]:
-        if time.monotonic() - self.at > self.ttl:
-            self.value = await run_in_threadpool(topics.suggest_topics, db)
-            self.at = time.monotonic()
-        return self.value
-
-
-@dataclass(frozen=True)
-class Site:
-    """What every handler needs, built once by `create_app` and kept in `app.state.site`."""
-
-    settings: Settings
-    db: Database
-    root: str  # the path prefix of base_url ("" at the root of a host)
-    csrf: Csrf
-    env: jinja2.Environment
-    by_ip: signup.RateLimiter  # subscribe posts per client IP
-    signups: signup.SignupQueue  # checked subscribe forms, handled after the page is sent
-    suggestions: Suggestions
-    metrics: Any = None  # the /metrics registry (prometheus_client), None when metrics are off
-
-
-def site_of(request: Request) -> Site:
-    return request.app.state.site
-
-
-def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-    """Render a page; a page that shows a form gets a CSRF token (and its cookie, if new)."""
-    csrf = site_of(request).csrf
-    state: dict[str, Any] = {}
-
-    def csrf_token() -> str:
-        if "nonce" not in state:
-            state["nonce"], state["new"] = csrf.nonce(request)
-        return csrf.token(state["nonce"])
-
-    response = HTMLResponse(site_of(request).env.get_template(name).render(csrf_token=csrf_token, **ctx), status)
-    if state.get("new"):
-        csrf.set_cookie(response, state["nonce"])
-    return response
-
-
-def error(request: Request, status: int, title: str, message: str) -> HTMLResponse:
-    return page(request, "error.html", status, title=title, message=message)
-
-
-def bad_link(request: Request, purpose: str) -> HTMLResponse:
-    return error(request, 400, "This link is not valid", f"It may be incomplete, altered or expired. {LINK_HELP[purpose]}")
-
-
-async def form_of(request: Request, check_csrf: bool = True, limits: dict | None = None) -> FormData:
-    site = site_of(request)
-    form = await request.form(**(limits or FORM_LIMITS))
-    if check_csrf and not (same_origin(request, site.settings.web.base_url) and site.csrf.valid(request, form)):
-        raise HTTPException(403, "This form has expired or did not come from this site. "
-                                 "Reload the page and try again.")
-    return form
-
-
-async def open_link(request: Request, purpose: str) -> tuple[Subscriber | None, dict]:
-    """The subscriber the path's token names, and its payload; raises TokenError for a bad token."""
-    site = site_of(request)
-    return await run_in_threadpool(signup.open_link, site.db, site.settings, purpose, request.path_params["token"])
-
-
-async def subscriber_of(request: Request, purpose: str) -> tuple[Subscriber | None, dict]:
-    """(subscriber or None, payload); a bad token counts as no subscriber."""
-    try:
-        return await open_link(request, purpose)
-    except TokenError:
-        return None, {}
 
 
 # ------------------------------------------------------------------------------------ subscribe
@@ -225,93 +110,6 @@ async def confirm(request: Request) -> Response:
     picks, trending = await run_in_threadpool(pages.first_preview, site.db, site.settings, sub.id)
     return page(request, "confirmed.html", sub=sub, picks=picks, trending=trending,
                 manage_url=links.links_for(site.settings).preferences(sub.id))
-
-
-# ---------------------------------------------------------------------------------- preferences
-
-
-async def preferences(request: Request, errors: list[str] | None = None, values: dict | None = None) -> Response:
-    site = site_of(request)
-    sub, _ = await subscriber_of(request, "manage")
-    if sub is None:
-        return bad_link(request, "manage")
-    editions = await run_in_threadpool(pages.recent_editions, site.db, site.settings, sub.id)
-    delivery = await run_in_threadpool(pages.delivery_status, site.db, site.settings, sub.id)
-    rated = await run_in_threadpool(feedback_clicks.rated_papers, site.db, sub.id)
-    paused = sub.paused(utcnow())
-    seeded = await run_in_threadpool(seeds.seeded, site.db, sub.id)
-    values = values or {"topics": "\n".join(sub.topics), "excludes": "\n".join(sub.excludes),
-                        "authors": "\n".join(sub.authors),
-                        "frequency": sub.frequency, "weekday": sub.weekday, "hour": sub.hour,
-                        "timezone": sub.timezone, "max_items": sub.max_items or ""}
-    return page(request, "preferences.html", 400 if errors else 200, sub=sub, editions=editions, paused=paused,
-                seeded=seeded, seed_limit=seeds.MAX_FILE_BYTES // 1_000_000,
-                liked=[r for r in rated if r.signal > 0], disliked=[r for r in rated if r.signal < 0],
-                values=values, errors=errors or [], saved=request.query_params.get("saved", ""),
-                default_max=site.settings.digest.max_items, request_token=request.path_params["token"],
-                unsubscribe_url=links.links_for(site.settings).unsubscribe(sub.id), delivery=delivery,
-                feed_url=links.links_for(site.settings).feed(sub.id) if sub.status != "unsubscribed" else "")
-
-
-async def preferences_save(request: Request) -> Response:
-    site = site_of(request)
-    form = await form_of(request)
-    sub, _ = await subscriber_of(request, "manage")
-    if sub is None:
-        return bad_link(request, "manage")
-    action = request.path_params.get("action", "save")
-    if action not in ("save", "pause", "resume", "cadence", "undo"):
-        raise HTTPException(404)
-    if action == "undo":  # forget one "more/less like this" mark, listed on the page
-        paper = field(form, "paper")
-        if not (paper.isascii() and paper.isdigit() and len(paper) < 19):
-            raise HTTPException(400, "No such paper in your feedback.")
-        await run_in_threadpool(feedback_clicks.undo_feedback, site.db, sub.id, int(paper))
-        return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved=undo", status_code=303)
-    values = {k: field(form, k) for k in ("topics", "excludes", "authors", "frequency", "weekday", "hour",
-                                          "timezone", "max_items")}
-    try:
-        if action == "pause":
-            await run_in_threadpool(subscribers.pause, site.db, sub.id, field(form, "weeks"), utcnow())
-        elif action == "resume":
-            await run_in_threadpool(subscribers.resume, site.db, sub.id)
-        elif action == "cadence":  # the quiet-days block
-            change = ProfileChange(min_papers=field(form, "min_papers"), best_of_week=field(form, "best_of_week"))
-            await run_in_threadpool(subscribers.update, site.db, sub.id, change)
-        else:
-            change = ProfileChange(
-                topics=split_topics(values["topics"]), excludes=split_topics(values["excludes"]),
-                frequency=values["frequency"], timezone=values["timezone"], hour=values["hour"],
-                weekday=values["weekday"], max_items=values["max_items"],
-                authors=split_lines(values["authors"]) if "authors" in form else KEEP)
-            await run_in_threadpool(subscribers.update, site.db, sub.id, change)
-    except SubscriberError as err:
-        return await preferences(request, [str(err)], values if action == "save" else None)
-    return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved={action}", status_code=303)
-
-
-async def preferences_seed(request: Request) -> Response:
-    """Seed the profile from the preferences page: pasted arXiv ids, or an uploaded BibTeX file or
-    Zotero CSV export (one of the two)."""
-    site = site_of(request)
-    form = await form_of(request, limits=SEED_FORM_LIMITS)
-    sub, _ = await subscriber_of(request, "manage")
-    if sub is None:
-        return bad_link(request, "manage")
-    ids, upload = field(form, "arxiv_ids"), form.get("seed_file")
-    data = await upload.read(seeds.MAX_FILE_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else b""
-    try:
-        if bool(ids) == bool(data):
-            raise SubscriberError("paste arXiv ids or choose a BibTeX or Zotero CSV file (one of the two)")
-        if ids:
-            report = await run_in_threadpool(seeding.seed_arxiv, site.db, site.settings, sub.email, [ids])
-        else:
-            name = upload.filename if isinstance(upload, UploadFile) else ""
-            report = await run_in_threadpool(seeding.seed_file, site.db, sub.email, name or "", data)
-    except SubscriberError as err:
-        return await preferences(request, [str(err)])
-    return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved=seed&n={report.seeded}",
-                            status_code=303)
 
 
 # ---------------------------------------------------------------------------------- unsubscribe

@@ -1,0 +1,97 @@
+"""What every command shares: the settings and database opened on first use (`Ctx`), errors a user can
+cause as one line, and printing."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import click
+
+from digest import config as config_mod
+from digest.subscriptions.rules import SubscriberError
+from digest.usecases import setup
+from digest.usecases.setup import Database, Schema, SchemaError, SchemaState
+
+
+class Ctx:
+    """Settings and database, opened on first use so `--help` works anywhere."""
+
+    def __init__(self, config_path: str | None):
+        self.config_path = config_path
+        self._settings: config_mod.Settings | None = None
+        self._db: Database | None = None
+        self.found: SchemaState | None = None  # the schema the database had when opened
+
+    @property
+    def settings(self) -> config_mod.Settings:
+        if self._settings is None:
+            self._settings = setup.load_settings(self.config_path)
+        return self._settings
+
+    def database(self, schema: Schema) -> Database:
+        if self._db is None:
+            self._db, self.found = setup.open_database(self.settings, schema)
+        return self._db
+
+    @property
+    def db(self) -> Database:
+        """For writing commands: a fresh database gets the schema; any other must be current."""
+        return self.database("create")
+
+    @property
+    def read_db(self) -> Database:
+        """For reading commands: the database must be at the current schema; nothing is created."""
+        return self.database("check")
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+USER_ERRORS = (config_mod.ConfigError, SchemaError, SubscriberError, LookupError, ValueError, OSError)
+
+
+def friendly(fn):
+    """Errors a user can cause end in one clear line and exit status 1, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except USER_ERRORS as err:
+            raise click.ClickException(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+        except Exception as err:  # a database that cannot be reached, and the like
+            if type(err).__module__.startswith("sqlalchemy"):
+                raise click.ClickException(f"database error: {str(err).splitlines()[0]}") from None
+            raise
+
+    return wrapper
+
+
+class FriendlyGroup(click.Group):
+    """The `digest` group: whatever a user can get wrong, in a command or in converting its arguments
+    (a path with a NUL byte, say), ends in one line through `friendly`, for every command at once."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:  # the group's own options (--config)
+        return friendly(super().make_context)(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        return friendly(super().invoke)(ctx)
+
+
+def echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def printable(value: object) -> str:
+    """Stored text as it may reach a terminal: anything not printable (CR, LF, escapes, bidi overrides)
+    is written as its Python escape, so a stored value can neither forge a line nor drive the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(value))
+
+
+
+def print_ingest(rows: list[dict]) -> None:
+    for r in rows:
+        err = f"  error: {r['error']}" if r.get("error") else ""
+        click.echo(f"{r['name']:<12} fetched {r['fetched']:>5}  new {r['new']:>5}  updated {r['updated']:>5}  "
+                   f"skipped {r['skipped']:>4}{err}")

@@ -1,0 +1,110 @@
+"""`digest send` and `digest run`: one pass (ingest, plan, send), a progress bar on a terminal, and
+the counts printed."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from digest.cli.context import Ctx, echo_json, pass_ctx, print_ingest, printable
+from digest.subscriptions import subscribers
+from digest.usecases import planning, sending
+from digest.usecases.sending import PassReport
+
+WORKERS = click.option("--workers", type=click.IntRange(1, 16), default=None,
+                       help="Sending processes (default: mail.workers, 1); each claims its own batches.")
+
+
+def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json: bool = False,
+          ingest_first: bool = False, workers: int | None = None) -> tuple[PassReport, dict]:
+    """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
+    email = subscribers.key(email) if email else None
+    for warning in ctx.settings.warnings() if not dry_run else ():
+        click.echo(f"warning: {warning}", err=True)
+    bar = _Bar(sys.stderr.isatty() and not as_json)
+    with bar:
+        r = sending.run_pass(ctx.read_db if dry_run else ctx.db, ctx.settings, email=email, dry_run=dry_run,
+                              ingest_first=ingest_first, on_planned=bar.start, progress=bar.update, workers=workers)
+    if dry_run:
+        rows = planning.dry_run_rows(r.plan)
+        return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]], "skipped": r.plan.skipped,
+                   "suppressed": r.plan.suppressed, "already": r.plan.already,
+                   "quiet": [x for x in rows if not x["papers"]]}
+    return r, r.counts()
+
+
+class _Bar:
+    """click's progress bar on stderr, once the length is known; nothing when not on a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar = enabled, None
+
+    def start(self, total: int) -> None:
+        if self.enabled and total > 0:
+            self.bar = click.progressbar(length=total, label="sending", file=sys.stderr)
+            self.bar.__enter__()
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def _print_counts(result: dict, as_json: bool) -> None:
+    if as_json:
+        echo_json(result)
+    elif result.get("dry_run"):
+        for r in result["would_send"]:
+            click.echo(f"{printable(r['email']):<36} {r['papers']:>3} papers  {printable(r['subject'])}")
+        for r in result["quiet"]:
+            click.echo(f"{printable(r['email']):<36}   0 papers  {printable(r['subject'])}")
+        click.echo(f"would send {len(result['would_send'])}, skipped {result['skipped']} (nothing new), "
+                   f"suppressed {result['suppressed']}, already sent this period {result['already']}"
+                   + (f", quiet {len(result['quiet'])} (too few papers: recorded, rolled over)" if result["quiet"] else ""))
+    else:
+        click.echo(f"sent {result['sent']}, retried {result['retried']}, failed {result['failed']}, "
+                   f"suppressed {result['suppressed']}, skipped {result['skipped']} (nothing new)"
+                   + (f", quiet {result['quiet']} (too few papers: recorded, rolled over)" if result.get("quiet") else ""))
+        per = result.get("by_transport") or {}
+        if any(name.startswith("webhook") for name in per):  # mail alone: the line above says it all
+            click.echo("by transport: " + "; ".join(
+                f"{name} " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) for name, counts in sorted(per.items())))
+        for e in result["errors"]:
+            click.echo(f"error: {e}", err=True)
+
+
+@click.command("send")
+@click.option("--subscriber", "email", help="Only this subscriber.")
+@click.option("--dry-run", is_flag=True, help="Show who would get what; send and store nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@WORKERS
+@pass_ctx
+def send_command(ctx: Ctx, email, dry_run, as_json, workers) -> None:
+    """Plan this period's editions and send every due delivery. Running it twice sends nothing twice."""
+    _, result = _pass(ctx, email=email, dry_run=dry_run, as_json=as_json, workers=workers)
+    _print_counts(result, as_json)
+    if result.get("errors"):
+        sys.exit(1)
+
+
+@click.command("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@WORKERS
+@pass_ctx
+def run_command(ctx: Ctx, as_json: bool, workers: int | None) -> None:
+    """Ingest, plan and send in one pass."""
+    r, counts = _pass(ctx, ingest_first=True, as_json=as_json, workers=workers)
+    assert r.ingest is not None
+    result = {"ingest": [vars(x) for x in r.ingest.sources], **counts}
+    if not as_json:
+        print_ingest(result["ingest"])
+    _print_counts(result, as_json)
+    if result.get("errors"):
+        sys.exit(1)
