@@ -97,7 +97,8 @@ class SubscriberStatus(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """A ledger row: planned -> sending -> sent | retry | failed | suppressed; or skipped, never sent."""
+    """A ledger row: planned -> sending -> sent | retry | failed | suppressed; or a quiet day (stored as
+    "skipped"), never sent."""
 
     PLANNED = "planned"
     SENDING = "sending"
@@ -105,7 +106,7 @@ class DeliveryStatus(StrEnum):
     RETRY = "retry"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
-    SKIPPED = "skipped"  # a quiet day under the subscriber's cadence: nothing sent, its papers roll over
+    QUIET = "skipped"  # a quiet day under the subscriber's cadence: nothing sent, its papers roll over
 
 
 # ---------------------------------------------------------------------------------------- listings
@@ -330,11 +331,11 @@ class SlotStatus:
 @dataclass(frozen=True)
 class LastEdition:
     """A subscriber's most recent edition: its period and when it was planned (what due-ness needs);
-    for a skipped one (a quiet day), why."""
+    for a quiet one (a quiet day), why."""
 
     period: str
     planned_at: datetime
-    skipped: str | None = None  # the reason, when that edition was a quiet day with nothing sent
+    quiet: str | None = None  # the reason, when that edition was a quiet day with nothing sent
 
 
 @dataclass(frozen=True)
@@ -358,4 +359,4 @@ class Edition:
     attempts: int = 0
     subject: str | None = None
     sent_at: datetime | None = None
-    note: str | None = None  # why a skipped edition (status SKIPPED) was skipped
+    note: str | None = None  # why a quiet edition (status QUIET) was quiet

@@ -177,7 +177,7 @@ def test_best_of_week_ranks_the_week_without_favouring_the_newest():
 
 def test_quiet_reason_is_the_due_reason():
     sched = Schedule("weekly", 8, "UTC", 6)
-    last = LastEdition("2024-W23", at("2024-06-09T08:00Z"), skipped="1 paper above the bar, fewer than 3")
+    last = LastEdition("2024-W23", at("2024-06-09T08:00Z"), quiet="1 paper above the bar, fewer than 3")
     d = check(sched, at("2024-06-09T12:00Z"), last)
     assert not d.due and d.reason.startswith("quiet week 2024-W23 (1 paper above the bar, fewer than 3)")
     later = check(sched, at("2024-06-16T09:00Z"), last)

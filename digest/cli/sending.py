@@ -28,7 +28,7 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
                               ingest_first=ingest_first, on_planned=bar.start, progress=bar.update, workers=workers)
     if dry_run:
         rows = planning.dry_run_rows(r.plan)
-        return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]], "skipped": r.plan.skipped,
+        return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]], "skipped": r.plan.nothing_new,
                    "suppressed": r.plan.suppressed, "already": r.plan.already,
                    "quiet": [x for x in rows if not x["papers"]]}
     return r, r.counts()

@@ -41,7 +41,7 @@ def write(db: Database, editions: Sequence[Edition], domain: str) -> tuple[list[
     """Store planned editions and their items, in bulk, in one transaction.
 
     An edition whose (subscriber, period) is already in the ledger is left out (another planner got
-    there first). A skipped edition (a quiet day, `status` SKIPPED, with its `note`) is written with
+    there first). A quiet edition (`status` QUIET, with its `note`) is written with
     no items: no sender ever takes it, and its papers stay unsent, so the next edition can have them
     (`history` starts that one's window at the last edition that was not skipped). Returns the editions written, with their ids and Message-IDs, and how many were
     already there.
@@ -67,7 +67,7 @@ def write(db: Database, editions: Sequence[Edition], domain: str) -> tuple[list[
 def _delivery_row(e: Edition) -> dict:
     """A planned edition's new `deliveries` row (its Message-ID is set once its id is known)."""
     return {"subscriber_id": e.subscriber_id, "period": e.period, "email": e.email,
-            "status": S.SKIPPED if e.status == S.SKIPPED else S.PLANNED, "note": e.note,
+            "status": S.QUIET if e.status == S.QUIET else S.PLANNED, "note": e.note,
             "message_id": "", "window_start": e.window_start, "window_end": e.window_end,
             "planned_at": e.planned_at, "attempts": 0}
 
@@ -289,9 +289,9 @@ def history(db: Database, subscriber_ids: Sequence[int]) -> dict[int, History]:
     with db.session() as s:
         ends = dict(s.execute(
             select(Delivery.subscriber_id, func.max(Delivery.window_end))
-            .where(among(Delivery.subscriber_id, ids), Delivery.status.not_in([S.FAILED, S.SKIPPED]))
+            .where(among(Delivery.subscriber_id, ids), Delivery.status.not_in([S.FAILED, S.QUIET]))
             .group_by(Delivery.subscriber_id)).all())
-        last = {sid: LastEdition(period, at, (note or "quiet") if status == S.SKIPPED else None)
+        last = {sid: LastEdition(period, at, (note or "quiet") if status == S.QUIET else None)
                 for sid, period, at, status, note in s.execute(
             select(Delivery.subscriber_id, Delivery.period, Delivery.planned_at, Delivery.status, Delivery.note)
             .where(among(Delivery.subscriber_id, ids), Delivery.planned_at == newest.scalar_subquery()))}

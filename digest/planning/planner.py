@@ -33,7 +33,7 @@ log = logging.getLogger("digest.planner")
 @dataclass
 class PlanReport:
     planned: int = 0
-    skipped: int = 0  # nothing new for them (or a schedule that cannot be read)
+    nothing_new: int = 0  # nothing new for them, or a schedule that cannot be read (printed as "skipped")
     already: int = 0  # an edition for this period exists already
     suppressed: int = 0
     not_due: int = 0  # with due_only: this period's slot has not come, or the period has none
@@ -43,7 +43,7 @@ class PlanReport:
 
     def summary(self) -> str:
         return (f"planned {self.planned}, already {self.already}, not due {self.not_due}, "
-                f"nothing new {self.skipped}, suppressed {self.suppressed}"
+                f"nothing new {self.nothing_new}, suppressed {self.suppressed}"
                 + (f", quiet {self.quiet}" if self.quiet else ""))
 
 
@@ -76,7 +76,7 @@ def triage(subs: Sequence[Subscriber], due: Mapping[int, Due | None], suppressed
     for s in subs:
         d = due[s.id]
         if d is None:
-            report.skipped += 1
+            report.nothing_new += 1
         elif s.email in suppressed:
             report.suppressed += 1
         elif (s.id, d.period) in existing:
@@ -104,22 +104,22 @@ def editions(subs: Sequence[Subscriber], due: Mapping[int, Due | None], selectio
              now: datetime, report: PlanReport, default_max: int = 10) -> list[Edition]:
     """One `Edition` per subscriber with something new; those with nothing are counted as skipped.
 
-    A quiet edition (`quiet_reason`) becomes a SKIPPED edition with its reason and no papers: the
+    A quiet edition (`quiet_reason`) becomes a QUIET edition with its reason and no papers: the
     ledger records the day as decided, nothing is sent, and the next edition's window starts where
     the last edition that was not skipped stopped, so the quiet day's papers are in it."""
     out = []
     for s in subs:
         sel, d = selections[s.id], due[s.id]
         if d is None:
-            report.skipped += 1
+            report.nothing_new += 1
             continue
         why = quiet_reason(s, len(sel.picks), default_max)
         if why is not None:
             out.append(Edition(subscriber_id=s.id, email=s.email, period=d.period, window_start=sel.window_start,
-                               window_end=now, planned_at=now, status=DeliveryStatus.SKIPPED, note=why))
+                               window_end=now, planned_at=now, status=DeliveryStatus.QUIET, note=why))
             continue
         if not sel.picks:
-            report.skipped += 1
+            report.nothing_new += 1
             continue
         out.append(Edition(subscriber_id=s.id, email=s.email, period=d.period, window_start=sel.window_start,
                            window_end=now, planned_at=now, picks=tuple(sel.picks), trending=tuple(sel.trending)))

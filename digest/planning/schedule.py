@@ -119,8 +119,8 @@ def check(schedule: Schedule, now: datetime, last: LastEdition | None = None) ->
 
     if slot is None:
         return due(False, "no_day", weekday=now.astimezone(tz).weekday())
-    if last is not None and last.period == period and last.skipped:
-        return due(False, "quiet", period=period, note=last.skipped)
+    if last is not None and last.period == period and last.quiet:
+        return due(False, "quiet", period=period, note=last.quiet)
     if last is not None and last.period == period:
         return due(False, "planned", period=period, at=last.planned_at)
     if now < slot:
@@ -131,7 +131,7 @@ def check(schedule: Schedule, now: datetime, last: LastEdition | None = None) ->
         return due(True, "first", at=slot)
     before = previous_slot(schedule, slot)
     if before is not None and last.planned_at < before:
-        return due(True, "catch_up", period=last.period, at=slot, note=last.skipped)
+        return due(True, "catch_up", period=last.period, at=slot, note=last.quiet)
     return due(True, "due", period=period, at=slot)
 
 

@@ -88,7 +88,7 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
         selections = select(db, settings, run, todo, now) if todo and run else {}
         editions = planner.editions(todo, due, selections, now, report, default_max=settings.digest.max_items)
         if dry_run:
-            report.quiet += sum(e.status == DeliveryStatus.SKIPPED for e in editions)
+            report.quiet += sum(e.status == DeliveryStatus.QUIET for e in editions)
             report.editions += editions
             report.papers.update(run.papers if run else {})
             continue
@@ -96,7 +96,7 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
         report.planned += len(written)
         report.already += already
         for e in written:
-            if e.status == DeliveryStatus.SKIPPED:
+            if e.status == DeliveryStatus.QUIET:
                 report.planned -= 1
                 report.quiet += 1
                 log.info("edition skipped subscriber=%s period=%s: %s", e.subscriber_id, e.period, e.note)

@@ -53,7 +53,7 @@ class PassReport:
         nothing sent, the papers roll over), errors."""
         s = self.send
         return {"sent": s.sent, "retried": s.retried, "failed": s.failed,
-                "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.skipped,
+                "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.nothing_new,
                 "quiet": self.plan.quiet, "errors": s.errors,
                 "planned": self.plan.planned, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
                 "by_transport": s.by_transport}
