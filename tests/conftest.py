@@ -96,6 +96,15 @@ def settings_for(tmp_path):
 
 
 @pytest.fixture
+def server():
+    """A real HTTP server on loopback replaying the responses a test gives it (tests/httpreplay.py)."""
+    from tests.httpreplay import ReplayServer
+
+    with ReplayServer() as srv:
+        yield srv
+
+
+@pytest.fixture
 def smtp_sink():
     """A real SMTP server (aiosmtpd) on loopback that keeps what it receives (`.messages`)."""
     with SmtpSink() as sink:

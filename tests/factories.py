@@ -3,7 +3,8 @@ code the product uses (the store's upsert, the ledger), fast enough for hundreds
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -48,6 +49,44 @@ def add_papers(db: Database, n: int, *, when: datetime | None = None, title: str
         return [by[k] for k in keys]
     by_title = {t: i for i, _, t in rows}
     return [by_title[x.title] for x in listings]
+
+
+def add_tagged(db: Database, n: int, when: datetime, tag: str, *, matching: bool = True) -> list[int]:
+    """n papers first seen at `when`, tagged `tag` in their titles: about graph neural networks when
+    `matching` (the scheduling tests' subscribers' topic), else about soil chemistry; no upvotes."""
+    title = f"Graph neural networks for {tag} problem {{i}}" if matching else f"Soil chemistry of {tag} field {{i}}"
+    abstract = (f"We study graph neural networks on {tag} benchmarks, part {{i}}." if matching
+                else f"We sample {tag} soils for nitrogen, site {{i}}.")
+    return add_papers(db, n, when=when, arxiv=False, upvoted=False, title=title, abstract=abstract)
+
+
+def add_titled(db: Database, titles: Sequence[str], *, first_seen: Callable[[int], datetime] | None = None,
+               upvotes: Callable[[int], int] = lambda i: 5, published_at: datetime | None = None,
+               authors: Sequence[str] = (), first_id: int = 0, prefix: str = "2611") -> list[int]:
+    """A paper for each title ("<title>. We study this at length."), arXiv ids prefix.first_id on;
+    paper i first seen at `first_seen(i)` (default: i + 1 hours ago) with `upvotes(i)` upvotes."""
+    now = datetime.now(UTC)
+    seen = first_seen or (lambda i: now - timedelta(hours=i + 1))
+    ids = []
+    for i, t in enumerate(titles):
+        listing = Listing(title=t, abstract=f"{t}. We study this at length.", authors=list(authors),
+                          arxiv_id=f"{prefix}.{first_id + i:05d}", upvotes=upvotes(i), published_at=published_at,
+                          source="test")
+        with db.session() as s:
+            upsert(s, [listing], seen(i))
+            ids.append(s.execute(select(Paper.id).where(Paper.arxiv_id == listing.arxiv_id)).scalar_one())
+    return ids
+
+
+def add_recent(db: Database, titles: Sequence[str], hours_ago: float, prefix: str = "2611") -> list[int]:
+    """Papers by Ada Lovelace and Alan Turing published a day ago, the first first seen `hours_ago`
+    hours ago and each next one an hour before; arXiv ids after those already stored."""
+    now = datetime.now(UTC)
+    with db.session() as s:
+        n = s.query(Paper).count()
+    return add_titled(db, titles, first_seen=lambda i: now - timedelta(hours=hours_ago + i), upvotes=lambda i: 10 - i,
+                      published_at=now - timedelta(days=1), authors=["Ada Lovelace", "Alan Turing"], first_id=n,
+                      prefix=prefix)
 
 
 def add_subscribers(db: Database, n: int, start: int = 0) -> None:

@@ -22,8 +22,7 @@ from digest.subscriptions import subscriber_csv, subscribers
 from digest.subscriptions.links import links_for
 from digest.subscriptions.subscribers import SubscriberError
 from digest.usecases import planning, sending
-from tests import factories
-from tests.factories import mail_settings
+from tests.factories import add_tagged, mail_settings
 
 TOPIC = "graph neural networks"
 DAY = timedelta(days=1)
@@ -31,13 +30,6 @@ DAY = timedelta(days=1)
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def add_papers(db, n: int, when: datetime, tag: str, *, matching: bool = True) -> None:
-    title = f"Graph neural networks for {tag} problem {{i}}" if matching else f"Soil chemistry of {tag} field {{i}}"
-    abstract = (f"We study graph neural networks on {tag} benchmarks, part {{i}}." if matching
-                else f"We sample {tag} soils for nitrogen, site {{i}}.")
-    factories.add_papers(db, n, when=when, arxiv=False, upvoted=False, title=title, abstract=abstract)
 
 
 def ledger(db, email: str) -> dict[str, tuple[str, str | None, list[str]]]:
@@ -61,8 +53,8 @@ def test_a_quiet_day_sends_nothing_records_why_and_rolls_its_papers_over(db, set
     settings = mail_settings(settings_for, db, smtp_sink, smtp={"pool_size": 1})
     subscribers.add(db, "ada@example.org", topics=[TOPIC], hour=8, min_papers=3)
     monday = at("2024-06-03T08:05Z")
-    add_papers(db, 2, monday - timedelta(hours=6), "monday")
-    add_papers(db, 5, monday - timedelta(hours=6), "monday", matching=False)  # below the bar: no topic match
+    add_tagged(db, 2, monday - timedelta(hours=6), "monday")
+    add_tagged(db, 5, monday - timedelta(hours=6), "monday", matching=False)  # below the bar: no topic match
 
     first = tick(db, settings, monday)
     assert (first.plan.planned, first.plan.quiet, first.send.sent) == (0, 1, 0) and smtp_sink.messages == []
@@ -76,7 +68,7 @@ def test_a_quiet_day_sends_nothing_records_why_and_rolls_its_papers_over(db, set
         "quiet day 2024-06-03 (2 papers above the bar, fewer than 3): nothing sent, its papers roll over to "
         "the next edition")
 
-    add_papers(db, 2, monday + DAY - timedelta(hours=6), "tuesday")
+    add_tagged(db, 2, monday + DAY - timedelta(hours=6), "tuesday")
     second = tick(db, settings, monday + DAY)
     assert (second.plan.planned, second.plan.quiet, second.send.sent) == (1, 0, 1)
     status, note, titles = ledger(db, "ada@example.org")["2024-06-04"]
@@ -88,7 +80,7 @@ def test_a_quiet_day_sends_nothing_records_why_and_rolls_its_papers_over(db, set
 
     # Nothing new on Wednesday: quiet again; Thursday's edition has Thursday's papers only (never twice)
     assert tick(db, settings, monday + 2 * DAY).plan.quiet == 1
-    add_papers(db, 3, monday + 3 * DAY - timedelta(hours=6), "thursday")
+    add_tagged(db, 3, monday + 3 * DAY - timedelta(hours=6), "thursday")
     assert tick(db, settings, monday + 3 * DAY).send.sent == 1
     book = ledger(db, "ada@example.org")
     assert book["2024-06-05"] == ("skipped", "no paper above the bar, fewer than 3", [])
@@ -102,7 +94,7 @@ def test_quiet_day_crash_and_second_planner_change_nothing(db, settings_for):
     settings = settings_for(db.url, sources={})
     subscribers.add(db, "ada@example.org", topics=[TOPIC], hour=8, min_papers=2)
     now = at("2024-06-03T09:00Z")
-    add_papers(db, 1, now - timedelta(hours=3), "monday")
+    add_tagged(db, 1, now - timedelta(hours=3), "monday")
     with time_machine.travel(now, tick=False):
         first = planning.plan(db, settings, due_only=True)
         second = planning.plan(db, settings, due_only=True)
@@ -111,7 +103,7 @@ def test_quiet_day_crash_and_second_planner_change_nothing(db, settings_for):
     with db.session() as s:
         assert s.scalars(select(DeliveryItem)).all() == []
     # `digest send` (not waiting for a slot) plans the next day's edition with the rolled-over paper
-    add_papers(db, 1, now + DAY - timedelta(hours=3), "tuesday")
+    add_tagged(db, 1, now + DAY - timedelta(hours=3), "tuesday")
     with time_machine.travel(now + DAY, tick=False):
         assert planning.plan(db, settings).planned == 1
     assert len(ledger(db, "ada@example.org")["2024-06-04"][2]) == 2
@@ -120,7 +112,7 @@ def test_quiet_day_crash_and_second_planner_change_nothing(db, settings_for):
 def test_minimum_above_papers_per_digest_never_blocks_an_edition(db, settings_for):
     settings = settings_for(db.url, sources={}, digest={"max_items": 2})
     subscribers.add(db, "ada@example.org", topics=[TOPIC], min_papers=5)  # config allows 2 per edition
-    add_papers(db, 3, at("2024-06-03T02:00Z"), "monday")
+    add_tagged(db, 3, at("2024-06-03T02:00Z"), "monday")
     with time_machine.travel(at("2024-06-03T09:00Z"), tick=False):
         report = planning.plan(db, settings, due_only=True)
     assert (report.planned, report.quiet) == (1, 0)
@@ -137,7 +129,7 @@ def test_best_of_week_picks_from_the_whole_week(db, settings_for):
         subscribers.add(db, email, topics=[TOPIC], hour=8, max_items=2)
     monday = at("2024-06-03T06:00Z")
     for i, tag in enumerate(("monday", "tuesday", "wednesday", "thursday")):
-        add_papers(db, 1, monday + i * DAY, tag)
+        add_tagged(db, 1, monday + i * DAY, tag)
     thursday = monday + timedelta(days=3, hours=3)
     with time_machine.travel(thursday, tick=False):
         assert planning.plan(db, settings).planned == 2
@@ -146,7 +138,7 @@ def test_best_of_week_picks_from_the_whole_week(db, settings_for):
     subscribers.change(db, "weekly@example.org", frequency="weekly", weekday="sunday", max_items=20)
     subscribers.change(db, "best@example.org", frequency="weekly", weekday="sunday", max_items=20, best_of_week=True)
     for i, tag in enumerate(("friday", "saturday"), 4):
-        add_papers(db, 1, monday + i * DAY, tag)
+        add_tagged(db, 1, monday + i * DAY, tag)
     sunday = at("2024-06-09T08:05Z")
     with time_machine.travel(sunday, tick=False):
         assert planning.plan(db, settings, due_only=True).planned == 2

@@ -18,12 +18,13 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from starlette.testclient import TestClient
 
 from digest.mail.sink import SmtpSink
-from digest.store.models import Delivery, Paper, Suppression
+from digest.store.models import Delivery, Suppression
 from digest.store.models import Subscriber as SubscriberRow
 from digest.subscriptions import subscribers, tokens
 from digest.subscriptions.links import links_for
 from digest.usecases import pages, planning, sending
 from digest.web.app import create_app
+from tests.factories import add_recent
 
 BASE = "http://testserver"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -44,18 +45,8 @@ def env(db, settings_for, sink):
     settings = settings_for(db.url, web={"base_url": BASE},
                             mail={"transport": "smtp", "smtp": {"host": sink.host, "port": sink.port},
                                   "from_address": "Trending Papers <digest@example.org>"})
-    add_papers(db, PAPERS, hours_ago=1)
+    add_recent(db, PAPERS, hours_ago=1)
     return settings, db, sink
-
-
-def add_papers(db, titles, hours_ago: float, prefix: str = "2611") -> None:
-    now = datetime.now(UTC)
-    with db.session() as s:
-        n = s.query(Paper).count()
-        s.add_all(Paper(title=t, title_key=t.lower(), abstract=f"{t}. We study this at length.", upvotes=10 - i,
-                        authors=["Ada Lovelace", "Alan Turing"], arxiv_id=f"{prefix}.{n + i:05d}",
-                        published_at=now - timedelta(days=1), first_seen_at=now - timedelta(hours=hours_ago + i))
-                  for i, t in enumerate(titles))
 
 
 def client(settings, db) -> TestClient:
@@ -135,7 +126,7 @@ def test_feed_lists_the_sent_papers_in_valid_atom(env):
     assert parsed.feed.id == root.find(f"{ATOM}id").text and parsed.feed.title
 
     # the next edition: new papers join, the old entries keep their ids
-    add_papers(db, ["Graph neural networks at scale", "Graph neural networks and message passing"], hours_ago=-1,
+    add_recent(db, ["Graph neural networks at scale", "Graph neural networks and message passing"], hours_ago=-1,
                prefix="2612")
     with db.session() as s:  # as if it went out yesterday, so today's period can have its own edition
         d = s.query(Delivery).one()

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -22,10 +21,10 @@ from test_scheduler import quiet_zones, start_scheduler, stop, wait_for, wait_st
 from digest.config import bundled_listings
 from digest.mail.sink import SmtpSink, free_port
 from digest.scheduler import Runner
-from digest.store.models import Paper
 from digest.subscriptions import subscribers
 from digest.usecases import ingesting, monitoring, planning, sending
 from digest.web.app import create_app
+from tests.factories import add_titled
 
 TITLES = ["Graph neural networks for molecule property prediction", "Graph neural networks meet language models",
           "Scaling diffusion models for video generation"]
@@ -60,11 +59,7 @@ def value(samples: dict, name: str, **labels) -> float:
 
 
 def add_papers(db) -> None:
-    now = datetime.now(UTC)
-    with db.session() as s:
-        s.add_all(Paper(title=t, title_key=t.lower(), abstract=f"{t}. We study this at length.", upvotes=5,
-                        arxiv_id=f"2611.{i:05d}", first_seen_at=now - timedelta(hours=i + 1))
-                  for i, t in enumerate(TITLES))
+    add_titled(db, TITLES)
 
 
 @pytest.fixture

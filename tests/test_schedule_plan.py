@@ -17,14 +17,9 @@ from digest.cli import main
 from digest.store.models import Delivery, DeliveryItem, Paper
 from digest.subscriptions import subscribers
 from digest.usecases.planning import plan
-from tests import factories
+from tests.factories import add_tagged
 
 TOPIC = "graph neural networks"
-
-
-def add_papers(db, n: int, when: datetime, tag: str) -> None:
-    factories.add_papers(db, n, when=when, arxiv=False, upvoted=False, title=f"Graph neural networks for {tag} problem {{i}}",
-                         abstract=f"We study graph neural networks on {tag} benchmarks, part {{i}}.")
 
 
 def editions(db, email: str) -> dict[str, datetime]:
@@ -44,7 +39,7 @@ def test_scheduler_planning_across_dst(db, settings_for, zone, day, hour, kind, 
     with time_machine.travel(start, tick=False) as clock:  # an hourly tick, new papers every 6 hours
         while (now := datetime.now(UTC)) < end:
             if (now - start).total_seconds() % (6 * 3600) == 0:
-                add_papers(db, 2, now, now.isoformat())
+                add_tagged(db, 2, now, now.isoformat())
             planned += plan(db, settings, due_only=True).planned
             clock.shift(timedelta(hours=1))
     saturday, monday = day - timedelta(days=1), day + timedelta(days=1)
@@ -63,11 +58,11 @@ def test_catch_up_after_downtime(db, settings_for):
     settings = settings_for(db.url, sources={})
     subscribers.add(db, "ada@example.org", topics=[TOPIC], timezone="Europe/Paris", hour=8)
     monday = at("2024-06-03T06:05Z")  # 08:05 CEST
-    add_papers(db, 3, monday - timedelta(hours=1), "monday")
+    add_tagged(db, 3, monday - timedelta(hours=1), "monday")
     with time_machine.travel(monday, tick=False):
         assert plan(db, settings, due_only=True).planned == 1
     for i, tag in enumerate(("tuesday", "wednesday", "thursday"), 1):  # the scheduler is down meanwhile
-        add_papers(db, 2, monday + timedelta(days=i), tag)
+        add_tagged(db, 2, monday + timedelta(days=i), tag)
     back = at("2024-06-06T14:00Z")  # Thursday afternoon
     with time_machine.travel(back, tick=False):
         report = plan(db, settings, due_only=True)
@@ -87,11 +82,11 @@ def test_catch_up_is_bounded_by_max_lookback(db, settings_for):
     settings = settings_for(db.url, sources={}, digest={"max_lookback_days": 2})
     subscribers.add(db, "ada@example.org", topics=[TOPIC], timezone="UTC", hour=8)
     first = at("2024-06-01T08:00Z")
-    add_papers(db, 1, first - timedelta(hours=1), "start")
+    add_tagged(db, 1, first - timedelta(hours=1), "start")
     with time_machine.travel(first, tick=False):
         plan(db, settings, due_only=True)
     for i in range(1, 10):
-        add_papers(db, 1, first + timedelta(days=i), f"day{i}")
+        add_tagged(db, 1, first + timedelta(days=i), f"day{i}")
     back = at("2024-06-10T09:00Z")
     with time_machine.travel(back, tick=False):
         assert plan(db, settings, due_only=True).planned == 1
@@ -107,7 +102,7 @@ def test_manual_send_and_scheduler_share_the_period(db, settings_for):
     settings = settings_for(db.url, sources={})
     subscribers.add(db, "ada@example.org", topics=[TOPIC], timezone="Europe/Paris", hour=8)
     subscribers.add(db, "bob@example.org", topics=[TOPIC], timezone="Europe/Paris", hour=8, frequency="weekdays")
-    add_papers(db, 3, at("2024-06-07T00:00Z"), "friday")
+    add_tagged(db, 3, at("2024-06-07T00:00Z"), "friday")
     with time_machine.travel(at("2024-06-07T04:00Z"), tick=False):  # Friday 06:00 in Paris
         early = plan(db, settings, due_only=True)
         assert (early.planned, early.not_due) == (0, 2)  # the scheduler waits for 08:00
@@ -115,7 +110,7 @@ def test_manual_send_and_scheduler_share_the_period(db, settings_for):
     with time_machine.travel(at("2024-06-07T06:05Z"), tick=False):  # 08:05: the period has its edition
         on_time = plan(db, settings, due_only=True)
         assert (on_time.planned, on_time.already) == (0, 2)
-    add_papers(db, 3, at("2024-06-08T00:00Z"), "saturday")
+    add_tagged(db, 3, at("2024-06-08T00:00Z"), "saturday")
     with time_machine.travel(at("2024-06-08T07:00Z"), tick=False):  # Saturday 09:00
         sat = plan(db, settings, due_only=True)
         assert (sat.planned, sat.not_due) == (1, 1)  # ada; bob has no Saturday edition

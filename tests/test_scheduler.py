@@ -20,7 +20,7 @@ import time_machine
 from click.testing import CliRunner
 from httpreplay import ReplayServer, Reply
 from sqlalchemy import func, select, update
-from test_schedule_plan import TOPIC, add_papers
+from test_schedule_plan import TOPIC
 
 from digest.cli import main
 from digest.config import ConfigError
@@ -32,6 +32,7 @@ from digest.store.db import Database
 from digest.store.models import Delivery, JobRun, JobState, Subscriber
 from digest.subscriptions import subscribers
 from digest.usecases.planning import due_at
+from tests.factories import add_tagged
 
 HF_FIXTURE = Path(__file__).parent / "fixtures" / "hf_daily_papers_2024-10-25.json"
 NOON = datetime(2024, 6, 5, 12, tzinfo=UTC)  # a Wednesday
@@ -75,7 +76,7 @@ def test_bad_cron_is_refused_with_its_key(settings_for, tmp_path):
 def test_tick_plans_who_is_due_sends_and_records(db, settings_for, tmp_path):
     with SmtpSink() as sink, time_machine.travel(NOON):
         settings = smtp_settings(settings_for, db.url, sink)
-        add_papers(db, 4, NOON - timedelta(hours=1), "wednesday")
+        add_tagged(db, 4, NOON - timedelta(hours=1), "wednesday")
         subscribers.add(db, "ada@example.org", topics=[TOPIC], hour=8)  # UTC: due
         subscribers.add(db, "bob@example.org", topics=[TOPIC], hour=20)  # UTC: later today
         subscribers.add(db, "cy@example.org", topics=[TOPIC], hour=9, timezone="Asia/Tokyo", frequency="weekdays")
@@ -103,7 +104,7 @@ def test_tick_plans_who_is_due_sends_and_records(db, settings_for, tmp_path):
 def test_stop_finishes_the_message_in_flight_and_hands_back_the_rest(db, settings_for):
     with SmtpSink(faults=SLOW) as sink:
         settings = smtp_settings(settings_for, db.url, sink)
-        add_papers(db, 4, datetime.now(UTC) - timedelta(minutes=5), "today")
+        add_tagged(db, 4, datetime.now(UTC) - timedelta(minutes=5), "today")
         emails = [f"reader{i}@example.org" for i in range(6)]
         zone = quiet_zones(1)[0]
         for e in emails:  # the slot of the current period (today 00:00) has passed: all due
@@ -294,7 +295,7 @@ def test_scheduler_process_ingests_sends_and_stops_cleanly_on_sigterm(sqlite_db,
 
 
 def test_two_schedulers_one_database_one_message_per_due_subscriber(db, tmp_path):
-    add_papers(db, 6, datetime.now(UTC) - timedelta(minutes=5), "today")
+    add_tagged(db, 6, datetime.now(UTC) - timedelta(minutes=5), "today")
     for zone in quiet_zones(3):
         today = datetime.now(UTC).astimezone(ZoneInfo(zone)).weekday()
         tag = zone.replace("/", "-").lower()

@@ -29,12 +29,6 @@ def fixture(name: str) -> tuple[dict, Reply]:
     return arxiv_fixture(path)
 
 
-@pytest.fixture
-def server():
-    with ReplayServer() as srv:
-        yield srv
-
-
 def serve_pages(server: ReplayServer) -> None:
     for path in QUERY_PAGES:
         params, reply = arxiv_fixture(path)

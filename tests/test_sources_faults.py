@@ -27,12 +27,6 @@ HTTP = {"timeout": 0.25, "retries": 2, "backoff": 0.01, "max_backoff": 0.05}
 GOOD = Reply(body=DAILY)
 
 
-@pytest.fixture
-def server():
-    with ReplayServer() as srv:
-        yield srv
-
-
 def state(db, name: str) -> SourceStateView | None:
     return source_states(db).get(name)
 

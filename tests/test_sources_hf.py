@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from httpreplay import ReplayServer, Reply
+from httpreplay import Reply
 
 from digest.sources.hf_daily import parse_payload
 from digest.sources.ingest import SourceStateView, ingest, source_states, source_status
@@ -19,12 +19,6 @@ DAY = "2024-10-25"
 NOW = datetime(2024, 10, 25, 18, tzinfo=UTC)
 FAST_HTTP = {"timeout": 2.0, "retries": 2, "backoff": 0.01, "max_backoff": 0.05}
 ITEMS = json.loads((FIXTURES / "hf_daily_papers_2024-10-25.json").read_text())
-
-
-@pytest.fixture
-def server():
-    with ReplayServer() as srv:
-        yield srv
 
 
 def hf_settings(settings_for, db, server, **extra):

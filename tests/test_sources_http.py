@@ -6,17 +6,11 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from httpreplay import ReplayServer, Reply
+from httpreplay import Reply
 
 from digest.config import HttpSettings
 from digest.sources import SourceError
 from digest.sources.http import HttpClient
-
-
-@pytest.fixture
-def server():
-    with ReplayServer() as srv:
-        yield srv
 
 
 def client(slept: list[float], **kw) -> HttpClient:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from test_e2e_browser import ARTIFACTS, CHROME, DRIVER, Browser
-from test_feed_status import PAPERS, add_papers
+from test_feed_status import PAPERS
 from test_metrics import served
 
 from digest.config import from_dict
@@ -24,6 +24,7 @@ from digest.subscriptions import subscribers
 from digest.subscriptions.links import links_for
 from digest.usecases import pages, planning, sending
 from digest.web.app import create_app
+from tests.factories import add_recent
 
 pytestmark = [
     pytest.mark.slow,
@@ -38,7 +39,7 @@ def test_delivery_status_says_why_nothing_came(db, tmp_path):
                               "web": {"secret_file": str(tmp_path / "secret")},
                               "mail": {"transport": "smtp", "from_address": "Trending Papers <digest@example.org>",
                                        "smtp": {"host": sink.host, "port": sink.port}}})
-        add_papers(db, PAPERS, hours_ago=30)
+        add_recent(db, PAPERS, hours_ago=30)
         zone = ZoneInfo("Europe/Paris")
         sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"], timezone="Europe/Paris",
                               hour=max(0, datetime.now(zone).hour - 1)).id
@@ -51,7 +52,7 @@ def test_delivery_status_says_why_nothing_came(db, tmp_path):
             d = s.query(Delivery).one()
             d.period = yesterday.astimezone(zone).date().isoformat()
             d.planned_at = d.sent_at = d.window_end = yesterday
-        add_papers(db, ["Protein folding with sparse attention", "Weather forecasting at kilometre scale",
+        add_recent(db, ["Protein folding with sparse attention", "Weather forecasting at kilometre scale",
                         "Robotic grasping from a single demonstration"], hours_ago=2, prefix="2612")
         url = links_for(settings).preferences(sid)
         assert pages.delivery_status(db, settings, sid).status.reason == "below_bar"

@@ -24,6 +24,7 @@ from digest.subscriptions.links import links_for
 from digest.subscriptions.unsubscribes import process_maildir, process_mbox
 from digest.usecases import planning, sending
 from digest.web.app import create_app
+from tests.factories import add_titled
 
 BASE = "http://testserver"
 PAPERS = [
@@ -48,11 +49,7 @@ def env(db, settings_for, sink):
     settings = settings_for(db.url, web={"base_url": BASE},
                             mail={"transport": "smtp", "smtp": {"host": sink.host, "port": sink.port},
                                   "from_address": "Trending Papers <digest@example.org>"})
-    now = datetime.now(UTC)
-    with db.session() as s:
-        s.add_all(Paper(title=t, title_key=t.lower(), abstract=f"{t}. We study this at length.", upvotes=10 - i,
-                        arxiv_id=f"2611.{i:05d}", first_seen_at=now - timedelta(hours=i + 1))
-                  for i, t in enumerate(PAPERS))
+    add_titled(db, PAPERS, upvotes=lambda i: 10 - i)
     return settings, db, sink
 
 

@@ -116,10 +116,10 @@ def hook_path(kind: str, name: str = "T0000") -> str:
 
 
 @pytest.fixture
-def server():
-    with ReplayServer() as srv:
-        srv.check = check_payload
-        yield srv
+def server(server):
+    """The replay server (conftest), checking every payload against the services' rules."""
+    server.check = check_payload
+    return server
 
 
 def posts(srv: ReplayServer, path: str) -> list[dict]:
