@@ -112,7 +112,8 @@ def ceiling(sink: Sink, eml: Path, n: int) -> float:
     """msg/s of smtp-source -d sending `eml` n times over one connection into the sink."""
     t0 = time.perf_counter()
     subprocess.run(["smtp-source", "-d", "-s", "1", "-m", str(n), "-F", str(eml), "-f", "digest@example.org",
-                    "-t", "reader@example.org", f"127.0.0.1:{sink.port}"], check=True, stdout=subprocess.DEVNULL)
+                    "-t", "reader@example.org", f"127.0.0.1:{sink.port}"], check=True,
+                   stdout=subprocess.DEVNULL)
     return n / (time.perf_counter() - t0)
 
 
@@ -211,7 +212,8 @@ def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1, delay: 
         label += f", relay {delay * 1000:.0f} ms/msg"
     try:
         for step, cmd in (("digest init", ["init"]), ("digest ingest", ["ingest"]),
-                          ("digest subscribers import", ["subscribers", "import", str(work / "subscribers.csv")])):
+                          ("digest subscribers import",
+                           ["subscribers", "import", str(work / "subscribers.csv")])):
             secs, rss, _ = timed([*DIGEST, *cmd], work, env)
             rows.append({"run": label, "step": step, "seconds": secs, "rss": rss})
         eml = work / "one.eml"
@@ -225,15 +227,18 @@ def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1, delay: 
         what = f"{sent:,} sent"
         if delay:
             got, once = sink.count()
-            what += ", every delivery once" if once and got == sent else f", {got:,} received: NOT EXACTLY ONCE"
+            what += (", every delivery once" if once and got == sent
+                     else f", {got:,} received: NOT EXACTLY ONCE")
         rows.append({"run": label, "step": f"digest run: whole command ({what})", "seconds": secs,
                      "rate": sent / secs, "rss": rss, **top})
         rows.append({"run": label, "step": f"  of which planning {result['planned']:,} editions",
                      "seconds": took["plan"]})
-        rows.append({"run": label, "step": "  of which rendering and sending", "seconds": took.get("send", 0.0),
+        rows.append({"run": label, "step": "  of which rendering and sending",
+                     "seconds": took.get("send", 0.0),
                      "rate": sent / max(took.get("send", 0.0), 1e-9), **top})
         if top:
-            rows.append({"run": label, "step": f"ceiling: smtp-source -d, {eml.stat().st_size // 1024} KB messages",
+            rows.append({"run": label,
+                         "step": f"ceiling: smtp-source -d, {eml.stat().st_size // 1024} KB messages",
                          "rate": top["ceiling"]})
     finally:
         sink.close()
@@ -257,13 +262,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--subscribers", type=int, nargs="*", default=[1000])
     ap.add_argument("--papers", type=int, default=1000)
-    ap.add_argument("--pg", action="store_true", help="also on PostgreSQL (DIGEST_TEST_PG or the local test database)")
+    ap.add_argument("--pg", action="store_true",
+                    help="also on PostgreSQL (DIGEST_TEST_PG or the local test database)")
     ap.add_argument("--ranker", default="lexical", choices=["lexical", "hybrid"])
-    ap.add_argument("--workers", type=int, default=2, help="sending processes of each run (default 2: both cores)")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="sending processes of each run (default 2: both cores)")
     ap.add_argument("--pool-size", type=int, default=2,
-                    help="SMTP connections per sending process (mail.smtp.pool_size; default 2: one sends while "
+                    help="SMTP connections per sending process (mail.smtp.pool_size; default 2: one sends "
+                         "while "
                          "the other's outcome is recorded)")
-    ap.add_argument("--scaling", type=int, nargs="*", default=[], help="worker counts for the PostgreSQL scaling rows")
+    ap.add_argument("--scaling", type=int, nargs="*", default=[],
+                    help="worker counts for the PostgreSQL scaling rows")
     ap.add_argument("--scaling-subscribers", type=int, default=2000)
     args = ap.parse_args()
     if not shutil.which("smtp-sink") or not shutil.which("smtp-source"):

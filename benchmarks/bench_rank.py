@@ -2,7 +2,8 @@
 distinct topics, dense numpy per chunk of subscribers) against the naive way (index and score the
 papers again for every subscriber).
 
-    .venv/bin/python benchmarks/bench_rank.py [--subscribers 100000] [--papers 1000] [--naive 200] [--batch 10000]
+    .venv/bin/python benchmarks/bench_rank.py [--subscribers 100000] [--papers 1000] [--naive 200] [--batch
+    10000]
                                               [--hybrid]
 
 Papers are the eval set's titles and abstracts when /work/shared/eval (or ../shared/eval) is there,
@@ -157,7 +158,8 @@ def main() -> None:
     )
     print(f"{'method':<34} {'seconds':>9} {'ms/subscriber':>14} {'peak RSS MiB':>13}")
     print(
-        f"{'batched rank()':<34} {batched_s:>9.2f} {1000 * batched_s / len(profiles):>14.3f} {batched_rss:>13.0f}"
+        f"{'batched rank()':<34} {batched_s:>9.2f} {1000 * batched_s / len(profiles):>14.3f} "
+        f"{batched_rss:>13.0f}"
     )
     label = "build_corpus() once"
     print(f"{label:<34} {corpus_s:>9.2f} {'-':>14} {'-':>13}")
@@ -178,7 +180,8 @@ def main() -> None:
         t = time.perf_counter()
         vectors = PaperVectors.of([(p.title, p.abstract) for p in papers])
         embed_s = time.perf_counter() - t
-        print(f"{'embed papers (once, at ingest)':<34} {embed_s:>9.2f} {'-':>14} {maxrss_mib():>13.0f}", flush=True)
+        print(f"{'embed papers (once, at ingest)':<34} {embed_s:>9.2f} {'-':>14} {maxrss_mib():>13.0f}",
+              flush=True)
         with tempfile.TemporaryDirectory() as tmp:  # rank in a fresh process, as the planner does:
             path = Path(tmp) / "vectors.npz"  # stored vectors read back, the model only embeds topics
             np.savez(path, whole=vectors.whole, sentences=vectors.sentences, counts=vectors.counts)
@@ -200,7 +203,8 @@ def rank_hybrid(args: argparse.Namespace) -> None:
 
     t = time.perf_counter()
     semantic.embed_topics(["warm-up"])  # load the model, once per scheduler process
-    print(f"{'load MiniLM (once per process)':<34} {time.perf_counter() - t:>9.2f} {'-':>14} {maxrss_mib():>13.0f}")
+    print(f"{'load MiniLM (once per process)':<34} {time.perf_counter() - t:>9.2f} {'-':>14} "
+          f"{maxrss_mib():>13.0f}")
     base = maxrss_mib()
     t = time.perf_counter()
     hybrid = rank(papers, profiles, now=datetime(2024, 10, 25, 12, tzinfo=UTC), vectors=vectors)

@@ -31,7 +31,8 @@ def contents(n: int, per: int = 10):
         picks = [Pick(paper_id=(s + k) % per, score=1.0, topic="graphs", why="Matches “graphs”: graph")
                  for k in range(per)]
         yield compose(site_name="Trending Papers", email=f"user{s}@example.org", frequency="daily",
-                      topics=["graphs"], picks=picks, trending=[Pick(paper_id=per + 1, score=1.0)], papers=papers,
+                      topics=["graphs"], picks=picks, trending=[Pick(paper_id=per + 1, score=1.0)],
+                      papers=papers,
                       when=datetime(2026, 11, 22, tzinfo=UTC), archive_url=f"https://x/a/{s}",
                       prefs_url=f"https://x/p/{s}", unsubscribe_url=f"https://x/u/{s}",
                       feedback=lambda p, v, s=s: f"https://x/f/{s}/{p}/{v}")

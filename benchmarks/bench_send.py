@@ -92,7 +92,8 @@ class Sink:
         self.proc.join(10)
 
 
-def timed(sink: Sink, n: int, fn: Callable[[], None], repeat: int, before_each: Callable[[], None] = lambda: None,
+def timed(sink: Sink, n: int, fn: Callable[[], None], repeat: int,
+          before_each: Callable[[], None] = lambda: None,
           ) -> float:
     """Best wall time of `repeat` runs of `fn`, each checked: the sink got exactly n messages."""
     best = float("inf")
@@ -161,14 +162,16 @@ def main() -> None:
                 cmd = ["smtp-source", "-d", "-s", "1", "-m", str(n), "-F", str(eml), "-f", SENDER,
                        "-t", "user@example.org", f"{sink.host}:{sink.port}"]
                 rows.append(("ceiling: smtp-source (Postfix), 1 connection",
-                             timed(sink, n, lambda: subprocess.run(cmd, check=True, capture_output=True), repeat)))
+                             timed(sink, n, lambda: subprocess.run(cmd, check=True, capture_output=True),
+                                   repeat)))
 
             def smtplib_loop() -> None:
                 with smtplib.SMTP(sink.host, sink.port) as conn:
                     for _ in range(n):
                         conn.sendmail(SENDER, ["user@example.org"], one)
 
-            rows.append(("ceiling: smtplib loop, 1 connection, 1 message", timed(sink, n, smtplib_loop, repeat)))
+            rows.append(("ceiling: smtplib loop, 1 connection, 1 message",
+                         timed(sink, n, smtplib_loop, repeat)))
 
             def reused() -> None:
                 t = SmtpTransport(sink.host, sink.port)
@@ -200,7 +203,8 @@ def main() -> None:
                 with Sink(args.latency) as slow:
                     for pool in (1, args.pool):
                         def run_slow(pool: int = pool) -> None:
-                            send(db, settings, transport=[SmtpTransport(slow.host, slow.port) for _ in range(pool)])
+                            send(db, settings,
+                                 transport=[SmtpTransport(slow.host, slow.port) for _ in range(pool)])
 
                         rows.append((f"send(), pool={pool}, sink taking {args.latency * 1000:.0f} ms/message",
                                      timed(slow, n, run_slow, 1, replan)))

@@ -51,7 +51,8 @@ class DatabaseSettings(_Strict):
         except (ArgumentError, ValueError):
             raise ValueError("not a database URL (sqlite:///PATH or postgresql://USER@HOST/DB)") from None
         if scheme not in ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg"):
-            raise ValueError(f"unsupported database {scheme!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
+            raise ValueError(f"unsupported database {scheme!r}: use sqlite:///PATH or "
+                             "postgresql://USER@HOST/DB")
         return v
 
 
@@ -143,8 +144,10 @@ class MailSettings(_Strict):
     retry_backoff: float = Field(300.0, ge=0)  # seconds before the first retry, doubling each time
     retry_max_backoff: float = Field(21600.0, ge=0)  # cap on that wait
     lease_seconds: float = Field(600.0, gt=0)  # a crashed sender's claimed deliveries are resumed after this
-    workers: int = Field(1, ge=1, le=16)  # sending processes per `digest send`, each with smtp.pool_size connections
-    webhook_timeout: float = Field(10.0, gt=0)  # seconds a chat webhook (Slack, Discord...) may take to answer
+    # sending processes per `digest send`, each with smtp.pool_size connections
+    workers: int = Field(1, ge=1, le=16)
+    # seconds a chat webhook (Slack, Discord...) may take to answer
+    webhook_timeout: float = Field(10.0, gt=0)
     bounce_hard_limit: int = Field(1, ge=1)  # suppress an address after this many hard bounces (or 5xx)
     bounce_soft_limit: int = Field(3, ge=1)  # ... or after this many soft bounces
     bounce_window_days: int = Field(30, ge=1)  # bounces older than this no longer count
@@ -277,7 +280,8 @@ class Settings(_Strict):
         if value:
             return value
         if self.web.secret_file:
-            return _read_secret(Path(self.web.secret_file), f"web.secret_file: {self.web.secret_file}", self.web.secret_env)
+            return _read_secret(Path(self.web.secret_file), f"web.secret_file: {self.web.secret_file}",
+                                self.web.secret_env)
         path = self._state_dir() / ".digest-secret"
         if path.exists():
             return _read_secret(path, str(path), self.web.secret_env)

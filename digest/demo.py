@@ -39,12 +39,14 @@ def run_demo(directory: Path) -> tuple[list[dict], Path]:
         sent = sending.run_pass(db, settings).send
         files = {m.recipients[0]: m.path for m in sink.messages}
     if sent.sent != len(DEMO_SUBSCRIBERS) or report.sources[0].new == 0:
-        raise RuntimeError(f"demo incomplete: ingested {report.sources[0].new} papers, sent {sent.sent} digests")
+        raise RuntimeError(f"demo incomplete: ingested {report.sources[0].new} papers, sent {sent.sent} "
+                           "digests")
     rows = []
     for email, _, _, _ in DEMO_SUBSCRIBERS:
         edition = pages.recent_editions(db, settings, subscribers.get(db, email).id, limit=1)[0]
         path = files.get(email)
-        rows.append({"email": email, "papers": len(edition.items), "top": edition.items[0].title if edition.items else "",
+        rows.append({"email": email, "papers": len(edition.items),
+                     "top": edition.items[0].title if edition.items else "",
                      "file": str(path) if path else ""})
     db.dispose()
     return rows, outbox

@@ -33,21 +33,29 @@ disable_created_metrics()  # no `*_created` series beside each counter: Promethe
 
 # ------------------------------------------------------------------------------ process counters
 
-MESSAGES_SENT = Counter("digest_messages_sent", "Messages the mail server accepted, by transport.", ["transport"])
-MESSAGES_FAILED = Counter("digest_messages_failed", "Deliveries failed for good (5xx, retries used up, cannot "
+MESSAGES_SENT = Counter("digest_messages_sent", "Messages the mail server accepted, by transport.",
+                        ["transport"])
+MESSAGES_FAILED = Counter("digest_messages_failed",
+                          "Deliveries failed for good (5xx, retries used up, cannot "
                                                     "render), by transport.", ["transport"])
 MESSAGES_RETRIED = Counter("digest_messages_retried", "Deliveries deferred for a retry (4xx), by transport.",
                            ["transport"])
 MESSAGES_SUPPRESSED = Counter("digest_messages_suppressed", "Claimed deliveries not sent: the address is "
-                                                            "suppressed or unsubscribed, by transport.", ["transport"])
-SEND_RATE = Gauge("digest_send_rate_messages_per_second", "Messages sent per second in the last send run that sent "
+                                                            "suppressed or unsubscribed, by transport.",
+                              ["transport"])
+SEND_RATE = Gauge("digest_send_rate_messages_per_second",
+                  "Messages sent per second in the last send run that sent "
                                                           "any, by transport.", ["transport"])
-SEND_RUN_SECONDS = Histogram("digest_send_run_duration_seconds", "Wall time of send runs, by transport.", ["transport"],
+SEND_RUN_SECONDS = Histogram("digest_send_run_duration_seconds", "Wall time of send runs, by transport.",
+                             ["transport"],
                              buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, float("inf")))
-PAPERS = Counter("digest_papers", "Listings handled by ingest, per source and outcome (new, updated, skipped as "
+PAPERS = Counter("digest_papers",
+                 "Listings handled by ingest, per source and outcome (new, updated, skipped as "
                                   "malformed).", ["source", "outcome"])
-SOURCE_RUNS = Counter("digest_source_runs", "Ingest runs per source, by result (ok, error).", ["source", "result"])
-JOB_RUNS = Counter("digest_job_runs", "Scheduler job runs, by job and result (ok, failed).", ["job", "result"])
+SOURCE_RUNS = Counter("digest_source_runs", "Ingest runs per source, by result (ok, error).",
+                      ["source", "result"])
+JOB_RUNS = Counter("digest_job_runs", "Scheduler job runs, by job and result (ok, failed).",
+                   ["job", "result"])
 JOB_SECONDS = Histogram("digest_job_duration_seconds", "Wall time of scheduler job runs, by job.", ["job"],
                         buckets=(0.05, 0.25, 1, 5, 15, 60, 300, 900, 3600, float("inf")))
 
@@ -80,7 +88,8 @@ def job_run(job: str, ok: bool, seconds: float) -> None:
 
 
 def transport_name(transport: object) -> str:
-    """A transport's label: "smtp" for SmtpTransport, "outbox" for OutboxTransport (a `kind` attribute wins)."""
+    """A transport's label: "smtp" for SmtpTransport, "outbox" for OutboxTransport (a `kind` attribute
+    wins)."""
     kind = getattr(transport, "kind", None)
     if isinstance(kind, str) and kind:
         return kind
@@ -131,18 +140,21 @@ class DatabaseCollector:
                       {(s,): f.deliveries.get(s, 0) for s in (*f.states, *f.deliveries)})
         yield _family("digest_subscribers", "Subscribers by status.", ["status"],
                       {(s,): n for s, n in f.subscribers.items()})
-        yield _family("digest_last_sent_timestamp_seconds", "When the ledger last recorded a sent message.", [],
+        yield _family("digest_last_sent_timestamp_seconds", "When the ledger last recorded a sent message.",
+                      [],
                       {(): _ts(f.last_sent_at)} if f.last_sent_at else {})
         yield _family("digest_source_last_success_timestamp_seconds", "Each source's last successful run.",
                       ["source"], {(s,): _ts(at) for s, at in f.source_last_success.items() if at})
-        yield _family("digest_source_last_run_timestamp_seconds", "Each source's last run, ok or not.", ["source"],
+        yield _family("digest_source_last_run_timestamp_seconds", "Each source's last run, ok or not.",
+                      ["source"],
                       {(s,): _ts(at) for s, at in f.source_last_run.items() if at})
         yield _family("digest_source_papers_recorded", "Listings each source has handled in all its runs, by "
                                                        "outcome (from source_state).", ["source", "outcome"],
                       {(s, o): n for s, totals in f.source_totals.items() for o, n in totals.items()})
         yield _family("digest_job_last_run_ok", "1 if the job's last run succeeded, 0 if it failed.", ["job"],
                       {(j,): int(ok) for j, ok in f.job_last_ok.items() if ok is not None})
-        yield _family("digest_job_last_finished_timestamp_seconds", "When each job's last run finished.", ["job"],
+        yield _family("digest_job_last_finished_timestamp_seconds", "When each job's last run finished.",
+                      ["job"],
                       {(j,): _ts(at) for j, at in f.job_last_finished.items() if at})
 
 

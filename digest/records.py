@@ -39,7 +39,8 @@ DAY_NAMES = tuple(d.capitalize() for d in WEEKDAYS)
 # The IANA zone names, from the tzdata package (a dependency): the same list on every machine. Not
 # `zoneinfo.available_timezones()` alone, which also lists the files it finds under /usr/share/zoneinfo
 # (Debian's `localtime` follows the server's own zone); `Factory` is a placeholder, not a place.
-TIME_ZONES = frozenset(resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()) - {"Factory"}
+_ZONES = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
+TIME_ZONES = frozenset(_ZONES.split()) - {"Factory"}
 
 
 def quoted(value: object, limit: int = 40) -> str:
@@ -68,7 +69,8 @@ class Schedule:
 # ----------------------------------------------------------------------------------------- cadence
 
 
-def cadence_problem(frequency: str, min_papers: int | None, best_of_week: bool, max_items: int | None) -> str | None:
+def cadence_problem(frequency: str, min_papers: int | None, best_of_week: bool,
+                    max_items: int | None) -> str | None:
     """The cadence rule, one behaviour everywhere (add, update, the forms, the import): why these
     settings cannot go together, or None. A minimum of papers above the subscriber's own papers per
     digest could never be met; best of the week is a kind of weekly digest."""
@@ -266,7 +268,8 @@ class Subscriber:
     def mailable(self, now: datetime) -> bool:
         """May get a digest now: active, or a pause that has ended (store.subscribers.mailable in SQL)."""
         return self.status == SubscriberStatus.ACTIVE or (
-            self.status == SubscriberStatus.PAUSED and self.paused_until is not None and self.paused_until <= now)
+            self.status == SubscriberStatus.PAUSED and self.paused_until is not None and self.paused_until
+            <= now)
 
     def paused(self, now: datetime) -> bool:
         return self.status == SubscriberStatus.PAUSED and not self.mailable(now)
@@ -274,7 +277,8 @@ class Subscriber:
     def profile(self, default_max_items: int) -> Profile:
         return Profile(subscriber_id=self.id, topics=list(self.topics), excludes=list(self.excludes),
                        max_items=self.max_items or default_max_items, liked=list(self.liked),
-                       disliked=list(self.disliked), authors=list(self.authors), whole_window=self.best_of_week)
+                       disliked=list(self.disliked), authors=list(self.authors),
+                       whole_window=self.best_of_week)
 
     def as_dict(self) -> dict:
         """The profile as `subscribers list/show --json` print it."""

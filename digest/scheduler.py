@@ -54,7 +54,8 @@ def triggers(settings: Settings) -> dict[str, BaseTrigger]:
     cfg = settings.scheduler
     tz = ZoneInfo(cfg.timezone)
     out: dict[str, BaseTrigger] = {
-        INGEST + name: _cron(src.schedule, tz, f"sources.{name}.schedule") for name, src in settings.sources.items()
+        INGEST + name: _cron(src.schedule, tz, f"sources.{name}.schedule") for name,
+        src in settings.sources.items()
     }
     out[TICK] = IntervalTrigger(seconds=cfg.tick_seconds, timezone=tz)
     out[HOUSEKEEPING] = _cron(cfg.housekeeping, tz, "scheduler.housekeeping")
@@ -138,7 +139,8 @@ class Runner:
         log.log(logging.INFO if ok else logging.WARNING, "job %s %s in %.1fs: %s", job_id,
                 "ok" if ok else "FAILED", time.monotonic() - t0, text)
         try:
-            jobs.record_job(self.db, job_id, self.instance, started, utcnow(), ok, text, self.upcoming(job_id))
+            jobs.record_job(self.db, job_id, self.instance, started, utcnow(), ok, text,
+                            self.upcoming(job_id))
         except Exception:  # the database is gone: the log line above still tells
             log.exception("job %s: could not record the run", job_id)
         return ok, text
@@ -161,7 +163,8 @@ class Runner:
         store = SQLAlchemyJobStore(engine=self.db.engine) if cfg.job_store == "database" else MemoryJobStore()
         sched = BackgroundScheduler(
             jobstores={"default": store}, executors={"default": ThreadPoolExecutor(cfg.workers)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": cfg.misfire_grace_seconds},
+            job_defaults={"coalesce": True, "max_instances": 1,
+                          "misfire_grace_time": cfg.misfire_grace_seconds},
             timezone=ZoneInfo(cfg.timezone),
         )
         self.scheduler, _current = sched, self
@@ -171,7 +174,8 @@ class Runner:
                 job.remove()
         now = datetime.now(UTC)
         for job_id, trigger in wanted.items():
-            first = now if job_id.startswith(INGEST) and cfg.ingest_on_start else None  # the tick: in tick_seconds
+            # the tick: in tick_seconds
+            first = now if job_id.startswith(INGEST) and cfg.ingest_on_start else None
             stored = sched.get_job(job_id)
             if stored is not None and _same(stored.trigger, trigger):  # keep its stored next run time
                 if first is not None:
@@ -227,7 +231,8 @@ def serve(settings: Settings, db: Database | None = None, metrics_port: int | No
         runner.serve_metrics(settings.metrics.scheduler_host, port)
 
     def on_signal(signum: int, _frame: object) -> None:
-        log.info("%s: finishing the work in flight, then stopping (again to force)", signal.Signals(signum).name)
+        log.info("%s: finishing the work in flight, then stopping (again to force)",
+                 signal.Signals(signum).name)
         runner.stop.set()
         signal.signal(signum, signal.SIG_DFL)
 

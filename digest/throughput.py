@@ -24,13 +24,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 THRESHOLD = (50_000, 50, 1000)  # gc.set_threshold inside `few_collections`
-SWITCH_INTERVAL = 0.001  # seconds a thread may hold the interpreter while others wait, inside `short_switches`
+# seconds a thread may hold the interpreter while others wait, inside `short_switches`
+SWITCH_INTERVAL = 0.001
 
 
 class Knob:
     """A process-wide setting (`read`, `write`) held at `value` while any run is inside it."""
 
-    def __init__(self, read: Callable[[], object], write: Callable[[object], None], value: Callable[[object], object]):
+    def __init__(self, read: Callable[[], object], write: Callable[[object], None],
+                 value: Callable[[object], object]):
         self.read, self.write, self.value = read, write, value
         self._lock = threading.Lock()
         self._inside = 0  # runs inside now: the last one out restores

@@ -43,7 +43,8 @@ def why(reason: Reason) -> str:
         text = f"Similar to “{_title(reason.liked_title)}”, which you liked" if reason.liked_title \
             else "Similar to papers you liked"
     elif reason.kind == "meaning":
-        quote = reason.quote if reason.quote is None or len(reason.quote) <= 160 else reason.quote[:157].rstrip() + "…"
+        quote = (reason.quote if reason.quote is None or len(reason.quote) <= 160
+                 else reason.quote[:157].rstrip() + "…")
         text = f"Close in meaning to “{reason.topic}”" + (f": “{quote}”" if quote else "")
     else:
         text = f"Matches “{reason.topic}”" + (f": {', '.join(reason.terms)}" if reason.terms else "")
@@ -73,7 +74,8 @@ def subject_line(n: int, top: str, personal: bool) -> str:
     return one_line(f"{n} {kind} {noun} for you: {top}")
 
 
-def heading_and_intro(n: int, topics: tuple[str, ...] | list[str], authors: tuple[str, ...] | list[str], likes: bool,
+def heading_and_intro(n: int, topics: tuple[str, ...] | list[str], authors: tuple[str, ...] | list[str],
+                      likes: bool,
                       best_of_week: bool) -> tuple[str, str]:
     """The digest's heading and the line under it: what it was picked for."""
     topic_list = ", ".join(f"“{one_line(t)}”" for t in topics)
@@ -81,20 +83,25 @@ def heading_and_intro(n: int, topics: tuple[str, ...] | list[str], authors: tupl
     noun = "paper" if n == 1 else "papers"
     if topics and best_of_week:
         return (f"Best of the week: {n} {noun} on your topics",
-                f"The week's best for {topic_list}{follow}, picked from every paper listed in the last seven days.")
+                f"The week's best for {topic_list}{follow}, picked from every paper listed in the last seven "
+                "days.")
     if topics:
         return (f"{n} new {noun} on your topics",
-                f"Picked and ranked for {topic_list}{follow}, newest listings first seen since your last digest.")
+                f"Picked and ranked for {topic_list}{follow}, newest listings first seen since your last "
+                "digest.")
     if likes:
         return (f"{n} new {noun} for you",
-                f"Picked and ranked for papers like the ones you gave or liked{follow}, newest listings first "
+                f"Picked and ranked for papers like the ones you gave or liked{follow}, newest listings "
+                "first "
                 "seen since your last digest.")
     if authors:
         return ("Trending papers",
-                f"New work by {', '.join(one_line(a) for a in authors)} first, then what the community upvoted "
+                f"New work by {', '.join(one_line(a) for a in authors)} first, then what the community "
+                "upvoted "
                 "most. Add topics in your preferences.")
     return ("Trending papers",
-            "You have no topics yet, so here is what the community upvoted most. Add topics in your preferences.")
+            "You have no topics yet, so here is what the community upvoted most. Add topics in your "
+            "preferences.")
 
 
 FREQUENCY_LABEL = {"daily": "daily", "weekdays": "weekday", "weekly": "weekly"}
@@ -153,7 +160,8 @@ def due_reason(state: DueState, tz: ZoneInfo) -> str:
         return f"no edition on {DAY_NAMES[state.weekday]}s ({schedule_line(state.schedule)})"
     if k == "quiet":
         unit = "week" if state.schedule.frequency == "weekly" else "day"
-        return f"quiet {unit} {state.period} ({state.note}): nothing sent, its papers roll over to the next edition"
+        return (f"quiet {unit} {state.period} ({state.note}): nothing sent, its papers roll over to the next "
+                "edition")
     if k == "planned":
         return f"edition {state.period} already planned at {local(state.at, tz)}"
     if k == "not_yet":
@@ -203,7 +211,8 @@ def slot_text(status: SlotStatus) -> str:
     """A subscriber's delivery status in a sentence (the preferences page)."""
     r, n = status.reason, status.count
     if status.suppression is not None:
-        return f"No digest: {SUPPRESSION_TEXT.get(status.suppression, 'this address is on our do-not-mail list')}."
+        return ("No digest: "
+                f"{SUPPRESSION_TEXT.get(status.suppression, 'this address is on our do-not-mail list')}.")
     if r == "unreadable":
         return "Your schedule cannot be read; save your preferences again."
     if r == "unsubscribed":
@@ -217,7 +226,8 @@ def slot_text(status: SlotStatus) -> str:
     if r == "suppressed":
         return "Your digest was held back: this address may not be mailed now."
     if r == "on_its_way":
-        return "Your digest is on its way" + (" (your mail server asked us to retry)." if status.retrying else ".")
+        return "Your digest is on its way" + (" (your mail server asked us to retry)." if status.retrying
+                                              else ".")
     if r == "paused":
         return f"Your digests are paused until {status.paused_until:%d %B %Y}."
     if r == "first":
@@ -228,5 +238,6 @@ def slot_text(status: SlotStatus) -> str:
         return (f"Nothing new matched your topics by the last slot; {n} paper{_s(n)} have since, "
                 "for your next digest.")
     if r == "below_bar":
-        return f"{n} new paper{_s(n)} came in since your last digest, but none matched your topics closely enough."
+        return (f"{n} new paper{_s(n)} came in since your last digest, but none matched your topics closely "
+                "enough.")
     return "No new papers came in since your last digest."

@@ -31,20 +31,25 @@ ILLUSTRATIVE = [  # code_url, github_stars, project_url, comment
 
 
 def main(out: str) -> None:
-    listings, _ = parse_payload((resources.files("digest") / "data" / "hf_daily_papers_2024-10-25.json").read_bytes())
+    sample = resources.files("digest") / "data" / "hf_daily_papers_2024-10-25.json"
+    listings, _ = parse_payload(sample.read_bytes())
     papers = {}
     for i, x in enumerate(listings[:4], 1):
         code, stars, page, comment = ILLUSTRATIVE[i - 1]
-        papers[i] = replace(Paper(id=i, title=x.title, abstract=x.abstract, arxiv_id=x.arxiv_id, authors=x.authors,
+        papers[i] = replace(Paper(id=i, title=x.title, abstract=x.abstract, arxiv_id=x.arxiv_id,
+                                  authors=x.authors,
                                   url=x.url, pdf_url=x.pdf_url, upvotes=x.upvotes or 0,
                                   num_comments=x.num_comments or 0, published_at=x.published_at),
                             code_url=code, github_stars=stars, project_url=page, comment=comment)
-    picks = [Pick(paper_id=i, score=1.0, topic="language models", why="Matches “language models”: language models")
+    picks = [Pick(paper_id=i, score=1.0, topic="language models",
+                  why="Matches “language models”: language models")
              for i in papers]
     content = compose(site_name="Trending Papers", email="ada@example.org", frequency="daily",
                       topics=["language models", "data selection"], picks=picks, trending=[], papers=papers,
-                      when=datetime(2024, 10, 26, 8, tzinfo=UTC), archive_url="https://digest.example.org/archive",
-                      prefs_url="https://digest.example.org/preferences", unsubscribe_url="https://digest.example.org/u",
+                      when=datetime(2024, 10, 26, 8, tzinfo=UTC),
+                      archive_url="https://digest.example.org/archive",
+                      prefs_url="https://digest.example.org/preferences",
+                      unsubscribe_url="https://digest.example.org/u",
                       feedback=lambda p, v: f"https://digest.example.org/feedback/{p}/{v}")
     with open(out, "w", encoding="utf-8") as f:
         f.write(default_renderer().render(content).html)

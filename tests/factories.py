@@ -25,7 +25,8 @@ def addr(i: int) -> str:
     return f"user{i:03d}@example.org"
 
 
-def add_papers(db: Database, n: int, *, when: datetime | None = None, title: str = "{Topic} at scale, part {i}",
+def add_papers(db: Database, n: int, *, when: datetime | None = None,
+               title: str = "{Topic} at scale, part {i}",
                abstract: str = "We study this question at length. " * 12, arxiv: bool = True,
                topic: str | None = None, upvoted: bool = True) -> list[int]:
     """n papers, first seen at `when` (now), through the store's upsert; returns their ids in order.
@@ -54,7 +55,8 @@ def add_papers(db: Database, n: int, *, when: datetime | None = None, title: str
 def add_tagged(db: Database, n: int, when: datetime, tag: str, *, matching: bool = True) -> list[int]:
     """n papers first seen at `when`, tagged `tag` in their titles: about graph neural networks when
     `matching` (the scheduling tests' subscribers' topic), else about soil chemistry; no upvotes."""
-    title = f"Graph neural networks for {tag} problem {{i}}" if matching else f"Soil chemistry of {tag} field {{i}}"
+    title = (f"Graph neural networks for {tag} problem {{i}}" if matching
+             else f"Soil chemistry of {tag} field {{i}}")
     abstract = (f"We study graph neural networks on {tag} benchmarks, part {{i}}." if matching
                 else f"We sample {tag} soils for nitrogen, site {{i}}.")
     return add_papers(db, n, when=when, arxiv=False, upvoted=False, title=title, abstract=abstract)
@@ -70,7 +72,8 @@ def add_titled(db: Database, titles: Sequence[str], *, first_seen: Callable[[int
     ids = []
     for i, t in enumerate(titles):
         listing = Listing(title=t, abstract=f"{t}. We study this at length.", authors=list(authors),
-                          arxiv_id=f"{prefix}.{first_id + i:05d}", upvotes=upvotes(i), published_at=published_at,
+                          arxiv_id=f"{prefix}.{first_id + i:05d}", upvotes=upvotes(i),
+                          published_at=published_at,
                           source="test")
         with db.session() as s:
             upsert(s, [listing], seen(i))
@@ -84,8 +87,10 @@ def add_recent(db: Database, titles: Sequence[str], hours_ago: float, prefix: st
     now = datetime.now(UTC)
     with db.session() as s:
         n = s.query(Paper).count()
-    return add_titled(db, titles, first_seen=lambda i: now - timedelta(hours=hours_ago + i), upvotes=lambda i: 10 - i,
-                      published_at=now - timedelta(days=1), authors=["Ada Lovelace", "Alan Turing"], first_id=n,
+    return add_titled(db, titles, first_seen=lambda i: now - timedelta(hours=hours_ago + i),
+                      upvotes=lambda i: 10 - i,
+                      published_at=now - timedelta(days=1), authors=["Ada Lovelace", "Alan Turing"],
+                      first_id=n,
                       prefix=prefix)
 
 
@@ -93,7 +98,8 @@ def add_subscribers(db: Database, n: int, start: int = 0) -> None:
     """n active subscribers user{start..}@example.org, one topic each (the CLI's validation is tested
     elsewhere; this is a bulk insert)."""
     with db.session() as s:
-        s.add_all(Subscriber(email=addr(i), name=f"User {i}", status="active", topics=[Topic(phrase=TOPICS[i % 5])])
+        s.add_all(Subscriber(email=addr(i), name=f"User {i}", status="active",
+                             topics=[Topic(phrase=TOPICS[i % 5])])
                   for i in range(start, start + n))
 
 

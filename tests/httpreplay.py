@@ -120,7 +120,8 @@ class ReplayServer:
 
     def hits(self, path: str, **params: str | int) -> list[Seen]:
         want = {k: str(v) for k, v in params.items()}
-        return [r for r in self.requests if r.path == path and all(r.params.get(k) == v for k, v in want.items())]
+        return [r for r in self.requests if r.path == path
+                and all(r.params.get(k) == v for k, v in want.items())]
 
     def __enter__(self) -> ReplayServer:
         self._thread.start()
@@ -192,5 +193,6 @@ def arxiv_fixture(path: Path) -> tuple[dict[str, str], Reply]:
     rec = json.loads(path.read_text())
     query = dict(parse_qsl(urlsplit(rec["url"]).query, keep_blank_values=True))
     params = {k: query[k] for k in ("start", "max_results") if k in query}
-    reply = Reply(status=rec["status_code"], body=rec["body"].encode("latin-1"), content_type="application/atom+xml")
+    reply = Reply(status=rec["status_code"], body=rec["body"].encode("latin-1"),
+                  content_type="application/atom+xml")
     return params, reply

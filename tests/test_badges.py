@@ -64,17 +64,20 @@ def content(papers: dict[int, Paper]):
     return compose(site_name="Trending Papers", email="ada@example.org", frequency="daily",
                    topics=["diffusion models"], picks=picks, trending=[], papers=papers,
                    when=datetime(2026, 11, 22, 8, tzinfo=UTC), archive_url="https://d.example/archive/t",
-                   prefs_url="https://d.example/preferences/t", unsubscribe_url="https://d.example/unsubscribe/t",
+                   prefs_url="https://d.example/preferences/t",
+                   unsubscribe_url="https://d.example/unsubscribe/t",
                    feedback=lambda p, v: f"https://d.example/feedback/{p}/{v}")
 
 
 def blocks(html: str) -> list[str]:
     """Each paper's part of the HTML, from its title to the next one's."""
-    return re.split(r'(?=<a href="https://huggingface\.co/papers/|<a href="https://arxiv\.org/abs/)', html)[1:]
+    return re.split(r'(?=<a href="https://huggingface\.co/papers/|<a href="https://arxiv\.org/abs/)',
+                    html)[1:]
 
 
 def test_rendered_badges_in_both_parts():
-    papers = {1: paper(1, code_url="https://github.com/org/repo", github_stars=1234, comment="Accepted at CVPR 2025"),
+    papers = {1: paper(1, code_url="https://github.com/org/repo", github_stars=1234,
+                       comment="Accepted at CVPR 2025"),
               2: paper(2),
               3: paper(3, code_url="javascript:alert(1)", project_url="https://", github_stars=0)}
     out = default_renderer().render(content(papers))
@@ -93,7 +96,8 @@ def test_rendered_badges_in_both_parts():
 def test_a_full_edition_with_badges_stays_under_gmails_clip_size():
     papers = {i: paper(i, code_url=f"https://github.com/org/repo{i}", github_stars=1000 * i,
                        project_url=f"https://org.github.io/p{i}",
-                       comment="Accepted to the 38th Conference on Neural Information Processing Systems (NeurIPS 2024)")
+                       comment="Accepted to the 38th Conference on Neural Information Processing Systems "
+                               "(NeurIPS 2024)")
               for i in range(1, 31)}
     out = default_renderer().render(content(papers))
     assert len(out.html.encode()) < GMAIL_CLIP_BYTES

@@ -129,9 +129,12 @@ def test_report_type_picks_the_parser():
         b"Final-Recipient: rfc822; grace@example.org\nAction: delayed\nStatus: 4.4.1\n"))
     assert [(e.email, e.kind, e.source) for e in parse(two)] == [("ada@example.org", "hard", "dsn"),
                                                                  ("grace@example.org", "soft", "dsn")]
-    assert parse(dsn("ada@example.org").replace(b"report-type=delivery-status", b"report-type=feedback-report")) == []
-    assert parse(arf("grace@example.org").replace(b"report-type=feedback-report", b"report-type=delivery-status")) == []
-    assert parse(dsn("ada@example.org").replace(b"report-type=delivery-status", b"report-type=disposition")) == []
+    assert parse(dsn("ada@example.org").replace(b"report-type=delivery-status",
+                                                b"report-type=feedback-report")) == []
+    assert parse(arf("grace@example.org").replace(b"report-type=feedback-report",
+                                                  b"report-type=delivery-status")) == []
+    assert parse(dsn("ada@example.org").replace(b"report-type=delivery-status",
+                                                b"report-type=disposition")) == []
 
 
 def test_maildir_and_policy_then_planning_skips_suppressed(db, settings_for, tmp_path):
@@ -147,7 +150,8 @@ def test_maildir_and_policy_then_planning_skips_suppressed(db, settings_for, tmp
     box.add(AUTOREPLY)
 
     report = process_mailbox(db, settings, maildir=tmp_path / "bounces")
-    assert (report.messages, report.hard, report.soft, report.complaints, report.not_reports) == (7, 1, 4, 1, 1)
+    assert (report.messages, report.hard, report.soft, report.complaints,
+            report.not_reports) == (7, 1, 4, 1, 1)
     assert sorted(report.suppressed) == sorted([a, b, d])
     with db.session() as s:
         assert dict(s.execute(select(Suppression.email, Suppression.reason)).all()) == {
@@ -169,15 +173,22 @@ def test_maildir_and_policy_then_planning_skips_suppressed(db, settings_for, tmp
 
 @pytest.mark.sqlite_only
 def test_policy_is_configurable_and_old_bounces_expire(db, settings_for):
-    settings = settings_for(db.url, mail={"bounce_hard_limit": 2, "bounce_soft_limit": 2, "bounce_window_days": 7})
+    settings = settings_for(db.url,
+                            mail={"bounce_hard_limit": 2, "bounce_soft_limit": 2, "bounce_window_days": 7})
     old = datetime.now(UTC) - timedelta(days=8)
     with db.session() as s:
-        assert record(s, settings, address="x@example.org", kind="hard", source="dsn", key="1") == (True, None)
-        assert record(s, settings, address="X@example.org", kind="hard", source="dsn", key="1") == (False, None)
-        assert record(s, settings, address="x@example.org", kind="hard", source="dsn", key="2") == (True, "hard_bounce")
-        assert record(s, settings, address="y@example.org", kind="soft", source="dsn", key="3", now=old) == (True, None)
-        assert record(s, settings, address="y@example.org", kind="soft", source="dsn", key="4") == (True, None)
-        assert record(s, settings, address="y@example.org", kind="soft", source="dsn", key="5") == (True, "soft_bounce")
+        assert record(s, settings, address="x@example.org", kind="hard", source="dsn",
+                      key="1") == (True, None)
+        assert record(s, settings, address="X@example.org", kind="hard", source="dsn",
+                      key="1") == (False, None)
+        assert record(s, settings, address="x@example.org", kind="hard", source="dsn",
+                      key="2") == (True, "hard_bounce")
+        assert record(s, settings, address="y@example.org", kind="soft", source="dsn", key="3",
+                      now=old) == (True, None)
+        assert record(s, settings, address="y@example.org", kind="soft", source="dsn",
+                      key="4") == (True, None)
+        assert record(s, settings, address="y@example.org", kind="soft", source="dsn",
+                      key="5") == (True, "soft_bounce")
 
 
 @pytest.mark.sqlite_only
@@ -189,12 +200,15 @@ def test_cli_bounces_process_mbox(db, tmp_path):
     box.add(AUTOREPLY)
     box.flush()
     runner = CliRunner()
-    out = runner.invoke(main, ["--config", str(cfg), "bounces", "process", "--mbox", str(tmp_path / "bounces.mbox"),
+    out = runner.invoke(main,
+                        ["--config", str(cfg), "bounces", "process", "--mbox", str(tmp_path / "bounces.mbox"),
                                "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output) == {"messages": 2, "not_reports": 1, "hard": 1, "soft": 0, "complaints": 0,
                                       "already": 0, "suppressed": ["ada@example.org"]}
-    text = runner.invoke(main, ["--config", str(cfg), "bounces", "process", "--mbox", str(tmp_path / "bounces.mbox")])
+    text = runner.invoke(main,
+                         ["--config", str(cfg), "bounces", "process", "--mbox",
+                          str(tmp_path / "bounces.mbox")])
     assert text.output.strip() == ("read 2 messages: 0 hard, 0 soft, 0 complaints, 1 already recorded, "
                                    "1 not bounce reports; suppressed 0 addresses")
     assert runner.invoke(main, ["--config", str(cfg), "bounces", "process"]).exit_code == 2

@@ -84,7 +84,8 @@ def test_a_quiet_day_sends_nothing_records_why_and_rolls_its_papers_over(db, set
     assert tick(db, settings, monday + 3 * DAY).send.sent == 1
     book = ledger(db, "ada@example.org")
     assert book["2024-06-05"] == ("skipped", "no paper above the bar, fewer than 3", [])
-    assert book["2024-06-06"][2] == sorted(f"Graph neural networks for thursday problem {i}" for i in range(3))
+    assert book["2024-06-06"][2] == sorted(f"Graph neural networks for thursday problem {i}"
+                                           for i in range(3))
     assert len(smtp_sink.messages) == 2
 
 
@@ -136,7 +137,8 @@ def test_best_of_week_picks_from_the_whole_week(db, settings_for):
     sent = ledger(db, "best@example.org")["2024-06-06"][2]
     assert len(sent) == 2
     subscribers.change(db, "weekly@example.org", frequency="weekly", weekday="sunday", max_items=20)
-    subscribers.change(db, "best@example.org", frequency="weekly", weekday="sunday", max_items=20, best_of_week=True)
+    subscribers.change(db, "best@example.org", frequency="weekly", weekday="sunday", max_items=20,
+                       best_of_week=True)
     for i, tag in enumerate(("friday", "saturday"), 4):
         add_tagged(db, 1, monday + i * DAY, tag)
     sunday = at("2024-06-09T08:05Z")
@@ -162,7 +164,8 @@ def test_best_of_week_ranks_the_week_without_favouring_the_newest():
     new = Paper(id=2, title="Graph neural networks for circuits", upvotes=100, first_seen_at=now - DAY / 2,
                 abstract="We study graph neural networks for circuit timing estimation on benchmarks.")
     corpus = build_corpus([old, new], now=now)
-    plain, best = (rank_with(corpus, [Profile(subscriber_id=1, topics=[TOPIC], max_items=1, whole_window=w)])[1]
+    plain, best = (rank_with(corpus,
+                             [Profile(subscriber_id=1, topics=[TOPIC], max_items=1, whole_window=w)])[1]
                    for w in (False, True))
     assert [p.paper_id for p in plain] == [2] and [p.paper_id for p in best] == [1]
 
@@ -195,8 +198,10 @@ def test_cli_add_update_and_show_the_cadence(db, tmp_path):
     assert ok.exit_code == 0 and ok.output == (
         "updated ada@example.org: Fridays at 08:00 UTC, best of the week, at least 3 papers an edition\n")
     shown = json.loads(cli(tmp_path, db, "subscribers", "show", "ada@example.org", "--json").output)
-    assert (shown["frequency"], shown["weekday"], shown["min_papers"], shown["best_of_week"]) == ("weekly", 4, 3, True)
-    off = cli(tmp_path, db, "subscribers", "update", "ada@example.org", "--min-papers", "0", "--frequency", "daily")
+    assert (shown["frequency"], shown["weekday"], shown["min_papers"],
+            shown["best_of_week"]) == ("weekly", 4, 3, True)
+    off = cli(tmp_path, db, "subscribers", "update", "ada@example.org", "--min-papers", "0", "--frequency",
+              "daily")
     assert off.exit_code == 0 and off.output == "updated ada@example.org: daily at 08:00 UTC\n"
     nothing = cli(tmp_path, db, "subscribers", "update", "ada@example.org")
     assert nothing.exit_code == 2 and "nothing to change" in nothing.output
@@ -213,14 +218,17 @@ def test_csv_round_trip_keeps_the_cadence(db, tmp_path):
     out = io.StringIO()
     subscriber_csv.export_csv(db, out)
     text = out.getvalue()
-    assert text.splitlines()[0].endswith(",min_papers,best_of_week") and text.splitlines()[1].endswith(",2,yes")
+    assert (text.splitlines()[0].endswith(",min_papers,best_of_week")
+            and text.splitlines()[1].endswith(",2,yes"))
     subscribers.remove(db, "ada@example.org")
     assert subscriber_csv.import_csv(db, io.StringIO(text)) == (1, 0, [])
     v = subscribers.get(db, "ada@example.org")
     assert (v.min_papers, v.best_of_week, v.weekday) == (2, True, 4)
-    bad = io.StringIO("email,frequency,best_of_week\nbob@example.org,daily,yes\ncy@example.org,weekly,maybe\n")
+    bad = io.StringIO("email,frequency,best_of_week\n"
+                      "bob@example.org,daily,yes\ncy@example.org,weekly,maybe\n")
     assert subscriber_csv.import_csv(db, bad) == (0, 0, [
-        "line 2, column best_of_week: best of the week is a weekly digest: set the frequency to weekly, not 'daily'",
+        "line 2, column best_of_week: best of the week is a weekly digest: set the frequency to weekly, not "
+        "'daily'",
         "line 3, column best_of_week: best of week must be yes or no, not 'maybe'"])
 
 
@@ -238,7 +246,8 @@ def test_preferences_page_cadence_block(db, settings_for):
     c = TestClient(create_app(settings, db), base_url=base, follow_redirects=False)
     page = c.get(url)
     assert page.status_code == 200 and "Quiet days" in page.text
-    assert re.search(r'name="best_of_week"[^>]*disabled', page.text)  # daily: best of the week is for weekly ones
+    # daily: best of the week is for weekly ones
+    assert re.search(r'name="best_of_week"[^>]*disabled', page.text)
     token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     r = c.post(url + "/cadence", data={"csrf": token, "min_papers": "3"})
     assert r.status_code == 303 and r.headers["location"] == f"{url}?saved=cadence"
@@ -249,7 +258,8 @@ def test_preferences_page_cadence_block(db, settings_for):
     assert bad.status_code == 400 and "min papers must be a whole number" in bad.text
     assert subscribers.get_by_id(db, sid).min_papers == 3  # nothing stored lost
     subscribers.change(db, "ada@example.org", frequency="weekly")
-    assert c.post(url + "/cadence", data={"csrf": token, "min_papers": "", "best_of_week": "yes"}).status_code == 303
+    assert c.post(url + "/cadence",
+                  data={"csrf": token, "min_papers": "", "best_of_week": "yes"}).status_code == 303
     v = subscribers.get_by_id(db, sid)
     assert (v.min_papers, v.best_of_week) == (None, True)
     page = c.get(url + "?saved=cadence").text

@@ -44,8 +44,10 @@ class Pigeon(Channel):
     def outgoing(self, sub, edition, papers, now, sealed=None) -> Outgoing:
         if edition.email == addr(5):
             raise Unaddressable("no loft at this address")
-        rendered = Rendered(subject=f"{len(edition.picks)} papers", html="", text="", shown=len(edition.picks))
-        return Outgoing(edition.id, sub.id, edition.email, rendered, rendered.subject.encode(), edition.attempts,
+        rendered = Rendered(subject=f"{len(edition.picks)} papers", html="", text="",
+                            shown=len(edition.picks))
+        return Outgoing(edition.id, sub.id, edition.email, rendered, rendered.subject.encode(),
+                        edition.attempts,
                         self.name, message_id=edition.message_id)
 
     def send(self, item: Outgoing):
@@ -78,7 +80,8 @@ def test_each_outcome_becomes_its_ledger_state(db, pigeons, monkeypatch):
     })
     report = send(db, pigeons)
     assert (report.sent, report.retried, report.failed, report.errors) == (2, 1, 3, [])
-    assert report.by_transport == {"pigeon": {"sent": 2, "retried": 1, "failed": 2}}  # the unaddressable: none
+    # the unaddressable: none
+    assert report.by_transport == {"pigeon": {"sent": 2, "retried": 1, "failed": 2}}
     assert states(db) == {addr(0): (S.SENT, 1), addr(1): (S.RETRY, 1), addr(2): (S.FAILED, 1),
                           addr(3): (S.FAILED, 1), addr(4): (S.SENT, 1), addr(5): (S.FAILED, 0)}
     rows = {d.email: d for d in all_rows(db, Delivery)}
@@ -89,7 +92,8 @@ def test_each_outcome_becomes_its_ledger_state(db, pigeons, monkeypatch):
     assert addr(5) not in Pigeon.carried
 
 
-def test_a_retry_fails_once_the_tries_are_used_up_and_counts_only_if_its_fault_says_so(db, pigeons, monkeypatch):
+def test_a_retry_fails_once_the_tries_are_used_up_and_counts_only_if_its_fault_says_so(db, pigeons,
+                                                                                        monkeypatch):
     monkeypatch.setattr(Pigeon, "ANSWERS", {addr(1): Retry("451 later", LATER, Fault("soft", "4.2.2")),
                                             addr(2): Retry("HTTP 503", LATER)})
     for attempt in range(3):
@@ -98,7 +102,8 @@ def test_a_retry_fails_once_the_tries_are_used_up_and_counts_only_if_its_fault_s
     assert [(b.email, b.kind) for b in all_rows(db, Bounce)] == [(addr(1), "soft")]
 
 
-def test_a_channel_that_fails_itself_stops_the_run_and_gives_back_what_it_did_not_try(db, pigeons, monkeypatch):
+def test_a_channel_that_fails_itself_stops_the_run_and_gives_back_what_it_did_not_try(db, pigeons,
+                                                                                      monkeypatch):
     monkeypatch.setattr(Pigeon, "ANSWERS", {addr(2): ChannelFailed("the loft is on fire")})
     report = send(db, pigeons)
     assert report.sent == 2 and report.errors == ["the loft is on fire"]

@@ -45,7 +45,8 @@ def test_config_file_lookup_order(tmp_path, monkeypatch):
 
 def test_secrets_come_from_environment_or_a_private_file(tmp_path, monkeypatch):
     (tmp_path / "secret").write_text("from-the-file\n")
-    s = from_dict({"web": {"secret_file": str(tmp_path / "secret")}, "mail": {"smtp": {"password_env": "MY_PW"}}})
+    s = from_dict({"web": {"secret_file": str(tmp_path / "secret")},
+                   "mail": {"smtp": {"password_env": "MY_PW"}}})
     monkeypatch.delenv("DIGEST_SECRET", raising=False)
     assert s.secret() == "from-the-file"
     monkeypatch.setenv("DIGEST_SECRET", "from-env")
@@ -65,7 +66,8 @@ def test_only_the_default_secret_is_created(tmp_path, monkeypatch):
     assert (tmp_path / ".digest-secret").stat().st_mode & 0o077 == 0
     missing = tmp_path / "nonexistent" / "secret"
     s = from_dict({"web": {"secret_file": str(missing)}})
-    with pytest.raises(ConfigError, match=r"web.secret_file: .*nonexistent/secret: cannot read the signing secret"):
+    with pytest.raises(ConfigError,
+                       match=r"web.secret_file: .*nonexistent/secret: cannot read the signing secret"):
         s.secret()
     assert not missing.parent.exists()
     (tmp_path / "empty").write_text("\n")
@@ -76,7 +78,8 @@ def test_only_the_default_secret_is_created(tmp_path, monkeypatch):
     assert CliRunner().invoke(main, ["--config", str(cfg), "init"]).exit_code == 0
     result = CliRunner().invoke(main, ["--config", str(cfg), "preview", "--topic", "diffusion"])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.output.startswith("Error: web.secret_file:") and len(result.output.strip().splitlines()) == 1
+    assert (result.output.startswith("Error: web.secret_file:") and len(result.output.strip().splitlines())
+            == 1)
 
 
 def test_cli_reports_a_bad_config_in_one_line(tmp_path):
@@ -105,7 +108,9 @@ def test_scheduler_timezone_is_an_iana_name(zone):
 
 
 def test_smtp_with_plain_http_links_is_warned_about():
-    assert from_dict({"mail": {"transport": "smtp"}, "web": {"base_url": "https://d.example.org"}}).warnings() == []
+    assert from_dict({"mail": {"transport": "smtp"},
+                      "web": {"base_url": "https://d.example.org"}}).warnings() == []
     assert from_dict({"web": {"base_url": "http://localhost:8000"}}).warnings() == []  # the outbox: a trial
-    (warning,) = from_dict({"mail": {"transport": "smtp"}, "web": {"base_url": "http://d.example.org"}}).warnings()
+    (warning,) = from_dict({"mail": {"transport": "smtp"},
+                            "web": {"base_url": "http://d.example.org"}}).warnings()
     assert "web.base_url" in warning and "https" in warning and "RFC 8058" in warning

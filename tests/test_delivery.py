@@ -39,7 +39,8 @@ from tests.factories import (
 
 def states(db: Database) -> dict[str, tuple[str, int]]:
     with db.session() as s:
-        return {e: (st, a) for e, st, a in s.execute(select(Delivery.email, Delivery.status, Delivery.attempts))}
+        return {e: (st, a) for e, st,
+                a in s.execute(select(Delivery.email, Delivery.status, Delivery.attempts))}
 
 
 def received_ids(sink: SmtpSink) -> Counter:
@@ -120,7 +121,8 @@ def test_a_claim_that_loses_its_rows_to_another_sender_takes_the_next_ones(db, s
         other.dispose()
     assert len(theirs) == 3 and len(mine) == 3 and not set(mine) & set(theirs)
     with db.session() as s:
-        held = dict(s.execute(select(Delivery.id, Delivery.worker_id).where(Delivery.status == "sending")).all())
+        held = dict(s.execute(select(Delivery.id,
+                                     Delivery.worker_id).where(Delivery.status == "sending")).all())
     assert held == {**dict.fromkeys(mine, "first-worker"), **dict.fromkeys(theirs, "second-worker")}
 
 
@@ -170,7 +172,8 @@ def test_expired_lease_is_resumed_and_a_live_one_is_left_alone(db, settings_for)
         crashed = claim(db, "crashed-worker", now, 2)  # claimed, then the process died
         busy = claim(db, "busy-worker", now, 1)  # claimed by a worker that is still alive
         with db.session() as s:
-            s.execute(update(Delivery).where(Delivery.id.in_(crashed)).values(lease_expires_at=now - timedelta(seconds=1)))
+            s.execute(update(Delivery).where(Delivery.id.in_(crashed))
+                      .values(lease_expires_at=now - timedelta(seconds=1)))
         report = send(db, settings, worker="me")
         assert report.sent == 3
         with db.session() as s:
@@ -188,12 +191,14 @@ def test_a_lease_near_its_end_is_taken_again_and_one_taken_over_is_not_sent(db, 
         settings = mail_settings(settings_for, db, sink, lease_seconds=1.5)
         planned_world(db, settings, 4)
         with db.session() as s:
-            stolen, stolen_mid = s.execute(select(Delivery.id, Delivery.message_id).order_by(Delivery.id.desc())).first()
+            stolen, stolen_mid = s.execute(select(Delivery.id,
+                                                  Delivery.message_id).order_by(Delivery.id.desc())).first()
 
         class Slow(SmtpTransport):
             def send(self, data, sender, recipient):
                 super().send(data, sender, recipient)
-                if len(sink.messages) == 1:  # meanwhile the last one's lease ran out and another worker took it
+                # meanwhile the last one's lease ran out and another worker took it
+                if len(sink.messages) == 1:
                     with db.session() as s:
                         s.execute(update(Delivery).where(Delivery.id == stolen)
                                   .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1)))
@@ -233,7 +238,8 @@ def test_a_hundred_papers_stay_under_gmail_clipping(db, settings_for):
         assert len(html.encode()) < GMAIL_CLIP_BYTES
         more = int(html.split(" more papers in this edition on the web")[0].rsplit(">", 1)[1])
         assert 0 < more < 100
-        assert f"{more} more papers in this edition on the web: {BASE}/archive/" in msg.get_body(("plain",)).get_content()
+        text = msg.get_body(("plain",)).get_content()
+        assert f"{more} more papers in this edition on the web: {BASE}/archive/" in text
 
 
 @pytest.mark.sqlite_only
@@ -267,16 +273,19 @@ def test_cli_send_prints_counts(db, settings_for, tmp_path):
 
     with SmtpSink(faults=Faults(reject={addr(1)})) as sink:
         cfg = tmp_path / "config.toml"
-        cfg.write_text(f'[database]\nurl = "{db.url}"\n[web]\nbase_url = "{BASE}"\nsecret_file = "{tmp_path / "s"}"\n'
+        cfg.write_text(f'[database]\nurl = "{db.url}"\n[web]\nbase_url = "{BASE}"\nsecret_file = '
+                       f'"{tmp_path / "s"}"\n'
                        f'[mail]\ntransport = "smtp"\nfrom_address = "digest@example.org"\n'
                        f'[mail.smtp]\nhost = "{sink.host}"\nport = {sink.port}\n')
         ingest(db, mail_settings(settings_for, db, sink))
         add_subscribers(db, 3)
         with db.session() as s:
-            s.add(Subscriber(email="nothing@example.org", status="active", topics=[Topic(phrase="zzqx unfindable")]))
+            s.add(Subscriber(email="nothing@example.org", status="active",
+                             topics=[Topic(phrase="zzqx unfindable")]))
         out = CliRunner().invoke(main, ["--config", str(cfg), "send"])
         assert out.exit_code == 0, out.output
-        assert out.output.strip().splitlines()[-1] == "sent 2, retried 0, failed 1, suppressed 0, skipped 1 (nothing new)"
+        assert (out.output.strip().splitlines()[-1]
+                == "sent 2, retried 0, failed 1, suppressed 0, skipped 1 (nothing new)")
         again = CliRunner().invoke(main, ["--config", str(cfg), "send"])
         assert "sent 0" in again.output and len(sink.messages) == 2
     with db.session() as s:
@@ -349,5 +358,6 @@ def test_a_stored_address_that_cannot_be_sent_fails_that_delivery_in_one_line(db
     assert (report.sent, report.failed, report.errors) == (2, 1, [])
     assert states(db)["ädä@example.org"] == ("failed", 0)
     (failed,) = all_rows(db, Delivery, Delivery.status == "failed")
-    assert failed.last_error.startswith("address error: 'ädä@example.org': a non-ASCII local part needs SMTPUTF8")
+    assert failed.last_error.startswith("address error: 'ädä@example.org': a non-ASCII local part needs "
+                                        "SMTPUTF8")
     assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)

@@ -2,7 +2,8 @@
 
 The sender is a subprocess running `digest.delivery.sender.send` (what `digest send` runs after planning; the
 deliveries are planned here, so the kills land in sending). The SMTP sink runs in this test process,
-so it outlives every killed sender. After the last kill, a final sender finishes the run. Every recipient must be in the sink, every delivery `sent`, and
+so it outlives every killed sender. After the last kill, a final sender finishes the run. Every recipient
+must be in the sink, every delivery `sent`, and
 at most one message per kill may arrive twice (the one the server accepted before the ledger said so).
 Set CRASH_SEED to replay a particular sequence of kill points.
 """
@@ -41,7 +42,8 @@ print(json.dumps({"sent": r.sent, "failed": r.failed, "errors": r.errors}))
 
 
 def digest_send(cfg: Path, log) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", SENDER, str(cfg)], cwd=ROOT, stdout=subprocess.PIPE, stderr=log)
+    return subprocess.Popen([sys.executable, "-c", SENDER, str(cfg)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=log)
 
 
 @pytest.mark.slow
@@ -81,7 +83,8 @@ def test_sigkill_at_random_points_then_resume(db, db_url, settings_for, tmp_path
                 assert result["failed"] == 0 and not result["errors"]
                 if sink.handler.received >= N:
                     with db.session() as s:
-                        if not s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status != "sent")):
+                        unsent = select(func.count()).select_from(Delivery).where(Delivery.status != "sent")
+                        if not s.scalar(unsent):
                             break
                 time.sleep(LEASE)
 

@@ -14,7 +14,8 @@ from digest.mail import signing
 from digest.mail.sink import SmtpSink
 from tests.factories import mail_settings, planned_world
 
-pytestmark = [pytest.mark.sqlite_only, pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl for a test key")]
+pytestmark = [pytest.mark.sqlite_only,
+              pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl for a test key")]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,8 @@ def test_sent_message_verifies_and_signs_both_list_headers(db, settings_for, tes
     tampered = raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
                            b"List-Unsubscribe-Post: List-Unsubscribe=Two-Clicks")
     assert not dkim.verify(tampered, dnsfunc=dns_for(record))
-    assert not dkim.verify(raw.replace(b"From: ", b"From: Evil <x@evil.example>\r\nFrom: ", 1), dnsfunc=dns_for(record))
+    assert not dkim.verify(raw.replace(b"From: ", b"From: Evil <x@evil.example>\r\nFrom: ", 1),
+                           dnsfunc=dns_for(record))
     body_changed = raw.replace(b"quoted-printable\r\n\r\n", b"quoted-printable\r\n\r\nP.S. ", 1)
     assert body_changed != raw and not dkim.verify(body_changed, dnsfunc=dns_for(record))
 
@@ -76,10 +78,12 @@ def test_key_settings_are_checked_before_sending(db, settings_for, tmp_path, tes
     with pytest.raises(ConfigError, match="mail.dkim_selector: required"):
         signing.from_settings(settings_for(db.url, mail={"dkim_key_file": test_key[0]}))
     with pytest.raises(ConfigError, match="mail.dkim_key_file: cannot read"):
-        signing.from_settings(settings_for(db.url, mail={**base, "dkim_key_file": str(tmp_path / "missing.pem")}))
+        signing.from_settings(settings_for(db.url,
+                                           mail={**base, "dkim_key_file": str(tmp_path / "missing.pem")}))
     (tmp_path / "junk.pem").write_text("not a key")
     with pytest.raises(ConfigError, match="not a PEM RSA private key"):
-        signing.from_settings(settings_for(db.url, mail={**base, "dkim_key_file": str(tmp_path / "junk.pem")}))
+        signing.from_settings(settings_for(db.url,
+                                           mail={**base, "dkim_key_file": str(tmp_path / "junk.pem")}))
     assert signing.from_settings(settings_for(db.url)) is None
     signer = signing.from_settings(settings_for(db.url, mail={**base, "dkim_key_file": test_key[0]}))
     assert signer is not None and signer.domain == b"localhost"  # default: the From address's domain

@@ -74,7 +74,8 @@ def test_ingest_rank_render_send_and_no_second_send(world):
     assert report["sources"][0]["new"] == 29 and report["sources"][0]["error"] is None
     digest("subscribers", "add", "ada@example.org", "--name", "Ada Lovelace", "--topic", "video generation",
            "--topic", "frame interpolation", "--timezone", "Europe/London")
-    digest("subscribers", "add", "alan@example.org", "--topic", "large language models", "--topic", "reward modeling")
+    digest("subscribers", "add", "alan@example.org", "--topic", "large language models", "--topic",
+           "reward modeling")
 
     first = json.loads(digest("send", "--json"))
     assert first["sent"] == 2 and first["failed"] == 0
@@ -88,15 +89,18 @@ def test_ingest_rank_render_send_and_no_second_send(world):
         assert ada[header], header
     assert "Ada Lovelace" in str(ada["To"])
     unsub = ada["List-Unsubscribe"]
-    assert unsub.startswith("<https://digest.example.org/unsubscribe/") and "mailto:unsubscribe@example.org" in unsub
+    assert (unsub.startswith("<https://digest.example.org/unsubscribe/")
+            and "mailto:unsubscribe@example.org" in unsub)
     html = ada.get_body(("html",)).get_content()
     text = ada.get_body(("plain",)).get_content()
     # the script element never reaches a message; the rest of the title is escaped in HTML, plain in text
     assert "<script" not in html.lower() and "alert(" not in html and "alert(" not in text
     assert "when P&lt;NP &amp; x&gt;y" in html and STORED in text
-    assert re.fullmatch(r"\d+ new papers? for you: Framer: Interactive Frame Interpolation when P<NP & x>y", ada["Subject"])
+    assert re.fullmatch(r"\d+ new papers? for you: Framer: Interactive Frame Interpolation when P<NP & x>y",
+                        ada["Subject"])
     assert "frame interpolation" in text.lower()
-    assert "https://digest.example.org/unsubscribe/" in html and "https://digest.example.org/unsubscribe/" in text
+    assert ("https://digest.example.org/unsubscribe/" in html
+            and "https://digest.example.org/unsubscribe/" in text)
 
     alan_text = by_rcpt["alan@example.org"].get_body(("plain",)).get_content()
     first_pick = alan_text.split("\n1. ", 1)[1].split("\n", 1)[0]

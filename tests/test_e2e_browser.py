@@ -66,7 +66,8 @@ class Browser:
         opts.binary_location = str(CHROME)
         for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={PHONE[0]},{PHONE[1]}"):
+                     "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+                     f"--window-size={PHONE[0]},{PHONE[1]}"):
             opts.add_argument(flag)
         self.driver = webdriver.Chrome(service=Service(str(DRIVER)), options=opts)
         self.driver.set_page_load_timeout(60)

@@ -28,7 +28,8 @@ from tests.factories import add_recent
 
 BASE = "http://testserver"
 ATOM = "{http://www.w3.org/2005/Atom}"
-PAPERS = ["Graph neural networks for molecule property prediction", "Scaling diffusion models for video generation",
+PAPERS = ["Graph neural networks for molecule property prediction",
+          "Scaling diffusion models for video generation",
           "Graph neural networks meet large language models"]
 
 
@@ -126,11 +127,13 @@ def test_feed_lists_the_sent_papers_in_valid_atom(env):
     assert parsed.feed.id == root.find(f"{ATOM}id").text and parsed.feed.title
 
     # the next edition: new papers join, the old entries keep their ids
-    add_recent(db, ["Graph neural networks at scale", "Graph neural networks and message passing"], hours_ago=-1,
+    add_recent(db, ["Graph neural networks at scale", "Graph neural networks and message passing"],
+               hours_ago=-1,
                prefix="2612")
     with db.session() as s:  # as if it went out yesterday, so today's period can have its own edition
         d = s.query(Delivery).one()
-        d.period, d.planned_at, d.window_end = "2000-01-01", d.planned_at - timedelta(days=1), datetime.now(UTC)
+        d.period, d.planned_at, d.window_end = ("2000-01-01", d.planned_at - timedelta(days=1),
+                                                datetime.now(UTC))
     planning.plan(db, settings, now=datetime.now(UTC) + timedelta(hours=2))
     assert sending.send(db, settings).sent == 1
     again = feedparser.parse(c.get(url).content)
@@ -139,7 +142,8 @@ def test_feed_lists_the_sent_papers_in_valid_atom(env):
     assert "Graph neural networks at scale" in ids and len(ids) == len(again.entries)
     assert again.entries[0].updated_parsed >= first.updated_parsed  # newest first
     # a second token for the same subscriber names the same feed
-    assert feedparser.parse(c.get(links_for(settings).feed(sid).removeprefix(BASE)).content).feed.id == parsed.feed.id
+    assert (feedparser.parse(c.get(links_for(settings).feed(sid).removeprefix(BASE)).content).feed.id
+            == parsed.feed.id)
 
 
 def test_the_same_editions_give_the_same_bytes_at_every_poll(env):
@@ -242,7 +246,8 @@ def slot_passed(db, sid) -> None:
     now = datetime.now(UTC)
     with db.session() as s:
         row = s.get(SubscriberRow, sid)
-        row.created_at, row.hour, row.timezone = now - timedelta(days=2), (now - timedelta(hours=1)).hour, "UTC"
+        row.created_at, row.hour, row.timezone = (now - timedelta(days=2), (now - timedelta(hours=1)).hour,
+                                                  "UTC")
 
 
 def test_status_sent_and_the_feed_link(env):

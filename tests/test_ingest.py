@@ -72,8 +72,10 @@ def test_same_paper_from_two_sources_is_one_row(db, settings_for, tmp_path):
     hf.write_text(json.dumps([{"paper": {"id": "2410.17243", "title": "Breaking the Memory\n  Barrier",
                                          "summary": "From HF.", "upvotes": 64}}]))
     ax = tmp_path / "ax.jsonl"
-    ax.write_text(json.dumps({"id": "2410.17243v2", "title": "Breaking the Memory Barrier", "abstract": "From arXiv v2.",
-                              "categories": ["cs.LG", "cs.CV"], "doi": "10.1/x", "published": "2024-10-22T17:59:30Z"}))
+    ax.write_text(json.dumps({"id": "2410.17243v2", "title": "Breaking the Memory Barrier",
+                              "abstract": "From arXiv v2.",
+                              "categories": ["cs.LG", "cs.CV"], "doi": "10.1/x",
+                              "published": "2024-10-22T17:59:30Z"}))
     page = tmp_path / "page.txt"
     page.write_text("Breaking the memory barrier\n\n" + "An abstract with enough words to count as one. " * 3)
     settings = file_settings(settings_for, db, page=[str(page)], hf=[str(hf)], arxiv=[str(ax)])
@@ -106,7 +108,8 @@ def test_first_seen_is_the_earliest(db):
 
 def test_untrusted_text_and_malformed_entries(db, settings_for, tmp_path):
     items = [
-        {"paper": {"id": "2410.00001", "title": "<b>Bold</b> \x1b[31mtitle\u202e\x00", "summary": "abc\u0007 " * 10}},
+        {"paper": {"id": "2410.00001", "title": "<b>Bold</b> \x1b[31mtitle\u202e\x00",
+                   "summary": "abc\u0007 " * 10}},
         {"paper": {"id": "2410.00002", "title": "Huge", "summary": "word " * 1_000_000, "upvotes": "many",
                    "githubRepo": "javascript:alert(1)", "githubStars": 10**30, "withdrawnAt": "2024-10-26"}},
         {"paper": {"id": 5, "title": None}},
@@ -136,7 +139,8 @@ def test_unknown_source_is_a_config_error(db, settings_for):
 
 
 def test_large_batch_is_few_statements(db):
-    listings = [Listing(title=f"Paper number {i}", arxiv_id=f"2401.{i:05d}", source="bulk") for i in range(1200)]
+    listings = [Listing(title=f"Paper number {i}", arxiv_id=f"2401.{i:05d}", source="bulk")
+                for i in range(1200)]
     with db.session() as s:
         assert upsert(s, listings, T0) == (1200, 0)
     with db.session() as s:

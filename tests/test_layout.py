@@ -41,14 +41,17 @@ USE_CASES = {
 }
 # Besides: subscriptions, config, the plain records and their words; the demo also runs its in-process SMTP
 # server, and the CLI starts the other shells.
-SHELL_MAY_IMPORT = ("digest.subscriptions", "digest.config", "digest.records", "digest.wording", "digest.usecases.setup",
+SHELL_MAY_IMPORT = ("digest.subscriptions", "digest.config", "digest.records", "digest.wording",
+                    "digest.usecases.setup",
                     *SHELLS,
                     "digest.mail.sink")
-MERGE_PENDING = {("digest.cli.ranking", "digest.pipeline")}  # TODO(merge): `digest eval`/`rank` are rewritten elsewhere
+# TODO(merge): `digest eval`/`rank` are rewritten elsewhere
+MERGE_PENDING = {("digest.cli.ranking", "digest.pipeline")}
 # Same-layer imports across packages, each for a reason.
 ALLOWED = {
     ("digest.ranking.listings", "digest.sources.file"),  # `digest rank` reads any listing format
-    ("digest.cli", "digest.demo"), ("digest.cli", "digest.web.app"), ("digest.cli", "digest.scheduler"),  # it starts them
+    # it starts them
+    ("digest.cli", "digest.demo"), ("digest.cli", "digest.web.app"), ("digest.cli", "digest.scheduler"),
 }
 
 
@@ -77,7 +80,8 @@ def imports(path: Path) -> list[str]:
 def layer(module: str) -> int | None:
     best = None
     for prefix, n in LAYERS.items():
-        if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[0])):
+        if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix)
+                                                                      > len(best[0])):
             best = (prefix, n)
     return best[1] if best else None
 
@@ -99,7 +103,8 @@ def test_lower_layers_never_import_higher_ones():
             if not target.startswith("digest.") or target not in known:
                 continue
             theirs = layer(target)
-            if theirs is None or mine is None or package(target) == package(name) or (name, target) in ALLOWED:
+            same_package = package(target) == package(name)
+            if theirs is None or mine is None or same_package or (name, target) in ALLOWED:
                 continue
             if theirs >= mine:
                 wrong.append(f"{name} (layer {mine}) imports {target} (layer {theirs})")
@@ -119,9 +124,11 @@ def test_shells_import_only_their_use_cases_subscriptions_and_config(shell):
             for target in imports(path):
                 if (name, target.split(".evaluate")[0].split(".tryout")[0]) in MERGE_PENDING:
                     continue
-                if target == "digest.usecases":  # `from digest.usecases import x`: x is checked as digest.usecases.x
+                # `from digest.usecases import x`: x is checked as digest.usecases.x
+                if target == "digest.usecases":
                     continue
-                if target.startswith("sqlalchemy") or (target.startswith("digest.") and not within(target, allowed)):
+                if target.startswith("sqlalchemy") or (target.startswith("digest.")
+                                                       and not within(target, allowed)):
                     wrong.append(f"{name} imports {target}")
     assert wrong == []
 
@@ -158,7 +165,8 @@ def test_no_module_hands_on_a_module_it_imported():
             via = []
             if isinstance(node, ast.ImportFrom) and node.module in bound:
                 via = [(node.module, a.name) for a in node.names]
-            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in mine:
+            elif isinstance(node, ast.Attribute) and isinstance(node.value,
+                                                                ast.Name) and node.value.id in mine:
                 via = [(mine[node.value.id], node.attr)]
             for source, attr in via:
                 real = bound.get(source, {}).get(attr)
@@ -176,7 +184,8 @@ def test_pure_stages_touch_no_database(room):
 
 def definitions(pattern: str) -> list[str]:
     rx = re.compile(pattern, re.M)
-    return [f"{p.relative_to(ROOT)}" for p in PACKAGE.rglob("*.py") for _ in rx.finditer(p.read_text(encoding="utf-8"))]
+    return [f"{p.relative_to(ROOT)}" for p in PACKAGE.rglob("*.py")
+            for _ in rx.finditer(p.read_text(encoding="utf-8"))]
 
 
 @pytest.mark.parametrize("what,pattern", [
@@ -200,7 +209,8 @@ def test_only_the_ledger_writes_deliveries():
     writers = []
     for name, path in modules().items():
         text = path.read_text(encoding="utf-8")
-        if re.search(r"\b(insert|update|delete)\((Delivery|DeliveryItem)\b|^(?!class ).*\bDelivery(Item)?\(", text, re.M):
+        if re.search(r"\b(insert|update|delete)\((Delivery|DeliveryItem)\b|^(?!class ).*\bDelivery(Item)?\(",
+                     text, re.M):
             writers.append(name)
     assert writers == ["digest.delivery.ledger"]
 

@@ -18,7 +18,8 @@ HEADERS = ["From", "To", "Reply-To", "Subject", "Date", "Message-ID", "List-Id",
 
 
 def env(**kw) -> Envelope:
-    values = dict(from_address="Trending Papers <digest@example.org>", to_address="ada@example.org", to_name="Ada",
+    values = dict(from_address="Trending Papers <digest@example.org>", to_address="ada@example.org",
+                  to_name="Ada",
                   subject="3 new papers for you", message_id=make_message_id(7, "2026-11-22", "example.org"),
                   list_id="Trending papers <digest.example.org>", unsubscribe_url=LONG_URL,
                   unsubscribe_mailto="unsubscribe@example.org", reply_to="editor@example.org")
@@ -39,7 +40,8 @@ def header_block(raw: bytes) -> bytes:
 
 
 def test_structure_and_line_limits():
-    text = "A line that is long enough to need a soft break in quoted-printable, surely, " * 5 + "é\n.dot\nFrom me\n"
+    text = ("A line that is long enough to need a soft break in quoted-printable, surely, " * 5
+            + "é\n.dot\nFrom me\n")
     html = "<p>" + "x=y " * 400 + "</p>\n"
     raw = wire(text, html)
     assert raw.isascii() and b"\n" not in raw.replace(b"\r\n", b"")  # 7-bit, CRLF only
@@ -67,11 +69,13 @@ def test_list_headers_stay_valid_urls():
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert msg["List-Id"] == "Trending papers <digest.example.org>"
     short = wire(unsubscribe_url="https://d.ex/u", unsubscribe_mailto="u@d.ex")
-    assert b"\r\nList-Unsubscribe: <https://d.ex/u>, <mailto:u@d.ex?subject=unsubscribe>\r\n" in short  # fits: one line
+    # fits: one line
+    assert b"\r\nList-Unsubscribe: <https://d.ex/u>, <mailto:u@d.ex?subject=unsubscribe>\r\n" in short
 
 
 def test_non_ascii_is_encoded_in_short_words_and_decodes_exactly():
-    subject = "Diffusion für Videos: ‘Zoë’ und 日本語のタイトル — " * 3  # Python's own folder loses a space here
+    # Python's own folder loses a space here
+    subject = "Diffusion für Videos: ‘Zoë’ und 日本語のタイトル — " * 3
     raw = wire(subject=subject.strip(), to_name="Zoë Ångström, \"the\" <admin>")
     for word in re.findall(rb"=\?utf-8\?[bq]\?[^?]*\?=", header_block(raw)):
         assert len(word) <= 75  # RFC 2047
@@ -115,12 +119,15 @@ def test_internationalised_addresses():
 
 
 def test_a_notice_has_no_list_headers_and_says_it_is_automatic():
-    notice = Envelope(from_address="Trending Papers <digest@example.org>", to_address="ada@example.org", to_name=None,
-                      subject="Confirm your subscription", message_id=new_message_id("confirm", "digest@example.org"),
+    notice = Envelope(from_address="Trending Papers <digest@example.org>", to_address="ada@example.org",
+                      to_name=None,
+                      subject="Confirm your subscription",
+                      message_id=new_message_id("confirm", "digest@example.org"),
                       auto_submitted="auto-generated")
     raw = message_bytes(notice, "text part\n", "<p>html part</p>\n")
     msg = parse(raw)
-    assert [name for name, _ in msg.items()] == ["From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted",
+    assert [name for name, _ in msg.items()] == ["From", "To", "Subject", "Date", "Message-ID",
+                                                 "Auto-Submitted",
                                                  "MIME-Version", "Content-Type"]
     assert msg["To"] == "ada@example.org" and msg["Auto-Submitted"] == "auto-generated"
     assert re.fullmatch(r"<[^<>@\s]+\.confirm@example\.org>", msg["Message-ID"])
@@ -147,8 +154,10 @@ _WORDS = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=90
 
 
 @settings(max_examples=300, deadline=None)
-@given(value=st.one_of(_WORDS, st.sampled_from(["3 new papers for you: Attention", "Tue, 01 Dec 2026 08:00:00 +0000",
-                                                "<digest.7.2026-11-22@example.org>", "1.0", "a  b", " a", "=?x?=",
+@given(value=st.one_of(_WORDS,
+                       st.sampled_from(["3 new papers for you: Attention", "Tue, 01 Dec 2026 08:00:00 +0000",
+                                                "<digest.7.2026-11-22@example.org>", "1.0", "a  b", " a",
+                                                "=?x?=",
                                                 'multipart/alternative; boundary="=_digest_0123abcd"'])),
        name=st.sampled_from(["Subject", "List-Id", "Auto-Submitted", "List-Unsubscribe-Post", "X-Anything"]))
 def test_a_plain_header_is_written_as_the_email_package_writes_it(value, name):
@@ -186,9 +195,11 @@ def test_quoted_printable_line_by_line_is_binascii_on_the_whole_body(body):
 
 
 def test_one_click_only_with_an_https_unsubscribe_url():
-    """RFC 8058 one-click needs an HTTPS URI: an http URL stays in List-Unsubscribe, without the POST header."""
+    """RFC 8058 one-click needs an HTTPS URI: an http URL stays in List-Unsubscribe, without the POST
+    header."""
     plain = parse(wire(unsubscribe_url="http://localhost:8000/unsubscribe/abc"))
     assert plain["List-Unsubscribe"] == ("<http://localhost:8000/unsubscribe/abc>, "
                                          "<mailto:unsubscribe@example.org?subject=unsubscribe>")
     assert plain["List-Unsubscribe-Post"] is None
-    assert parse(wire(unsubscribe_url="HTTPS://d.ex/u"))["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert (parse(wire(unsubscribe_url="HTTPS://d.ex/u"))["List-Unsubscribe-Post"]
+            == "List-Unsubscribe=One-Click")

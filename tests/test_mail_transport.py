@@ -1,4 +1,5 @@
-"""SMTP transport against a real aiosmtpd server: STARTTLS, implicit TLS, AUTH, replies; rate limiter; outbox."""
+"""SMTP transport against a real aiosmtpd server: STARTTLS, implicit TLS, AUTH, replies; rate limiter;
+outbox."""
 
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ def cert(tmp_path_factory) -> tuple[str, str]:
     if shutil.which("openssl") is None:
         pytest.skip("needs openssl for a test certificate")
     d = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(d / "key.pem"), "-out",
+                    str(d / "cert.pem")],
                    check=True, capture_output=True)
     return str(d / "cert.pem"), str(d / "key.pem")
 
@@ -47,7 +50,8 @@ def server_context(cert) -> ssl.SSLContext:
 
 
 def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
-    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"digest", b"s3cret")
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login,
+                                                   auth_data.password) == (b"digest", b"s3cret")
     return AuthResult(success=ok, handled=False)
 
 
@@ -56,7 +60,8 @@ def test_starttls_and_auth_from_settings(cert, monkeypatch):
                   auth_required=True) as sink:
         monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "s3cret")
         settings = from_dict({"mail": {"transport": "smtp", "smtp": {
-            "host": sink.host, "port": sink.port, "security": "starttls", "username": "digest", "ca_file": cert[0]}}})
+            "host": sink.host, "port": sink.port, "security": "starttls", "username": "digest",
+            "ca_file": cert[0]}}})
         t = smtp_from_settings(settings)
         t.send(MSG, "digest@example.org", "ada@example.org")
         t.send(MSG, "digest@example.org", "grace@example.org")
@@ -74,7 +79,8 @@ def test_starttls_and_auth_from_settings(cert, monkeypatch):
 
 def test_implicit_tls(cert):
     with SmtpSink(ssl_context=server_context(cert)) as sink:
-        t = SmtpTransport(sink.host, sink.port, security="tls", context=ssl.create_default_context(cafile=cert[0]))
+        t = SmtpTransport(sink.host, sink.port, security="tls",
+                          context=ssl.create_default_context(cafile=cert[0]))
         t.send(MSG, "digest@example.org", "ada@example.org")
         t.close()
         assert sink.messages[0].data.replace(b"\r\n", b"\n").endswith(MSG.replace(b"\r\n", b"\n"))
@@ -94,7 +100,8 @@ def test_replies_map_to_outcomes_and_the_connection_survives():
         t.send(MSG, "digest@example.org", "a@example.org")  # 4 breaks: reconnect, 5 goes through
         t.send(MSG, "digest@example.org", "b@example.org")  # 6 is "421 closing": reconnect, 7
         t.close()
-        assert [m.recipients[0] for m in sink.messages] == ["soon@example.org", "a@example.org", "b@example.org"]
+        assert [m.recipients[0] for m in sink.messages] == ["soon@example.org", "a@example.org",
+                                                            "b@example.org"]
         assert t.connects == 3
 
 
@@ -112,7 +119,8 @@ def test_pool_from_settings(tmp_path):
     [t] = pool_from_settings(outbox)
     t.open()
     t.send(MSG, "digest@example.org", "ada@example.org")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["t1_example.org.eml", "t1_example.org.html"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["t1_example.org.eml",
+                                                                    "t1_example.org.html"]
 
 
 class FakeClock:
@@ -166,22 +174,29 @@ ADA = "ada@example.org"
 ROWS = {
     "421 on RCPT: reconnect, the retry goes through": (Faults(replies={("RCPT", 1): BUSY}), ADA, None, 2, 2),
     "421 on RCPT twice: TemporaryFailure": (
-        Faults(replies={("RCPT", 1): BUSY, ("RCPT", 2): BUSY}), ADA, (TemporaryFailure, 421, "^421 4.3.2"), 2, 3),
-    "421 on MAIL twice: TemporaryFailure": (Faults(busy_at={1, 2}), ADA, (TemporaryFailure, 421, "^421 4.3.2"), 2, 3),
+        Faults(replies={("RCPT", 1): BUSY, ("RCPT", 2): BUSY}), ADA, (TemporaryFailure, 421, "^421 4.3.2"), 2,
+        3),
+    "421 on MAIL twice: TemporaryFailure": (Faults(busy_at={1, 2}), ADA,
+                                            (TemporaryFailure, 421, "^421 4.3.2"), 2, 3),
     "421 on DATA: reconnect, the retry goes through": (Faults(replies={("DATA", 1): BUSY}), ADA, None, 2, 2),
     "421 on DATA twice: TemporaryFailure": (
-        Faults(replies={("DATA", 1): BUSY, ("DATA", 2): BUSY}), ADA, (TemporaryFailure, 421, "^421 4.3.2"), 2, 3),
+        Faults(replies={("DATA", 1): BUSY, ("DATA", 2): BUSY}), ADA, (TemporaryFailure, 421, "^421 4.3.2"), 2,
+        3),
     "4xx on DATA: TemporaryFailure, connection kept": (
-        Faults(replies={("DATA", 1): "451 4.3.0 try again later"}), ADA, (TemporaryFailure, 451, "^451 4.3.0"), 1, 1),
+        Faults(replies={("DATA", 1): "451 4.3.0 try again later"}), ADA,
+        (TemporaryFailure, 451, "^451 4.3.0"), 1, 1),
     "5xx on DATA: PermanentFailure, connection kept": (
-        Faults(replies={("DATA", 1): "554 5.6.0 content refused"}), ADA, (PermanentFailure, 554, "^554 5.6.0"), 1, 1),
+        Faults(replies={("DATA", 1): "554 5.6.0 content refused"}), ADA,
+        (PermanentFailure, 554, "^554 5.6.0"), 1, 1),
     "4xx to the sender: TemporaryFailure, connection kept": (
-        Faults(replies={("MAIL", 1): "451 4.3.0 try again later"}), ADA, (TemporaryFailure, 451, "^451 4.3.0"), 1, 1),
+        Faults(replies={("MAIL", 1): "451 4.3.0 try again later"}), ADA,
+        (TemporaryFailure, 451, "^451 4.3.0"), 1, 1),
     "5xx to the sender: TransportUnavailable": (
         Faults(replies={("MAIL", 1): "553 5.7.1 sender not allowed"}), ADA,
         (TransportUnavailable, None, "^sender digest@example.org refused: 553 5.7.1"), 1, 1),
     "non-ASCII address: PermanentFailure, the next message on a new connection": (
-        Faults(), "jürgen@example.org", (PermanentFailure, None, "not an ASCII address"), {False: 1, True: 0}, 2),
+        Faults(), "jürgen@example.org", (PermanentFailure, None, "not an ASCII address"), {False: 1, True: 0},
+        2),
     "550 on RCPT: PermanentFailure, connection kept": (
         Faults(reject={ADA}), ADA, (PermanentFailure, 550, "^550 5.1.1"), 1, 1),
     "451 on RCPT: TemporaryFailure, connection kept": (
@@ -192,7 +207,8 @@ ROWS = {
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one command at a time"])
-@pytest.mark.parametrize(("faults", "recipient", "raises", "transactions", "connects"), ROWS.values(), ids=ROWS)
+@pytest.mark.parametrize(("faults", "recipient", "raises", "transactions", "connects"), ROWS.values(),
+                         ids=ROWS)
 def test_each_failure_maps_to_its_outcome(faults, recipient, raises, transactions, connects, pipelining):
     faults = copy.deepcopy(faults)  # the sink counts down its faults
     with SmtpSink(SinkHandler(faults=faults, pipelining=pipelining)) as sink:
@@ -204,11 +220,13 @@ def test_each_failure_maps_to_its_outcome(faults, recipient, raises, transaction
             with pytest.raises(kind, match=match) as err:
                 t.send(MSG, "digest@example.org", recipient)
             assert getattr(err.value, "code", None) == code
-        assert sink.handler.transactions == (transactions[pipelining] if isinstance(transactions, dict) else transactions)
+        assert sink.handler.transactions == (transactions[pipelining] if isinstance(transactions, dict)
+                                             else transactions)
         t.send(MSG, "digest@example.org", "next@example.org")
         t.close()
         assert t.connects == connects
-        assert [m.recipients[0] for m in sink.messages] == [recipient] * (raises is None) + ["next@example.org"]
+        assert [m.recipients[0]
+                for m in sink.messages] == [recipient] * (raises is None) + ["next@example.org"]
 
 
 def test_timeout_row_drops_and_does_not_resend():
@@ -237,7 +255,10 @@ def test_lines_starting_with_a_dot_arrive_as_written(pipelining):
     with SmtpSink(SinkHandler(pipelining=pipelining)) as sink:
         t = SmtpTransport(sink.host, sink.port, timeout=5)
         t.send(data, "digest@example.org", ADA)
-        t.send(b".x: leading dot in the first line\r\n\r\nbody without a final line end", "digest@example.org", ADA)
+        t.send(b".x: leading dot in the first line\r\n\r\nbody without a final line end",
+               "digest@example.org", ADA)
         t.close()
-        assert [m.data for m in sink.messages] == [data, b".x: leading dot in the first line\r\n\r\nbody without a final line end\r\n"]
+        assert [m.data for m in sink.messages] == [data,
+                                                   b".x: leading dot in the first line\r\n\r\nbody without a "
+                                                   b"final line end\r\n"]
         assert t.connects == 1

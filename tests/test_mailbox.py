@@ -1,4 +1,5 @@
-"""The one inbound-mailbox reader (digest.mail.mailbox), and both commands that read mailboxes applying its rule."""
+"""The one inbound-mailbox reader (digest.mail.mailbox), and both commands that read mailboxes applying
+its rule."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def subjects(raws) -> list[str]:
 def flags(path) -> dict[str, str]:
     """Subject -> 'subdir:flags' of each message in a Maildir."""
     box = mailbox.Maildir(path, create=False)
-    return {m["Subject"]: f"{m.get_subdir()}:{m.get_flags()}" for m in (box.get_message(k) for k in box.iterkeys())}
+    return {m["Subject"]: f"{m.get_subdir()}:{m.get_flags()}"
+            for m in (box.get_message(k) for k in box.iterkeys())}
 
 
 @pytest.mark.parametrize("folders", [(), ("new",), ("cur",)])
@@ -112,6 +114,9 @@ def test_both_commands_apply_the_same_maildir_rule(db, tmp_path):
     assert run("bounces", tmp_path / "inbox") == (0, (
         "read 2 messages: 1 hard, 0 soft, 0 complaints, 0 already recorded, 1 not bounce reports; "
         "suppressed 1 addresses"))
-    assert run("unsubscribes", tmp_path / "inbox") == (0, "read 2: unsubscribed 1, already 0, unknown 0, skipped 1")
-    assert run("unsubscribes", tmp_path / "inbox") == (0, "read 0: unsubscribed 0, already 0, unknown 0, skipped 0")
-    assert run("bounces", tmp_path / "inbox")[1].startswith("read 2 messages: 0 hard")  # bounces reads seen ones too
+    assert run("unsubscribes",
+               tmp_path / "inbox") == (0, "read 2: unsubscribed 1, already 0, unknown 0, skipped 1")
+    assert run("unsubscribes",
+               tmp_path / "inbox") == (0, "read 0: unsubscribed 0, already 0, unknown 0, skipped 0")
+    # bounces reads seen ones too
+    assert run("bounces", tmp_path / "inbox")[1].startswith("read 2 messages: 0 hard")

@@ -7,7 +7,8 @@ LONG_URL = "https://digest.example.org/unsubscribe/" + "eyJzIjoxMjM0NTY3fQ.ZxYwV
 
 
 def make(**kw):
-    env = dict(from_address="Trending Papers <digest@example.org>", to_address="ada@example.org", to_name="Ada",
+    env = dict(from_address="Trending Papers <digest@example.org>", to_address="ada@example.org",
+               to_name="Ada",
                subject="3 new papers for you", message_id=make_message_id(7, "2026-11-22", "example.org"),
                list_id="Trending papers <digest.example.org>", unsubscribe_url=LONG_URL,
                unsubscribe_mailto="unsubscribe@example.org")
@@ -34,7 +35,8 @@ def test_long_list_unsubscribe_stays_a_valid_url():
     raw = make().as_bytes().decode()
     assert "=?utf-8?" not in raw.split("List-Unsubscribe:", 1)[1].split("\n", 1)[0]
     assert f"<{LONG_URL}>" in raw
-    assert parse(make())["List-Unsubscribe"] == f"<{LONG_URL}>, <mailto:unsubscribe@example.org?subject=unsubscribe>"
+    assert (parse(make())["List-Unsubscribe"]
+            == f"<{LONG_URL}>, <mailto:unsubscribe@example.org?subject=unsubscribe>")
 
 
 def test_no_header_injection_and_non_ascii_is_encoded():

@@ -26,7 +26,8 @@ from digest.usecases import ingesting, monitoring, planning, sending
 from digest.web.app import create_app
 from tests.factories import add_titled
 
-TITLES = ["Graph neural networks for molecule property prediction", "Graph neural networks meet language models",
+TITLES = ["Graph neural networks for molecule property prediction",
+          "Graph neural networks meet language models",
           "Scaling diffusion models for video generation"]
 
 
@@ -34,7 +35,8 @@ TITLES = ["Graph neural networks for molecule property prediction", "Graph neura
 def served(app) -> Iterator[str]:
     """The app under uvicorn on a free loopback port, in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, 30, "uvicorn to start")
@@ -130,7 +132,8 @@ def test_a_bad_network_in_the_config_is_refused_with_its_key(settings_for, db):
 def test_sending_processes_are_counted_in_the_parent(db, settings_for, sink):
     """`digest send --workers 2`: the sends happen in spawned processes; the parent counts their reports."""
     settings = settings_for(db.url, mail={"transport": "smtp", "smtp": {"host": sink.host, "port": sink.port},
-                                          "from_address": "Trending Papers <digest@example.org>", "workers": 2})
+                                          "from_address": "Trending Papers <digest@example.org>",
+                                          "workers": 2})
     add_papers(db)
     for i in range(6):
         subscribers.add(db, f"reader{i}@example.org", topics=["graph neural networks"])
@@ -147,7 +150,8 @@ def test_scheduler_runner_serves_job_metrics_on_a_port(db, settings_for, sink):
     settings = settings_for(db.url, mail={"transport": "smtp", "smtp": {"host": sink.host, "port": sink.port},
                                           "from_address": "Trending Papers <digest@example.org>"}, sources={})
     add_papers(db)
-    subscribers.add(db, "ada@example.org", topics=["graph neural networks"], hour=0, timezone=quiet_zones(1)[0])
+    subscribers.add(db, "ada@example.org", topics=["graph neural networks"], hour=0,
+                    timezone=quiet_zones(1)[0])
     runner = Runner(settings, db)
     port = runner.serve_metrics("127.0.0.1", 0)
     try:
@@ -186,7 +190,8 @@ def test_scheduler_process_counts_its_sends_on_its_metrics_port(db, tmp_path, si
         wait_started((proc, log))
         wait_for(lambda: len(sink.messages) >= 2, 90, "both digests")
         url = f"http://127.0.0.1:{port}/metrics"
-        wait_for(lambda: value(scrape(url), "digest_job_runs_total", job="tick", result="ok") >= 1, 30, "a tick")
+        wait_for(lambda: value(scrape(url), "digest_job_runs_total", job="tick", result="ok") >= 1, 30,
+                 "a tick")
         got = scrape(url)
     finally:
         text = stop(proc, log)

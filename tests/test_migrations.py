@@ -28,7 +28,8 @@ def test_upgrade_is_idempotent(db):
 
 # --- what each command does to a database that is not at this version's schema (issue 13) ---------
 
-READING = [["status"], ["sources"], ["due"], ["subscribers", "list"], ["subscribers", "show", "ada@example.org"],
+READING = [["status"], ["sources"], ["due"], ["subscribers", "list"],
+           ["subscribers", "show", "ada@example.org"],
            ["subscribers", "export"], ["preview", "--topic", "diffusion"], ["send", "--dry-run"]]
 
 
@@ -113,7 +114,8 @@ def test_unsupported_database_urls_and_missing_drivers(db_url, tmp_path, monkeyp
         one_line(digest(tmp_path, url, "status"), "database.url: ", expected)
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the postgres extra were not installed
     one_line(digest(tmp_path, "postgresql://u@127.0.0.1:1/db", "status"),
-             "database.url: the PostgreSQL driver is not installed", "pip install 'trending-digest[postgres]'")
+             "database.url: the PostgreSQL driver is not installed",
+             "pip install 'trending-digest[postgres]'")
 
 
 def test_upgrading_an_older_database_keeps_every_row_that_refers_to_a_rebuilt_table(db_url):
@@ -128,14 +130,17 @@ def test_upgrading_an_older_database_keeps_every_row_that_refers_to_a_rebuilt_ta
         command.downgrade(cfg, "0005")
     now = "2026-12-01 08:00:00"
     rows = {
-        "papers": f"(id, title, title_key, abstract, authors, upvotes, num_comments, categories, sources, first_seen_at, "
+        "papers": "(id, title, title_key, abstract, authors, upvotes, num_comments, categories, sources, "
+                  "first_seen_at, "
                   f"updated_at) VALUES (1, 'X', 'x', '', '[]', 0, 0, '[]', '[]', '{now}', '{now}')",
         "subscribers": f"(id, email, status, frequency, weekday, hour, timezone, created_at) VALUES "
                        f"(1, 'ada@example.org', 'active', 'daily', 0, 8, 'UTC', '{now}')",
-        "paper_vectors": f"(paper_id, model, text_hash, vectors, created_at) VALUES (1, 'm', 'h', '', '{now}')",
+        "paper_vectors": "(paper_id, model, text_hash, vectors, created_at) VALUES (1, 'm', 'h', '', "
+                         f"'{now}')",
         "deliveries": f"(id, subscriber_id, period, status, email, message_id, attempts, planned_at) VALUES "
                       f"(1, 1, '2026-12-01', 'sent', 'ada@example.org', '<m@x>', 1, '{now}')",
-        "delivery_items": "(id, delivery_id, subscriber_id, paper_id, rank, score, kind, why) VALUES (1, 1, 1, 1, 1, 1.0, 'pick', '')",
+        "delivery_items": "(id, delivery_id, subscriber_id, paper_id, rank, score, kind, why) VALUES (1, 1, "
+                          "1, 1, 1, 1.0, 'pick', '')",
         "feedback": f"(id, subscriber_id, paper_id, signal, created_at) VALUES (1, 1, 1, 1, '{now}')",
     }
     with database.engine.begin() as c:
@@ -145,7 +150,8 @@ def test_upgrading_an_older_database_keeps_every_row_that_refers_to_a_rebuilt_ta
     database = Database(db_url)
     database.init()  # what `digest init` does
     with database.engine.begin() as c:
-        assert {t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in rows} == dict.fromkeys(rows, 1)
+        assert {t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                for t in rows} == dict.fromkeys(rows, 1)
         c.execute(text("DELETE FROM subscribers"))
         assert c.execute(text("SELECT count(*) FROM deliveries")).scalar() == 0  # cascades: foreign keys on
     database.dispose()

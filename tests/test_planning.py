@@ -25,7 +25,8 @@ def add_varied_subscribers(db, n: int, seed: int = 7) -> list[str]:
         topics = rng.sample(PHRASES, rng.randint(0, 4))  # some have none: trending only
         excludes = rng.sample([p for p in PHRASES if p not in topics], rng.randint(0, 2))
         sub = subscribers.add(db, f"reader{i:02d}@example.org", topics=topics, excludes=excludes,
-                              max_items=rng.choice([None, 1, 3, 5, 20]), timezone=rng.choice(["UTC", "Asia/Tokyo"]))
+                              max_items=rng.choice([None, 1, 3, 5, 20]),
+                              timezone=rng.choice(["UTC", "Asia/Tokyo"]))
         emails.append(sub.email)
     return emails
 

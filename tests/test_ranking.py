@@ -282,8 +282,10 @@ def test_explanation_names_every_topic_a_paper_matches():
     papers = [
         Paper(id=1, title="Image generation with shortest path diffusion models",
               abstract="Diffusion models for image generation, with a new noise schedule."),
-        Paper(id=2, title="Graph neural networks for molecules", abstract="Message passing on molecular graphs."),
-        Paper(id=3, title="Diffusion models for audio", abstract="We apply diffusion models to speech synthesis."),
+        Paper(id=2, title="Graph neural networks for molecules",
+              abstract="Message passing on molecular graphs."),
+        Paper(id=3, title="Diffusion models for audio",
+              abstract="We apply diffusion models to speech synthesis."),
     ]
     picks = rank(papers, [Profile(subscriber_id=1, topics=["diffusion models", "image generation"])])[1]
     by_id = {p.paper_id: p for p in picks}
@@ -342,7 +344,8 @@ def test_batches_against_one_corpus_give_the_picks_of_one_rank_call(monkeypatch)
     # three copies of everybody, in chunks of 16 rows: the same picks whichever chunk one lands in
     many = [replace(pr, subscriber_id=pr.subscriber_id + 100 * r) for r in range(3) for pr in profiles]
     monkeypatch.setattr(ranker, "CELLS_PER_CHUNK", 1)
-    got = rank_with(corpus, many, candidates={s + 100 * r: c for r in range(3) for s, c in candidates.items()})
+    got = rank_with(corpus, many,
+                    candidates={s + 100 * r: c for r in range(3) for s, c in candidates.items()})
     assert all(got[pr.subscriber_id] == whole[pr.subscriber_id % 100] for pr in many)
 
 
@@ -350,7 +353,8 @@ def test_trending_in_a_corpus_equals_trending():
     from digest.ranking import build_corpus, trending_in
 
     papers = make_papers(p105={"upvotes": 64}, p107={"upvotes": 20}, p102={"upvotes": 20})
-    papers.append(Paper(200, "Graph neural networks for molecule property prediction", "Another text.", upvotes=30))
+    papers.append(Paper(200, "Graph neural networks for molecule property prediction", "Another text.",
+                        upvotes=30))
     papers.append(Paper(201, "Different title", TEXTS[3][1], upvotes=25, published_at=NOW))
     corpus = build_corpus(papers, now=NOW)  # learns acronyms (GNN); trending's own index does not
     for k, exclude in ((3, ()), (20, (105,)), (0, ())):

@@ -6,15 +6,19 @@ from digest.render.compose import compose, excerpt
 
 
 def make_content(n: int = 3, title: str = "Diffusion models for <script>alert(1)</script> video"):
-    papers = {i: Paper(id=i, title=f"{title} {i}", abstract="We study things. " * 40, authors=[f"Author {j}" for j in range(8)],
-                       upvotes=10 * i, arxiv_id=f"2410.{i:05d}", pdf_url=f"https://arxiv.org/pdf/2410.{i:05d}",
+    papers = {i: Paper(id=i, title=f"{title} {i}", abstract="We study things. " * 40,
+                       authors=[f"Author {j}" for j in range(8)],
+                       upvotes=10 * i, arxiv_id=f"2410.{i:05d}",
+                       pdf_url=f"https://arxiv.org/pdf/2410.{i:05d}",
                        code_url="https://github.com/x/y") for i in range(1, n + 2)}
     picks = [Pick(paper_id=i, score=1.0 / i, topic="diffusion models", terms=["diffusion"],
                   why="Matches “diffusion models”: diffusion") for i in range(1, n + 1)]
-    return compose(site_name="Trending Papers", email="ada@example.org", frequency="daily", topics=["diffusion models"],
+    return compose(site_name="Trending Papers", email="ada@example.org", frequency="daily",
+                   topics=["diffusion models"],
                    picks=picks, trending=[Pick(paper_id=n + 1, score=1.0)], papers=papers,
                    when=datetime(2026, 11, 22, 8, tzinfo=UTC), archive_url="https://d.example/archive/t",
-                   prefs_url="https://d.example/preferences/t", unsubscribe_url="https://d.example/unsubscribe/t",
+                   prefs_url="https://d.example/preferences/t",
+                   unsubscribe_url="https://d.example/unsubscribe/t",
                    feedback=lambda p, v: f"https://d.example/feedback/{p}/{v}")
 
 

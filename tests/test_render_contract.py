@@ -36,7 +36,8 @@ def edit(path, old: str, new: str) -> int:
     ("digest.txt", "{{ intro }}", "{% if intro == '' %}-{% endif %}{{ intro }}", "intro"),
     ("digest.mjml", "{{ p.more_url }}", "{{ p.more_url|replace('v=1', 'v=2') }}", "p.more_url"),
 ])
-def test_a_template_that_tests_or_transforms_an_own_field_is_refused_naming_it(templates, name, old, new, field):
+def test_a_template_that_tests_or_transforms_an_own_field_is_refused_naming_it(templates, name, old, new,
+                                                                               field):
     line = edit(templates / name, old, new)
     with pytest.raises(TemplateContractError) as err:
         Renderer(templates)
@@ -46,7 +47,8 @@ def test_a_template_that_tests_or_transforms_an_own_field_is_refused_naming_it(t
 
 def test_printing_own_fields_and_testing_a_link_for_presence_are_fine(templates):
     edit(templates / "digest.txt", "{{ p.why }}", "{{ p.why }} ({{ p.rank }}){% if p.less_url %}!{% endif %}")
-    edit(templates / "digest.txt", "{{ heading }}", "{{ heading|upper }}")  # not an own field: shared per form
+    # not an own field: shared per form
+    edit(templates / "digest.txt", "{{ heading }}", "{{ heading|upper }}")
     Renderer(templates)  # compiles
 
 

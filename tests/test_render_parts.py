@@ -18,36 +18,50 @@ from digest.render.compose import compose
 from digest.render.render_once import remembered_wordwrap, split_loop
 
 WHEN = datetime(2026, 11, 22, 8, tzinfo=UTC)
-PAPERS = {i: Paper(id=i, title=f"Paper {i} on <diffusion> & “video”", abstract="We study things & stuff. " * 30,
+PAPERS = {i: Paper(id=i, title=f"Paper {i} on <diffusion> & “video”",
+                   abstract="We study things & stuff. " * 30,
                    authors=["Ada Lovelace", "Émile Borel"], upvotes=3 * i, arxiv_id=f"2410.{i:05d}",
-                   pdf_url=f"https://arxiv.org/pdf/2410.{i:05d}", code_url="https://github.com/x/y" if i % 2 else None)
+                   pdf_url=f"https://arxiv.org/pdf/2410.{i:05d}",
+                   code_url="https://github.com/x/y" if i % 2 else None)
           for i in range(1, 9)}
 
 
-def content(who: str, picks: list[tuple[int, str]], *, trending=(7, 8), feedback=True, feed=True, topics=("video",)):
-    return compose(site_name="Trending <Papers>", email=f"{who}@example.org", frequency="daily", topics=list(topics),
+def content(who: str, picks: list[tuple[int, str]], *, trending=(7, 8), feedback=True, feed=True,
+            topics=("video",)):
+    return compose(site_name="Trending <Papers>", email=f"{who}@example.org", frequency="daily",
+                   topics=list(topics),
                    picks=[Pick(paper_id=p, score=1.0, why=why) for p, why in picks],
                    trending=[Pick(paper_id=t, score=1.0) for t in trending], papers=PAPERS, when=WHEN,
-                   archive_url=f"https://d.example/archive/{who}?d=1&x=<2>", prefs_url=f"https://d.example/p/{who}",
-                   unsubscribe_url=f"https://d.example/u/{who}", feed_url=f"https://d.example/f/{who}.atom" if feed else "",
-                   feedback=(lambda p, v, w=who: f"https://d.example/fb/{w}?p={p}&v={v}") if feedback else None)
+                   archive_url=f"https://d.example/archive/{who}?d=1&x=<2>",
+                   prefs_url=f"https://d.example/p/{who}",
+                   unsubscribe_url=f"https://d.example/u/{who}",
+                   feed_url=f"https://d.example/f/{who}.atom" if feed else "",
+                   feedback=(lambda p, v, w=who: f"https://d.example/fb/{w}?p={p}&v={v}") if feedback
+                   else None)
 
 
 CASES = [
-    content("ada", [(1, "Matches “video” & <b>more</b>"), (2, "Matches video"), (3, "By Émile Borel, whom you follow")]),
-    content("bob", [(2, "Matches “video” & <b>more</b>"), (1, "Another reason"), (3, "Matches video")]),  # same papers, other ranks
+    content("ada",
+            [(1, "Matches “video” & <b>more</b>"), (2, "Matches video"),
+             (3, "By Émile Borel, whom you follow")]),
+    # same papers, other ranks
+    content("bob", [(2, "Matches “video” & <b>more</b>"), (1, "Another reason"), (3, "Matches video")]),
     content("cyd", [(1, "Matches video")], feedback=False, feed=False, trending=()),
     content("dee", [], topics=()),
-    content("ada", [(1, "Matches “video” & <b>more</b>"), (2, "Matches video"), (3, "By Émile Borel, whom you follow")]),
+    content("ada",
+            [(1, "Matches “video” & <b>more</b>"), (2, "Matches video"),
+             (3, "By Émile Borel, whom you follow")]),
 ]
 
 
 def full_templates(renderer: Renderer) -> tuple[jinja2.Template, jinja2.Template]:
     """The two templates as one Jinja pass each renders them, without anything kept."""
     html_env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    text_env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    text_env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined,
+                                  keep_trailing_newline=True)
     text_env.filters["wordwrap"] = remembered_wordwrap(text_env)
-    return html_env.from_string(renderer.html_source), text_env.from_string((TEMPLATE_DIR / "digest.txt").read_text())
+    return (html_env.from_string(renderer.html_source),
+            text_env.from_string((TEMPLATE_DIR / "digest.txt").read_text()))
 
 
 def between_tags(html: str) -> str:
@@ -71,7 +85,8 @@ def test_assembled_parts_are_the_full_rendering_for_every_subscriber_in_any_orde
         env = renderer._html.page.environment
         entries = Markup("".join(env.from_string(entry).render(p=e) for e in c.picks))
         assert out.html == env.from_string(page).render({**ctx, "picks_html": entries})
-        assert "".join(p for p, _ in out.html_parts) == out.html and "".join(p for p, _ in out.text_parts) == out.text
+        assert "".join(p for p,
+                       _ in out.html_parts) == out.html and "".join(p for p, _ in out.text_parts) == out.text
 
 
 def test_what_is_each_subscribers_own_is_escaped_and_never_shared(renderer):
@@ -85,7 +100,8 @@ def test_what_is_each_subscribers_own_is_escaped_and_never_shared(renderer):
 
 
 def test_a_message_encoded_from_parts_is_the_message_encoded_whole(renderer):
-    env = Envelope(from_address="Digest <d@example.org>", to_address="ada@example.org", to_name="Ada", subject="x",
+    env = Envelope(from_address="Digest <d@example.org>", to_address="ada@example.org", to_name="Ada",
+                   subject="x",
                    message_id="<digest.1.2026-11-22@example.org>", date=WHEN)
     for c in CASES:
         for intro in (c.intro + " = trailing space \r\n é", "a NUL \x00 in the middle", "\x00", "=00",

@@ -27,7 +27,8 @@ TRANSITIONS = [
 TICK = timedelta(minutes=5)
 
 
-def walk(schedule: Schedule, start: datetime, end: datetime, last: Edition | None = None) -> dict[str, datetime]:
+def walk(schedule: Schedule, start: datetime, end: datetime,
+         last: Edition | None = None) -> dict[str, datetime]:
     """A scheduler ticking every 5 minutes on a controlled clock, planning whenever `check` says due.
 
     Returns {period: when its edition was planned}; asserts that no period is planned twice."""
@@ -36,7 +37,8 @@ def walk(schedule: Schedule, start: datetime, end: datetime, last: Edition | Non
         while (now := datetime.now(UTC)) < end:
             due = check(schedule, now, last)
             if due.due:
-                assert due.period not in planned, f"{due.period} planned twice: {planned[due.period]} and {now}"
+                assert due.period not in planned, \
+                    f"{due.period} planned twice: {planned[due.period]} and {now}"
                 planned[due.period] = now
                 last = Edition(due.period, now)
             clock.shift(TICK)
@@ -51,7 +53,8 @@ def local(day: date, hour: int, zone: str) -> datetime:
     return datetime.combine(day, time(hour), ZoneInfo(zone)).astimezone(UTC)
 
 
-@pytest.mark.parametrize("zone,day,hour,kind,expected", TRANSITIONS, ids=[f"{t[0]}-{t[1]}" for t in TRANSITIONS])
+@pytest.mark.parametrize("zone,day,hour,kind,expected", TRANSITIONS,
+                         ids=[f"{t[0]}-{t[1]}" for t in TRANSITIONS])
 def test_transitions_are_real(zone, day, hour, kind, expected):
     tz = ZoneInfo(zone)
     naive = datetime.combine(day, time(hour))
@@ -63,7 +66,8 @@ def test_transitions_are_real(zone, day, hour, kind, expected):
     assert slot_on(day, hour, tz) == at(expected)
 
 
-@pytest.mark.parametrize("zone,day,hour,kind,expected", TRANSITIONS, ids=[f"{t[0]}-{t[1]}" for t in TRANSITIONS])
+@pytest.mark.parametrize("zone,day,hour,kind,expected", TRANSITIONS,
+                         ids=[f"{t[0]}-{t[1]}" for t in TRANSITIONS])
 def test_daily_across_dst(zone, day, hour, kind, expected):
     start, end = local(day - timedelta(days=2), 0, zone), local(day + timedelta(days=3), 0, zone)
     planned = walk(Schedule("daily", hour, zone), start, end)
@@ -75,7 +79,8 @@ def test_daily_across_dst(zone, day, hour, kind, expected):
         assert not check(Schedule("daily", hour, zone), again, Edition(day.isoformat(), at(expected))).due
 
 
-@pytest.mark.parametrize("zone,day,hour,kind,expected", TRANSITIONS, ids=[f"{t[0]}-{t[1]}" for t in TRANSITIONS])
+@pytest.mark.parametrize("zone,day,hour,kind,expected", TRANSITIONS,
+                         ids=[f"{t[0]}-{t[1]}" for t in TRANSITIONS])
 def test_weekdays_across_dst(zone, day, hour, kind, expected):
     assert day.weekday() == 6  # every transition above is on a Sunday: no weekdays edition that day
     start, end = local(day - timedelta(days=2), 0, zone), local(day + timedelta(days=3), 0, zone)  # Fri..Tue
@@ -84,7 +89,8 @@ def test_weekdays_across_dst(zone, day, hour, kind, expected):
     assert planned == {d.isoformat(): local(d, hour, zone) for d in (friday, monday, tuesday)}
 
 
-@pytest.mark.parametrize("zone,day,hour,kind,expected", TRANSITIONS, ids=[f"{t[0]}-{t[1]}" for t in TRANSITIONS])
+@pytest.mark.parametrize("zone,day,hour,kind,expected", TRANSITIONS,
+                         ids=[f"{t[0]}-{t[1]}" for t in TRANSITIONS])
 def test_weekly_across_dst(zone, day, hour, kind, expected):
     start, end = local(day - timedelta(days=9), 0, zone), local(day + timedelta(days=2), 0, zone)  # 2 Sundays
     planned = walk(Schedule("weekly", hour, zone, weekday=6), start, end)
@@ -119,7 +125,8 @@ def test_whole_year_one_edition_per_period():
 def test_a_day_that_never_happened():
     """Samoa skipped 30 December 2011: no edition for it, none twice, the next day as usual."""
     zone = "Pacific/Apia"
-    planned = walk(Schedule("daily", 8, zone), local(date(2011, 12, 28), 0, zone), local(date(2012, 1, 1), 0, zone))
+    planned = walk(Schedule("daily", 8, zone), local(date(2011, 12, 28), 0, zone),
+                   local(date(2012, 1, 1), 0, zone))
     assert sorted(planned) == ["2011-12-28", "2011-12-29", "2011-12-31"]
     assert slot_on(date(2011, 12, 30), 8, ZoneInfo(zone)) is None
 
@@ -138,17 +145,21 @@ def test_catch_up_after_downtime_is_one_edition():
 
 
 @pytest.mark.parametrize("sched,now,last,due,reason", [
-    (Schedule("daily", 8, "Europe/London"), "2024-06-03T06:59Z", None, False, "slot 2024-06-03 08:00 BST not reached"),
+    (Schedule("daily", 8, "Europe/London"), "2024-06-03T06:59Z", None, False,
+     "slot 2024-06-03 08:00 BST not reached"),
     (Schedule("daily", 8, "Europe/London"), "2024-06-03T07:00Z", None, True, "first edition"),
-    (Schedule("daily", 8, "Europe/London"), "2024-06-03T09:00Z", Edition("2024-06-03", at("2024-06-03T07:00Z")),
+    (Schedule("daily", 8, "Europe/London"), "2024-06-03T09:00Z",
+     Edition("2024-06-03", at("2024-06-03T07:00Z")),
      False, "edition 2024-06-03 already planned at 2024-06-03 08:00 BST"),
-    (Schedule("daily", 8, "Europe/London"), "2024-06-04T07:00Z", Edition("2024-06-03", at("2024-06-03T07:00Z")),
+    (Schedule("daily", 8, "Europe/London"), "2024-06-04T07:00Z",
+     Edition("2024-06-03", at("2024-06-03T07:00Z")),
      True, "no edition for 2024-06-04 yet"),
     (Schedule("weekdays", 8, "Asia/Tokyo"), "2024-06-08T03:00Z", None, False, "no edition on Saturdays"),
     (Schedule("weekly", 9, "America/Chicago", weekday=2), "2024-06-07T15:00Z", None, True,
      "slot 2024-06-05 09:00 CDT passed"),
     # switched from daily to weekly after this week's slot: the daily edition stands for the week
-    (Schedule("weekly", 8, "UTC", weekday=0), "2024-06-05T12:00Z", Edition("2024-06-04", at("2024-06-04T08:00Z")),
+    (Schedule("weekly", 8, "UTC", weekday=0), "2024-06-05T12:00Z",
+     Edition("2024-06-04", at("2024-06-04T08:00Z")),
      False, "after this slot"),
 ])
 def test_reasons(sched, now, last, due, reason):

@@ -28,7 +28,8 @@ def editions(db, email: str) -> dict[str, datetime]:
     return dict(rows)
 
 
-@pytest.mark.parametrize("zone,day,hour,kind,expected", TRANSITIONS[:6], ids=[f"{t[0]}-{t[1]}" for t in TRANSITIONS[:6]])
+@pytest.mark.parametrize("zone,day,hour,kind,expected", TRANSITIONS[:6],
+                         ids=[f"{t[0]}-{t[1]}" for t in TRANSITIONS[:6]])
 def test_scheduler_planning_across_dst(db, settings_for, zone, day, hour, kind, expected):
     settings = settings_for(db.url, sources={})
     for freq in ("daily", "weekdays", "weekly"):
@@ -101,7 +102,8 @@ def test_catch_up_is_bounded_by_max_lookback(db, settings_for):
 def test_manual_send_and_scheduler_share_the_period(db, settings_for):
     settings = settings_for(db.url, sources={})
     subscribers.add(db, "ada@example.org", topics=[TOPIC], timezone="Europe/Paris", hour=8)
-    subscribers.add(db, "bob@example.org", topics=[TOPIC], timezone="Europe/Paris", hour=8, frequency="weekdays")
+    subscribers.add(db, "bob@example.org", topics=[TOPIC], timezone="Europe/Paris", hour=8,
+                    frequency="weekdays")
     add_tagged(db, 3, at("2024-06-07T00:00Z"), "friday")
     with time_machine.travel(at("2024-06-07T04:00Z"), tick=False):  # Friday 06:00 in Paris
         early = plan(db, settings, due_only=True)
@@ -122,7 +124,8 @@ def test_digest_due_command(db, settings_for, tmp_path):
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'[database]\nurl = "{db.url}"\n[sources]\n[web]\nsecret_file = "{tmp_path / "secret"}"\n')
     subscribers.add(db, "ada@example.org", topics=[TOPIC], timezone="Europe/Berlin", hour=2)
-    subscribers.add(db, "bob@example.org", topics=[TOPIC], timezone="America/New_York", hour=1, frequency="weekly",
+    subscribers.add(db, "bob@example.org", topics=[TOPIC], timezone="America/New_York", hour=1,
+                    frequency="weekly",
                     weekday="sunday")
     subscribers.add(db, "cy@example.org", topics=[TOPIC], timezone="Asia/Tokyo", hour=9, frequency="weekdays")
     runner = CliRunner()

@@ -42,7 +42,8 @@ SLOW = Faults(delay=0.4)  # an SMTP server that takes its time over each message
 
 
 def smtp_settings(settings_for, db_url: str, sink: SmtpSink, **extra):
-    return settings_for(db_url, sources={}, mail={"transport": "smtp", "smtp": {"host": sink.host, "port": sink.port}},
+    return settings_for(db_url, sources={},
+                        mail={"transport": "smtp", "smtp": {"host": sink.host, "port": sink.port}},
                         **extra)
 
 
@@ -63,11 +64,14 @@ def statuses(db) -> Counter:
 
 
 def test_bad_cron_is_refused_with_its_key(settings_for, tmp_path):
-    settings = settings_for(f"sqlite:///{tmp_path / 'd.db'}", sources={"hf": {"type": "hf_daily", "schedule": "61 * * * *"}})
-    with pytest.raises(ConfigError, match=r"sources\.hf\.schedule: not a valid cron schedule '61 \* \* \* \*'"):
+    settings = settings_for(f"sqlite:///{tmp_path / 'd.db'}",
+                            sources={"hf": {"type": "hf_daily", "schedule": "61 * * * *"}})
+    with pytest.raises(ConfigError,
+                       match=r"sources\.hf\.schedule: not a valid cron schedule '61 \* \* \* \*'"):
         triggers(settings)
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "d.db"}"\n[scheduler]\nhousekeeping = "daily"\n')
+    cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "d.db"}"\n'
+                   '[scheduler]\nhousekeeping = "daily"\n')
     result = CliRunner().invoke(main, ["--config", str(cfg), "scheduler"])
     assert result.exit_code == 1
     assert "scheduler.housekeeping: not a valid cron schedule 'daily'" in result.output
@@ -79,16 +83,19 @@ def test_tick_plans_who_is_due_sends_and_records(db, settings_for, tmp_path):
         add_tagged(db, 4, NOON - timedelta(hours=1), "wednesday")
         subscribers.add(db, "ada@example.org", topics=[TOPIC], hour=8)  # UTC: due
         subscribers.add(db, "bob@example.org", topics=[TOPIC], hour=20)  # UTC: later today
-        subscribers.add(db, "cy@example.org", topics=[TOPIC], hour=9, timezone="Asia/Tokyo", frequency="weekdays")
+        subscribers.add(db, "cy@example.org", topics=[TOPIC], hour=9, timezone="Asia/Tokyo",
+                        frequency="weekdays")
         runner = Runner(settings, db)
         ok, text = runner.run("tick")
         assert ok, text
-        assert text.startswith("planned 2, already 0, not due 1, nothing new 0, suppressed 0; sent 2, retried 0")
+        assert text.startswith("planned 2, already 0, not due 1, nothing new 0, suppressed 0; sent 2, "
+                               "retried 0")
         assert sorted(m.recipients[0] for m in sink.messages) == ["ada@example.org", "cy@example.org"]
         assert runner.run("tick")[1].startswith("planned 0, already 2, not due 1")
     with db.session() as s:
         state = s.get(JobState, "tick")
-        assert state.last_ok and state.last_summary.startswith("planned 0, already 2") and state.next_run_at is None
+        assert (state.last_ok and state.last_summary.startswith("planned 0, already 2")
+                and state.next_run_at is None)
         assert s.scalar(select(func.count()).select_from(JobRun).where(JobRun.job_id == "tick")) == 2
 
     cfg = tmp_path / "config.toml"
@@ -122,7 +129,8 @@ def test_stop_finishes_the_message_in_flight_and_hands_back_the_rest(db, setting
         assert got["sent"] == len(sink.messages) < 6  # what the server took is recorded as sent
         assert got["planned"] == 6 - got["sent"] and got["sending"] == 0
         with db.session() as s:
-            assert s.scalar(select(func.count()).select_from(Delivery).where(Delivery.worker_id.is_not(None))) == 0
+            held = select(func.count()).select_from(Delivery).where(Delivery.worker_id.is_not(None))
+            assert s.scalar(held) == 0
         runner.stop.clear()
         assert runner.run("tick")[0]
         assert sorted(m.recipients[0] for m in sink.messages) == emails  # the rest, and no one twice
@@ -157,9 +165,11 @@ def test_database_job_store_keeps_schedule_state_across_restarts(db, settings_fo
     listing.write_text("[]")
 
     def settings(schedule: str, *names: str):
-        return settings_for(db.url, sources={n: {"type": "file", "paths": [str(listing)], "schedule": schedule}
+        return settings_for(db.url,
+                            sources={n: {"type": "file", "paths": [str(listing)], "schedule": schedule}
                                              for n in names},
-                            scheduler={"job_store": "database", "ingest_on_start": False, "tick_seconds": 3600})
+                            scheduler={"job_store": "database", "ingest_on_start": False,
+                                       "tick_seconds": 3600})
 
     first = Runner(settings("0 3 * * *", "a", "b"), db)
     first.start()
@@ -191,7 +201,8 @@ def test_database_job_store_keeps_schedule_state_across_restarts(db, settings_fo
 
 def quiet_zones(n: int) -> list[str]:
     """Zones whose local clock is well away from midnight now, so no period ends during a test."""
-    zones = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney", "America/Los_Angeles",
+    zones = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney",
+             "America/Los_Angeles",
              "Asia/Kolkata", "Pacific/Auckland", "America/Sao_Paulo"]
     now = datetime.now(UTC)
     ok = [z for z in zones if 1 <= now.astimezone(ZoneInfo(z)).hour <= 21]
@@ -199,7 +210,8 @@ def quiet_zones(n: int) -> list[str]:
     return ok[:n]
 
 
-def write_config(path: Path, db_url: str, smtp: SmtpSink, *, sources: str = "[sources]", tick: float = 0.5) -> Path:
+def write_config(path: Path, db_url: str, smtp: SmtpSink, *, sources: str = "[sources]",
+                 tick: float = 0.5) -> Path:
     path.write_text(f"""
 [database]
 url = "{db_url}"
@@ -232,7 +244,8 @@ def start_scheduler(cfg: Path, name: str) -> tuple[subprocess.Popen, Path]:
 def wait_started(*procs: tuple[subprocess.Popen, Path]) -> None:
     """Until each process says it has started (imports take a while on a busy machine)."""
     for proc, log in procs:
-        wait_for(lambda p=proc, f=log: "started:" in f.read_text() or p.poll() is not None, 120, f"{log.name} to start")
+        wait_for(lambda p=proc, f=log: "started:" in f.read_text() or p.poll() is not None, 120,
+                 f"{log.name} to start")
         assert proc.poll() is None, log.read_text()
 
 
@@ -268,7 +281,8 @@ def test_scheduler_process_ingests_sends_and_stops_cleanly_on_sigterm(sqlite_db,
         subscribers.add(db, e, topics=[t], hour=0, timezone=zone)
     with ReplayServer() as http, SmtpSink(faults=SLOW) as sink:
         http.add("/api/daily_papers", Reply(body=HF_FIXTURE.read_bytes()))
-        hf = f'[sources.hf]\ntype = "hf_daily"\nbase_url = "{http.url}"\nbackfill_days = 0\nschedule = "0 0 1 1 *"'
+        hf = (f'[sources.hf]\ntype = "hf_daily"\nbase_url = "{http.url}"\nbackfill_days = 0\nschedule = "0 0 '
+              '1 1 *"')
         cfg = write_config(tmp_path / "config.toml", db.url, sink, sources=hf)
 
         proc, log = start_scheduler(cfg, "first")
@@ -301,8 +315,10 @@ def test_two_schedulers_one_database_one_message_per_due_subscriber(db, tmp_path
         tag = zone.replace("/", "-").lower()
         subscribers.add(db, f"daily-{tag}@example.org", topics=[TOPIC], timezone=zone, hour=0)
         subscribers.add(db, f"late-{tag}@example.org", topics=[TOPIC], timezone=zone, hour=23)
-        subscribers.add(db, f"weekdays-{tag}@example.org", topics=[TOPIC], timezone=zone, hour=0, frequency="weekdays")
-        subscribers.add(db, f"weekly-{tag}@example.org", topics=[TOPIC], timezone=zone, hour=0, frequency="weekly",
+        subscribers.add(db, f"weekdays-{tag}@example.org", topics=[TOPIC], timezone=zone, hour=0,
+                        frequency="weekdays")
+        subscribers.add(db, f"weekly-{tag}@example.org", topics=[TOPIC], timezone=zone, hour=0,
+                        frequency="weekly",
                         weekday=DAY_NAMES[today].lower())
         subscribers.add(db, f"weekly-late-{tag}@example.org", topics=[TOPIC], timezone=zone, hour=23,
                         frequency="weekly", weekday=DAY_NAMES[today].lower())

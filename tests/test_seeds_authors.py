@@ -122,7 +122,8 @@ OTHER = [
 ABSTRACTS = {  # what each group's abstracts talk about, beside their titles
     "diffusion": "A diffusion process adds noise to images; a denoising network learns to remove the noise, "
                  "and sampling runs the denoising diffusion backwards to synthesise images.",
-    "other": "We evaluate the method on standard benchmarks and report its accuracy against strong baselines.",
+    "other": "We evaluate the method on standard benchmarks and report its accuracy against strong "
+             "baselines.",
 }
 
 
@@ -132,7 +133,8 @@ def abstract_of(title: str) -> str:
 
 def corpus(authors: dict[int, list[str]] | None = None) -> list[Paper]:
     texts = DIFFUSION + OTHER
-    return [Paper(id=i + 1, title=t, abstract=abstract_of(t), authors=(authors or {}).get(i + 1, ["A. Nonymous"]),
+    return [Paper(id=i + 1, title=t, abstract=abstract_of(t),
+                  authors=(authors or {}).get(i + 1, ["A. Nonymous"]),
                   first_seen_at=NOW, published_at=NOW, upvotes=3 * i)
             for i, t in enumerate(texts)]
 
@@ -195,11 +197,15 @@ MY_PAPERS = BIBTEX.replace("Gradient-Based Learning Applied to {Document} Recogn
     "Noise is added to images by a diffusion; denoising removes the noise to synthesise images.")
 
 ZOTERO = (
-    '\ufeff"Key","Item Type","Publication Year","Author","Title","Publication Title","ISBN","ISSN","DOI","Url",'
+    '\ufeff"Key","Item Type","Publication Year","Author","Title","Publication '
+    'Title","ISBN","ISSN","DOI","Url",'
     '"Abstract Note","Date","Extra"\n'
-    '"ABCD1234","preprint","2020","Ho, Jonathan; Jain, Ajay","Denoising Diffusion Probabilistic Models","","","","",'
-    '"http://arxiv.org/abs/2006.11239","We present high quality image synthesis results.","2020","arXiv: 2006.11239"\n'
-    '"EFGH5678","journalArticle","2021","Song, Yang","Score-Based Generative Modeling through SDEs","","","","",'
+    '"ABCD1234","preprint","2020","Ho, Jonathan; Jain, Ajay","Denoising Diffusion Probabilistic '
+    'Models","","","","",'
+    '"http://arxiv.org/abs/2006.11239","We present high quality image synthesis results.","2020","arXiv: '
+    '2006.11239"\n'
+    '"EFGH5678","journalArticle","2021","Song, Yang","Score-Based Generative Modeling through '
+    'SDEs","","","","",'
     '"","Creating noise from data is easy; creating data from noise is generative modeling.","2021",""\n'
     '"IJKL9012","note","2021","","","","","","","","","",""\n'
 )
@@ -218,15 +224,18 @@ def test_zotero_csv_export_is_read():
     found = seeds.read_file("My Library.csv", ZOTERO.encode())
     assert [x.title for x in found.listings] == ["Denoising Diffusion Probabilistic Models",
                                                  "Score-Based Generative Modeling through SDEs"]
-    assert found.listings[0].arxiv_id == "2006.11239" and found.listings[0].authors == ["Ho, Jonathan", "Jain, Ajay"]
+    assert (found.listings[0].arxiv_id == "2006.11239" and found.listings[0].authors
+            == ["Ho, Jonathan", "Jain, Ajay"])
     assert found.skipped == 1
 
 
 @pytest.mark.parametrize(("name", "data", "message"), [
-    ("none.bib", b"@misc{a, author = {X, Y}}\n@misc{b, year = {2020}}", "no BibTeX entries with a title (2 without one)"),
+    ("none.bib", b"@misc{a, author = {X, Y}}\n@misc{b, year = {2020}}",
+     "no BibTeX entries with a title (2 without one)"),
     ("empty.bib", b"just some words, not BibTeX", "no BibTeX entries with a title"),
     ("latin1.bib", "@misc{a, title = {Caf\xe9}}".encode("latin-1"), "not UTF-8 text"),
-    ("lib.csv", b"title,abstract\nA,B\n", "not a Zotero CSV export: no 'Title', 'Abstract Note', 'Author' column"),
+    ("lib.csv", b"title,abstract\nA,B\n",
+     "not a Zotero CSV export: no 'Title', 'Abstract Note', 'Author' column"),
     ("paper.pdf", b"%PDF-1.4", "give a BibTeX (.bib) file or a Zotero CSV export (.csv)"),
 ])
 def test_bad_files_are_one_clear_error(name, data, message):
@@ -259,7 +268,8 @@ def listed_papers(db, n: int = 6) -> list[int]:
     with db.session() as s:
         paper_store.upsert(s, [Listing(title=t, abstract=abstract_of(t),
                                        authors=["Y. LeCun"] if i == 4 else ["A. Nonymous"], source="test",
-                                       arxiv_id=f"2611.{i:05d}", upvotes=10 * (i + 1)) for i, t in enumerate(texts[:n])],
+                                       arxiv_id=f"2611.{i:05d}", upvotes=10 * (i + 1)) for i,
+                               t in enumerate(texts[:n])],
                            datetime.now(UTC) - timedelta(hours=1))
     return [p.id for p in all_rows(db, PaperRow)]
 
@@ -298,10 +308,12 @@ def test_seed_from_bibtex_then_plan(db, settings_for, tmp_path):
 
 def test_a_seeded_paper_listed_later_becomes_a_candidate(db):
     subscribers.add(db, "ada@example.org")
-    seeds.seed(db, "ada@example.org", [Listing(title="Denoising Diffusion Probabilistic Models", arxiv_id="2006.11239")])
+    seeds.seed(db, "ada@example.org",
+               [Listing(title="Denoising Diffusion Probabilistic Models", arxiv_id="2006.11239")])
     with db.session() as s:
         assert paper_store.load(s) == []  # not a candidate
-        paper_store.upsert(s, [Listing(title="Denoising Diffusion Probabilistic Models", arxiv_id="2006.11239",
+        paper_store.upsert(s,
+                           [Listing(title="Denoising Diffusion Probabilistic Models", arxiv_id="2006.11239",
                                        source="arxiv")], datetime.now(UTC))
     with db.session() as s:
         (p,) = paper_store.load(s)
@@ -317,13 +329,17 @@ def test_seed_from_zotero_and_bad_input(db, settings_for, tmp_path):
     assert r.exit_code == 0 and "with 2 papers; skipped 1 without a title" in r.output, r.output
     bad = tmp_path / "bad.bib"
     bad.write_text("@misc{a, author = {X, Y}}")
-    one_line_error(cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--bibtex", str(bad)),
+    one_line_error(cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--bibtex",
+                       str(bad)),
                    "no BibTeX entries with a title (1 without one)")
-    one_line_error(cli(settings_for, db, tmp_path, "subscribers", "seed", "nobody@example.org", "--zotero", str(z)),
+    one_line_error(cli(settings_for, db, tmp_path, "subscribers", "seed", "nobody@example.org", "--zotero",
+                       str(z)),
                    "no subscriber nobody@example.org")
-    both = cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--zotero", str(z), "--arxiv", "1")
+    both = cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--zotero", str(z),
+               "--arxiv", "1")
     assert both.exit_code == 2 and "give --arxiv ID" in both.output
-    one_line_error(cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--arxiv", "abc"),
+    one_line_error(cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--arxiv",
+                       "abc"),
                    "'abc' is not an arXiv id")
     assert len(all_rows(db, Feedback)) == 2  # nothing more stored by the refusals
 
@@ -341,7 +357,8 @@ def arxiv_server():
 def test_seed_arxiv_ids_through_the_replay_server(db, settings_for, tmp_path, arxiv_server):
     subscribers.add(db, "ada@example.org")
     src = arxiv_server.url
-    r = cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--arxiv", "0808.05394,1707.08567",
+    r = cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--arxiv",
+            "0808.05394,1707.08567",
             arxiv_url=src)
     assert r.exit_code == 0, r.output
     assert r.output.strip() == "seeded ada@example.org with 1 paper; skipped 1 not on arXiv: 0808.05394"
@@ -358,7 +375,8 @@ def test_seed_arxiv_ids_through_the_replay_server(db, settings_for, tmp_path, ar
     assert r.exit_code == 0 and "with 1 paper" in r.output, r.output
     assert [p["arxiv_id"] for p in seeds.seeded(db, subscribers.get(db, "ada@example.org").id)] == [
         "1707.08567", "astro-ph/0601001", "1605.08386"]
-    one_line_error(cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--arxiv", "0000.0000",
+    one_line_error(cli(settings_for, db, tmp_path, "subscribers", "seed", "ada@example.org", "--arxiv",
+                       "0000.0000",
                        arxiv_url=src), "arXiv has none of 0000.0000; nothing seeded")
     assert len(all_rows(db, Feedback)) == 3
 
@@ -378,11 +396,13 @@ def test_follow_from_the_cli_and_the_digest_explains_it(db, settings_for, tmp_pa
     assert plan.papers[first.paper_id].authors == ["Y. LeCun"] and first.why == "By Y. LeCun, whom you follow"
     r = cli(settings_for, db, tmp_path, "subscribers", "unfollow", "ada@example.org", "Y. LeCun")
     assert r.output.strip() == "ada@example.org follows Bengio, Yoshua"
-    one_line_error(cli(settings_for, db, tmp_path, "subscribers", "unfollow", "ada@example.org", "Yann LeCun"),
+    one_line_error(cli(settings_for, db, tmp_path, "subscribers", "unfollow", "ada@example.org",
+                       "Yann LeCun"),
                    "does not follow 'Yann LeCun'")
     one_line_error(cli(settings_for, db, tmp_path, "subscribers", "follow", "ada@example.org", "1234"),
                    "author '1234' has no letters")
-    assert "follows: Bengio, Yoshua" in cli(settings_for, db, tmp_path, "subscribers", "show", "ada@example.org").output
+    assert "follows: Bengio, Yoshua" in cli(settings_for, db, tmp_path, "subscribers", "show",
+                                            "ada@example.org").output
 
 
 # --------------------------------------------------------------------------- the preferences page
@@ -397,17 +417,20 @@ def test_preferences_page_follows_authors_and_takes_a_seed_file(db, settings_for
     c = TestClient(create_app(settings, db), base_url=BASE, follow_redirects=False)
     page = c.get(url)
     token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
-    form = {"csrf": token, "topics": "diffusion", "excludes": "", "authors": "LeCun, Yann\nJürgen Schmidhuber",
+    form = {"csrf": token, "topics": "diffusion", "excludes": "",
+            "authors": "LeCun, Yann\nJürgen Schmidhuber",
             "frequency": "daily", "weekday": "0", "hour": "8", "timezone": "UTC", "max_items": ""}
     assert c.post(url, data=form).status_code == 303
     assert subscribers.get(db, "ada@example.org").authors == ("LeCun, Yann", "Jürgen Schmidhuber")
     assert "LeCun, Yann\nJürgen Schmidhuber</textarea>" in c.get(url).text
 
-    r = c.post(url + "/seed", data={"csrf": token}, files={"seed_file": ("mine.bib", BIBTEX.encode(), "text/plain")})
+    r = c.post(url + "/seed", data={"csrf": token},
+               files={"seed_file": ("mine.bib", BIBTEX.encode(), "text/plain")})
     assert r.status_code == 303 and r.headers["location"] == f"{url}?saved=seed&n=2"
     shown = c.get(r.headers["location"]).text
     assert "Your papers were added" in shown and "Your papers (2)" in shown and "arXiv:2006.11239" in shown
-    bad = c.post(url + "/seed", data={"csrf": token}, files={"seed_file": ("x.bib", b"nothing here", "text/plain")})
+    bad = c.post(url + "/seed", data={"csrf": token},
+                 files={"seed_file": ("x.bib", b"nothing here", "text/plain")})
     assert bad.status_code == 400 and "no BibTeX entries with a title" in bad.text
     neither = c.post(url + "/seed", data={"csrf": token})
     assert neither.status_code == 400 and "paste arXiv ids or choose" in neither.text
@@ -418,7 +441,8 @@ def test_preferences_page_follows_authors_and_takes_a_seed_file(db, settings_for
 
 # ------------------------------------------------------------------------- the seeded protocol
 
-EVAL_DIR = next((d for d in [Path("/work/shared/eval"), Path(__file__).resolve().parents[2] / "shared" / "eval"]
+EVAL_DIR = next((d
+                 for d in [Path("/work/shared/eval"), Path(__file__).resolve().parents[2] / "shared" / "eval"]
                  if (d / "iclr2021_paperlist.tsv").exists()), None)
 
 
@@ -430,17 +454,20 @@ def test_eval_seeded_on_a_small_labelled_list(tmp_path):
     data, topics = tmp_path / "p.tsv", tmp_path / "t.txt"
     data.write_text("\n".join(rows) + "\n")
     topics.write_text("diffusion model\nother\n")
-    r = CliRunner().invoke(main, ["eval", "--seeded", "--dataset", str(data), "--topics", str(topics), "--json"])
+    r = CliRunner().invoke(main,
+                           ["eval", "--seeded", "--dataset", str(data), "--topics", str(topics), "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     # "diffusion model": 6 relevant, 5 seeds, the sixth found first; "other" (6 relevant) too
     assert out["topics"] == 2 and out["seeds"] == 5
     assert out["ndcg@10"]["5 seed papers"] == 1.0
-    text = CliRunner().invoke(main, ["eval", "--seeded", "--dataset", str(data), "--topics", str(topics)]).output
+    text = CliRunner().invoke(main,
+                              ["eval", "--seeded", "--dataset", str(data), "--topics", str(topics)]).output
     assert text.splitlines()[0] == "2 topics, 5 seed papers each (the rest ranked; lexical ranker)"
     few = tmp_path / "few.txt"
     few.write_text("nothing like this\n")
-    one_line_error(CliRunner().invoke(main, ["eval", "--seeded", "--dataset", str(data), "--topics", str(few)]),
+    one_line_error(CliRunner().invoke(main,
+                                      ["eval", "--seeded", "--dataset", str(data), "--topics", str(few)]),
                    "no topic has more than 5 relevant papers")
 
 
@@ -479,13 +506,15 @@ def test_the_digest_says_what_a_topicless_profile_was_ranked_for():
     from digest.render.compose import compose
 
     papers = {p.id: p for p in corpus()}
-    picks = rank(list(papers.values()), [Profile(7, max_items=2, liked=[1], authors=["Ada Lovelace"])], now=NOW)[7]
+    picks = rank(list(papers.values()), [Profile(7, max_items=2, liked=[1], authors=["Ada Lovelace"])],
+                 now=NOW)[7]
     common = dict(site_name="Papers", email="ada@example.org", frequency="daily", topics=(), trending=(),
                   papers=papers, when=NOW, archive_url="https://x/a", prefs_url="https://x/p",
                   unsubscribe_url="https://x/u")
     seeded = compose(picks=picks, likes=True, authors=["Ada Lovelace"], **common)
     assert seeded.heading == "2 new papers for you" and seeded.subject.startswith("2 new papers for you: ")
-    assert seeded.intro.startswith("Picked and ranked for papers like the ones you gave or liked and new work by Ada Lovelace")
+    assert seeded.intro.startswith("Picked and ranked for papers like the ones you gave or liked and new "
+                                   "work by Ada Lovelace")
     following = compose(picks=picks, authors=["Ada Lovelace"], **common)
     assert following.intro.startswith("New work by Ada Lovelace first, then what the community upvoted most")
     plain = compose(picks=picks, **common)

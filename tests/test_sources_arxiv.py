@@ -57,9 +57,11 @@ def test_pages_then_second_run_stores_nothing_new(db, settings_for, server):
     first = ingest(db, settings, since=date(1990, 1, 1), now=NOW)
     assert first.ok, first.errors
     assert (first.fetched, first.new, first.skipped) == (30, 30, 0)
-    assert [(r.params["start"], r.params["max_results"]) for r in server.requests] == [("0", "10"), ("10", "10"), ("20", "10")]
+    assert [(r.params["start"], r.params["max_results"])
+            for r in server.requests] == [("0", "10"), ("10", "10"), ("20", "10")]
     sent = server.requests[0].params
-    assert (sent["search_query"], sent["sortBy"], sent["sortOrder"]) == ("testing", "submittedDate", "descending")
+    assert (sent["search_query"], sent["sortBy"],
+            sent["sortOrder"]) == ("testing", "submittedDate", "descending")
     stored = rows(db)
     paper = stored["2202.12139"]
     assert paper.categories[:2] == ["cs.SE", "cs.LG"]
@@ -92,7 +94,9 @@ def test_short_page_ends_the_walk_and_old_style_ids(db, settings_for, server):
 
 def test_versions_are_one_paper_latest_wins(db, settings_for, server):
     _, v1 = fixture("id_2104.12255v1_*.json")
-    v2 = Reply(body=v1.data().replace(b"2104.12255v1", b"2104.12255v2").replace(b"<title>0</title>", b"<title>Zero, v2</title>"))
+    v2 = Reply(body=v1.data().replace(b"2104.12255v1",
+                                      b"2104.12255v2").replace(b"<title>0</title>",
+                                                               b"<title>Zero, v2</title>"))
     server.add("/api/query", [v2, v1])
     settings = arxiv_settings(settings_for, db, server)
     ingest(db, settings, since=date(2021, 1, 1), now=NOW)
@@ -137,7 +141,8 @@ def test_delay_between_calls_and_max_results(server):
     serve_pages(server)
     server.add("/api/query", arxiv_fixture(QUERY_PAGES[-1])[1], start=20)  # any max_results
     slept: list[float] = []
-    cfg = ArxivSource(type="arxiv", base_url=server.url, query="testing", page_size=10, max_results=25, delay=3.0)
+    cfg = ArxivSource(type="arxiv", base_url=server.url, query="testing", page_size=10, max_results=25,
+                      delay=3.0)
     with HttpClient(HttpSettings(**FAST_HTTP), sleep=slept.append) as client:
         batches = list(arxiv_source.fetch(cfg, Cursor(None, NOW, since=date(1990, 1, 1)), client))
     assert slept == [3.0, 3.0]  # between calls, not before the first
@@ -149,10 +154,12 @@ def test_parse_feed_variants():
     historical = parse_feed((ARXIV / "id_list_1111.2011v2.xml").read_bytes())
     (x,) = historical.listings
     assert (x.arxiv_id, x.version, x.doi) == ("1111.2011", 2, "10.1103/PhysRevB.85.115117")
-    assert x.title == "Quantum Criticality for Extended Nodes on a Bethe Lattice in the Large Connectivity Limit"
+    assert (x.title
+            == "Quantum Criticality for Extended Nodes on a Bethe Lattice in the Large Connectivity Limit")
     _, old = fixture("id_quant-ph_0201082v1_*.json")
     assert parse_feed(old.data()).listings[0].arxiv_id == "quant-ph/0201082"
-    for bad in (b"<!DOCTYPE html><html><body>Rate limited</body></html>", b"", b"\x00\x01junk", old.data()[:700]):
+    for bad in (b"<!DOCTYPE html><html><body>Rate limited</body></html>", b"", b"\x00\x01junk",
+                old.data()[:700]):
         with pytest.raises(ValueError):
             parse_feed(bad)
     withdrawn = old.data().replace(b"32 pages", b"This paper has been withdrawn by the author")

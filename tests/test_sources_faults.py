@@ -21,7 +21,8 @@ from digest.store.models import Paper
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAILY = (FIXTURES / "hf_daily_papers_2024-10-25.json").read_bytes()
-EARLIER = json.dumps([{"paper": {"id": f"2410.1000{i}", "title": f"Earlier paper {i}", "upvotes": i}} for i in range(3)])
+EARLIER = json.dumps([{"paper": {"id": f"2410.1000{i}", "title": f"Earlier paper {i}", "upvotes": i}}
+                      for i in range(3)])
 NOW = datetime(2024, 10, 25, 18, tzinfo=UTC)
 HTTP = {"timeout": 0.25, "retries": 2, "backoff": 0.01, "max_backoff": 0.05}
 GOOD = Reply(body=DAILY)
@@ -47,7 +48,8 @@ FAULTS = [
     ("always-reset", [Reply(fault="reset")], 3, "after 3 attempts"),
     ("always-503", [Reply(status=503)], 3, "HTTP 503 after 3 attempts"),
     ("cut-without-length", [Reply(body=DAILY, fault="close")], 1, "invalid JSON"),
-    ("html-with-200", [Reply(body=b"<!DOCTYPE html><html><body>We'll be back</body></html>", content_type="text/html")],
+    ("html-with-200",
+     [Reply(body=b"<!DOCTYPE html><html><body>We'll be back</body></html>", content_type="text/html")],
      1, "got an HTML/XML page"),
     ("404", [Reply(status=404, body=b"{}")], 1, "HTTP 404"),
 ]
@@ -110,7 +112,8 @@ def test_arxiv_faults_keep_watermark(db, settings_for, server):
     p1, r1 = arxiv_fixture(pages[1])
     server.add("/api/query", [Reply(status=500), r0], **p0)
     server.add("/api/query", Reply(body=r1.data(), fault="close"), **p1)
-    src = {"type": "arxiv", "base_url": server.url, "query": "testing", "page_size": 10, "max_results": 20, "delay": 0}
+    src = {"type": "arxiv", "base_url": server.url, "query": "testing", "page_size": 10, "max_results": 20,
+           "delay": 0}
     settings = settings_for(db.url, sources={"ax": src}, http=HTTP)
     report = ingest(db, settings, since=date(1990, 1, 1), now=NOW)
     (ax,) = report.sources
@@ -130,7 +133,8 @@ from digest.config import from_dict
 from digest.store.db import Database
 from digest.sources.ingest import ingest
 settings = from_dict(json.loads(sys.argv[1]))
-ingest(Database(settings.database.url), settings, since=date(1990, 1, 1), now=datetime.fromisoformat(sys.argv[2]))
+ingest(Database(settings.database.url), settings, since=date(1990, 1, 1),
+       now=datetime.fromisoformat(sys.argv[2]))
 """
 
 
@@ -141,7 +145,8 @@ def test_run_killed_half_way_resumes(db, settings_for, server):
     (p0, r0), (p1, r1) = arxiv_fixture(pages[0]), arxiv_fixture(pages[1])
     server.add("/api/query", r0, **p0)
     server.add("/api/query", Reply(body=r1.data(), delay=30), **p1)
-    src = {"type": "arxiv", "base_url": server.url, "query": "testing", "page_size": 10, "max_results": 20, "delay": 0}
+    src = {"type": "arxiv", "base_url": server.url, "query": "testing", "page_size": 10, "max_results": 20,
+           "delay": 0}
     data = {"database": {"url": db.url}, "sources": {"ax": src}, "http": {**HTTP, "timeout": 60}}
     proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, json.dumps(data), NOW.isoformat()])
     try:

@@ -86,7 +86,8 @@ def test_json_lines_with_bad_lines():
         json.dumps({"title": 7}),
         json.dumps(["not", "an", "object"]),
         "",
-        json.dumps({"id": "astro-ph/0601001", "title": "Old <i>style</i> id", "categories": "astro-ph gr-qc"}),
+        json.dumps({"id": "astro-ph/0601001", "title": "Old <i>style</i> id",
+                    "categories": "astro-ph gr-qc"}),
     ]
     listings, rejected = parse_bytes("\n".join(lines).encode(), ".jsonl")
     assert rejected == 3
@@ -147,7 +148,8 @@ def test_a_file_that_cannot_be_a_listing_is_one_named_error(name, tmp_path):
 
 def test_utf16_with_a_bom_and_empty_lists_are_listings(tmp_path):
     for codec in ("utf-16", "utf-32", "utf-8-sig"):
-        listings, rejected = parse_bytes(json.dumps([{"title": "Ça va", "abstract": "ok"}]).encode(codec), ".json")
+        listings, rejected = parse_bytes(json.dumps([{"title": "Ça va", "abstract": "ok"}]).encode(codec),
+                                         ".json")
         assert [x.title for x in listings] == ["Ça va"] and rejected == 0
     assert parse_bytes(b"[]", ".json") == ([], 0)  # a valid listing with nothing in it today
     assert parse_bytes(b'{"papers": []}', "") == ([], 0)

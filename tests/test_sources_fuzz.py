@@ -17,7 +17,8 @@ from digest.sources.file import ListingFileError, listing_from_dict, parse_bytes
 from digest.sources.hf_daily import listing_from_item, parse_payload
 
 FIXTURES = Path(__file__).parent / "fixtures"
-FEED = json.loads(next((FIXTURES / "arxiv").glob("q_testing_s0_m10_*.json")).read_text())["body"].encode("latin-1")
+_ARXIV = next((FIXTURES / "arxiv").glob("q_testing_s0_m10_*.json"))
+FEED = json.loads(_ARXIV.read_text())["body"].encode("latin-1")
 DAILY = (FIXTURES / "hf_daily_papers_2024-10-25.json").read_bytes()
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -26,7 +27,8 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=20,
 )
-KEYS = ["id", "title", "summary", "abstract", "authors", "upvotes", "numComments", "publishedAt", "githubRepo",
+KEYS = ["id", "title", "summary", "abstract", "authors", "upvotes", "numComments", "publishedAt",
+        "githubRepo",
         "githubStars", "ai_summary", "projectPage", "withdrawnAt", "thumbnail", "paper", "categories", "url"]
 items = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=10)
 hf_items = st.builds(lambda paper, outer: {**outer, "paper": paper}, items, items)

@@ -39,7 +39,8 @@ def state(db, name="hf") -> SourceStateView | None:
 
 
 def test_one_day_then_nothing_new(db, settings_for, server):
-    server.add("/api/daily_papers", Reply(body=(FIXTURES / "hf_daily_papers_2024-10-25.json").read_bytes()), date=DAY)
+    server.add("/api/daily_papers", Reply(body=(FIXTURES / "hf_daily_papers_2024-10-25.json").read_bytes()),
+               date=DAY)
     settings = hf_settings(settings_for, db, server)
     report = ingest(db, settings, now=NOW)
     assert report.ok, report.errors
@@ -103,12 +104,14 @@ NEWER = [
             "githubStars": 321,
             "projectPage": "https://example.org/project",
             "submittedOnDailyAt": "2025-01-02T00:00:00.000Z",
-            "authors": [{"_id": "x", "name": "Ada", "hidden": False}, {"_id": "y", "name": "Hidden", "hidden": True}],
+            "authors": [{"_id": "x", "name": "Ada", "hidden": False},
+                        {"_id": "y", "name": "Hidden", "hidden": True}],
         },
         "numComments": 4,
         "thumbnail": "https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/2501.00001.png",
     },
-    {"paper": {"id": "2501.00002", "title": "Withdrawn One", "summary": "x", "withdrawnAt": "2025-01-03T00:00:00Z"}},
+    {"paper": {"id": "2501.00002", "title": "Withdrawn One", "summary": "x",
+               "withdrawnAt": "2025-01-03T00:00:00Z"}},
     {"paper": {"id": "2501.00003", "title": "Minimal", "authors": "not a list", "upvotes": None}},
 ]
 
@@ -155,7 +158,8 @@ def test_same_paper_from_hf_and_arxiv(db, settings_for, server):
     """arXiv categories and HF upvotes side by side in one row; first_seen_at is the earliest."""
     feed = (FIXTURES / "arxiv" / "id_2104.12255v1_s0_m100_6ae69987ffe1.json").read_text()
     server.add("/api/query", Reply(body=json.loads(feed)["body"].encode("latin-1")))
-    item = {"paper": {"id": "2104.12255", "title": "0", "summary": "HF copy.", "upvotes": 9}, "numComments": 2}
+    item = {"paper": {"id": "2104.12255", "title": "0", "summary": "HF copy.", "upvotes": 9},
+            "numComments": 2}
     server.add("/api/daily_papers", Reply(body=json.dumps([item])), date=DAY)
     settings = settings_for(
         db.url,
@@ -177,7 +181,8 @@ def test_same_paper_from_hf_and_arxiv(db, settings_for, server):
 def test_untrusted_content_over_http(db, settings_for, server):
     items = [
         {"paper": {"id": "2410.20001", "title": "<script>alert(1)</script><i>Italic</i>\x1b[2J Title\u200b",
-                   "summary": "A\x00b\x07c " + "long " * 1_000_000, "upvotes": -3, "githubRepo": "javascript:x"}},
+                   "summary": "A\x00b\x07c " + "long " * 1_000_000, "upvotes": -3,
+                   "githubRepo": "javascript:x"}},
         {"paper": {"id": "2410.20002", "title": 12345, "summary": "wrong-typed title"}},
         {"paper": {"id": "2410.20003"}},
         {"nopaper": True},

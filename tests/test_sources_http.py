@@ -30,7 +30,8 @@ def test_retry_after_seconds_and_date_are_honoured(server):
 
 
 def test_retry_after_is_capped_and_backoff_grows_with_jitter(server):
-    server.add("/x", [Reply(status=429, headers={"Retry-After": "3600"}), Reply(status=500), Reply(status=502),
+    server.add("/x",
+               [Reply(status=429, headers={"Retry-After": "3600"}), Reply(status=500), Reply(status=502),
                       Reply(status=504)])
     slept: list[float] = []
     with client(slept, max_backoff=10.0) as c, pytest.raises(SourceError, match="HTTP 504 after 4 attempts"):
@@ -48,7 +49,8 @@ def test_client_errors_are_returned_not_retried(server):
 
 
 def test_headers_and_conditional_requests(server):
-    server.add("/x", Reply(body=b"[]", etag='"v1"', headers={"Last-Modified": "Fri, 25 Oct 2024 10:00:00 GMT"}))
+    server.add("/x",
+               Reply(body=b"[]", etag='"v1"', headers={"Last-Modified": "Fri, 25 Oct 2024 10:00:00 GMT"}))
     with client([]) as c:
         first = c.get(server.url + "/x", {"a": 1}, accept="application/json")
         second = c.get(server.url + "/x", {"a": 1}, validators=first.validators)

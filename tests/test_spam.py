@@ -25,7 +25,8 @@ pytestmark = [pytest.mark.sqlite_only, pytest.mark.skipif(not HAVE_SA and not os
 
 def spamassassin(raw: bytes) -> tuple[float, list[str]]:
     """Score with local tests only (-L: no network), as `spamassassin -L -t < msg.eml` does."""
-    out = subprocess.run(["spamassassin", "-L", "-t"], input=raw, capture_output=True, timeout=120).stdout.decode()
+    out = subprocess.run(["spamassassin", "-L", "-t"], input=raw, capture_output=True,
+                         timeout=120).stdout.decode()
     details = out.split("Content analysis details:", 1)[1]
     score = float(re.search(r"\((-?[\d.]+) points", details).group(1))
     rules = re.findall(r"^\s*-?[\d.]+\s+([A-Z0-9_]+)\s", details, re.M)
@@ -36,7 +37,8 @@ def test_a_real_digest_scores_low(db, settings_for):
     with SmtpSink() as sink:
         settings = mail_settings(settings_for, db, sink)
         ingest(db, settings)  # the bundled sample listings
-        subscribers.add(db, "ada@example.org", name="Ada Lovelace", topics=["large language models", "reasoning"])
+        subscribers.add(db, "ada@example.org", name="Ada Lovelace",
+                        topics=["large language models", "reasoning"])
         assert planning.plan(db, settings).planned == 1
         assert send(db, settings).sent == 1
         raw = sink.messages[0].data

@@ -29,7 +29,8 @@ from tests.factories import add_recent
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.sqlite_only,
-    pytest.mark.skipif(not (CHROME.exists() and DRIVER.exists()), reason="needs Debian's chromium and chromium-driver"),
+    pytest.mark.skipif(not (CHROME.exists() and DRIVER.exists()),
+                       reason="needs Debian's chromium and chromium-driver"),
 ]
 
 
@@ -37,11 +38,13 @@ def test_delivery_status_says_why_nothing_came(db, tmp_path):
     with SmtpSink() as sink:
         settings = from_dict({"database": {"url": db.url}, "digest": {"ranker": "lexical"},
                               "web": {"secret_file": str(tmp_path / "secret")},
-                              "mail": {"transport": "smtp", "from_address": "Trending Papers <digest@example.org>",
+                              "mail": {"transport": "smtp",
+                                       "from_address": "Trending Papers <digest@example.org>",
                                        "smtp": {"host": sink.host, "port": sink.port}}})
         add_recent(db, PAPERS, hours_ago=30)
         zone = ZoneInfo("Europe/Paris")
-        sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"], timezone="Europe/Paris",
+        sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"],
+                              timezone="Europe/Paris",
                               hour=max(0, datetime.now(zone).hour - 1)).id
         with db.session() as s:
             s.get(SubscriberRow, sid).created_at = datetime.now(UTC) - timedelta(days=3)

@@ -14,8 +14,10 @@ from digest.records import Paper, Profile
 from tests.test_ranking import NOW, TEXTS, ids
 
 EXTRA = [
-    ("Chain-of-Thought Reasoning in Language Models", "Language models solve arithmetic by step-by-step reasoning."),
-    ("Reasonable Defaults for Learning Rate Schedules", "We find reasonable learning rate schedules for training."),
+    ("Chain-of-Thought Reasoning in Language Models",
+     "Language models solve arithmetic by step-by-step reasoning."),
+    ("Reasonable Defaults for Learning Rate Schedules",
+     "We find reasonable learning rate schedules for training."),
     ("A Theoretical Analysis of Overparameterized Networks", "We prove generalization bounds theoretically."),
     ("Batch Normalization Revisited", "Normalizing activations speeds up training of deep networks."),
     ("Normal Priors for Bayesian Networks", "A normal distribution is placed on every weight."),
@@ -39,7 +41,8 @@ def test_a_word_that_only_looks_like_the_readers_is_not_claimed_as_a_match():
     assert got.get(113, []) == []  # "reasonable" shares the stem but is never shown as "reasoning"
     assert pick("reasonable defaults")[113] == ["Reasonable Defaults".lower()]
     normalization = pick("normalization")
-    assert list(normalization) == [115] and normalization[115] == ["normalization"]  # "normal" is another word
+    # "normal" is another word
+    assert list(normalization) == [115] and normalization[115] == ["normalization"]
     assert 116 in pick("normal distribution")
 
 

@@ -10,7 +10,8 @@ from digest.subscriptions.subscribers import SubscriberError
 
 def test_add_normalises_and_refuses_duplicates(db):
     v = subscribers.add(db, "  Ada@Example.ORG ", topics=["diffusion models", "Diffusion Models", " GNN "],
-                        excludes=["survey"], timezone="Europe/Paris", hour=7, frequency="weekly", weekday="friday")
+                        excludes=["survey"], timezone="Europe/Paris", hour=7, frequency="weekly",
+                        weekday="friday")
     assert v.email == "ada@example.org"
     assert v.topics == ("diffusion models", "GNN") and v.excludes == ("survey",)
     assert (v.frequency, v.weekday, v.hour, v.timezone) == ("weekly", 4, 7, "Europe/Paris")
@@ -41,7 +42,8 @@ def test_csv_round_trip_and_bad_rows_are_reported(db):
     exported = buf.getvalue()
     for email in ("ada@example.org", "alan@example.org"):
         subscribers.remove(db, email)
-    bad = exported + "broken-address,,active,,,daily,0,8,UTC,\ngrace@example.org,,active,,,daily,0,8,Nowhere/Land,\n"
+    bad = (exported
+           + "broken-address,,active,,,daily,0,8,UTC,\ngrace@example.org,,active,,,daily,0,8,Nowhere/Land,\n")
     added, updated, errors = subscriber_csv.import_csv(db, io.StringIO(bad))
     assert (added, updated, len(errors)) == (2, 0, 2)
     assert "line 4" in errors[0] and "line 5" in errors[1]
@@ -52,9 +54,11 @@ def test_csv_round_trip_and_bad_rows_are_reported(db):
 
 def test_cli_subscribers_commands(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "d.db"}"\n[web]\nsecret_file = "{tmp_path / "s"}"\n')
+    cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "d.db"}"\n[web]\nsecret_file = '
+                   f'"{tmp_path / "s"}"\n')
     run = CliRunner().invoke
-    r = run(main, ["--config", str(cfg), "subscribers", "add", "ada@example.org", "--topic", "GNN", "--hour", "9"])
+    r = run(main,
+            ["--config", str(cfg), "subscribers", "add", "ada@example.org", "--topic", "GNN", "--hour", "9"])
     assert r.exit_code == 0, r.output
     r = run(main, ["--config", str(cfg), "subscribers", "add", "bad@", "--topic", "GNN"])
     assert r.exit_code == 1 and "not a valid email" in r.output and "Traceback" not in r.output
@@ -102,17 +106,21 @@ def test_also_trending_lists_only_upvoted_papers(db, settings_for):
 def test_import_leaves_the_columns_a_file_lacks_and_unsubscribes_like_the_web(db, monkeypatch):
     subscribers.add(db, "ada@example.org", name="Ada", topics=["diffusion models"], excludes=["survey"],
                     timezone="Europe/London", hour=7, frequency="weekly", weekday="friday", max_items=5)
-    added, updated, errors = subscriber_csv.import_csv(db, io.StringIO("email\nada@example.org\ngrace@example.org\n"))
+    added, updated, errors = subscriber_csv.import_csv(db,
+                                                       io.StringIO("email\nada@example.org\ngrace@example.org\n"))
     assert (added, updated, errors) == (1, 1, [])
     ada = subscribers.get(db, "ada@example.org")
-    assert (ada.name, list(ada.topics), list(ada.excludes), ada.frequency, ada.weekday, ada.hour, ada.timezone,
+    assert (ada.name, list(ada.topics), list(ada.excludes), ada.frequency, ada.weekday, ada.hour,
+            ada.timezone,
             ada.max_items) == ("Ada", ["diffusion models"], ["survey"], "weekly", 4, 7, "Europe/London", 5)
     grace = subscribers.get(db, "grace@example.org")  # a new row gets the defaults
-    assert (grace.status, grace.frequency, grace.hour, grace.timezone, list(grace.topics)) == ("active", "daily", 8,
+    assert (grace.status, grace.frequency, grace.hour, grace.timezone,
+            list(grace.topics)) == ("active", "daily", 8,
                                                                                                "UTC", [])
     subscriber_csv.import_csv(db, io.StringIO("email,status\nada@example.org,unsubscribed\n"))
     ada = subscribers.get(db, "ada@example.org")
-    assert ada.status == "unsubscribed" and ada.unsubscribed_at is not None and list(ada.topics) == ["diffusion models"]
+    assert (ada.status == "unsubscribed" and ada.unsubscribed_at is not None and list(ada.topics)
+            == ["diffusion models"])
     assert subscribers.feedback_and_suppression(db, "ada@example.org")["suppressed"] == "unsubscribed"
 
 
@@ -123,7 +131,8 @@ def test_import_writes_in_chunks_and_a_later_row_wins(db, monkeypatch):
     added, updated, errors = subscriber_csv.import_csv(db, io.StringIO("\n".join(lines) + "\n"))
     assert (added, updated, len(errors)) == (50, 0, 1) and "line 53" in errors[0]
     got = {v.email: v for v in subscribers.list_all(db)}
-    assert len(got) == 50 and list(got["u3@example.org"].topics) == ["late"] and got["u3@example.org"].hour == 23
+    assert (len(got) == 50 and list(got["u3@example.org"].topics) == ["late"] and got["u3@example.org"].hour
+            == 23)
     assert list(got["u4@example.org"].topics) == ["topic 4", "graphs"] and got["u4@example.org"].hour == 4
     assert subscriber_csv.import_csv(db, io.StringIO("\n".join(lines[:20]) + "\n"))[:2] == (0, 19)
 
@@ -133,7 +142,8 @@ def test_import_writes_in_chunks_and_a_later_row_wins(db, monkeypatch):
 
 def cli(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "d.db"}"\n[web]\nsecret_file = "{tmp_path / "s"}"\n')
+    cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "d.db"}"\n[web]\nsecret_file = '
+                   f'"{tmp_path / "s"}"\n')
     return lambda *args, **kw: CliRunner().invoke(main, ["--config", str(cfg), *args], **kw)
 
 
@@ -226,5 +236,6 @@ def test_csv_that_cannot_be_read_imports_nothing_in_one_line(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("email,name\ngrace@example.org,Grace\nada@example.org," + "x" * 200_000 + "\n")
     r = run("subscribers", "import", str(bad))
-    assert r.exit_code == 1 and "after line 2: not readable as CSV" in r.output and "Traceback" not in r.output
+    assert (r.exit_code == 1 and "after line 2: not readable as CSV" in r.output
+            and "Traceback" not in r.output)
     assert "0 subscribers" in run("subscribers", "list").output

@@ -64,7 +64,8 @@ def csrf_of(html: str) -> str:
 def subscribe(c: TestClient, email: str, wait: bool = True, **fields) -> object:
     """Post the form and (`wait`) let the request queued for it be handled: its email is then sent."""
     token = csrf_of(c.get("/").text)
-    data = {"csrf": token, "email": email, "topics": "graph neural networks", "frequency": "daily", "hour": "8",
+    data = {"csrf": token, "email": email, "topics": "graph neural networks", "frequency": "daily",
+            "hour": "8",
             "timezone": "Europe/Paris", **fields}
     page = c.post("/subscribe", data=data)
     if wait:
@@ -88,7 +89,8 @@ def old_token(settings, purpose: str, sid: int, days: float, **extra) -> str:
         def get_timestamp(self) -> int:
             return int(time.time() - days * 86400)
 
-    return URLSafeTimedSerializer(settings.secret(), salt=f"digest.{purpose}", signer=Then).dumps({"s": sid, **extra})
+    return URLSafeTimedSerializer(settings.secret(), salt=f"digest.{purpose}",
+                                  signer=Then).dumps({"s": sid, **extra})
 
 
 # --------------------------------------------------------------------------- subscribe and confirm
@@ -168,7 +170,8 @@ def test_forged_expired_and_cross_purpose_tokens_get_a_plain_400(env):
     c = client(settings, db)
     manage = lk.preferences(sid).removeprefix(BASE)
     forged = manage[:-3] + ("aaa" if not manage.endswith("aaa") else "bbb")
-    for url in (forged, "/confirm/not-a-token", "/unsubscribe/x.y.z", "/archive/%3Cscript%3E", "/feedback/..."):
+    for url in (forged, "/confirm/not-a-token", "/unsubscribe/x.y.z", "/archive/%3Cscript%3E",
+                "/feedback/..."):
         r = c.get(url)
         assert r.status_code == 400 and "not valid" in r.text and "Traceback" not in r.text, url
     # a token for one purpose is refused for another
@@ -284,7 +287,8 @@ def test_one_click_unsubscribe_rfc8058(env):
     c = TestClient(create_app(settings, db), base_url=BASE, follow_redirects=False, cookies=None)
 
     page = c.get(lk.unsubscribe(a).removeprefix(BASE))  # GET only asks
-    assert page.status_code == 200 and 'value="One-Click"' in page.text and status_of(db, "a@example.org") == "active"
+    assert (page.status_code == 200 and 'value="One-Click"' in page.text and status_of(db, "a@example.org")
+            == "active")
 
     r = c.post(lk.unsubscribe(a).removeprefix(BASE), content=b"List-Unsubscribe=One-Click",
                headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -295,7 +299,8 @@ def test_one_click_unsubscribe_rfc8058(env):
         assert status_of(db, email) == "unsubscribed"
         with db.session() as s:
             assert s.get(Suppression, email).reason == "unsubscribed"
-    assert c.post(lk.unsubscribe(a).removeprefix(BASE), data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert c.post(lk.unsubscribe(a).removeprefix(BASE),
+                  data={"List-Unsubscribe": "One-Click"}).status_code == 200
 
     report = sending.send(db, settings)  # the editions planned before are not sent
     assert report.sent == 0 and report.suppressed == 2
@@ -395,8 +400,12 @@ def test_feedback_get_asks_post_records(env):
     assert c.get(f"/feedback/{bad}").status_code == 400
     # one token per digest, the paper and signal in the query; nonsense there is a bad link, not a 500
     one_digest = lk.feedback_links(sid)
-    assert one_digest(pid, 1).split("?")[0] == one_digest(pid, -1).split("?")[0] == one_digest(pid + 1, 1).split("?")[0]
-    for query in ("p=abc&v=1", "p=1_0&v=1", "p=%D9%A3&v=1", f"p=+{pid}&v=1", f"p={pid}&v=1&v=", f"p={pid}&v=5",
+    def base(p: int, v: int) -> str:
+        return one_digest(p, v).split("?")[0]
+
+    assert base(pid, 1) == base(pid, -1) == base(pid + 1, 1)
+    for query in ("p=abc&v=1", "p=1_0&v=1", "p=%D9%A3&v=1", f"p=+{pid}&v=1", f"p={pid}&v=1&v=",
+                  f"p={pid}&v=5",
                   f"p={pid}&v=true", "p=99999999999999999999&v=1", f"p=-{pid}&v=1",
                   "v=1", ""):
         assert c.get(more.split("?")[0] + "?" + query).status_code == 400, query
@@ -405,7 +414,8 @@ def test_feedback_get_asks_post_records(env):
     page = c.get(f"/feedback/{old}")
     assert page.status_code == 200 and "More like this" in page.text
     for p, v in ((True, 1), (pid, True), (str(pid), 1), (2**70, 1)):
-        assert c.get(f"/feedback/{tokens.make(settings.secret(), 'feedback', sid, p=p, v=v)}").status_code in (400, 404)
+        token = tokens.make(settings.secret(), "feedback", sid, p=p, v=v)
+        assert c.get(f"/feedback/{token}").status_code in (400, 404)
 
 
 def test_preferences_list_feedback_and_undo_one(env):
@@ -416,7 +426,8 @@ def test_preferences_list_feedback_and_undo_one(env):
         ids = {t: s.scalar(select(Paper.id).where(Paper.title == t)) for t in PAPERS}
     lk = links_for(settings)
     c = client(settings, db)
-    for who, title, vote in ((sid, PAPERS[0], 1), (sid, PAPERS[3], 1), (sid, PAPERS[1], -1), (other, PAPERS[2], 1)):
+    for who, title, vote in ((sid, PAPERS[0], 1), (sid, PAPERS[3], 1), (sid, PAPERS[1], -1),
+                             (other, PAPERS[2], 1)):
         link = lk.feedback(who, ids[title], vote).removeprefix(BASE)  # the digest's links, no login
         assert c.post(link, data={"csrf": csrf_of(c.get(link).text)}).status_code == 200
     url = lk.preferences(sid).removeprefix(BASE)
@@ -436,7 +447,8 @@ def test_preferences_list_feedback_and_undo_one(env):
         sub = subscriber_store.by_id(s, sid)
     assert (sub.liked, sub.disliked) == ((ids[PAPERS[3]],), (ids[PAPERS[1]],))
     # someone else's paper id, nonsense, or no CSRF token: nothing else is forgotten
-    assert c.post(url + "/undo", data={"csrf": csrf_of(after), "paper": str(ids[PAPERS[2]])}).status_code == 303
+    assert c.post(url + "/undo",
+                  data={"csrf": csrf_of(after), "paper": str(ids[PAPERS[2]])}).status_code == 303
     assert c.post(url + "/undo", data={"csrf": csrf_of(after), "paper": "12abc"}).status_code == 400
     assert c.post(url + "/undo", data={"paper": str(ids[PAPERS[3]])}).status_code == 403
     with db.session() as s:
@@ -454,7 +466,8 @@ def test_archive_shows_the_sent_edition_to_its_owner_only(env):
     url = link_in(mail_a, "archive")
     c = client(settings, db)
     r = c.get(url)
-    assert r.status_code == 200 and PAPERS[0] in r.text and "script-src" not in r.headers["content-security-policy"]
+    assert (r.status_code == 200 and PAPERS[0] in r.text
+            and "script-src" not in r.headers["content-security-policy"])
     with db.session() as s:
         other = s.scalar(select(Delivery.id).where(Delivery.email == "b@example.org"))
     assert c.get(links_for(settings).archive(a, other).removeprefix(BASE)).status_code == 404
@@ -507,14 +520,16 @@ def test_mailto_unsubscribe_from_maildir_and_mbox(env, tmp_path):
     md.add(_mail("grace@example.org", "hello"))  # not a request
     report = process_maildir(db, tmp_path / "Maildir")
     assert (report.read, report.unsubscribed, report.unknown, report.skipped) == (4, 1, 1, 2)
-    assert status_of(db, "ada@example.org") == "unsubscribed" and status_of(db, "alan@example.org") == "active"
+    assert status_of(db,
+                     "ada@example.org") == "unsubscribed" and status_of(db, "alan@example.org") == "active"
     assert process_maildir(db, tmp_path / "Maildir").read == 0  # handled messages are marked seen
 
     box = mailbox.mbox(str(tmp_path / "mbox"))
     box.add(_mail("grace@example.org", "Unsubscribe"))
     box.add(_mail("ada@example.org"))
     box.close()
-    result = CliRunner().invoke(main, ["--config", write_config(tmp_path, settings), "unsubscribes", "process",
+    result = CliRunner().invoke(main,
+                                ["--config", write_config(tmp_path, settings), "unsubscribes", "process",
                                        "--mbox", str(tmp_path / "mbox")])
     assert result.exit_code == 0, result.output
     assert "read 2: unsubscribed 1, already 1" in result.output
@@ -529,7 +544,8 @@ def test_mailto_unsubscribe_from_maildir_and_mbox(env, tmp_path):
 
 def write_config(tmp_path, settings) -> str:
     path = tmp_path / "config.toml"
-    path.write_text(f'[database]\nurl = "{settings.database.url}"\n[web]\nsecret_file = "{tmp_path / "secret"}"\n')
+    path.write_text(f'[database]\nurl = "{settings.database.url}"\n[web]\nsecret_file = '
+                    f'"{tmp_path / "secret"}"\n')
     return str(path)
 
 
@@ -570,12 +586,14 @@ def test_a_time_zone_is_an_iana_name_or_one_clear_line(env, zone):
     "File name too long"), and accept no file under the zoneinfo folder that is not an IANA zone."""
     settings, db, sink = env
     sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"], timezone="Asia/Tokyo").id
-    c = TestClient(create_app(settings, db), base_url=BASE, follow_redirects=False, raise_server_exceptions=False)
+    c = TestClient(create_app(settings, db), base_url=BASE, follow_redirects=False,
+                   raise_server_exceptions=False)
     r = subscribe(c, "new@example.org", timezone=zone)
     assert r.status_code == 400 and "unknown time zone" in r.text, r.status_code
     assert repr(zone[:40]).strip("'")[:20] in r.text.replace("&#39;", "'")
     url = links_for(settings).preferences(sid).removeprefix(BASE)
-    form = {"csrf": csrf_of(c.get(url).text), "topics": "x", "frequency": "daily", "hour": "8", "timezone": zone}
+    form = {"csrf": csrf_of(c.get(url).text), "topics": "x", "frequency": "daily", "hour": "8",
+            "timezone": zone}
     r = c.post(url, data=form)
     assert r.status_code == 400 and "unknown time zone" in r.text
     assert subscribers.get_by_id(db, sid).timezone == "Asia/Tokyo" and sink.messages == []
@@ -609,7 +627,8 @@ def test_addresses_are_decided_at_the_door(env):
 def test_free_text_from_the_form_is_cleaned_at_the_door(env):
     settings, db, sink = env
     c = client(settings, db)
-    r = subscribe(c, "ada@example.org", topics="\x00\x01\x1b[31mred\x1b[0m\ngraph\u202e neural\u200b networks\n\x07")
+    r = subscribe(c, "ada@example.org",
+                  topics="\x00\x01\x1b[31mred\x1b[0m\ngraph\u202e neural\u200b networks\n\x07")
     assert r.status_code == 200
     assert subscribers.get(db, "ada@example.org").topics == ("red", "graph neural networks")
     sid = subscribers.get(db, "ada@example.org").id
@@ -666,10 +685,12 @@ def test_out_of_range_values_in_a_signed_token_get_a_plain_400(env, purpose, pay
     subscribers.add(db, "ada@example.org", topics=["graph neural networks"])
     token = URLSafeTimedSerializer(settings.secret(), salt=f"digest.{purpose}").dumps(payload)
     path = {"manage": "preferences"}.get(purpose, purpose)
-    c = TestClient(create_app(settings, db), base_url=BASE, follow_redirects=False, raise_server_exceptions=False)
+    c = TestClient(create_app(settings, db), base_url=BASE, follow_redirects=False,
+                   raise_server_exceptions=False)
     for method in ("GET", "POST"):
         r = c.request(method, f"/{path}/{token}", data={"List-Unsubscribe": "One-Click"})
-        assert r.status_code in (400, 403, 404, 405) and "Something went wrong" not in r.text, (method, r.status_code)
+        assert r.status_code in (400, 403, 404,
+                                 405) and "Something went wrong" not in r.text, (method, r.status_code)
     r = c.get(f"/{path}/{token}")
     assert r.status_code in (400, 404)
     with pytest.raises(tokens.TokenError):

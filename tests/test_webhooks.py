@@ -135,7 +135,8 @@ def content(n: int, title: str = "Paper {i}", why: str = "Matches “diffusion m
         return Entry(rank=i, title=title.format(i=i), url=f"https://arxiv.org/abs/2611.{i:05d}",
                      authors="A. Author, B. Author", excerpt=excerpt, why=why if kind == "pick" else "",
                      meta=f"▲ {i} upvotes", pdf_url=f"https://arxiv.org/pdf/2611.{i:05d}")
-    return DigestContent(subject=f"{n} new papers for you: {title.format(i=1)}", preheader="", heading=f"{n} new papers",
+    return DigestContent(subject=f"{n} new papers for you: {title.format(i=1)}", preheader="",
+                         heading=f"{n} new papers",
                          intro="Picked for “diffusion models”.", date_label="Tuesday 01 December 2026",
                          site_name="Trending Papers", email="slack:0123456789ab", frequency_label="daily",
                          archive_url=f"{BASE}/archive/1/2?t=tok", prefs_url=f"{BASE}/prefs?t=tok",
@@ -160,7 +161,8 @@ def test_slack_payload_keeps_the_documented_limits_and_counts_what_did_not_fit(n
     body = slack(content(n, title=long, excerpt="Long abstract. " * 400, trending=10))
     assert slack_problem(body) is None
     shown = sum(t["text"]["text"].count("\n_Matches") for t in body["blocks"] if t["type"] == "section")
-    more = [b["text"]["text"] for b in body["blocks"] if b["type"] == "section" and b["text"]["text"].startswith("…and")]
+    more = [b["text"]["text"] for b in body["blocks"] if b["type"] == "section"
+            and b["text"]["text"].startswith("…and")]
     left = int(more[0].split()[1]) if more else 0
     assert shown + left >= n and shown >= min(n, 1)  # every pick shown, or counted in the "more" line
 
@@ -172,7 +174,8 @@ def test_untrusted_titles_cannot_mention_or_format():
     d = discord(content(1, title="@everyone [x](https://evil.example) **b**",
                                  why="see [here](https://evil.example)"))
     assert d["allowed_mentions"] == {"parse": []}
-    assert "[here](https://evil.example)" not in json.dumps(d) and r"\[here\]\(https://evil.example\)" in d["embeds"][1]["description"]
+    assert ("[here](https://evil.example)" not in json.dumps(d)
+            and r"\[here\]\(https://evil.example\)" in d["embeds"][1]["description"])
 
 
 def test_discord_payload_one_embed_per_pick():
@@ -198,9 +201,11 @@ def test_generic_payload_is_the_documented_json():
     assert body["version"] == 1 and body["id"] == "<1.2026-12-01@example.org>"
     assert [p["title"] for p in body["picks"]] == ["Paper 1", "Paper 2"]
     assert body["picks"][0] == {"rank": 1, "title": "Paper 1", "url": "https://arxiv.org/abs/2611.00001",
-                                "authors": "A. Author, B. Author", "why": "Matches “diffusion models”: diffusion",
+                                "authors": "A. Author, B. Author",
+                                "why": "Matches “diffusion models”: diffusion",
                                 "excerpt": "We study this at length. " * 9 + "We study this at length. ",
-                                "meta": "▲ 1 upvotes", "pdf_url": "https://arxiv.org/pdf/2611.00001", "code_url": None}
+                                "meta": "▲ 1 upvotes", "pdf_url": "https://arxiv.org/pdf/2611.00001",
+                                "code_url": None}
     assert body["archive_url"].startswith(f"{BASE}/archive/")
 
 
@@ -208,8 +213,10 @@ def test_generic_payload_is_the_documented_json():
 
 
 def test_redacted_form_keeps_the_service_and_hides_the_secret():
-    assert redact("https://hooks.slack.com/services/T0000/B0000/XXXX") == "https://hooks.slack.com/services/T000…"
-    assert redact("https://discord.com/api/webhooks/12345678/tokentoken") == "https://discord.com/api/webhooks/1234…"
+    assert (redact("https://hooks.slack.com/services/T0000/B0000/XXXX")
+            == "https://hooks.slack.com/services/T000…")
+    assert (redact("https://discord.com/api/webhooks/12345678/tokentoken")
+            == "https://discord.com/api/webhooks/1234…")
     assert redact("https://user:pw@example.org/hook?token=abc") == "https://example.org/hook"
     assert identity("slack", "https://x.example/a") == identity("slack", "https://x.example/a") != identity(
         "discord", "https://x.example/a")
@@ -249,12 +256,14 @@ def test_retry_after_seconds_fractions_and_http_dates():
 
 def webhook_settings(settings_for, db, tmp_path, **mail):
     return settings_for(db.url, web={"base_url": BASE},
-                        mail={"transport": "outbox", "outbox_dir": str(tmp_path / "outbox"), "from_address": FROM,
+                        mail={"transport": "outbox", "outbox_dir": str(tmp_path / "outbox"),
+                              "from_address": FROM,
                               "retry_backoff": 300.0, **mail})
 
 
 def add_hook(db, settings, srv, kind, name="T0000", topic="large language models"):
-    return subscribers.add_webhook(db, settings.secret(), srv.url + hook_path(kind, name), kind, topics=[topic],
+    return subscribers.add_webhook(db, settings.secret(), srv.url + hook_path(kind, name), kind,
+                                   topics=[topic],
                                    name=f"{kind} team")
 
 
@@ -270,7 +279,7 @@ def test_each_kind_gets_its_payload_and_the_inbox_its_email(db, settings_for, tm
     assert (report.sent, report.failed, report.retried) == (4, 0, 0)
     assert report.by_transport == {"outbox": {"sent": 1}, "webhook-slack": {"sent": 1},
                                    "webhook-discord": {"sent": 1}, "webhook-generic": {"sent": 1}}
-    assert [p.name for p in (tmp_path / "outbox").glob("*.eml")] and len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     rows = {d.email: d for d in all_rows(db, Delivery)}
     assert {d.status for d in rows.values()} == {S.SENT}
     subs = {r.channel: r for r in all_rows(db, SubscriberRow)}
@@ -287,7 +296,8 @@ def test_each_kind_gets_its_payload_and_the_inbox_its_email(db, settings_for, tm
     assert archive_of(footer[1:].split("|")[0]) == {"s": subs["slack"].id, "d": rows[subs["slack"].email].id}
     discord_body, = posts(server, hook_path("discord"))
     assert discord_problem(discord_body) is None
-    assert archive_of(discord_body["embeds"][0]["url"]) == {"s": subs["discord"].id, "d": rows[subs["discord"].email].id}
+    assert archive_of(discord_body["embeds"][0]["url"]) == {"s": subs["discord"].id,
+                                                            "d": rows[subs["discord"].email].id}
     assert [e["title"] for e in discord_body["embeds"][1:]][:1] == [f"1. {title}"]
     generic_body, = posts(server, hook_path("generic"))
     assert generic_body["id"] == rows[subs["generic"].email].message_id
@@ -308,7 +318,8 @@ def test_faults_end_in_the_right_ledger_state(db, settings_for, tmp_path, server
         "T503": Reply(status=503, body=b"busy", headers={"Retry-After": format_datetime(later, usegmt=True)}),
         "T500": Reply(status=500, body=b"oops"),
         # a 400 whose body quotes the request path: it must not reach the ledger either
-        "T400": Reply(status=400, body=f"invalid_token for {hook_path('slack', 'T400')}", content_type="text/plain"),
+        "T400": Reply(status=400, body=f"invalid_token for {hook_path('slack', 'T400')}",
+                      content_type="text/plain"),
         "T9slow": Reply(status=200, body=b"ok", delay=2.0),
     }
     for name, reply in faults.items():
@@ -324,14 +335,16 @@ def test_faults_end_in_the_right_ledger_state(db, settings_for, tmp_path, server
     rows = {d.email: d for d in all_rows(db, Delivery)}
     state = {name[1:]: rows[by_name[name[:4]]] for name in faults}
     assert {k: (d.status, d.attempts) for k, d in state.items()} == {
-        "429": (S.RETRY, 1), "503": (S.RETRY, 1), "500": (S.RETRY, 1), "400": (S.FAILED, 1), "9slow": (S.RETRY, 1)}
+        "429": (S.RETRY, 1), "503": (S.RETRY, 1), "500": (S.RETRY, 1), "400": (S.FAILED, 1),
+        "9slow": (S.RETRY, 1)}
     # Retry-After honoured (seconds, then an HTTP date); the others wait the email path's backoff
     assert before + timedelta(seconds=120) <= state["429"].next_attempt_at <= after + timedelta(seconds=120)
     assert abs((state["503"].next_attempt_at - later).total_seconds()) <= 1
     assert before + timedelta(seconds=300) <= state["500"].next_attempt_at <= after + timedelta(seconds=300)
     assert before + timedelta(seconds=300) <= state["9slow"].next_attempt_at <= after + timedelta(seconds=300)
     assert state["400"].last_error.startswith("HTTP 400 Bad Request: invalid_token for …")
-    assert "timed out" in state["9slow"].last_error and state["500"].last_error == "HTTP 500 Internal Server Error: oops"
+    assert ("timed out" in state["9slow"].last_error and state["500"].last_error
+            == "HTTP 500 Internal Server Error: oops")
     assert not all_rows(db, Bounce) and not all_rows(db, Suppression)  # a webhook's refusal is not a bounce
     assert SECRET_PART not in json.dumps([d.last_error for d in rows.values()])
     # Not due yet: nothing is posted. Once due, the retried ones go out; the failed one never again.
@@ -356,7 +369,8 @@ def test_a_server_that_keeps_failing_is_failed_after_max_attempts(db, settings_f
     assert (d.status, d.attempts) == (S.FAILED, 2) and len(server.hits(hook_path("discord"))) == 2
 
 
-def test_an_unreadable_sealed_url_fails_the_delivery_in_one_line(db, settings_for, tmp_path, server, monkeypatch):
+def test_an_unreadable_sealed_url_fails_the_delivery_in_one_line(db, settings_for, tmp_path, server,
+                                                                 monkeypatch):
     settings = webhook_settings(settings_for, db, tmp_path)
     add_hook(db, settings, server, "slack")
     plan_editions(db, settings, add_papers(db, 1))
@@ -409,9 +423,11 @@ def test_the_url_is_never_printed_logged_or_stored_in_clear(db, db_url, tmp_path
     ident = identity("slack", url)
     shown = f"{server.url}/slack/services/T000…"
     assert added.output.strip() == f"added {ident} {shown} (1 topics, daily at 08:00 UTC)"
-    again = runner.invoke(cli, ["--config", str(cfg), "subscribers", "add", "--webhook", "-", "--kind", "slack"],
+    again = runner.invoke(cli,
+                          ["--config", str(cfg), "subscribers", "add", "--webhook", "-", "--kind", "slack"],
                           input=url + "\n")  # from standard input: out of the shell history and `ps`
-    assert again.exit_code == 1 and again.output.strip() == f"Error: {shown} is already subscribed, as {ident}"
+    assert (again.exit_code == 1 and again.output.strip()
+            == f"Error: {shown} is already subscribed, as {ident}")
     for args in (("subscribers", "list"), ("subscribers", "list", "--json"), ("subscribers", "show", ident),
                  ("subscribers", "show", url, "--json"), ("-vv", "send"), ("-vv", "send", "--json"),
                  ("status",), ("status", "--json"), ("subscribers", "export")):
@@ -439,10 +455,13 @@ def test_cli_refuses_bad_webhook_input_in_one_line(db, db_url, tmp_path):
     runner = CliRunner()
     cases = [
         (("subscribers", "add"), 2, "give an EMAIL address or --webhook URL"),
-        (("subscribers", "add", "ada@example.org", "--webhook", "https://x.example/h/abcdef", "--kind", "slack"),
+        (("subscribers", "add", "ada@example.org", "--webhook", "https://x.example/h/abcdef", "--kind",
+          "slack"),
          2, "give an EMAIL address or --webhook URL"),
-        (("subscribers", "add", "--webhook", "https://x.example/h/abcdef"), 2, "--webhook and --kind go together"),
-        (("subscribers", "add", "--webhook", "https://x.example/h/abcdef", "--kind", "teams"), 2, "'teams' is not one of"),
+        (("subscribers", "add", "--webhook", "https://x.example/h/abcdef"), 2,
+         "--webhook and --kind go together"),
+        (("subscribers", "add", "--webhook", "https://x.example/h/abcdef", "--kind", "teams"), 2,
+         "'teams' is not one of"),
         (("subscribers", "add", "--webhook", "http://hooks.example.org/services/T1/" + SECRET_PART, "--kind",
           "slack"), 1, "must use https"),
     ]
@@ -486,20 +505,23 @@ def test_killed_after_the_post_was_taken_before_the_ledger_write(db, db_url, tmp
     victim: dict = {}
 
     def kill_on_third(seen: Seen) -> None:
-        if seen.method == "POST" and len([r for r in server.requests if r.method == "POST"]) == 3 and "pid" in victim:
+        if seen.method == "POST" and len([r for r in server.requests if r.method
+                                          == "POST"]) == 3 and "pid" in victim:
             os.kill(victim.pop("pid"), signal.SIGKILL)
             victim["killed_at"] = seen.path
 
     server.on_request = kill_on_third
     with open(tmp_path / "senders.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-c", SENDER, str(cfg)], cwd=ROOT, stdout=subprocess.PIPE, stderr=log)
+        proc = subprocess.Popen([sys.executable, "-c", SENDER, str(cfg)], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=log)
         victim["pid"] = proc.pid
         proc.communicate(timeout=120)
         assert proc.returncode == -signal.SIGKILL and "killed_at" in victim
         killed = {d.email: d.status for d in all_rows(db, Delivery)}
         assert list(killed.values()).count(S.SENDING) >= 1
         for _ in range(20):  # the next senders resume once the dead one's lease (0.5 s) has run out
-            final = subprocess.run([sys.executable, "-c", SENDER, str(cfg)], cwd=ROOT, capture_output=True, timeout=120)
+            final = subprocess.run([sys.executable, "-c", SENDER, str(cfg)], cwd=ROOT, capture_output=True,
+                                   timeout=120)
             assert final.returncode == 0, final.stderr.decode()[-2000:]
             if all(d.status == S.SENT for d in all_rows(db, Delivery)):
                 break

@@ -18,7 +18,8 @@ from digest.usecases import housekeeping, ingesting, planning, previewing
 from digest.usecases import status as admin_status
 
 
-@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=FriendlyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
               help="Config file (default: $DIGEST_CONFIG, else ./config.toml, else built-in defaults).")
 @click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug).")
@@ -30,7 +31,8 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     Quick start: `digest demo` runs everything on bundled sample listings with no config.
     """
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
     ctx.obj = Ctx(config_path)
 
 
@@ -41,8 +43,10 @@ def init(ctx: Ctx) -> None:
     ctx.database("upgrade")
     found = ctx.found
     assert found is not None
-    done = {"current": f"already at revision {found.head}", "older": f"upgraded from {found.revision} to {found.head}",
-            "foreign": f"digest tables added (revision {found.head})"}.get(found.kind, f"created (revision {found.head})")
+    done = {"current": f"already at revision {found.head}",
+            "older": f"upgraded from {found.revision} to {found.head}",
+            "foreign": f"digest tables added (revision {found.head})"}.get(found.kind, "created (revision "
+                                                                                       f"{found.head})")
     click.echo(f"database {done}: {found.where}")
 
 
@@ -98,9 +102,11 @@ def sources(ctx: Ctx, as_json: bool) -> None:
 @click.option("--subscriber", "email", help="Preview this subscriber's next digest.")
 @click.option("--topic", "topics", multiple=True, help="Or preview for these topics.")
 @click.option("--exclude", "excludes", multiple=True, help="Exclusions, with --topic.")
-@click.option("--format", "fmt", type=click.Choice(["html", "text", "eml", "json"]), default="html", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["html", "text", "eml", "json"]), default="html",
+              show_default=True,
               help="json: a team channel's webhook payload (eml: an inbox's message).")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of stdout.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 @pass_ctx
 def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
@@ -114,7 +120,8 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     shown = previewing.preview(ctx.read_db, ctx.settings, email=subscribers.key(email) if email else None,
                                topics=topics, excludes=excludes)
     if fmt in ("eml", "json") and fmt != shown.media:
-        raise click.UsageError("--format json is for a team channel (--subscriber KIND:HASH), eml for an inbox")
+        raise click.UsageError("--format json is for a team channel (--subscriber KIND:HASH), eml for an "
+                               "inbox")
     rendered = shown.rendered
     body = {"html": rendered.html, "text": rendered.text, "eml": shown.data.decode("utf-8"),
             "json": shown.data.decode("utf-8")}[fmt]
@@ -206,7 +213,8 @@ def unsubscribes_group() -> None:
 @unsubscribes_group.command("process")
 @click.option("--maildir", "maildirs", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="A Maildir receiving mail.unsubscribe_mailto (messages are marked seen once handled).")
-@click.option("--mbox", "mboxes", multiple=True, type=click.Path(dir_okay=False, exists=True), help="An mbox file.")
+@click.option("--mbox", "mboxes", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="An mbox file.")
 @pass_ctx
 def unsubscribes_process(ctx: Ctx, maildirs, mboxes) -> None:
     """Unsubscribe the sender of each "unsubscribe" message in a mailbox."""
@@ -241,7 +249,8 @@ def scheduler_command(ctx: Ctx, metrics_port: int | None) -> None:
 
 
 @main.command()
-@click.option("--at", "at", metavar="ISO-DATETIME", help="The instant to check (default: now; no offset: UTC).")
+@click.option("--at", "at", metavar="ISO-DATETIME",
+              help="The instant to check (default: now; no offset: UTC).")
 @click.option("--subscriber", "email", help="Only this subscriber.")
 @click.option("--all", "show_all", is_flag=True, help="Also list who is not due, and why.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
@@ -258,7 +267,8 @@ def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bo
         echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})
         return
     for r in shown:
-        click.echo(f"{printable(r['email']):<32} {'due' if r['due'] else 'not due':<7}  {r['period'] or '-':<10}  "
+        click.echo(f"{printable(r['email']):<32} {'due' if r['due'] else 'not due':<7}  "
+                   f"{r['period'] or '-':<10}  "
                    f"{printable(r['schedule']):<40} {printable(r['reason'])}")
     n = sum(r["due"] for r in rows)
     click.echo(f"{n} due, {len(rows) - n} not due at {now.isoformat()}")
@@ -272,7 +282,8 @@ def bounces_group() -> None:
 @bounces_group.command("process")
 @click.option("--maildir", "maildirs", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="A Maildir receiving bounces (read only; reading it again counts nothing twice).")
-@click.option("--mbox", "mboxes", multiple=True, type=click.Path(dir_okay=False, exists=True), help="An mbox file.")
+@click.option("--mbox", "mboxes", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="An mbox file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @pass_ctx
 def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
@@ -293,7 +304,8 @@ def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
 main.add_command(subscribers_group, "subscribers")
 main.add_command(send_command, "send")
 main.add_command(run_command, "run")
-main.add_command(rank_command, "rank")  # TODO(merge): `digest rank` and `digest eval` are rewritten on another branch
+# TODO(merge): `digest rank` and `digest eval` are rewritten on another branch
+main.add_command(rank_command, "rank")
 main.add_command(eval_command, "eval")
 
 

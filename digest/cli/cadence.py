@@ -34,7 +34,8 @@ def cadence_line(v: Subscriber) -> str:
 def subscribers_update(ctx, email: str, **options) -> None:
     """Change a subscriber's schedule or cadence; what is not given stays as it is.
 
-    Example: digest subscribers update ada@example.org --frequency weekly --weekday friday --best-of-week --min-papers 3
+    Example: digest subscribers update ada@example.org --frequency weekly --weekday friday --best-of-week
+    --min-papers 3
     """
     given = {k: v for k, v in options.items() if v is not None}
     if not given:

@@ -86,12 +86,14 @@ def echo_json(data) -> None:
 def printable(value: object) -> str:
     """Stored text as it may reach a terminal: anything not printable (CR, LF, escapes, bidi overrides)
     is written as its Python escape, so a stored value can neither forge a line nor drive the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(value))
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in str(value))
 
 
 
 def print_ingest(rows: list[dict]) -> None:
     for r in rows:
         err = f"  error: {r['error']}" if r.get("error") else ""
-        click.echo(f"{r['name']:<12} fetched {r['fetched']:>5}  new {r['new']:>5}  updated {r['updated']:>5}  "
+        click.echo(f"{r['name']:<12} fetched {r['fetched']:>5}  new {r['new']:>5}  updated {r['updated']:>5} "
+                   " "
                    f"skipped {r['skipped']:>4}{err}")

@@ -15,7 +15,8 @@ from digest.usecases import seeding
 @click.command("seed")
 @click.argument("email")
 @click.option("--arxiv", "ids", multiple=True, metavar="ID",
-              help="An arXiv id (2104.12255, arXiv:2104.12255v1, an abs/pdf URL); repeat, or separate by commas.")
+              help="An arXiv id (2104.12255, arXiv:2104.12255v1, an abs/pdf URL); repeat, or separate by "
+                   "commas.")
 @click.option("--bibtex", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="A BibTeX file.")
 @click.option("--zotero", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="A Zotero CSV export (File > Export Library > CSV).")
@@ -33,7 +34,8 @@ def seed_command(ctx, email: str, ids: tuple[str, ...], bibtex: Path | None, zot
     else:
         path = bibtex or zotero
         assert path is not None
-        report = seeding.seed_file(ctx.db, email, path.name, path.read_bytes(), "bibtex" if bibtex else "zotero")
+        report = seeding.seed_file(ctx.db, email, path.name, path.read_bytes(),
+                                   "bibtex" if bibtex else "zotero")
     click.echo(report.summary())
 
 

@@ -25,10 +25,12 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
     bar = _Bar(sys.stderr.isatty() and not as_json)
     with bar:
         r = sending.run_pass(ctx.read_db if dry_run else ctx.db, ctx.settings, email=email, dry_run=dry_run,
-                              ingest_first=ingest_first, on_planned=bar.start, progress=bar.update, workers=workers)
+                              ingest_first=ingest_first, on_planned=bar.start, progress=bar.update,
+                             workers=workers)
     if dry_run:
         rows = planning.dry_run_rows(r.plan)
-        return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]], "skipped": r.plan.nothing_new,
+        return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]],
+                   "skipped": r.plan.nothing_new,
                    "suppressed": r.plan.suppressed, "already": r.plan.already,
                    "quiet": [x for x in rows if not x["papers"]]}
     return r, r.counts()
@@ -67,15 +69,18 @@ def _print_counts(result: dict, as_json: bool) -> None:
             click.echo(f"{printable(r['email']):<36}   0 papers  {printable(r['subject'])}")
         click.echo(f"would send {len(result['would_send'])}, skipped {result['skipped']} (nothing new), "
                    f"suppressed {result['suppressed']}, already sent this period {result['already']}"
-                   + (f", quiet {len(result['quiet'])} (too few papers: recorded, rolled over)" if result["quiet"] else ""))
+                   + (f", quiet {len(result['quiet'])} (too few papers: recorded, rolled over)"
+                      if result["quiet"] else ""))
     else:
         click.echo(f"sent {result['sent']}, retried {result['retried']}, failed {result['failed']}, "
                    f"suppressed {result['suppressed']}, skipped {result['skipped']} (nothing new)"
-                   + (f", quiet {result['quiet']} (too few papers: recorded, rolled over)" if result.get("quiet") else ""))
+                   + (f", quiet {result['quiet']} (too few papers: recorded, rolled over)"
+                      if result.get("quiet") else ""))
         per = result.get("by_transport") or {}
         if any(name.startswith("webhook") for name in per):  # mail alone: the line above says it all
             click.echo("by transport: " + "; ".join(
-                f"{name} " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) for name, counts in sorted(per.items())))
+                f"{name} " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) for name,
+                counts in sorted(per.items())))
         for e in result["errors"]:
             click.echo(f"error: {e}", err=True)
 

@@ -27,7 +27,8 @@ def subscribers_group() -> None:
 @click.option("--webhook", metavar="URL", help="A team channel instead of an inbox: its incoming-webhook URL "
               "(kept secret: stored sealed, shown redacted); '-' reads it from standard input, out of "
               "the shell history and `ps`.")
-@click.option("--kind", type=click.Choice(subscribers.webhook_kinds()), help="The webhook's service, with --webhook.")
+@click.option("--kind", type=click.Choice(subscribers.webhook_kinds()),
+              help="The webhook's service, with --webhook.")
 @click.option("--topic", "topics", multiple=True, help="A topic phrase; repeat for more.")
 @click.option("--exclude", "excludes", multiple=True, help="Leave out papers matching this phrase.")
 @click.option("--frequency", type=click.Choice(FREQUENCIES), default="daily", show_default=True)
@@ -36,13 +37,16 @@ def subscribers_group() -> None:
 @click.option("--hour", type=click.IntRange(0, 23), default=8, show_default=True, help="Local delivery hour.")
 @click.option("--max-items", type=click.IntRange(1, 100), help="Papers per digest (default from config).")
 @click.option("--name", help="Display name used in the To: header.")
-@click.option("--author", "authors", multiple=True, help="Follow this author (\"Yann LeCun\", \"Y. LeCun\"); repeat for more.")
+@click.option("--author", "authors", multiple=True,
+              help="Follow this author (\"Yann LeCun\", \"Y. LeCun\"); repeat for more.")
 @click.option("--min-papers", type=click.IntRange(1, 100), help=MIN_PAPERS_HELP)
 @click.option("--best-of-week", is_flag=True, help=BEST_OF_WEEK_HELP)
 @pass_ctx
-def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str | None, topics, excludes, frequency,
+def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str | None, topics, excludes,
+                    frequency,
                     weekday, timezone, hour, max_items, name, authors, min_papers, best_of_week) -> None:
-    """Add an active subscriber: an email address, or a team channel (--webhook URL --kind slack|discord|generic).
+    """Add an active subscriber: an email address, or a team channel
+    (--webhook URL --kind slack|discord|generic).
 
     Example: digest subscribers add ada@example.org --topic "diffusion models" --timezone Europe/London
     """
@@ -94,7 +98,8 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
         echo_json(data)
         return
     keys = ("email", "channel", "webhook") if data["channel"] != "email" else ("email",)
-    for key in (*keys, "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "min_papers",
+    for key in (*keys, "name", "status", "frequency", "weekday", "hour", "timezone", "max_items",
+                "min_papers",
                 "best_of_week", "created_at", "suppressed"):
         click.echo(f"{key}: {printable(data[key])}")
     no_topic = "(none: papers like the seeded ones)" if data["seeds"] else "(none: trending)"

@@ -71,7 +71,8 @@ def _original_headers(report: Message) -> Message | None:
             inner = part.get_payload()
             return inner[0] if isinstance(inner, list) and inner else None
         if ctype == "text/rfc822-headers":
-            return HeaderParser(policy=email.policy.default).parsestr(part.get_payload(decode=True).decode("utf-8", "replace"))
+            text = part.get_payload(decode=True).decode("utf-8", "replace")
+            return HeaderParser(policy=email.policy.default).parsestr(text)
     return None
 
 
@@ -81,7 +82,8 @@ def _message_id(original: Message | None) -> str | None:
 
 
 def _blocks(report: Message, ctype: str) -> Iterator[list[Message]]:
-    """The header blocks of each part of this content type (message/delivery-status, message/feedback-report)."""
+    """The header blocks of each part of this content type (message/delivery-status,
+    message/feedback-report)."""
     for part in report.get_payload():
         if part.get_content_type() == ctype:
             yield part.get_payload() if isinstance(part.get_payload(), list) else []
@@ -180,7 +182,8 @@ def record(s: Session, settings: Settings, *, address: str, kind: str, source: s
         return False, None
     try:
         with s.begin_nested():
-            s.add(Bounce(email=address, kind=kind, source=source, status=status, detail=(detail or "")[:1000] or None,
+            s.add(Bounce(email=address, kind=kind, source=source, status=status,
+                         detail=(detail or "")[:1000] or None,
                          delivery_id=delivery_id, event_key=key, created_at=now))
     except IntegrityError:  # the same report, recorded by someone else a moment ago
         return False, None
@@ -189,7 +192,8 @@ def record(s: Session, settings: Settings, *, address: str, kind: str, source: s
     reason = policy_reason(s, settings, address, now)
     if reason is None:
         return True, None
-    if not subscriber_store.suppress(s, address, reason, f"{status or ''} {detail or ''}".strip()[:500] or None, now):
+    if not subscriber_store.suppress(s, address, reason,
+                                     f"{status or ''} {detail or ''}".strip()[:500] or None, now):
         return True, None
     log.info("address suppressed email=%s reason=%s", address, reason)
     return True, reason
@@ -212,7 +216,8 @@ class BounceReport:
         return asdict(self)
 
     def summary(self) -> str:
-        return (f"read {self.messages} messages: {self.hard} hard, {self.soft} soft, {self.complaints} complaints, "
+        return (f"read {self.messages} messages: {self.hard} hard, {self.soft} soft, {self.complaints} "
+                "complaints, "
                 f"{self.already} already recorded, {self.not_reports} not bounce reports; "
                 f"suppressed {len(self.suppressed)} addresses")
 
@@ -237,7 +242,8 @@ def process_message(db: Database, settings: Settings, data: bytes, report: Bounc
             if not address:
                 continue
             new, reason = record(s, settings, address=address, kind=e.kind, source=e.source, status=e.status,
-                                 detail=e.detail, delivery_id=delivery_id, key=f"{e.source}|{report_id}|{address}")
+                                 detail=e.detail, delivery_id=delivery_id,
+                                 key=f"{e.source}|{report_id}|{address}")
             if not new:
                 report.already += 1
                 continue

@@ -158,7 +158,8 @@ class Channel(ABC):
         return self.name
 
     @abstractmethod
-    def outgoing(self, sub: Subscriber, edition: Edition, papers: Mapping[int, Paper] | Entries, now: datetime,
+    def outgoing(self, sub: Subscriber, edition: Edition, papers: Mapping[int, Paper] | Entries,
+                 now: datetime,
                  sealed: str | None = None) -> Outgoing: ...
 
     def preview(self, sub: Subscriber, edition: Edition, papers: Mapping[int, Paper] | Entries,

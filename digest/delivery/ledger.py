@@ -43,7 +43,8 @@ def write(db: Database, editions: Sequence[Edition], domain: str) -> tuple[list[
     An edition whose (subscriber, period) is already in the ledger is left out (another planner got
     there first). A quiet edition (`status` QUIET, with its `note`) is written with
     no items: no sender ever takes it, and its papers stay unsent, so the next edition can have them
-    (`history` starts that one's window at the last edition that was not skipped). Returns the editions written, with their ids and Message-IDs, and how many were
+    (`history` starts that one's window at the last edition that was not skipped). Returns the editions
+    written, with their ids and Message-IDs, and how many were
     already there.
     """
     if not editions:
@@ -87,7 +88,8 @@ def due_clause(now: datetime, worker: str | None = None) -> ColumnElement[bool]:
     expired = (Delivery.status == S.SENDING) & (Delivery.lease_expires_at < utcnow())
     if worker is not None:
         expired &= or_(Delivery.worker_id.is_(None), Delivery.worker_id != worker)
-    return or_(Delivery.status == S.PLANNED, (Delivery.status == S.RETRY) & (Delivery.next_attempt_at <= now), expired)
+    return or_(Delivery.status == S.PLANNED, (Delivery.status == S.RETRY) & (Delivery.next_attempt_at <= now),
+               expired)
 
 
 def claim(db: Database, worker: str, now: datetime, limit: int, email: str | None = None,
@@ -146,7 +148,8 @@ class Outcome:
 OnBounce = Callable[[Session, Outcome], None]
 
 
-def finish(db: Database, worker: str, outcomes: Sequence[Outcome], on_bounce: OnBounce | None = None) -> list[int]:
+def finish(db: Database, worker: str, outcomes: Sequence[Outcome],
+           on_bounce: OnBounce | None = None) -> list[int]:
     """Record outcomes for deliveries this worker still holds, in one transaction; returns the ids
     recorded (a delivery another worker has taken over since is left alone).
 
@@ -173,7 +176,8 @@ def _finish_call(worker: str, o: Outcome) -> tuple:
                                       "b_error": o.error, **{f"b_{key}": getattr(o, key) for key in given}}
 
 
-_OPTIONAL = ("attempts", "next_attempt_at", "sent_at", "subject")  # an outcome's values, None: left as they are
+# an outcome's values, None: left as they are
+_OPTIONAL = ("attempts", "next_attempt_at", "sent_at", "subject")
 
 
 @lru_cache(maxsize=16)
@@ -182,7 +186,8 @@ def _finish_statement(given: tuple[str, ...]):
     statement per message cost more than running it)."""
     return (update(_T).where((_T.c.id == bindparam("b_id")) & (_T.c.worker_id == bindparam("b_worker"))
                              & (_T.c.status == S.SENDING))
-            .values(status=bindparam("b_status"), worker_id=None, lease_expires_at=None, last_error=bindparam("b_error"),
+            .values(status=bindparam("b_status"), worker_id=None, lease_expires_at=None,
+                    last_error=bindparam("b_error"),
                     **{key: bindparam(f"b_{key}") for key in given}))
 
 
@@ -222,12 +227,14 @@ def read(db: Database, ids: Iterable[int]) -> list[Edition]:
     with db.session() as s:
         c = s.connection()  # Core rows: the ORM's result machinery cost a third of reading
         rows = [r for start in range(0, len(ids), CHUNK)
-                for r in c.execute(select(*_EDITION_COLUMNS).where(among(Delivery.id, ids[start : start + CHUNK])))]
+                for r in c.execute(select(*_EDITION_COLUMNS)
+                                   .where(among(Delivery.id, ids[start : start + CHUNK])))]
         return _editions(s, rows)
 
 
 # What an Edition carries of its delivery row (read as plain rows: no ORM objects to build and track).
-_EDITION_COLUMNS = (Delivery.id, Delivery.subscriber_id, Delivery.email, Delivery.period, Delivery.window_start,
+_EDITION_COLUMNS = (Delivery.id, Delivery.subscriber_id, Delivery.email, Delivery.period,
+                    Delivery.window_start,
                     Delivery.window_end, Delivery.planned_at, Delivery.message_id, Delivery.status,
                     Delivery.attempts, Delivery.subject, Delivery.sent_at, Delivery.note)
 _ITEM_COLUMNS = (DeliveryItem.delivery_id, DeliveryItem.paper_id, DeliveryItem.score, DeliveryItem.topic,
@@ -242,8 +249,10 @@ def _editions(s: Session, rows: Sequence) -> list[Edition]:
         for did, paper_id, score, topic, why, kind in c.execute(
                 select(*_ITEM_COLUMNS).where(among(DeliveryItem.delivery_id, ids[start : start + CHUNK]))
                 .order_by(DeliveryItem.delivery_id, DeliveryItem.rank)):
-            items[did][0 if kind == PICK else 1].append(Pick(paper_id=paper_id, score=score, topic=topic, why=why))
-    return [Edition(subscriber_id=r.subscriber_id, email=r.email, period=r.period, window_start=r.window_start,
+            items[did][0 if kind == PICK
+                       else 1].append(Pick(paper_id=paper_id, score=score, topic=topic, why=why))
+    return [Edition(subscriber_id=r.subscriber_id, email=r.email, period=r.period,
+                    window_start=r.window_start,
                     window_end=r.window_end, planned_at=r.planned_at, picks=tuple(items[r.id][0]),
                     trending=tuple(items[r.id][1]), id=r.id, message_id=r.message_id, status=S(r.status),
                     attempts=r.attempts, subject=r.subject, sent_at=r.sent_at, note=r.note)
@@ -256,7 +265,8 @@ def edition_of(db: Database, subscriber_id: int, delivery_id: int) -> Edition | 
     return found[0] if found and found[0].subscriber_id == subscriber_id else None
 
 
-def recent(db: Database, subscriber_id: int, limit: int = 10, status: DeliveryStatus | None = None) -> list[Edition]:
+def recent(db: Database, subscriber_id: int, limit: int = 10,
+           status: DeliveryStatus | None = None) -> list[Edition]:
     """A subscriber's latest editions, newest first (only those in `status`, when given)."""
     q = select(*_EDITION_COLUMNS).where(Delivery.subscriber_id == subscriber_id)
     if status is not None:
@@ -293,7 +303,8 @@ def history(db: Database, subscriber_ids: Sequence[int]) -> dict[int, History]:
             .group_by(Delivery.subscriber_id)).all())
         last = {sid: LastEdition(period, at, (note or "quiet") if status == S.QUIET else None)
                 for sid, period, at, status, note in s.execute(
-            select(Delivery.subscriber_id, Delivery.period, Delivery.planned_at, Delivery.status, Delivery.note)
+            select(Delivery.subscriber_id, Delivery.period, Delivery.planned_at, Delivery.status,
+                   Delivery.note)
             .where(among(Delivery.subscriber_id, ids), Delivery.planned_at == newest.scalar_subquery()))}
     return {sid: History(last.get(sid), ends.get(sid)) for sid in set(ends) | set(last)}
 
@@ -305,7 +316,8 @@ def existing(db: Database, periods: dict[int, str]) -> set[tuple[int, str]]:
     with db.session() as s:
         return set(s.execute(
             select(Delivery.subscriber_id, Delivery.period)
-            .where(among(Delivery.subscriber_id, list(periods)), among(Delivery.period, set(periods.values())))
+            .where(among(Delivery.subscriber_id, list(periods)),
+                   among(Delivery.period, set(periods.values())))
         ).all())
 
 
@@ -353,7 +365,9 @@ def summary(db: Database, failures: int = 5) -> dict:
         failed = s.scalars(select(Delivery).where(Delivery.status == S.FAILED).order_by(Delivery.id.desc())
                            .limit(failures))
         return {
-            "deliveries": dict(s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()),
+            "deliveries": dict(s.execute(select(Delivery.status,
+                                                func.count()).group_by(Delivery.status)).all()),
             "last_sent_at": s.scalar(select(func.max(Delivery.sent_at))),
-            "recent_failures": [{"email": f.email, "period": f.period, "error": f.last_error} for f in failed],
+            "recent_failures": [{"email": f.email, "period": f.period, "error": f.last_error}
+                                for f in failed],
         }

@@ -82,9 +82,11 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
     label = metrics.transport_name(mail[0]) if mail[0] is not None else settings.mail.transport
     recorder = Recorder(db, settings, worker, label, progress)
     lease = Lease(db, worker, timedelta(seconds=settings.mail.lease_seconds))
-    pool = Pool(threads, recorder, lease, limiter or RateLimiter.from_settings(settings), max(batch, len(threads)),
+    pool = Pool(threads, recorder, lease, limiter or RateLimiter.from_settings(settings),
+                max(batch, len(threads)),
                 stop)
-    if (down := threads[0].get(settings.mail.transport).open()) is not None:  # nothing claimed while it is down
+    # nothing claimed while it is down
+    if (down := threads[0].get(settings.mail.transport).open()) is not None:
         recorder.report.errors.append(down.error)
         return recorder.report
     with short_switches():
@@ -99,11 +101,13 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
             _release(db, worker, pool.uncertain)
     r = recorder.report
     metrics.send_run(label, r.sent, time.perf_counter() - started)
-    log.info("send finished: sent=%d retried=%d failed=%d suppressed=%d", r.sent, r.retried, r.failed, r.suppressed)
+    log.info("send finished: sent=%d retried=%d failed=%d suppressed=%d", r.sent, r.retried, r.failed,
+             r.suppressed)
     return r
 
 
-def _mail_transports(settings: Settings, transport: Transport | Sequence[Transport] | None) -> list[Transport | None]:
+def _mail_transports(settings: Settings,
+                     transport: Transport | Sequence[Transport] | None) -> list[Transport | None]:
     """The sending threads' mail transports: the caller's, else `smtp.pool_size` threads (one for the
     outbox) whose channels make their own."""
     if transport is None:
@@ -114,10 +118,12 @@ def _mail_transports(settings: Settings, transport: Transport | Sequence[Transpo
     return pool
 
 
-def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Recorder, worker: str, as_of: datetime,
+def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Recorder, worker: str,
+                      as_of: datetime,
                       batch: int, email: str | None, lease: Lease) -> None:
     """The claiming thread: claim a batch, render it, hand its items to the pool, until nothing is due."""
-    entries = Entries(excerpt_chars=channels.setup.settings.digest.excerpt_chars)  # each paper's part made once
+    # each paper's part made once
+    entries = Entries(excerpt_chars=channels.setup.settings.digest.excerpt_chars)
     try:
         while not pool.stopped.is_set():
             claimed_at = utcnow()  # the lease the claim takes runs out a moment after claimed_at + lease

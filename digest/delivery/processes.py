@@ -40,13 +40,16 @@ class SendingProcesses:
                  email: str | None = None, batch: int = 200):
         window = settings.mail.smtp.window_limit
         workers = min(workers, window) if window else workers  # every share of the window keeps at least one
-        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no engine, thread or lock is inherited
+        # a fresh interpreter: no engine, thread or lock is inherited
+        ctx = multiprocessing.get_context("spawn")
         self.settings = settings
-        self.go, self.halt, self.count, self.reports = ctx.Event(), ctx.Event(), ctx.Value("q", 0), ctx.Queue()
+        self.go, self.halt, self.count, self.reports = (ctx.Event(), ctx.Event(), ctx.Value("q", 0),
+                                                        ctx.Queue())
         kwargs = dict(now=now, email=email, batch=batch, share=workers,
                       level=logging.getLogger().getEffectiveLevel())
         self.procs = [ctx.Process(target=_worker_process,
-                                  args=(db.url, settings, kwargs, self.go, self.halt, self.count, self.reports),
+                                  args=(db.url, settings, kwargs, self.go, self.halt, self.count,
+                                        self.reports),
                                   name=f"digest-send-worker-{i}") for i in range(workers)]
         self._done = False
         for proc in self.procs:
@@ -66,7 +69,8 @@ class SendingProcesses:
         for proc in self.procs:
             proc.join()
 
-    def run(self, progress: Callable[[int], None] | None = None, stop: threading.Event | None = None) -> SendReport:
+    def run(self, progress: Callable[[int], None] | None = None,
+            stop: threading.Event | None = None) -> SendReport:
         """Let them send until nothing is due; their reports added up."""
         self._done = True
         started = time.perf_counter()
@@ -77,7 +81,8 @@ class SendingProcesses:
             total.add(r)
         for proc in self.procs:
             if proc.exitcode != 0:
-                total.errors.append(f"a sending process died (exit code {proc.exitcode}); what it held is sent once "
+                total.errors.append(f"a sending process died (exit code {proc.exitcode}); what it held is "
+                                    "sent once "
                                     f"its leases run out ({self.settings.mail.lease_seconds:g} s)")
         # The processes' counters died with them: this process counts what their reports say (a process
         # that died before reporting is in the database gauges, digest_deliveries, not here).
@@ -120,7 +125,8 @@ class SendingProcesses:
 
 
 def send_in_processes(db: Database, settings: Settings, workers: int, *, now: datetime | None = None,
-                      email: str | None = None, batch: int = 200, progress: Callable[[int], None] | None = None,
+                      email: str | None = None, batch: int = 200,
+                      progress: Callable[[int], None] | None = None,
                       stop: threading.Event | None = None) -> SendReport:
     """`send` in `workers` processes at once; `stop` reaches every process; their reports added up."""
     return SendingProcesses(db, settings, workers, now=now, email=email, batch=batch).run(progress, stop)
@@ -131,7 +137,8 @@ def _worker_process(url: str, settings: Settings, kwargs: dict, go, halt, count,
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent hears Ctrl-C and tells every process at once
     logging.basicConfig(level=kwargs.pop("level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # stopped like a single sender: gives back what it holds
+    # stopped like a single sender: gives back what it holds
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threading.Thread(target=lambda: (halt.wait(), stop.set(), go.set()), daemon=True).start()
     default_renderer()
     go.wait()

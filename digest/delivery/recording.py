@@ -129,7 +129,8 @@ class Recorder:
                 return
         else:
             log.warning("message refused delivery=%s via=%s: %s", o.delivery_id, via, result.error)
-        self.finish(o.delivery_id, S.FAILED, "failed", _bounce(o, attempts, result.error, result.fault), via=via,
+        self.finish(o.delivery_id, S.FAILED, "failed", _bounce(o, attempts, result.error, result.fault),
+                    via=via,
                     attempts=attempts, error=result.error)
 
     def _write(self, batch: list[tuple[ledger.Outcome, str, str | None]]) -> None:
@@ -137,7 +138,8 @@ class Recorder:
         with self.lock:
             for o, outcome, via in batch:
                 if o.delivery_id not in done:
-                    log.warning("delivery=%s was taken over by another worker before its outcome was recorded",
+                    log.warning("delivery=%s was taken over by another worker before its outcome was "
+                                "recorded",
                                 o.delivery_id)
                 self.report.count(outcome, via)
                 metrics.count_messages(via or self.label, outcome)  # once the ledger has it, as the report
@@ -152,5 +154,6 @@ def _bounce(o: Outgoing, attempts: int, error: str, fault: Fault | None) -> dict
     """The bounce a failure records against the recipient, if its fault says it is theirs."""
     if fault is None:
         return None
-    return dict(address=o.recipient, kind=fault.kind, key=f"smtp|{o.delivery_id}|{attempts}", status=fault.status,
+    return dict(address=o.recipient, kind=fault.kind, key=f"smtp|{o.delivery_id}|{attempts}",
+                status=fault.status,
                 detail=error)

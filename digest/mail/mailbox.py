@@ -43,7 +43,8 @@ def maildir_messages(path: str | Path, *, mark_seen: bool = False) -> Iterator[b
 
 
 def mbox_messages(path: str | Path) -> Iterator[bytes]:
-    """The raw messages of an mbox file, only read (never changed or locked); the path is checked at the call."""
+    """The raw messages of an mbox file, only read (never changed or locked); the path is checked at
+    the call."""
     return _mbox(mbox_path(path))
 
 

@@ -106,7 +106,8 @@ def _headers(env: Envelope) -> list[tuple[str, str | Address]]:
         unsubscribe.append(f"<{_url(f'mailto:{clean_header(env.unsubscribe_mailto)}?subject=unsubscribe')}>")
     if unsubscribe:
         head.append(("List-Unsubscribe", ", ".join(unsubscribe)))
-    if env.unsubscribe_url and env.unsubscribe_url.lower().startswith("https://"):  # RFC 8058: an HTTPS URI only
+    # RFC 8058: an HTTPS URI only
+    if env.unsubscribe_url and env.unsubscribe_url.lower().startswith("https://"):
         head.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     head.append(("MIME-Version", "1.0"))
     return head
@@ -121,7 +122,8 @@ def message_bytes(env: Envelope, text: str, html: str, html_parts: Sequence[tupl
     """The message as it goes on the wire: multipart/alternative, text part first, CRLF, 7-bit clean.
 
     Headers and bodies are encoded by digest.mail.fast_encoding: what the email package (encoding,
-    folding, no injection) and binascii would write, several times faster on a 60 KB digest. `html_parts`, `text_parts`: the bodies in whole lines, as the renderer made them
+    folding, no injection) and binascii would write, several times faster on a 60 KB digest. `html_parts`,
+    `text_parts`: the bodies in whole lines, as the renderer made them
     (`Rendered.html_parts`), so that the parts shared by many messages are encoded once.
     """
     head = [*_headers(env), ("Content-Type", f'multipart/alternative; boundary="{_BOUNDARY}"')]
@@ -138,7 +140,8 @@ def message_bytes(env: Envelope, text: str, html: str, html_parts: Sequence[tupl
 
 def build_message(env: Envelope, text: str, html: str) -> EmailMessage:
     """The same message as an EmailMessage (for previews and tests): `message_bytes`, parsed."""
-    return email.message_from_bytes(message_bytes(env, text, html), policy=POLICY)  # type: ignore[return-value]
+    return email.message_from_bytes(message_bytes(env, text, html),
+                                    policy=POLICY)  # type: ignore[return-value]
 
 
 def sender_domain(from_address: str) -> str:

@@ -39,7 +39,8 @@ class DigestPolicy(EmailPolicy):
         addresses = getattr(value, "addresses", ())
         if key in _ADDRESSES and len(addresses) == 1 and addresses[0].addr_spec.isascii():
             a = addresses[0]
-            return f"{name}: {_words(a.display_name, name, self.linesep)}{self.linesep} <{a.addr_spec}>{self.linesep}"
+            return (f"{name}: {_words(a.display_name, name, self.linesep)}{self.linesep} "
+                    f"<{a.addr_spec}>{self.linesep}")
         return None
 
 

@@ -56,7 +56,8 @@ class RateLimiter:
         """The sending limits of `[mail.smtp]`; with `share` > 1, one of that many equal shares (each
         sending process of a run takes one, so together they keep the limits)."""
         s = settings.mail.smtp
-        return cls(rate=s.rate_limit / share, window_limit=s.window_limit // share, window_seconds=s.window_seconds)
+        return cls(rate=s.rate_limit / share, window_limit=s.window_limit // share,
+                   window_seconds=s.window_seconds)
 
     @property
     def key_count(self) -> int:
@@ -111,7 +112,8 @@ class RateLimiter:
     def _idle(self, state: _Key, now: float) -> bool:
         """True when forgetting the key changes nothing: its window is empty and its bucket full again."""
         window_over = not state.events or state.events[-1] + self.window_seconds <= now + _EPSILON
-        bucket_full = self.rate <= 0 or state.tokens + (now - state.last) * self.rate >= self.capacity - _EPSILON
+        bucket_full = self.rate <= 0 or state.tokens + (now
+                                                        - state.last) * self.rate >= self.capacity - _EPSILON
         return window_over and bucket_full
 
     def _prune(self, now: float) -> None:

@@ -74,7 +74,8 @@ class SinkHandler:
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
 
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802 (aiosmtpd's name)
+    async def handle_MAIL(self, server, session, envelope, address,
+                          mail_options):  # noqa: N802 (aiosmtpd's name)
         with self.lock:
             self.transactions += 1
             n = self.transactions
@@ -112,7 +113,8 @@ class SinkHandler:
             await asyncio.sleep(self.faults.delay)
         if (reply := self._reply(server, "DATA", getattr(session, "transaction", 0))) is not None:
             return reply
-        got = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
+        got = Received(envelope.mail_from, list(envelope.rcpt_tos),
+                       bytes(envelope.original_content or envelope.content))
         with self.lock:
             self.received += 1
             n = self.received
@@ -148,7 +150,8 @@ class SmtpSink:
     and `require_starttls` (STARTTLS), `authenticator` and `auth_required` (AUTH).
     """
 
-    def __init__(self, handler: SinkHandler | None = None, outbox: Path | None = None, faults: Faults | None = None,
+    def __init__(self, handler: SinkHandler | None = None, outbox: Path | None = None,
+                 faults: Faults | None = None,
                  **server_options: Any):
         self.handler = handler or SinkHandler(outbox=outbox, faults=faults or Faults())
         self.host = "127.0.0.1"
@@ -163,7 +166,8 @@ class SmtpSink:
     def start(self) -> SmtpSink:
         for _ in range(5):
             self.port = free_port()
-            self.controller = Controller(self.handler, hostname=self.host, port=self.port, **self.server_options)
+            self.controller = Controller(self.handler, hostname=self.host, port=self.port,
+                                         **self.server_options)
             try:
                 self.controller.start()
                 return self

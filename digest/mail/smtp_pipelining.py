@@ -20,7 +20,8 @@ def sendmail(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> No
         conn.sendmail(sender, [recipient], data)
         return
     size = f" SIZE={len(data)}" if conn.has_extn("size") else ""
-    conn.send(f"MAIL FROM:{smtplib.quoteaddr(sender)}{size}\r\nRCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n")
+    conn.send(f"MAIL FROM:{smtplib.quoteaddr(sender)}{size}\r\nRCPT "
+              f"TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n")
     refusal: smtplib.SMTPException | None = None
     code, reply = conn.getreply()
     if code != 250:

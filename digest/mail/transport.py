@@ -109,7 +109,8 @@ class SmtpTransport:
                 conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
                                         local_hostname=self.local_hostname, context=ctx)
             else:
-                conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname)
+                conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout,
+                                    local_hostname=self.local_hostname)
                 if self.security == "starttls":
                     conn.starttls(context=ctx)
             if self.username:
@@ -117,7 +118,8 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException) as err:
             if conn is not None:
                 conn.close()
-            detail = f"{err.smtp_code} {_text(err.smtp_error)}" if isinstance(err, smtplib.SMTPResponseException) else err
+            detail = (f"{err.smtp_code} {_text(err.smtp_error)}"
+                      if isinstance(err, smtplib.SMTPResponseException) else err)
             raise TransportUnavailable(f"SMTP {self.host}:{self.port}: {detail}") from None
         self.conn = conn
         self.connects += 1
@@ -172,7 +174,8 @@ class _Outcome(NamedTuple):
 
 
 def _reply(code: int, reply: bytes | str) -> _Outcome:
-    """A reply code, to MAIL, RCPT or DATA: 421 (closing) drops and retries once; else `_failure`, same connection."""
+    """A reply code, to MAIL, RCPT or DATA: 421 (closing) drops and retries once; else `_failure`, same
+    connection."""
     return _Outcome(code == 421, code == 421, _failure(code, reply))
 
 
@@ -194,7 +197,8 @@ def _refused(err: smtplib.SMTPResponseException, sender: str, recipient: str) ->
 
 def _not_ascii(err: UnicodeEncodeError, sender: str, recipient: str) -> _Outcome:
     # the transaction may be half open: start the next one afresh
-    return _Outcome(True, False, PermanentFailure(f"{recipient!r}: not an ASCII address (SMTPUTF8 is not supported)"))
+    return _Outcome(True, False,
+                    PermanentFailure(f"{recipient!r}: not an ASCII address (SMTPUTF8 is not supported)"))
 
 
 def _timed_out(err: TimeoutError, sender: str, recipient: str) -> _Outcome:

@@ -213,7 +213,8 @@ class WebhookTransport:
             # the receiver may have taken it without saying so yet: a retry later, not at once
             raise TemporaryFailure(f"timed out after {self.timeout:g} s") from None
         except httpx.TransportError as err:
-            raise TemporaryFailure(_scrub(f"connection failed: {type(err).__name__}: {err}", recipient)) from None
+            raise TemporaryFailure(_scrub(f"connection failed: {type(err).__name__}: {err}",
+                                          recipient)) from None
         _outcome(response, recipient)
 
     def close(self) -> None:

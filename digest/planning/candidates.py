@@ -66,8 +66,10 @@ def pool(cfg: DigestSettings, papers: Sequence[Paper], extra: Sequence[Paper] = 
     corpus = ranking.build_corpus([*papers, *steering], now=now, vectors=vectors)
     # "Also trending" means upvoted by the community: listings without any upvotes never fill it
     quiet = {p.id for p in papers if p.upvotes <= 0} | {p.id for p in extra}
-    hot = ranking.trending_in(corpus, len(papers), exclude=quiet) if cfg.trending_items else []  # hottest first
-    week = ranking.trending_in(corpus, len(papers), exclude=quiet, whole_window=True) if cfg.trending_items else []
+    # hottest first
+    hot = ranking.trending_in(corpus, len(papers), exclude=quiet) if cfg.trending_items else []
+    week = ranking.trending_in(corpus, len(papers), exclude=quiet,
+                               whole_window=True) if cfg.trending_items else []
     return Pool(corpus, hot, {p.id: p for p in [*papers, *extra]}, week)
 
 
@@ -84,7 +86,8 @@ def select(cfg: DigestSettings, run: Pool, subs: Sequence[Subscriber], starts: M
         mine = picks.get(s.id, [])
         personal = any(p.topic for p in mine)
         hot = _also_trending(run.hot_week if s.best_of_week else run.hot, run, cfg.trending_items,
-                             {p.paper_id for p in mine} | windows[s.id].sent, starts[s.id]) if personal else []
+                             {p.paper_id for p in mine} | windows[s.id].sent,
+                             starts[s.id]) if personal else []
         out[s.id] = Selection(picks=mine, trending=hot, window_start=starts[s.id])
     return out
 

@@ -62,11 +62,13 @@ def due_of(sub: Subscriber, now: datetime, last: LastEdition | None) -> Due | No
         return None
 
 
-def dues(subs: Sequence[Subscriber], now: datetime, last: Mapping[int, LastEdition | None]) -> dict[int, Due | None]:
+def dues(subs: Sequence[Subscriber], now: datetime,
+         last: Mapping[int, LastEdition | None]) -> dict[int, Due | None]:
     return {s.id: due_of(s, now, last.get(s.id)) for s in subs}
 
 
-def triage(subs: Sequence[Subscriber], due: Mapping[int, Due | None], suppressed: set[str] | Mapping[str, str],
+def triage(subs: Sequence[Subscriber], due: Mapping[int, Due | None],
+           suppressed: set[str] | Mapping[str, str],
            existing: set[tuple[int, str]], report: PlanReport, *, due_only: bool) -> list[Subscriber]:
     """The subscribers to plan an edition for now; the others are counted in `report`.
 
@@ -115,14 +117,16 @@ def editions(subs: Sequence[Subscriber], due: Mapping[int, Due | None], selectio
             continue
         why = quiet_reason(s, len(sel.picks), default_max)
         if why is not None:
-            out.append(Edition(subscriber_id=s.id, email=s.email, period=d.period, window_start=sel.window_start,
+            out.append(Edition(subscriber_id=s.id, email=s.email, period=d.period,
+                               window_start=sel.window_start,
                                window_end=now, planned_at=now, status=DeliveryStatus.QUIET, note=why))
             continue
         if not sel.picks:
             report.nothing_new += 1
             continue
         out.append(Edition(subscriber_id=s.id, email=s.email, period=d.period, window_start=sel.window_start,
-                           window_end=now, planned_at=now, picks=tuple(sel.picks), trending=tuple(sel.trending)))
+                           window_end=now, planned_at=now, picks=tuple(sel.picks),
+                           trending=tuple(sel.trending)))
     return out
 
 

@@ -139,7 +139,8 @@ def check(schedule: Schedule, now: datetime, last: LastEdition | None = None) ->
 def _slots(schedule: Schedule, now: datetime) -> tuple[str, datetime | None, datetime]:
     """(period, its slot, the next slot) at `now`: the same for every subscriber of one schedule, so
     planning 100,000 works them out once per schedule, not per subscriber."""
-    return period_for(schedule.frequency, schedule.timezone, now), period_slot(schedule, now), next_slot(schedule, now)
+    return period_for(schedule.frequency, schedule.timezone,
+                      now), period_slot(schedule, now), next_slot(schedule, now)
 
 
 def parse_instant(text: str | None) -> datetime:
@@ -150,11 +151,13 @@ def parse_instant(text: str | None) -> datetime:
         at = datetime.fromisoformat(text.strip())
         at = (at.replace(tzinfo=UTC) if at.tzinfo is None else at).astimezone(UTC)
     except ValueError:
-        raise ValueError(f"not an ISO 8601 date and time: {text!r} (e.g. 2026-03-29T07:30:00+02:00)") from None
+        raise ValueError(f"not an ISO 8601 date and time: {text!r} "
+                         "(e.g. 2026-03-29T07:30:00+02:00)") from None
     except OverflowError:  # a day's offset past year 1 or 9999
         at = datetime.max.replace(tzinfo=UTC)
     if not INSTANTS[0] <= at <= INSTANTS[1]:
-        raise ValueError(f"{text!r} is out of range: give an instant from {INSTANTS[0]:%Y} to {INSTANTS[1]:%Y}")
+        raise ValueError(f"{text!r} is out of range: give an instant from {INSTANTS[0]:%Y} to "
+                         f"{INSTANTS[1]:%Y}")
     return at
 
 

@@ -138,7 +138,8 @@ def trending(
     return _hottest(papers, trend_scores(papers, now), groups, k, exclude)
 
 
-def trending_in(corpus: Corpus, k: int, *, exclude: Collection[int] = (), whole_window: bool = False) -> list[Pick]:
+def trending_in(corpus: Corpus, k: int, *, exclude: Collection[int] = (),
+                whole_window: bool = False) -> list[Pick]:
     """`trending(corpus.papers, k, exclude=exclude, now=<the corpus's now>)` without indexing again;
     with `whole_window`, by upvotes alone (`Corpus.votes`), whatever a paper's age."""
     if not corpus.papers or k <= 0:

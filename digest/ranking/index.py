@@ -241,7 +241,8 @@ class LexicalIndex:
                 shown.append(surface)
                 covered.update(parts)
         said = {s: w for seg in query_segs for s, w in seg}  # the reader's word per stem
-        return [m for m in shown if all(same_word(w, said.get(stem(w.lower()), w)) for w in m.split())][:limit]
+        return [m for m in shown
+                if all(same_word(w, said.get(stem(w.lower()), w)) for w in m.split())][:limit]
 
 
 def _first_sentence(text: str) -> str:

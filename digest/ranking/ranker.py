@@ -34,7 +34,8 @@ SEEDED_MIN_SHARE = 0.25  # without topics, liked papers rank: eligible from this
 SEEDED_DISLIKE_WEIGHT = 0.5  # ... less the likeness to their disliked papers, this much
 FOLLOWED_BOOST = 1.0  # a followed author's paper: eligible whatever its topics, and this added to its score
 MIN_COVERAGE = 0.5  # a paper must contain at least this share of a topic's word IDF mass
-SEMANTIC_WEIGHT = 0.5  # hybrid: relevance = (lexical + 0.5 * semantic) / 2, semantic in -2..2 (see semantic.py)
+# hybrid: relevance = (lexical + 0.5 * semantic) / 2, semantic in -2..2 (see semantic.py)
+SEMANTIC_WEIGHT = 0.5
 SEMANTIC_MIN = 1.0  # a paper matching a topic in meaning only is eligible from this semantic score up
 POOL_FACTOR = 4  # each subscriber's picks are chosen among their best POOL_FACTOR x max_items papers
 CELLS_PER_CHUNK = 4_000_000  # bounds the dense working set (~16 MB per float32 matrix)
@@ -126,8 +127,10 @@ class _Phrases:
     excl_row: dict[str, int]  # exclude key -> row of excluded
     excluded: np.ndarray  # excludes x papers, bool: the paper holds the phrase
     fb_col: dict[int, int]  # paper row -> row of fb_sim, for every liked or disliked paper
-    fb_sim: np.ndarray | None  # feedback papers x papers similarity (feedback.similarity_rows), None without feedback
-    followed: dict[str, dict[int, str]] = field(default_factory=dict)  # followed name -> {paper row: as spelled}
+    # feedback papers x papers similarity (feedback.similarity_rows), None without feedback
+    fb_sim: np.ndarray | None
+    # followed name -> {paper row: as spelled}
+    followed: dict[str, dict[int, str]] = field(default_factory=dict)
 
 
 def _score_phrases(corpus: Corpus, profiles: Sequence[Profile]) -> _Phrases:
@@ -155,7 +158,8 @@ def _score_phrases(corpus: Corpus, profiles: Sequence[Profile]) -> _Phrases:
     fb_col = {d: j for j, d in enumerate(fb_docs)}
     fb_sim = feedback.similarity_rows(corpus.unit, vectors, fb_docs) if fb_docs else None
     followed = {a: corpus.authors.papers_by(a) for a in sorted({a for pr in profiles for a in pr.authors})}
-    return _Phrases(topic_row, topic_names, topic_vecs, rel_all, Q, excl_row, excluded, fb_col, fb_sim, followed)
+    return _Phrases(topic_row, topic_names, topic_vecs, rel_all, Q, excl_row, excluded, fb_col, fb_sim,
+                    followed)
 
 
 @dataclass
@@ -197,7 +201,8 @@ def _score_chunk(
         if not has_topics.all():  # a seeded profile, say: likeness to their papers in place of topics
             like, dislike = _likeness(part, corpus.pos, phrases.fb_col, phrases.fb_sim)
             _seeded(score, eligible, like, dislike, heat, [
-                [corpus.pos[j] for j in (*pr.liked, *pr.disliked) if j in corpus.pos] if not has_topics[i] else []
+                [corpus.pos[j] for j in (*pr.liked, *pr.disliked) if j in corpus.pos] if not has_topics[i]
+                else []
                 for i, pr in enumerate(part)], trending_weight)
     _followed(score, eligible, phrases, part)
     _restrict(eligible, corpus, phrases, part, candidates)
@@ -312,7 +317,8 @@ def _choose(scored: _Scored, part: Sequence[Profile]) -> _Chosen | None:
         return None
     pool = min(n, POOL_FACTOR * k)  # the best few times k papers; the picks come from these
     top = (
-        np.argpartition(-score, pool - 1, axis=1)[:, :pool] if pool < n else np.tile(np.arange(n), (len(part), 1))
+        np.argpartition(-score, pool - 1, axis=1)[:, :pool] if pool < n
+        else np.tile(np.arange(n), (len(part), 1))
     )
     top_scores = np.take_along_axis(score, top, axis=1)
     order = np.argsort(-top_scores, axis=1, kind="stable")
@@ -321,7 +327,8 @@ def _choose(scored: _Scored, part: Sequence[Profile]) -> _Chosen | None:
     top_best = np.take_along_axis(scored.best_topic, top, axis=1)
     sorted_scores = np.take_along_axis(top_scores, order, axis=1)
     max_items = np.array([pr.max_items for pr in part])
-    # each subscriber's own pool (POOL_FACTOR x their max_items): the same picks whoever else is ranked with them
+    # each subscriber's own pool (POOL_FACTOR x their max_items): the same picks whoever else is ranked with
+    # them
     sorted_scores[np.arange(pool)[None, :] >= np.minimum(n, POOL_FACTOR * max_items)[:, None]] = -np.inf
     chosen = _balanced(sorted_scores, top_best, top_rel > 0, max_items, k)
     top = np.take_along_axis(top, chosen, axis=1)
@@ -369,11 +376,13 @@ def _write_picks(
                 best = best_of[j]
                 key = (names[rows[best]], d, labels[best])
                 if (explained := explain_cache.get(key)) is None:
-                    explained = explain_cache[key] = _explain_pick(corpus, phrases, rows[best], d, labels[best])
+                    explained = explain_cache[key] = _explain_pick(corpus, phrases, rows[best], d,
+                                                                   labels[best])
                 others = tuple(labels[o] for o, hit in enumerate(hits[j]) if hit and o != best)
                 reason = replace(explained, also=others, author=by) if others or by else explained
             else:
-                reason = Reason("liked", liked_title=_closest_liked(corpus, phrases, fb_rows, liking, d), author=by)
+                reason = Reason("liked", liked_title=_closest_liked(corpus, phrases, fb_rows, liking, d),
+                                author=by)
             picks.append(_pick(p.id, s, reason))
 
 
@@ -413,16 +422,19 @@ def _explain_pick(corpus: Corpus, phrases: _Phrases, t: int, d: int, label: str)
     return Reason("topic", topic=label, terms=tuple(matched))
 
 
-def corpus_relevance(corpus: Corpus, topics: Sequence[str], topic_vecs: np.ndarray | None = None) -> np.ndarray:
+def corpus_relevance(corpus: Corpus, topics: Sequence[str],
+                     topic_vecs: np.ndarray | None = None) -> np.ndarray:
     """(topics x papers) `topic_relevance` against a corpus: hybrid when it holds paper vectors
     (`topic_vecs`, the topics' embeddings, computed when not given), else lexical."""
     if corpus.vectors is None:
         return topic_relevance(corpus.index, topics)
-    vecs = corpus.vectors.embed_topics(list(topics)) if topic_vecs is None else topic_vecs  # the papers' model
+    # the papers' model
+    vecs = corpus.vectors.embed_topics(list(topics)) if topic_vecs is None else topic_vecs
     return topic_relevance(corpus.index, topics, corpus.vectors.similarity(vecs))
 
 
-def topic_relevance(index: LexicalIndex, topics: Sequence[str], semantic: np.ndarray | None = None) -> np.ndarray:
+def topic_relevance(index: LexicalIndex, topics: Sequence[str],
+                    semantic: np.ndarray | None = None) -> np.ndarray:
     """(topics x papers) relevance in 0..~1, 0 where a paper does not match.
 
     Lexical: the BM25F score scaled by the topic's ideal score, 0 where a paper holds under
@@ -453,7 +465,8 @@ def _balanced(scores: np.ndarray, group: np.ndarray, matched: np.ndarray, max_it
     g = np.where(matched, group.astype(np.int64), -1)
     groups = np.unique(g)
     onehot = (g[..., None] == groups) & live[..., None]  # (rows, pool, groups)
-    nth = np.take_along_axis(np.cumsum(onehot, axis=1), np.searchsorted(groups, g)[..., None], axis=2)[..., 0] - 1
+    nth = np.take_along_axis(np.cumsum(onehot, axis=1), np.searchsorted(groups, g)[..., None],
+                             axis=2)[..., 0] - 1
     share = -(-max_items // np.maximum(onehot.any(axis=1).sum(axis=1), 1))  # ceil division
     first = live & (nth < share[:, None])
     priority = np.where(first, 0, np.where(live, 1, 2)) * pool + np.arange(pool)
@@ -468,7 +481,8 @@ def _feedback(corpus: Corpus, phrases: _Phrases, part: Sequence[Profile], score:
     """Fuse each subscriber's feedback model into their scores (in place) and return where it makes
     a paper eligible without a topic match (far above their typical paper, for those who liked some)."""
     pos = corpus.pos
-    rated = [([pos[j] for j in pr.liked if j in pos], [pos[j] for j in pr.disliked if j in pos]) for pr in part]
+    rated = [([pos[j] for j in pr.liked if j in pos], [pos[j] for j in pr.disliked if j in pos])
+             for pr in part]
     assert phrases.fb_sim is not None
     return feedback.apply(score, rated, phrases.fb_sim, phrases.fb_col, corpus.models)
 

@@ -50,7 +50,8 @@ _FAMILIES = [
     (re.compile(r"([a-z]*theor)(?:y|ies|etic|etical|etically|ist|ists)"), r"\1i"),
     (re.compile(r"([a-z]{2,}metr)(?:y|ies|ic|ical|ically)"), r"\1i"),
 ]
-_NOT_FAMILY = frozenset({"table", "tables", "cable", "cables", "bible", "size", "sizes", "sized", "prize", "prizes"})
+_NOT_FAMILY = frozenset({"table", "tables", "cable", "cables", "bible", "size", "sizes", "sized", "prize",
+                         "prizes"})
 
 
 _ABLE = re.compile(r"[a-z]{2,}[ai](?:ble|bles|bly|bility|bilities)")

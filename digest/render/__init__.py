@@ -24,7 +24,8 @@ from premailer import Premailer
 from digest.render.content import Badge, DigestContent, Entry, Rendered
 from digest.render.render_once import CONTENT_FIELDS, Layout, check_template, remembered_wordwrap, utf8_size
 
-__all__ = ["GMAIL_CLIP_BYTES", "HTML_BUDGET_BYTES", "TEMPLATE_DIR", "Badge", "DigestContent", "Entry", "Rendered",
+__all__ = ["GMAIL_CLIP_BYTES", "HTML_BUDGET_BYTES", "TEMPLATE_DIR", "Badge", "DigestContent", "Entry",
+           "Rendered",
            "Renderer", "compile_mjml", "default_renderer"]
 
 TEMPLATE_DIR = resources.files("digest") / "templates"
@@ -73,7 +74,8 @@ class Renderer:
         mjml_source = (directory / "digest.mjml").read_text(encoding="utf-8")
         text_source = (directory / "digest.txt").read_text(encoding="utf-8")
         html_env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-        text_env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        text_env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined,
+                                      keep_trailing_newline=True)
         text_env.filters["wordwrap"] = remembered_wordwrap(text_env)
         check_template(html_env, mjml_source, "digest.mjml")  # the render-once contract, before anything runs
         check_template(text_env, text_source, "digest.txt")

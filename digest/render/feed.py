@@ -64,8 +64,10 @@ def feed_id(base_url: str, subscriber_id: int, secret: str) -> str:
 
 def entry_of(base_url: str, paper: Paper, pick: Pick, sent_at: datetime, kind: str,
              excerpt_chars: int = 320) -> FeedEntry:
-    return FeedEntry(id=paper_tag(base_url, paper), title=one_line(paper.title) or "(untitled)", url=paper_url(paper),
-                     updated=sent_at, why=one_line(pick.why), summary=excerpt(paper.ai_summary or paper.abstract,
+    return FeedEntry(id=paper_tag(base_url, paper), title=one_line(paper.title) or "(untitled)",
+                     url=paper_url(paper),
+                     updated=sent_at, why=one_line(pick.why),
+                     summary=excerpt(paper.ai_summary or paper.abstract,
                                                                              excerpt_chars),
                      authors=tuple(a for a in (one_line(x) for x in paper.authors[:MAX_AUTHORS]) if a),
                      published=paper.published_at, kind=kind)

@@ -66,7 +66,8 @@ def split_loop(source: str) -> tuple[str, str]:
         if depth == 0:
             body = source[at:m.start()].strip(" ")
             outer = source[:start].rstrip(" ")
-            outer = (outer if outer.endswith("\n") or not outer else outer + "\n") + "{{ picks_html }}" + source[m.end():]
+            outer = (outer if outer.endswith("\n") or not outer else outer
+                     + "\n") + "{{ picks_html }}" + source[m.end():]
             return outer, body if body.endswith("\n") else body + "\n"
     raise ValueError("the picks loop of the template has no {% endfor %}")
 
@@ -120,7 +121,8 @@ class Layout:
         return done
 
     def page_runs(self, ctx: dict) -> Runs:
-        key = (*(_frozen(v) for k, v in ctx.items() if k not in _PAGE_OWN and k != "picks"), bool(ctx["feed_url"]))
+        key = (*(_frozen(v) for k, v in ctx.items() if k not in _PAGE_OWN and k != "picks"),
+               bool(ctx["feed_url"]))
         done = self._pages.get(key)
         if done is None:
             own = {n: _placeholder(n) if n != "feed_url" or ctx[n] else "" for n in _PAGE_OWN}
@@ -145,7 +147,8 @@ class Layout:
 
 # ---------------------------------------------------------------------------------- the contract
 
-_PRESENCE = frozenset({"more_url", "less_url", "feed_url"})  # may be tested: whether there is one is in the key
+# may be tested: whether there is one is in the key
+_PRESENCE = frozenset({"more_url", "less_url", "feed_url"})
 
 
 class TemplateContractError(ValueError):
@@ -157,13 +160,15 @@ def check_template(env: jinja2.Environment, source: str, name: str) -> None:
     (see the module's contract): TemplateContractError naming `name`, the line and the field."""
     tree = env.parse(source)
     entries = {f.target.name for f in tree.find_all(nodes.For)
-               if isinstance(f.iter, nodes.Name) and f.iter.name == "picks" and isinstance(f.target, nodes.Name)}
+               if isinstance(f.iter, nodes.Name) and f.iter.name == "picks"
+               and isinstance(f.target, nodes.Name)}
 
     def visit(node: nodes.Node, parent: nodes.Node | None) -> None:
         own = _own_field(node, entries)
         if own is not None and not _allowed(node, parent, own):
             raise TemplateContractError(
-                f"{name} line {node.lineno}: {own} is each subscriber's own: a template may print it as it is "
+                f"{name} line {node.lineno}: {own} is each subscriber's own: a template may print it as it "
+                "is "
                 f"({{{{ {own} }}}}), not test or transform it (it is filled in after the template ran)")
         for child in node.iter_child_nodes():
             visit(child, node)
@@ -186,7 +191,8 @@ def _own_field(node: nodes.Node, entries: set[str]) -> str | None:
 def _allowed(node: nodes.Node, parent: nodes.Node | None, own: str) -> bool:
     if isinstance(parent, nodes.Output):
         return True  # printed as it is
-    return own.rsplit(".", 1)[-1] in _PRESENCE and isinstance(parent, nodes.If | nodes.CondExpr) and parent.test is node
+    return own.rsplit(".", 1)[-1] in _PRESENCE and isinstance(parent, nodes.If
+                                                              | nodes.CondExpr) and parent.test is node
 
 
 def utf8_size(parts: Parts) -> int:

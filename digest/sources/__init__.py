@@ -63,7 +63,8 @@ def fetch(config: SourceSettings, cursor: Cursor, client=None) -> Iterator[Batch
     return import_module(f"{__name__}.{config.type}").fetch(config, cursor, client)
 
 
-def collect(items: Iterable[object], convert: Callable[[object], Listing | None]) -> tuple[list[Listing], int]:
+def collect(items: Iterable[object],
+            convert: Callable[[object], Listing | None]) -> tuple[list[Listing], int]:
     """Convert raw items to listings; what does not convert is counted as rejected, never raised."""
     listings: list[Listing] = []
     rejected = 0

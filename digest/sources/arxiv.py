@@ -102,7 +102,8 @@ def parse_feed(content: bytes, status: int = 200) -> FeedPage:
     if status != 200:
         raise ValueError(f"HTTP {status}")
     if not str(parsed.get("version", "")).startswith("atom"):
-        raise ValueError("not an Atom feed" + (" (got an HTML page)" if b"<html" in content[:2000].lower() else ""))
+        raise ValueError("not an Atom feed"
+                         + (" (got an HTML page)" if b"<html" in content[:2000].lower() else ""))
     bozo = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if bozo is not None and not isinstance(bozo, _BENIGN):  # malformed or cut mid-document
         raise ValueError(f"invalid XML ({str(bozo)[:100]})")
@@ -127,7 +128,8 @@ def listing_from_entry(entry: dict) -> Listing | None:
         categories.remove(primary["term"])
         categories.insert(0, primary["term"])
     pdf = next(
-        (ln.get("href") for ln in entry.get("links", []) if ln.get("title") == "pdf" or ln.get("type") == "application/pdf"),
+        (ln.get("href") for ln in entry.get("links", []) if ln.get("title") == "pdf" or ln.get("type")
+         == "application/pdf"),
         None,
     )
     comment = entry.get("arxiv_comment")
@@ -169,7 +171,8 @@ def _int(value: object) -> int | None:
 ID_BATCH = 100  # ids per `id_list` call
 
 
-def fetch_ids(base_url: str, ids: list[str], client: HttpClient, delay: float = 3.0) -> tuple[list[Listing], list[str]]:
+def fetch_ids(base_url: str, ids: list[str], client: HttpClient,
+              delay: float = 3.0) -> tuple[list[Listing], list[str]]:
     """The papers of the given arXiv ids (`GET {base_url}/api/query?id_list=...`, up to ID_BATCH a
     call, `delay` seconds between calls), and the ids as given that arXiv did not return. An id with
     a version asks for that version; the answer is matched back by canonical id. Raises SourceError

@@ -59,7 +59,8 @@ def clean_text(value: object, limit: int, *, markup: bool = False) -> str:
         text = _TAG.sub(" ", text)
     text = _ANSI.sub("", text).translate(_CONTROL)
     # format characters: zero-width, bidi overrides (a reversed title is a phishing trick)
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Co", "Cs", "Cc") or ch in "\t\n\r")
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Co", "Cs", "Cc")
+                   or ch in "\t\n\r")
     text = unicodedata.normalize("NFC", _WS.sub(" ", text)).strip()
     return cap(text, limit)
 

@@ -43,8 +43,10 @@ class ListingFileError(ValueError):
         self.rejected = rejected  # entries seen (the file itself, when it has none)
 
 _CHROME = re.compile(
-    r"(new|subscribe|get trending papers in your email inbox!?|by ?ak and the research community|daily papers|"
-    r"trending papers|papers|upvote|submitted by .{0,80}|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* "
+    r"(new|subscribe|get trending papers in your email inbox!?|by ?ak and the research community|daily "
+    r"papers|"
+    r"trending papers|papers|upvote|submitted by "
+    r".{0,80}|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* "
     r"\d{1,2}(, \d{4})?|\d{4}-\d{2}-\d{2}|[\W\d_]*)",
     re.IGNORECASE,
 )
@@ -81,8 +83,10 @@ def decode(data: bytes) -> str:
     try:
         text = data.decode(codec).lstrip("\ufeff")
     except UnicodeDecodeError as err:
-        raise ListingFileError(f"not {codec.upper().removesuffix('-SIG')} text (byte 0x{data[err.start]:02x} at "
-                               f"offset {err.start}); save it as UTF-8 (from Latin-1: iconv -f latin1 -t utf-8)") from None
+        raise ListingFileError(f"not {codec.upper().removesuffix('-SIG')} text (byte 0x{data[err.start]:02x} "
+                               "at "
+                               f"offset {err.start}); save it as UTF-8 (from Latin-1: iconv -f latin1 -t "
+                               "utf-8)") from None
     if "\x00" in text:
         raise ListingFileError("binary data (NUL bytes), not a text listing")
     if not text.strip():

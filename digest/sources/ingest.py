@@ -187,7 +187,8 @@ def source_states(db: Database) -> dict[str, SourceStateView]:
 # --- one source -----------------------------------------------------------------------------------
 
 
-def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | None, now: datetime) -> SourceReport:
+def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | None,
+                now: datetime) -> SourceReport:
     report = SourceReport(name=name, type=cfg.type)
     problems: list[str] = []
     stopped: str | None = None
@@ -208,7 +209,8 @@ def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | No
             if batch.notice and batch.notice not in report.notes:
                 report.notes.append(batch.notice)
                 log.info("source %s: %s", name, batch.notice)
-            log.debug("%s %s: %d listings, %d new, %d updated", name, batch.note, len(batch.listings), new, updated)
+            log.debug("%s %s: %d listings, %d new, %d updated", name, batch.note, len(batch.listings), new,
+                      updated)
     except SourceError as err:
         stopped = str(err)
     except Exception as err:  # a bug or a database problem: report it, let the other sources run
@@ -289,7 +291,8 @@ def _store_batch(db: Database, name: str, batch: Batch, now: datetime) -> tuple[
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _advance_state(s: Session, name: str, batch: Batch, fetched: int, new: int, updated: int, skipped: int) -> None:
+def _advance_state(s: Session, name: str, batch: Batch, fetched: int, new: int, updated: int,
+                   skipped: int) -> None:
     state = s.get(SourceState, name, with_for_update=s.get_bind().dialect.name == "postgresql")
     if state is None:
         state = SourceState(name=name, http_cache={})

@@ -121,10 +121,13 @@ class SchemaState:
             "foreign": f"{self.where} holds other tables ({', '.join(self.tables[:3])}"
                        f"{', ...' if len(self.tables) > 3 else ''}) and no digest schema: point database.url "
                        f"at the digest database, or run `digest init` to add the digest tables to this one",
-            "older": f"{self.where} is at schema revision {self.revision}, older than this version's {self.head}: "
+            "older": f"{self.where} is at schema revision {self.revision}, older than this version's "
+                     f"{self.head}: "
                      f"run `digest init` to upgrade it",
-            "unknown": f"{self.where} is at schema revision {self.revision!r}, which this version of digest does "
-                       f"not know (a newer digest, or another application's database): upgrade trending-digest, "
+            "unknown": f"{self.where} is at schema revision {self.revision!r}, which this version of digest "
+                       "does "
+                       "not know (a newer digest, or another application's database): upgrade "
+                       "trending-digest, "
                        f"or point database.url at the digest database",
             "current": "",
         }[self.kind]
@@ -165,7 +168,8 @@ def open_checked(url: str, schema: Schema) -> tuple[Database, SchemaState]:
 
     - `check` (reading commands): it must be at this version's schema, nothing is created;
     - `create` (writing commands): a missing or empty database gets the schema; any other must be current;
-    - `upgrade` (`digest init`): created or upgraded to the newest schema; only an unknown revision is refused.
+    - `upgrade` (`digest init`): created or upgraded to the newest schema; only an unknown revision is
+    refused.
 
     Raises SchemaError (one line, pointing at `digest init`) otherwise."""
     state = schema_state(url)
@@ -240,7 +244,8 @@ def _integer(value: object) -> int:
 @compiles(_Among, "sqlite")
 def _among_sqlite(element: _Among, compiler, **kw) -> str:
     array = bindparam(None, json.dumps(element.values, default=_integer), type_=String())
-    return f"{compiler.process(element.column, **kw)} IN (SELECT value FROM json_each({compiler.process(array, **kw)}))"
+    return (f"{compiler.process(element.column, **kw)} IN (SELECT value FROM "
+            f"json_each({compiler.process(array, **kw)}))")
 
 
 def among(column: ColumnElement, values: Iterable) -> ColumnElement[bool]:

@@ -50,4 +50,5 @@ def status(db: Database, job_ids: Sequence[str]) -> list[dict]:
     with db.session() as s:
         rows = {r.job_id: {k: getattr(r, k) for k in keys} for r in s.scalars(select(JobState))}
     empty = dict.fromkeys(keys)
-    return [{"job": job_id, **rows.get(job_id, empty)} for job_id in [*job_ids, *sorted(set(rows) - set(job_ids))]]
+    return [{"job": job_id, **rows.get(job_id, empty)}
+            for job_id in [*job_ids, *sorted(set(rows) - set(job_ids))]]

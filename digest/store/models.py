@@ -108,7 +108,8 @@ class Subscriber(Base):
     hour: Mapped[int] = mapped_column(Integer, default=8)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     max_items: Mapped[int | None] = mapped_column(Integer)
-    # cadence: skip an edition with fewer than min_papers picks (its papers roll over); weekly best of the week
+    # cadence: skip an edition with fewer than min_papers picks (its papers roll over); weekly best of the
+    # week
     min_papers: Mapped[int | None] = mapped_column(Integer)
     best_of_week: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -215,7 +216,8 @@ class Suppression(Base):
     __tablename__ = "suppressions"
 
     email: Mapped[str] = mapped_column(String(320), primary_key=True)
-    reason: Mapped[str] = mapped_column(String(40))  # unsubscribed | hard_bounce | soft_bounce | complaint | manual
+    # unsubscribed | hard_bounce | soft_bounce | complaint | manual
+    reason: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

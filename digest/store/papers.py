@@ -28,14 +28,16 @@ def to_paper(row: PaperRow) -> Paper:
     )
 
 
-def load(session: Session, *, seen_after: datetime | None = None, ids: Sequence[int] | None = None) -> list[Paper]:
+def load(session: Session, *, seen_after: datetime | None = None,
+         ids: Sequence[int] | None = None) -> list[Paper]:
     """Papers by id when `ids` is given (withdrawn ones included: they were sent once; none for an
     empty list), else every listed paper first seen after `seen_after` (all without it), in id order.
     A paper only a subscriber's seed brought in (`listed` false) is never in the second kind."""
     if ids is not None:
         wanted = sorted(set(ids))
         rows = [r for start in range(0, len(wanted), 5000)
-                for r in session.scalars(select(PaperRow).where(among(PaperRow.id, wanted[start : start + 5000])))]
+                for r in session.scalars(select(PaperRow).where(among(PaperRow.id,
+                                                                      wanted[start : start + 5000])))]
         return [to_paper(r) for r in sorted(rows, key=lambda r: r.id)]
     q = select(PaperRow).where(PaperRow.withdrawn_at.is_(None), PaperRow.listed.is_(True))
     if seen_after is not None:

@@ -58,10 +58,12 @@ def load(session: Session, q: Select) -> list[Subscriber]:
     return [record(r, *split(topics[r.id]), *feedback[r.id], authors=followed(topics[r.id])) for r in rows]
 
 
-def record(row: SubscriberRow | Row, topics: Sequence[str], excludes: Sequence[str], liked: Sequence[int] = (),
+def record(row: SubscriberRow | Row, topics: Sequence[str], excludes: Sequence[str],
+           liked: Sequence[int] = (),
            disliked: Sequence[int] = (), *, authors: Sequence[str] = ()) -> Subscriber:
     return Subscriber(
-        id=row.id, email=row.email, name=row.name, status=SubscriberStatus(row.status), frequency=row.frequency,
+        id=row.id, email=row.email, name=row.name, status=SubscriberStatus(row.status),
+        frequency=row.frequency,
         weekday=row.weekday, hour=row.hour, timezone=row.timezone, max_items=row.max_items,
         min_papers=row.min_papers, best_of_week=bool(row.best_of_week), topics=tuple(topics),
         excludes=tuple(excludes), liked=tuple(liked), disliked=tuple(disliked), authors=tuple(authors),
@@ -74,7 +76,9 @@ def by_ids(session: Session, ids: Iterable[int]) -> dict[int, Subscriber]:
     wanted = sorted(set(ids))
     out: dict[int, Subscriber] = {}
     for start in range(0, len(wanted), CHUNK):
-        out.update((s.id, s) for s in load(session, query().where(among(SubscriberRow.id, wanted[start : start + CHUNK]))))
+        out.update((s.id, s)
+                   for s in load(session,
+                                 query().where(among(SubscriberRow.id, wanted[start : start + CHUNK]))))
     return out
 
 
@@ -87,12 +91,14 @@ def by_email(session: Session, email: str) -> Subscriber | None:
 
 
 def sealed_addresses(session: Session, ids: Iterable[int]) -> dict[int, str]:
-    """The sealed address (a webhook URL) of each subscriber among `ids` that has one (its channel opens it)."""
+    """The sealed address (a webhook URL) of each subscriber among `ids` that has one (its channel
+    opens it)."""
     wanted = sorted(set(ids))
     out: dict[int, str] = {}
     for start in range(0, len(wanted), CHUNK):
         out.update(session.execute(select(SubscriberRow.id, SubscriberRow.webhook_url).where(
-            among(SubscriberRow.id, wanted[start : start + CHUNK]), SubscriberRow.webhook_url.is_not(None))).all())
+            among(SubscriberRow.id, wanted[start : start + CHUNK]),
+            SubscriberRow.webhook_url.is_not(None))).all())
     return out
 
 
@@ -116,13 +122,16 @@ def mailable_batch(session: Session, now: datetime, *, after_id: int = 0, limit:
 
 
 def count_by_status(session: Session) -> dict[str, int]:
-    return dict(session.execute(select(SubscriberRow.status, func.count()).group_by(SubscriberRow.status)).all())
+    return dict(session.execute(select(SubscriberRow.status,
+                                       func.count()).group_by(SubscriberRow.status)).all())
 
 
-def row(session: Session, *, email: str | None = None, subscriber_id: int | None = None) -> SubscriberRow | None:
+def row(session: Session, *, email: str | None = None,
+        subscriber_id: int | None = None) -> SubscriberRow | None:
     """The row (for changing it), found by address or by id."""
     q = select(SubscriberRow)
-    q = q.where(SubscriberRow.email == email) if email is not None else q.where(SubscriberRow.id == subscriber_id)
+    q = q.where(SubscriberRow.email
+                == email) if email is not None else q.where(SubscriberRow.id == subscriber_id)
     return session.scalars(q).first()
 
 

@@ -24,7 +24,8 @@ def paper_title(db: Database, paper_id: int) -> str | None:
         return one_line(row.title) if row else None
 
 
-def record_feedback(db: Database, subscriber_id: int, paper_id: int, signal: int, now: datetime | None = None) -> None:
+def record_feedback(db: Database, subscriber_id: int, paper_id: int, signal: int,
+                    now: datetime | None = None) -> None:
     """Upsert one 'more like this' (+1) or 'less like this' (-1); the last click wins."""
     if signal not in (1, -1):
         raise ValueError("signal must be +1 or -1")
@@ -35,7 +36,8 @@ def record_feedback(db: Database, subscriber_id: int, paper_id: int, signal: int
                 row = s.scalars(select(Feedback).where(Feedback.subscriber_id == subscriber_id,
                                                        Feedback.paper_id == paper_id)).first()
                 if row is None:
-                    s.add(Feedback(subscriber_id=subscriber_id, paper_id=paper_id, signal=signal, created_at=now))
+                    s.add(Feedback(subscriber_id=subscriber_id, paper_id=paper_id, signal=signal,
+                                   created_at=now))
                 else:
                     row.signal, row.created_at = signal, now
             return
@@ -59,7 +61,8 @@ def rated_papers(db: Database, subscriber_id: int) -> list[Rated]:
     """The papers the subscriber marked "more / less like this", latest click first (their seeded
     papers are listed apart, `seeds.seeded`)."""
     with db.session() as s:
-        rows = s.scalars(select(Feedback).where(Feedback.subscriber_id == subscriber_id, Feedback.origin == "click")
+        rows = s.scalars(select(Feedback).where(Feedback.subscriber_id == subscriber_id,
+                                                Feedback.origin == "click")
                          .order_by(Feedback.created_at.desc(), Feedback.id.desc())).all()
         marks = [(r.paper_id, r.signal, r.created_at) for r in rows]
         papers = paper_store.by_ids(s, [pid for pid, _, _ in marks])
@@ -68,7 +71,8 @@ def rated_papers(db: Database, subscriber_id: int) -> list[Rated]:
 
 
 def undo_feedback(db: Database, subscriber_id: int, paper_id: int) -> bool:
-    """Forget the subscriber's mark on one paper (their next ranking no longer uses it); False if there was none."""
+    """Forget the subscriber's mark on one paper (their next ranking no longer uses it); False if there
+    was none."""
     with db.session() as s:
         gone = s.execute(delete(Feedback).where(Feedback.subscriber_id == subscriber_id,
                                                 Feedback.paper_id == paper_id, Feedback.origin == "click"))

@@ -24,7 +24,8 @@ class Links:
         key = (path, purpose, subscriber_id, *extra.items())
         url = self._made.get(key)
         if url is None:
-            url = self._made[key] = f"{self.base_url}/{path}/{tokens.make(self.secret, purpose, subscriber_id, **extra)}"
+            token = tokens.make(self.secret, purpose, subscriber_id, **extra)
+            url = self._made[key] = f"{self.base_url}/{path}/{token}"
         return url
 
     def confirm(self, subscriber_id: int, now: datetime) -> str:

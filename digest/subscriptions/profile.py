@@ -57,7 +57,8 @@ class ProfileChange:
         return [f.name for f in fields(self) if getattr(self, f.name) is not KEEP]
 
 
-DEFAULTS = {"name": None, "topics": (), "excludes": (), "authors": (), "frequency": "daily", "weekday": 0, "hour": 8,
+DEFAULTS = {"name": None, "topics": (), "excludes": (), "authors": (), "frequency": "daily", "weekday": 0,
+            "hour": 8,
             "timezone": "UTC", "max_items": None, "min_papers": None, "best_of_week": False}
 PHRASES = ("topics", "excludes", "authors")  # kept as topic rows, not columns
 COLUMNS = tuple(f.name for f in fields(ProfileChange) if f.name not in PHRASES)
@@ -124,7 +125,8 @@ def check(change: ProfileChange, stored: SubscriberRow | None = None) -> Checked
 
 
 def _cadence(change: ProfileChange, stored: SubscriberRow | None, out: dict) -> tuple[int | None, bool]:
-    least_given = change.min_papers if change.min_papers is not KEEP else (stored.min_papers if stored else None)
+    least_given = (change.min_papers if change.min_papers is not KEEP
+                   else (stored.min_papers if stored else None))
     try:
         least = parse_int(least_given, "min papers", 1, 100)
     except SubscriberError as err:

@@ -86,7 +86,8 @@ def clean_authors(names: Iterable[str]) -> list[str]:
     return out
 
 
-def parse_int(value: int | str | None, what: str, low: int, high: int, default: int | None = None) -> int | None:
+def parse_int(value: int | str | None, what: str, low: int, high: int,
+              default: int | None = None) -> int | None:
     """A whole number low..high from a form field, an option or a CSV cell; empty gives `default`."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return default

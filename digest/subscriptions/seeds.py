@@ -87,7 +87,8 @@ def read_file(name: str, data: bytes, kind: str | None = None) -> SeedFile:
     """The papers of a BibTeX file or a Zotero CSV export; `kind` ("bibtex" | "zotero") or else the
     file name's ending (.bib, .csv) says which. Raises SubscriberError (one line) for a file that is
     not one, or that names no paper with a title."""
-    kind = kind or ("zotero" if name.lower().endswith(".csv") else "bibtex" if name.lower().endswith((".bib", ".bibtex")) else None)
+    kind = kind or ("zotero" if name.lower().endswith(".csv") else "bibtex"
+                    if name.lower().endswith((".bib", ".bibtex")) else None)
     if kind is None:
         raise SubscriberError(f"{quoted(name)}: give a BibTeX (.bib) file or a Zotero CSV export (.csv)")
     if len(data) > MAX_FILE_BYTES:
@@ -182,13 +183,16 @@ def seed(db: Database, email: str, listings: Sequence[Listing], *, skipped: int 
             else:
                 row.signal, row.origin, row.created_at = 1, "seed", now
         titles = tuple(x.title for x in listings)
-        return SeedReport(sub.email, len(ids) - already, already, skipped + len(missing), titles, tuple(missing))
+        return SeedReport(sub.email, len(ids) - already, already, skipped + len(missing), titles,
+                          tuple(missing))
 
 
 def seeded(db: Database, subscriber_id: int) -> list[dict]:
     """The papers a subscriber seeded, oldest first: arXiv id (as stored) and title."""
     with db.session() as s:
-        rows = s.execute(select(PaperRow.arxiv_id, PaperRow.title).join(Feedback, Feedback.paper_id == PaperRow.id)
-                         .where(Feedback.subscriber_id == subscriber_id, Feedback.origin == "seed", Feedback.signal > 0)
+        rows = s.execute(select(PaperRow.arxiv_id, PaperRow.title).join(Feedback,
+                                                                        Feedback.paper_id == PaperRow.id)
+                         .where(Feedback.subscriber_id == subscriber_id, Feedback.origin == "seed",
+                                Feedback.signal > 0)
                          .order_by(Feedback.id)).all()
         return [{"arxiv_id": a, "title": t} for a, t in rows]

@@ -1,8 +1,10 @@
 """Sign-up with double opt-in: the subscribe request, its notice email, the confirmation, and what a
 clicked link's token names.
 
-The web app (`digest.web`) and the mailto processor (`digest.subscriptions.unsubscribes`) are thin shells over these
-functions. Every link a subscriber clicks carries a token from `digest.subscriptions.tokens`; this module decides
+The web app (`digest.web`) and the mailto processor (`digest.subscriptions.unsubscribes`) are thin shells
+over these
+functions. Every link a subscriber clicks carries a token from `digest.subscriptions.tokens`; this module
+decides
 what each token may do, and never lets an unsubscribed or suppressed address be mailed a digest again.
 Topic suggestions are in `digest.subscriptions.topics`, feedback clicks in `digest.subscriptions.feedback`.
 """
@@ -108,7 +110,8 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
                     if sub is None:
                         sub = SubscriberRow(email=address, status=Status.PENDING, created_at=now)
                         s.add(sub)
-                    sub.frequency, sub.hour, sub.timezone, sub.weekday = req.frequency, req.hour, req.timezone, weekday
+                    sub.frequency, sub.hour = req.frequency, req.hour
+                    sub.timezone, sub.weekday = req.timezone, weekday
                     set_phrases(sub, topics, None, None)
                     kind = "confirm"
                 s.flush()
@@ -273,7 +276,8 @@ def open_link(db: Database, settings: Settings, purpose: str, token: str) -> tup
         sub = subscribers.get_by_id(db, data["s"])
     except SubscriberError:
         return None, data
-    if sub.created_at is not None and tokens.signed_at(secret, purpose, token) < sub.created_at - timedelta(seconds=1):
+    if sub.created_at is not None and tokens.signed_at(secret, purpose,
+                                                       token) < sub.created_at - timedelta(seconds=1):
         return None, data
     return sub, data
 

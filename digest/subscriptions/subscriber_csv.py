@@ -28,7 +28,8 @@ from digest.subscriptions.profile import (
 from digest.subscriptions.rules import SubscriberError, check_email, check_status
 from digest.subscriptions.subscribers import exportable, list_all
 
-CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone", "max_items",
+CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone",
+              "max_items",
               "authors", "min_papers", "best_of_week"]
 
 

@@ -23,7 +23,8 @@ from digest.store.models import Subscriber as SubscriberRow
 from digest.subscriptions.profile import ProfileChange, apply, check, set_phrases
 from digest.subscriptions.rules import SubscriberError, check_email, clean_authors, normalise_email, parse_int
 
-__all__ = ["SubscriberError", "add", "add_webhook", "change", "follow", "get", "get_by_id", "list_all", "remove",
+__all__ = ["SubscriberError", "add", "add_webhook", "change", "follow", "get", "get_by_id", "list_all",
+           "remove",
            "update"]
 
 
@@ -174,12 +175,14 @@ def feedback_and_suppression(db: Database, email: str) -> dict:
     with db.session() as s:
         sub = row_of(s, email)
         fb = s.execute(
-            select(Feedback.signal, func.count()).where(Feedback.subscriber_id == sub.id, Feedback.origin == "click")
+            select(Feedback.signal, func.count()).where(Feedback.subscriber_id == sub.id,
+                                                        Feedback.origin == "click")
             .group_by(Feedback.signal)
         ).all()
         suppressed = subscriber_store.suppression(s, sub.email)
         return {
-            "feedback": {"more_like_this": sum(n for v, n in fb if v > 0), "less_like_this": sum(n for v, n in fb if v < 0)},
+            "feedback": {"more_like_this": sum(n for v, n in fb if v > 0),
+                         "less_like_this": sum(n for v, n in fb if v < 0)},
             "suppressed": suppressed,
         }
 
@@ -197,7 +200,8 @@ def change(db: Database, email: str, profile: ProfileChange | None = None, /, **
 
 def follow(db: Database, email: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> Subscriber:
     """Follow the authors in `add` and stop following those in `remove` (matched by the name rule, so
-    "Y. LeCun" stops "Yann LeCun"); the rest of the profile stays. Removing a name not followed is an error."""
+    "Y. LeCun" stops "Yann LeCun"); the rest of the profile stays. Removing a name not followed is an
+    error."""
     wanted, dropping = clean_authors(add), clean_authors(remove)
     if (add or remove) and not (wanted or dropping):  # only blank names: nothing to do is a mistake
         raise SubscriberError("give an author's name (e.g. \"Yann LeCun\")")

@@ -15,7 +15,8 @@ from itsdangerous.encoding import base64_encode
 
 PURPOSES = ("confirm", "manage", "unsubscribe", "archive", "feedback", "feed")
 # A feed URL sits in a feed reader for years: it never expires, and unsubscribing ends it (410).
-MAX_AGE = {"confirm": 3 * 86400, "manage": 180 * 86400, "unsubscribe": None, "archive": None, "feedback": 90 * 86400,
+MAX_AGE = {"confirm": 3 * 86400, "manage": 180 * 86400, "unsubscribe": None, "archive": None,
+           "feedback": 90 * 86400,
            "feed": None}
 
 

@@ -14,7 +14,8 @@ from digest.records import utcnow
 from digest.store.db import Database
 from digest.store.models import Paper as PaperRow
 
-FALLBACK_TOPICS = ["large language models", "diffusion models", "reinforcement learning", "graph neural networks"]
+FALLBACK_TOPICS = ["large language models", "diffusion models", "reinforcement learning",
+                   "graph neural networks"]
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]+")
 
 
@@ -22,7 +23,8 @@ def suggest_topics(db: Database, now: datetime | None = None, k: int = 6, days: 
     """A few topic phrases from recent paper titles: the most frequent two-word phrases."""
     now = now or utcnow()
     with db.session() as s:
-        titles = list(s.scalars(select(PaperRow.title).where(PaperRow.first_seen_at > now - timedelta(days=days),
+        titles = list(s.scalars(select(PaperRow.title).where(PaperRow.first_seen_at > now
+                                                             - timedelta(days=days),
                                                              PaperRow.listed.is_(True))
                                 .order_by(PaperRow.upvotes.desc()).limit(500)))
     found = [p for p, n in _phrase_counts(titles).most_common(k) if n >= 2]

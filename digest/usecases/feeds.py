@@ -38,14 +38,17 @@ def feed(db: Database, settings: Settings, subscriber_id: int, limit: int = FEED
         return None
     editions = [e for e in ledger.recent(db, subscriber_id, limit, status=DeliveryStatus.SENT) if e.sent_at]
     with db.session() as s:
-        papers = paper_store.by_ids(s, sorted({p.paper_id for e in editions for p in (*e.picks, *e.trending)}))
+        papers = paper_store.by_ids(s,
+                                    sorted({p.paper_id for e in editions for p in (*e.picks, *e.trending)}))
     base = settings.web.base_url
-    items = [(e.sent_at, [(papers[p.paper_id], p, kind) for kind, picks in (("pick", e.picks), ("trending", e.trending))
+    items = [(e.sent_at,
+              [(papers[p.paper_id], p, kind) for kind, picks in (("pick", e.picks), ("trending", e.trending))
                           for p in picks if p.paper_id in papers]) for e in editions]
     links = links_for(settings)
     updated = max((e.sent_at for e in editions), default=sub.created_at or utcnow())
     content = atom.FeedContent(
-        id=atom.feed_id(base, subscriber_id, settings.secret()), title=f"{settings.digest.site_name}: your papers",
+        id=atom.feed_id(base, subscriber_id, settings.secret()),
+        title=f"{settings.digest.site_name}: your papers",
         self_url=self_url or links.feed(subscriber_id), site_url=f"{base}/",
         author=settings.digest.site_name, updated=updated,
         entries=atom.entries_of(items, base, settings.digest.excerpt_chars))

@@ -21,7 +21,8 @@ def housekeeping(db: Database, settings: Settings, now: datetime | None = None) 
     leases = ledger.release_expired(db)
     pruned = jobs.prune_runs(db, now - timedelta(days=settings.scheduler.keep_runs_days))
     forgotten = subscribers.prune_pending(db, PENDING_KEEP, now)
-    return f"released {leases} expired leases, pruned {pruned} job runs, forgot {forgotten} unconfirmed sign-ups"
+    return (f"released {leases} expired leases, pruned {pruned} job runs, forgot {forgotten} unconfirmed "
+            "sign-ups")
 
 
 def process_bounces(db: Database, settings: Settings, maildirs: Sequence[str] = (),

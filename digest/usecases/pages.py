@@ -50,7 +50,8 @@ def _items(picks: Sequence[Pick], papers: dict[int, Paper]) -> list[Item]:
 
 def first_preview(db: Database, settings: Settings, subscriber_id: int,
                   now: datetime | None = None) -> tuple[list[Item], list[Item]]:
-    """The picks and 'also trending' papers the subscriber's next digest would hold now (nothing is stored)."""
+    """The picks and 'also trending' papers the subscriber's next digest would hold now (nothing is
+    stored)."""
     now = now or utcnow()
     with db.session() as s:
         sub = subscriber_store.by_id(s, subscriber_id)
@@ -61,13 +62,15 @@ def first_preview(db: Database, settings: Settings, subscriber_id: int,
     return _items(sel.picks, run.papers), _items(sel.trending, run.papers)
 
 
-def recent_editions(db: Database, settings: Settings, subscriber_id: int, limit: int = 3) -> list[SentEdition]:
+def recent_editions(db: Database, settings: Settings, subscriber_id: int,
+                    limit: int = 3) -> list[SentEdition]:
     """The last editions sent to a subscriber, newest first, each with its papers and archive link."""
     links = links_for(settings)
     editions = ledger.recent(db, subscriber_id, limit, status=DeliveryStatus.SENT)
     with db.session() as s:
         papers = paper_store.by_ids(s, sorted({p.paper_id for e in editions for p in e.picks}))
-    return [SentEdition(label=e.sent_at.strftime("%d %b %Y") if e.sent_at else e.period, subject=e.subject or "",
+    return [SentEdition(label=e.sent_at.strftime("%d %b %Y") if e.sent_at else e.period,
+                        subject=e.subject or "",
                         archive_url=links.archive(subscriber_id, e.id or 0), items=_items(e.picks, papers))
             for e in editions]
 
@@ -93,7 +96,8 @@ class DeliveryView:
     status: SlotView
 
 
-def delivery_status(db: Database, settings: Settings, subscriber_id: int, now: datetime | None = None) -> DeliveryView:
+def delivery_status(db: Database, settings: Settings, subscriber_id: int,
+                    now: datetime | None = None) -> DeliveryView:
     """A subscriber's delivery status, by the rules planning and `digest due` use; nothing is written."""
     now = now or utcnow()
     with db.session() as s:
@@ -112,7 +116,8 @@ def delivery_status(db: Database, settings: Settings, subscriber_id: int, now: d
         return planner.News(fresh=candidates.fresh(run, sel.window_start, had), picks=len(sel.picks))
 
     st = planner.slot_status(sub, now, past.last if past else None, recent, suppression, news)
-    return DeliveryView(last_sent_at=sent[0].sent_at if sent else None, last_subject=sent[0].subject if sent else None,
+    return DeliveryView(last_sent_at=sent[0].sent_at if sent else None,
+                        last_subject=sent[0].subject if sent else None,
                         status=SlotView(st.reason, slot_text(st), st.last_slot, st.next_at, st.period))
 
 

@@ -34,7 +34,8 @@ def candidate_pool(db: Database, settings: Settings, now: datetime) -> candidate
     any edition can have, and the papers of subscribers' feedback outside that window."""
     with db.session() as s:
         papers = paper_store.load(s, seen_after=candidates.earliest_start(settings.digest, now))
-        extra = list(paper_store.by_ids(s, sorted(paper_store.with_feedback(s) - {p.id for p in papers})).values())
+        rated = sorted(paper_store.with_feedback(s) - {p.id for p in papers})
+        extra = list(paper_store.by_ids(s, rated).values())
     vecs = None
     if semantic.wanted(settings.digest.ranker):
         try:
@@ -50,7 +51,8 @@ def select(db: Database, settings: Settings, run: candidates.Pool, subs: Sequenc
     if not subs:
         return {}
     past = ledger.history(db, [s.id for s in subs])
-    starts = {s.id: candidates.window_start(settings.digest, now, past[s.id].window_end if s.id in past else None,
+    starts = {s.id: candidates.window_start(settings.digest, now,
+                                            past[s.id].window_end if s.id in past else None,
                                             whole_week=s.best_of_week) for s in subs}
     sent = ledger.sent_papers(db, [s.id for s in subs], sorted(run.papers))
     return candidates.select(settings.digest, run, subs, starts, sent)
@@ -70,7 +72,8 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
     domain = sender_domain(settings.mail.from_address)
     if not dry_run and semantic.wanted(settings.digest.ranker):
         try:  # embed the candidate window's papers now, outside the planning transactions
-            embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days), encoder=encoder(settings))
+            embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days),
+                         encoder=encoder(settings))
         except Exception as err:  # noqa: BLE001 - planning embeds in memory or ranks lexically
             log.warning("planner: could not store paper vectors (%s)", err)
     run: candidates.Pool | None = None  # read and indexed once, when the first batch has someone to plan
@@ -101,7 +104,8 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
                 report.quiet += 1
                 log.info("edition skipped subscriber=%s period=%s: %s", e.subscriber_id, e.period, e.note)
             else:
-                log.info("edition planned subscriber=%s period=%s papers=%d", e.subscriber_id, e.period, len(e.picks))
+                log.info("edition planned subscriber=%s period=%s papers=%d", e.subscriber_id, e.period,
+                         len(e.picks))
     return report
 
 
@@ -113,7 +117,8 @@ def _mailable_batch(db: Database, now: datetime, email: str | None, after: int) 
 def dry_run_rows(report: PlanReport) -> list[dict]:
     """Who would get what (`digest send --dry-run`): address, period, papers and subject."""
     return [{"email": e.email, "period": e.period, "papers": len(e.picks),
-             "subject": subject_line(len(e.picks), report.papers[e.picks[0].paper_id].title, bool(e.picks[0].topic))
+             "subject": subject_line(len(e.picks), report.papers[e.picks[0].paper_id].title,
+                                     bool(e.picks[0].topic))
              if e.picks else f"(quiet: {e.note}; nothing sent)"}
             for e in report.editions]
 

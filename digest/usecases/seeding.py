@@ -21,7 +21,8 @@ def seed_arxiv(db: Database, settings: Settings, email: str, ids: Sequence[str],
     reported; none known at all is an error."""
     wanted = seeds.check_ids(ids)
     subscribers.get(db, email)  # an unknown subscriber is refused before arXiv is asked
-    src = next((c for c in settings.sources.values() if isinstance(c, ArxivSource)), ArxivSource(type="arxiv"))
+    src = next((c for c in settings.sources.values() if isinstance(c, ArxivSource)),
+               ArxivSource(type="arxiv"))
     try:
         with HttpClient(settings.http) as client:
             listings, missing = arxiv_source.fetch_ids(src.base_url, wanted, client, delay=src.delay)

@@ -81,7 +81,8 @@ def run_pass(db: Database, settings: Settings, *, ingest_first: bool = False, em
                               progress=progress, workers=workers))
 
 
-def _pass(db: Database, settings: Settings, ingest_first: bool, email: str | None, due_only: bool, dry_run: bool,
+def _pass(db: Database, settings: Settings, ingest_first: bool, email: str | None, due_only: bool,
+          dry_run: bool,
           now: datetime | None, stop: threading.Event | None, on_planned: Callable[[int], None] | None,
           send_all: Callable[[], SendReport]) -> PassReport:
     report = PassReport()

@@ -15,7 +15,8 @@ def load_settings(path: str | None = None) -> Settings:
     """The settings (`config.load`), refused at start when they ask for a ranker this install lacks."""
     settings = config.load(path)
     try:
-        uses_model = semantic.wanted(settings.digest.ranker)  # the one rule for which ranker an install can run
+        # the one rule for which ranker an install can run
+        uses_model = semantic.wanted(settings.digest.ranker)
     except RuntimeError as err:
         raise ConfigError(f"digest.ranker: {err}") from None
     if uses_model:

@@ -36,7 +36,8 @@ def subscriber_profile(db: Database, email: str, limit: int = 10) -> dict:
     """What `digest subscribers show` prints: the profile, recent deliveries, feedback, suppression."""
     sub = subscribers.get(db, email)
     recent = ledger.recent(db, sub.id, limit)
-    return {**sub.as_dict(), **subscribers.feedback_and_suppression(db, email), "seeds": seeds.seeded(db, sub.id),
+    return {**sub.as_dict(), **subscribers.feedback_and_suppression(db, email),
+            "seeds": seeds.seeded(db, sub.id),
             "deliveries": [
         {"period": e.period, "status": str(e.status), "subject": e.subject, "note": e.note,
          "sent_at": e.sent_at.isoformat() if e.sent_at else None, "attempts": e.attempts} for e in recent]}

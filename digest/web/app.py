@@ -67,7 +67,8 @@ async def subscribe_page(request: Request) -> Response:
     values = {"email": "", "topics": "", "suggested": [], "frequency": "daily", "weekday": 0, "hour": 8,
               "timezone": "UTC"}
     site = site_of(request)
-    return page(request, "subscribe.html", values=values, suggestions=await site.suggestions.get(site.db), errors=[])
+    return page(request, "subscribe.html", values=values, suggestions=await site.suggestions.get(site.db),
+                errors=[])
 
 
 async def subscribe(request: Request) -> Response:
@@ -83,10 +84,12 @@ async def subscribe(request: Request) -> Response:
               "hour": field(form, "hour") or "8", "timezone": field(form, "timezone") or "UTC"}
     try:
         req = signup.check_request(SignupRequest(
-            email=values["email"], topics=suggested + split_topics(values["topics"]), frequency=values["frequency"],
+            email=values["email"], topics=suggested + split_topics(values["topics"]),
+            frequency=values["frequency"],
             hour=values["hour"], timezone=values["timezone"], weekday=values["weekday"]))
     except SubscriberError as err:
-        return page(request, "subscribe.html", 400, values=values, suggestions=await site.suggestions.get(site.db),
+        return page(request, "subscribe.html", 400, values=values,
+                    suggestions=await site.suggestions.get(site.db),
                     errors=[str(err)])
     site.signups.put(req)
     return page(request, "check_inbox.html", email=values["email"], days=tokens.MAX_AGE["confirm"] // 86400)
@@ -101,7 +104,8 @@ async def confirm(request: Request) -> Response:
     if activate:
         await form_of(request)
     try:
-        sub = await run_in_threadpool(signup.confirm, site.db, site.settings, request.path_params["token"], utcnow(),
+        sub = await run_in_threadpool(signup.confirm, site.db, site.settings, request.path_params["token"],
+                                      utcnow(),
                                       activate=activate)
     except TokenError:
         return bad_link(request, "confirm")
@@ -161,7 +165,8 @@ async def archive(request: Request) -> Response:
         return bad_link(request, "archive")
     if not isinstance(data.get("d"), int):
         return bad_link(request, "archive")
-    html = await run_in_threadpool(pages.archive_html, site.db, site.settings, sub.id, data["d"]) if sub else None
+    html = await run_in_threadpool(pages.archive_html, site.db, site.settings, sub.id,
+                                   data["d"]) if sub else None
     if html is None:
         return error(request, 404, "Edition not found", "This digest is no longer available.")
     return HTMLResponse(html, headers={"Content-Security-Policy": CSP_ARCHIVE})
@@ -175,9 +180,11 @@ async def feed(request: Request) -> Response:
     except TokenError:
         return bad_link(request, "feed")
     self_url = site.settings.web.base_url + request.url.path  # the link the reader polls, as they have it
-    doc = await run_in_threadpool(feeds.feed, site.db, site.settings, sub.id, self_url=self_url) if sub else None
+    doc = await run_in_threadpool(feeds.feed, site.db, site.settings, sub.id,
+                                  self_url=self_url) if sub else None
     if doc is None:
-        return error(request, 410, "This feed has ended", "You unsubscribed, so this feed has no more papers.")
+        return error(request, 410, "This feed has ended",
+                     "You unsubscribed, so this feed has no more papers.")
     headers = {"ETag": doc.etag, "Last-Modified": formatdate(doc.updated.timestamp(), usegmt=True),
                "Cache-Control": "private, max-age=300"}
     if not_modified(request, doc.etag, doc.updated):
@@ -285,7 +292,8 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
     base = urlsplit(settings.web.base_url)
     root = base.path.rstrip("/")  # the app may live under a path prefix of base_url
     signups = signup.signup_queue(db, settings, limiter=signup.limiter(*address_limit), transport=transport)
-    site = Site(settings=settings, db=db, root=root, csrf=Csrf(settings.secret(), secure=base.scheme == "https"),
+    site = Site(settings=settings, db=db, root=root,
+                csrf=Csrf(settings.secret(), secure=base.scheme == "https"),
                 env=templates(settings, root), by_ip=signup.limiter(*ip_limit), signups=signups,
                 suggestions=Suggestions(),
                 metrics=monitoring.metrics_registry(db, settings) if settings.metrics.enabled else None)

@@ -28,7 +28,8 @@ from digest.web.site import (
 )
 
 
-async def preferences(request: Request, errors: list[str] | None = None, values: dict | None = None) -> Response:
+async def preferences(request: Request, errors: list[str] | None = None,
+                      values: dict | None = None) -> Response:
     site = site_of(request)
     sub, _ = await subscriber_of(request, "manage")
     if sub is None:
@@ -42,7 +43,8 @@ async def preferences(request: Request, errors: list[str] | None = None, values:
                         "authors": "\n".join(sub.authors),
                         "frequency": sub.frequency, "weekday": sub.weekday, "hour": sub.hour,
                         "timezone": sub.timezone, "max_items": sub.max_items or ""}
-    return page(request, "preferences.html", 400 if errors else 200, sub=sub, editions=editions, paused=paused,
+    return page(request, "preferences.html", 400 if errors else 200, sub=sub, editions=editions,
+                paused=paused,
                 seeded=seeded, seed_limit=seeds.MAX_FILE_BYTES // 1_000_000,
                 liked=[r for r in rated if r.signal > 0], disliked=[r for r in rated if r.signal < 0],
                 values=values, errors=errors or [], saved=request.query_params.get("saved", ""),
@@ -65,7 +67,8 @@ async def preferences_save(request: Request) -> Response:
         if not (paper.isascii() and paper.isdigit() and len(paper) < 19):
             raise HTTPException(400, "No such paper in your feedback.")
         await run_in_threadpool(feedback_clicks.undo_feedback, site.db, sub.id, int(paper))
-        return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved=undo", status_code=303)
+        return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved=undo",
+                                status_code=303)
     values = {k: field(form, k) for k in ("topics", "excludes", "authors", "frequency", "weekday", "hour",
                                           "timezone", "max_items")}
     try:
@@ -74,7 +77,8 @@ async def preferences_save(request: Request) -> Response:
         elif action == "resume":
             await run_in_threadpool(subscribers.resume, site.db, sub.id)
         elif action == "cadence":  # the quiet-days block
-            change = ProfileChange(min_papers=field(form, "min_papers"), best_of_week=field(form, "best_of_week"))
+            change = ProfileChange(min_papers=field(form, "min_papers"),
+                                   best_of_week=field(form, "best_of_week"))
             await run_in_threadpool(subscribers.update, site.db, sub.id, change)
         else:
             change = ProfileChange(
@@ -85,7 +89,8 @@ async def preferences_save(request: Request) -> Response:
             await run_in_threadpool(subscribers.update, site.db, sub.id, change)
     except SubscriberError as err:
         return await preferences(request, [str(err)], values if action == "save" else None)
-    return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved={action}", status_code=303)
+    return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved={action}",
+                            status_code=303)
 
 
 async def preferences_seed(request: Request) -> Response:
@@ -97,7 +102,8 @@ async def preferences_seed(request: Request) -> Response:
     if sub is None:
         return bad_link(request, "manage")
     ids, upload = field(form, "arxiv_ids"), form.get("seed_file")
-    data = await upload.read(seeds.MAX_FILE_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else b""
+    data = await upload.read(seeds.MAX_FILE_BYTES + 1) if isinstance(upload,
+                                                                     UploadFile) and upload.filename else b""
     try:
         if bool(ids) == bool(data):
             raise SubscriberError("paste arXiv ids or choose a BibTeX or Zotero CSV file (one of the two)")
@@ -108,7 +114,7 @@ async def preferences_seed(request: Request) -> Response:
             report = await run_in_threadpool(seeding.seed_file, site.db, sub.email, name or "", data)
     except SubscriberError as err:
         return await preferences(request, [str(err)])
-    return RedirectResponse(f"{site.root}/preferences/{request.path_params['token']}?saved=seed&n={report.seeded}",
-                            status_code=303)
+    token = request.path_params["token"]
+    return RedirectResponse(f"{site.root}/preferences/{token}?saved=seed&n={report.seeded}", status_code=303)
 
 

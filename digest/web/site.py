@@ -117,7 +117,8 @@ def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResp
             state["nonce"], state["new"] = csrf.nonce(request)
         return csrf.token(state["nonce"])
 
-    response = HTMLResponse(site_of(request).env.get_template(name).render(csrf_token=csrf_token, **ctx), status)
+    response = HTMLResponse(site_of(request).env.get_template(name).render(csrf_token=csrf_token, **ctx),
+                            status)
     if state.get("new"):
         csrf.set_cookie(response, state["nonce"])
     return response
@@ -128,13 +129,15 @@ def error(request: Request, status: int, title: str, message: str) -> HTMLRespon
 
 
 def bad_link(request: Request, purpose: str) -> HTMLResponse:
-    return error(request, 400, "This link is not valid", f"It may be incomplete, altered or expired. {LINK_HELP[purpose]}")
+    return error(request, 400, "This link is not valid",
+                 f"It may be incomplete, altered or expired. {LINK_HELP[purpose]}")
 
 
 async def form_of(request: Request, check_csrf: bool = True, limits: dict | None = None) -> FormData:
     site = site_of(request)
     form = await request.form(**(limits or FORM_LIMITS))
-    if check_csrf and not (same_origin(request, site.settings.web.base_url) and site.csrf.valid(request, form)):
+    if check_csrf and not (same_origin(request, site.settings.web.base_url)
+                           and site.csrf.valid(request, form)):
         raise HTTPException(403, "This form has expired or did not come from this site. "
                                  "Reload the page and try again.")
     return form
@@ -143,7 +146,8 @@ async def form_of(request: Request, check_csrf: bool = True, limits: dict | None
 async def open_link(request: Request, purpose: str) -> tuple[Subscriber | None, dict]:
     """The subscriber the path's token names, and its payload; raises TokenError for a bad token."""
     site = site_of(request)
-    return await run_in_threadpool(signup.open_link, site.db, site.settings, purpose, request.path_params["token"])
+    return await run_in_threadpool(signup.open_link, site.db, site.settings, purpose,
+                                   request.path_params["token"])
 
 
 async def subscriber_of(request: Request, purpose: str) -> tuple[Subscriber | None, dict]:

@@ -44,7 +44,8 @@ def _discord_entry(e: Entry) -> dict:
     if e.excerpt:
         lines.append(discord_escape(e.excerpt))
     extras = [discord_escape(e.meta)] if e.meta else []
-    extras += [discord_link(u, label) for u, label in ((e.pdf_url, "PDF"), (e.code_url, "Code")) if safe_url(u)]
+    extras += [discord_link(u, label) for u,
+               label in ((e.pdf_url, "PDF"), (e.code_url, "Code")) if safe_url(u)]
     if extras:
         lines.append(" · ".join(extras))
     embed = {"title": cut(f"{e.rank}. {e.title}", DISCORD_MAX_TITLE),
@@ -65,7 +66,8 @@ def discord(content: DigestContent) -> dict:
         (content.archive_url, "View in browser"), (content.prefs_url, "Preferences"),
         (content.unsubscribe_url, "Unsubscribe")))
     head = {"title": cut(content.heading, DISCORD_MAX_TITLE),
-            "description": cut(f"{discord_escape(content.date_label)}\n{discord_escape(content.intro)}\n\n{footer}",
+            "description": cut(f"{discord_escape(content.date_label)}\n{discord_escape(content.intro)}"
+                               f"\n\n{footer}",
                                DISCORD_MAX_DESCRIPTION), "color": DISCORD_COLOR}
     if safe_url(content.archive_url):
         head["url"] = safe_url(content.archive_url)
@@ -74,14 +76,16 @@ def discord(content: DigestContent) -> dict:
     rest: list[Entry] = []
     for e in content.picks:
         embed = _discord_entry(e)
-        if not rest and len(embeds) < DISCORD_MAX_EMBEDS - 1 and total + _embed_units(embed) <= DISCORD_MAX_TOTAL - tail_reserve:
+        room = total + _embed_units(embed) <= DISCORD_MAX_TOTAL - tail_reserve
+        if not rest and len(embeds) < DISCORD_MAX_EMBEDS - 1 and room:
             embeds.append(embed)
             total += _embed_units(embed)
         else:
             rest.append(e)
     lines = [f"{e.rank}. {discord_link(e.url, e.title)}" for e in rest]
     if content.trending:
-        lines += ["**Trending overall**"] + [f"{e.rank}. {discord_link(e.url, e.title)}" for e in content.trending]
+        lines += ["**Trending overall**"] + [f"{e.rank}. {discord_link(e.url, e.title)}"
+                                             for e in content.trending]
     if lines:
         title = "More papers" if rest else "Trending overall"
         budget = min(DISCORD_MAX_DESCRIPTION, DISCORD_MAX_TOTAL - total - units(title)) - 80
@@ -91,7 +95,8 @@ def discord(content: DigestContent) -> dict:
                 break
             shown.append(line)
         if len(shown) < len(lines):
-            shown.append(f"…and {len(lines) - len(shown)} more: {discord_link(content.archive_url, 'see them all')}")
+            shown.append(f"…and {len(lines) - len(shown)} more: "
+                         f"{discord_link(content.archive_url, 'see them all')}")
         embeds.append({"title": title, "description": "\n".join(shown), "color": DISCORD_COLOR})
     return {"content": cut(content.subject, DISCORD_MAX_CONTENT), "embeds": embeds,
             "allowed_mentions": {"parse": []}}

@@ -40,7 +40,8 @@ def content(setup: Setup, sub: Subscriber, edition: Edition, papers: Mapping[int
                            excerpt_chars=digest.excerpt_chars)
 
 
-def render(setup: Setup, sub: Subscriber, edition: Edition, papers: Mapping[int, Paper] | Entries) -> Rendered:
+def render(setup: Setup, sub: Subscriber, edition: Edition,
+           papers: Mapping[int, Paper] | Entries) -> Rendered:
     """Both parts of one subscriber's edition as the email shows them (sending, previews, the archive)."""
     return setup.renderer.render(content(setup, sub, edition, papers))
 
@@ -68,7 +69,8 @@ class MailChannel(Channel):
     def label(self) -> str:
         return getattr(self.transport, "name", type(self.transport).__name__)
 
-    def outgoing(self, sub: Subscriber, edition: Edition, papers: Mapping[int, Paper] | Entries, now: datetime,
+    def outgoing(self, sub: Subscriber, edition: Edition, papers: Mapping[int, Paper] | Entries,
+                 now: datetime,
                  sealed: str | None = None) -> Outgoing:
         try:
             recipient = ascii_address(edition.email)
@@ -86,7 +88,8 @@ class MailChannel(Channel):
         rendered = render(setup, sub, edition, papers)
         env = Envelope(from_address=mail.from_address, to_address=sub.email, to_name=sub.name,
                        subject=rendered.subject, message_id=edition.message_id, list_id=mail.list_id,
-                       unsubscribe_url=setup.links.unsubscribe(sub.id), unsubscribe_mailto=mail.unsubscribe_mailto,
+                       unsubscribe_url=setup.links.unsubscribe(sub.id),
+                       unsubscribe_mailto=mail.unsubscribe_mailto,
                        reply_to=mail.reply_to, date=now)
         data = message_bytes(env, rendered.text, rendered.html, rendered.html_parts, rendered.text_parts)
         return rendered, setup.signer.sign(data) if setup.signer else data

@@ -15,7 +15,8 @@ def _generic_entry(e: Entry) -> dict:
 
 def generic(content: DigestContent, message_id: str = "") -> dict:
     """The documented generic JSON (README "Team channels"): plain fields, no markup, nothing cut."""
-    return {"version": GENERIC_VERSION, "id": message_id, "subject": content.subject, "heading": content.heading,
+    return {"version": GENERIC_VERSION, "id": message_id, "subject": content.subject,
+            "heading": content.heading,
             "intro": content.intro, "date": content.date_label, "site": content.site_name,
             "frequency": content.frequency_label, "archive_url": content.archive_url,
             "preferences_url": content.prefs_url, "unsubscribe_url": content.unsubscribe_url,

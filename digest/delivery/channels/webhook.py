@@ -53,12 +53,14 @@ class WebhookChannel(Channel):
     def payload(self, content: DigestContent, message_id: str) -> dict:
         """The service's JSON for one edition."""
 
-    def data(self, sub: Subscriber, edition: Edition, papers: Mapping[int, Paper] | Entries) -> tuple[Rendered, bytes]:
+    def data(self, sub: Subscriber, edition: Edition,
+             papers: Mapping[int, Paper] | Entries) -> tuple[Rendered, bytes]:
         shown = edition_content(self.setup, sub, edition, papers)
         data = json.dumps(self.payload(shown, edition.message_id), ensure_ascii=False).encode("utf-8")
         return Rendered(subject=shown.subject, html="", text="", shown=len(shown.picks)), data
 
-    def outgoing(self, sub: Subscriber, edition: Edition, papers: Mapping[int, Paper] | Entries, now: datetime,
+    def outgoing(self, sub: Subscriber, edition: Edition, papers: Mapping[int, Paper] | Entries,
+                 now: datetime,
                  sealed: str | None = None) -> Outgoing:
         if self._sealer is None:
             self._sealer = Sealer(self.setup.secret)
