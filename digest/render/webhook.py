@@ -6,7 +6,10 @@ and links made safe for their markups. Each webhook kind's payload is in its cha
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import quote
+
+from digest.render.content import Entry
 
 
 def units(text: str) -> int:
@@ -32,3 +35,21 @@ def safe_url(url: str | None) -> str | None:
     if not url or not re.match(r"https?://", url, re.I):
         return None
     return quote(url, safe=":/?#@!$&'*+,;=%~-._")
+
+
+def entry_lines(e: Entry, escape: Callable[[str], str], link: Callable[[str | None, str], str],
+                emphasis: str) -> list[str]:
+    """A paper's lines under its title in a chat markup: the authors, the why-line in `emphasis`, the
+    excerpt, then the meta line with the PDF and code links."""
+    lines = []
+    if e.authors:
+        lines.append(escape(e.authors))
+    if e.why:
+        lines.append(f"{emphasis}{escape(e.why)}{emphasis}")
+    if e.excerpt:
+        lines.append(escape(e.excerpt))
+    extras = [escape(e.meta)] if e.meta else []
+    extras += [link(u, label) for u, label in ((e.pdf_url, "PDF"), (e.code_url, "Code")) if safe_url(u)]
+    if extras:
+        lines.append(" · ".join(extras))
+    return lines

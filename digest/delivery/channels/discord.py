@@ -13,7 +13,7 @@ import re
 
 from digest.delivery.channels.webhook import WebhookChannel
 from digest.render import DigestContent, Entry
-from digest.render.webhook import cut, safe_url, units
+from digest.render.webhook import cut, entry_lines, safe_url, units
 
 DISCORD_MAX_CONTENT = 2000
 DISCORD_MAX_EMBEDS = 10
@@ -36,18 +36,7 @@ def discord_link(url: str | None, label: str) -> str:
 
 
 def _discord_entry(e: Entry) -> dict:
-    lines = []
-    if e.authors:
-        lines.append(discord_escape(e.authors))
-    if e.why:
-        lines.append(f"*{discord_escape(e.why)}*")
-    if e.excerpt:
-        lines.append(discord_escape(e.excerpt))
-    extras = [discord_escape(e.meta)] if e.meta else []
-    extras += [discord_link(u, label) for u,
-               label in ((e.pdf_url, "PDF"), (e.code_url, "Code")) if safe_url(u)]
-    if extras:
-        lines.append(" · ".join(extras))
+    lines = entry_lines(e, discord_escape, discord_link, "*")
     embed = {"title": cut(f"{e.rank}. {e.title}", DISCORD_MAX_TITLE),
              "description": cut("\n".join(lines), DISCORD_MAX_DESCRIPTION), "color": DISCORD_COLOR}
     if safe_url(e.url):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from digest.delivery.channels.webhook import WebhookChannel
 from digest.render import DigestContent, Entry
-from digest.render.webhook import cut, safe_url, units
+from digest.render.webhook import cut, entry_lines, safe_url, units
 
 SLACK_MAX_BLOCKS = 50
 SLACK_MAX_TEXT = 3000
@@ -29,17 +29,7 @@ def slack_link(url: str | None, label: str) -> str:
 
 
 def _slack_entry(e: Entry) -> str:
-    lines = [f"*{e.rank}. {slack_link(e.url, e.title)}*"]
-    if e.authors:
-        lines.append(slack_escape(e.authors))
-    if e.why:
-        lines.append(f"_{slack_escape(e.why)}_")
-    if e.excerpt:
-        lines.append(slack_escape(e.excerpt))
-    extras = [slack_escape(e.meta)] if e.meta else []
-    extras += [slack_link(u, label) for u, label in ((e.pdf_url, "PDF"), (e.code_url, "Code")) if safe_url(u)]
-    if extras:
-        lines.append(" · ".join(extras))
+    lines = [f"*{e.rank}. {slack_link(e.url, e.title)}*", *entry_lines(e, slack_escape, slack_link, "_")]
     return "\n".join(lines)
 
 
