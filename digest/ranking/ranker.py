@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.ranking import feedback
+from digest.ranking.balance import balanced
 from digest.ranking.corpus import Candidates, Corpus, Window, build_corpus
 from digest.ranking.index import LexicalIndex
 from digest.ranking.semantic import PaperVectors, sentences
@@ -330,7 +331,7 @@ def _choose(scored: _Scored, part: Sequence[Profile]) -> _Chosen | None:
     # each subscriber's own pool (POOL_FACTOR x their max_items): the same picks whoever else is ranked with
     # them
     sorted_scores[np.arange(pool)[None, :] >= np.minimum(n, POOL_FACTOR * max_items)[:, None]] = -np.inf
-    chosen = _balanced(sorted_scores, top_best, top_rel > 0, max_items, k)
+    chosen = balanced(sorted_scores, top_best, top_rel > 0, max_items, k)
     top = np.take_along_axis(top, chosen, axis=1)
     return _Chosen(
         top,
@@ -450,31 +451,6 @@ def topic_relevance(index: LexicalIndex, topics: Sequence[str],
         return rel
     hybrid = (rel + SEMANTIC_WEIGHT * np.maximum(semantic, 0)) / (1 + 2 * SEMANTIC_WEIGHT)
     return np.where((rel > 0) | (semantic >= SEMANTIC_MIN), hybrid, 0).astype(np.float32)
-
-
-def _balanced(scores: np.ndarray, group: np.ndarray, matched: np.ndarray, max_items: np.ndarray, k: int,
-              ) -> np.ndarray:
-    """Which of each row's pool (sorted best first) to pick, as positions in score order.
-
-    One topic must not crowd out the others: first every topic that has candidates gets up to an
-    equal share of the row's max_items (ceil(max_items / topics with candidates)), best first; slots
-    left over go to the best of the rest, so no slot stays empty while candidates remain. Papers that
-    match no topic (feedback or trending picks) count as one more group."""
-    m, pool = scores.shape
-    live = np.isfinite(scores)
-    g = np.where(matched, group.astype(np.int64), -1)
-    groups = np.unique(g)
-    onehot = (g[..., None] == groups) & live[..., None]  # (rows, pool, groups)
-    nth = np.take_along_axis(np.cumsum(onehot, axis=1), np.searchsorted(groups, g)[..., None],
-                             axis=2)[..., 0] - 1
-    share = -(-max_items // np.maximum(onehot.any(axis=1).sum(axis=1), 1))  # ceil division
-    first = live & (nth < share[:, None])
-    priority = np.where(first, 0, np.where(live, 1, 2)) * pool + np.arange(pool)
-    picked = np.argsort(priority, axis=1, kind="stable")[:, :k]  # each row's k best by priority
-    cut = np.arange(k)[None, :] >= max_items[:, None]  # beyond a row's own max_items: not picked
-    picked = np.where(cut, pool + np.arange(k), picked)  # sort those to the end ...
-    picked.sort(axis=1)
-    return np.minimum(picked, pool - 1) if pool else picked  # ... where the caller's max_items cut drops them
 
 
 def _feedback(corpus: Corpus, phrases: _Phrases, part: Sequence[Profile], score: np.ndarray) -> np.ndarray:
