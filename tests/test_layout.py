@@ -229,7 +229,7 @@ def test_every_source_kind_has_its_module_and_the_bulk_sql_serves_only_the_ledge
 
 
 def test_no_module_is_over_500_lines():
-    other_branch = {"digest.ranking.evaluate"}  # TODO(merge): moved out of ranking/ and split on another branch
+    other_branch = {"digest.ranking.evaluate"}  # TODO(merge): moved out of ranking/ and split elsewhere
     long = {name: n for name, path in modules().items()
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > 500 and name not in other_branch}
     assert long == {}

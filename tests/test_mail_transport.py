@@ -12,6 +12,7 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from digest.config import from_dict
+from digest.delivery.channels import connections
 from digest.mail.message import Envelope, message_bytes
 from digest.mail.ratelimit import RateLimiter
 from digest.mail.sink import Faults, SinkHandler, SmtpSink
@@ -20,7 +21,7 @@ from digest.mail.transport import (
     SmtpTransport,
     TemporaryFailure,
     TransportUnavailable,
-    pool_from_settings,
+    from_settings,
     smtp_from_settings,
 )
 
@@ -112,11 +113,12 @@ def test_unreachable_server_is_unavailable_not_a_recipient_failure():
         SmtpTransport("127.0.0.1", port, timeout=2).send(MSG, "digest@example.org", "ada@example.org")
 
 
-def test_pool_from_settings(tmp_path):
+def test_a_send_keeps_pool_size_smtp_connections_and_one_outbox(tmp_path):
     smtp = from_dict({"mail": {"transport": "smtp", "smtp": {"pool_size": 3}}})
-    assert [type(t) for t in pool_from_settings(smtp)] == [SmtpTransport] * 3
+    assert connections(smtp) == 3 and isinstance(from_settings(smtp), SmtpTransport)
     outbox = from_dict({"mail": {"outbox_dir": str(tmp_path / "out")}})
-    [t] = pool_from_settings(outbox)
+    assert connections(outbox) == 1
+    t = from_settings(outbox)
     t.open()
     t.send(MSG, "digest@example.org", "ada@example.org")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["t1_example.org.eml",

@@ -168,6 +168,12 @@ class Channel(ABC):
         item = self.outgoing(sub, edition, papers, now, sealed=None)
         return item.rendered, item.data
 
+    @classmethod
+    def connections(cls, settings: Settings) -> int:
+        """How many connections a send keeps open through this channel when it carries the mail (one
+        sending thread each)."""
+        return 1
+
     def open(self) -> ChannelFailed | None:
         return None
 

@@ -36,7 +36,7 @@ from digest import metrics
 from digest.config import Settings
 from digest.delivery import ledger
 from digest.delivery.channel import Setup
-from digest.delivery.channels import Channels
+from digest.delivery.channels import Channels, connections
 from digest.delivery.lease import Lease
 from digest.delivery.outgoing import render_batch
 from digest.delivery.pool import Pool
@@ -66,9 +66,9 @@ def setup_for(settings: Settings, signer: signing.DkimSigner | None = None) -> S
 
 
 def send_here(db: Database, settings: Settings, *, transport: Transport | Sequence[Transport] | None = None,
-         now: datetime | None = None, email: str | None = None, worker: str | None = None, batch: int = 200,
-         progress: Callable[[int], None] | None = None, limiter: RateLimiter | None = None,
-         stop: threading.Event | None = None) -> SendReport:
+              now: datetime | None = None, email: str | None = None, worker: str | None = None,
+              batch: int = 200, progress: Callable[[int], None] | None = None,
+              limiter: RateLimiter | None = None, stop: threading.Event | None = None) -> SendReport:
     """Send every due delivery in the ledger, in this process, through `mail.smtp.pool_size` sending
     threads (or one per mail transport of `transport`, a caller's own). Once `stop` is set no new
     message starts: the ones in flight finish, the rest is handed back (`STOPPING` in the report's
@@ -82,11 +82,9 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
     label = metrics.transport_name(mail[0]) if mail[0] is not None else settings.mail.transport
     recorder = Recorder(db, settings, worker, label, progress)
     lease = Lease(db, worker, timedelta(seconds=settings.mail.lease_seconds))
-    pool = Pool(threads, recorder, lease, limiter or RateLimiter.from_settings(settings),
-                max(batch, len(threads)),
-                stop)
-    # nothing claimed while it is down
-    if (down := threads[0].get(settings.mail.transport).open()) is not None:
+    limiter = limiter or RateLimiter.from_settings(settings)
+    pool = Pool(threads, recorder, lease, limiter, max(batch, len(threads)), stop)
+    if (down := threads[0].get(settings.mail.transport).open()) is not None:  # nothing claimed while down
         recorder.report.errors.append(down.error)
         return recorder.report
     with short_switches():
@@ -108,10 +106,10 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
 
 def _mail_transports(settings: Settings,
                      transport: Transport | Sequence[Transport] | None) -> list[Transport | None]:
-    """The sending threads' mail transports: the caller's, else `smtp.pool_size` threads (one for the
-    outbox) whose channels make their own."""
+    """The sending threads' mail transports: the caller's, else as many threads as the mail channel
+    keeps connections (`channels.connections`), whose channels make their own."""
     if transport is None:
-        return [None] * (settings.mail.smtp.pool_size if settings.mail.transport == "smtp" else 1)
+        return [None] * connections(settings)
     pool = list(transport) if isinstance(transport, Sequence) else [transport]
     if not pool:
         raise ValueError("send() needs at least one transport")
@@ -119,11 +117,9 @@ def _mail_transports(settings: Settings,
 
 
 def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Recorder, worker: str,
-                      as_of: datetime,
-                      batch: int, email: str | None, lease: Lease) -> None:
+                      as_of: datetime, batch: int, email: str | None, lease: Lease) -> None:
     """The claiming thread: claim a batch, render it, hand its items to the pool, until nothing is due."""
-    # each paper's part made once
-    entries = Entries(excerpt_chars=channels.setup.settings.digest.excerpt_chars)
+    entries = Entries(excerpt_chars=channels.setup.settings.digest.excerpt_chars)  # each paper's part once
     try:
         while not pool.stopped.is_set():
             claimed_at = utcnow()  # the lease the claim takes runs out a moment after claimed_at + lease

@@ -245,10 +245,3 @@ def from_settings(settings: Settings) -> Transport:
     if settings.mail.transport == "smtp":
         return smtp_from_settings(settings)
     return OutboxTransport(settings.mail.outbox_dir)
-
-
-def pool_from_settings(settings: Settings) -> list[Transport]:
-    """`smtp.pool_size` SMTP connections, or the one outbox."""
-    if settings.mail.transport == "smtp":
-        return [smtp_from_settings(settings) for _ in range(settings.mail.smtp.pool_size)]
-    return [OutboxTransport(settings.mail.outbox_dir)]

@@ -32,6 +32,11 @@ def kind_of(channel: str, settings: Settings) -> type[Channel]:
         raise ValueError(f"unknown channel {channel!r}") from None
 
 
+def connections(settings: Settings) -> int:
+    """How many connections (one sending thread each) the configured mail channel keeps open."""
+    return REGISTRY[settings.mail.transport].connections(settings)
+
+
 def sealed_kinds() -> tuple[str, ...]:
     """The channels addressed by a secret URL kept sealed: the webhook kinds a subscriber may have."""
     return tuple(name for name, kind in REGISTRY.items() if kind.sealed)

@@ -13,3 +13,7 @@ class Smtp(MailChannel):
     @staticmethod
     def connect(settings: Settings) -> Transport:
         return smtp_from_settings(settings)
+
+    @classmethod
+    def connections(cls, settings: Settings) -> int:
+        return settings.mail.smtp.pool_size
