@@ -268,3 +268,12 @@ def test_preferences_page_cadence_block(db, settings_for):
     form = {"csrf": token, "topics": TOPIC, "excludes": "", "frequency": "daily", "weekday": "0", "hour": "8",
             "timezone": "UTC", "max_items": ""}
     assert c.post(url, data=form).status_code == 303 and subscribers.get_by_id(db, sid).best_of_week is False
+    # one cadence rule everywhere: fewer papers per digest than the minimum is refused, as the CLI does
+    subscribers.change(db, "ada@example.org", min_papers=5)
+    bad = c.post(url, data={**form, "max_items": "3"})
+    refusal = "min papers (5) cannot be more than the papers per digest (3)"
+    assert bad.status_code == 400 and refusal in bad.text
+    v = subscribers.get_by_id(db, sid)
+    assert (v.min_papers, v.max_items) == (5, None)  # nothing written
+    with pytest.raises(SubscriberError, match=r"min papers \(5\) cannot be more than the papers per digest"):
+        subscribers.change(db, "ada@example.org", max_items=3)  # `digest subscribers update`
