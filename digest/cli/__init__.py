@@ -117,11 +117,13 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     """
     if not email and not topics:
         raise click.UsageError("give --subscriber EMAIL or at least one --topic")
+    wrong = click.UsageError("--format json is for a team channel (--subscriber KIND:HASH), eml for an inbox")
+    if fmt in ("eml", "json") and (fmt == "json") != bool(email and subscribers.is_channel(email)):
+        raise wrong  # what the name given says, before anything is read
     shown = previewing.preview(ctx.read_db, ctx.settings, email=subscribers.key(email) if email else None,
                                topics=topics, excludes=excludes)
     if fmt in ("eml", "json") and fmt != shown.media:
-        raise click.UsageError("--format json is for a team channel (--subscriber KIND:HASH), eml for an "
-                               "inbox")
+        raise wrong  # what the channel that reaches them sends
     rendered = shown.rendered
     body = {"html": rendered.html, "text": rendered.text, "eml": shown.data.decode("utf-8"),
             "json": shown.data.decode("utf-8")}[fmt]
