@@ -9,7 +9,8 @@ confirmation, and the error pages (bad link, 403, 404). On each page:
 - axe-core (npm `axe-core`, injected into the page through WebDriver) at 390 px (phone) and 1280 px
   (desktop): no serious or critical violation;
 - Lighthouse's accessibility category (npm `lighthouse` 12.2.3, snapshot mode, connected to the same
-  Chromium, so pages reached by a POST are scored too): at least 95.
+  Chromium, so pages reached by a POST are scored too): at least 95, at phone width (and at desktop
+  width on the preferences page with every block).
 
 Everything found goes to test-artifacts/a11y/report.json (the README's figures). The last test breaks a
 page on purpose (a form field loses its label) and sees both engines fail it.
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,16 +110,25 @@ class Auditor:
     def __init__(self, b: Browser, lighthouse: Lighthouse):
         self.b, self.lh = b, lighthouse
         self.pages: list[PageAudit] = []
+        self.seconds = {"axe": 0.0, "lighthouse": 0.0}
 
-    def __call__(self, name: str) -> PageAudit:
+    def __call__(self, name: str, lighthouse_desktop: bool = False) -> PageAudit:
+        """axe at both widths; Lighthouse (whose accessibility audits are axe's, weighted) on the phone,
+        and on the desktop too when asked (a run takes seconds: the suite keeps it to the page whose layout
+        changes most with the width)."""
         b = self.b
         # What a click would show is checked too: every <details> open.
         b.driver.execute_script("document.querySelectorAll('details').forEach(d => d.open = true)")
         audit = PageAudit(name, b.driver.current_url)
         for width_name, (width, height), mobile in (("phone", PHONE, True), ("desktop", DESKTOP, False)):
             b.size(width, height, mobile)
+            t0 = time.monotonic()
             audit.axe[width_name] = axe(b)
-            audit.lighthouse[width_name] = self.lh.score(b.driver.current_url, "mobile" if mobile else "desktop")
+            t1 = time.monotonic()
+            if mobile or lighthouse_desktop:
+                audit.lighthouse[width_name] = self.lh.score(b.driver.current_url, "mobile" if mobile else "desktop")
+            self.seconds["axe"] += t1 - t0
+            self.seconds["lighthouse"] += time.monotonic() - t1
         b.size(*PHONE, mobile=True)
         self.pages.append(audit)
         return audit
@@ -196,7 +207,7 @@ def test_every_page_a_subscriber_sees_passes_axe_and_lighthouse(world):
     text = b.text()
     assert "Saved." in text and "Your papers (" in text and "More like this" in text and "Less like this" in text
     assert "Delivery status" in text and "private Atom feed" in text and "View this digest" in text
-    audit("preferences, every block")
+    audit("preferences, every block", lighthouse_desktop=True)
     tz = b.find("form.stack input[name=timezone]")
     tz.clear()
     tz.send_keys("Mars/Olympus_Mons")
@@ -234,11 +245,17 @@ def test_every_page_a_subscriber_sees_passes_axe_and_lighthouse(world):
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps([vars(p) for p in audit.pages], indent=1))
     for p in audit.pages:
-        print(f"{p.name:28} axe {sum(len(v) for v in p.axe.values())} violations, Lighthouse "
-              f"{p.lighthouse['phone'].get('score')} (phone) {p.lighthouse['desktop'].get('score')} (desktop)")
+        scores = ", ".join(f"{lh.get('score')} ({width})" for width, lh in p.lighthouse.items())
+        print(f"{p.name:28} axe {sum(len(v) for v in p.axe.values())} violations, Lighthouse {scores}")
+    print(f"time: axe {audit.seconds['axe']:.1f} s, Lighthouse {audit.seconds['lighthouse']:.1f} s")
     problems = [line for p in audit.pages for line in p.problems()]
     assert not problems, "\n".join(problems)
     assert len(audit.pages) == 17
+    # Below serious, one known finding: the archived digest is the email's own HTML, whose MJML wrapper is
+    # an article labelled with the subject (webmail screen readers announce the email by it); axe's
+    # best-practice `region` counts that label as content outside the banner/main/contentinfo landmarks.
+    lesser = {(p.name, v["id"]) for p in audit.pages for vs in p.axe.values() for v in vs}
+    assert lesser <= {("archived digest", "region")}, lesser
 
 
 def test_a_field_without_its_label_fails_both_engines(world):
