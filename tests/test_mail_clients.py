@@ -33,10 +33,11 @@ from digest import pipeline
 from digest.config import from_dict
 from digest.delivery.sender import send
 from digest.mail.sink import SmtpSink, free_port
+from digest.records import utcnow
 from digest.render import TEMPLATE_DIR, compile_mjml
 from digest.sources.ingest import ingest
 from digest.store.db import Database
-from digest.subscriptions import subscribers
+from digest.subscriptions import signup, subscribers
 from tests.dns_stub import DnsStub, txt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,8 +75,9 @@ FALLBACKS = {
                         "draws no outline on images, and a digest has none", r"img \{[^}]*outline:none"),
     "word-spacing": Fallback(("outlook.windows",), "normal spacing, which is what MJML's body reset "
                              "word-spacing:normal asks for", r"<body[^>]*word-spacing:normal"),
-    "border-radius": Fallback(("outlook.windows",), "square badges (upvotes, comments, code)",
-                              r"\.badge \{[^}]*border-radius"),
+    "border-radius": Fallback(("outlook.windows",), "square corners: the digest's badges (upvotes, comments, "
+                              "code), the notice's button", r"\.badge \{[^}]*border-radius|<a href=[^>]*style="
+                              r'"display:inline-block;[^"]*border-radius'),
     "white-space": Fallback(("outlook.windows",), "a long badge may wrap inside", r"\.badge \{[^}]*white-space"),
     "opacity": Fallback(("outlook.windows",), "the preheader is hidden by mso-hide:all instead",
                         r'<div style="display:none;[^"]*opacity:0;[^"]*mso-hide:all'),
@@ -189,6 +191,20 @@ def test_an_unsupported_css_property_fails_the_check():
     problems = unsupported(broken_html, caniemail(broken_html))
     assert any(p.startswith("gmail.desktop-webmail: text-shadow is not supported") for p in problems), problems
     assert any(p.startswith("gmail.ios: text-shadow") for p in problems), problems
+
+
+@needs_node
+def test_the_confirmation_and_manage_emails_pass_caniemail(settings_for, tmp_path):
+    """The other mail a subscriber gets (issue 6's notices), both kinds, as `notice_message` builds them."""
+    settings = settings_for(f"sqlite:///{tmp_path / 'digest.store.db'}",
+                            mail={"from_address": "Trending Papers <digest@example.org>"})
+    for kind in ("confirm", "manage"):
+        raw = signup.notice_message(settings, "ada@example.org", kind, "https://digest.example.org/confirm/t",
+                                    ["diffusion models"], utcnow())
+        html = html_of(raw)
+        found = caniemail(html)
+        assert not unsupported(html, found), (kind, unsupported(html, found))
+        assert {(e["client"], e["feature"]) for e in found["errors"]} <= {("outlook.windows", "border-radius")}
 
 
 # ------------------------------------------------------------------------------------- rspamd
