@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ class PageAudit:
 class Lighthouse:
     """One Node process running Lighthouse snapshots in the browser the test drives."""
 
+    TIMEOUT = 180  # seconds for one page, on a busy machine
+
     def __init__(self, browser: Browser):
         address = browser.driver.capabilities["goog:chromeOptions"]["debuggerAddress"]
         self.proc = subprocess.Popen(["node", str(LIGHTHOUSE), address], cwd=NODE, text=True,
@@ -80,6 +83,9 @@ class Lighthouse:
     def score(self, url: str, form_factor: str) -> dict:
         self.proc.stdin.write(json.dumps({"url": url, "formFactor": form_factor}) + "\n")
         self.proc.stdin.flush()
+        if not select.select([self.proc.stdout], [], [], self.TIMEOUT)[0]:
+            self.proc.kill()  # a late answer must not be taken for the next page's
+            return {"error": f"no answer from Lighthouse within {self.TIMEOUT} s"}
         line = self.proc.stdout.readline()
         return json.loads(line) if line else {"error": f"lighthouse exited {self.proc.poll()}"}
 

@@ -6,8 +6,8 @@
 - rspamd (Debian `rspamd`), run here on a loopback port with its stock rules, scores the DKIM-signed digest
   with `rspamc check` as a receiving server would see it (envelope, HELO, a sending IP): no action and no
   symbol above 1.0. Being offline, rspamd asks a DNS stub on loopback (tests/dns_stub.py): it knows the
-  sender's SPF, DKIM key, DMARC policy and HELO name, and answers "no such name" to everything else, so
-  every block list reads "not listed". SpamAssassin has its own test (tests/test_spam.py).
+  sender's SPF, DKIM key, DMARC policy, MX and HELO name, and answers "no such name" to everything else,
+  so every block list reads "not listed". SpamAssassin has its own test (tests/test_spam.py).
 
 Each check also fails a digest broken on purpose: an unsupported CSS property added to the template, and a
 message without its Message-ID. Figures go to test-artifacts/clients/ (the README's).
@@ -247,6 +247,8 @@ def rspamd(tmp_path_factory, dkim_key):
         (HELO, "A"): [SENDER_IP],
         (".".join(reversed(SENDER_IP.split("."))) + ".in-addr.arpa", "PTR"): [HELO + "."],
         ("example.org", "TXT"): [txt(f"v=spf1 ip4:{SENDER_IP} -all")],
+        ("example.org", "MX"): [f"10 {HELO}."],  # a sender's domain takes mail (rspamd's hfilter asks)
+        ("example.org", "A"): [SENDER_IP],
         ("_dmarc.example.org", "TXT"): [txt("v=DMARC1; p=reject")],
         ("digest2026._domainkey.example.org", "TXT"): [txt(dkim_key[1])],
     }
