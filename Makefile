@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-semantic
 
-.PHONY: install demo test bench lint clean
+.PHONY: install client-tools demo test bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,10 +20,22 @@ $(TEST_STAMP): $(STAMP)
 
 install: $(STAMP)
 
+# The programs that check what the digest emits (README, "Checked by the clients people use"): axe-core
+# and Lighthouse for the pages, caniemail for the digest's HTML; versions pinned in .ci/node/package.json
+# and its lock file, installed into .ci/node/node_modules (never committed). Needs npm; without it the
+# tests that use them are skipped (on CI, where .ci/run installs npm, they fail instead).
+NODE_DIR := .ci/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+client-tools: $(NODE_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/digest demo
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(if $(shell command -v npm),$(NODE_STAMP))
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
