@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,8 +18,11 @@ from digest.cli import main
 from digest.ranking import rank
 from digest.records import Paper, Profile
 from digest.subscriptions import subscriber_csv, subscribers
+from digest.subscriptions.links import links_for
 from digest.subscriptions.profile import ProfileChange
 from digest.subscriptions.rules import SubscriberError, clean_weighted_topics
+from digest.usecases import setup
+from tests.test_e2e_browser import ARTIFACTS, CHROME, DRIVER, Browser, run, serving, text_of, wait_for_mail
 
 NOW = datetime(2024, 10, 25, 12, tzinfo=UTC)
 FIELDS = ["weather forecasting", "molecule design", "audio restoration", "robot control", "video editing",
@@ -159,3 +164,47 @@ def test_an_old_file_imports_as_before_and_a_bad_weight_names_its_line(db):
                       "the usual share)"]
     assert subscribers.get(db, "ada@example.org").topics == ("diffusion models", "GNN")
     assert subscribers.get(db, "cy@example.org").topic_weights == (4.0,)
+
+
+# ------------------------------------------------------------------------------ the preferences page
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROME.exists() and DRIVER.exists()) and not os.environ.get("CI"),
+                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+def test_the_preferences_page_sets_a_weight_that_the_next_digest_follows(tmp_path):
+    with serving(tmp_path, '[digest]\nranker = "lexical"\n') as (_base, env, sink, tmp):
+        run(env, "subscribers", "add", "ada@example.org", "--topic", "diffusion models", "--topic",
+            "language models", "--max-items", "8")
+        settings = setup.load_settings(env["DIGEST_CONFIG"])
+        db, _ = setup.open_database(settings, "check")
+        sid = subscribers.get(db, "ada@example.org").id
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        b = Browser(tmp / "chrome")
+        try:
+            b.driver.get(links_for(settings).preferences(sid))
+            assert "diffusion models=2 gives it twice the share of your digest" in b.text()
+            topics = b.find("textarea[name=topics]")
+            topics.clear()
+            topics.send_keys("diffusion models=30\nlanguage models")
+            b.click_and_wait("form.stack button[type=submit]")
+            assert "topic 'diffusion models': weight 30 is out of range" in b.text()
+            assert subscribers.get(db, "ada@example.org").topic_weights == ()  # nothing written
+            topics = b.find("textarea[name=topics]")
+            topics.clear()
+            topics.send_keys("diffusion models=3\nlanguage models")
+            b.click_and_wait("form.stack button[type=submit]")
+            assert "Saved" in b.text()
+            shown = b.find("textarea[name=topics]").get_attribute("value")
+            assert shown == "diffusion models=3\nlanguage models"
+            b.shot("10-preferences-weights")
+        finally:
+            b.quit()
+        assert subscribers.get(db, "ada@example.org").topic_weights == (3.0, 1.0)
+        db.dispose()
+        assert "sent 1" in run(env, "send")
+        body = text_of(wait_for_mail(sink, 1)[0])
+    whys = re.findall(r"^ {3}(Matches “(?:diffusion|language) models”.*?)\r?$", body, re.M)
+    assert sum(w.startswith("Matches “diffusion models”") for w in whys) == 6
+    assert sum(w.startswith("Matches “language models”") for w in whys) == 2
+    assert sum("(weighted ×3)" in w for w in whys) == 2
