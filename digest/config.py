@@ -214,6 +214,22 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+class RenderSettings(_Strict):
+    """`[render]`: an admin's templates. `templates_dir` is a folder whose files override the shipped
+    templates of the same name (digest.mjml, digest.txt, the pages, the notice emails), file by file;
+    default `./templates` when it exists. Overrides are checked when a command that renders starts."""
+
+    templates_dir: str | None = None
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _a_folder(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_dir():
+            raise ValueError(f"no folder {v!r} (copy the templates you change into it: see README, "
+                             "Templates)")
+        return v
+
+
 class SchedulerSettings(_Strict):
     """`digest scheduler`: when it ingests, plans and sends, and where it keeps its job state."""
 
@@ -265,6 +281,7 @@ class Settings(_Strict):
     web: WebSettings = WebSettings()
     digest: DigestSettings = DigestSettings()
     ranking: RankingSettings = RankingSettings()
+    render: RenderSettings = RenderSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     metrics: MetricsSettings = MetricsSettings()
     path: str | None = None  # where it was loaded from, for `digest status`

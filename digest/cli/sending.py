@@ -20,6 +20,7 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
           ingest_first: bool = False, workers: int | None = None) -> tuple[PassReport, dict]:
     """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
     email = subscribers.key(email) if email else None
+    ctx.check_templates()
     for warning in ctx.settings.warnings() if not dry_run else ():
         click.echo(f"warning: {warning}", err=True)
     bar = _Bar(sys.stderr.isatty() and not as_json)

@@ -45,7 +45,7 @@ from digest.mail import signing
 from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import Transport
 from digest.records import DeliveryStatus, utcnow
-from digest.render import default_renderer
+from digest.render import renderer_for
 from digest.render.compose import Entries
 from digest.store.db import Database
 from digest.subscriptions.links import links_for
@@ -61,7 +61,8 @@ def worker_name() -> str:
 
 def setup_for(settings: Settings, signer: signing.DkimSigner | None = None) -> Setup:
     """What the channels of a run (or a preview) are made with: links, the compiled templates, DKIM."""
-    return Setup(settings=settings, links=links_for(settings), renderer=default_renderer(), signer=signer,
+    return Setup(settings=settings, links=links_for(settings),
+                 renderer=renderer_for(settings.render.templates_dir), signer=signer,
                  secret=settings.secret())
 
 

@@ -28,7 +28,7 @@ from digest.config import Settings
 from digest.delivery.loop import send_here
 from digest.delivery.recording import SendReport
 from digest.mail.ratelimit import RateLimiter
-from digest.render import default_renderer
+from digest.render import renderer_for
 from digest.store.db import Database
 from digest.throughput import few_collections
 
@@ -140,7 +140,7 @@ def _worker_process(url: str, settings: Settings, kwargs: dict, go, halt, count,
     # stopped like a single sender: gives back what it holds
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threading.Thread(target=lambda: (halt.wait(), stop.set(), go.set()), daemon=True).start()
-    default_renderer()
+    renderer_for(settings.render.templates_dir)
     go.wait()
     if stop.is_set():  # cancelled before it began: nothing claimed, nothing to report
         return

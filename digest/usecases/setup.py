@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import jinja2
+
 from digest import config
 from digest.config import ConfigError, Settings
 from digest.ranking import semantic
+from digest.render import renderer_for, templates
+from digest.render.checks import TemplateError, where
 from digest.store.db import Database, Schema, SchemaError, SchemaState, open_checked
+from digest.subscriptions.signup import check_notice_templates
 
-__all__ = ["Database", "Schema", "SchemaError", "SchemaState", "load_settings", "open_database"]
+__all__ = ["Database", "Schema", "SchemaError", "SchemaState", "check_templates", "load_settings",
+           "open_database", "page_templates"]
 from digest.usecases.embedding import encoder
 
 
@@ -32,3 +38,24 @@ def open_database(settings: Settings, schema: Schema = "create") -> tuple[Databa
     commands `check` (nothing is created), writing ones `create` (a fresh database gets the schema),
     `digest init` `upgrade`s. Raises SchemaError, one line that points at `digest init`."""
     return open_checked(settings.database.url, schema)
+
+
+def page_templates(settings: Settings) -> list[str]:
+    """Where the web app's page templates are looked up, an admin's folder first."""
+    return templates.folders(settings.render.templates_dir).search_path()
+
+
+def check_templates(settings: Settings) -> None:
+    """Compile every template now, shipped or an admin's (`[render] templates_dir`), and check it
+    against the rules templates keep (digest.render.checks): the start of every command that renders
+    (send, run, preview, serve, scheduler). Raises TemplateError, one line naming the file and line."""
+    digest = settings.digest
+    renderer_for(settings.render.templates_dir).check(settings.web.base_url, digest.max_items,
+                                                      digest.trending_items, digest.excerpt_chars)
+    check_notice_templates(settings)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(page_templates(settings)), autoescape=True)
+    for name in templates.PAGES:
+        try:
+            env.get_template(name)  # and what it extends or includes
+        except jinja2.TemplateSyntaxError as err:
+            raise TemplateError(f"{where(err.filename or name, err.lineno)}: {err.message}") from None

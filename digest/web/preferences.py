@@ -39,7 +39,7 @@ async def preferences(request: Request, errors: list[str] | None = None,
     rated = await run_in_threadpool(feedback_clicks.rated_papers, site.db, sub.id)
     paused = sub.paused(utcnow())
     seeded = await run_in_threadpool(seeds.seeded, site.db, sub.id)
-    values = values or {"topics": "\n".join(sub.topics), "excludes": "\n".join(sub.excludes),
+    values = values or {"topics": "\n".join(sub.written_topics), "excludes": "\n".join(sub.excludes),
                         "authors": "\n".join(sub.authors),
                         "frequency": sub.frequency, "weekday": sub.weekday, "hour": sub.hour,
                         "timezone": sub.timezone, "max_items": sub.max_items or ""}
