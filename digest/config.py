@@ -8,22 +8,23 @@ outside the repository) that holds them.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import operator
 import os
-import secrets
 import tomllib
 from functools import reduce
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from digest.records import check_zone
 
 DATA_DIR = resources.files("digest") / "data"
+_log = logging.getLogger("digest.config")
 
 
 def bundled_listings() -> list[str]:
@@ -40,8 +41,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEFAULT_DATABASE = "digest.db"  # in the working directory, when database.url is not set
+# The default's name in some earlier versions: an upgrade finds it rather than starting an empty one.
+EARLIER_DEFAULTS = ("digest.store.db",)
+
+
 class DatabaseSettings(_Strict):
-    url: str = "sqlite:///digest.store.db"
+    url: str = f"sqlite:///{DEFAULT_DATABASE}"
 
     @field_validator("url")
     @classmethod
@@ -157,7 +163,8 @@ class MailSettings(_Strict):
 class WebSettings(_Strict):
     base_url: str = "http://localhost:8000"
     secret_env: str = "DIGEST_SECRET"
-    secret_file: str | None = None  # default: .digest-secret next to the SQLite database / cwd
+    # a file holding the secret; without it (and without $DIGEST_SECRET) the database keeps its own
+    secret_file: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -269,36 +276,44 @@ class Settings(_Strict):
     metrics: MetricsSettings = MetricsSettings()
     path: str | None = None  # where it was loaded from, for `digest status`
 
-    def secret(self) -> str:
-        """The signing secret: from the environment, else `web.secret_file`, else the default file.
+    # the secrets links are signed and checked with, newest (signing) first: bound by `use_secrets` when
+    # the database is opened (digest.usecases.setup), which keeps the generated one
+    _secrets: tuple[str, ...] | None = PrivateAttr(default=None)
 
-        Only the default file (`.digest-secret` beside the SQLite database) is created when missing:
-        a random secret, mode 600, so tokens stay valid across runs. A configured `web.secret_file`
-        must exist: a typo in its path must not rotate the secret and void every link already mailed.
-        """
+    def configured_secret(self) -> str | None:
+        """The secret the admin set: `$DIGEST_SECRET` (web.secret_env), else `web.secret_file`, else None
+        (the database's own is used). A configured `web.secret_file` must exist: a typo in its path must
+        not rotate the secret and void every link already mailed."""
         value = os.environ.get(self.web.secret_env)
         if value:
             return value
         if self.web.secret_file:
             return _read_secret(Path(self.web.secret_file), f"web.secret_file: {self.web.secret_file}",
                                 self.web.secret_env)
-        path = self._state_dir() / ".digest-secret"
-        if path.exists():
-            return _read_secret(path, str(path), self.web.secret_env)
-        value = secrets.token_urlsafe(32)
-        tmp = path.with_name(f".digest-secret.{os.getpid()}.{secrets.token_hex(4)}")
-        try:  # written whole, then linked into place: a process racing us reads all of it or makes its own
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(value)
-            os.link(tmp, path)
-        except FileExistsError:  # another process linked its secret first
-            return _read_secret(path, str(path), self.web.secret_env)
-        except OSError as err:
-            raise ConfigError(f"cannot create the signing secret {path}: {err.strerror or err}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        return value
+        return None
+
+    def use_secrets(self, keys: tuple[str, ...]) -> None:
+        """Sign with `keys[0]` and accept all of `keys` (the database's, found when it is opened)."""
+        self._secrets = tuple(keys)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret a link or a sealed URL is checked with, the signing one first."""
+        if self._secrets:
+            return self._secrets
+        configured = self.configured_secret()
+        if configured:
+            return (configured,)
+        raise ConfigError(f"no signing secret yet: set ${self.web.secret_env}, or open the database first "
+                          "(it keeps the one it generated)")
+
+    def secret(self) -> str:
+        """The secret new links and sealed URLs are signed with."""
+        return self.secrets()[0]
+
+    def earlier_secret_file(self) -> Path:
+        """Where earlier versions kept a generated secret: `.digest-secret` beside the SQLite database
+        (the working directory for PostgreSQL). Read once to adopt it; never written."""
+        return self._state_dir() / ".digest-secret"
 
     def warnings(self) -> list[str]:
         """What works but should not go to real subscribers (`digest send`, `digest run` and the scheduler
@@ -353,13 +368,31 @@ def load(path: str | os.PathLike | None = None) -> Settings:
     if path is None:
         path = os.environ.get("DIGEST_CONFIG") or ("config.toml" if Path("config.toml").exists() else None)
     if path is None:
-        return Settings()
+        return _default_database(Settings(), {})
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        # utf-8-sig: a file saved with a byte-order mark (Notepad) reads like any other
+        data = tomllib.loads(p.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{p}: not valid TOML: {err}") from None
     data["path"] = str(p)
-    return from_dict(data, str(p))
+    return _default_database(from_dict(data, str(p)), data)
+
+
+def _default_database(settings: Settings, data: dict) -> Settings:
+    """With no `database.url` set, ./digest.db; where only a database under an earlier default name
+    exists, that one, said in one line (an upgrade must not start on a new, empty database)."""
+    if "url" in (data.get("database") or {}):
+        return settings
+    found = [n for n in EARLIER_DEFAULTS if Path(n).is_file()]
+    if not found:
+        return settings
+    if Path(DEFAULT_DATABASE).exists():
+        _log.warning("using %s; %s beside it is a database made by an earlier version under another "
+                     "name and is not used", DEFAULT_DATABASE, found[0])
+        return settings
+    _log.warning("using %s (made by an earlier version, whose default name it was); rename it to %s "
+                 "(with its -wal and -shm files) or set database.url", found[0], DEFAULT_DATABASE)
+    return settings.model_copy(update={"database": DatabaseSettings(url=f"sqlite:///{found[0]}")})

@@ -62,7 +62,7 @@ def worker_name() -> str:
 def setup_for(settings: Settings, signer: signing.DkimSigner | None = None) -> Setup:
     """What the channels of a run (or a preview) are made with: links, the compiled templates, DKIM."""
     return Setup(settings=settings, links=links_for(settings), renderer=default_renderer(), signer=signer,
-                 secret=settings.secret())
+                 secret=settings.secrets())
 
 
 def send_here(db: Database, settings: Settings, *, transport: Transport | Sequence[Transport] | None = None,

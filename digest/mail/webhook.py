@@ -19,12 +19,12 @@ import hashlib
 import ipaddress
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from digest.mail.transport import PermanentFailure, TemporaryFailure
 
@@ -113,12 +113,14 @@ def redact(url: str) -> str:
 class Sealer:
     """Seals webhook URLs for the database and opens them for sending (Fernet: AES and an HMAC), with a
     key derived from the signing secret: a database read on its own does not give the URLs away.
-    Changing the secret makes the stored URLs unreadable (the sender fails those deliveries and says
-    so): add the webhooks again."""
+    Given several secrets (the signing one first), it seals with the first and opens with any
+    (MultiFernet): a secret set over the database's own keeps the stored URLs readable. A secret lost
+    makes them unreadable (the sender fails those deliveries and says so): add the webhooks again."""
 
-    def __init__(self, secret: str):
-        key = hashlib.sha256(b"trending-digest webhook url\0" + secret.encode("utf-8")).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+    def __init__(self, secret: str | Sequence[str]):
+        keys = [secret] if isinstance(secret, str) else list(secret)
+        self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(
+            hashlib.sha256(b"trending-digest webhook url\0" + k.encode("utf-8")).digest())) for k in keys])
 
     def seal(self, url: str) -> str:
         return self._fernet.encrypt(url.encode("utf-8")).decode("ascii")
