@@ -7,16 +7,19 @@ outside the repository) that holds them.
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import logging
 import operator
 import os
+import re
 import tomllib
 from functools import reduce
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, get_args
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -38,7 +41,42 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no inf or nan: every number is checked against a range that can work (each Field's bounds)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+DAY = 86400.0
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LIST_ID = re.compile(rf"[^<>]*<{_ATOM}(\.{_ATOM})+>")  # RFC 2919: an optional phrase, <label.namespace>
+# names email-validator refuses as special-use, which a test or an intranet relay sends from all the same
+_LOCAL_DOMAINS = ("localhost", "localdomain", "local", "internal", "lan", "test")
+
+
+def check_address(value: str, named: bool) -> str:
+    """A configured sender-side address, as the mail it goes into needs it: `Name <addr>` or a bare
+    address when `named`, else a bare address only (it goes into a `mailto:` URL). The address is checked
+    as subscribers' are (email-validator), its local part ASCII (no SMTPUTF8); a local domain
+    (`localhost`) is allowed for tests and intranets."""
+    text = value.strip()
+    if _CONTROL.search(text):
+        raise ValueError("holds a line break or a control character")
+    name, addr = email.utils.parseaddr(text)
+    if "@" not in addr:
+        raise ValueError("not an email address (name@example.org" + (", or Name <name@example.org>)"
+                                                                      if named else ")"))
+    if not named and (name or addr != text):
+        raise ValueError(f"must be a bare address ({addr}), not a display name and <address>: it goes "
+                         "into a mailto: link")
+    local, _, domain = addr.rpartition("@")
+    if not local.isascii():
+        raise ValueError(f"{addr}: a non-ASCII local part needs SMTPUTF8, which is not supported")
+    checked = f"{local}@example.org" if domain.lower().rsplit(".", 1)[-1] in _LOCAL_DOMAINS else addr
+    try:
+        validate_email(checked, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise ValueError(f"{addr} is not a valid email address: {err}") from None
+    return text
 
 
 DEFAULT_DATABASE = "digest.db"  # in the working directory, when database.url is not set
@@ -63,12 +101,19 @@ class DatabaseSettings(_Strict):
 
 
 class HttpSettings(_Strict):
-    timeout: float = Field(20.0, gt=0)
+    timeout: float = Field(20.0, gt=0, le=600)
     retries: int = Field(4, ge=0, le=10)
-    backoff: float = Field(1.0, ge=0)  # first retry waits about this many seconds, doubling
-    max_backoff: float = Field(60.0, ge=0)
+    backoff: float = Field(1.0, ge=0, le=3600)  # first retry waits about this many seconds, doubling
+    max_backoff: float = Field(60.0, ge=0, le=DAY)
     user_agent: str = "trending-digest/0.1 (+self-hosted paper digest)"
-    max_bytes: int = Field(50_000_000, ge=1024)  # refuse a response body larger than this
+    max_bytes: int = Field(50_000_000, ge=1024, le=2_000_000_000)  # refuse a response body larger than this
+
+    @field_validator("user_agent")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        if _CONTROL.search(v) or not v.strip():
+            raise ValueError("must be one line of text (it is sent as an HTTP header)")
+        return v
 
 
 class _Source(_Strict):
@@ -96,8 +141,8 @@ class ArxivSource(_Source):
     base_url: str = "https://export.arxiv.org"
     categories: list[str] = ["cs.LG", "cs.CL"]
     page_size: int = Field(100, ge=1, le=2000)
-    max_results: int = Field(1000, ge=1)
-    delay: float = Field(3.0, ge=0)  # seconds between calls, as arXiv's terms ask
+    max_results: int = Field(1000, ge=1, le=100_000)
+    delay: float = Field(3.0, ge=0, le=3600)  # seconds between calls, as arXiv's terms ask
     backfill_days: int = Field(3, ge=0, le=365)
     overlap_days: int = Field(1, ge=0, le=30)  # re-read this far behind the watermark (late announcements)
     query: str | None = None  # raw arXiv search_query; overrides `categories` ("cat:cs.LG AND abs:diffusion")
@@ -128,12 +173,12 @@ class SmtpSettings(_Strict):
     security: Literal["none", "starttls", "tls"] = "none"
     username: str | None = None
     password_env: str = "DIGEST_SMTP_PASSWORD"
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(30.0, gt=0, le=3600)
     ca_file: str | None = None  # PEM certificates to trust instead of the system's (a private relay)
     pool_size: int = Field(1, ge=1, le=16)  # SMTP connections per `digest send`, one sending thread each
-    rate_limit: float = Field(0.0, ge=0)  # messages per second (token bucket, 1 s burst); 0 = unlimited
-    window_limit: int = Field(0, ge=0)  # at most this many messages per sliding window; 0 = off
-    window_seconds: float = Field(3600.0, gt=0)  # length of that sliding window
+    rate_limit: float = Field(0.0, ge=0, le=100_000)  # messages per second (token bucket, 1 s burst); 0 = off
+    window_limit: int = Field(0, ge=0, le=10**9)  # at most this many messages per sliding window; 0 = off
+    window_seconds: float = Field(3600.0, gt=0, le=31 * DAY)  # length of that sliding window
 
 
 class MailSettings(_Strict):
@@ -147,17 +192,35 @@ class MailSettings(_Strict):
     dkim_selector: str | None = None  # required with dkim_key_file: the key is at SELECTOR._domainkey.DOMAIN
     dkim_domain: str | None = None  # d= of the signature; default: the domain of from_address
     max_attempts: int = Field(5, ge=1, le=50)  # tries per delivery on 4xx replies before it is failed
-    retry_backoff: float = Field(300.0, ge=0)  # seconds before the first retry, doubling each time
-    retry_max_backoff: float = Field(21600.0, ge=0)  # cap on that wait
-    lease_seconds: float = Field(600.0, gt=0)  # a crashed sender's claimed deliveries are resumed after this
+    retry_backoff: float = Field(300.0, ge=0, le=7 * DAY)  # seconds before the first retry, doubling
+    retry_max_backoff: float = Field(21600.0, ge=0, le=31 * DAY)  # cap on that wait
+    # a crashed sender's claimed deliveries are resumed after this
+    lease_seconds: float = Field(600.0, gt=0, le=DAY)
     # sending processes per `digest send`, each with smtp.pool_size connections
     workers: int = Field(1, ge=1, le=16)
-    # seconds a chat webhook (Slack, Discord...) may take to answer
-    webhook_timeout: float = Field(10.0, gt=0)
-    bounce_hard_limit: int = Field(1, ge=1)  # suppress an address after this many hard bounces (or 5xx)
-    bounce_soft_limit: int = Field(3, ge=1)  # ... or after this many soft bounces
-    bounce_window_days: int = Field(30, ge=1)  # bounces older than this no longer count
+    # seconds a chat webhook (Slack, Discord...) may take for the whole request, reply included
+    webhook_timeout: float = Field(10.0, gt=0, le=600)
+    bounce_hard_limit: int = Field(1, ge=1, le=1000)  # suppress an address after this many hard bounces
+    bounce_soft_limit: int = Field(3, ge=1, le=1000)  # ... or after this many soft bounces
+    bounce_window_days: int = Field(30, ge=1, le=3650)  # bounces older than this no longer count
     smtp: SmtpSettings = SmtpSettings()
+
+    @field_validator("from_address", "reply_to")
+    @classmethod
+    def _named_address(cls, v: str | None) -> str | None:
+        return None if v is None else check_address(v, named=True)
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _bare_address(cls, v: str) -> str:
+        return check_address(v, named=False)
+
+    @field_validator("list_id")
+    @classmethod
+    def _list_id(cls, v: str) -> str:
+        if _CONTROL.search(v) or not _LIST_ID.fullmatch(v.strip()):
+            raise ValueError('must be "Name <label.example.org>" (RFC 2919: a dotted id in angle brackets)')
+        return v.strip()
 
 
 class WebSettings(_Strict):
@@ -229,7 +292,8 @@ class SchedulerSettings(_Strict):
     timezone: str = "UTC"  # zone the cron schedules (sources' `schedule`, `housekeeping`) are read in
     job_store: Literal["memory", "database"] = "memory"  # database: keep job state in [database]
     ingest_on_start: bool = True  # ingest every source once at start, then on its schedule
-    misfire_grace_seconds: int = Field(3600, ge=1)  # a run missed by less than this still runs, once
+    # a run missed by less than this still runs, once
+    misfire_grace_seconds: int = Field(3600, ge=1, le=int(7 * DAY))
     keep_runs_days: int = Field(30, ge=1, le=3650)  # how long the job-run log is kept
     workers: int = Field(4, ge=1, le=32)  # threads that run jobs
 
