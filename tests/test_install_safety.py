@@ -16,7 +16,7 @@ import pytest
 def digest(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
     out = subprocess.run([sys.executable, "-m", "digest.cli", *args], cwd=cwd, env=env, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=900)
     if check:
         assert out.returncode == 0, out.stderr
     return out
