@@ -277,3 +277,16 @@ class Bounce(Base):
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
     event_key: Mapped[str] = mapped_column(String(64), unique=True)  # the same report read twice counts once
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SigningSecret(Base):
+    """The signing secret this database's links and sealed webhook URLs are made with, when the admin
+    sets none (`$DIGEST_SECRET`, `web.secret_file`): one for the database, whichever directory or process
+    signs. The earliest row signs; every row verifies (a secret adopted from an earlier version's
+    per-directory `.digest-secret` file keeps the links made with it working)."""
+
+    __tablename__ = "signing_secrets"
+
+    secret: Mapped[str] = mapped_column(String(200), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(200))  # "generated", or the file it was adopted from
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

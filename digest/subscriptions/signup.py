@@ -277,7 +277,7 @@ def confirm(db: Database, settings: Settings, token: str, now: datetime | None =
     only a fresh confirmation can bring an unsubscribed address back. `activate=False` only checks.
     """
     now = now or utcnow()
-    data = tokens.read(settings.secret(), "confirm", token)
+    data = tokens.read(settings.secrets(), "confirm", token)
     at = data.get("at") if isinstance(data.get("at"), int) else 0
     with db.session() as s:
         sub = subscriber_store.row(s, subscriber_id=data["s"])
@@ -298,7 +298,7 @@ def open_link(db: Database, settings: Settings, purpose: str, token: str) -> tup
     A token signed before the subscriber's row existed was made for an earlier subscriber with the
     same id (SQLite reuses the highest id after a delete), so that subscriber counts as gone.
     """
-    secret = settings.secret()
+    secret = settings.secrets()
     data = tokens.read(secret, purpose, token)
     try:
         sub = subscribers.get_by_id(db, data["s"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import jinja2
 
 from digest import config
@@ -10,11 +12,14 @@ from digest.ranking import semantic
 from digest.render import renderer_for, templates
 from digest.render.checks import TemplateError, where
 from digest.store.db import Database, Schema, SchemaError, SchemaState, open_checked
+from digest.store.secrets import database_secrets
 from digest.subscriptions.signup import check_notice_templates
 
 __all__ = ["Database", "Schema", "SchemaError", "SchemaState", "check_templates", "load_settings",
            "open_database", "page_templates"]
 from digest.usecases.embedding import encoder
+
+_log = logging.getLogger("digest.secret")
 
 
 def load_settings(path: str | None = None) -> Settings:
@@ -36,8 +41,32 @@ def load_settings(path: str | None = None) -> Settings:
 def open_database(settings: Settings, schema: Schema = "create") -> tuple[Database, SchemaState]:
     """The configured database and the schema state it was found in (`store.db.open_checked`): reading
     commands `check` (nothing is created), writing ones `create` (a fresh database gets the schema),
-    `digest init` `upgrade`s. Raises SchemaError, one line that points at `digest init`."""
-    return open_checked(settings.database.url, schema)
+    `digest init` `upgrade`s. Raises SchemaError, one line that points at `digest init`.
+
+    The settings then sign with the database's secret (`use_secrets`), unless the admin set one."""
+    db, state = open_checked(settings.database.url, schema)
+    try:
+        settings.use_secrets(signing_secrets(db, settings))
+    except ConfigError:  # an unreadable web.secret_file: refused by the first command that signs
+        pass
+    return db, state
+
+
+def signing_secrets(db: Database, settings: Settings) -> tuple[str, ...]:
+    """One database, one signing secret: the one the admin set ($DIGEST_SECRET, web.secret_file), else the
+    one the database keeps (digest.store.secrets), made once, never one per directory. A secret set over
+    the database's own signs from then on, and the database's still verifies the links and sealed
+    webhook URLs already out; that is said in one line."""
+    configured = settings.configured_secret()
+    kept = database_secrets(db, settings.earlier_secret_file(), generate=not configured)
+    if not configured:
+        return tuple(kept)
+    earlier = [k for k in kept if k != configured]
+    if earlier:
+        _log.warning("signing with the configured secret ($%s or web.secret_file); the %d secret(s) this "
+                     "database signed with before still verify the links and webhook URLs already out",
+                     settings.web.secret_env, len(earlier))
+    return (configured, *earlier)
 
 
 def page_templates(settings: Settings) -> list[str]:

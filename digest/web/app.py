@@ -294,7 +294,7 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
     root = base.path.rstrip("/")  # the app may live under a path prefix of base_url
     signups = signup.signup_queue(db, settings, limiter=signup.limiter(*address_limit), transport=transport)
     site = Site(settings=settings, db=db, root=root,
-                csrf=Csrf(settings.secret(), secure=base.scheme == "https"),
+                csrf=Csrf(settings.secrets(), secure=base.scheme == "https"),
                 env=templates(settings, root), by_ip=signup.limiter(*ip_limit), signups=signups,
                 suggestions=Suggestions(),
                 metrics=monitoring.metrics_registry(db, settings) if settings.metrics.enabled else None)
