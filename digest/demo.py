@@ -17,8 +17,9 @@ DEMO_SUBSCRIBERS = [
 ]
 
 
-def run_demo(directory: Path) -> tuple[list[dict], Path]:
-    """Fresh database in `directory`, three subscribers, a real SMTP round trip; returns a summary."""
+def run_demo(directory: Path) -> tuple[list[dict], Path, str]:
+    """Fresh database in `directory`, three subscribers, a real SMTP round trip; returns a summary:
+    a row per subscriber, the outbox, and what ranked the digests."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("digest.store.db", "digest.store.db-wal", "digest.store.db-shm"):
         (directory / name).unlink(missing_ok=True)
@@ -49,4 +50,7 @@ def run_demo(directory: Path) -> tuple[list[dict], Path]:
                      "top": edition.items[0].title if edition.items else "",
                      "file": str(path) if path else ""})
     db.dispose()
-    return rows, outbox
+    ranked = ingesting.ranked_by(settings)
+    if report.embedded:
+        ranked += f", {report.embedded} papers embedded"
+    return rows, outbox, ranked
