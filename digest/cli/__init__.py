@@ -181,9 +181,10 @@ def demo(directory: str) -> None:
     from digest.demo import run_demo
 
     try:
-        rows, outbox = run_demo(Path(directory))
+        rows, outbox, ranked = run_demo(Path(directory))
     except (*USER_ERRORS, RuntimeError) as err:
         raise click.ClickException(str(err)) from None
+    click.echo(f"\nRanked by {ranked}.")
     click.echo(f"\n{'subscriber':<24} {'papers':>6}  {'top paper':<58} file")
     for r in rows:
         click.echo(f"{r['email']:<24} {r['papers']:>6}  {r['top'][:58]:<58} {r['file']}")

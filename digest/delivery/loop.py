@@ -61,14 +61,9 @@ def worker_name() -> str:
 
 def setup_for(settings: Settings, signer: signing.DkimSigner | None = None) -> Setup:
     """What the channels of a run (or a preview) are made with: links, the compiled templates, DKIM."""
-<<<<<<< HEAD
     return Setup(settings=settings, links=links_for(settings),
                  renderer=renderer_for(settings.render.templates_dir), signer=signer,
-                 secret=settings.secret())
-=======
-    return Setup(settings=settings, links=links_for(settings), renderer=default_renderer(), signer=signer,
                  secret=settings.secrets())
->>>>>>> issue-23c
 
 
 def send_here(db: Database, settings: Settings, *, transport: Transport | Sequence[Transport] | None = None,

@@ -48,6 +48,7 @@ class Tryout:
 
     papers: int
     results: list[QueryResult]
+    ranker: str = "lexical"  # what ranked them (semantic.describe)
 
 
 def read_queries(path: Path) -> list[list[str]]:
@@ -67,7 +68,7 @@ def tryout(
 
     At most `limit` papers per group; `ranker` is "auto" | "lexical" | "hybrid" (semantic.wanted).
     Raises TryoutError for an unreadable or empty listings file, an unreadable queries file, or the
-    hybrid ranker without the semantic extra."""
+    hybrid ranker when its model cannot run."""
     try:
         papers, ids, rejected = read_papers(listings)
     except ListingsError as err:
@@ -84,6 +85,7 @@ def tryout(
     picks = rank(papers, profiles, vectors=vectors)
     return Tryout(
         papers=len(papers),
+        ranker=semantic.describe(ranker),
         results=[
             QueryResult(
                 "; ".join(group),
@@ -114,4 +116,5 @@ def text_lines(result: Tryout) -> list[str]:
             title = r.title if len(r.title) <= TITLE_WIDTH else r.title[: TITLE_WIDTH - 1] + "…"
             lines.append(f"{n:>3}. {r.score:.3f}  {r.id:<14} {title}")
             lines.append(f"     {r.why}")
+    lines.append(f"(ranked by {result.ranker})")
     return lines

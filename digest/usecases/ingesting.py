@@ -32,6 +32,11 @@ def ingest(db: Database, settings: Settings, *, source: str | None = None, since
     return report
 
 
+def ranked_by(settings: Settings) -> str:
+    """What the settings rank with in this install, said to the admin: "hybrid (lexical + ...)"."""
+    return semantic.describe(settings.digest.ranker, settings.ranking.model)
+
+
 def source_status(db: Database, settings: Settings) -> list[dict]:
     """Each configured source's last run, success, error, watermark and totals (`digest sources`)."""
     return ingest_stage.source_status(db, settings)
