@@ -39,25 +39,33 @@ def text_hash(title: str, abstract: str) -> str:
 def ensure(db: Database, analyser: str, analyse: Analyse, since: datetime | None = None,
            progress: Callable[[int], None] | None = None) -> int:
     """Analyse and store every listed paper updated since `since` (all without it) whose record is
-    missing or stale. Returns how many were analysed; `progress(n)` after each batch."""
+    missing or stale, BATCH papers at a time (read, analysed, written: memory stays flat). Returns
+    how many were analysed; `progress(n)` after each batch."""
+    done, after = 0, 0
     with _ONE_AT_A_TIME:
-        with db.session() as s:
-            q = (select(PaperRow.id, PaperRow.title, PaperRow.abstract, PaperTerms.analyser,
-                        PaperTerms.text_hash)
-                 .outerjoin(PaperTerms, PaperTerms.paper_id == PaperRow.id)
-                 .where(PaperRow.withdrawn_at.is_(None)).order_by(PaperRow.id))
-            if since is not None:
-                q = q.where(PaperRow.updated_at >= since)
-            todo = [(i, t, a or "") for i, t, a, an, h in s.execute(q)
+        while True:
+            with db.session() as s:
+                q = (select(PaperRow.id, PaperRow.title, PaperRow.abstract, PaperTerms.analyser,
+                            PaperTerms.text_hash)
+                     .outerjoin(PaperTerms, PaperTerms.paper_id == PaperRow.id)
+                     .where(PaperRow.withdrawn_at.is_(None), PaperRow.id > after)
+                     .order_by(PaperRow.id).limit(BATCH))
+                if since is not None:
+                    q = q.where(PaperRow.updated_at >= since)
+                rows = s.execute(q).all()
+            if not rows:
+                break
+            after = rows[-1][0]
+            todo = [(i, t, a or "") for i, t, a, an, h in rows
                     if an != analyser or h != text_hash(t, a or "")]
-        for start in range(0, len(todo), BATCH):
-            part = todo[start : start + BATCH]
-            _write(db, analyser, [(i, text_hash(t, a), analyse(t, a)) for i, t, a in part])
+            if todo:
+                _write(db, analyser, [(i, text_hash(t, a), analyse(t, a)) for i, t, a in todo])
+            done += len(todo)
             if progress:
-                progress(len(part))
-    if todo:
-        log.info("analysed the terms of %d papers", len(todo))
-    return len(todo)
+                progress(len(rows))
+    if done:
+        log.info("analysed the terms of %d papers", done)
+    return done
 
 
 def _write(db: Database, analyser: str, rows: Sequence[tuple[int, str, bytes]]) -> None:
