@@ -134,7 +134,9 @@ def web_url(value: object) -> str | None:
 def title_key(title: str) -> str:
     """Normalised title for dedupe: casefolded letters and digits, single spaces, no accents."""
     text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    if not text.isascii():  # ASCII has no combining marks
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.casefold()
     text = re.sub(r"[\W_]+", " ", text).strip()
     return text[:MAX_TITLE_KEY]
 

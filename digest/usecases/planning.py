@@ -6,7 +6,7 @@ Also what planning would do, without writing: `digest send --dry-run` and `diges
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 from digest.config import Settings
@@ -16,12 +16,14 @@ from digest.planning import candidates, planner
 from digest.planning.candidates import Selection
 from digest.planning.planner import PlanReport
 from digest.planning.schedule import parse_instant
-from digest.ranking import semantic
-from digest.records import DeliveryStatus, Subscriber, utcnow
+from digest.ranking import semantic, stored_terms
+from digest.records import DeliveryStatus, Paper, Subscriber, utcnow
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
+from digest.store import terms as terms_store
 from digest.store.db import Database
 from digest.usecases.embedding import embed_papers, encoder, paper_vectors
+from digest.usecases.ingesting import store_terms
 from digest.wording import subject_line
 
 log = logging.getLogger("digest.pipeline")
@@ -42,7 +44,14 @@ def candidate_pool(db: Database, settings: Settings, now: datetime) -> candidate
             vecs = paper_vectors(db, [*papers, *extra], encoder(settings))
         except Exception as err:  # noqa: BLE001 - the digest still goes out, ranked on words alone
             log.warning("planner: paper vectors unavailable (%s); ranking lexically this time", err)
-    return candidates.pool(settings.digest, papers, extra, vecs, now)
+    return candidates.pool(settings.digest, papers, extra, vecs, now,
+                           analysed=stored_terms_of(db, [*papers, *extra]))
+
+
+def stored_terms_of(db: Database, papers: Sequence[Paper]) -> Iterator[stored_terms.Analysed | None]:
+    """Each paper's stored index terms, in order, read a chunk at a time (None: the index analyses it)."""
+    for block in terms_store.stream(db, stored_terms.ANALYSER, papers):
+        yield stored_terms.unpack(block) if block is not None else None
 
 
 def select(db: Database, settings: Settings, run: candidates.Pool, subs: Sequence[Subscriber], now: datetime,
@@ -76,6 +85,8 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
                          encoder=encoder(settings))
         except Exception as err:  # noqa: BLE001 - planning embeds in memory or ranks lexically
             log.warning("planner: could not store paper vectors (%s)", err)
+    if not dry_run:  # analyse what ingest did not (papers stored before paper_terms): this run and the next
+        store_terms(db, since=now - timedelta(days=settings.digest.max_lookback_days))
     run: candidates.Pool | None = None  # read and indexed once, when the first batch has someone to plan
     after = 0
     while subs := _mailable_batch(db, now, email, after):
