@@ -76,7 +76,9 @@ def _print_counts(result: dict, as_json: bool) -> None:
         click.echo(f"sent {result['sent']}, retried {result['retried']}, failed {result['failed']}, "
                    f"suppressed {result['suppressed']}, skipped {result['skipped']} (nothing new)"
                    + (f", quiet {result['quiet']} (too few papers: recorded, rolled over)"
-                      if result.get("quiet") else ""))
+                      if result.get("quiet") else "")
+                   + (f", given back {result['given_back']} (unsent, due again)"
+                      if result.get("given_back") else ""))
         per = result.get("by_transport") or {}
         if any(name.startswith("webhook") for name in per):  # mail alone: the line above says it all
             click.echo("by transport: " + "; ".join(

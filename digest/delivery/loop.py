@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from digest import metrics
 from digest.config import Settings
 from digest.delivery import ledger
+from digest.delivery.breaker import Breaker
 from digest.delivery.channel import Setup
 from digest.delivery.channels import Channels, connections
 from digest.delivery.lease import Lease
@@ -84,7 +85,8 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
     recorder = Recorder(db, settings, worker, label, progress)
     lease = Lease(db, worker, timedelta(seconds=settings.mail.lease_seconds))
     limiter = limiter or RateLimiter.from_settings(settings)
-    pool = Pool(threads, recorder, lease, limiter, max(batch, len(threads)), stop)
+    breaker = Breaker()
+    pool = Pool(threads, recorder, lease, limiter, max(batch, len(threads)), stop, breaker)
     if (down := threads[0].get(settings.mail.transport).open()) is not None:  # nothing claimed while down
         recorder.report.errors.append(down.error)
         return recorder.report
@@ -97,8 +99,10 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
             raise
         finally:
             pool.join()
-            _release(db, worker, pool.uncertain)
+            recorder.report.given_back += _release(db, worker, pool.uncertain)
     r = recorder.report
+    r.breaker = breaker.tripped
+    r.errors += [line for line in breaker.lines() if line not in r.errors]
     metrics.send_run(label, r.sent, time.perf_counter() - started)
     log.info("send finished: sent=%d retried=%d failed=%d suppressed=%d", r.sent, r.retried, r.failed,
              r.suppressed)
@@ -138,9 +142,11 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
         channels.close()
 
 
-def _release(db: Database, worker: str, keep: set[int]) -> None:
-    """After a run: whatever it still holds (it stopped early) is due again at once."""
+def _release(db: Database, worker: str, keep: set[int]) -> int:
+    """After a run: whatever it still holds (it stopped early, or the relay refused it) is due again
+    at once, unspent; returns how many."""
     try:
-        ledger.release(db, worker, keep=keep)
+        return ledger.release(db, worker, keep=keep)
     except Exception:  # the database is gone: the leases will run out instead
         log.exception("could not hand back the deliveries of worker %s", worker)
+        return 0

@@ -4,8 +4,10 @@ connection, its own HTTP client), fed by the claiming thread through a bounded q
 Threads, because a sender mostly waits on its peer; the rendering stays in the claiming thread. A
 thread sends an item once the rate limiter lets it and its lease holds (digest.delivery.lease), and
 has its outcome recorded (digest.delivery.recording) before it takes the next one. `ChannelFailed`
-stops the run: what is not sent yet is given back at its end. An exception from a channel means
-the outcome is unknown: that delivery is left to its lease, and the run stops.
+stops the run: what is not sent yet is given back at its end. `ChannelRefused` leaves that delivery
+held, to be given back unspent at the end, and the run goes on until the circuit breaker
+(digest.delivery.breaker) stops it. An exception from a channel means the outcome is unknown: that
+delivery is left to its lease, and the run stops.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import queue
 import threading
 from collections.abc import Sequence
 
-from digest.delivery.channel import ChannelFailed, Outgoing
+from digest.delivery.breaker import Breaker
+from digest.delivery.channel import ChannelFailed, ChannelRefused, Outgoing
 from digest.delivery.channels import Channels
 from digest.delivery.lease import Lease
 from digest.delivery.recording import Recorder
@@ -30,8 +33,9 @@ class Pool:
     """`len(channels)` sending threads; `stop` (when given) keeps any new message from starting."""
 
     def __init__(self, channels: Sequence[Channels], recorder: Recorder, lease: Lease, limiter: RateLimiter,
-                 queue_size: int, stop: threading.Event | None = None):
+                 queue_size: int, stop: threading.Event | None = None, breaker: Breaker | None = None):
         self.recorder, self.lease, self.limiter, self.stop_event = recorder, lease, limiter, stop
+        self.breaker = breaker or Breaker()
         self.queue: queue.Queue[Outgoing | None] = queue.Queue(maxsize=queue_size)
         self.stopped = threading.Event()
         self.uncertain: set[int] = set()  # may have been sent, outcome unrecorded: left to its lease
@@ -97,4 +101,12 @@ class Pool:
         if isinstance(result, ChannelFailed):
             self.stop(result.error)  # not sent: given back with the rest
             return
-        self.recorder.outcome(o, result, channel.label)
+        tripped = self.breaker.note(o.channel, result)
+        if isinstance(result, ChannelRefused):  # still held: given back unspent at the end of the run
+            log.warning("message refused by the relay delivery=%s via=%s (given back, not a bounce): %s",
+                        o.delivery_id, channel.label, result.error)
+        else:
+            self.recorder.outcome(o, result, channel.label)
+        if tripped is not None:
+            log.error("circuit breaker: %s", tripped)
+            self.stop(tripped)

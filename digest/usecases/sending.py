@@ -50,11 +50,11 @@ class PassReport:
     def counts(self) -> dict:
         """What `digest send` / `digest run` print: sent, retried, failed, suppressed (at planning or
         sending), skipped (nothing new), quiet (fewer papers than the subscriber's minimum: recorded,
-        nothing sent, the papers roll over), errors."""
+        nothing sent, the papers roll over), given back (unspent, due again), errors."""
         s = self.send
         return {"sent": s.sent, "retried": s.retried, "failed": s.failed,
                 "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.nothing_new,
-                "quiet": self.plan.quiet, "errors": s.errors,
+                "quiet": self.plan.quiet, "given_back": s.given_back, "errors": s.errors,
                 "planned": self.plan.planned, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
                 "by_transport": s.by_transport}
 
