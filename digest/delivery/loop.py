@@ -39,7 +39,7 @@ from digest.delivery.channel import Setup
 from digest.delivery.channels import Channels, connections
 from digest.delivery.lease import Lease
 from digest.delivery.outgoing import render_batch
-from digest.delivery.pool import Pool
+from digest.delivery.pool import STOPPING, Pool
 from digest.delivery.recording import Recorder, SendReport
 from digest.mail import signing
 from digest.mail.ratelimit import RateLimiter
@@ -89,6 +89,8 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
         return recorder.report
     with short_switches():
         pool.start()
+        with _holding_lock:
+            _holding[worker] = lambda: _release(db, worker, pool.unsure())
         try:
             _claim_and_render(db, Channels(setup), pool, recorder, worker, as_of, batch, email, lease)
         except BaseException as err:
@@ -97,6 +99,8 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
         finally:
             pool.join()
             _release(db, worker, pool.uncertain)
+            with _holding_lock:
+                _holding.pop(worker, None)
     r = recorder.report
     metrics.send_run(label, r.sent, time.perf_counter() - started)
     log.info("send finished: sent=%d retried=%d failed=%d suppressed=%d", r.sent, r.retried, r.failed,
@@ -122,6 +126,9 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
     entries = Entries(excerpt_chars=channels.setup.settings.digest.excerpt_chars)  # each paper's part once
     try:
         while not pool.stopped.is_set():
+            if pool.stop_event is not None and pool.stop_event.is_set():
+                pool.stop(STOPPING)
+                break
             claimed_at = utcnow()  # the lease the claim takes runs out a moment after claimed_at + lease
             if not (ids := ledger.claim(db, worker, as_of, batch, email, lease.length)):
                 break
@@ -135,6 +142,23 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
                     break
     finally:
         channels.close()
+
+
+# The send loops running in this process: worker -> hand back what it holds but is not sending now.
+_holding: dict[str, Callable[[], None]] = {}
+_holding_lock = threading.Lock()
+
+
+def give_back_now(timeout: float) -> None:
+    """Hand back what every send loop of this process holds, except the messages in flight (their
+    outcome is unknown: left to their leases), for a process about to end at once (a second signal).
+    Waits at most `timeout` seconds: a database that does not answer leaves the rest to the leases."""
+    with _holding_lock:
+        calls = list(_holding.values())
+    if calls:
+        done = threading.Thread(target=lambda: [call() for call in calls], daemon=True)
+        done.start()
+        done.join(timeout)
 
 
 def _release(db: Database, worker: str, keep: set[int]) -> None:
