@@ -35,9 +35,10 @@ LAYERS = {  # the most specific prefix wins
 SHELLS = ("digest.cli", "digest.web", "digest.scheduler", "digest.demo")
 # Which use cases each shell calls (every shell may open the settings and the database: setup).
 USE_CASES = {
-    "digest.cli": ("ingesting", "planning", "sending", "previewing", "status", "housekeeping", "seeding"),
+    "digest.cli": ("ingesting", "planning", "sending", "previewing", "status", "housekeeping", "seeding",
+                   "stopping"),
     "digest.web": ("pages", "feeds", "seeding", "monitoring"),
-    "digest.scheduler": ("ingesting", "sending", "housekeeping", "jobs", "monitoring"),
+    "digest.scheduler": ("ingesting", "sending", "housekeeping", "jobs", "monitoring", "stopping"),
     "digest.demo": ("ingesting", "sending", "pages"),
 }
 # Besides: subscriptions, config, the plain records and their words; the demo also runs its in-process SMTP

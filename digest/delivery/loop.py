@@ -40,7 +40,7 @@ from digest.delivery.channel import Setup
 from digest.delivery.channels import Channels, connections
 from digest.delivery.lease import Lease
 from digest.delivery.outgoing import render_batch
-from digest.delivery.pool import Pool
+from digest.delivery.pool import STOPPING, Pool
 from digest.delivery.recording import Recorder, SendReport
 from digest.mail import signing
 from digest.mail.ratelimit import RateLimiter
@@ -92,6 +92,8 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
         return recorder.report
     with short_switches():
         pool.start()
+        with _holding_lock:
+            _holding[worker] = lambda: _release(db, worker, pool.unsure())
         try:
             _claim_and_render(db, Channels(setup), pool, recorder, worker, as_of, batch, email, lease)
         except BaseException as err:
@@ -100,6 +102,8 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
         finally:
             pool.join()
             recorder.report.given_back += _release(db, worker, pool.uncertain)
+            with _holding_lock:
+                _holding.pop(worker, None)
     r = recorder.report
     r.breaker = breaker.tripped
     r.errors += [line for line in breaker.lines() if line not in r.errors]
@@ -127,6 +131,9 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
     entries = Entries(excerpt_chars=channels.setup.settings.digest.excerpt_chars)  # each paper's part once
     try:
         while not pool.stopped.is_set():
+            if pool.stop_event is not None and pool.stop_event.is_set():
+                pool.stop(STOPPING)
+                break
             claimed_at = utcnow()  # the lease the claim takes runs out a moment after claimed_at + lease
             if not (ids := ledger.claim(db, worker, as_of, batch, email, lease.length)):
                 break
@@ -140,6 +147,23 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
                     break
     finally:
         channels.close()
+
+
+# The send loops running in this process: worker -> hand back what it holds but is not sending now.
+_holding: dict[str, Callable[[], None]] = {}
+_holding_lock = threading.Lock()
+
+
+def give_back_now(timeout: float) -> None:
+    """Hand back what every send loop of this process holds, except the messages in flight (their
+    outcome is unknown: left to their leases), for a process about to end at once (a second signal).
+    Waits at most `timeout` seconds: a database that does not answer leaves the rest to the leases."""
+    with _holding_lock:
+        calls = list(_holding.values())
+    if calls:
+        done = threading.Thread(target=lambda: [call() for call in calls], daemon=True)
+        done.start()
+        done.join(timeout)
 
 
 def _release(db: Database, worker: str, keep: set[int]) -> int:

@@ -6,6 +6,7 @@ Also what planning would do, without writing: `digest send --dry-run` and `diges
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
@@ -68,16 +69,18 @@ def select(db: Database, settings: Settings, run: candidates.Pool, subs: Sequenc
 
 
 def plan(db: Database, settings: Settings, *, now: datetime | None = None, email: str | None = None,
-         dry_run: bool = False, due_only: bool = False) -> PlanReport:
+         dry_run: bool = False, due_only: bool = False, stop: threading.Event | None = None) -> PlanReport:
     """Create this period's edition for every mailable subscriber who has something new.
 
     Without `due_only` (`digest send`), everyone whose current period has no edition yet gets one now,
     whatever their hour or day. With `due_only` (the scheduler), only subscribers whose slot has come.
     Both are idempotent through the ledger's unique (subscriber, period) key. With `dry_run`, nothing
-    is written: `report.editions` says who would get what.
+    is written: `report.editions` says who would get what. Once `stop` is set, no further batch is
+    planned (each batch is written in one transaction: the next run plans the rest).
     """
     now = now or utcnow()
     report = PlanReport()
+    log.info("planning editions%s", f" for {email}" if email else "")
     domain = sender_domain(settings.mail.from_address)
     if not dry_run and semantic.wanted(settings.digest.ranker):
         try:  # embed the candidate window's papers now, outside the planning transactions
@@ -89,7 +92,7 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
         store_terms(db, since=now - timedelta(days=settings.digest.max_lookback_days))
     run: candidates.Pool | None = None  # read and indexed once, when the first batch has someone to plan
     after = 0
-    while subs := _mailable_batch(db, now, email, after):
+    while not (stop is not None and stop.is_set()) and (subs := _mailable_batch(db, now, email, after)):
         after = subs[-1].id
         with db.session() as s:
             suppressed = subscriber_store.suppressed(s, [x.email for x in subs])
