@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
+from starlette.testclient import TestClient
 
 from digest.cli import main
+from digest.mail.sink import SmtpSink
 from digest.ranking import rank
 from digest.records import Paper, Profile
 from digest.subscriptions import subscriber_csv, subscribers
@@ -22,6 +24,7 @@ from digest.subscriptions.links import links_for
 from digest.subscriptions.profile import ProfileChange
 from digest.subscriptions.rules import SubscriberError, clean_weighted_topics
 from digest.usecases import setup
+from digest.web.app import create_app
 from tests.test_e2e_browser import ARTIFACTS, CHROME, DRIVER, Browser, run, serving, text_of, wait_for_mail
 
 NOW = datetime(2024, 10, 25, 12, tzinfo=UTC)
@@ -134,6 +137,30 @@ def test_the_cli_sets_shows_and_changes_weights(cli):
     assert refused.count("\n") == 1 and "weight 99 is out of range" in refused
     assert "no subscriber" in cli("subscribers", "show", "bob@example.org", code=1)  # nothing stored
     assert "topics: diffusion models=0.5; GNN=3\n" in cli("subscribers", "show", "ada@example.org")
+
+
+def test_a_preview_of_weighted_topics(cli):
+    cli("ingest")
+    text = cli("preview", "--topic", "diffusion models=3", "--topic", "language models", "--format", "text")
+    assert "Matches “diffusion models” (weighted ×3)" in text
+    refused = cli("preview", "--topic", "diffusion models=30", code=1)
+    assert refused == ("Error: topic 'diffusion models': weight 30 is out of range (from 0.1 to 10; 1 is the "
+                       "usual share)\n")
+
+
+def test_the_sign_up_form_takes_a_weight_too(db, settings_for):
+    with SmtpSink() as sink:
+        smtp = {"host": sink.host, "port": sink.port}
+        settings = settings_for(db.url, mail={"transport": "smtp", "smtp": smtp})
+        with TestClient(create_app(settings, db), base_url="http://testserver") as c:
+            token = re.search(r'name="csrf" value="([^"]+)"', c.get("/").text).group(1)
+            form = {"csrf": token, "email": "ada@example.org", "frequency": "daily", "hour": "8",
+                    "topics": "diffusion models=2, GNN", "timezone": "UTC"}
+            page = c.post("/subscribe", data=form)
+            c.app.state.site.signups.join()
+    assert page.status_code == 200 and len(sink.messages) == 1
+    pending = subscribers.get(db, "ada@example.org")
+    assert pending.topics == ("diffusion models", "GNN") and pending.topic_weights == (2.0, 1.0)
 
 
 # -------------------------------------------------------------------------------------------- CSV

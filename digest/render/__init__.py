@@ -114,9 +114,9 @@ class Renderer:
                 checks.require_link(self.sources[part], self.trees[part], self.files[part], name,
                                     [f.html if html else f.text for f in forms], getattr(full, name), what,
                                     html)
-        ctx = {name: getattr(full, name) for name in CONTENT_FIELDS}
-        size = utf8_size(self._html.render(ctx)[1])
         if forms[0].shown < picks:
+            ctx = {name: getattr(full, name) for name in CONTENT_FIELDS}
+            size = utf8_size(self._html.render(ctx)[1])  # all of them
             line = checks.loop_line(self.trees["digest.mjml"])
             raise TemplateError(
                 f"{checks.where(self.files['digest.mjml'], line)}: a realistic digest of {picks} papers is "

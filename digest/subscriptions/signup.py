@@ -29,7 +29,7 @@ from digest.mail.message import Envelope, ascii_address, message_bytes, new_mess
 from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import DeliveryError, PermanentFailure, Transport, TransportUnavailable
 from digest.mail.transport import from_settings as transport_from_settings
-from digest.records import Subscriber, utcnow
+from digest.records import Subscriber, utcnow, written_topic
 from digest.records import SubscriberStatus as Status
 from digest.render import checks, templates
 from digest.store import subscribers as subscriber_store
@@ -62,8 +62,8 @@ def check_request(req: SignupRequest) -> SignupRequest:
     """The form checked by the rules at the door (digest.subscriptions.subscribers), normalised: what it
     says alone, never what is stored. Raises SubscriberError (shown next to the form)."""
     hour, weekday = rules.check_schedule(req.frequency, req.hour, req.timezone, req.weekday)
-    return replace(req, email=rules.check_email(req.email), hour=hour, weekday=weekday,
-                   topics=tuple(rules.clean_topics(req.topics)))
+    topics = tuple(written_topic(*t) for t in rules.clean_weighted_topics(req.topics))  # "x=2" as written
+    return replace(req, email=rules.check_email(req.email), hour=hour, weekday=weekday, topics=topics)
 
 
 def _ms(t: datetime) -> int:
@@ -111,7 +111,7 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
                         s.add(sub)
                     sub.frequency, sub.hour = req.frequency, req.hour
                     sub.timezone, sub.weekday = req.timezone, weekday
-                    set_phrases(sub, topics, None, None)
+                    set_phrases(sub, rules.clean_weighted_topics(topics), None, None)
                     kind = "confirm"
                 s.flush()
                 sid, shown_topics = sub.id, subscriber_store.split(sub.topics)[0]

@@ -85,6 +85,6 @@ def check_templates(settings: Settings) -> None:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(page_templates(settings)), autoescape=True)
     for name in templates.PAGES:
         try:
-            env.get_template(name)  # and what it extends or includes
+            env.get_template(name)  # compiled: a syntax error names its file and line
         except jinja2.TemplateSyntaxError as err:
             raise TemplateError(f"{where(err.filename or name, err.lineno)}: {err.message}") from None
