@@ -49,6 +49,8 @@ DAY = 86400.0
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LIST_ID = re.compile(rf"[^<>]*<{_ATOM}(\.{_ATOM})+>")  # RFC 2919: an optional phrase, <label.namespace>
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 # names email-validator refuses as special-use, which a test or an intranet relay sends from all the same
 _LOCAL_DOMAINS = ("localhost", "localdomain", "local", "internal", "lan", "test")
 
@@ -214,6 +216,13 @@ class MailSettings(_Strict):
     @classmethod
     def _bare_address(cls, v: str) -> str:
         return check_address(v, named=False)
+
+    @field_validator("dkim_selector", "dkim_domain")
+    @classmethod
+    def _dns_name(cls, v: str | None) -> str | None:
+        if v is not None and not _DNS_NAME.fullmatch(v):
+            raise ValueError("must be a DNS name (letters, digits and hyphens, dot-separated)")
+        return v
 
     @field_validator("list_id")
     @classmethod

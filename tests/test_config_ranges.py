@@ -67,6 +67,9 @@ def test_every_numeric_key_is_bounded():
     ('[mail]\nreply_to = "editor at example.org"', "mail.reply_to"),
     ('[mail]\nlist_id = "digest.example.org"', "mail.list_id"),
     ('[mail]\nfrom_address = "Trending <dïgest@example.org>"', "mail.from_address"),
+    ('[mail]\ndkim_domain = "Trending <example.org>"', "mail.dkim_domain"),
+    ('[mail]\ndkim_selector = "digest 2026"', "mail.dkim_selector"),
+    ('[http]\nuser_agent = "digest\\r\\nX-Evil: 1"', "http.user_agent"),
 ])
 def test_a_send_with_a_key_out_of_range_is_refused_at_start_in_one_line(tmp_path, line, key):
     cfg = tmp_path / "config.toml"

@@ -180,11 +180,14 @@ def slot_status(sub: Subscriber, now: datetime, last: LastEdition | None, recent
         return SlotStatus("pending", slot, None, period)
     if suppression is not None:
         return SlotStatus(suppression_reason(suppression), slot, None, period, suppression=suppression)
-    if (mine := next((e for e in recent if e.period == period), None)) is not None:
-        return _edition_status(mine, status)
+    # the edition of the period `now` is in (planning's key: it may have gone before this period's slot,
+    # when the hour or day changed since), else the last slot's
+    for key in (due.period, period):
+        if (mine := next((e for e in recent if e.period == key), None)) is not None:
+            return _edition_status(mine, status)
     if sub.paused(now):
         return status("paused", paused_until=sub.paused_until)
-    if slot is None or (sub.created_at is not None and sub.created_at > slot):
+    if last is None and (slot is None or (sub.created_at is not None and sub.created_at > slot)):
         return status("first")
     found = news()
     if found.picks:

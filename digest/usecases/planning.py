@@ -32,12 +32,16 @@ log = logging.getLogger("digest.pipeline")
 BATCH = 4000  # subscribers planned per batch: memory stays flat as the list grows
 
 
-def candidate_pool(db: Database, settings: Settings, now: datetime) -> candidates.Pool:
+def candidate_pool(db: Database, settings: Settings, now: datetime, newest: int | None = None,
+                   ) -> candidates.Pool:
     """A run's papers, read and indexed once: every listed paper first seen since the earliest start
-    any edition can have, and the papers of subscribers' feedback outside that window."""
+    any edition can have, and the papers of subscribers' feedback outside that window. With `newest`
+    (the pages' bounded previews, digest.usecases.preview_pool): only that many of the window's newest
+    papers, and no feedback papers from outside it."""
     with db.session() as s:
-        papers = paper_store.load(s, seen_after=candidates.earliest_start(settings.digest, now))
-        rated = sorted(paper_store.with_feedback(s) - {p.id for p in papers})
+        start = candidates.earliest_start(settings.digest, now)
+        papers = paper_store.load(s, seen_after=start, newest=newest)
+        rated = sorted(paper_store.with_feedback(s) - {p.id for p in papers}) if newest is None else []
         extra = list(paper_store.by_ids(s, rated).values())
     vecs = None
     if semantic.wanted(settings.digest.ranker):

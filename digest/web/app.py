@@ -34,7 +34,7 @@ from digest.subscriptions import links, signup, subscribers, tokens
 from digest.subscriptions.rules import MAX_TOPICS, SubscriberError
 from digest.subscriptions.signup import SignupRequest
 from digest.subscriptions.tokens import TokenError
-from digest.usecases import feeds, monitoring, pages
+from digest.usecases import feeds, monitoring, pages, seeding
 from digest.usecases.setup import Database, page_templates
 from digest.web.preferences import preferences, preferences_save, preferences_seed
 from digest.web.security import CSP_ARCHIVE, Csrf, SecurityHeaders
@@ -296,7 +296,7 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
     site = Site(settings=settings, db=db, root=root,
                 csrf=Csrf(settings.secrets(), secure=base.scheme == "https"),
                 env=templates(settings, root), by_ip=signup.limiter(*ip_limit), signups=signups,
-                suggestions=Suggestions(),
+                seedings=seeding.SeedingQueue(db, settings), suggestions=Suggestions(),
                 metrics=monitoring.metrics_registry(db, settings) if settings.metrics.enabled else None)
 
     @asynccontextmanager
