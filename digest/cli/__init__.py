@@ -9,13 +9,18 @@ from pathlib import Path
 
 import click
 
-from digest.cli.context import USER_ERRORS, Ctx, FriendlyGroup, echo_json, pass_ctx, print_ingest, printable
+from digest.cli.context import Ctx, FriendlyGroup, echo_json, pass_ctx, print_ingest, printable, user_errors
 from digest.cli.ranking import eval_command, rank_command
 from digest.cli.sending import run_command, send_command
 from digest.cli.subscribers import subscribers_group
-from digest.subscriptions import subscribers
-from digest.usecases import housekeeping, ingesting, planning, previewing
-from digest.usecases import status as admin_status
+from digest.lazy import lazy
+
+subscribers = lazy("digest.subscriptions.subscribers")
+housekeeping = lazy("digest.usecases.housekeeping")
+ingesting = lazy("digest.usecases.ingesting")
+planning = lazy("digest.usecases.planning")
+previewing = lazy("digest.usecases.previewing")
+admin_status = lazy("digest.usecases.status")
 
 
 @click.group(cls=FriendlyGroup,
@@ -181,7 +186,7 @@ def demo(directory: str) -> None:
 
     try:
         rows, outbox = run_demo(Path(directory))
-    except (*USER_ERRORS, RuntimeError) as err:
+    except (*user_errors(), RuntimeError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"\n{'subscriber':<24} {'papers':>6}  {'top paper':<58} file")
     for r in rows:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
-from digest.pipeline import evaluate as ev
-from digest.pipeline import tryout as tr
+from digest.cli.context import LazyChoice
+from digest.lazy import lazy
+
+pipeline = lazy("digest.pipeline")  # evaluate and tryout, loaded when `rank` or `eval` runs
 
 
 @click.command("rank")
@@ -47,10 +49,10 @@ def rank_command(
     if bool(topics) == bool(queries):
         raise click.UsageError("give either --topic (one or more) or --queries FILE")
     try:
-        result = tr.tryout(listings, topics=topics, queries=queries, limit=limit, ranker=ranker)
-    except tr.TryoutError as err:
+        result = pipeline.tryout.tryout(listings, topics=topics, queries=queries, limit=limit, ranker=ranker)
+    except pipeline.tryout.TryoutError as err:
         raise click.ClickException(str(err)) from err
-    for line in tr.json_lines(result) if as_json else tr.text_lines(result):
+    for line in pipeline.tryout.json_lines(result) if as_json else pipeline.tryout.text_lines(result):
         click.echo(line)
 
 
@@ -72,7 +74,7 @@ def rank_command(
     "--ranker",
     "rankers",
     multiple=True,
-    type=click.Choice(list(ev.RANKERS)),
+    type=LazyChoice(lambda: list(pipeline.evaluate.RANKERS)),
     help="Ranker(s) to measure (repeatable). Default: every ranker installed.",
 )
 @click.option(
@@ -102,13 +104,13 @@ def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], see
             if rankers or feedback or model:
                 raise click.UsageError("--seeded measures the digest's own (lexical) ranking: no --ranker, --feedback "
                                        "or --model")
-            result = ev.seeded_run(dataset, topics_path)
-            click.echo(ev.seeded_json(result) if as_json else ev.seeded_text(result))
+            result = pipeline.evaluate.seeded_run(dataset, topics_path)
+            click.echo(pipeline.evaluate.seeded_json(result) if as_json else pipeline.evaluate.seeded_text(result))
             return
         if feedback and model:
             raise click.UsageError("--feedback measures the planner's feedback methods on the bundled model: no --model")
-        report = ev.run_feedback(dataset, topics_path) if feedback else ev.run(dataset, topics_path, rankers,
+        report = pipeline.evaluate.run_feedback(dataset, topics_path) if feedback else pipeline.evaluate.run(dataset, topics_path, rankers,
                                                                                 model=model)
-    except ev.EvalError as err:
+    except pipeline.evaluate.EvalError as err:
         raise click.ClickException(str(err)) from err
-    click.echo(ev.report_json(report) if as_json else ev.report_text(report))
+    click.echo(pipeline.evaluate.report_json(report) if as_json else pipeline.evaluate.report_text(report))

@@ -4,13 +4,19 @@ the counts printed."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from digest.cli.context import Ctx, echo_json, pass_ctx, print_ingest, printable
-from digest.subscriptions import subscribers
-from digest.usecases import planning, sending
-from digest.usecases.sending import PassReport
+from digest.lazy import lazy
+
+if TYPE_CHECKING:
+    from digest.usecases.sending import PassReport
+
+subscribers = lazy("digest.subscriptions.subscribers")
+planning = lazy("digest.usecases.planning")
+sending = lazy("digest.usecases.sending")
 
 WORKERS = click.option("--workers", type=click.IntRange(1, 16), default=None,
                        help="Sending processes (default: mail.workers, 1); each claims its own batches.")

