@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from digest.cli.context import Ctx, FriendlyGroup, echo_json, pass_ctx, print_ingest, printable, user_errors
+from digest.cli.progress import INGEST_STEPS, Steps
 from digest.cli.ranking import eval_command, rank_command
 from digest.cli.sending import run_command, send_command
 from digest.cli.subscribers import subscribers_group
@@ -68,7 +69,9 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
 
     Example: digest ingest --source hf_daily --since 2024-10-20
     """
-    report = ingesting.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
+    with Steps(INGEST_STEPS, enabled=not as_json) as steps:
+        report = ingesting.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None,
+                                  progress=steps)
     rows = [vars(r) for r in report.sources]
     if as_json:
         echo_json({"sources": rows, "embedded": report.embedded, "notes": report.notes})

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from digest.cli.context import Ctx, echo_json, pass_ctx, print_ingest, printable
+from digest.cli.progress import Progress
 from digest.lazy import lazy
 
 if TYPE_CHECKING:
@@ -28,11 +29,11 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
     email = subscribers.key(email) if email else None
     for warning in ctx.settings.warnings() if not dry_run else ():
         click.echo(f"warning: {warning}", err=True)
-    bar = _Bar(sys.stderr.isatty() and not as_json)
-    with bar:
+    planned, bar = Progress("planning", enabled=not as_json), Progress("sending", enabled=not as_json)
+    with planned, bar:
         r = sending.run_pass(ctx.read_db if dry_run else ctx.db, ctx.settings, email=email, dry_run=dry_run,
-                              ingest_first=ingest_first, on_planned=bar.start, progress=bar.update,
-                             workers=workers)
+                             ingest_first=ingest_first, on_planned=lambda n: (planned.finish(), bar.start(n)),
+                             progress=bar, workers=workers, planning=planned)
     if dry_run:
         rows = planning.dry_run_rows(r.plan)
         return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]],
@@ -40,29 +41,6 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
                    "suppressed": r.plan.suppressed, "already": r.plan.already,
                    "quiet": [x for x in rows if not x["papers"]]}
     return r, r.counts()
-
-
-class _Bar:
-    """click's progress bar on stderr, once the length is known; nothing when not on a terminal."""
-
-    def __init__(self, enabled: bool):
-        self.enabled, self.bar = enabled, None
-
-    def start(self, total: int) -> None:
-        if self.enabled and total > 0:
-            self.bar = click.progressbar(length=total, label="sending", file=sys.stderr)
-            self.bar.__enter__()
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 def _print_counts(result: dict, as_json: bool) -> None:

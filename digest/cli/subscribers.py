@@ -11,6 +11,7 @@ from digest import wording
 from digest.cli.cadence import BEST_OF_WEEK_HELP, MIN_PAPERS_HELP, cadence_line, subscribers_update
 from digest.cli.context import Ctx, LazyChoice, echo_json, pass_ctx, printable
 from digest.cli.profile import follow_command, seed_command, unfollow_command
+from digest.cli.progress import Progress
 from digest.lazy import lazy
 from digest.records import FREQUENCIES, SubscriberStatus
 
@@ -134,7 +135,8 @@ def subscribers_remove(ctx: Ctx, email: str) -> None:
 @pass_ctx
 def subscribers_import(ctx: Ctx, csv_file) -> None:
     """Add or update subscribers from a CSV file (the layout `export` writes; topics split by ';')."""
-    added, updated, errors = subscriber_csv.import_csv(ctx.db, csv_file)
+    with Progress("importing subscribers") as progress:
+        added, updated, errors = subscriber_csv.import_csv(ctx.db, csv_file, progress=progress)
     for e in errors:
         click.echo(f"skipped {e}", err=True)
     click.echo(f"added {added}, updated {updated}, skipped {len(errors)}")

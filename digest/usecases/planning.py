@@ -6,7 +6,7 @@ Also what planning would do, without writing: `digest send --dry-run` and `diges
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -77,13 +77,14 @@ def select(db: Database, settings: Settings, run: candidates.Pool, subs: Sequenc
 
 
 def plan(db: Database, settings: Settings, *, now: datetime | None = None, email: str | None = None,
-         dry_run: bool = False, due_only: bool = False) -> PlanReport:
+         dry_run: bool = False, due_only: bool = False, progress: Callable[[int], None] | None = None,
+         ) -> PlanReport:
     """Create this period's edition for every mailable subscriber who has something new.
 
     Without `due_only` (`digest send`), everyone whose current period has no edition yet gets one now,
     whatever their hour or day. With `due_only` (the scheduler), only subscribers whose slot has come.
     Both are idempotent through the ledger's unique (subscriber, period) key. With `dry_run`, nothing
-    is written: `report.editions` says who would get what.
+    is written: `report.editions` says who would get what. `progress(n)`: n more subscribers looked at.
     """
     now = now or utcnow()
     report = PlanReport()
@@ -100,6 +101,8 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
     after = 0
     while subs := _mailable_batch(db, now, email, after):
         after = subs[-1].id
+        if progress:
+            progress(len(subs))
         with db.session() as s:
             suppressed = subscriber_store.suppressed(s, [x.email for x in subs])
         past = ledger.history(db, [x.id for x in subs])
