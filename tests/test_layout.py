@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "digest"
 
 LAYERS = {  # the most specific prefix wins
-    "digest.records": 0,
+    "digest.records": 0, "digest.lazy": 0,
     "digest.config": 1, "digest.metrics": 1, "digest.throughput": 1, "digest.wording": 1,
     "digest.ranking": 2, "digest.render": 2, "digest.mail": 2, "digest.store": 2, "digest.sources": 2,
     # the channel seam sits below subscriptions, which ask it about addresses (kinds, sealed or not)
@@ -44,6 +44,7 @@ USE_CASES = {
 # Besides: subscriptions, config, the plain records and their words; the demo also runs its in-process SMTP
 # server, and the CLI starts the other shells.
 SHELL_MAY_IMPORT = ("digest.subscriptions", "digest.config", "digest.records", "digest.wording",
+                    "digest.lazy",
                     "digest.usecases.setup",
                     *SHELLS,
                     "digest.mail.sink")
@@ -76,6 +77,9 @@ def imports(path: Path) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append(node.module)
             found += [f"{node.module}.{a.name}" for a in node.names]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "lazy"
+              and node.args and isinstance(node.args[0], ast.Constant)):  # digest.lazy: imported on first use
+            found.append(node.args[0].value)
     return found
 
 

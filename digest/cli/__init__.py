@@ -9,13 +9,19 @@ from pathlib import Path
 
 import click
 
-from digest.cli.context import USER_ERRORS, Ctx, FriendlyGroup, echo_json, pass_ctx, print_ingest, printable
+from digest.cli.context import Ctx, FriendlyGroup, echo_json, pass_ctx, print_ingest, printable, user_errors
+from digest.cli.progress import INGEST_STEPS, Steps
 from digest.cli.ranking import eval_command, rank_command
 from digest.cli.sending import run_command, send_command
 from digest.cli.subscribers import subscribers_group
-from digest.subscriptions import subscribers
-from digest.usecases import housekeeping, ingesting, planning, previewing
-from digest.usecases import status as admin_status
+from digest.lazy import lazy
+
+subscribers = lazy("digest.subscriptions.subscribers")
+housekeeping = lazy("digest.usecases.housekeeping")
+ingesting = lazy("digest.usecases.ingesting")
+planning = lazy("digest.usecases.planning")
+previewing = lazy("digest.usecases.previewing")
+admin_status = lazy("digest.usecases.status")
 
 
 @click.group(cls=FriendlyGroup,
@@ -63,7 +69,9 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
 
     Example: digest ingest --source hf_daily --since 2024-10-20
     """
-    report = ingesting.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
+    with Steps(INGEST_STEPS, enabled=not as_json) as steps:
+        report = ingesting.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None,
+                                  progress=steps)
     rows = [vars(r) for r in report.sources]
     if as_json:
         echo_json({"sources": rows, "embedded": report.embedded, "notes": report.notes})
@@ -182,7 +190,7 @@ def demo(directory: str) -> None:
 
     try:
         rows, outbox, ranked = run_demo(Path(directory))
-    except (*USER_ERRORS, RuntimeError) as err:
+    except (*user_errors(), RuntimeError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"\nRanked by {ranked}.")
     click.echo(f"\n{'subscriber':<24} {'papers':>6}  {'top paper':<58} file")

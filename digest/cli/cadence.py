@@ -7,9 +7,11 @@ from __future__ import annotations
 import click
 
 from digest import wording
+from digest.lazy import lazy
 from digest.records import FREQUENCIES, Subscriber
-from digest.subscriptions import subscribers
-from digest.subscriptions.profile import ProfileChange
+
+subscribers = lazy("digest.subscriptions.subscribers")
+profile = lazy("digest.subscriptions.profile")
 
 MIN_PAPERS_HELP = ("Skip an edition with fewer papers above the bar than this; the skipped day's papers "
                    "roll over to the next edition.")
@@ -45,7 +47,7 @@ def subscribers_update(ctx, email: str, **options) -> None:
         raise click.UsageError("nothing to change: give at least one option (see --help)")
     if given.get("min_papers") == 0:
         given["min_papers"] = None
-    v = subscribers.change(ctx.db, email, ProfileChange(**given))
+    v = subscribers.change(ctx.db, email, profile.ProfileChange(**given))
     click.echo(f"updated {cadence_line(v)}")
     if "topics" in given:
         click.echo(f"topics: {'; '.join(v.written_topics) or '(none: trending)'}")

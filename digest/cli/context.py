@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import click
 
-from digest import config as config_mod
-from digest.subscriptions.rules import SubscriberError
-from digest.usecases import setup
-from digest.usecases.setup import Database, Schema, SchemaError, SchemaState
+from digest.lazy import lazy
+
+if TYPE_CHECKING:
+    from digest import config as config_mod
+    from digest.usecases.setup import Database, Schema, SchemaState
+
+setup = lazy("digest.usecases.setup")
 
 
 class Ctx:
@@ -51,7 +56,15 @@ class Ctx:
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
-USER_ERRORS = (config_mod.ConfigError, SchemaError, SubscriberError, LookupError, ValueError, OSError)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors a user can cause (imported when one is raised: a command may not have needed them)."""
+    from digest.config import ConfigError
+    from digest.subscriptions.rules import SubscriberError
+    from digest.usecases.setup import SchemaError
+
+    return (ConfigError, SchemaError, SubscriberError, LookupError, ValueError, OSError)
 
 
 def friendly(fn):
@@ -61,12 +74,13 @@ def friendly(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except click.ClickException:
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except USER_ERRORS as err:
-            raise click.ClickException(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
-        except Exception as err:  # a database that cannot be reached, and the like
-            if type(err).__module__.startswith("sqlalchemy"):
+        except Exception as err:
+            if isinstance(err, user_errors()):
+                line = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise click.ClickException(line) from None
+            if type(err).__module__.startswith("sqlalchemy"):  # a database that cannot be reached...
                 raise click.ClickException(f"database error: {str(err).splitlines()[0]}") from None
             raise
 
@@ -102,3 +116,20 @@ def print_ingest(rows: list[dict]) -> None:
         click.echo(f"{r['name']:<12} fetched {r['fetched']:>5}  new {r['new']:>5}  updated {r['updated']:>5} "
                    " "
                    f"skipped {r['skipped']:>4}{err}")
+
+
+class LazyChoice(click.Choice):
+    """A click.Choice whose choices come from a module loaded only when they are needed (parsing the
+    option, or its command's --help)."""
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+        super().__init__(())
+
+    @property
+    def choices(self) -> Sequence[str]:
+        return self._load()
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:  # click.Choice.__init__ sets them: ours are loaded
+        pass

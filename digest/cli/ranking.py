@@ -9,7 +9,14 @@ from pathlib import Path
 
 import click
 
-from digest.evaluation import data, month, static, tryout
+from digest.cli.context import LazyChoice
+from digest.lazy import lazy
+
+# loaded when `rank` or `eval` runs
+data = lazy("digest.evaluation.data")
+month = lazy("digest.evaluation.month")
+static = lazy("digest.evaluation.static")
+tryout = lazy("digest.evaluation.tryout")
 
 
 @click.command("rank")
@@ -71,7 +78,7 @@ def rank_command(
     "--ranker",
     "rankers",
     multiple=True,
-    type=click.Choice(list(static.RANKERS)),
+    type=LazyChoice(lambda: list(static.RANKERS)),
     help="Ranker(s) to measure (repeatable). Default: every ranker installed.",
 )
 @click.option(

@@ -4,13 +4,21 @@ the counts printed."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from digest.cli.context import Ctx, echo_json, pass_ctx, print_ingest, printable
-from digest.subscriptions import subscribers
-from digest.usecases import planning, sending, stopping
-from digest.usecases.sending import PassReport
+from digest.cli.progress import Progress
+from digest.lazy import lazy
+
+if TYPE_CHECKING:
+    from digest.usecases.sending import PassReport
+
+subscribers = lazy("digest.subscriptions.subscribers")
+planning = lazy("digest.usecases.planning")
+sending = lazy("digest.usecases.sending")
+stopping = lazy("digest.usecases.stopping")
 
 WORKERS = click.option("--workers", type=click.IntRange(1, 16), default=None,
                        help="Sending processes (default: mail.workers, 1); each claims its own batches.")
@@ -23,11 +31,11 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
     ctx.check_templates()
     for warning in ctx.settings.warnings() if not dry_run else ():
         click.echo(f"warning: {warning}", err=True)
-    bar = _Bar(sys.stderr.isatty() and not as_json)
-    with stopping.on_signals() as stop, bar:
+    planned, bar = Progress("planning", enabled=not as_json), Progress("sending", enabled=not as_json)
+    with stopping.on_signals() as stop, planned, bar:
         r = sending.run_pass(ctx.read_db if dry_run else ctx.db, ctx.settings, email=email, dry_run=dry_run,
-                             ingest_first=ingest_first, on_planned=bar.start, progress=bar.update,
-                             workers=workers, stop=stop)
+                             ingest_first=ingest_first, on_planned=lambda n: (planned.finish(), bar.start(n)),
+                             progress=bar, workers=workers, planning=planned, stop=stop)
     if stop.is_set():
         r.send.errors = [e for e in r.send.errors if e != sending.STOPPING]
         left = sending.pending_count(ctx.db, email)
@@ -39,29 +47,6 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
                    "suppressed": r.plan.suppressed, "already": r.plan.already,
                    "quiet": [x for x in rows if not x["papers"]]}
     return r, r.counts()
-
-
-class _Bar:
-    """click's progress bar on stderr, once the length is known; nothing when not on a terminal."""
-
-    def __init__(self, enabled: bool):
-        self.enabled, self.bar = enabled, None
-
-    def start(self, total: int) -> None:
-        if self.enabled and total > 0:
-            self.bar = click.progressbar(length=total, label="sending", file=sys.stderr)
-            self.bar.__enter__()
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 def _print_counts(result: dict, as_json: bool) -> None:

@@ -15,12 +15,16 @@ from digest.cli.cadence import (
     cadence_line,
     subscribers_update,
 )
-from digest.cli.context import Ctx, echo_json, pass_ctx, printable
+from digest.cli.context import Ctx, LazyChoice, echo_json, pass_ctx, printable
 from digest.cli.profile import follow_command, seed_command, unfollow_command
+from digest.cli.progress import Progress
+from digest.lazy import lazy
 from digest.records import FREQUENCIES, SubscriberStatus, written_topic
-from digest.subscriptions import subscriber_csv, subscribers
-from digest.subscriptions.profile import ProfileChange
-from digest.usecases import status as admin_status
+
+subscriber_csv = lazy("digest.subscriptions.subscriber_csv")
+subscribers = lazy("digest.subscriptions.subscribers")
+profile = lazy("digest.subscriptions.profile")
+admin_status = lazy("digest.usecases.status")
 
 
 @click.group("subscribers")
@@ -33,7 +37,7 @@ def subscribers_group() -> None:
 @click.option("--webhook", metavar="URL", help="A team channel instead of an inbox: its incoming-webhook URL "
               "(kept secret: stored sealed, shown redacted); '-' reads it from standard input, out of "
               "the shell history and `ps`.")
-@click.option("--kind", type=click.Choice(subscribers.webhook_kinds()),
+@click.option("--kind", type=LazyChoice(lambda: subscribers.webhook_kinds()),
               help="The webhook's service, with --webhook.")
 @click.option("--topic", "topics", multiple=True, help=TOPIC_HELP)
 @click.option("--exclude", "excludes", multiple=True, help="Leave out papers matching this phrase.")
@@ -60,15 +64,15 @@ def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str 
         raise click.UsageError("give an EMAIL address or --webhook URL (one of them)")
     if (webhook is None) != (kind is None):
         raise click.UsageError("--webhook and --kind go together")
-    profile = ProfileChange(topics=topics, excludes=excludes, frequency=frequency, weekday=weekday,
+    change = profile.ProfileChange(topics=topics, excludes=excludes, frequency=frequency, weekday=weekday,
                             timezone=timezone, hour=hour, max_items=max_items, name=name, authors=authors,
                             min_papers=min_papers, best_of_week=best_of_week)
     if webhook == "-":
         webhook = sys.stdin.readline().strip()
     if webhook is not None:
-        v = subscribers.add_webhook(ctx.db, ctx.settings.secret(), webhook, kind, profile)
+        v = subscribers.add_webhook(ctx.db, ctx.settings.secret(), webhook, kind, change)
     else:
-        v = subscribers.add(ctx.db, email, profile)
+        v = subscribers.add(ctx.db, email, change)
     if v.min_papers or v.best_of_week:
         click.echo(f"added {cadence_line(v)} ({len(v.topics)} topics)")
     else:
@@ -139,7 +143,8 @@ def subscribers_remove(ctx: Ctx, email: str) -> None:
 @pass_ctx
 def subscribers_import(ctx: Ctx, csv_file) -> None:
     """Add or update subscribers from a CSV file (the layout `export` writes; topics split by ';')."""
-    added, updated, errors = subscriber_csv.import_csv(ctx.db, csv_file)
+    with Progress("importing subscribers") as progress:
+        added, updated, errors = subscriber_csv.import_csv(ctx.db, csv_file, progress=progress)
     for e in errors:
         click.echo(f"skipped {e}", err=True)
     click.echo(f"added {added}, updated {updated}, skipped {len(errors)}")

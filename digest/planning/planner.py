@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from digest.planning.candidates import Selection
 from digest.planning.schedule import Due, check, last_slot, next_slot, period_for
 from digest.records import (
     DeliveryStatus,
@@ -27,6 +27,9 @@ from digest.records import (
     least_papers,
 )
 from digest.wording import SUPPRESSED_REASON, quiet_note, schedule_line, suppression_reason
+
+if TYPE_CHECKING:  # the ranking (numpy, scipy) loads with planning, not with `digest due`
+    from digest.planning.candidates import Selection
 
 log = logging.getLogger("digest.planner")
 

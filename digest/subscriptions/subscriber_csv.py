@@ -4,7 +4,7 @@ same rules as the forms (a profile change, digest.subscriptions.profile); the ro
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import IO
 
@@ -50,7 +50,8 @@ def export_csv(db: Database, out: IO[str]) -> int:
 IMPORT_CHUNK = 2000  # rows written per transaction by `import_csv`
 
 
-def import_csv(db: Database, src: IO[str], now: datetime | None = None) -> tuple[int, int, list[str]]:
+def import_csv(db: Database, src: IO[str], now: datetime | None = None,
+               progress: Callable[[int], None] | None = None) -> tuple[int, int, list[str]]:
     """Add or update subscribers from CSV (columns as export writes them; only `email` is required).
 
     Every row is validated first; a bad row is reported with its line number and skipped. The rest is
@@ -84,6 +85,8 @@ def import_csv(db: Database, src: IO[str], now: datetime | None = None) -> tuple
     todo = list(rows.values())
     for start in range(0, len(todo), IMPORT_CHUNK):
         new, changed = _import_chunk(db, todo[start : start + IMPORT_CHUNK], columns, now)
+        if progress:
+            progress(len(todo[start : start + IMPORT_CHUNK]))
         added, updated = added + new, updated + changed
     return added, updated, errors
 

@@ -20,15 +20,19 @@ log = logging.getLogger("digest.pipeline")
 
 
 def ingest(db: Database, settings: Settings, *, source: str | None = None, since: date | None = None,
-           now: datetime | None = None) -> IngestReport:
+           now: datetime | None = None, progress: Callable[[str], Callable[[int], None]] | None = None,
+           ) -> IngestReport:
     """Pull the configured sources (`digest.sources.ingest`), then embed what they stored for the
-    hybrid ranker, so planning does not wait for it."""
+    hybrid ranker, so planning does not wait for it. `progress(step)`, when given, returns the
+    callback of each step ("ingest", "terms", "embedding"): n more papers done."""
     now = now or utcnow()
-    report = ingest_stage.ingest(db, settings, source=source, since=since, now=now)
-    store_terms(db, since=now)  # what this run stored: planning reads the terms back
+    step = progress or (lambda _: None)
+    report = ingest_stage.ingest(db, settings, source=source, since=since, now=now, progress=step("ingest"))
+    store_terms(db, since=now, progress=step("terms"))  # what this run stored: planning reads them back
     if semantic.wanted(settings.digest.ranker):
         try:
-            report.embedded = embed_papers(db, since=now, encoder=encoder(settings))  # what this run stored
+            report.embedded = embed_papers(db, since=now, encoder=encoder(settings),  # what this run stored
+                                           progress=step("embedding"))
         except Exception as err:  # noqa: BLE001 - the papers are stored; embedding is an optimisation
             log.warning("ingest: embedding new papers failed: %s", err)
     log.info("ingest: %d fetched, %d new, %d updated, %d skipped, %d embedded, %d source errors",

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import jinja2
-
 from digest import config
 from digest.config import ConfigError, Settings
 from digest.ranking import semantic
-from digest.render import renderer_for, templates
-from digest.render.checks import TemplateError, where
 from digest.store.db import Database, Schema, SchemaError, SchemaState, open_checked
 from digest.store.secrets import database_secrets
-from digest.subscriptions.signup import check_notice_templates
 
 __all__ = ["Database", "Schema", "SchemaError", "SchemaState", "check_templates", "load_settings",
            "open_database", "page_templates"]
@@ -71,6 +66,8 @@ def signing_secrets(db: Database, settings: Settings) -> tuple[str, ...]:
 
 def page_templates(settings: Settings) -> list[str]:
     """Where the web app's page templates are looked up, an admin's folder first."""
+    from digest.render import templates  # the renderer's stack: only the commands that render load it
+
     return templates.folders(settings.render.templates_dir).search_path()
 
 
@@ -78,13 +75,20 @@ def check_templates(settings: Settings) -> None:
     """Compile every template now, shipped or an admin's (`[render] templates_dir`), and check it
     against the rules templates keep (digest.render.checks): the start of every command that renders
     (send, run, preview, serve, scheduler). Raises TemplateError, one line naming the file and line."""
+    import jinja2  # the renderer's stack: only the commands that render load it (`status` starts fast)
+
+    from digest import render
+    from digest.render import checks, templates
+    from digest.subscriptions import signup
+
     digest = settings.digest
-    renderer_for(settings.render.templates_dir).check(settings.web.base_url, digest.max_items,
-                                                      digest.trending_items, digest.excerpt_chars)
-    check_notice_templates(settings)
+    render.renderer_for(settings.render.templates_dir).check(settings.web.base_url, digest.max_items,
+                                                             digest.trending_items, digest.excerpt_chars)
+    signup.check_notice_templates(settings)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(page_templates(settings)), autoescape=True)
     for name in templates.PAGES:
         try:
             env.get_template(name)  # compiled: a syntax error names its file and line
         except jinja2.TemplateSyntaxError as err:
-            raise TemplateError(f"{where(err.filename or name, err.lineno)}: {err.message}") from None
+            where = checks.where(err.filename or name, err.lineno)
+            raise checks.TemplateError(f"{where}: {err.message}") from None
