@@ -78,6 +78,7 @@ class FaultRelay:
     connections: int = 0
     transactions: int = 0
     replies: list[tuple[str, str]] = field(default_factory=list)  # (stage, answer) as given, in order
+    turns: list[tuple[Turn, str]] = field(default_factory=list)  # each turn and the answer it got
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -126,6 +127,7 @@ class FaultRelay:
         text = answer(turn) if callable(answer) else answer
         with self._lock:
             self.replies.append((turn.stage, text))
+            self.turns.append((turn, text))
         return text
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from digest.config import Settings
 from digest.delivery import ledger
 from digest.mail import mailbox as inbox
-from digest.mail.enhanced_status import classify
+from digest.mail.enhanced_status import classify, reported_about_recipient
 from digest.records import utcnow
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
@@ -210,6 +210,7 @@ class BounceReport:
     soft: int = 0
     complaints: int = 0
     already: int = 0  # bounces recorded by an earlier run
+    not_theirs: int = 0  # reports about the message, the sender or policy, not the recipient: not counted
     suppressed: list[str] = field(default_factory=list)  # addresses suppressed by this run
 
     def as_dict(self) -> dict:
@@ -218,8 +219,9 @@ class BounceReport:
     def summary(self) -> str:
         return (f"read {self.messages} messages: {self.hard} hard, {self.soft} soft, {self.complaints} "
                 "complaints, "
-                f"{self.already} already recorded, {self.not_reports} not bounce reports; "
-                f"suppressed {len(self.suppressed)} addresses")
+                f"{self.already} already recorded, {self.not_reports} not bounce reports"
+                + (f", {self.not_theirs} not about the recipient (not counted)" if self.not_theirs else "")
+                + f"; suppressed {len(self.suppressed)} addresses")
 
 
 def about(e: Event, ours: tuple[int, str] | None) -> tuple[int | None, str | None]:
@@ -253,6 +255,11 @@ def process_message(db: Database, settings: Settings, data: bytes, report: Bounc
         for e in events:
             delivery_id, address = about(e, ours.get(e.message_id or ""))
             if not address:
+                continue
+            if e.source == "dsn" and not reported_about_recipient(e.status):
+                log.info("report about %s not counted against them (%s: not about the recipient)", address,
+                         e.status)
+                report.not_theirs += 1
                 continue
             new, reason = record(s, settings, address=address, kind=e.kind, source=e.source, status=e.status,
                                  detail=e.detail, delivery_id=delivery_id,

@@ -90,3 +90,17 @@ def judge(stage: str, code: int, reply: str = "") -> Verdict:
     if stage == RCPT and code in _RCPT_BASIC:
         return Verdict(RECIPIENT, temporary, _RCPT_BASIC[code])
     return Verdict(RELAY, temporary)
+
+
+def reported_about_recipient(status: str | None) -> bool:
+    """Whether a delivery status notification's `Status` (RFC 3464) is about the recipient, so that
+    it may count toward their bounces: the rule of `judge` for a report, where the relay has taken
+    the message and the destination's answer came back. Not about them: the message (X.3.4, X.2.3,
+    X.6.x), the sender (X.1.7, X.1.8), security and policy (X.7.x: our reputation, a block list,
+    DMARC), the protocol (X.5.x). Everything else (addressing, the mailbox, the destination's
+    system, routing to it, expiry) is, as is a status without an enhanced code."""
+    m = _STATUS.search(status or "")
+    if m is None:
+        return True
+    subject, detail = m.group(2), f"{m.group(2)}.{m.group(3)}"
+    return not (detail in _MESSAGE_DETAILS or detail in _SENDER_DETAILS or subject in ("5", "6", "7"))

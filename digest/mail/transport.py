@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import re
 import smtplib
 import ssl
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -73,7 +75,10 @@ class Transport(Protocol):
 
 
 class OutboxTransport:
-    """Writes each message as an .eml file plus an .html preview of its HTML part."""
+    """Writes each message as an .eml file plus an .html preview of its HTML part, named after its
+    Message-ID. Each file is written whole or not at all (a temporary file renamed into place); a
+    folder it cannot write (missing rights, a full disk) is `TransportUnavailable`, in one line, with
+    nothing left behind, so the run gives the delivery back and a later one writes it."""
 
     name = "outbox"
 
@@ -81,18 +86,48 @@ class OutboxTransport:
         self.directory = Path(directory)
 
     def open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TransportUnavailable(f"outbox {self.directory}: {err.strerror or err}") from None
 
     def send(self, data: bytes, sender: str, recipient: str) -> None:
         msg = email.message_from_bytes(data, policy=email.policy.default)
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", (msg["Message-ID"] or recipient).strip("<>"))
-        (self.directory / f"{stem}.eml").write_bytes(data)
         html = msg.get_body(("html",))  # type: ignore[attr-defined]
+        files = [(self.directory / f"{stem}.eml", data)]
         if html is not None:
-            (self.directory / f"{stem}.html").write_text(html.get_content(), encoding="utf-8")
+            files.append((self.directory / f"{stem}.html", html.get_content().encode("utf-8")))
+        self.open()
+        done: list[Path] = []
+        try:
+            for path, content in files:
+                _write_whole(path, content)
+                done.append(path)
+        except OSError as err:
+            for written in done:  # the .eml without its preview: neither, the next run writes both
+                written.unlink(missing_ok=True)
+            raise TransportUnavailable(f"outbox {self.directory}: cannot write {path.name}: "
+                                       f"{err.strerror or err}") from None
 
     def close(self) -> None:
         pass
+
+
+def _write_whole(path: Path, content: bytes) -> None:
+    """`path` holds `content` whole, or is left as it was: written to a temporary file beside it,
+    flushed to disk, then renamed over it (a full disk leaves no partial file)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # as a plain write makes it (mkstemp's is 0600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class SmtpTransport:
