@@ -11,6 +11,7 @@ import click
 
 from digest.cli.context import USER_ERRORS, Ctx, FriendlyGroup, echo_json, pass_ctx, print_ingest, printable
 from digest.cli.ranking import eval_command, rank_command
+from digest.cli.recovery import LEASE_STATES, deliveries_group, suppressions_group
 from digest.cli.sending import run_command, send_command
 from digest.cli.subscribers import subscribers_group
 from digest.subscriptions import subscribers
@@ -63,7 +64,7 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
 
     Example: digest ingest --source hf_daily --since 2024-10-20
     """
-    report = ingesting.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
+    report = ingesting.ingest(ctx.new_db, ctx.settings, source=source, since=since.date() if since else None)
     rows = [vars(r) for r in report.sources]
     if as_json:
         echo_json({"sources": rows, "embedded": report.embedded, "notes": report.notes})
@@ -158,6 +159,11 @@ def status(ctx: Ctx, as_json: bool) -> None:
                    + (f", last error {s['last_error']}" if s.get("last_error") else ""))
     for f in data["recent_failures"]:
         click.echo(f"failed: {printable(f['email'])} {f['period']}: {printable(f['error'])}")
+    if data["suppressed"]:
+        click.echo(f"suppressed addresses: {data['suppressed']} (`digest suppressions list`)")
+    for h in data["leases"]:
+        click.echo(f"lease: {h['deliveries']} deliveries held by {printable(h['worker'])} "
+                   f"({LEASE_STATES[h['state']]}) until {h['until'] or '?'}")
     for j in data["jobs"]:
         last = (f"last {'ok' if j['last_ok'] else 'FAILED'} {j['last_finished_at']:%Y-%m-%d %H:%M:%S %Z}: "
                 f"{j['last_summary']}" if j["last_finished_at"] else "never run")
@@ -263,7 +269,9 @@ def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bo
     Example: digest due --at 2026-03-29T07:30:00+02:00 --all
     """
     now = planning.instant(at)
-    rows = planning.due_at(ctx.read_db, now, email=subscribers.normalise_email(email) if email else None)
+    if email:
+        email = subscribers.get(ctx.read_db, email).email  # an unknown subscriber is one line, not "0 due"
+    rows = planning.due_at(ctx.read_db, now, email=email)
     shown = rows if show_all else [r for r in rows if r["due"]]
     if as_json:
         echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})
@@ -304,6 +312,8 @@ def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
 
 
 main.add_command(subscribers_group, "subscribers")
+main.add_command(suppressions_group, "suppressions")
+main.add_command(deliveries_group, "deliveries")
 main.add_command(send_command, "send")
 main.add_command(run_command, "run")
 # TODO(merge): `digest rank` and `digest eval` are rewritten on another branch

@@ -20,6 +20,8 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
           ingest_first: bool = False, workers: int | None = None) -> tuple[PassReport, dict]:
     """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
     email = subscribers.key(email) if email else None
+    if email:
+        email = subscribers.get(ctx.read_db, email).email  # an unknown subscriber is one line, not "sent 0"
     for warning in ctx.settings.warnings() if not dry_run else ():
         click.echo(f"warning: {warning}", err=True)
     bar = _Bar(sys.stderr.isatty() and not as_json)
@@ -30,14 +32,15 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
     if stop.is_set():
         r.send.errors = [e for e in r.send.errors if e != sending.STOPPING]
         left = sending.pending_count(ctx.db, email)
-        return r, {**r.counts(), "stopped": stop.name, "exit": stop.exit_code, "left": left}
+        return r, {**r.counts(), "to": sending.destination(ctx.settings), "stopped": stop.name,
+                   "exit": stop.exit_code, "left": left}
     if dry_run:
         rows = planning.dry_run_rows(r.plan)
         return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]],
                    "skipped": r.plan.nothing_new,
                    "suppressed": r.plan.suppressed, "already": r.plan.already,
                    "quiet": [x for x in rows if not x["papers"]]}
-    return r, r.counts()
+    return r, {**r.counts(), "to": sending.destination(ctx.settings)}
 
 
 class _Bar:
@@ -80,6 +83,8 @@ def _print_counts(result: dict, as_json: bool) -> None:
                    f"suppressed {result['suppressed']}, skipped {result['skipped']} (nothing new)"
                    + (f", quiet {result['quiet']} (too few papers: recorded, rolled over)"
                       if result.get("quiet") else ""))
+        if result["sent"] or result["retried"] or result["failed"]:
+            click.echo(f"mail went to {result['to']}")
         per = result.get("by_transport") or {}
         if any(name.startswith("webhook") for name in per):  # mail alone: the line above says it all
             click.echo("by transport: " + "; ".join(

@@ -9,6 +9,7 @@ from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.subscriptions import seeds, subscribers
+from digest.usecases import recovery
 from digest.usecases.jobs import job_status
 
 
@@ -28,6 +29,8 @@ def status(db: Database, settings: Settings) -> dict:
                      "last_error": states[name].last_error if name in states else None}
                     for name, cfg in settings.sources.items()],
         "recent_failures": ledger_view["recent_failures"],
+        "leases": [h.as_dict() for h in recovery.holders(db)],
+        "suppressed": recovery.suppressed_count(db),
         "jobs": job_status(db, settings),
     }
 
