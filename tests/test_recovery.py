@@ -224,6 +224,8 @@ def test_release_hands_back_what_a_dead_sender_held_and_refuses_a_live_one(db, t
     assert ledger.claim(db, dead, datetime.now(UTC), 3) == [1, 2, 3]
     assert ledger.claim(db, live, datetime.now(UTC), 2) == [4, 5]
     run = cli(config(tmp_path, db.url))
+    warned = run("send", "--subscriber", addr(0))  # held: nothing to send, and it says why
+    assert f"warning: 3 deliveries are held by {dead}, whose process is gone" in warned.output
     status = run("status").output
     assert f"lease: 3 deliveries held by {dead} (its process is gone: `digest deliveries release`) until" \
         in status

@@ -9,7 +9,7 @@ import click
 
 from digest.cli.context import Ctx, echo_json, pass_ctx, print_ingest, printable
 from digest.subscriptions import subscribers
-from digest.usecases import planning, sending, stopping
+from digest.usecases import planning, recovery, sending, stopping
 from digest.usecases.sending import PassReport
 
 WORKERS = click.option("--workers", type=click.IntRange(1, 16), default=None,
@@ -40,6 +40,10 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
                    "skipped": r.plan.nothing_new,
                    "suppressed": r.plan.suppressed, "already": r.plan.already,
                    "quiet": [x for x in rows if not x["papers"]]}
+    for h in recovery.orphaned(ctx.db):  # a sender killed earlier: a silent "sent 0" would hide them
+        click.echo(f"warning: {h.deliveries} deliveries are held by {h.worker}, whose process is gone, until "
+                   f"{h.until:%Y-%m-%d %H:%M:%S} UTC: `digest deliveries release` hands them back now",
+                   err=True)
     return r, {**r.counts(), "to": sending.destination(ctx.settings)}
 
 

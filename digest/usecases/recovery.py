@@ -169,6 +169,12 @@ def holders(db: Database) -> list[Holder]:
     return out
 
 
+def orphaned(db: Database) -> list[Holder]:
+    """Holders whose process is gone on this host while their leases still hold: what they held waits
+    for `digest deliveries release` (or for the leases to run out)."""
+    return [h for h in holders(db) if h.state == "gone"]
+
+
 @dataclass
 class Released:
     released: int = 0
