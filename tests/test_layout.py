@@ -36,7 +36,7 @@ SHELLS = ("digest.cli", "digest.web", "digest.scheduler", "digest.demo")
 # Which use cases each shell calls (every shell may open the settings and the database: setup).
 USE_CASES = {
     "digest.cli": ("ingesting", "planning", "sending", "previewing", "status", "housekeeping", "seeding",
-                   "stopping"),
+                   "stopping", "recovery"),
     "digest.web": ("pages", "feeds", "seeding", "monitoring"),
     "digest.scheduler": ("ingesting", "sending", "housekeeping", "jobs", "monitoring", "stopping"),
     "digest.demo": ("ingesting", "sending", "pages"),

@@ -12,6 +12,7 @@ import click
 from digest.cli.context import Ctx, FriendlyGroup, echo_json, pass_ctx, print_ingest, printable, user_errors
 from digest.cli.progress import INGEST_STEPS, Steps
 from digest.cli.ranking import eval_command, rank_command
+from digest.cli.recovery import LEASE_STATES, deliveries_group, suppressions_group
 from digest.cli.sending import run_command, send_command
 from digest.cli.subscribers import subscribers_group
 from digest.lazy import lazy
@@ -70,8 +71,8 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
     Example: digest ingest --source hf_daily --since 2024-10-20
     """
     with Steps(INGEST_STEPS, enabled=not as_json) as steps:
-        report = ingesting.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None,
-                                  progress=steps)
+        report = ingesting.ingest(ctx.new_db, ctx.settings, source=source,
+                                  since=since.date() if since else None, progress=steps)
     rows = [vars(r) for r in report.sources]
     if as_json:
         echo_json({"sources": rows, "embedded": report.embedded, "notes": report.notes})
@@ -167,6 +168,11 @@ def status(ctx: Ctx, as_json: bool) -> None:
                    + (f", last error {s['last_error']}" if s.get("last_error") else ""))
     for f in data["recent_failures"]:
         click.echo(f"failed: {printable(f['email'])} {f['period']}: {printable(f['error'])}")
+    if data["suppressed"]:
+        click.echo(f"suppressed addresses: {data['suppressed']} (`digest suppressions list`)")
+    for h in data["leases"]:
+        click.echo(f"lease: {h['deliveries']} deliveries held by {printable(h['worker'])} "
+                   f"({LEASE_STATES[h['state']]}) until {h['until'] or '?'}")
     for j in data["jobs"]:
         last = (f"last {'ok' if j['last_ok'] else 'FAILED'} {j['last_finished_at']:%Y-%m-%d %H:%M:%S %Z}: "
                 f"{j['last_summary']}" if j["last_finished_at"] else "never run")
@@ -275,7 +281,9 @@ def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bo
     Example: digest due --at 2026-03-29T07:30:00+02:00 --all
     """
     now = planning.instant(at)
-    rows = planning.due_at(ctx.read_db, now, email=subscribers.normalise_email(email) if email else None)
+    if email:
+        email = subscribers.get(ctx.read_db, email).email  # an unknown subscriber is one line, not "0 due"
+    rows = planning.due_at(ctx.read_db, now, email=email)
     shown = rows if show_all else [r for r in rows if r["due"]]
     if as_json:
         echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})
@@ -316,6 +324,8 @@ def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
 
 
 main.add_command(subscribers_group, "subscribers")
+main.add_command(suppressions_group, "suppressions")
+main.add_command(deliveries_group, "deliveries")
 main.add_command(send_command, "send")
 main.add_command(run_command, "run")
 # TODO(merge): `digest rank` and `digest eval` are rewritten on another branch

@@ -46,7 +46,14 @@ class Ctx:
 
     @property
     def db(self) -> Database:
-        """For writing commands: a fresh database gets the schema; any other must be current."""
+        """For commands that work on an existing list (send, remove, bounces...): the database must be
+        there, at the current schema; nothing is created (a cron job in the wrong directory says so)."""
+        return self.database("check")
+
+    @property
+    def new_db(self) -> Database:
+        """For the commands that may start a list (ingest, adding or importing subscribers): a missing or
+        empty database gets the schema; any other must be current."""
         return self.database("create")
 
     @property
@@ -74,8 +81,8 @@ def friendly(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, BrokenPipeError):
+            raise  # a closed pipe (`digest ... | head`): click ends quietly
         except Exception as err:
             if isinstance(err, user_errors()):
                 line = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -19,6 +19,7 @@ subscribers = lazy("digest.subscriptions.subscribers")
 planning = lazy("digest.usecases.planning")
 sending = lazy("digest.usecases.sending")
 stopping = lazy("digest.usecases.stopping")
+recovery = lazy("digest.usecases.recovery")
 
 WORKERS = click.option("--workers", type=click.IntRange(1, 16), default=None,
                        help="Sending processes (default: mail.workers, 1); each claims its own batches.")
@@ -29,6 +30,8 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
     """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
     email = subscribers.key(email) if email else None
     ctx.check_templates()
+    if email:
+        email = subscribers.get(ctx.read_db, email).email  # an unknown subscriber is one line, not "sent 0"
     for warning in ctx.settings.warnings() if not dry_run else ():
         click.echo(f"warning: {warning}", err=True)
     planned, bar = Progress("planning", enabled=not as_json), Progress("sending", enabled=not as_json)
@@ -39,14 +42,19 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
     if stop.is_set():
         r.send.errors = [e for e in r.send.errors if e != sending.STOPPING]
         left = sending.pending_count(ctx.db, email)
-        return r, {**r.counts(), "stopped": stop.name, "exit": stop.exit_code, "left": left}
+        return r, {**r.counts(), "to": sending.destination(ctx.settings), "stopped": stop.name,
+                   "exit": stop.exit_code, "left": left}
     if dry_run:
         rows = planning.dry_run_rows(r.plan)
         return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]],
                    "skipped": r.plan.nothing_new,
                    "suppressed": r.plan.suppressed, "already": r.plan.already,
                    "quiet": [x for x in rows if not x["papers"]]}
-    return r, r.counts()
+    for h in recovery.orphaned(ctx.db):  # a sender killed earlier: a silent "sent 0" would hide them
+        click.echo(f"warning: {h.deliveries} deliveries are held by {h.worker}, whose process is gone, until "
+                   f"{h.until:%Y-%m-%d %H:%M:%S} UTC: `digest deliveries release` hands them back now",
+                   err=True)
+    return r, {**r.counts(), "to": sending.destination(ctx.settings)}
 
 
 def _print_counts(result: dict, as_json: bool) -> None:
@@ -68,6 +76,8 @@ def _print_counts(result: dict, as_json: bool) -> None:
                       if result.get("quiet") else "")
                    + (f", given back {result['given_back']} (unsent, due again)"
                       if result.get("given_back") else ""))
+        if result["sent"] or result["retried"] or result["failed"]:
+            click.echo(f"mail went to {result['to']}")
         per = result.get("by_transport") or {}
         if any(name.startswith("webhook") for name in per):  # mail alone: the line above says it all
             click.echo("by transport: " + "; ".join(

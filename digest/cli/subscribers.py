@@ -25,6 +25,7 @@ subscriber_csv = lazy("digest.subscriptions.subscriber_csv")
 subscribers = lazy("digest.subscriptions.subscribers")
 profile = lazy("digest.subscriptions.profile")
 admin_status = lazy("digest.usecases.status")
+recovery = lazy("digest.usecases.recovery")
 
 
 @click.group("subscribers")
@@ -70,10 +71,15 @@ def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str 
     if webhook == "-":
         webhook = sys.stdin.readline().strip()
     if webhook is not None:
-        v = subscribers.add_webhook(ctx.db, ctx.settings.secret(), webhook, kind, change)
+        v = subscribers.add_webhook(ctx.new_db, ctx.settings.secret(), webhook, kind, change)
     else:
-        v = subscribers.add(ctx.db, email, change)
-    if v.min_papers or v.best_of_week:
+        v = subscribers.add(ctx.new_db, email, change)
+    blocked = recovery.suppressions(ctx.read_db, v.email)
+    if blocked:  # on the list, but never mailed until the admin lifts it
+        b = blocked[0]
+        click.echo(f"{v.email} is suppressed ({b.reason} since {b.since:%Y-%m-%d}: {printable(b.cause)}): "
+                   f"subscribed, but nothing is sent to it until `digest suppressions lift {v.email}`")
+    elif v.min_papers or v.best_of_week:
         click.echo(f"added {cadence_line(v)} ({len(v.topics)} topics)")
     else:
         who = f"{v.email} {v.webhook}" if v.webhook else v.email
@@ -87,12 +93,14 @@ def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str 
 def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
     """List subscribers."""
     rows = subscribers.list_all(ctx.read_db, status)
+    blocked = recovery.suppressed_among(ctx.read_db, [r.email for r in rows])
     if as_json:
-        echo_json([r.as_dict() for r in rows])
+        echo_json([{**r.as_dict(), "suppressed": blocked.get(r.email)} for r in rows])
         return
     for r in rows:
         where = f"  [{r.webhook}]" if r.webhook else ""
-        click.echo(f"{printable(r.email):<36} {r.status:<12} {r.frequency:<8} {r.hour:02d}:00 "
+        shown = "suppressed" if r.email in blocked and r.status != "unsubscribed" else r.status
+        click.echo(f"{printable(r.email):<36} {shown:<12} {r.frequency:<8} {r.hour:02d}:00 "
                    f"{printable(r.timezone):<20} "
                    f"{printable('; '.join(r.written_topics)) or '(trending)'}{where}")
     click.echo(f"{len(rows)} subscriber{'s' if len(rows) != 1 else ''}")
@@ -144,7 +152,7 @@ def subscribers_remove(ctx: Ctx, email: str) -> None:
 def subscribers_import(ctx: Ctx, csv_file) -> None:
     """Add or update subscribers from a CSV file (the layout `export` writes; topics split by ';')."""
     with Progress("importing subscribers") as progress:
-        added, updated, errors = subscriber_csv.import_csv(ctx.db, csv_file, progress=progress)
+        added, updated, errors = subscriber_csv.import_csv(ctx.new_db, csv_file, progress=progress)
     for e in errors:
         click.echo(f"skipped {e}", err=True)
     click.echo(f"added {added}, updated {updated}, skipped {len(errors)}")

@@ -129,6 +129,7 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
                       as_of: datetime, batch: int, email: str | None, lease: Lease) -> None:
     """The claiming thread: claim a batch, render it, hand its items to the pool, until nothing is due."""
     entries = Entries(excerpt_chars=channels.setup.settings.digest.excerpt_chars)  # each paper's part once
+    broken: list[str] = []  # deliveries that could not be made: the admin's to fix (a template, an address)
     try:
         while not pool.stopped.is_set():
             if pool.stop_event is not None and pool.stop_event.is_set():
@@ -142,11 +143,15 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
                 recorder.finish(did, S.SUPPRESSED, "suppressed")  # not counted by channel: nothing was sent
             for did, error in made.broken:
                 recorder.finish(did, S.FAILED, "failed", error=error[:500])
+                broken.append(error)
             for o in made.items:
                 if not pool.put(o):
                     break
     finally:
         channels.close()
+        if broken:
+            recorder.report.errors.append(f"{len(broken)} deliveries could not be made, the first: "
+                                          f"{broken[0].splitlines()[0][:300]}")
 
 
 # The send loops running in this process: worker -> hand back what it holds but is not sending now.

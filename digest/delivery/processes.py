@@ -183,12 +183,17 @@ def send_in_processes(db: Database, settings: Settings, workers: int, *, now: da
 def _worker_process(url: str, settings: Settings, kwargs: dict, go, halt, count, reports) -> None:
     """One sending process of `SendingProcesses`: ready (templates compiled), it waits for `go`.
 
-    Three things stop it, each heard by a thread of its own (a signal handler would wait for the main
-    thread, which may be blocked joining the sending threads): the parent's `halt`, SIGTERM, and the
-    parent's end (its sentinel closes). Before it begins sending it ends at once (it holds nothing);
-    once sending, it stops as a single sender does: the message in flight finishes, the rest goes back."""
+    Three things stop it, each heard by a thread of its own (a Python signal handler would wait for the
+    main thread, which may be blocked joining the sending threads): the parent's `halt`, SIGTERM (through
+    the wakeup fd, whichever thread the kernel gave it to: numpy's BLAS threads are there from the
+    start), and the parent's end (its sentinel closes). Before it begins sending it ends at once (it
+    holds nothing); once sending, it stops as a single sender does: the message in flight finishes, the
+    rest goes back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent hears Ctrl-C and tells every process at once
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # for `sigwait` below, in every thread
+    signal.signal(signal.SIGTERM, lambda *_: None)  # not fatal in any thread; heard below
+    heard, wakeup = os.pipe()
+    os.set_blocking(wakeup, False)
+    signal.set_wakeup_fd(wakeup)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while it started; ignored now
     logging.basicConfig(level=kwargs.pop("level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop, state = threading.Event(), threading.Lock()
@@ -205,7 +210,11 @@ def _worker_process(url: str, settings: Settings, kwargs: dict, go, halt, count,
         return lambda: _until(lambda: value.value)
 
     parent = multiprocessing.parent_process()
-    for wait in (flag(halt), lambda: signal.sigwait({signal.SIGTERM}),
+    def terminated() -> None:
+        while signal.SIGTERM not in os.read(heard, 16):
+            pass
+
+    for wait in (flag(halt), terminated,
                  lambda: wait_for_any([parent.sentinel]) if parent is not None else threading.Event().wait()):
         threading.Thread(target=stop_after, args=(wait,), daemon=True).start()
     renderer_for(settings.render.templates_dir)

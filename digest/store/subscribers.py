@@ -190,3 +190,26 @@ def lift_unsubscribe(session: Session, email: str) -> None:
     row = session.get(Suppression, email)
     if row is not None and row.reason == "unsubscribed":
         session.delete(row)
+
+
+def suppression_rows(session: Session,
+                     email: str | None = None) -> list[tuple[str, str, str | None, datetime]]:
+    """(address, reason, detail, since) of every suppression (of `email` only, when given), oldest first."""
+    q = select(Suppression.email, Suppression.reason, Suppression.detail,
+               Suppression.created_at).order_by(Suppression.created_at, Suppression.email)
+    if email is not None:
+        q = q.where(Suppression.email == email)
+    return [tuple(r) for r in session.execute(q)]
+
+
+def count_suppressed(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Suppression)) or 0
+
+
+def unsuppress(session: Session, email: str) -> bool:
+    """Lift a suppression (the admin's decision: `digest suppressions lift`); False if there was none."""
+    row = session.get(Suppression, email)
+    if row is None:
+        return False
+    session.delete(row)
+    return True

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from digest.config import Settings
 from digest.delivery import ledger
@@ -116,4 +117,15 @@ def _pass(db: Database, settings: Settings, ingest_first: bool, email: str | Non
         clock = time.perf_counter()
         report.send = send_all()
         report.seconds["send"] = time.perf_counter() - clock
+        s = report.send
+        if s.failed and not s.sent and not stopped():  # a broken cron job must not look healthy
+            s.errors.append(f"every delivery tried failed ({s.failed}): `digest status` shows why")
     return report
+
+
+def destination(settings: Settings) -> str:
+    """Where the mail of a send goes, for the admin: the SMTP relay's host:port, or the outbox folder."""
+    mail = settings.mail
+    if mail.transport == "smtp":
+        return f"the SMTP relay {mail.smtp.host}:{mail.smtp.port}"
+    return f"the outbox {Path(mail.outbox_dir).resolve()}"

@@ -9,6 +9,7 @@ from digest.sources import ingest as ingest_stage
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
+from digest.usecases import recovery
 from digest.usecases.jobs import job_status
 
 # `subscribers show` only: `digest status` starts without the channels and the renderer they load
@@ -32,6 +33,8 @@ def status(db: Database, settings: Settings) -> dict:
                      "last_error": states[name].last_error if name in states else None}
                     for name, cfg in settings.sources.items()],
         "recent_failures": ledger_view["recent_failures"],
+        "leases": [h.as_dict() for h in recovery.holders(db)],
+        "suppressed": recovery.suppressed_count(db),
         "jobs": job_status(db, settings),
     }
 
