@@ -288,5 +288,6 @@ class SigningSecret(Base):
     __tablename__ = "signing_secrets"
 
     secret: Mapped[str] = mapped_column(String(200), primary_key=True)
-    origin: Mapped[str] = mapped_column(String(200))  # "generated", or the file it was adopted from
+    # "generated" (unique: two processes starting at once keep one), or the file it was adopted from
+    origin: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

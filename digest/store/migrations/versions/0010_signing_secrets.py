@@ -20,7 +20,8 @@ def upgrade() -> None:
     sa.Column('secret', sa.String(length=200), nullable=False),
     sa.Column('origin', sa.String(length=200), nullable=False),
     sa.Column('created_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('secret')
+    sa.PrimaryKeyConstraint('secret'),
+    sa.UniqueConstraint('origin')
     )
 
 
