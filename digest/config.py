@@ -260,16 +260,17 @@ class DigestSettings(_Strict):
     first_edition_days: int = Field(7, ge=1, le=90)  # how far back a first edition may look
     max_lookback_days: int = Field(14, ge=1, le=365)  # bound on a catch-up edition
     excerpt_chars: int = Field(320, ge=80, le=2000)
-    # auto: lexical + MiniLM (hybrid) when the `semantic` extra is installed, else lexical only
-    # ("hybrid" without the extra is refused at start: digest.pipeline.load_settings)
+    # auto: lexical + MiniLM (hybrid) whenever the bundled ONNX model can run (every install), else
+    # lexical only ("hybrid" where it cannot is refused at start: digest.pipeline.load_settings)
     ranker: Literal["auto", "lexical", "hybrid"] = "auto"
 
 
 class RankingSettings(_Strict):
-    """`[ranking]`: the sentence-transformers model of the hybrid ranker and where it runs.
+    """`[ranking]`: the sentence embedding model of the hybrid ranker and where it runs.
 
-    `model` is a model name (the bundled all-MiniLM-L6-v2 by default; any other name must already be
-    in the Hugging Face cache, nothing is downloaded) or the path of a saved model directory. Vectors
+    `model` is the bundled all-MiniLM-L6-v2 (int8 ONNX, no torch) by default, the path of that same
+    pinned `.onnx` file, or a sentence-transformers model (the `semantic` extra): a name already in
+    the Hugging Face cache (nothing is downloaded) or the path of a saved model directory. Vectors
     are stored per model: changing it embeds papers again, lazily (digest.store.vectors). Whether the
     model loads is checked at start when the ranker uses it (digest.pipeline.load_settings)."""
 
@@ -298,6 +299,22 @@ def _cuda_available() -> bool:
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
+
+
+class RenderSettings(_Strict):
+    """`[render]`: an admin's templates. `templates_dir` is a folder whose files override the shipped
+    templates of the same name (digest.mjml, digest.txt, the pages, the notice emails), file by file;
+    default `./templates` when it exists. Overrides are checked when a command that renders starts."""
+
+    templates_dir: str | None = None
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _a_folder(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_dir():
+            raise ValueError(f"no folder {v!r} (copy the templates you change into it: see README, "
+                             "Templates)")
+        return v
 
 
 class SchedulerSettings(_Strict):
@@ -352,6 +369,7 @@ class Settings(_Strict):
     web: WebSettings = WebSettings()
     digest: DigestSettings = DigestSettings()
     ranking: RankingSettings = RankingSettings()
+    render: RenderSettings = RenderSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     metrics: MetricsSettings = MetricsSettings()
     path: str | None = None  # where it was loaded from, for `digest status`

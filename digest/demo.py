@@ -71,9 +71,10 @@ def claim_folder(directory: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def run_demo(directory: Path) -> tuple[list[dict], Path]:
-    """Fresh database in `directory`, three subscribers, a real SMTP round trip; returns a summary.
-    Refuses a folder holding data the demo did not make (`claim_folder`)."""
+def run_demo(directory: Path) -> tuple[list[dict], Path, str]:
+    """Fresh database in `directory`, three subscribers, a real SMTP round trip; returns a summary:
+    a row per subscriber, the outbox, and what ranked the digests. Refuses a folder holding data the
+    demo did not make (`claim_folder`)."""
     claim_folder(directory)
     outbox = directory / "outbox"
     with SmtpSink(outbox=outbox) as sink:
@@ -101,4 +102,7 @@ def run_demo(directory: Path) -> tuple[list[dict], Path]:
                      "top": edition.items[0].title if edition.items else "",
                      "file": str(path) if path else ""})
     db.dispose()
-    return rows, outbox
+    ranked = ingesting.ranked_by(settings)
+    if report.embedded:
+        ranked += f", {report.embedded} papers embedded"
+    return rows, outbox, ranked

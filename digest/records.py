@@ -134,7 +134,9 @@ def web_url(value: object) -> str | None:
 def title_key(title: str) -> str:
     """Normalised title for dedupe: casefolded letters and digits, single spaces, no accents."""
     text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    if not text.isascii():  # ASCII has no combining marks
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.casefold()
     text = re.sub(r"[\W_]+", " ", text).strip()
     return text[:MAX_TITLE_KEY]
 
@@ -200,6 +202,7 @@ class Profile:
     topics: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
     max_items: int = 10
+    weights: list[float] = field(default_factory=list)  # each topic's weight, in order (empty: all 1)
     liked: list[int] = field(default_factory=list)  # paper ids marked "more like this"
     disliked: list[int] = field(default_factory=list)  # paper ids marked "less like this"
     authors: list[str] = field(default_factory=list)  # followed authors, as the subscriber wrote them
@@ -218,6 +221,7 @@ class Reason:
     liked_title: str | None = None  # "liked": the liked paper it is closest to
     upvotes: int = 0  # "trending"
     author: str | None = None  # by an author they follow: the name as the paper spells it
+    weight: float | None = None  # the topic's weight, when weighing the topics gave this pick its place
 
 
 @dataclass
@@ -233,6 +237,11 @@ class Pick:
 
 
 # ------------------------------------------------------------------------------------- subscribers
+
+
+def written_topic(phrase: str, weight: float) -> str:
+    """A topic as a user writes it: "diffusion models=2", the weight left out when it is 1."""
+    return phrase if weight == 1 else f"{phrase}={weight:g}"
 
 
 @dataclass(frozen=True)
@@ -255,6 +264,8 @@ class Subscriber:
     liked: tuple[int, ...] = ()  # paper ids marked "more like this"
     disliked: tuple[int, ...] = ()  # paper ids marked "less like this"
     authors: tuple[str, ...] = ()  # followed authors, as written ("Yann LeCun", "Y. Bengio")
+    # each topic's weight, in the order of `topics`: its share of the digest's slots (empty: all 1)
+    topic_weights: tuple[float, ...] = ()
     created_at: datetime | None = None
     paused_until: datetime | None = None
     unsubscribed_at: datetime | None = None
@@ -276,9 +287,17 @@ class Subscriber:
 
     def profile(self, default_max_items: int) -> Profile:
         return Profile(subscriber_id=self.id, topics=list(self.topics), excludes=list(self.excludes),
-                       max_items=self.max_items or default_max_items, liked=list(self.liked),
+                       max_items=self.max_items or default_max_items, weights=list(self.topic_weights),
+                       liked=list(self.liked),
                        disliked=list(self.disliked), authors=list(self.authors),
                        whole_window=self.best_of_week)
+
+    @property
+    def written_topics(self) -> list[str]:
+        """The topics as a user writes them (a form, a file, a listing): "diffusion models=2", the weight
+        left out when it is 1 (read back by digest.subscriptions.rules.clean_weighted_topics)."""
+        weights = self.topic_weights or (1.0,) * len(self.topics)
+        return [written_topic(t, w) for t, w in zip(self.topics, weights, strict=True)]
 
     def as_dict(self) -> dict:
         """The profile as `subscribers list/show --json` print it."""
@@ -287,6 +306,7 @@ class Subscriber:
             del d[k]
         d["status"] = str(self.status)
         d["topics"], d["excludes"], d["authors"] = list(self.topics), list(self.excludes), list(self.authors)
+        d["topic_weights"] = list(self.topic_weights) or [1.0] * len(self.topics)
         for k in ("created_at", "paused_until"):
             d[k] = d[k].isoformat() if d[k] else None
         return d

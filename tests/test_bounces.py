@@ -142,7 +142,9 @@ def test_maildir_and_policy_then_planning_skips_suppressed(db, settings_for, tmp
     ids = planned_world(db, settings, 4)
     a, b, c, d = sorted(ids)
     box = mailbox.Maildir(tmp_path / "bounces", create=True)
-    box.add(dsn("someone-forwarded@elsewhere.example", message_id=ids[a]))  # ledger says who it was: a
+    box.add(dsn(a, message_id=ids[a]))  # linked to our message by its Message-ID
+    fwd = "someone-forwarded@elsewhere.example"  # quotes c's message but names another: that one alone
+    box.add(dsn(fwd, message_id=ids[c], dsn_id="<fwd@mx.example.net>"))
     for i in range(3):  # soft bounces: the third suppresses (default policy: 3)
         box.add(dsn(b, "4.2.2", "failed", dsn_id=f"<soft-{i}@mx.example.net>"))
     box.add(dsn(c, "4.4.1", "delayed", dsn_id="<delayed@mx.example.net>"))  # one soft: not yet
@@ -151,16 +153,16 @@ def test_maildir_and_policy_then_planning_skips_suppressed(db, settings_for, tmp
 
     report = process_mailbox(db, settings, maildir=tmp_path / "bounces")
     assert (report.messages, report.hard, report.soft, report.complaints,
-            report.not_reports) == (7, 1, 4, 1, 1)
-    assert sorted(report.suppressed) == sorted([a, b, d])
+            report.not_reports) == (8, 2, 4, 1, 1)
+    assert sorted(report.suppressed) == sorted([a, b, d, fwd])
     with db.session() as s:
         assert dict(s.execute(select(Suppression.email, Suppression.reason)).all()) == {
-            a: "hard_bounce", b: "soft_bounce", d: "complaint"}
+            a: "hard_bounce", b: "soft_bounce", d: "complaint", fwd: "hard_bounce"}
         linked = s.scalar(select(Bounce.delivery_id).where(Bounce.email == a))
         assert linked == s.scalar(select(Delivery.id).where(Delivery.email == a))
 
     again = process_mailbox(db, settings, maildir=tmp_path / "bounces")  # the same mailbox: nothing new
-    assert (again.already, again.hard, again.soft, again.suppressed) == (6, 0, 0, [])
+    assert (again.already, again.hard, again.soft, again.suppressed) == (7, 0, 0, [])
 
     # the planner leaves suppressed addresses out; the sender re-checks at send time
     from digest.usecases import planning

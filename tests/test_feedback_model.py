@@ -19,23 +19,31 @@ from digest.subscriptions import subscribers
 from digest.subscriptions.feedback import record_feedback, undo_feedback
 
 VIDEO = [
-    ("Temporal diffusion models for video generation", "Diffusion models generate video frames with temporal attention "
+    ("Temporal diffusion models for video generation",
+     "Diffusion models generate video frames with temporal attention "
      "so that motion stays consistent across frames of a clip."),
-    ("Long video synthesis with diffusion models", "We extend diffusion models to minute-long video clips, keeping "
+    ("Long video synthesis with diffusion models",
+     "We extend diffusion models to minute-long video clips, keeping "
      "temporal consistency of motion between frames."),
-    ("Text-to-video diffusion", "A diffusion model turns a caption into video frames; temporal layers keep the motion "
+    ("Text-to-video diffusion",
+     "A diffusion model turns a caption into video frames; temporal layers keep the motion "
      "of objects smooth from frame to frame."),
-    ("Video diffusion models with motion priors", "Motion priors make diffusion models for video keep frames "
+    ("Video diffusion models with motion priors",
+     "Motion priors make diffusion models for video keep frames "
      "temporally coherent; we evaluate on video clips."),
 ]
 MOLECULES = [
-    ("Diffusion models for molecule generation", "We generate 3D molecules with diffusion models over atom positions "
+    ("Diffusion models for molecule generation",
+     "We generate 3D molecules with diffusion models over atom positions "
      "and bonds, for drug discovery."),
-    ("Protein structure diffusion", "A diffusion model over protein backbones designs new protein structures and "
+    ("Protein structure diffusion",
+     "A diffusion model over protein backbones designs new protein structures and "
      "binding sites for molecules."),
-    ("Equivariant diffusion for drug design", "Equivariant diffusion models place the atoms of a drug molecule in "
+    ("Equivariant diffusion for drug design",
+     "Equivariant diffusion models place the atoms of a drug molecule in "
      "a protein pocket."),
-    ("Molecular conformer generation with diffusion models", "Diffusion models sample the conformers of a molecule "
+    ("Molecular conformer generation with diffusion models",
+     "Diffusion models sample the conformers of a molecule "
      "from its chemical graph of atoms and bonds."),
 ]
 TITLES = [t for t, _ in VIDEO + MOLECULES]
@@ -45,7 +53,8 @@ RANKERS = ["lexical"] + (["hybrid"] if semantic.available() else [])
 def add_papers(db, now: datetime) -> dict[str, int]:
     with db.session() as s:
         rows = [Paper(title=t, title_key=t.lower(), abstract=a, arxiv_id=f"2611.{i:05d}", upvotes=5,
-                      first_seen_at=now - timedelta(hours=2 + i)) for i, (t, a) in enumerate(VIDEO + MOLECULES)]
+                      first_seen_at=now - timedelta(hours=2 + i))
+                for i, (t, a) in enumerate(VIDEO + MOLECULES)]
         s.add_all(rows)
         s.flush()
         return {r.title: r.id for r in rows}
@@ -114,7 +123,8 @@ def test_both_classes_fit_an_svm_and_one_class_falls_back_to_its_centroid():
     fitted = [svm, liked_only, disliked_only, nothing]
     z, has = feedback.model_scores(fitted, col, sim)
     assert has.tolist() == [True, True, True, False] and not z[3].any()
-    for row, (rated, _) in zip(z[:3], fitted, strict=False):  # z-scored over the papers the reader did not rate
+    # z-scored over the papers the reader did not rate
+    for row, (rated, _) in zip(z[:3], fitted, strict=False):
         rest = np.delete(row, rated)
         assert abs(rest.mean()) < 1e-5 and abs(rest.std() - 1) < 1e-4
     for row in z[:3]:  # every model puts the other video papers above the other molecule papers
@@ -130,7 +140,8 @@ def test_both_classes_fit_an_svm_and_one_class_falls_back_to_its_centroid():
 def test_scores_of_a_batch_do_not_depend_on_who_else_is_in_it():
     corpus = build_corpus(papers())
     profiles = [Profile(1, ["diffusion models"], liked=[0]), Profile(2, ["diffusion models"], disliked=[5]),
-                Profile(3, ["diffusion models"], liked=[1, 2], disliked=[6]), Profile(4, ["diffusion models"])]
+                Profile(3, ["diffusion models"], liked=[1, 2], disliked=[6]),
+                Profile(4, ["diffusion models"])]
     together = rank_with(corpus, profiles)
     for pr in profiles:
         assert rank(corpus.papers, [pr])[pr.subscriber_id] == together[pr.subscriber_id]

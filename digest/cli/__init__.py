@@ -120,6 +120,7 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     wrong = click.UsageError("--format json is for a team channel (--subscriber KIND:HASH), eml for an inbox")
     if fmt in ("eml", "json") and (fmt == "json") != bool(email and subscribers.is_channel(email)):
         raise wrong  # what the name given says, before anything is read
+    ctx.check_templates()
     shown = previewing.preview(ctx.read_db, ctx.settings, email=subscribers.key(email) if email else None,
                                topics=topics, excludes=excludes)
     if fmt in ("eml", "json") and fmt != shown.media:
@@ -180,9 +181,10 @@ def demo(directory: str) -> None:
     from digest.demo import run_demo
 
     try:
-        rows, outbox = run_demo(Path(directory))
+        rows, outbox, ranked = run_demo(Path(directory))
     except (*USER_ERRORS, RuntimeError) as err:
         raise click.ClickException(str(err)) from None
+    click.echo(f"\nRanked by {ranked}.")
     click.echo(f"\n{'subscriber':<24} {'papers':>6}  {'top paper':<58} file")
     for r in rows:
         click.echo(f"{r['email']:<24} {r['papers']:>6}  {r['top'][:58]:<58} {r['file']}")
@@ -204,6 +206,7 @@ def serve(ctx: Ctx, host: str, port: int) -> None:
     """
     from digest.web.app import serve as run_server
 
+    ctx.check_templates()
     run_server(ctx.settings, ctx.db, host=host, port=port)
 
 
@@ -247,6 +250,7 @@ def scheduler_command(ctx: Ctx, metrics_port: int | None) -> None:
 
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
         logging.getLogger("digest").setLevel(logging.INFO)  # a daemon logs one line per run
+    ctx.check_templates()
     serve(ctx.settings, ctx.db, metrics_port=metrics_port)
 
 

@@ -34,6 +34,11 @@ class Ctx:
             self._db, self.found = setup.open_database(self.settings, schema)
         return self._db
 
+    def check_templates(self) -> None:
+        """For the commands that render: every template, shipped or the admin's, compiled and checked
+        against the template rules now, before anything is read or sent (setup.check_templates)."""
+        setup.check_templates(self.settings)
+
     @property
     def db(self) -> Database:
         """For writing commands: a fresh database gets the schema; any other must be current."""

@@ -9,7 +9,7 @@ import click
 
 from digest.cli.context import Ctx, echo_json, pass_ctx, print_ingest, printable
 from digest.subscriptions import subscribers
-from digest.usecases import planning, sending
+from digest.usecases import planning, sending, stopping
 from digest.usecases.sending import PassReport
 
 WORKERS = click.option("--workers", type=click.IntRange(1, 16), default=None,
@@ -20,13 +20,18 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
           ingest_first: bool = False, workers: int | None = None) -> tuple[PassReport, dict]:
     """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
     email = subscribers.key(email) if email else None
+    ctx.check_templates()
     for warning in ctx.settings.warnings() if not dry_run else ():
         click.echo(f"warning: {warning}", err=True)
     bar = _Bar(sys.stderr.isatty() and not as_json)
-    with bar:
+    with stopping.on_signals() as stop, bar:
         r = sending.run_pass(ctx.read_db if dry_run else ctx.db, ctx.settings, email=email, dry_run=dry_run,
-                              ingest_first=ingest_first, on_planned=bar.start, progress=bar.update,
-                             workers=workers)
+                             ingest_first=ingest_first, on_planned=bar.start, progress=bar.update,
+                             workers=workers, stop=stop)
+    if stop.is_set():
+        r.send.errors = [e for e in r.send.errors if e != sending.STOPPING]
+        left = sending.pending_count(ctx.db, email)
+        return r, {**r.counts(), "stopped": stop.name, "exit": stop.exit_code, "left": left}
     if dry_run:
         rows = planning.dry_run_rows(r.plan)
         return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]],
@@ -75,7 +80,9 @@ def _print_counts(result: dict, as_json: bool) -> None:
         click.echo(f"sent {result['sent']}, retried {result['retried']}, failed {result['failed']}, "
                    f"suppressed {result['suppressed']}, skipped {result['skipped']} (nothing new)"
                    + (f", quiet {result['quiet']} (too few papers: recorded, rolled over)"
-                      if result.get("quiet") else ""))
+                      if result.get("quiet") else "")
+                   + (f", given back {result['given_back']} (unsent, due again)"
+                      if result.get("given_back") else ""))
         per = result.get("by_transport") or {}
         if any(name.startswith("webhook") for name in per):  # mail alone: the line above says it all
             click.echo("by transport: " + "; ".join(
@@ -83,6 +90,9 @@ def _print_counts(result: dict, as_json: bool) -> None:
                 counts in sorted(per.items())))
         for e in result["errors"]:
             click.echo(f"error: {e}", err=True)
+    if result.get("stopped"):
+        click.echo(f"stopped by {result['stopped']}: {result['left']} deliveries left for the next run "
+                   "(none held)", err=True)
 
 
 @click.command("send")
@@ -95,8 +105,7 @@ def send_command(ctx: Ctx, email, dry_run, as_json, workers) -> None:
     """Plan this period's editions and send every due delivery. Running it twice sends nothing twice."""
     _, result = _pass(ctx, email=email, dry_run=dry_run, as_json=as_json, workers=workers)
     _print_counts(result, as_json)
-    if result.get("errors"):
-        sys.exit(1)
+    _exit(result)
 
 
 @click.command("run")
@@ -111,5 +120,12 @@ def run_command(ctx: Ctx, as_json: bool, workers: int | None) -> None:
     if not as_json:
         print_ingest(result["ingest"])
     _print_counts(result, as_json)
+    _exit(result)
+
+
+def _exit(result: dict) -> None:
+    """130 or 143 when a signal stopped the run, 1 when something needs the admin, else 0."""
+    if result.get("stopped"):
+        sys.exit(result["exit"])
     if result.get("errors"):
         sys.exit(1)

@@ -8,10 +8,16 @@ import sys
 import click
 
 from digest import wording
-from digest.cli.cadence import BEST_OF_WEEK_HELP, MIN_PAPERS_HELP, cadence_line, subscribers_update
+from digest.cli.cadence import (
+    BEST_OF_WEEK_HELP,
+    MIN_PAPERS_HELP,
+    TOPIC_HELP,
+    cadence_line,
+    subscribers_update,
+)
 from digest.cli.context import Ctx, echo_json, pass_ctx, printable
 from digest.cli.profile import follow_command, seed_command, unfollow_command
-from digest.records import FREQUENCIES, SubscriberStatus
+from digest.records import FREQUENCIES, SubscriberStatus, written_topic
 from digest.subscriptions import subscriber_csv, subscribers
 from digest.subscriptions.profile import ProfileChange
 from digest.usecases import status as admin_status
@@ -29,7 +35,7 @@ def subscribers_group() -> None:
               "the shell history and `ps`.")
 @click.option("--kind", type=click.Choice(subscribers.webhook_kinds()),
               help="The webhook's service, with --webhook.")
-@click.option("--topic", "topics", multiple=True, help="A topic phrase; repeat for more.")
+@click.option("--topic", "topics", multiple=True, help=TOPIC_HELP)
 @click.option("--exclude", "excludes", multiple=True, help="Leave out papers matching this phrase.")
 @click.option("--frequency", type=click.Choice(FREQUENCIES), default="daily", show_default=True)
 @click.option("--weekday", default="monday", show_default=True, help="Day of a weekly digest.")
@@ -83,7 +89,8 @@ def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
     for r in rows:
         where = f"  [{r.webhook}]" if r.webhook else ""
         click.echo(f"{printable(r.email):<36} {r.status:<12} {r.frequency:<8} {r.hour:02d}:00 "
-                   f"{printable(r.timezone):<20} {printable('; '.join(r.topics)) or '(trending)'}{where}")
+                   f"{printable(r.timezone):<20} "
+                   f"{printable('; '.join(r.written_topics)) or '(trending)'}{where}")
     click.echo(f"{len(rows)} subscriber{'s' if len(rows) != 1 else ''}")
 
 
@@ -103,7 +110,8 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
                 "best_of_week", "created_at", "suppressed"):
         click.echo(f"{key}: {printable(data[key])}")
     no_topic = "(none: papers like the seeded ones)" if data["seeds"] else "(none: trending)"
-    click.echo(f"topics: {printable('; '.join(data['topics'])) or no_topic}")
+    topics = map(written_topic, data["topics"], data["topic_weights"])
+    click.echo(f"topics: {printable('; '.join(topics)) or no_topic}")
     click.echo(f"excludes: {printable('; '.join(data['excludes'])) or '(none)'}")
     click.echo(f"follows: {printable('; '.join(data['authors'])) or '(no author)'}")
     click.echo(f"seeded papers: {len(data['seeds'])}")

@@ -222,6 +222,20 @@ class BounceReport:
                 f"suppressed {len(self.suppressed)} addresses")
 
 
+def about(e: Event, ours: tuple[int, str] | None) -> tuple[int | None, str | None]:
+    """The delivery and the address a report's event is booked against: only the address it names.
+    The message it quotes (by Message-ID) is linked when it went to that address; a report that names
+    no address (a complaint without one) is about whoever that message went to."""
+    if ours is None:
+        return None, e.email or None
+    delivery_id, sent_to = ours
+    if not e.email or e.email == sent_to.strip().lower():
+        return delivery_id, sent_to
+    log.warning("report for %s quotes message %s, which went to %s: booked against %s alone",
+                e.email, e.message_id, sent_to, e.email)
+    return None, e.email
+
+
 def process_message(db: Database, settings: Settings, data: bytes, report: BounceReport) -> None:
     report.messages += 1
     try:
@@ -237,8 +251,7 @@ def process_message(db: Database, settings: Settings, data: bytes, report: Bounc
     ours = ledger.by_message_ids(db, (e.message_id for e in events if e.message_id))
     with db.session() as s:
         for e in events:
-            delivery_id, our_address = ours.get(e.message_id or "", (None, None))
-            address = our_address or e.email  # one recipient per message: the ledger knows who it was
+            delivery_id, address = about(e, ours.get(e.message_id or ""))
             if not address:
                 continue
             new, reason = record(s, settings, address=address, kind=e.kind, source=e.source, status=e.status,

@@ -26,9 +26,11 @@ import scipy.sparse as sp
 
 from digest.ranking.semantic import PaperVectors
 
-LEXICAL_SHARE = 0.5  # similarity = share x BM25 cosine + (1 - share) x MiniLM cosine (BM25 alone without vectors)
+# similarity = share x BM25 cosine + (1 - share) x MiniLM cosine (BM25 alone without vectors)
+LEXICAL_SHARE = 0.5
 SVM_C = 1.0  # the SVM's margin penalty (the rated papers are few: any C >= 1 separates them)
-WEIGHT = 0.25  # the model's z-score is added at this many standard deviations of the ranking score (measured: see README)
+# the model's z-score is added at this many standard deviations of the ranking score (measured: see README)
+WEIGHT = 0.25
 ONLY_MIN_Z = 2.5  # a paper matching no topic is still eligible from this model z-score up
 
 Model = tuple[tuple[int, ...], np.ndarray]  # the rated papers' rows (liked first), one coefficient each
@@ -78,7 +80,8 @@ def models(feedback: Sequence[tuple[Sequence[int], Sequence[int]]], col: Mapping
     return out
 
 
-def model_scores(fitted: Sequence[Model], col: Mapping[int, int], sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def model_scores(fitted: Sequence[Model], col: Mapping[int, int],
+                 sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(subscribers x papers) model scores, z-scored per row, for a chunk in one sparse product;
     and which rows have a model (a row without feedback is all zeros)."""
     r, c, v = [], [], []
@@ -89,7 +92,8 @@ def model_scores(fitted: Sequence[Model], col: Mapping[int, int], sim: np.ndarra
     A = sp.csr_matrix((v, (r, c)), shape=(len(fitted), sim.shape[0]), dtype=np.float32)
     raw = np.asarray(A @ sim, dtype=np.float32)
     own = np.zeros(raw.shape, bool)  # a row's own rated papers: outliers of its model, never picked
-    own[[i for i, (rated, _) in enumerate(fitted) for _ in rated], [d for rated, _ in fitted for d in rated]] = True
+    own[[i for i, (rated, _) in enumerate(fitted) for _ in rated],
+        [d for rated, _ in fitted for d in rated]] = True
     return zscore(raw, ~own), np.array([bool(rated) for rated, _ in fitted])
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.ranking import feedback
-from digest.ranking.balance import balanced
+from digest.ranking.balance import topic_weights, weighed
 from digest.ranking.corpus import Candidates, Corpus, Window, build_corpus
 from digest.ranking.index import LexicalIndex
 from digest.ranking.semantic import PaperVectors, sentences
@@ -307,11 +307,13 @@ class _Chosen:
     scores: list[list[float]]
     rel: list[list[float]]
     best: list[list[int]]  # topic slot of each pick
+    weighted: list[list[bool]] | None = None  # whether the topics' weights gave each pick its place
 
 
 def _choose(scored: _Scored, part: Sequence[Profile]) -> _Chosen | None:
     """Each subscriber's picks: the pool of their best POOL_FACTOR x max_items papers, best first,
-    shared out among their topics by `_balanced`. None when no subscriber of the chunk wants any."""
+    shared out among their topics by `balance.weighed` (by their weights). None when no subscriber of the
+    chunk wants any."""
     score, n = scored.score, scored.score.shape[1]
     k = min(n, max(pr.max_items for pr in part))
     if k <= 0:
@@ -331,13 +333,14 @@ def _choose(scored: _Scored, part: Sequence[Profile]) -> _Chosen | None:
     # each subscriber's own pool (POOL_FACTOR x their max_items): the same picks whoever else is ranked with
     # them
     sorted_scores[np.arange(pool)[None, :] >= np.minimum(n, POOL_FACTOR * max_items)[:, None]] = -np.inf
-    chosen = balanced(sorted_scores, top_best, top_rel > 0, max_items, k)
+    chosen, by_weight = weighed(sorted_scores, top_best, top_rel > 0, max_items, k, topic_weights(part))
     top = np.take_along_axis(top, chosen, axis=1)
     return _Chosen(
         top,
         np.take_along_axis(sorted_scores, chosen, axis=1).tolist(),
         np.take_along_axis(top_rel, chosen, axis=1).tolist(),
         np.take_along_axis(top_best, chosen, axis=1).tolist(),
+        by_weight.tolist() if by_weight is not None else None,
     )
 
 
@@ -364,6 +367,7 @@ def _write_picks(
         top = chosen.top[i, : pr.max_items].tolist()
         liking = [phrases.fb_col[corpus.pos[j]] for j in pr.liked if j in corpus.pos]  # rows of fb_sim
         hits, scores, rel, best_of = every_hit[i], chosen.scores[i], chosen.rel[i], chosen.best[i]
+        weighted = chosen.weighted[i] if chosen.weighted is not None and pr.weights else None
         for j, d in enumerate(top):
             s = scores[j]
             if s == unpicked:
@@ -381,6 +385,9 @@ def _write_picks(
                                                                    labels[best])
                 others = tuple(labels[o] for o, hit in enumerate(hits[j]) if hit and o != best)
                 reason = replace(explained, also=others, author=by) if others or by else explained
+                if weighted is not None and weighted[j]:  # its topic's weight gave it its place
+                    weight = [w for t, w in zip(pr.topics, pr.weights, strict=True) if t.strip()][best]
+                    reason = replace(reason, weight=weight) if weight != 1 else reason
             else:
                 reason = Reason("liked", liked_title=_closest_liked(corpus, phrases, fb_rows, liking, d),
                                 author=by)

@@ -95,6 +95,18 @@ class PaperVector(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class PaperTerms(Base):
+    """A paper's analysed index terms (digest.ranking.stored_terms), stored at ingest so a planning run
+    assembles its index without analysing every paper again; `analyser` names the analysis and
+    `text_hash` the text it was made from: another of either makes the row stale (digest.store.terms)."""
+
+    __tablename__ = "paper_terms"
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True)
+    analyser: Mapped[str] = mapped_column(String(64))
+    text_hash: Mapped[str] = mapped_column(String(40))
+    terms: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Subscriber(Base):
     __tablename__ = "subscribers"
 

@@ -3,6 +3,7 @@ plans, then sends what is due."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ from digest.store.db import Database
 from digest.throughput import few_collections
 from digest.usecases.ingesting import ingest
 from digest.usecases.planning import plan
+
+log = logging.getLogger("digest.pipeline")
 
 __all__ = ["STOPPING", "PassReport", "pending_count", "run_pass", "send", "worker_name"]
 
@@ -50,11 +53,11 @@ class PassReport:
     def counts(self) -> dict:
         """What `digest send` / `digest run` print: sent, retried, failed, suppressed (at planning or
         sending), skipped (nothing new), quiet (fewer papers than the subscriber's minimum: recorded,
-        nothing sent, the papers roll over), errors."""
+        nothing sent, the papers roll over), given back (unspent, due again), errors."""
         s = self.send
         return {"sent": s.sent, "retried": s.retried, "failed": s.failed,
                 "suppressed": s.suppressed + self.plan.suppressed, "skipped": self.plan.nothing_new,
-                "quiet": self.plan.quiet, "errors": s.errors,
+                "quiet": self.plan.quiet, "given_back": s.given_back, "errors": s.errors,
                 "planned": self.plan.planned, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
                 "by_transport": s.by_transport}
 
@@ -86,19 +89,24 @@ def _pass(db: Database, settings: Settings, ingest_first: bool, email: str | Non
           now: datetime | None, stop: threading.Event | None, on_planned: Callable[[int], None] | None,
           send_all: Callable[[], SendReport]) -> PassReport:
     report = PassReport()
+    stopped = (lambda: stop.is_set()) if stop is not None else (lambda: False)
     clock = time.perf_counter()
     if ingest_first:
         report.ingest = ingest(db, settings, now=now)
         report.seconds["ingest"] = time.perf_counter() - clock
+    if stopped():
+        report.stopped = True
+        return report
     clock = time.perf_counter()
-    report.plan = plan(db, settings, now=now, email=email, dry_run=dry_run, due_only=due_only)
+    report.plan = plan(db, settings, now=now, email=email, dry_run=dry_run, due_only=due_only, stop=stop)
     report.seconds["plan"] = time.perf_counter() - clock
     if dry_run:
         return report
-    if stop is not None and stop.is_set():
+    if stopped():
         report.stopped = True
         return report
     pending = pending_count(db, email, now)
+    log.info("sending %d due deliveries", pending)
     if on_planned is not None:
         on_planned(pending)
     if pending:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import logging
 
+import jinja2
+
 from digest import config
 from digest.config import ConfigError, Settings
 from digest.ranking import semantic
+from digest.render import renderer_for, templates
+from digest.render.checks import TemplateError, where
 from digest.store.db import Database, Schema, SchemaError, SchemaState, open_checked
 from digest.store.secrets import database_secrets
+from digest.subscriptions.signup import check_notice_templates
 
-__all__ = ["Database", "Schema", "SchemaError", "SchemaState", "load_settings", "open_database"]
+__all__ = ["Database", "Schema", "SchemaError", "SchemaState", "check_templates", "load_settings",
+           "open_database", "page_templates"]
 from digest.usecases.embedding import encoder
 
 _log = logging.getLogger("digest.secret")
@@ -61,3 +67,24 @@ def signing_secrets(db: Database, settings: Settings) -> tuple[str, ...]:
                      "database signed with before still verify the links and webhook URLs already out",
                      settings.web.secret_env, len(earlier))
     return (configured, *earlier)
+
+
+def page_templates(settings: Settings) -> list[str]:
+    """Where the web app's page templates are looked up, an admin's folder first."""
+    return templates.folders(settings.render.templates_dir).search_path()
+
+
+def check_templates(settings: Settings) -> None:
+    """Compile every template now, shipped or an admin's (`[render] templates_dir`), and check it
+    against the rules templates keep (digest.render.checks): the start of every command that renders
+    (send, run, preview, serve, scheduler). Raises TemplateError, one line naming the file and line."""
+    digest = settings.digest
+    renderer_for(settings.render.templates_dir).check(settings.web.base_url, digest.max_items,
+                                                      digest.trending_items, digest.excerpt_chars)
+    check_notice_templates(settings)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(page_templates(settings)), autoescape=True)
+    for name in templates.PAGES:
+        try:
+            env.get_template(name)  # compiled: a syntax error names its file and line
+        except jinja2.TemplateSyntaxError as err:
+            raise TemplateError(f"{where(err.filename or name, err.lineno)}: {err.message}") from None

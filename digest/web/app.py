@@ -35,7 +35,7 @@ from digest.subscriptions.rules import MAX_TOPICS, SubscriberError
 from digest.subscriptions.signup import SignupRequest
 from digest.subscriptions.tokens import TokenError
 from digest.usecases import feeds, monitoring, pages, seeding
-from digest.usecases.setup import Database
+from digest.usecases.setup import Database, page_templates
 from digest.web.preferences import preferences, preferences_save, preferences_seed
 from digest.web.security import CSP_ARCHIVE, Csrf, SecurityHeaders
 from digest.web.site import (
@@ -275,7 +275,8 @@ def routes() -> list[Route | Mount]:
 
 
 def templates(settings: Settings, root: str) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(WEB / "templates")), autoescape=True,
+    # an admin's folder first, file by file (`[render] templates_dir`; checked at start: check_templates)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(page_templates(settings)), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     env.globals.update(site_name=settings.digest.site_name, root=root, frequencies=FREQUENCIES,
                        weekdays=DAY_NAMES, zones=ZONES, schedule=schedule_label, local=local_time,

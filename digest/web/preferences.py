@@ -40,7 +40,7 @@ async def preferences(request: Request, errors: list[str] | None = None,
     paused = sub.paused(utcnow())
     seeded = await run_in_threadpool(seeds.seeded, site.db, sub.id)
     fetching, fetched = site.seedings.state(sub.email)  # a seeding from arXiv under way, how the last ended
-    values = values or {"topics": "\n".join(sub.topics), "excludes": "\n".join(sub.excludes),
+    values = values or {"topics": "\n".join(sub.written_topics), "excludes": "\n".join(sub.excludes),
                         "authors": "\n".join(sub.authors),
                         "frequency": sub.frequency, "weekday": sub.weekday, "hour": sub.hour,
                         "timezone": sub.timezone, "max_items": sub.max_items or ""}
