@@ -20,8 +20,7 @@ def upgrade() -> None:
     sa.Column('secret', sa.String(length=200), nullable=False),
     sa.Column('origin', sa.String(length=200), nullable=False),
     sa.Column('created_at', digest.store.models.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('secret'),
-    sa.UniqueConstraint('origin')
+    sa.PrimaryKeyConstraint('secret')
     )
 
 
