@@ -182,6 +182,13 @@ class SmtpSettings(_Strict):
     window_limit: int = Field(0, ge=0, le=10**9)  # at most this many messages per sliding window; 0 = off
     window_seconds: float = Field(3600.0, gt=0, le=31 * DAY)  # length of that sliding window
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _workable_rate(cls, v: float) -> float:
+        if 0 < v < 1 / 3600:  # the bucket would wait longer than any run lasts (and past what sleep takes)
+            raise ValueError("must be 0 (no limit) or at least one message an hour (0.000278)")
+        return v
+
 
 class MailSettings(_Strict):
     transport: Literal["outbox", "smtp"] = "outbox"

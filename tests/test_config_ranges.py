@@ -68,6 +68,7 @@ def test_every_numeric_key_is_bounded():
     ('[mail]\nlist_id = "digest.example.org"', "mail.list_id"),
     ('[mail]\nfrom_address = "Trending <dïgest@example.org>"', "mail.from_address"),
     ('[mail]\ndkim_domain = "Trending <example.org>"', "mail.dkim_domain"),
+    ("[mail.smtp]\nrate_limit = 1e-300", "mail.smtp.rate_limit"),
     ('[mail]\ndkim_selector = "digest 2026"', "mail.dkim_selector"),
     ('[http]\nuser_agent = "digest\\r\\nX-Evil: 1"', "http.user_agent"),
 ])

@@ -52,6 +52,24 @@ def test_next_slot_on_the_page_is_digest_dues_after_todays_digest_went_out(db, s
     assert row["next_at"] is not None and datetime.fromisoformat(row["next_at"]) == view.status.next_at
 
 
+def test_a_manual_send_before_the_slot_makes_the_next_slot_tomorrow(db, settings_for):
+    """`digest send` at 05:30 sends today's edition to a subscriber whose hour is 7 (a manual send does
+    not wait for the hour): the page says it went, and the next slot is tomorrow 07:00, as `digest
+    due` says."""
+    settings = settings_for(db.url, sources={})
+    with time_machine.travel(at("2024-06-03T05:00Z"), tick=False):
+        sid = subscribers.add(db, "ada@example.org", topics=[TOPIC], hour=7).id
+    add_tagged(db, 3, at("2024-06-03T04:00Z"), "monday")
+    with time_machine.travel(at("2024-06-03T05:30Z"), tick=False):
+        assert sending.run_pass(db, settings).send.sent == 1
+    now = at("2024-06-03T06:00Z")
+    with time_machine.travel(now, tick=False):
+        view = pages.delivery_status(db, settings, sid, now=now)
+        (row,) = planning.due_at(db, now)
+    assert view.status.reason == "sent" and row["due"] is False
+    assert view.status.next_at == at("2024-06-04T07:00Z") == datetime.fromisoformat(row["next_at"])
+
+
 def test_a_subscriber_who_joined_after_the_slot_and_got_todays_digest_is_not_first(db, settings_for):
     settings = settings_for(db.url, sources={})
     with time_machine.travel(at("2024-06-03T07:30Z"), tick=False):

@@ -138,3 +138,21 @@ def test_an_earlier_versions_secret_file_is_adopted(tmp_path, monkeypatch):
     again, db = open_settings(f"sqlite:///{tmp_path / 'digest.db'}")
     db.dispose()
     assert again.secrets() == settings.secrets()
+
+
+def test_processes_starting_at_once_keep_one_generated_secret(tmp_path, db_url, monkeypatch):
+    """The first start of several processes at once: each may make a secret, one is kept, all sign
+    with it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from digest.store.db import Database
+    from digest.store.secrets import database_secrets
+
+    db = Database(db_url)
+    db.init()
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            found = list(pool.map(lambda _: tuple(database_secrets(db, None, generate=True)), range(6)))
+    finally:
+        db.dispose()
+    assert len(set(found)) == 1 and len(found[0]) == 1

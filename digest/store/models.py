@@ -298,7 +298,9 @@ class SigningSecret(Base):
     per-directory `.digest-secret` file keeps the links made with it working)."""
 
     __tablename__ = "signing_secrets"
+    __table_args__ = (UniqueConstraint("origin", name="uq_signing_secrets_origin"),)
 
     secret: Mapped[str] = mapped_column(String(200), primary_key=True)
-    origin: Mapped[str] = mapped_column(String(200))  # "generated", or the file it was adopted from
+    # "generated" (unique: two processes starting at once keep one), or the file it was adopted from
+    origin: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
