@@ -91,6 +91,7 @@ def session(path: Path) -> Any:
     opts.enable_cpu_mem_arena = False
     opts.intra_op_num_threads = THREADS
     opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep, not spin
     opts.log_severity_level = 3  # errors only: nothing on stderr in normal runs
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
