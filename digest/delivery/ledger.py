@@ -164,6 +164,10 @@ def finish(db: Database, worker: str, outcomes: Sequence[Outcome],
                     if o.bounce:
                         on_bounce(s, o)
         return done
+    if db.engine.dialect.name == "postgresql":  # the group in one statement (bulk_sql)
+        return bulk_sql.finish_outcomes(db.engine, worker, [
+            (o.delivery_id, o.status, o.error, o.attempts, o.next_attempt_at, o.sent_at, o.subject)
+            for o in outcomes])
     with db.engine.begin() as c:
         done += [o.delivery_id for o in outcomes if c.execute(*_finish_call(worker, o)).rowcount]
     return done
