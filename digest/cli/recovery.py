@@ -7,8 +7,10 @@ import sys
 import click
 
 from digest.cli.context import Ctx, echo_json, pass_ctx, printable
-from digest.subscriptions import subscribers
-from digest.usecases import recovery
+from digest.lazy import lazy
+
+subscribers = lazy("digest.subscriptions.subscribers")  # loaded when a command runs (digest.lazy)
+recovery = lazy("digest.usecases.recovery")
 
 LEASE_STATES = {"running": "running", "gone": "its process is gone: `digest deliveries release`",
                 "expired": "lease ran out: `digest deliveries release`", "elsewhere": "on another host"}
