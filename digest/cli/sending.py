@@ -121,6 +121,7 @@ def run_command(ctx: Ctx, as_json: bool, workers: int | None) -> None:
 def _exit(result: dict) -> None:
     """130 or 143 when a signal stopped the run, 1 when something needs the admin, else 0."""
     if result.get("stopped"):
+        stopping.leave_quickly()
         sys.exit(result["exit"])
     if result.get("errors"):
         sys.exit(1)

@@ -12,6 +12,7 @@ back their own, and end: they never outlive their parent), and it exits, without
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -77,3 +78,10 @@ def on_signals(stop: Stop | None = None, *, announce: bool = True) -> Iterator[S
     finally:
         for sig, previous in old.items():
             signal.signal(sig, previous)
+
+
+def leave_quickly() -> None:
+    """The work is done and handed back: let the interpreter end without walking the whole heap once
+    more (its last collection took seconds on a loaded machine, after a stop that took a fraction of
+    one). Objects are only moved out of the collector's sight; nothing is skipped that must run."""
+    gc.freeze()
