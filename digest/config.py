@@ -377,6 +377,18 @@ class Settings(_Strict):
     # the secrets links are signed and checked with, newest (signing) first: bound by `use_secrets` when
     # the database is opened (digest.usecases.setup), which keeps the generated one
     _secrets: tuple[str, ...] | None = PrivateAttr(default=None)
+    # what an admin should know about how these settings were resolved (the database found under an
+    # earlier name, a secret set over the database's own): one line each, printed by the CLI at start
+    _notices: list[str] = PrivateAttr(default_factory=list)
+
+    def notice(self, line: str) -> None:
+        self._notices.append(line)
+        _log.info("%s", line)
+
+    def take_notices(self) -> list[str]:
+        """The notices not yet shown, once."""
+        taken, self._notices = self._notices, []
+        return taken
 
     def configured_secret(self) -> str | None:
         """The secret the admin set: `$DIGEST_SECRET` (web.secret_env), else `web.secret_file`, else None
@@ -488,9 +500,10 @@ def _default_database(settings: Settings, data: dict) -> Settings:
     if not found:
         return settings
     if Path(DEFAULT_DATABASE).exists():
-        _log.warning("using %s; %s beside it is a database made by an earlier version under another "
-                     "name and is not used", DEFAULT_DATABASE, found[0])
+        settings.notice(f"using {DEFAULT_DATABASE}; {found[0]} beside it is a database made by an earlier "
+                        "version under another name and is not used")
         return settings
-    _log.warning("using %s (made by an earlier version, whose default name it was); rename it to %s "
-                 "(with its -wal and -shm files) or set database.url", found[0], DEFAULT_DATABASE)
-    return settings.model_copy(update={"database": DatabaseSettings(url=f"sqlite:///{found[0]}")})
+    moved = settings.model_copy(update={"database": DatabaseSettings(url=f"sqlite:///{found[0]}")})
+    moved.notice(f"using {found[0]} (made by an earlier version, whose default name it was); rename it to "
+                 f"{DEFAULT_DATABASE} (with its -wal and -shm files) or set database.url")
+    return moved

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import jinja2
 
 from digest import config
@@ -18,8 +16,6 @@ from digest.subscriptions.signup import check_notice_templates
 __all__ = ["Database", "Schema", "SchemaError", "SchemaState", "check_templates", "load_settings",
            "open_database", "page_templates"]
 from digest.usecases.embedding import encoder
-
-_log = logging.getLogger("digest.secret")
 
 
 def load_settings(path: str | None = None) -> Settings:
@@ -63,9 +59,9 @@ def signing_secrets(db: Database, settings: Settings) -> tuple[str, ...]:
         return tuple(kept)
     earlier = [k for k in kept if k != configured]
     if earlier:
-        _log.warning("signing with the configured secret ($%s or web.secret_file); the %d secret(s) this "
-                     "database signed with before still verify the links and webhook URLs already out",
-                     settings.web.secret_env, len(earlier))
+        settings.notice(f"signing with the configured secret (${settings.web.secret_env} or "
+                        f"web.secret_file); the {len(earlier)} secret(s) this database signed with before "
+                        "still verify the links and webhook URLs already out")
     return (configured, *earlier)
 
 
