@@ -7,7 +7,6 @@ outside the repository) that holds them.
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import logging
 import operator
@@ -19,12 +18,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, get_args
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from digest.records import check_zone
+from digest.records import CONTROL, check_address, check_zone
 
 DATA_DIR = resources.files("digest") / "data"
 _log = logging.getLogger("digest.config")
@@ -46,41 +44,10 @@ class _Strict(BaseModel):
 
 
 DAY = 86400.0
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LIST_ID = re.compile(rf"[^<>]*<{_ATOM}(\.{_ATOM})+>")  # RFC 2919: an optional phrase, <label.namespace>
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
 _DNS_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
-# names email-validator refuses as special-use, which a test or an intranet relay sends from all the same
-_LOCAL_DOMAINS = ("localhost", "localdomain", "local", "internal", "lan", "test")
-
-
-def check_address(value: str, named: bool) -> str:
-    """A configured sender-side address, as the mail it goes into needs it: `Name <addr>` or a bare
-    address when `named`, else a bare address only (it goes into a `mailto:` URL). The address is checked
-    as subscribers' are (email-validator), its local part ASCII (no SMTPUTF8); a local domain
-    (`localhost`) is allowed for tests and intranets."""
-    text = value.strip()
-    if _CONTROL.search(text):
-        raise ValueError("holds a line break or a control character")
-    name, addr = email.utils.parseaddr(text)
-    if "@" not in addr:
-        raise ValueError("not an email address (name@example.org" + (", or Name <name@example.org>)"
-                                                                      if named else ")"))
-    if not named and (name or addr != text):
-        raise ValueError(f"must be a bare address ({addr}), not a display name and <address>: it goes "
-                         "into a mailto: link")
-    local, _, domain = addr.rpartition("@")
-    if not local.isascii():
-        raise ValueError(f"{addr}: a non-ASCII local part needs SMTPUTF8, which is not supported")
-    checked = f"{local}@example.org" if domain.lower().rsplit(".", 1)[-1] in _LOCAL_DOMAINS else addr
-    try:
-        validate_email(checked, check_deliverability=False)
-    except EmailNotValidError as err:
-        raise ValueError(f"{addr} is not a valid email address: {err}") from None
-    return text
-
-
 DEFAULT_DATABASE = "digest.db"  # in the working directory, when database.url is not set
 # The default's name in some earlier versions: an upgrade finds it rather than starting an empty one.
 EARLIER_DEFAULTS = ("digest.store.db",)
@@ -113,7 +80,7 @@ class HttpSettings(_Strict):
     @field_validator("user_agent")
     @classmethod
     def _one_line(cls, v: str) -> str:
-        if _CONTROL.search(v) or not v.strip():
+        if CONTROL.search(v) or not v.strip():
             raise ValueError("must be one line of text (it is sent as an HTTP header)")
         return v
 
@@ -234,7 +201,7 @@ class MailSettings(_Strict):
     @field_validator("list_id")
     @classmethod
     def _list_id(cls, v: str) -> str:
-        if _CONTROL.search(v) or not _LIST_ID.fullmatch(v.strip()):
+        if CONTROL.search(v) or not _LIST_ID.fullmatch(v.strip()):
             raise ValueError('must be "Name <label.example.org>" (RFC 2919: a dotted id in angle brackets)')
         return v.strip()
 
@@ -377,6 +344,18 @@ class Settings(_Strict):
     # the secrets links are signed and checked with, newest (signing) first: bound by `use_secrets` when
     # the database is opened (digest.usecases.setup), which keeps the generated one
     _secrets: tuple[str, ...] | None = PrivateAttr(default=None)
+    # what an admin should know about how these settings were resolved (the database found under an
+    # earlier name, a secret set over the database's own): one line each, printed by the CLI at start
+    _notices: list[str] = PrivateAttr(default_factory=list)
+
+    def notice(self, line: str) -> None:
+        self._notices.append(line)
+        _log.info("%s", line)
+
+    def take_notices(self) -> list[str]:
+        """The notices not yet shown, once."""
+        taken, self._notices = self._notices, []
+        return taken
 
     def configured_secret(self) -> str | None:
         """The secret the admin set: `$DIGEST_SECRET` (web.secret_env), else `web.secret_file`, else None
@@ -488,9 +467,10 @@ def _default_database(settings: Settings, data: dict) -> Settings:
     if not found:
         return settings
     if Path(DEFAULT_DATABASE).exists():
-        _log.warning("using %s; %s beside it is a database made by an earlier version under another "
-                     "name and is not used", DEFAULT_DATABASE, found[0])
+        settings.notice(f"using {DEFAULT_DATABASE}; {found[0]} beside it is a database made by an earlier "
+                        "version under another name and is not used")
         return settings
-    _log.warning("using %s (made by an earlier version, whose default name it was); rename it to %s "
-                 "(with its -wal and -shm files) or set database.url", found[0], DEFAULT_DATABASE)
-    return settings.model_copy(update={"database": DatabaseSettings(url=f"sqlite:///{found[0]}")})
+    moved = settings.model_copy(update={"database": DatabaseSettings(url=f"sqlite:///{found[0]}")})
+    moved.notice(f"using {found[0]} (made by an earlier version, whose default name it was); rename it to "
+                 f"{DEFAULT_DATABASE} (with its -wal and -shm files) or set database.url")
+    return moved

@@ -6,12 +6,15 @@ subscriber statuses, and the frequency and weekday names.
 
 from __future__ import annotations
 
+import email.utils
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import resources
+
+from email_validator import EmailNotValidError, validate_email
 
 # ------------------------------------------------------------------------------------------- clock
 
@@ -47,6 +50,37 @@ def quoted(value: object, limit: int = 40) -> str:
     """A value a user gave, for an error message: repr (so control characters show escaped), cut if long."""
     text = str(value)
     return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, C1 and the Unicode line separators
+# names email-validator refuses as special-use, which a test or an intranet relay sends from all the same
+_LOCAL_DOMAINS = ("localhost", "localdomain", "local", "internal", "lan", "test")
+
+
+def check_address(value: str, named: bool) -> str:
+    """A configured sender-side address, as the mail it goes into needs it: `Name <addr>` or a bare
+    address when `named`, else a bare address only (it goes into a `mailto:` URL). The address is checked
+    as subscribers' are (email-validator), its local part ASCII (no SMTPUTF8); a local domain
+    (`localhost`) is allowed for tests and intranets."""
+    text = value.strip()
+    if CONTROL.search(text):
+        raise ValueError("holds a line break or a control character")
+    name, addr = email.utils.parseaddr(text)
+    if "@" not in addr:
+        raise ValueError("not an email address (name@example.org" + (", or Name <name@example.org>)"
+                                                                      if named else ")"))
+    if not named and (name or addr != text):
+        raise ValueError(f"must be a bare address ({addr}), not a display name and <address>: it goes "
+                         "into a mailto: link")
+    local, _, domain = addr.rpartition("@")
+    if not local.isascii():
+        raise ValueError(f"{addr}: a non-ASCII local part needs SMTPUTF8, which is not supported")
+    checked = f"{local}@example.org" if domain.lower().rsplit(".", 1)[-1] in _LOCAL_DOMAINS else addr
+    try:
+        validate_email(checked, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise ValueError(f"{addr} is not a valid email address: {err}") from None
+    return text
 
 
 def check_zone(name: object) -> str:

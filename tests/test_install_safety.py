@@ -97,8 +97,9 @@ def test_an_upgrade_finds_the_database_made_under_the_earlier_default_name(tmp_p
     (home / "config.toml").unlink()  # the upgrade: the default applies again
     out = digest(home, "subscribers", "list")
     assert "ada@example.org" in out.stdout
-    said = [line for line in out.stderr.splitlines() if "digest.store.db" in line]
-    assert len(said) == 1 and "earlier version" in said[0] and "rename it to digest.db" in said[0]
+    assert out.stderr.splitlines() == [
+        "note: using digest.store.db (made by an earlier version, whose default name it was); rename it to "
+        "digest.db (with its -wal and -shm files) or set database.url"]
     assert not (home / "digest.db").exists()
     # once renamed, the default name is used and nothing more is said
     for suffix in ("", "-wal", "-shm"):

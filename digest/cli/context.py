@@ -32,12 +32,19 @@ class Ctx:
     def settings(self) -> config_mod.Settings:
         if self._settings is None:
             self._settings = setup.load_settings(self.config_path)
+            self._tell()
         return self._settings
 
     def database(self, schema: Schema) -> Database:
         if self._db is None:
             self._db, self.found = setup.open_database(self.settings, schema)
+            self._tell()
         return self._db
+
+    def _tell(self) -> None:
+        """What the admin should know about how the settings were resolved, one line each on stderr."""
+        for line in self.settings.take_notices():
+            click.echo(f"note: {line}", err=True)
 
     def check_templates(self) -> None:
         """For the commands that render: every template, shipped or the admin's, compiled and checked

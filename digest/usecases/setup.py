@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from digest import config
 from digest.config import ConfigError, Settings
 from digest.ranking import semantic
@@ -13,8 +11,6 @@ from digest.store.secrets import database_secrets
 __all__ = ["Database", "Schema", "SchemaError", "SchemaState", "check_templates", "load_settings",
            "open_database", "page_templates"]
 from digest.usecases.embedding import encoder
-
-_log = logging.getLogger("digest.secret")
 
 
 def load_settings(path: str | None = None) -> Settings:
@@ -58,9 +54,9 @@ def signing_secrets(db: Database, settings: Settings) -> tuple[str, ...]:
         return tuple(kept)
     earlier = [k for k in kept if k != configured]
     if earlier:
-        _log.warning("signing with the configured secret ($%s or web.secret_file); the %d secret(s) this "
-                     "database signed with before still verify the links and webhook URLs already out",
-                     settings.web.secret_env, len(earlier))
+        settings.notice(f"signing with the configured secret (${settings.web.secret_env} or "
+                        f"web.secret_file); the {len(earlier)} secret(s) this database signed with before "
+                        "still verify the links and webhook URLs already out")
     return (configured, *earlier)
 
 
