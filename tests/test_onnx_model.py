@@ -110,7 +110,7 @@ def test_a_plain_install_ranks_with_the_hybrid_in_demo_and_rank(plain_install, t
 
     def run(*args: str) -> str:  # with no network at all where this user may make a namespace for it
         done = subprocess.run([*OFFLINE, str(bin_ / "digest"), *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=1200)
+                              capture_output=True, text=True, timeout=1800)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
