@@ -30,8 +30,8 @@ class FeedbackMethod:
 
 FEEDBACK_METHODS: dict[str, FeedbackMethod] = {
     "none": FeedbackMethod("feedback ignored", None),
-    "default": FeedbackMethod("the planner's: SVM per reader, BM25 + MiniLM", True),
-    "lexical": FeedbackMethod("that SVM on BM25 rows only (no semantic extra)", False),
+    "default": FeedbackMethod("the planner's: SVM per reader, liked vs the rest, tf-idf", True),
+    "lexical": FeedbackMethod("that SVM without the vectors (no semantic extra)", False),
 }
 
 
@@ -83,15 +83,13 @@ def evaluate_feedback(data: Dataset, topics: Sequence[str], methods: Sequence[st
     first = corpus_relevance(corpus, topics)
     readers = simulated_readers(data, topics, first)
     rated = [(r.liked, r.disliked) for r in readers]
-    rows = sorted({d for r in readers for d in r.shown.tolist()})
-    col = {d: j for j, d in enumerate(rows)}
     results = []
     for name in methods:
         method = FEEDBACK_METHODS[name]
         score = first.copy()
         if method.semantic is not None:
-            sim = feedback.similarity_rows(corpus.unit, vectors if method.semantic else None, rows)
-            extra = feedback.apply(score, rated, sim, col, {})
+            X = feedback.features(data.docs, corpus.unit, vectors if method.semantic else None)
+            _, extra = feedback.apply(score, rated, X, {})
             score[(first <= 0) & ~extra] = -np.inf  # what the planner may not pick goes last
         per_topic = {r.topic: second_digest(r, score[i]) for i, r in enumerate(readers)}
         means = np.array(list(per_topic.values())).reshape(-1, 3).mean(axis=0) if per_topic else np.zeros(3)

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from digest.evaluation.data import Dataset
 from digest.ranking.corpus import Corpus
+from digest.ranking.feedback import tfidf
 from digest.ranking.ranker import corpus_relevance, topic_relevance
 
 if TYPE_CHECKING:
@@ -34,21 +35,6 @@ Scorer = Callable[["Reader"], np.ndarray]
 def zscore(x: np.ndarray) -> np.ndarray:
     sd = x.std()
     return (x - x.mean()) / sd if sd > 1e-12 else np.zeros_like(x)
-
-
-def tfidf(docs: Sequence[tuple[str, str]]) -> sp.csr_matrix:
-    """arxiv-sanity-lite's features: tf-idf of words and word pairs, sublinear tf, l2 rows (its document
-    frequency cut-offs, min 5 papers and at most 10% of them, from 1,000 papers up: a small set keeps
-    every term)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    large = len(docs) >= 1000
-    vectoriser = TfidfVectorizer(
-        input="content", encoding="utf-8", decode_error="replace", strip_accents="unicode", lowercase=True,
-        analyzer="word", stop_words="english", token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b",
-        ngram_range=(1, 2), max_features=20000, norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True,
-        max_df=0.1 if large else 1.0, min_df=5 if large else 1, dtype=np.float32)
-    return vectoriser.fit_transform([f"{t}. {a}" for t, a in docs]).tocsr()
 
 
 def svm_scores(features: sp.csr_matrix, positives: Sequence[int]) -> np.ndarray | None:

@@ -67,6 +67,11 @@ class Corpus:
         return self.index.unit_rows()
 
     @cached_property
+    def features(self) -> feedback.Features:
+        """The papers' features for the feedback models (feedback.features: tf-idf, BM25, vectors)."""
+        return feedback.features([(p.title, p.abstract) for p in self.papers], self.unit, self.vectors)
+
+    @cached_property
     def group(self) -> np.ndarray:
         """Near-duplicate group id per paper (see `_group_of`)."""
         return _group_of(self.papers, self.index.unit_rows(abstracts_only=True))
