@@ -126,13 +126,11 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
     idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
     avg = lengths.mean() if n_docs and lengths.mean() > 0 else 1.0
     norm = p.k1 * (1 - p.b + p.b * lengths / avg)
-    row_of = np.repeat(np.arange(n_docs), counts) if n_docs else np.empty(0, np.int64)
     for lo in range(0, len(data), ROWS):  # in place: tf becomes its weight
         hi = min(len(data), lo + ROWS)
         tf = data[lo:hi].astype(np.float64)
-        w = tf * (p.k1 + 1) / (tf + norm[row_of[lo:hi]])
+        w = tf * (p.k1 + 1) / (tf + norm[_rows_of(indptr, lo, hi)])
         data[lo:hi] = (w * idf[col[lo:hi]]).astype(np.float32)
-    del row_of
     shape = (n_docs, n_terms)
     W = sp.csr_matrix((data, col, indptr), shape=shape, copy=False)
     abstract_tf = sp.csr_matrix((abstract_data, col, indptr), shape=shape, copy=False)
@@ -141,17 +139,21 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
 
 def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None) -> sp.csr_matrix:
     """M's rows (times idf per column, when given) at unit length, float32, without stored zeros."""
-    rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
     squares = np.zeros(M.shape[0], np.float64)
     for lo, v in _weighted(M, idf):
-        squares += np.bincount(rows[lo : lo + len(v)], weights=v * v, minlength=M.shape[0])
+        squares += np.bincount(_rows_of(M.indptr, lo, lo + len(v)), weights=v * v, minlength=M.shape[0])
     scale = 1 / np.maximum(np.sqrt(squares), 1e-9)
     data = np.empty(len(M.data), np.float32)
     for lo, v in _weighted(M, idf):
-        data[lo : lo + len(v)] = v * scale[rows[lo : lo + len(v)]]
+        data[lo : lo + len(v)] = v * scale[_rows_of(M.indptr, lo, lo + len(v))]
     out = sp.csr_matrix((data, M.indices.copy(), M.indptr.copy()), shape=M.shape)
     out.eliminate_zeros()
     return out
+
+
+def _rows_of(indptr: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The row of each stored entry lo..hi of a CSR matrix (a slice at a time: no array per entry)."""
+    return np.searchsorted(indptr, np.arange(lo, hi), side="right") - 1
 
 
 def _weighted(M: sp.csr_matrix, idf: np.ndarray | None) -> Iterator[tuple[int, np.ndarray]]:

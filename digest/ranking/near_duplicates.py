@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 MARGIN = 1e-3  # the cut is made this far below the threshold: rounding never hides a pair
 PAIRS = 1 << 20  # candidate pairs verified at a time (bounds memory)
+ROWS = 5_000  # rows whose first parts are found at a time
 
 
 def similar_pairs(unit: sp.csr_matrix, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -42,22 +43,17 @@ def similar_pairs(unit: sp.csr_matrix, threshold: float) -> tuple[np.ndarray, np
 def _candidates(unit: sp.csr_matrix, cut: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Distinct (a < b) pairs of rows sharing a term in their first parts, a bounded batch at a time."""
     n = unit.shape[0]
-    counts = np.diff(unit.indptr)
-    rows = np.repeat(np.arange(n), counts)
-    cols, vals = unit.indices, unit.data.astype(np.float64)
-    df = np.bincount(cols, minlength=unit.shape[1])
-    rank = np.empty(unit.shape[1], np.int64)
-    rank[np.argsort(df, kind="stable")] = np.arange(unit.shape[1])  # rarest first
-    # within each row, commonest first: a running sum of squares is then the norm of the rest
-    width = np.int64(unit.shape[1])
-    order = np.argsort(rows * width + (width - 1 - rank[cols]))
-    sq = vals[order] ** 2
-    running = np.cumsum(sq)
-    starts = unit.indptr[:-1]
-    before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0.0) if len(sq) else np.zeros(n)
-    rest = running - np.repeat(before, counts)  # squared norm from this term to the commonest
-    first = rest >= cut * cut
-    r, c = rows[order][first], cols[order][first]
+    df = np.bincount(unit.indices, minlength=unit.shape[1])
+    rank = np.empty(unit.shape[1], np.int32)
+    rank[np.argsort(df, kind="stable")] = np.arange(unit.shape[1], dtype=np.int32)  # rarest first
+    del df
+    parts_r, parts_c = [], []
+    for lo in range(0, n, ROWS):  # a block of rows at a time: memory is the block, not the corpus
+        r, c = _first_parts(unit[lo : lo + ROWS], rank, cut)
+        parts_r.append(r + lo)
+        parts_c.append(c)
+    r, c = np.concatenate(parts_r), np.concatenate(parts_c)
+    del parts_r, parts_c
     by_term = np.argsort(c.astype(np.int64) * n + r)
     r, c = r[by_term], c[by_term]
     bounds = np.flatnonzero(np.r_[True, c[1:] != c[:-1], True])
@@ -74,6 +70,23 @@ def _candidates(unit: sp.csr_matrix, cut: float) -> Iterator[tuple[np.ndarray, n
         left = np.repeat(pos, partners)
         right = left + 1 + _ranges(np.zeros(len(partners), np.int64), partners)
         yield _distinct(r[left], r[right], n)
+
+
+def _first_parts(block: sp.csr_matrix, rank: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
+    """(row, term) of the entries in each row's first part: its rarest terms, up to where the rest of
+    the row (its commoner terms) has norm below `cut`."""
+    counts = np.diff(block.indptr)
+    rows = np.repeat(np.arange(block.shape[0], dtype=np.int64), counts)
+    cols = block.indices
+    width = np.int64(len(rank))
+    # within each row, commonest first: a running sum of squares is then the norm of the rest
+    order = np.argsort(rows * width + (width - 1 - rank[cols]))
+    running = np.cumsum(block.data[order].astype(np.float64) ** 2)
+    starts = block.indptr[:-1]
+    before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0.0) if len(running) else starts
+    rest = running - np.repeat(before, counts)  # squared norm from this term to the commonest
+    first = order[rest >= cut * cut]
+    return rows[first], cols[first]
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
