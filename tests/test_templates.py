@@ -9,9 +9,9 @@ import email.policy
 import json
 import shutil
 
+import httpx
 import pytest
 from click.testing import CliRunner
-from starlette.testclient import TestClient
 
 from digest.cli import main
 from digest.config import from_dict
@@ -20,7 +20,7 @@ from digest.render import TEMPLATE_DIR, Renderer
 from digest.render.checks import TemplateError
 from digest.render.templates import DIGEST, NOTICE, PAGES
 from digest.usecases.setup import check_templates
-from digest.web.app import create_app
+from tests.test_e2e_browser import serving
 
 LOGO = "https://lab.example.org/kim-lab-logo.png"
 LAB_ACCENT, LAB_LINK = "#0f766e", "#7c3aed"  # the lab's colours, for the shipped #fbbf24 and #1d4ed8
@@ -226,14 +226,15 @@ def test_a_templates_dir_that_does_not_exist_is_refused_at_load(tmp_path):
 # ------------------------------------------------------------------------------------------- pages
 
 
-def test_a_page_template_override_shows_in_the_served_page_and_the_rest_fall_back(db, settings_for, tmp_path):
+def test_a_page_template_override_shows_in_the_served_page_and_the_rest_fall_back(tmp_path):
     folder = tmp_path / "lab"
     copy(folder, "base.html")
     edit(folder / "base.html", "</header>", '<p class="lab">Kim Lab, Department of Cell Biology</p></header>')
-    settings = settings_for(db.url, render={"templates_dir": str(folder)})
-    check_templates(settings)
-    with TestClient(create_app(settings, db), base_url="http://testserver") as c:
-        page = c.get("/")
+    config = f'[digest]\nranker = "lexical"\n[render]\ntemplates_dir = "{folder}"\n'
+    with serving(tmp_path, config) as (base, _env, _sink, _tmp):  # `digest serve`, checked at its start
+        page = httpx.get(f"{base}/", timeout=30)
+        missing = httpx.get(f"{base}/no-such-page", timeout=30)
     assert page.status_code == 200
     assert "Kim Lab, Department of Cell Biology" in page.text  # the admin's base.html
     assert 'name="email"' in page.text  # the shipped subscribe.html, extending it
+    assert missing.status_code == 404 and "Kim Lab" in missing.text  # every page extends it

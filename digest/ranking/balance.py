@@ -4,10 +4,11 @@ each topic's share in proportion to its weight (a reader's "diffusion models=2")
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
-from digest.records import Profile
+from digest.records import Profile, Reason
 
 
 def topic_weights(profiles: Sequence[Profile]) -> np.ndarray | None:
@@ -69,6 +70,14 @@ def weighed(scores: np.ndarray, group: np.ndarray, matched: np.ndarray, max_item
     equal = balanced(scores, group, matched, max_items, k)
     own = np.arange(k)[None, :] < max_items[:, None]
     return picked, ~(picked[:, :, None] == np.where(own, equal, -1)[:, None, :]).any(axis=2)
+
+
+def with_weight(reason: Reason, profile: Profile, slot: int) -> Reason:
+    """A pick's reason, saying its topic's weight (that of the profile's topic `slot`, in the ranker's
+    order) when it is not 1: the pick owes its place to it (`weighed`)."""
+    weights = profile.weights or [1.0] * len(profile.topics)
+    weight = [w for t, w in zip(profile.topics, weights, strict=True) if t.strip()][slot]
+    return replace(reason, weight=weight) if weight != 1 else reason
 
 
 def _pad(weights: np.ndarray, rows: int, width: int) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.ranking import feedback
-from digest.ranking.balance import topic_weights, weighed
+from digest.ranking.balance import topic_weights, weighed, with_weight
 from digest.ranking.corpus import Candidates, Corpus, Window, build_corpus
 from digest.ranking.index import LexicalIndex
 from digest.ranking.semantic import PaperVectors, sentences
@@ -315,8 +315,7 @@ class _Chosen:
 
 def _choose(scored: _Scored, part: Sequence[Profile]) -> _Chosen | None:
     """Each subscriber's picks: the pool of their best POOL_FACTOR x max_items papers, best first,
-    shared out among their topics by `balance.weighed` (by their weights). None when no subscriber of the
-    chunk wants any."""
+    shared out among their topics by `balance.weighed`. None when no subscriber of the chunk wants any."""
     score, n = scored.score, scored.score.shape[1]
     k = min(n, max(pr.max_items for pr in part))
     if k <= 0:
@@ -370,7 +369,6 @@ def _write_picks(
         top = chosen.top[i, : pr.max_items].tolist()
         liking = [phrases.fb_col[corpus.pos[j]] for j in pr.liked if j in corpus.pos]  # rows of fb_sim
         hits, scores, rel, best_of = every_hit[i], chosen.scores[i], chosen.rel[i], chosen.best[i]
-        weighted = chosen.weighted[i] if chosen.weighted is not None and pr.weights else None
         for j, d in enumerate(top):
             s = scores[j]
             if s == unpicked:
@@ -388,9 +386,8 @@ def _write_picks(
                                                                    labels[best])
                 others = tuple(labels[o] for o, hit in enumerate(hits[j]) if hit and o != best)
                 reason = replace(explained, also=others, author=by) if others or by else explained
-                if weighted is not None and weighted[j]:  # its topic's weight gave it its place
-                    weight = [w for t, w in zip(pr.topics, pr.weights, strict=True) if t.strip()][best]
-                    reason = replace(reason, weight=weight) if weight != 1 else reason
+                if chosen.weighted is not None and chosen.weighted[i][j]:  # the weight gave it its place
+                    reason = with_weight(reason, pr, best)
             else:
                 reason = Reason("liked", liked_title=_closest_liked(corpus, phrases, fb_rows, liking, d),
                                 author=by)
