@@ -260,8 +260,9 @@ def scheduler_command(ctx: Ctx, metrics_port: int | None) -> None:
     scheduler.tick_seconds, and does housekeeping daily. SIGTERM or Ctrl-C: finish the message in
     flight, hand back the rest, exit 0. See "The scheduler" in the README.
     """
-    from digest.scheduler import serve
+    from digest.scheduler import serve, triggers
 
+    triggers(ctx.settings)  # a bad cron string is the config's error, named before the database is opened
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
         logging.getLogger("digest").setLevel(logging.INFO)  # a daemon logs one line per run
     ctx.check_templates()
