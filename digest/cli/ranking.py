@@ -95,7 +95,9 @@ def rank_command(
 @click.option(
     "--rounds",
     type=click.IntRange(1, 50),
-    help="Instead: a month of digests (FEEDBACK.md): readers judge N digests of 10 (6 a month); "
+    is_flag=False,
+    flag_value=6,
+    help="Instead: a month of digests (FEEDBACK.md): readers judge N digests of 10 (--rounds alone: 6); "
     "nDCG@10 of each digest and recall, per reader and feedback method, beside reference methods.",
 )
 @click.option(

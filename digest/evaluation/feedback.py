@@ -30,8 +30,8 @@ class FeedbackMethod:
 
 FEEDBACK_METHODS: dict[str, FeedbackMethod] = {
     "none": FeedbackMethod("feedback ignored", None),
-    "default": FeedbackMethod("the planner's: SVM per reader, liked vs the rest, tf-idf", True),
-    "lexical": FeedbackMethod("that SVM without the vectors (no semantic extra)", False),
+    "default": FeedbackMethod("the planner's SVM: liked vs the rest, tf-idf + BM25", True),
+    "lexical": FeedbackMethod("the same, no vectors for dislikes alone", False),
 }
 
 

@@ -63,8 +63,9 @@ class Methods:
     def for_reader(self, kind: str) -> dict[str, tuple[str, Scorer]]:
         phrase = kind != "seeded"
         out = {"arxiv-sanity-lite": (
-            "reference: LinearSVC(C=0.01) on tf-idf 1-2 grams, liked vs all, "
-            + ("z-scored and added to the z-scored base" if phrase else "library + likes vs all, alone"),
+            "reference: LinearSVC(C=0.01) on tf-idf 1-2 grams, "
+            + ("liked vs all, z-scored and added to the z-scored base" if phrase
+               else "library + likes vs all, alone"),
             self.asl_phrase if phrase else self.asl_seeded)}
         if self.corpus.vectors is not None:
             out["rocchio"] = (
