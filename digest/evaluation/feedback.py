@@ -98,14 +98,15 @@ def evaluate_feedback(data: Dataset, topics: Sequence[str], methods: Sequence[st
     return results
 
 
-def format_feedback_table(results: Sequence[Result]) -> str:
-    """Digest 2 per feedback method, then the protocol's reference rows."""
+def format_feedback_table(results: Sequence[Result], reference: bool = True) -> str:
+    """Digest 2 per feedback method, then (on the set they were measured on) the protocol's published
+    reference rows."""
     lines = [f"{'feedback':<58} {'nDCG@10':>8} {'P@10':>8} {'MAP@100':>8}"]
     for r in results:
         method = FEEDBACK_METHODS.get(r.ranker)
         label = f"{r.ranker}: {method.description}" if method else r.ranker
         lines.append(f"{label[:58]:<58} {r.ndcg10:>8.3f} {r.p10:>8.3f} {r.map100:>8.3f}")
-    for name, (n, p, m) in FEEDBACK_REFERENCE.items():
+    for name, (n, p, m) in FEEDBACK_REFERENCE.items() if reference else ():
         lines.append(f"{('reference: ' + name)[:58]:<58} {n:>8.3f} {p:>8.3f} {m:>8.3f}")
     return "\n".join(lines)
 

@@ -216,6 +216,15 @@ def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = (), mode
     return Report(str(dataset_path), len(data.ids), results)
 
 
+REFERENCE_SET = "iclr2021_paperlist.tsv"  # where BASELINES and FEEDBACK_REFERENCE were measured
+
+
+def measured_here(dataset: str) -> bool:
+    """Whether the published rows belong beside this set's: only on the set they were measured on
+    (on any other set, `digest eval --rounds` computes its reference rows on the set itself)."""
+    return Path(dataset).name == REFERENCE_SET
+
+
 def _row(name: str, n: float, p: float, m: float) -> dict:
     return {"name": name, "ndcg@10": n, "p@10": p, "map@100": m}
 
@@ -228,7 +237,8 @@ def report_json(report: Report) -> str:
     out: dict = {"dataset": report.dataset, "papers": report.papers, "topics": report.topics, "rows": rows}
     if report.feedback:
         out["protocol"] = "digest 2 of the simulated readers (shared/eval/FEEDBACK.md)"
-        out["reference"] = [_row(k, *v) for k, v in FEEDBACK_REFERENCE.items()]
+        out["reference"] = ([_row(k, *v) for k, v in FEEDBACK_REFERENCE.items()]
+                            if measured_here(report.dataset) else [])
         return json.dumps(out, indent=2)
     out["results"] = [{"ranker": r["name"], **{k: v for k, v in r.items() if k != "name"}} for r in rows]
     out["baselines"] = [{"ranker": k, "ndcg@10": n, "p@10": p, "map@100": m}
@@ -239,9 +249,11 @@ def report_json(report: Report) -> str:
 def report_text(report: Report) -> str:
     """A one-line summary, then the table of `format_table` (feedback: `format_feedback_table`)."""
     if report.feedback:
+        here = measured_here(report.dataset)
         head = (f"{report.papers} papers, {report.topics} simulated readers: digest 2 after judging the "
-                f"{SHOWN} papers of digest 1 (reference: measured on ICLR 2021)")
-        return head + "\n" + format_feedback_table(report.results)
+                f"{SHOWN} papers of digest 1 " + ("(reference: measured on ICLR 2021)" if here else
+                                                   "(reference rows computed on this set: --rounds)"))
+        return head + "\n" + format_feedback_table(report.results, reference=here)
     head = f"{report.papers} papers, {report.topics} topics (baselines: measured on ICLR 2021)"
     return head + "\n" + format_table(report.results)
 
