@@ -98,7 +98,7 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
             raise
         finally:
             pool.join()
-            recorder.report.given_back += _release(db, worker, pool.uncertain)
+            recorder.report.given_back += _release(db, worker, pool.uncertain, pool.refused)
     r = recorder.report
     r.breaker = breaker.tripped
     r.errors += [line for line in breaker.lines() if line not in r.errors]
@@ -141,10 +141,11 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
         channels.close()
 
 
-def _release(db: Database, worker: str, keep: set[int]) -> int:
-    """After a run: whatever it still holds (it stopped early, or the relay refused it) is due again
-    at once, unspent; returns how many."""
+def _release(db: Database, worker: str, keep: set[int], refused: dict[int, str]) -> int:
+    """After a run: whatever it still holds (it stopped early, or the relay refused it: its reply kept
+    as the delivery's last error) is due again at once, unspent; returns how many."""
     try:
+        ledger.note_errors(db, worker, refused)
         return ledger.release(db, worker, keep=keep)
     except Exception:  # the database is gone: the leases will run out instead
         log.exception("could not hand back the deliveries of worker %s", worker)
