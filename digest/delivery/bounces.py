@@ -25,7 +25,7 @@ from email.parser import HeaderParser
 from email.utils import getaddresses
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,8 +35,8 @@ from digest.mail import mailbox as inbox
 from digest.mail.enhanced_status import classify, reported_about_recipient
 from digest.records import utcnow
 from digest.store import subscribers as subscriber_store
-from digest.store.db import Database
-from digest.store.models import Bounce
+from digest.store.db import Database, among
+from digest.store.models import Bounce, Delivery
 
 log = logging.getLogger("digest.delivery.bounces")
 
@@ -287,3 +287,31 @@ def process_mailbox(db: Database, settings: Settings, *, maildir: str | Path | N
         process_message(db, settings, data, report)
     log.info("bounces processed: %s", report.summary())
     return report
+
+
+# ------------------------------------------------------------------------------ the admin's view
+
+
+def causes(s: Session, addresses: list[str]) -> dict[str, dict]:
+    """The latest bounce or complaint recorded for each address (what suppressed it, when the policy
+    did): its kind, source (smtp reply, dsn report, arf complaint), status, detail, when, and the
+    delivery and Message-ID it was about."""
+    out: dict[str, dict] = {}
+    for b, message_id, period in s.execute(
+            select(Bounce, Delivery.message_id, Delivery.period)
+            .outerjoin(Delivery, Delivery.id == Bounce.delivery_id)
+            .where(among(Bounce.email, sorted(set(addresses))), Bounce.kind != FORGIVEN)
+            .order_by(Bounce.created_at.desc(), Bounce.id.desc())):
+        out.setdefault(b.email, {"kind": b.kind, "source": b.source, "status": b.status, "detail": b.detail,
+                                 "at": b.created_at, "message_id": message_id, "period": period})
+    return out
+
+
+FORGIVEN = "lifted"  # a bounce the admin set aside by lifting its address's suppression: never counted again
+
+
+def forgive(s: Session, address: str) -> int:
+    """Set aside the bounces recorded so far for an address whose suppression is lifted, so that the
+    policy starts afresh (the rows stay, so a report read again is still recognised); returns how many."""
+    return s.execute(update(Bounce).where(Bounce.email == address, Bounce.kind != FORGIVEN)
+                     .values(kind=FORGIVEN)).rowcount

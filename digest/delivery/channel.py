@@ -115,7 +115,7 @@ class Setup:
     links: EditionLinks
     renderer: Renderer
     signer: DkimSigner | None = None
-    secret: str = ""  # opens sealed webhook URLs
+    secret: str | tuple[str, ...] = ""  # opens sealed webhook URLs (several: the first seals, all open)
     transport: Transport | None = None  # the mail transport of a sending thread, when the caller gives one
 
 

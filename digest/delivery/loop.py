@@ -40,13 +40,13 @@ from digest.delivery.channel import Setup
 from digest.delivery.channels import Channels, connections
 from digest.delivery.lease import Lease
 from digest.delivery.outgoing import render_batch
-from digest.delivery.pool import Pool
+from digest.delivery.pool import STOPPING, Pool
 from digest.delivery.recording import Recorder, SendReport
 from digest.mail import signing
 from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import Transport
 from digest.records import DeliveryStatus, utcnow
-from digest.render import default_renderer
+from digest.render import renderer_for
 from digest.render.compose import Entries
 from digest.store.db import Database
 from digest.subscriptions.links import links_for
@@ -62,8 +62,9 @@ def worker_name() -> str:
 
 def setup_for(settings: Settings, signer: signing.DkimSigner | None = None) -> Setup:
     """What the channels of a run (or a preview) are made with: links, the compiled templates, DKIM."""
-    return Setup(settings=settings, links=links_for(settings), renderer=default_renderer(), signer=signer,
-                 secret=settings.secret())
+    return Setup(settings=settings, links=links_for(settings),
+                 renderer=renderer_for(settings.render.templates_dir), signer=signer,
+                 secret=settings.secrets())
 
 
 def send_here(db: Database, settings: Settings, *, transport: Transport | Sequence[Transport] | None = None,
@@ -91,6 +92,8 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
         return recorder.report
     with short_switches():
         pool.start()
+        with _holding_lock:
+            _holding[worker] = lambda: _release(db, worker, pool.unsure(), dict(pool.refused))
         try:
             _claim_and_render(db, Channels(setup), pool, recorder, worker, as_of, batch, email, lease)
         except BaseException as err:
@@ -99,6 +102,8 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
         finally:
             pool.join()
             recorder.report.given_back += _release(db, worker, pool.uncertain, pool.refused)
+            with _holding_lock:
+                _holding.pop(worker, None)
     r = recorder.report
     r.breaker = breaker.tripped
     r.errors += [line for line in breaker.lines() if line not in r.errors]
@@ -124,8 +129,12 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
                       as_of: datetime, batch: int, email: str | None, lease: Lease) -> None:
     """The claiming thread: claim a batch, render it, hand its items to the pool, until nothing is due."""
     entries = Entries(excerpt_chars=channels.setup.settings.digest.excerpt_chars)  # each paper's part once
+    broken: list[str] = []  # deliveries that could not be made: the admin's to fix (a template, an address)
     try:
         while not pool.stopped.is_set():
+            if pool.stop_event is not None and pool.stop_event.is_set():
+                pool.stop(STOPPING)
+                break
             claimed_at = utcnow()  # the lease the claim takes runs out a moment after claimed_at + lease
             if not (ids := ledger.claim(db, worker, as_of, batch, email, lease.length)):
                 break
@@ -134,11 +143,32 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
                 recorder.finish(did, S.SUPPRESSED, "suppressed")  # not counted by channel: nothing was sent
             for did, error in made.broken:
                 recorder.finish(did, S.FAILED, "failed", error=error[:500])
+                broken.append(error)
             for o in made.items:
                 if not pool.put(o):
                     break
     finally:
         channels.close()
+        if broken:
+            recorder.report.errors.append(f"{len(broken)} deliveries could not be made, the first: "
+                                          f"{broken[0].splitlines()[0][:300]}")
+
+
+# The send loops running in this process: worker -> hand back what it holds but is not sending now.
+_holding: dict[str, Callable[[], None]] = {}
+_holding_lock = threading.Lock()
+
+
+def give_back_now(timeout: float) -> None:
+    """Hand back what every send loop of this process holds, except the messages in flight (their
+    outcome is unknown: left to their leases), for a process about to end at once (a second signal).
+    Waits at most `timeout` seconds: a database that does not answer leaves the rest to the leases."""
+    with _holding_lock:
+        calls = list(_holding.values())
+    if calls:
+        done = threading.Thread(target=lambda: [call() for call in calls], daemon=True)
+        done.start()
+        done.join(timeout)
 
 
 def _release(db: Database, worker: str, keep: set[int], refused: dict[int, str]) -> int:

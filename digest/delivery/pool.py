@@ -40,6 +40,8 @@ class Pool:
         self.stopped = threading.Event()
         self.uncertain: set[int] = set()  # may have been sent, outcome unrecorded: left to its lease
         self.refused: dict[int, str] = {}  # refused by the relay for its own reasons: given back at the end
+        self._in_flight: set[int] = set()  # being sent now (its outcome not recorded yet)
+        self._flight_lock = threading.Lock()
         self._threads = [threading.Thread(target=self._work, args=(c,), name=f"digest-send-{i}", daemon=True)
                          for i, c in enumerate(channels)]
 
@@ -53,6 +55,11 @@ class Pool:
             if not self.stopped.is_set():
                 self.recorder.report.errors.append(error)
                 self.stopped.set()
+
+    def unsure(self) -> set[int]:
+        """What must be left to its lease if the process ends now: in flight, or sent with no outcome."""
+        with self._flight_lock:
+            return self._in_flight | self.uncertain
 
     def put(self, o: Outgoing) -> bool:
         """Hand an item to the threads; False once the run has stopped."""
@@ -90,6 +97,15 @@ class Pool:
             channels.close()
 
     def _deliver(self, channels: Channels, o: Outgoing) -> None:
+        with self._flight_lock:
+            self._in_flight.add(o.delivery_id)
+        try:
+            self._send(channels, o)
+        finally:
+            with self._flight_lock:
+                self._in_flight.discard(o.delivery_id)
+
+    def _send(self, channels: Channels, o: Outgoing) -> None:
         channel = channels.get(o.channel)
         self.limiter.acquire()
         if not self.lease.still_held(o):

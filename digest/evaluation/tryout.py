@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from digest.evaluation.listings import ListingsError, read_papers, read_text
 from digest.ranking import semantic
-from digest.ranking.listings import ListingsError, read_papers, read_text
 from digest.ranking.ranker import rank
 from digest.records import Profile
 
@@ -48,6 +48,7 @@ class Tryout:
 
     papers: int
     results: list[QueryResult]
+    ranker: str = "lexical"  # what ranked them (semantic.describe)
 
 
 def read_queries(path: Path) -> list[list[str]]:
@@ -67,7 +68,7 @@ def tryout(
 
     At most `limit` papers per group; `ranker` is "auto" | "lexical" | "hybrid" (semantic.wanted).
     Raises TryoutError for an unreadable or empty listings file, an unreadable queries file, or the
-    hybrid ranker without the semantic extra."""
+    hybrid ranker when its model cannot run."""
     try:
         papers, ids, rejected = read_papers(listings)
     except ListingsError as err:
@@ -84,6 +85,7 @@ def tryout(
     picks = rank(papers, profiles, vectors=vectors)
     return Tryout(
         papers=len(papers),
+        ranker=semantic.describe(ranker),
         results=[
             QueryResult(
                 "; ".join(group),
@@ -98,7 +100,8 @@ def json_lines(result: Tryout) -> list[str]:
     """One JSON object per group: {"query", "ranking": [{"id", "score" (4 places), "why"}]}."""
     return [
         json.dumps(
-            {"query": q.query, "ranking": [{"id": r.id, "score": round(r.score, 4), "why": r.why} for r in q.rows]},
+            {"query": q.query,
+             "ranking": [{"id": r.id, "score": round(r.score, 4), "why": r.why} for r in q.rows]},
             ensure_ascii=False,
         )
         for q in result.results
@@ -114,4 +117,5 @@ def text_lines(result: Tryout) -> list[str]:
             title = r.title if len(r.title) <= TITLE_WIDTH else r.title[: TITLE_WIDTH - 1] + "…"
             lines.append(f"{n:>3}. {r.score:.3f}  {r.id:<14} {title}")
             lines.append(f"     {r.why}")
+    lines.append(f"(ranked by {result.ranker})")
     return lines
