@@ -153,6 +153,8 @@ def test_a_refusal_short_of_the_breaker_is_given_back_and_reported(db, tmp_path)
     nobody_booked(db)
     assert set(states(db).values()) == {("planned", 0)}
     assert "554 5.7.1 Relay access denied" in out.output and "given back 2" in out.output
+    with db.session() as s:  # what the relay said stays with each delivery, for `digest status`
+        assert set(s.scalars(select(Delivery.last_error))) == {"554 5.7.1 Relay access denied"}
 
     with FaultRelay() as relay:  # the admin fixed the relay: everyone gets their digest, once
         out = send_cli(db, tmp_path, relay)

@@ -216,6 +216,17 @@ def release(db: Database, worker: str, ids: Iterable[int] | None = None, keep: I
         return s.execute(_released(*where)).rowcount
 
 
+def note_errors(db: Database, worker: str, errors: dict[int, str]) -> None:
+    """Set the last error of deliveries `worker` still holds (what the relay said of the ones it
+    refused, before they are handed back), leaving everything else as it is."""
+    if not errors:
+        return
+    with db.engine.begin() as c:
+        c.execute(update(_T).where((_T.c.id == bindparam("b_id")) & (_T.c.worker_id == worker)
+                                   & (_T.c.status == S.SENDING)).values(last_error=bindparam("b_error")),
+                  [{"b_id": did, "b_error": error[:500]} for did, error in errors.items()])
+
+
 def release_held_by(db: Database, workers: Iterable[str]) -> int:
     """Hand back everything these workers hold (they are gone: `digest deliveries release`), due at once,
     attempts unchanged; returns how many."""

@@ -93,7 +93,7 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
     with short_switches():
         pool.start()
         with _holding_lock:
-            _holding[worker] = lambda: _release(db, worker, pool.unsure())
+            _holding[worker] = lambda: _release(db, worker, pool.unsure(), dict(pool.refused))
         try:
             _claim_and_render(db, Channels(setup), pool, recorder, worker, as_of, batch, email, lease)
         except BaseException as err:
@@ -101,7 +101,7 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
             raise
         finally:
             pool.join()
-            recorder.report.given_back += _release(db, worker, pool.uncertain)
+            recorder.report.given_back += _release(db, worker, pool.uncertain, pool.refused)
             with _holding_lock:
                 _holding.pop(worker, None)
     r = recorder.report
@@ -171,10 +171,11 @@ def give_back_now(timeout: float) -> None:
         done.join(timeout)
 
 
-def _release(db: Database, worker: str, keep: set[int]) -> int:
-    """After a run: whatever it still holds (it stopped early, or the relay refused it) is due again
-    at once, unspent; returns how many."""
+def _release(db: Database, worker: str, keep: set[int], refused: dict[int, str]) -> int:
+    """After a run: whatever it still holds (it stopped early, or the relay refused it: its reply kept
+    as the delivery's last error) is due again at once, unspent; returns how many."""
     try:
+        ledger.note_errors(db, worker, refused)
         return ledger.release(db, worker, keep=keep)
     except Exception:  # the database is gone: the leases will run out instead
         log.exception("could not hand back the deliveries of worker %s", worker)

@@ -39,6 +39,7 @@ class Pool:
         self.queue: queue.Queue[Outgoing | None] = queue.Queue(maxsize=queue_size)
         self.stopped = threading.Event()
         self.uncertain: set[int] = set()  # may have been sent, outcome unrecorded: left to its lease
+        self.refused: dict[int, str] = {}  # refused by the relay for its own reasons: given back at the end
         self._in_flight: set[int] = set()  # being sent now (its outcome not recorded yet)
         self._flight_lock = threading.Lock()
         self._threads = [threading.Thread(target=self._work, args=(c,), name=f"digest-send-{i}", daemon=True)
@@ -121,6 +122,8 @@ class Pool:
         if isinstance(result, ChannelRefused):  # still held: given back unspent at the end of the run
             log.warning("message refused by the relay delivery=%s via=%s (given back, not a bounce): %s",
                         o.delivery_id, channel.label, result.error)
+            with self.recorder.lock:
+                self.refused[o.delivery_id] = result.error
         else:
             self.recorder.outcome(o, result, channel.label)
         if tripped is not None:
