@@ -79,7 +79,9 @@ def test_each_outcome_becomes_its_ledger_state(db, pigeons, monkeypatch):
         addr(3): RecipientFailed("HTTP 404 Not Found"),  # for good, but nothing to suppress
     })
     report = send(db, pigeons)
-    assert (report.sent, report.retried, report.failed, report.errors) == (2, 1, 3, [])
+    # the unaddressable one is the admin's to fix: said in the report (and `digest send` exits non-zero)
+    assert (report.sent, report.retried, report.failed) == (2, 1, 3)
+    assert report.errors == ["1 deliveries could not be made, the first: address error: no loft at this address"]
     # the unaddressable: none
     assert report.by_transport == {"pigeon": {"sent": 2, "retried": 1, "failed": 2}}
     assert states(db) == {addr(0): (S.SENT, 1), addr(1): (S.RETRY, 1), addr(2): (S.FAILED, 1),
@@ -106,7 +108,7 @@ def test_a_channel_that_fails_itself_stops_the_run_and_gives_back_what_it_did_no
                                                                                       monkeypatch):
     monkeypatch.setattr(Pigeon, "ANSWERS", {addr(2): ChannelFailed("the loft is on fire")})
     report = send(db, pigeons)
-    assert report.sent == 2 and report.errors == ["the loft is on fire"]
+    assert report.sent == 2 and "the loft is on fire" in report.errors  # beside the unaddressable one's line
     after = states(db)
     assert after[addr(0)] == after[addr(1)] == (S.SENT, 1)
     # the one it failed on and every untried one: back in the ledger, unspent, due at once
