@@ -81,7 +81,8 @@ def test_each_outcome_becomes_its_ledger_state(db, pigeons, monkeypatch):
     report = send(db, pigeons)
     # the unaddressable one is the admin's to fix: said in the report (and `digest send` exits non-zero)
     assert (report.sent, report.retried, report.failed) == (2, 1, 3)
-    assert report.errors == ["1 deliveries could not be made, the first: address error: no loft at this address"]
+    assert report.errors == ["1 deliveries could not be made, the first: address error: "
+                             "no loft at this address"]
     # the unaddressable: none
     assert report.by_transport == {"pigeon": {"sent": 2, "retried": 1, "failed": 2}}
     assert states(db) == {addr(0): (S.SENT, 1), addr(1): (S.RETRY, 1), addr(2): (S.FAILED, 1),
