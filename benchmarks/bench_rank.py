@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--papers", type=int, default=1000)
     ap.add_argument("--naive", type=int, default=200, help="subscribers ranked the naive way (extrapolated)")
     ap.add_argument("--batch", type=int, default=10_000, help="subscribers per rank_with() batch")
-    ap.add_argument("--hybrid", action="store_true", help="also rank with MiniLM vectors (bundled ONNX model)")
+    ap.add_argument("--hybrid", action="store_true", help="also rank with MiniLM vectors (ONNX)")
     ap.add_argument("--vectors", help=argparse.SUPPRESS)  # internal: the hybrid run's own process
     args = ap.parse_args()
     if args.vectors:
