@@ -45,5 +45,10 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check digest tests benchmarks
 
+# Build artefacts, and what `make demo` made in demo/ (named in its .digest-demo): never an outbox or a
+# database the demo did not make.
 clean:
-	rm -rf demo outbox build dist *.egg-info .pytest_cache
+	rm -rf build dist *.egg-info .pytest_cache
+	if [ -f demo/.digest-demo ]; then \
+		rm -rf demo/digest.db demo/digest.db-wal demo/digest.db-shm demo/digest.db-journal demo/outbox \
+			demo/.digest-demo; rmdir demo 2>/dev/null || true; fi

@@ -1,6 +1,7 @@
 """The daily run as an admin runs it, through the CLI, at list size: import, then `digest run`.
 
     .venv/bin/python benchmarks/bench_daily.py [--subscribers N ...] [--papers 1000] [--pg]
+        [--papers-runs 20000 200000]
         [--workers 2] [--pool-size 2] [--ranker lexical|hybrid] [--scaling 1 2 4 [--scaling-subscribers 2000]]
 
 Data: real papers (titles and abstracts of the ICLR 2021 set in ../shared/eval) and subscribers with
@@ -14,7 +15,11 @@ from `/usr/bin/time -f %M` (the largest process: with workers, each sending proc
 
 `--scaling 1 2 4`: the same run on PostgreSQL with that many sending processes against a relay that
 takes 20 ms per message (the project's aiosmtpd sink, which also checks every delivery arrived once).
-Prints one table: step, seconds, msg/s, ratio to the ceiling, peak RSS.
+`--papers-runs 20000 200000`: many papers, one subscriber: `digest ingest` of one JSON Lines file of
+that many synthetic papers (benchmarks/synthetic.py: real sentences' words, real acronyms), then
+`digest send --dry-run`; `--papers` past the eval set's 2,967 papers makes the subscriber runs use
+synthetic papers too (10,000 papers x 100,000 subscribers).
+Prints one table: step, seconds, rate (msg/s, or papers/s), ratio to the ceiling, peak RSS.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import synthetic  # noqa: E402 - benchmarks/synthetic.py, beside this file
+
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT.parent / "shared" / "eval" / "iclr2021_paperlist.tsv"
 PG = os.environ.get("DIGEST_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -47,7 +55,11 @@ def free_port() -> int:
 
 
 def papers(n: int) -> list[dict]:
-    """n real papers as `file` source JSON Lines entries (title, abstract, keywords kept for topics)."""
+    """n papers as `file` source JSON Lines entries (title, abstract, keywords kept for topics): the
+    real ones of the eval set up to its size, synthetic ones made of their text beyond it
+    (benchmarks/synthetic.py)."""
+    if n > 2500:
+        return list(synthetic.papers(n))
     rows = []
     if EVAL.exists():
         with EVAL.open(encoding="utf-8") as f:
@@ -99,13 +111,15 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, int, str]:
     out_file = cwd / f"out-{uuid.uuid4().hex[:6]}"
     t0 = time.perf_counter()
     with out_file.open("w") as out:
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *cmd], cwd=cwd, env=env,
-                              stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", str(rss_file), *cmd], cwd=cwd,
+                              env=env, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - t0
     text = out_file.read_text()
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd[2:])} failed ({proc.returncode}):\n{text[-2000:]}")
-    return seconds, int(rss_file.read_text().split()[-1]) // 1024, text
+    user, system, rss = rss_file.read_text().split()[-3:]
+    timed.cpu = float(user) + float(system)  # CPU seconds of the last command (a loaded machine's wall
+    return seconds, int(rss) // 1024, text  # time says little; its CPU time says more)
 
 
 def ceiling(sink: Sink, eml: Path, n: int) -> float:
@@ -247,11 +261,51 @@ def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1, delay: 
     return rows
 
 
+def papers_run(n_papers: int, kind: str = "sqlite") -> list[dict]:
+    """Many papers, one subscriber: `digest ingest` of one JSON Lines file of n synthetic papers
+    (papers/s, peak RSS), then `digest send --dry-run` (planning one subscriber's first edition, a
+    7-day window, against all of them)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-papers-"))
+    with (work / "papers.jsonl").open("w", encoding="utf-8") as f:
+        for p in synthetic.papers(n_papers):
+            f.write(json.dumps(p) + "\n")
+    size = (work / "papers.jsonl").stat().st_size
+    url, drop = database_url(kind, work)
+    (work / "secret").write_text("bench-secret-" + "x" * 32)
+    (work / "config.toml").write_text(
+        f'[database]\nurl = "{url}"\n[web]\nbase_url = "https://digest.example.org"\n'
+        f'secret_file = "{work / "secret"}"\n[digest]\nranker = "lexical"\n'
+        f'[sources.bench]\ntype = "file"\npaths = ["{work / "papers.jsonl"}"]\n', encoding="utf-8")
+    topics = "graph neural networks; diffusion models"
+    (work / "one.csv").write_text(f"email,topics\nreader@example.org,{topics}\n", encoding="utf-8")
+    env = {**os.environ, "DIGEST_CONFIG": str(work / "config.toml"), "PYTHONPATH": str(ROOT)}
+    label = f"{n_papers:,} papers ({size / 1e6:.0f} MB JSON Lines), 1 subscriber, {kind}"
+    rows = []
+    try:
+        timed([*DIGEST, "init"], work, env)
+        secs, rss, out = timed([*DIGEST, "ingest", "--json"], work, env)
+        report = json.loads(out[out.index("{"):])
+        new = sum(s["new"] for s in report["sources"])
+        cpu = timed.cpu
+        rows.append({"run": label, "step": f"digest ingest ({new:,} new, terms analysed; CPU {cpu:.0f} s, "
+                     f"{new / cpu:,.0f} papers per CPU second)", "seconds": secs,
+                     "rate": new / secs, "rss": rss, "unit": "papers/s"})
+        timed([*DIGEST, "subscribers", "import", str(work / "one.csv")], work, env)
+        secs, rss, out = timed([*DIGEST, "send", "--dry-run"], work, env)
+        step = f"digest send --dry-run (plan 1 subscriber; CPU {timed.cpu:.0f} s)"
+        rows.append({"run": label, "step": step, "seconds": secs, "rss": rss})
+    finally:
+        drop()
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| run | step | seconds | msg/s | of ceiling | peak RSS |", "|---|---|---|---|---|---|"]
+    lines[0] = lines[0].replace("msg/s", "rate")
     for r in rows:
         secs = f"{r['seconds']:.1f}" if "seconds" in r else ""
-        rate = f"{r['rate']:,.0f}" if "rate" in r else ""
+        rate = f"{r['rate']:,.0f}" + (f" {r['unit']}" if "unit" in r else "") if "rate" in r else ""
         share = f"{r['rate'] / r['ceiling']:.1%}" if "ceiling" in r else ""
         rss = f"{r['rss']} MiB" if "rss" in r else ""
         lines.append(f"| {r['run']} | {r['step']} | {secs} | {rate} | {share} | {rss} |")
@@ -261,7 +315,10 @@ def table(rows: list[dict]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--subscribers", type=int, nargs="*", default=[1000])
-    ap.add_argument("--papers", type=int, default=1000)
+    ap.add_argument("--papers", type=int, default=1000,
+                    help="candidate papers of the subscriber runs (past the eval set's 2,967: synthetic)")
+    ap.add_argument("--papers-runs", type=int, nargs="*", default=[],
+                    help="paper counts for the many-papers rows (ingest, then planning one subscriber)")
     ap.add_argument("--pg", action="store_true",
                     help="also on PostgreSQL (DIGEST_TEST_PG or the local test database)")
     ap.add_argument("--ranker", default="lexical", choices=["lexical", "hybrid"])
@@ -279,6 +336,10 @@ def main() -> int:
         print("bench_daily: needs Postfix's smtp-sink and smtp-source (apt-get install postfix); skipped")
         return 0
     rows = []
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    for n in args.papers_runs:
+        rows += papers_run(n)
+        print(table(rows[-2:]), flush=True)
     for n in args.subscribers:
         for kind in ["sqlite", *(["postgresql"] if args.pg else [])]:
             rows += run(n, args.papers, kind, args.ranker, args.workers, pool_size=args.pool_size)

@@ -27,8 +27,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from digest.evaluation.listings import read_table
 from digest.ranking import rank
-from digest.ranking.listings import read_table
 from digest.ranking.ranker import build_corpus, rank_with
 from digest.records import Paper, Profile
 

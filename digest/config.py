@@ -8,22 +8,24 @@ outside the repository) that holds them.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import operator
 import os
-import secrets
+import re
 import tomllib
 from functools import reduce
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from digest.records import check_zone
+from digest.records import CONTROL, check_address, check_zone
 
 DATA_DIR = resources.files("digest") / "data"
+_log = logging.getLogger("digest.config")
 
 
 def bundled_listings() -> list[str]:
@@ -37,11 +39,22 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no inf or nan: every number is checked against a range that can work (each Field's bounds)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+DAY = 86400.0
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LIST_ID = re.compile(rf"[^<>]*<{_ATOM}(\.{_ATOM})+>")  # RFC 2919: an optional phrase, <label.namespace>
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+DEFAULT_DATABASE = "digest.db"  # in the working directory, when database.url is not set
+# The default's name in some earlier versions: an upgrade finds it rather than starting an empty one.
+EARLIER_DEFAULTS = ("digest.store.db",)
 
 
 class DatabaseSettings(_Strict):
-    url: str = "sqlite:///digest.store.db"
+    url: str = f"sqlite:///{DEFAULT_DATABASE}"
 
     @field_validator("url")
     @classmethod
@@ -57,12 +70,19 @@ class DatabaseSettings(_Strict):
 
 
 class HttpSettings(_Strict):
-    timeout: float = Field(20.0, gt=0)
+    timeout: float = Field(20.0, gt=0, le=600)
     retries: int = Field(4, ge=0, le=10)
-    backoff: float = Field(1.0, ge=0)  # first retry waits about this many seconds, doubling
-    max_backoff: float = Field(60.0, ge=0)
+    backoff: float = Field(1.0, ge=0, le=3600)  # first retry waits about this many seconds, doubling
+    max_backoff: float = Field(60.0, ge=0, le=DAY)
     user_agent: str = "trending-digest/0.1 (+self-hosted paper digest)"
-    max_bytes: int = Field(50_000_000, ge=1024)  # refuse a response body larger than this
+    max_bytes: int = Field(50_000_000, ge=1024, le=2_000_000_000)  # refuse a response body larger than this
+
+    @field_validator("user_agent")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        if CONTROL.search(v) or not v.strip():
+            raise ValueError("must be one line of text (it is sent as an HTTP header)")
+        return v
 
 
 class _Source(_Strict):
@@ -90,8 +110,8 @@ class ArxivSource(_Source):
     base_url: str = "https://export.arxiv.org"
     categories: list[str] = ["cs.LG", "cs.CL"]
     page_size: int = Field(100, ge=1, le=2000)
-    max_results: int = Field(1000, ge=1)
-    delay: float = Field(3.0, ge=0)  # seconds between calls, as arXiv's terms ask
+    max_results: int = Field(1000, ge=1, le=100_000)
+    delay: float = Field(3.0, ge=0, le=3600)  # seconds between calls, as arXiv's terms ask
     backfill_days: int = Field(3, ge=0, le=365)
     overlap_days: int = Field(1, ge=0, le=30)  # re-read this far behind the watermark (late announcements)
     query: str | None = None  # raw arXiv search_query; overrides `categories` ("cat:cs.LG AND abs:diffusion")
@@ -122,12 +142,19 @@ class SmtpSettings(_Strict):
     security: Literal["none", "starttls", "tls"] = "none"
     username: str | None = None
     password_env: str = "DIGEST_SMTP_PASSWORD"
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(30.0, gt=0, le=3600)
     ca_file: str | None = None  # PEM certificates to trust instead of the system's (a private relay)
     pool_size: int = Field(1, ge=1, le=16)  # SMTP connections per `digest send`, one sending thread each
-    rate_limit: float = Field(0.0, ge=0)  # messages per second (token bucket, 1 s burst); 0 = unlimited
-    window_limit: int = Field(0, ge=0)  # at most this many messages per sliding window; 0 = off
-    window_seconds: float = Field(3600.0, gt=0)  # length of that sliding window
+    rate_limit: float = Field(0.0, ge=0, le=100_000)  # messages per second (token bucket, 1 s burst); 0 = off
+    window_limit: int = Field(0, ge=0, le=10**9)  # at most this many messages per sliding window; 0 = off
+    window_seconds: float = Field(3600.0, gt=0, le=31 * DAY)  # length of that sliding window
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _workable_rate(cls, v: float) -> float:
+        if 0 < v < 1 / 3600:  # the bucket would wait longer than any run lasts (and past what sleep takes)
+            raise ValueError("must be 0 (no limit) or at least one message an hour (0.000278)")
+        return v
 
 
 class MailSettings(_Strict):
@@ -141,23 +168,49 @@ class MailSettings(_Strict):
     dkim_selector: str | None = None  # required with dkim_key_file: the key is at SELECTOR._domainkey.DOMAIN
     dkim_domain: str | None = None  # d= of the signature; default: the domain of from_address
     max_attempts: int = Field(5, ge=1, le=50)  # tries per delivery on 4xx replies before it is failed
-    retry_backoff: float = Field(300.0, ge=0)  # seconds before the first retry, doubling each time
-    retry_max_backoff: float = Field(21600.0, ge=0)  # cap on that wait
-    lease_seconds: float = Field(600.0, gt=0)  # a crashed sender's claimed deliveries are resumed after this
+    retry_backoff: float = Field(300.0, ge=0, le=7 * DAY)  # seconds before the first retry, doubling
+    retry_max_backoff: float = Field(21600.0, ge=0, le=31 * DAY)  # cap on that wait
+    # a crashed sender's claimed deliveries are resumed after this
+    lease_seconds: float = Field(600.0, gt=0, le=DAY)
     # sending processes per `digest send`, each with smtp.pool_size connections
     workers: int = Field(1, ge=1, le=16)
-    # seconds a chat webhook (Slack, Discord...) may take to answer
-    webhook_timeout: float = Field(10.0, gt=0)
-    bounce_hard_limit: int = Field(1, ge=1)  # suppress an address after this many hard bounces (or 5xx)
-    bounce_soft_limit: int = Field(3, ge=1)  # ... or after this many soft bounces
-    bounce_window_days: int = Field(30, ge=1)  # bounces older than this no longer count
+    # seconds a chat webhook (Slack, Discord...) may take for the whole request, reply included
+    webhook_timeout: float = Field(10.0, gt=0, le=600)
+    bounce_hard_limit: int = Field(1, ge=1, le=1000)  # suppress an address after this many hard bounces
+    bounce_soft_limit: int = Field(3, ge=1, le=1000)  # ... or after this many soft bounces
+    bounce_window_days: int = Field(30, ge=1, le=3650)  # bounces older than this no longer count
     smtp: SmtpSettings = SmtpSettings()
+
+    @field_validator("from_address", "reply_to")
+    @classmethod
+    def _named_address(cls, v: str | None) -> str | None:
+        return None if v is None else check_address(v, named=True)
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _bare_address(cls, v: str) -> str:
+        return check_address(v, named=False)
+
+    @field_validator("dkim_selector", "dkim_domain")
+    @classmethod
+    def _dns_name(cls, v: str | None) -> str | None:
+        if v is not None and not _DNS_NAME.fullmatch(v):
+            raise ValueError("must be a DNS name (letters, digits and hyphens, dot-separated)")
+        return v
+
+    @field_validator("list_id")
+    @classmethod
+    def _list_id(cls, v: str) -> str:
+        if CONTROL.search(v) or not _LIST_ID.fullmatch(v.strip()):
+            raise ValueError('must be "Name <label.example.org>" (RFC 2919: a dotted id in angle brackets)')
+        return v.strip()
 
 
 class WebSettings(_Strict):
     base_url: str = "http://localhost:8000"
     secret_env: str = "DIGEST_SECRET"
-    secret_file: str | None = None  # default: .digest-secret next to the SQLite database / cwd
+    # a file holding the secret; without it (and without $DIGEST_SECRET) the database keeps its own
+    secret_file: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -215,6 +268,22 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+class RenderSettings(_Strict):
+    """`[render]`: an admin's templates. `templates_dir` is a folder whose files override the shipped
+    templates of the same name (digest.mjml, digest.txt, the pages, the notice emails), file by file;
+    default `./templates` when it exists. Overrides are checked when a command that renders starts."""
+
+    templates_dir: str | None = None
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _a_folder(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_dir():
+            raise ValueError(f"no folder {v!r} (copy the templates you change into it: see README, "
+                             "Templates)")
+        return v
+
+
 class SchedulerSettings(_Strict):
     """`digest scheduler`: when it ingests, plans and sends, and where it keeps its job state."""
 
@@ -223,7 +292,8 @@ class SchedulerSettings(_Strict):
     timezone: str = "UTC"  # zone the cron schedules (sources' `schedule`, `housekeeping`) are read in
     job_store: Literal["memory", "database"] = "memory"  # database: keep job state in [database]
     ingest_on_start: bool = True  # ingest every source once at start, then on its schedule
-    misfire_grace_seconds: int = Field(3600, ge=1)  # a run missed by less than this still runs, once
+    # a run missed by less than this still runs, once
+    misfire_grace_seconds: int = Field(3600, ge=1, le=int(7 * DAY))
     keep_runs_days: int = Field(30, ge=1, le=3650)  # how long the job-run log is kept
     workers: int = Field(4, ge=1, le=32)  # threads that run jobs
 
@@ -266,40 +336,61 @@ class Settings(_Strict):
     web: WebSettings = WebSettings()
     digest: DigestSettings = DigestSettings()
     ranking: RankingSettings = RankingSettings()
+    render: RenderSettings = RenderSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     metrics: MetricsSettings = MetricsSettings()
     path: str | None = None  # where it was loaded from, for `digest status`
 
-    def secret(self) -> str:
-        """The signing secret: from the environment, else `web.secret_file`, else the default file.
+    # the secrets links are signed and checked with, newest (signing) first: bound by `use_secrets` when
+    # the database is opened (digest.usecases.setup), which keeps the generated one
+    _secrets: tuple[str, ...] | None = PrivateAttr(default=None)
+    # what an admin should know about how these settings were resolved (the database found under an
+    # earlier name, a secret set over the database's own): one line each, printed by the CLI at start
+    _notices: list[str] = PrivateAttr(default_factory=list)
 
-        Only the default file (`.digest-secret` beside the SQLite database) is created when missing:
-        a random secret, mode 600, so tokens stay valid across runs. A configured `web.secret_file`
-        must exist: a typo in its path must not rotate the secret and void every link already mailed.
-        """
+    def notice(self, line: str) -> None:
+        self._notices.append(line)
+        _log.info("%s", line)
+
+    def take_notices(self) -> list[str]:
+        """The notices not yet shown, once."""
+        taken, self._notices = self._notices, []
+        return taken
+
+    def configured_secret(self) -> str | None:
+        """The secret the admin set: `$DIGEST_SECRET` (web.secret_env), else `web.secret_file`, else None
+        (the database's own is used). A configured `web.secret_file` must exist: a typo in its path must
+        not rotate the secret and void every link already mailed."""
         value = os.environ.get(self.web.secret_env)
         if value:
             return value
         if self.web.secret_file:
             return _read_secret(Path(self.web.secret_file), f"web.secret_file: {self.web.secret_file}",
                                 self.web.secret_env)
-        path = self._state_dir() / ".digest-secret"
-        if path.exists():
-            return _read_secret(path, str(path), self.web.secret_env)
-        value = secrets.token_urlsafe(32)
-        tmp = path.with_name(f".digest-secret.{os.getpid()}.{secrets.token_hex(4)}")
-        try:  # written whole, then linked into place: a process racing us reads all of it or makes its own
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(value)
-            os.link(tmp, path)
-        except FileExistsError:  # another process linked its secret first
-            return _read_secret(path, str(path), self.web.secret_env)
-        except OSError as err:
-            raise ConfigError(f"cannot create the signing secret {path}: {err.strerror or err}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        return value
+        return None
+
+    def use_secrets(self, keys: tuple[str, ...]) -> None:
+        """Sign with `keys[0]` and accept all of `keys` (the database's, found when it is opened)."""
+        self._secrets = tuple(keys)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret a link or a sealed URL is checked with, the signing one first."""
+        if self._secrets:
+            return self._secrets
+        configured = self.configured_secret()
+        if configured:
+            return (configured,)
+        raise ConfigError(f"no signing secret yet: set ${self.web.secret_env}, or open the database first "
+                          "(it keeps the one it generated)")
+
+    def secret(self) -> str:
+        """The secret new links and sealed URLs are signed with."""
+        return self.secrets()[0]
+
+    def earlier_secret_file(self) -> Path:
+        """Where earlier versions kept a generated secret: `.digest-secret` beside the SQLite database
+        (the working directory for PostgreSQL). Read once to adopt it; never written."""
+        return self._state_dir() / ".digest-secret"
 
     def warnings(self) -> list[str]:
         """What works but should not go to real subscribers (`digest send`, `digest run` and the scheduler
@@ -354,13 +445,32 @@ def load(path: str | os.PathLike | None = None) -> Settings:
     if path is None:
         path = os.environ.get("DIGEST_CONFIG") or ("config.toml" if Path("config.toml").exists() else None)
     if path is None:
-        return Settings()
+        return _default_database(Settings(), {})
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        # utf-8-sig: a file saved with a byte-order mark (Notepad) reads like any other
+        data = tomllib.loads(p.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{p}: not valid TOML: {err}") from None
     data["path"] = str(p)
-    return from_dict(data, str(p))
+    return _default_database(from_dict(data, str(p)), data)
+
+
+def _default_database(settings: Settings, data: dict) -> Settings:
+    """With no `database.url` set, ./digest.db; where only a database under an earlier default name
+    exists, that one, said in one line (an upgrade must not start on a new, empty database)."""
+    if "url" in (data.get("database") or {}):
+        return settings
+    found = [n for n in EARLIER_DEFAULTS if Path(n).is_file()]
+    if not found:
+        return settings
+    if Path(DEFAULT_DATABASE).exists():
+        settings.notice(f"using {DEFAULT_DATABASE}; {found[0]} beside it is a database made by an earlier "
+                        "version under another name and is not used")
+        return settings
+    moved = settings.model_copy(update={"database": DatabaseSettings(url=f"sqlite:///{found[0]}")})
+    moved.notice(f"using {found[0]} (made by an earlier version, whose default name it was); rename it to "
+                 f"{DEFAULT_DATABASE} (with its -wal and -shm files) or set database.url")
+    return moved

@@ -1,7 +1,16 @@
-"""`digest demo`: the whole product on bundled sample listings, with no network and no config."""
+"""`digest demo`: the whole product on bundled sample listings, with no network and no config.
+
+The demo only ever removes what it made itself. Before it creates anything in its folder it writes
+`.digest-demo` there, naming what it is about to make (its database files and its outbox); the next
+run removes exactly those and nothing else. A folder that holds a database, an outbox or a config the
+demo did not make (a live install: `digest demo --dir .`) is refused in one line, and nothing is
+touched.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,17 +26,60 @@ DEMO_SUBSCRIBERS = [
 ]
 
 
+MARKER = ".digest-demo"  # what the demo made in its folder, one name a line in a JSON list
+DATABASE = "digest.db"
+MADE = (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", f"{DATABASE}-journal", "outbox")
+# What a live install keeps in its folder: the demo never runs beside these unless it made them.
+LIVE = (*MADE, "digest.store.db", "config.toml", ".digest-secret")
+
+
+class DemoFolderError(ValueError):
+    """The folder holds data the demo did not make; the message says what, in one line."""
+
+
+def _made_before(directory: Path) -> set[str]:
+    """The names an earlier demo run recorded as its own in `directory` (none without its marker)."""
+    try:
+        names = json.loads((directory / MARKER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return set()
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise DemoFolderError(f"{directory}/{MARKER} is not the demo's record of what it made; "
+                              "run the demo in a new folder (--dir)") from None
+    return {n for n in names if n in MADE} if isinstance(names, list) else set()
+
+
+def claim_folder(directory: Path) -> None:
+    """Make `directory` the demo's: refuse (DemoFolderError) if it holds anything of a live install the
+    demo did not make; else remove what an earlier demo run made there, and record what this one makes."""
+    if directory.exists() and not directory.is_dir():
+        raise DemoFolderError(f"{directory} is not a folder")
+    ours = _made_before(directory)
+    foreign = [n for n in LIVE if (os.path.lexists(directory / n) and n not in ours)]
+    foreign += [n for n in ours if (directory / n).is_symlink()]
+    if foreign:
+        raise DemoFolderError(f"{directory} holds {', '.join(foreign)}, which the demo did not make "
+                              "(a live install?): nothing was changed; run the demo in its own folder, "
+                              "e.g. `digest demo --dir demo`")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text(json.dumps(list(MADE)) + "\n", encoding="utf-8")
+    for name in ours:
+        path = directory / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def run_demo(directory: Path) -> tuple[list[dict], Path, str]:
     """Fresh database in `directory`, three subscribers, a real SMTP round trip; returns a summary:
-    a row per subscriber, the outbox, and what ranked the digests."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in ("digest.store.db", "digest.store.db-wal", "digest.store.db-shm"):
-        (directory / name).unlink(missing_ok=True)
+    a row per subscriber, the outbox, and what ranked the digests. Refuses a folder holding data the
+    demo did not make (`claim_folder`)."""
+    claim_folder(directory)
     outbox = directory / "outbox"
-    shutil.rmtree(outbox, ignore_errors=True)
     with SmtpSink(outbox=outbox) as sink:
         settings = from_dict({
-            "database": {"url": f"sqlite:///{directory / 'digest.store.db'}"},
+            "database": {"url": f"sqlite:///{directory / DATABASE}"},
             "mail": {"transport": "smtp", "smtp": {"host": sink.host, "port": sink.port},
                      "from_address": "Trending Papers <digest@example.org>",
                      "unsubscribe_mailto": "unsubscribe@example.org",

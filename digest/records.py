@@ -6,12 +6,15 @@ subscriber statuses, and the frequency and weekday names.
 
 from __future__ import annotations
 
+import email.utils
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import resources
+
+from email_validator import EmailNotValidError, validate_email
 
 # ------------------------------------------------------------------------------------------- clock
 
@@ -47,6 +50,37 @@ def quoted(value: object, limit: int = 40) -> str:
     """A value a user gave, for an error message: repr (so control characters show escaped), cut if long."""
     text = str(value)
     return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, C1 and the Unicode line separators
+# names email-validator refuses as special-use, which a test or an intranet relay sends from all the same
+_LOCAL_DOMAINS = ("localhost", "localdomain", "local", "internal", "lan", "test")
+
+
+def check_address(value: str, named: bool) -> str:
+    """A configured sender-side address, as the mail it goes into needs it: `Name <addr>` or a bare
+    address when `named`, else a bare address only (it goes into a `mailto:` URL). The address is checked
+    as subscribers' are (email-validator), its local part ASCII (no SMTPUTF8); a local domain
+    (`localhost`) is allowed for tests and intranets."""
+    text = value.strip()
+    if CONTROL.search(text):
+        raise ValueError("holds a line break or a control character")
+    name, addr = email.utils.parseaddr(text)
+    if "@" not in addr:
+        raise ValueError("not an email address (name@example.org" + (", or Name <name@example.org>)"
+                                                                      if named else ")"))
+    if not named and (name or addr != text):
+        raise ValueError(f"must be a bare address ({addr}), not a display name and <address>: it goes "
+                         "into a mailto: link")
+    local, _, domain = addr.rpartition("@")
+    if not local.isascii():
+        raise ValueError(f"{addr}: a non-ASCII local part needs SMTPUTF8, which is not supported")
+    checked = f"{local}@example.org" if domain.lower().rsplit(".", 1)[-1] in _LOCAL_DOMAINS else addr
+    try:
+        validate_email(checked, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise ValueError(f"{addr} is not a valid email address: {err}") from None
+    return text
 
 
 def check_zone(name: object) -> str:
@@ -134,7 +168,9 @@ def web_url(value: object) -> str | None:
 def title_key(title: str) -> str:
     """Normalised title for dedupe: casefolded letters and digits, single spaces, no accents."""
     text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    if not text.isascii():  # ASCII has no combining marks
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.casefold()
     text = re.sub(r"[\W_]+", " ", text).strip()
     return text[:MAX_TITLE_KEY]
 
@@ -200,6 +236,7 @@ class Profile:
     topics: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
     max_items: int = 10
+    weights: list[float] = field(default_factory=list)  # each topic's weight, in order (empty: all 1)
     liked: list[int] = field(default_factory=list)  # paper ids marked "more like this"
     disliked: list[int] = field(default_factory=list)  # paper ids marked "less like this"
     authors: list[str] = field(default_factory=list)  # followed authors, as the subscriber wrote them
@@ -218,6 +255,7 @@ class Reason:
     liked_title: str | None = None  # "liked": the liked paper it is closest to
     upvotes: int = 0  # "trending"
     author: str | None = None  # by an author they follow: the name as the paper spells it
+    weight: float | None = None  # the topic's weight, when weighing the topics gave this pick its place
 
 
 @dataclass
@@ -233,6 +271,11 @@ class Pick:
 
 
 # ------------------------------------------------------------------------------------- subscribers
+
+
+def written_topic(phrase: str, weight: float) -> str:
+    """A topic as a user writes it: "diffusion models=2", the weight left out when it is 1."""
+    return phrase if weight == 1 else f"{phrase}={weight:g}"
 
 
 @dataclass(frozen=True)
@@ -255,6 +298,8 @@ class Subscriber:
     liked: tuple[int, ...] = ()  # paper ids marked "more like this"
     disliked: tuple[int, ...] = ()  # paper ids marked "less like this"
     authors: tuple[str, ...] = ()  # followed authors, as written ("Yann LeCun", "Y. Bengio")
+    # each topic's weight, in the order of `topics`: its share of the digest's slots (empty: all 1)
+    topic_weights: tuple[float, ...] = ()
     created_at: datetime | None = None
     paused_until: datetime | None = None
     unsubscribed_at: datetime | None = None
@@ -276,9 +321,17 @@ class Subscriber:
 
     def profile(self, default_max_items: int) -> Profile:
         return Profile(subscriber_id=self.id, topics=list(self.topics), excludes=list(self.excludes),
-                       max_items=self.max_items or default_max_items, liked=list(self.liked),
+                       max_items=self.max_items or default_max_items, weights=list(self.topic_weights),
+                       liked=list(self.liked),
                        disliked=list(self.disliked), authors=list(self.authors),
                        whole_window=self.best_of_week)
+
+    @property
+    def written_topics(self) -> list[str]:
+        """The topics as a user writes them (a form, a file, a listing): "diffusion models=2", the weight
+        left out when it is 1 (read back by digest.subscriptions.rules.clean_weighted_topics)."""
+        weights = self.topic_weights or (1.0,) * len(self.topics)
+        return [written_topic(t, w) for t, w in zip(self.topics, weights, strict=True)]
 
     def as_dict(self) -> dict:
         """The profile as `subscribers list/show --json` print it."""
@@ -287,6 +340,7 @@ class Subscriber:
             del d[k]
         d["status"] = str(self.status)
         d["topics"], d["excludes"], d["authors"] = list(self.topics), list(self.excludes), list(self.authors)
+        d["topic_weights"] = list(self.topic_weights) or [1.0] * len(self.topics)
         for k in ("created_at", "paused_until"):
             d[k] = d[k].isoformat() if d[k] else None
         return d

@@ -6,8 +6,9 @@ Jobs:
 - `housekeeping`, on `scheduler.housekeeping` (cron): release expired leases, prune the job-run log.
 
 Each run logs one summary line and records its outcome in `scheduler_jobs` (last result, next run:
-what `digest status` shows) and `job_runs` (history). SIGTERM or SIGINT: no new job starts, the message
-in flight is finished, claimed but unsent deliveries are handed back, and the process exits 0. Every job
+what `digest status` shows) and `job_runs` (history). SIGTERM or SIGINT: no new job starts, planning
+stops between batches, the message in flight is finished, claimed but unsent deliveries are handed back,
+and the process exits 0; a second signal hands back what it holds and ends it at once. Every job
 is idempotent against the ledger, so two schedulers, or a scheduler and `digest send`, never
 double-send; only the job store ("database") must not be shared by two running schedulers.
 """
@@ -32,7 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import ConfigError, Settings
 from digest.records import utcnow
-from digest.usecases import housekeeping, ingesting, jobs, monitoring, sending
+from digest.usecases import housekeeping, ingesting, jobs, monitoring, sending, stopping
 from digest.usecases.jobs import HOUSEKEEPING, INGEST, TICK
 from digest.usecases.sending import STOPPING, worker_name
 from digest.usecases.setup import Database
@@ -231,10 +232,11 @@ def serve(settings: Settings, db: Database | None = None, metrics_port: int | No
         runner.serve_metrics(settings.metrics.scheduler_host, port)
 
     def on_signal(signum: int, _frame: object) -> None:
+        if runner.stop.is_set():  # again: what it holds is handed back, and it ends at once
+            stopping.quit_now(signum)
         log.info("%s: finishing the work in flight, then stopping (again to force)",
                  signal.Signals(signum).name)
         runner.stop.set()
-        signal.signal(signum, signal.SIG_DFL)
 
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

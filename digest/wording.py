@@ -45,15 +45,21 @@ def why(reason: Reason) -> str:
     elif reason.kind == "meaning":
         quote = (reason.quote if reason.quote is None or len(reason.quote) <= 160
                  else reason.quote[:157].rstrip() + "…")
-        text = f"Close in meaning to “{reason.topic}”" + (f": “{quote}”" if quote else "")
+        text = f"Close in meaning to “{reason.topic}”{_weighed(reason)}" + (f": “{quote}”" if quote else "")
     else:
-        text = f"Matches “{reason.topic}”" + (f": {', '.join(reason.terms)}" if reason.terms else "")
+        text = f"Matches “{reason.topic}”{_weighed(reason)}" + (f": {', '.join(reason.terms)}" if reason.terms
+                                                               else "")
     if reason.also:
         text += "; also " + ", ".join(f"“{o}”" for o in reason.also)
     if reason.author is None:
         return text
     by = f"By {reason.author}, whom you follow"
     return by + (f"; {text[0].lower()}{text[1:]}" if reason.topic is not None else "")
+
+
+def _weighed(reason: Reason) -> str:
+    """When the topic's weight gave the pick its place: " (weighted ×2)"."""
+    return f" (weighted ×{reason.weight:g})" if reason.weight is not None else ""
 
 
 def _title(text: str) -> str:

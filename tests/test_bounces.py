@@ -15,7 +15,7 @@ from sqlalchemy import select
 from digest.cli import main
 from digest.delivery.bounces import Bounce, classify, parse_report, process_mailbox, record
 from digest.store.models import Delivery, Suppression
-from tests.factories import planned_world
+from tests.factories import all_rows, planned_world
 
 
 def dsn(recipient: str, status: str = "5.1.1", action: str = "failed", message_id: str | None = None,
@@ -142,7 +142,9 @@ def test_maildir_and_policy_then_planning_skips_suppressed(db, settings_for, tmp
     ids = planned_world(db, settings, 4)
     a, b, c, d = sorted(ids)
     box = mailbox.Maildir(tmp_path / "bounces", create=True)
-    box.add(dsn("someone-forwarded@elsewhere.example", message_id=ids[a]))  # ledger says who it was: a
+    box.add(dsn(a, message_id=ids[a]))  # linked to our message by its Message-ID
+    fwd = "someone-forwarded@elsewhere.example"  # quotes c's message but names another: that one alone
+    box.add(dsn(fwd, message_id=ids[c], dsn_id="<fwd@mx.example.net>"))
     for i in range(3):  # soft bounces: the third suppresses (default policy: 3)
         box.add(dsn(b, "4.2.2", "failed", dsn_id=f"<soft-{i}@mx.example.net>"))
     box.add(dsn(c, "4.4.1", "delayed", dsn_id="<delayed@mx.example.net>"))  # one soft: not yet
@@ -151,16 +153,16 @@ def test_maildir_and_policy_then_planning_skips_suppressed(db, settings_for, tmp
 
     report = process_mailbox(db, settings, maildir=tmp_path / "bounces")
     assert (report.messages, report.hard, report.soft, report.complaints,
-            report.not_reports) == (7, 1, 4, 1, 1)
-    assert sorted(report.suppressed) == sorted([a, b, d])
+            report.not_reports) == (8, 2, 4, 1, 1)
+    assert sorted(report.suppressed) == sorted([a, b, d, fwd])
     with db.session() as s:
         assert dict(s.execute(select(Suppression.email, Suppression.reason)).all()) == {
-            a: "hard_bounce", b: "soft_bounce", d: "complaint"}
+            a: "hard_bounce", b: "soft_bounce", d: "complaint", fwd: "hard_bounce"}
         linked = s.scalar(select(Bounce.delivery_id).where(Bounce.email == a))
         assert linked == s.scalar(select(Delivery.id).where(Delivery.email == a))
 
     again = process_mailbox(db, settings, maildir=tmp_path / "bounces")  # the same mailbox: nothing new
-    assert (again.already, again.hard, again.soft, again.suppressed) == (6, 0, 0, [])
+    assert (again.already, again.hard, again.soft, again.suppressed) == (7, 0, 0, [])
 
     # the planner leaves suppressed addresses out; the sender re-checks at send time
     from digest.usecases import planning
@@ -205,7 +207,7 @@ def test_cli_bounces_process_mbox(db, tmp_path):
                                "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output) == {"messages": 2, "not_reports": 1, "hard": 1, "soft": 0, "complaints": 0,
-                                      "already": 0, "suppressed": ["ada@example.org"]}
+                                      "already": 0, "not_theirs": 0, "suppressed": ["ada@example.org"]}
     text = runner.invoke(main,
                          ["--config", str(cfg), "bounces", "process", "--mbox",
                           str(tmp_path / "bounces.mbox")])
@@ -214,3 +216,21 @@ def test_cli_bounces_process_mbox(db, tmp_path):
     assert runner.invoke(main, ["--config", str(cfg), "bounces", "process"]).exit_code == 2
     notmaildir = runner.invoke(main, ["--config", str(cfg), "bounces", "process", "--maildir", str(tmp_path)])
     assert notmaildir.exit_code == 1 and "not a Maildir" in notmaildir.output
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize(("status", "counted"), [
+    ("5.1.1", True), ("5.2.1", True), ("5.2.2", True), ("4.4.7", True), ("5.4.4", True), ("5.0.0", True),
+    ("5.7.1", False), ("5.7.26", False), ("5.3.4", False), ("5.2.3", False), ("5.6.0", False),
+    ("5.1.7", False), ("5.5.0", False),
+])
+def test_a_report_about_the_message_or_the_sender_is_nobodys_bounce(db, settings_for, tmp_path, status,
+                                                                    counted):
+    """A DSN saying our message was refused for policy (5.7.1: our reputation, spam, DMARC), its size
+    or content, or the sender is not about the recipient's address: it does not count against them."""
+    settings = settings_for(db.url)
+    box = mailbox.Maildir(tmp_path / "bounces", create=True)
+    box.add(dsn("ada@example.org", status, diagnostic=f"smtp; 550 {status} refused"))
+    report = process_mailbox(db, settings, maildir=tmp_path / "bounces")
+    assert report.not_theirs == (0 if counted else 1)
+    assert bool(all_rows(db, Suppression)) == (counted and status[0] == "5" and status != "5.2.2")

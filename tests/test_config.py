@@ -9,7 +9,7 @@ def test_defaults_need_no_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DIGEST_CONFIG", raising=False)
     s = load()
-    assert s.database.url == "sqlite:///digest.store.db"
+    assert s.database.url == "sqlite:///digest.db"
     assert s.mail.transport == "outbox"
     assert list(s.sources) == ["sample"] and s.sources["sample"].type == "file"
 
@@ -56,14 +56,10 @@ def test_secrets_come_from_environment_or_a_private_file(tmp_path, monkeypatch):
     assert "hunter2" not in Settings.model_dump_json(s)
 
 
-def test_only_the_default_secret_is_created(tmp_path, monkeypatch):
-    """A random secret is made once beside the SQLite database; a configured secret_file that does not
-    exist is an error (a typo must not rotate the secret), and nothing is created for it."""
+def test_a_configured_secret_file_must_exist(tmp_path, monkeypatch):
+    """A configured secret_file that does not exist is an error (a typo must not rotate the secret), and
+    nothing is created for it. (Without one, the database keeps the secret: tests/test_signing_secret.py.)"""
     monkeypatch.delenv("DIGEST_SECRET", raising=False)
-    s = from_dict({"database": {"url": f"sqlite:///{tmp_path / 'd.db'}"}})
-    first = s.secret()
-    assert first == s.secret() and len(first) > 30
-    assert (tmp_path / ".digest-secret").stat().st_mode & 0o077 == 0
     missing = tmp_path / "nonexistent" / "secret"
     s = from_dict({"web": {"secret_file": str(missing)}})
     with pytest.raises(ConfigError,

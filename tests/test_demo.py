@@ -28,4 +28,4 @@ def test_demo_leaves_one_valid_digest_per_subscriber_matching_their_topics(tmp_p
         assert path.with_suffix(".html").exists()
     assert "Open the HTML digests" in out.stdout
     # never the user's own database: nothing written outside the demo folder
-    assert not (tmp_path / "digest.store.db").exists()
+    assert not (tmp_path / "digest.store.db").exists() and not (tmp_path / "digest.db").exists()

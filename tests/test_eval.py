@@ -1,4 +1,5 @@
-"""Evaluation protocol (metrics on hand-made cases), the eval-set reader, and `digest rank` / `digest eval`."""
+"""Evaluation protocol (metrics on hand-made cases), the eval-set reader, and `digest rank` /
+`digest eval`."""
 
 from __future__ import annotations
 
@@ -11,17 +12,24 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli.ranking import eval_command, rank_command
-from digest.ranking import evaluate as ev
+from digest.evaluation import data as ds
+from digest.evaluation import feedback as fb
+from digest.evaluation import static as ev
+from digest.evaluation.listings import ListingsError, read_papers
 from digest.ranking import semantic
-from digest.ranking.listings import ListingsError, read_papers
 
-TSV = """paper_id\ttitle\tlink\tkeywords\tabstract
-a1\tGraph Neural Networks for Chemistry\thttp://x\tGraph Neural Networks, chemistry\tWe apply graph neural networks (GNNs) to molecules.
-a2\tPolicy Gradients Revisited\thttp://x\tReinforcement Learning\tA study of policy gradient methods for reinforcement learning agents.
-a3\tMessage Passing on Graphs\thttp://x\tgraph neural network\tMessage passing graph neural networks on large graphs.
-a4\tConvex Optimization Bounds\thttp://x\t\tTight bounds for convex optimization.
-a5\tOffline RL with Critics\thttp://x\treinforcement learning, offline RL\tOffline reinforcement learning with conservative critics.
-"""
+TSV = "".join(f"{line}\n" for line in [
+    "paper_id\ttitle\tlink\tkeywords\tabstract",
+    "a1\tGraph Neural Networks for Chemistry\thttp://x\tGraph Neural Networks, chemistry\t"
+    "We apply graph neural networks (GNNs) to molecules.",
+    "a2\tPolicy Gradients Revisited\thttp://x\tReinforcement Learning\t"
+    "A study of policy gradient methods for reinforcement learning agents.",
+    "a3\tMessage Passing on Graphs\thttp://x\tgraph neural network\t"
+    "Message passing graph neural networks on large graphs.",
+    "a4\tConvex Optimization Bounds\thttp://x\t\tTight bounds for convex optimization.",
+    "a5\tOffline RL with Critics\thttp://x\treinforcement learning, offline RL\t"
+    "Offline reinforcement learning with conservative critics.",
+])
 TOPICS = "graph neural network\t2\nreinforcement learning\t2\nunlabelled topic\t0\n"
 
 
@@ -46,32 +54,32 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
     ],
 )
 def test_normalise_keyword(raw, expected):
-    assert ev.normalise_keyword(raw) == expected
+    assert ds.normalise_keyword(raw) == expected
 
 
 def test_metrics_on_hand_made_rankings():
     ranked = np.array([1, 0, 1, 0, 0], dtype=bool)
     idcg = 1 + 1 / math.log2(3)
-    assert ev.ndcg_at(ranked, 2) == pytest.approx((1 + 1 / math.log2(4)) / idcg)
-    assert ev.ndcg_at(np.array([1, 1, 0], dtype=bool), 2) == pytest.approx(1.0)
-    assert ev.ndcg_at(np.zeros(5, dtype=bool), 3) == 0.0
-    assert ev.precision_at(ranked) == pytest.approx(0.2)
-    assert ev.average_precision_at(ranked, 2) == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert ds.ndcg_at(ranked, 2) == pytest.approx((1 + 1 / math.log2(4)) / idcg)
+    assert ds.ndcg_at(np.array([1, 1, 0], dtype=bool), 2) == pytest.approx(1.0)
+    assert ds.ndcg_at(np.zeros(5, dtype=bool), 3) == 0.0
+    assert ds.precision_at(ranked) == pytest.approx(0.2)
+    assert ds.average_precision_at(ranked, 2) == pytest.approx((1 / 1 + 2 / 3) / 2)
     # relevant papers missing from the ranking still count in the denominator
-    assert ev.average_precision_at(np.array([0, 1], dtype=bool), 4) == pytest.approx(0.5 / 4)
+    assert ds.average_precision_at(np.array([0, 1], dtype=bool), 4) == pytest.approx(0.5 / 4)
     # ... but never more than k of them
     flags = np.zeros(300, dtype=bool)
     flags[:100] = True
-    assert ev.average_precision_at(flags, 250) == pytest.approx(1.0)
+    assert ds.average_precision_at(flags, 250) == pytest.approx(1.0)
     # nDCG only looks at the first 10
     late = np.zeros(20, dtype=bool)
     late[10] = True
-    assert ev.ndcg_at(late, 1) == 0.0
+    assert ds.ndcg_at(late, 1) == 0.0
 
 
 def test_load_dataset_and_topics(files):
     data_path, topics_path = files
-    data = ev.load_dataset(data_path)
+    data = ds.load_dataset(data_path)
     assert data.ids == ["a1", "a2", "a3", "a4", "a5"]
     assert data.docs[0] == (
         "Graph Neural Networks for Chemistry",
@@ -79,7 +87,7 @@ def test_load_dataset_and_topics(files):
     )
     assert data.keywords[0] == {"graph neural network", "chemistry"}
     assert data.keywords[3] == set()
-    assert ev.load_topics(topics_path) == [
+    assert ds.load_topics(topics_path) == [
         "graph neural network",
         "reinforcement learning",
         "unlabelled topic",
@@ -87,8 +95,8 @@ def test_load_dataset_and_topics(files):
 
 
 def test_evaluate_perfect_and_reversed_scorers(files):
-    data = ev.load_dataset(files[0])
-    topics = ev.load_topics(files[1])
+    data = ds.load_dataset(files[0])
+    topics = ds.load_topics(files[1])
 
     def oracle(docs, qs):
         return np.array([[1.0 if q in kw else 0.0 for kw in data.keywords] for q in qs])
@@ -107,7 +115,7 @@ def test_wrong_columns_are_refused(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("paper_id\tname\nx\ty\n", encoding="utf-8")
     with pytest.raises(ListingsError, match="missing column"):
-        ev.load_dataset(bad)
+        ds.load_dataset(bad)
 
 
 EVAL_DIRS = [Path("/work/shared/eval"), Path(__file__).resolve().parents[2] / "shared" / "eval"]
@@ -118,8 +126,8 @@ EVAL_DIR = next((d for d in EVAL_DIRS if (d / "iclr2021_paperlist.tsv").exists()
 def test_lexical_ranker_quality_does_not_regress():
     # the hybrid's MiniLM pass over 2,966 papers takes minutes of CPU: `digest eval` measures it
     assert EVAL_DIR is not None
-    data = ev.load_dataset(EVAL_DIR / "iclr2021_paperlist.tsv")
-    topics = ev.load_topics(EVAL_DIR / "iclr2021_topics.txt")
+    data = ds.load_dataset(EVAL_DIR / "iclr2021_paperlist.tsv")
+    topics = ds.load_topics(EVAL_DIR / "iclr2021_topics.txt")
     result = ev.evaluate(data, topics, ev.RANKERS["lexical"].scorer, "lexical")
     assert result.topics == 59
     # measured 0.522 / 0.493 / 0.380; the published TF-IDF baseline is 0.489 / 0.468 / 0.348
@@ -147,7 +155,8 @@ def test_eval_command_prints_table_and_json(files):
     out = json.loads(res.output)
     assert out["topics"] == 2
     assert out["rows"] == [{"name": "default", "ndcg@10": 1.0, "p@10": 0.2, "map@100": 1.0}]
-    assert out["results"] == [{"ranker": "default", "ndcg@10": 1.0, "p@10": 0.2, "map@100": 1.0}]  # older name
+    # the older name
+    assert out["results"] == [{"ranker": "default", "ndcg@10": 1.0, "p@10": 0.2, "map@100": 1.0}]
     assert len(out["baselines"]) == 4
 
 
@@ -219,7 +228,8 @@ def test_rank_command_reads_json_lines(tmp_path):
 @pytest.mark.parametrize("suffix", [".jsonl", ".json"])
 def test_rank_keeps_each_entrys_own_id(tmp_path, suffix):
     """issue 13: `{"id": "NnMEadcdyD", ...}` came back as "id": "0" (the row number)."""
-    rows = [{"id": "NnMEadcdyD", "title": "Diffusion models for cats", "abstract": "Diffusion on cat pictures."},
+    rows = [{"id": "NnMEadcdyD", "title": "Diffusion models for cats",
+             "abstract": "Diffusion on cat pictures."},
             {"paper_id": 17, "title": "Diffusion sorting", "abstract": "Sorting with diffusion."},
             {"arxiv_id": "2410.17243v2", "title": "Diffusion at scale", "abstract": "Big diffusion models."},
             {"title": "Diffusion without an id", "abstract": "No id here, only diffusion."}]
@@ -228,7 +238,8 @@ def test_rank_keeps_each_entrys_own_id(tmp_path, suffix):
     path.write_text(text, encoding="utf-8")
     res = CliRunner().invoke(rank_command, ["--listings", str(path), "--topic", "diffusion", "--json"])
     assert res.exit_code == 0, res.output
-    assert sorted(r["id"] for r in json.loads(res.output)["ranking"]) == ["17", "2410.17243v2", "3", "NnMEadcdyD"]
+    ids = sorted(r["id"] for r in json.loads(res.output)["ranking"])
+    assert ids == ["17", "2410.17243v2", "3", "NnMEadcdyD"]
 
 
 def test_rank_refuses_an_unreadable_listings_file_in_one_line(tmp_path):
@@ -303,11 +314,12 @@ def test_sentence_similarity_uses_the_best_sentence_and_caches_on_disk(tmp_path,
     assert [p.name.split("-")[1] for p in tmp_path.glob("*.npz")] == ["papers"]
     again = semantic.sentence_similarity(docs, ["vehicle motors"])  # read back from disk
     assert np.allclose(sim, again, atol=1e-5)
-    assert sim[0, 2] == pytest.approx(float(semantic.similarity(docs, ["vehicle motors"])[0, 2]))  # no sentences
+    # no sentences
+    assert sim[0, 2] == pytest.approx(float(semantic.similarity(docs, ["vehicle motors"])[0, 2]))
 
 
 def test_the_commands_library_calls_return_plain_rows(files, tmp_path):
-    from digest.ranking import tryout as tr
+    from digest.evaluation import tryout as tr
 
     data, topics = files
     result = tr.tryout(data, topics=["GNN", " "], limit=5, ranker="lexical")
@@ -319,10 +331,10 @@ def test_the_commands_library_calls_return_plain_rows(files, tmp_path):
     report = ev.run(data, topics, ["bm25"])
     assert (report.papers, report.topics, [r.ranker for r in report.results]) == (5, 2, ["bm25"])
     assert json.loads(ev.report_json(report))["dataset"] == str(data)
-    with pytest.raises(ev.EvalError, match="no topics"):
+    with pytest.raises(ds.EvalError, match="no topics"):
         (tmp_path / "counts.txt").write_text("\t3\n", encoding="utf-8")  # a count, no topic
         ev.run(data, tmp_path / "counts.txt")
-    with pytest.raises(ev.EvalError, match="empty file"):
+    with pytest.raises(ds.EvalError, match="empty file"):
         (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
         ev.run(data, tmp_path / "empty.txt")
 
@@ -330,7 +342,8 @@ def test_the_commands_library_calls_return_plain_rows(files, tmp_path):
 # -- feedback: the simulated readers of shared/eval/FEEDBACK.md ------------------------------------
 
 VIDEO_WORDS = ["temporal attention", "frame interpolation", "motion priors", "video clips", "camera motion",
-               "long videos", "text-to-video", "frame consistency", "optical flow", "video editing", "talking heads",
+               "long videos", "text-to-video", "frame consistency", "optical flow", "video editing",
+               "talking heads",
                "video super-resolution", "action videos", "video prediction"]
 MOLECULE_WORDS = ["protein pockets", "drug molecules", "atom positions", "chemical bonds", "conformers",
                   "binding affinity", "ligands", "crystal structures", "enzymes", "peptides", "antibodies",
@@ -347,7 +360,8 @@ def feedback_files(tmp_path: Path) -> tuple[Path, Path]:
         rows.append(f"m{i}\tDiffusion models for {m}\thttp://x\tdrug design\t"
                     f"We train diffusion models on {m}; the molecule stays physically valid.")
     for i in range(20):
-        rows.append(f"o{i}\tSorting networks {i}\thttp://x\tsorting\tComparator networks that sort {i} numbers.")
+        rows.append(f"o{i}\tSorting networks {i}\thttp://x\tsorting\t"
+                    f"Comparator networks that sort {i} numbers.")
     data = tmp_path / "fb.tsv"
     data.write_text("\n".join(rows) + "\n", encoding="utf-8")
     topics = tmp_path / "fb_topics.txt"
@@ -357,12 +371,13 @@ def feedback_files(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_eval_feedback_measures_digest_2_for_each_method(tmp_path):
     data, topics = feedback_files(tmp_path)
-    res = CliRunner().invoke(eval_command, ["--dataset", str(data), "--topics", str(topics), "--feedback", "--json"])
+    res = CliRunner().invoke(eval_command, ["--dataset", str(data), "--topics", str(topics), "--feedback",
+                                            "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert (out["papers"], out["topics"]) == (48, 1)
     rows = {r["name"]: r for r in out["rows"]}
-    assert list(rows) == list(ev.FEEDBACK_METHODS) and {"none", "default"} <= set(rows)
+    assert list(rows) == list(fb.FEEDBACK_METHODS) and {"none", "default"} <= set(rows)
     assert all(0 <= r[k] <= 1 for r in rows.values() for k in ("ndcg@10", "p@10", "map@100"))
     # digest 1 showed both kinds: the liked video papers pull the other video papers up
     assert rows["default"]["ndcg@10"] == 1.0 > rows["none"]["ndcg@10"]
@@ -371,7 +386,8 @@ def test_eval_feedback_measures_digest_2_for_each_method(tmp_path):
     text = CliRunner().invoke(eval_command, ["--dataset", str(data), "--topics", str(topics), "--feedback"])
     lines = text.output.splitlines()
     assert lines[0].startswith("48 papers, 1 simulated readers")
-    assert any(line.startswith("none") for line in lines) and any(line.startswith("default") for line in lines)
+    assert any(line.startswith("none") for line in lines)
+    assert any(line.startswith("default") for line in lines)
     assert any(line.startswith("reference: none") and "0.403" in line for line in lines)
     res = CliRunner().invoke(eval_command, ["--dataset", str(data), "--topics", str(topics), "--feedback",
                                             "--ranker", "bm25"])
@@ -379,10 +395,79 @@ def test_eval_feedback_measures_digest_2_for_each_method(tmp_path):
 
 
 def test_the_simulated_reader_judges_digest_1_by_the_labels(tmp_path):
-    data = ev.load_dataset(feedback_files(tmp_path)[0])
+    data = ds.load_dataset(feedback_files(tmp_path)[0])
     first = np.arange(len(data.ids), 0, -1, dtype=float)[None, :]  # file order
-    (reader,) = ev.simulated_readers(data, ["diffusion model"], first)
+    (reader,) = fb.simulated_readers(data, ["diffusion model"], first)
     assert reader.shown.tolist() == list(range(10))
     assert reader.liked == [0, 2, 4, 6, 8] and reader.disliked == [1, 3, 5, 7, 9]
     perfect = reader.relevant.astype(float)
-    assert ev.second_digest(reader, perfect) == (1.0, 0.9, 1.0)  # 9 relevant left: P@10 is 0.9 at best
+    assert fb.second_digest(reader, perfect) == (1.0, 0.9, 1.0)  # 9 relevant left: P@10 is 0.9 at best
+
+
+# -- a month of digests (FEEDBACK.md, "A month of digests") --------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def month_json(dataset: str, rounds: int = 2) -> list[dict]:
+    res = CliRunner().invoke(eval_command, ["--dataset", str(FIXTURES / dataset), "--topics",
+                                            str(FIXTURES / "eval_sample_topics.txt"), "--rounds", str(rounds),
+                                            "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)["rows"]
+
+
+def test_a_month_of_digests_prints_each_reader_and_method_with_reference_rows_computed_on_the_set():
+    a, b = month_json("eval_sample_a.tsv"), month_json("eval_sample_b.tsv")
+    names = ["none", "default", "arxiv-sanity-lite"] + (["rocchio"] if semantic.available() else [])
+    for rows in (a, b):
+        assert [(r["reader"], r["name"]) for r in rows] == [
+            (reader, name) for reader in ("phrase", "phrase-likes", "seeded") for name in names]
+        assert all(set(r) == {"reader", "name", "ndcg@10", "recall"} and len(r["ndcg@10"]) == 2
+                   and 0 <= r["recall"] <= 1 for r in rows)
+        by = {(r["reader"], r["name"]): r for r in rows}
+        # digest 1 of a phrase reader is the static ranking, whatever the method does with judgments
+        assert len({tuple(by["phrase", n]["ndcg@10"][:1]) for n in names}) == 1
+    # the reference rows are measured on the set given, not printed as constants
+    reference = {(r["reader"], r["name"]): r for r in a if r["name"] != "none"}
+    other = {(r["reader"], r["name"]): r for r in b if r["name"] != "none"}
+    assert all(reference[k] != other[k] for k in reference if k[1] == "arxiv-sanity-lite")
+
+
+def test_a_month_of_digests_as_text_and_bad_input():
+    res = CliRunner().invoke(eval_command, ["--dataset", str(FIXTURES / "eval_sample_b.tsv"), "--topics",
+                                            str(FIXTURES / "eval_sample_topics.txt"), "--rounds", "2"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0] == "60 papers, 2 digests of 10; readers: 3 phrase, 3 phrase-likes, 3 seeded"
+    assert lines[1].split() == ["reader", "method", "d1", "d2", "mean", "+-se", "recall", "+-se"]
+    assert any(line.split()[:2] == ["seeded", "arxiv-sanity-lite"] for line in lines)
+    res = CliRunner().invoke(eval_command, ["--dataset", str(FIXTURES / "eval_sample_b.tsv"), "--topics",
+                                            str(FIXTURES / "eval_sample_topics.txt"), "--rounds", "2",
+                                            "--feedback"])
+    assert res.exit_code == 2 and "--rounds measures the planner's own ranking" in res.output
+    res = CliRunner().invoke(eval_command, ["--dataset", str(FIXTURES / "missing.tsv"), "--topics",
+                                            str(FIXTURES / "eval_sample_topics.txt"), "--rounds", "2"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1].startswith("Error: cannot read")
+
+
+def test_the_month_judges_every_shown_paper_and_never_shows_one_twice():
+    from digest.evaluation import month
+
+    data = ds.load_dataset(FIXTURES / "eval_sample_a.tsv")
+    readers = month.readers_for(data, ["meta-learning"], "phrase-likes")
+    seeded = month.readers_for(data, ["meta-learning"], "seeded")
+    assert seeded[0].seeds == [int(i) for i in np.flatnonzero(data.relevant("meta-learning"))[:5]]
+
+    def file_order(rs):
+        return [np.flatnonzero(r.remaining(len(data.ids)))[:10].tolist() for r in rs]
+
+    ndcg, recall = month.simulate(readers + seeded, file_order, 3)
+    for r in readers + seeded:
+        assert len(r.shown) == len(set(r.shown)) == 30 and not set(r.shown) & set(r.seeds)
+        assert r.liked == [d for d in r.shown if r.relevant[d]]
+    assert readers[0].disliked == [] and seeded[0].disliked == [d for d in seeded[0].shown
+                                                                 if not seeded[0].relevant[d]]
+    assert recall[0] == pytest.approx(sum(readers[0].relevant[readers[0].shown]) / 10)
+    assert ndcg.shape == (2, 3)

@@ -19,33 +19,44 @@ from digest.subscriptions import subscribers
 from digest.subscriptions.feedback import record_feedback, undo_feedback
 
 VIDEO = [
-    ("Temporal diffusion models for video generation", "Diffusion models generate video frames with temporal attention "
+    ("Temporal diffusion models for video generation",
+     "Diffusion models generate video frames with temporal attention "
      "so that motion stays consistent across frames of a clip."),
-    ("Long video synthesis with diffusion models", "We extend diffusion models to minute-long video clips, keeping "
+    ("Long video synthesis with diffusion models",
+     "We extend diffusion models to minute-long video clips, keeping "
      "temporal consistency of motion between frames."),
-    ("Text-to-video diffusion", "A diffusion model turns a caption into video frames; temporal layers keep the motion "
+    ("Text-to-video diffusion",
+     "A diffusion model turns a caption into video frames; temporal layers keep the motion "
      "of objects smooth from frame to frame."),
-    ("Video diffusion models with motion priors", "Motion priors make diffusion models for video keep frames "
+    ("Video diffusion models with motion priors",
+     "Motion priors make diffusion models for video keep frames "
      "temporally coherent; we evaluate on video clips."),
 ]
 MOLECULES = [
-    ("Diffusion models for molecule generation", "We generate 3D molecules with diffusion models over atom positions "
+    ("Diffusion models for molecule generation",
+     "We generate 3D molecules with diffusion models over atom positions "
      "and bonds, for drug discovery."),
-    ("Protein structure diffusion", "A diffusion model over protein backbones designs new protein structures and "
+    ("Protein structure diffusion",
+     "A diffusion model over protein backbones designs new protein structures and "
      "binding sites for molecules."),
-    ("Equivariant diffusion for drug design", "Equivariant diffusion models place the atoms of a drug molecule in "
+    ("Equivariant diffusion for drug design",
+     "Equivariant diffusion models place the atoms of a drug molecule in "
      "a protein pocket."),
-    ("Molecular conformer generation with diffusion models", "Diffusion models sample the conformers of a molecule "
+    ("Molecular conformer generation with diffusion models",
+     "Diffusion models sample the conformers of a molecule "
      "from its chemical graph of atoms and bonds."),
 ]
 TITLES = [t for t, _ in VIDEO + MOLECULES]
+OTHERS = [(f"Sorting networks of depth {n}", f"Comparator networks that sort {n} numbers in few layers.")
+          for n in range(8, 24)]
 RANKERS = ["lexical"] + (["hybrid"] if semantic.available() else [])
 
 
 def add_papers(db, now: datetime) -> dict[str, int]:
     with db.session() as s:
         rows = [Paper(title=t, title_key=t.lower(), abstract=a, arxiv_id=f"2611.{i:05d}", upvotes=5,
-                      first_seen_at=now - timedelta(hours=2 + i)) for i, (t, a) in enumerate(VIDEO + MOLECULES)]
+                      first_seen_at=now - timedelta(hours=2 + i))
+                for i, (t, a) in enumerate(VIDEO + MOLECULES)]
         s.add_all(rows)
         s.flush()
         return {r.title: r.id for r in rows}
@@ -101,36 +112,59 @@ def papers() -> list[PaperRecord]:
     return [PaperRecord(i, t, a) for i, (t, a) in enumerate(VIDEO + MOLECULES)]
 
 
-def test_both_classes_fit_an_svm_and_one_class_falls_back_to_its_centroid():
+def test_liked_papers_are_fitted_against_the_rest_and_dislikes_alone_push_their_likes_down():
     corpus = build_corpus(papers())
-    sim = feedback.similarity_rows(corpus.unit, None, range(corpus.n))
-    col = {d: d for d in range(corpus.n)}
+    X = corpus.features
     cache: dict = {}
     (svm, liked_only, disliked_only, nothing) = feedback.models(
-        [([0, 1], [4, 5]), ([0, 1], []), ([], [4]), ([], [])], col, sim, cache)
-    assert svm[0] == (0, 1, 4, 5) and svm[1][:2].sum() > 0 > svm[1][2:].sum()
-    assert np.allclose(liked_only[1], [0.5, 0.5]) and np.allclose(disliked_only[1], [-1.0])
-    assert nothing[0] == () and nothing[1].size == 0
+        [([0, 1], [4, 5]), ([0, 1], []), ([], [4]), ([], [])], X, cache)
+    assert svm[0] == (0, 1, 4, 5) and liked_only[0] == (0, 1) and disliked_only[0] == (4,)
+    assert nothing[0] == () and not nothing[1].any()
     fitted = [svm, liked_only, disliked_only, nothing]
-    z, has = feedback.model_scores(fitted, col, sim)
+    z, has = feedback.model_scores(fitted, X)
     assert has.tolist() == [True, True, True, False] and not z[3].any()
-    for row, (rated, _) in zip(z[:3], fitted, strict=False):  # z-scored over the papers the reader did not rate
+    # z-scored over the papers the reader did not rate
+    for row, (rated, _) in zip(z[:3], fitted, strict=False):
         rest = np.delete(row, rated)
         assert abs(rest.mean()) < 1e-5 and abs(rest.std() - 1) < 1e-4
     for row in z[:3]:  # every model puts the other video papers above the other molecule papers
         assert row[[2, 3]].min() > row[[6, 7]].max()
+    # a dislike is a negative among the rest: it pushes its neighbours further down than the rest alone
+    assert z[0][[6, 7]].mean() < z[1][[6, 7]].mean()
     # one fit per distinct feedback; a paper rated both ways counts as liked
     assert len(cache) == 4
-    feedback.models([([0, 1], [4, 5])], col, sim, cache)
+    feedback.models([([0, 1], [4, 5])], X, cache)
     assert len(cache) == 4
-    ((rated, _),) = feedback.models([([0], [0, 4])], col, sim, cache)
+    ((rated, _),) = feedback.models([([0], [0, 4])], X, cache)
     assert rated == (0, 4)
+
+
+def test_a_seeded_reader_without_a_phrase_gets_papers_like_its_seeds_and_feedback_moves_the_next_digest():
+    """A profile with seed papers and no topic: its digest is the papers like its seeds, and its
+    judgments of that digest ("more like this" on a video paper, "less like this" on a molecule one)
+    put the papers like the liked one ahead of those like the disliked one in the next digest."""
+    docs = [*VIDEO, *MOLECULES, *OTHERS]
+    corpus = build_corpus([PaperRecord(i, t, a) for i, (t, a) in enumerate(docs)])
+    seeds = [0, 4]  # one of each kind
+    first = rank_with(corpus, [Profile(1, [], max_items=6, liked=seeds)])[1]
+    assert {p.paper_id for p in first} == {1, 2, 3, 5, 6, 7}  # the papers like the seeds, none of the others
+    assert all(p.why.startswith("Similar to") for p in first)
+    rest = {1: [2, 3, 6, 7, *range(8, len(docs))]}  # the next digest: what digest 1 did not show...
+    plain = [p.paper_id
+             for p in rank_with(corpus, [Profile(1, [], max_items=4, liked=seeds)], candidates=rest)[1]]
+    judged = Profile(1, [], max_items=4, liked=[*seeds, 1], disliked=[5])  # ... after judging it
+    after = [p.paper_id for p in rank_with(corpus, [judged], candidates=rest)[1]]
+    assert sorted(plain) == sorted(after) == [2, 3, 6, 7]
+    # each video paper overtakes a molecule paper it was behind
+    assert plain.index(7) < plain.index(3) and plain.index(6) < plain.index(2), plain
+    assert after.index(3) < after.index(7) and after.index(2) < after.index(6), after
 
 
 def test_scores_of_a_batch_do_not_depend_on_who_else_is_in_it():
     corpus = build_corpus(papers())
     profiles = [Profile(1, ["diffusion models"], liked=[0]), Profile(2, ["diffusion models"], disliked=[5]),
-                Profile(3, ["diffusion models"], liked=[1, 2], disliked=[6]), Profile(4, ["diffusion models"])]
+                Profile(3, ["diffusion models"], liked=[1, 2], disliked=[6]),
+                Profile(4, ["diffusion models"])]
     together = rank_with(corpus, profiles)
     for pr in profiles:
         assert rank(corpus.papers, [pr])[pr.subscriber_id] == together[pr.subscriber_id]

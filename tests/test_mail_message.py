@@ -20,7 +20,8 @@ HEADERS = ["From", "To", "Reply-To", "Subject", "Date", "Message-ID", "List-Id",
 def env(**kw) -> Envelope:
     values = dict(from_address="Trending Papers <digest@example.org>", to_address="ada@example.org",
                   to_name="Ada",
-                  subject="3 new papers for you", message_id=make_message_id(7, "2026-11-22", "example.org"),
+                  subject="3 new papers for you",
+                  message_id=make_message_id(7, "2026-11-22", "example.org", "0a1b2c3d"),
                   list_id="Trending papers <digest.example.org>", unsubscribe_url=LONG_URL,
                   unsubscribe_mailto="unsubscribe@example.org", reply_to="editor@example.org")
     values.update(kw)
@@ -105,10 +106,12 @@ def test_any_untrusted_subject_or_name_stays_in_its_header(subject, name):
     assert msg.get_body(("plain",)).get_content() == "text part\r\n"
 
 
-def test_message_id_is_stable_for_a_delivery():
-    assert make_message_id(7, "2026-W47", "example.org") == make_message_id(7, "2026-W47", "example.org")
-    assert make_message_id(7, "2026-W47", "example.org") != make_message_id(8, "2026-W47", "example.org")
-    assert parse(wire())["Message-ID"] == "<digest.7.2026-11-22@example.org>"
+def test_message_id_is_made_once_per_delivery_and_never_again():
+    """Made at planning and stored with the delivery (a retry reuses it); a delivery that gets a
+    deleted one's row id gets a new Message-ID all the same."""
+    assert make_message_id(7, "2026-W47", "example.org", "ab12") == "<digest.7.2026-W47.ab12@example.org>"
+    assert make_message_id(7, "2026-W47", "example.org") != make_message_id(7, "2026-W47", "example.org")
+    assert parse(wire())["Message-ID"] == "<digest.7.2026-11-22.0a1b2c3d@example.org>"
 
 
 def test_internationalised_addresses():

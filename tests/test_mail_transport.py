@@ -93,7 +93,7 @@ def test_replies_map_to_outcomes_and_the_connection_survives():
         t = SmtpTransport(sink.host, sink.port)
         with pytest.raises(TemporaryFailure) as temp:
             t.send(MSG, "digest@example.org", "soon@example.org")
-        assert (temp.value.code, temp.value.status) == (451, "4.7.1")
+        assert (temp.value.code, temp.value.status) == (450, "4.2.0")
         with pytest.raises(PermanentFailure) as perm:
             t.send(MSG, "digest@example.org", "gone@example.org")
         assert (perm.value.code, perm.value.status) == (550, "5.1.1")
@@ -201,8 +201,8 @@ ROWS = {
         2),
     "550 on RCPT: PermanentFailure, connection kept": (
         Faults(reject={ADA}), ADA, (PermanentFailure, 550, "^550 5.1.1"), 1, 1),
-    "451 on RCPT: TemporaryFailure, connection kept": (
-        Faults(temporary={ADA: 1}), ADA, (TemporaryFailure, 451, "^451 4.7.1"), 1, 1),
+    "450 on RCPT: TemporaryFailure, connection kept": (
+        Faults(temporary={ADA: 1}), ADA, (TemporaryFailure, 450, "^450 4.2.0"), 1, 1),
     "connection lost twice: TemporaryFailure": (
         Faults(drop_at={1, 2}), ADA, (TemporaryFailure, None, "^connection lost"), 2, 3),
 }
@@ -234,8 +234,10 @@ def test_each_failure_maps_to_its_outcome(faults, recipient, raises, transaction
 def test_timeout_row_drops_and_does_not_resend():
     from digest.mail.transport import _outcome
 
-    drop, retry, error = _outcome(TimeoutError("timed out"), "digest@example.org", ADA)
-    assert (drop, retry, type(error), str(error)) == (True, False, TemporaryFailure, "timed out: timed out")
+    drop, retry, error = _outcome(TimeoutError("timed out"), "end of data", "digest@example.org", ADA)
+    assert (drop, retry, type(error), str(error)) == (True, False, TemporaryFailure,
+                                                      "timed out at end of data: timed out")
+    assert error.stage == "end of data" and error.verdict is None
 
 
 def test_a_slow_data_reply_is_not_resent():

@@ -1,5 +1,6 @@
 import email
 import email.policy
+import re
 
 from digest.mail.message import Envelope, build_message, make_message_id
 
@@ -28,7 +29,12 @@ def test_multipart_alternative_text_first_with_list_headers():
     for h in ("Date", "Message-ID", "From", "To", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post"):
         assert m[h], h
     assert m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert m["Message-ID"] == "<digest.7.2026-11-22@example.org>"
+    assert re.fullmatch(r"<digest\.7\.2026-11-22\.[0-9a-f]{16}@example\.org>", m["Message-ID"])
+
+
+def test_a_message_id_is_never_made_twice():
+    """Two deliveries that get the same row id (SQLite reuses a deleted one's) still differ."""
+    assert make_message_id(7, "2026-11-22", "example.org") != make_message_id(7, "2026-11-22", "example.org")
 
 
 def test_long_list_unsubscribe_stays_a_valid_url():

@@ -473,10 +473,11 @@ def test_eval_seeded_on_a_small_labelled_list(tmp_path):
 
 @pytest.mark.skipif(EVAL_DIR is None, reason="the shared eval set is not beside this checkout")
 def test_seeded_protocol_on_iclr2021():
-    from digest.ranking import evaluate as ev
+    from digest.evaluation import data as ds
+    from digest.evaluation import static as ev
 
-    result = ev.seeded(ev.load_dataset(EVAL_DIR / "iclr2021_paperlist.tsv"),
-                       ev.load_topics(EVAL_DIR / "iclr2021_topics.txt"))
+    result = ev.seeded(ds.load_dataset(EVAL_DIR / "iclr2021_paperlist.tsv"),
+                       ds.load_topics(EVAL_DIR / "iclr2021_topics.txt"))
     # measured: topic phrase 0.470, 5 seed papers 0.314, both 0.468 (59 topics)
     assert result.topics == 59
     assert result.ndcg10["5 seed papers"] >= 0.30 and result.ndcg10["topic phrase"] >= 0.46

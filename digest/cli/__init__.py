@@ -9,13 +9,20 @@ from pathlib import Path
 
 import click
 
-from digest.cli.context import USER_ERRORS, Ctx, FriendlyGroup, echo_json, pass_ctx, print_ingest, printable
+from digest.cli.context import Ctx, FriendlyGroup, echo_json, pass_ctx, print_ingest, printable, user_errors
+from digest.cli.progress import INGEST_STEPS, Steps
 from digest.cli.ranking import eval_command, rank_command
+from digest.cli.recovery import LEASE_STATES, deliveries_group, suppressions_group
 from digest.cli.sending import run_command, send_command
 from digest.cli.subscribers import subscribers_group
-from digest.subscriptions import subscribers
-from digest.usecases import housekeeping, ingesting, planning, previewing
-from digest.usecases import status as admin_status
+from digest.lazy import lazy
+
+subscribers = lazy("digest.subscriptions.subscribers")
+housekeeping = lazy("digest.usecases.housekeeping")
+ingesting = lazy("digest.usecases.ingesting")
+planning = lazy("digest.usecases.planning")
+previewing = lazy("digest.usecases.previewing")
+admin_status = lazy("digest.usecases.status")
 
 
 @click.group(cls=FriendlyGroup,
@@ -63,7 +70,9 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
 
     Example: digest ingest --source hf_daily --since 2024-10-20
     """
-    report = ingesting.ingest(ctx.db, ctx.settings, source=source, since=since.date() if since else None)
+    with Steps(INGEST_STEPS, enabled=not as_json) as steps:
+        report = ingesting.ingest(ctx.new_db, ctx.settings, source=source,
+                                  since=since.date() if since else None, progress=steps)
     rows = [vars(r) for r in report.sources]
     if as_json:
         echo_json({"sources": rows, "embedded": report.embedded, "notes": report.notes})
@@ -120,6 +129,7 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
     wrong = click.UsageError("--format json is for a team channel (--subscriber KIND:HASH), eml for an inbox")
     if fmt in ("eml", "json") and (fmt == "json") != bool(email and subscribers.is_channel(email)):
         raise wrong  # what the name given says, before anything is read
+    ctx.check_templates()
     shown = previewing.preview(ctx.read_db, ctx.settings, email=subscribers.key(email) if email else None,
                                topics=topics, excludes=excludes)
     if fmt in ("eml", "json") and fmt != shown.media:
@@ -158,6 +168,11 @@ def status(ctx: Ctx, as_json: bool) -> None:
                    + (f", last error {s['last_error']}" if s.get("last_error") else ""))
     for f in data["recent_failures"]:
         click.echo(f"failed: {printable(f['email'])} {f['period']}: {printable(f['error'])}")
+    if data["suppressed"]:
+        click.echo(f"suppressed addresses: {data['suppressed']} (`digest suppressions list`)")
+    for h in data["leases"]:
+        click.echo(f"lease: {h['deliveries']} deliveries held by {printable(h['worker'])} "
+                   f"({LEASE_STATES[h['state']]}) until {h['until'] or '?'}")
     for j in data["jobs"]:
         last = (f"last {'ok' if j['last_ok'] else 'FAILED'} {j['last_finished_at']:%Y-%m-%d %H:%M:%S %Z}: "
                 f"{j['last_summary']}" if j["last_finished_at"] else "never run")
@@ -181,7 +196,7 @@ def demo(directory: str) -> None:
 
     try:
         rows, outbox, ranked = run_demo(Path(directory))
-    except (*USER_ERRORS, RuntimeError) as err:
+    except (*user_errors(), RuntimeError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"\nRanked by {ranked}.")
     click.echo(f"\n{'subscriber':<24} {'papers':>6}  {'top paper':<58} file")
@@ -205,6 +220,7 @@ def serve(ctx: Ctx, host: str, port: int) -> None:
     """
     from digest.web.app import serve as run_server
 
+    ctx.check_templates()
     run_server(ctx.settings, ctx.db, host=host, port=port)
 
 
@@ -244,10 +260,12 @@ def scheduler_command(ctx: Ctx, metrics_port: int | None) -> None:
     scheduler.tick_seconds, and does housekeeping daily. SIGTERM or Ctrl-C: finish the message in
     flight, hand back the rest, exit 0. See "The scheduler" in the README.
     """
-    from digest.scheduler import serve
+    from digest.scheduler import serve, triggers
 
+    triggers(ctx.settings)  # a bad cron string is the config's error, named before the database is opened
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
         logging.getLogger("digest").setLevel(logging.INFO)  # a daemon logs one line per run
+    ctx.check_templates()
     serve(ctx.settings, ctx.db, metrics_port=metrics_port)
 
 
@@ -264,7 +282,9 @@ def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bo
     Example: digest due --at 2026-03-29T07:30:00+02:00 --all
     """
     now = planning.instant(at)
-    rows = planning.due_at(ctx.read_db, now, email=subscribers.normalise_email(email) if email else None)
+    if email:
+        email = subscribers.get(ctx.read_db, email).email  # an unknown subscriber is one line, not "0 due"
+    rows = planning.due_at(ctx.read_db, now, email=email)
     shown = rows if show_all else [r for r in rows if r["due"]]
     if as_json:
         echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})
@@ -305,6 +325,8 @@ def bounces_process(ctx: Ctx, maildirs, mboxes, as_json: bool) -> None:
 
 
 main.add_command(subscribers_group, "subscribers")
+main.add_command(suppressions_group, "suppressions")
+main.add_command(deliveries_group, "deliveries")
 main.add_command(send_command, "send")
 main.add_command(run_command, "run")
 # TODO(merge): `digest rank` and `digest eval` are rewritten on another branch

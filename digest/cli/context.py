@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import click
 
-from digest import config as config_mod
-from digest.subscriptions.rules import SubscriberError
-from digest.usecases import setup
-from digest.usecases.setup import Database, Schema, SchemaError, SchemaState
+from digest.lazy import lazy
+
+if TYPE_CHECKING:
+    from digest import config as config_mod
+    from digest.usecases.setup import Database, Schema, SchemaState
+
+setup = lazy("digest.usecases.setup")
 
 
 class Ctx:
@@ -27,16 +32,35 @@ class Ctx:
     def settings(self) -> config_mod.Settings:
         if self._settings is None:
             self._settings = setup.load_settings(self.config_path)
+            self._tell()
         return self._settings
 
     def database(self, schema: Schema) -> Database:
         if self._db is None:
             self._db, self.found = setup.open_database(self.settings, schema)
+            self._tell()
         return self._db
+
+    def _tell(self) -> None:
+        """What the admin should know about how the settings were resolved, one line each on stderr."""
+        for line in self.settings.take_notices():
+            click.echo(f"note: {line}", err=True)
+
+    def check_templates(self) -> None:
+        """For the commands that render: every template, shipped or the admin's, compiled and checked
+        against the template rules now, before anything is read or sent (setup.check_templates)."""
+        setup.check_templates(self.settings)
 
     @property
     def db(self) -> Database:
-        """For writing commands: a fresh database gets the schema; any other must be current."""
+        """For commands that work on an existing list (send, remove, bounces...): the database must be
+        there, at the current schema; nothing is created (a cron job in the wrong directory says so)."""
+        return self.database("check")
+
+    @property
+    def new_db(self) -> Database:
+        """For the commands that may start a list (ingest, adding or importing subscribers): a missing or
+        empty database gets the schema; any other must be current."""
         return self.database("create")
 
     @property
@@ -46,7 +70,15 @@ class Ctx:
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
-USER_ERRORS = (config_mod.ConfigError, SchemaError, SubscriberError, LookupError, ValueError, OSError)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors a user can cause (imported when one is raised: a command may not have needed them)."""
+    from digest.config import ConfigError
+    from digest.subscriptions.rules import SubscriberError
+    from digest.usecases.setup import SchemaError
+
+    return (ConfigError, SchemaError, SubscriberError, LookupError, ValueError, OSError)
 
 
 def friendly(fn):
@@ -56,12 +88,13 @@ def friendly(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except click.ClickException:
-            raise
-        except USER_ERRORS as err:
-            raise click.ClickException(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
-        except Exception as err:  # a database that cannot be reached, and the like
-            if type(err).__module__.startswith("sqlalchemy"):
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, BrokenPipeError):
+            raise  # a closed pipe (`digest ... | head`): click ends quietly
+        except Exception as err:
+            if isinstance(err, user_errors()):
+                line = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise click.ClickException(line) from None
+            if type(err).__module__.startswith("sqlalchemy"):  # a database that cannot be reached...
                 raise click.ClickException(f"database error: {str(err).splitlines()[0]}") from None
             raise
 
@@ -97,3 +130,20 @@ def print_ingest(rows: list[dict]) -> None:
         click.echo(f"{r['name']:<12} fetched {r['fetched']:>5}  new {r['new']:>5}  updated {r['updated']:>5} "
                    " "
                    f"skipped {r['skipped']:>4}{err}")
+
+
+class LazyChoice(click.Choice):
+    """A click.Choice whose choices come from a module loaded only when they are needed (parsing the
+    option, or its command's --help)."""
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+        super().__init__(())
+
+    @property
+    def choices(self) -> Sequence[str]:
+        return self._load()
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:  # click.Choice.__init__ sets them: ours are loaded
+        pass

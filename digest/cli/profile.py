@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
-from digest.subscriptions import subscribers
-from digest.usecases import seeding
+from digest.lazy import lazy
+
+subscribers = lazy("digest.subscriptions.subscribers")
+seeding = lazy("digest.usecases.seeding")
 
 
 @click.command("seed")

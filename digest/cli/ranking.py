@@ -1,7 +1,7 @@
 """Admin commands over the ranker: `digest rank` and `digest eval` (registered on the CLI group by cli.py).
 
-Each is one call into the ranking's try-out and evaluation (through the pipeline, as every shell
-calls in: pipeline.tryout.tryout, pipeline.evaluate.run) and the printing of its result."""
+Each is one call into the evaluation room (digest.evaluation: tryout.tryout, static.run, month.run_month,
+...) and the printing of its result."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ from pathlib import Path
 
 import click
 
-from digest.pipeline import evaluate as ev
-from digest.pipeline import tryout as tr
+from digest.cli.context import LazyChoice
+from digest.lazy import lazy
+
+# loaded when `rank` or `eval` runs
+data = lazy("digest.evaluation.data")
+month = lazy("digest.evaluation.month")
+static = lazy("digest.evaluation.static")
+tryout = lazy("digest.evaluation.tryout")
 
 
 @click.command("rank")
@@ -47,10 +53,10 @@ def rank_command(
     if bool(topics) == bool(queries):
         raise click.UsageError("give either --topic (one or more) or --queries FILE")
     try:
-        result = tr.tryout(listings, topics=topics, queries=queries, limit=limit, ranker=ranker)
-    except tr.TryoutError as err:
+        result = tryout.tryout(listings, topics=topics, queries=queries, limit=limit, ranker=ranker)
+    except tryout.TryoutError as err:
         raise click.ClickException(str(err)) from err
-    for line in tr.json_lines(result) if as_json else tr.text_lines(result):
+    for line in tryout.json_lines(result) if as_json else tryout.text_lines(result):
         click.echo(line)
 
 
@@ -72,7 +78,7 @@ def rank_command(
     "--ranker",
     "rankers",
     multiple=True,
-    type=click.Choice(list(ev.RANKERS)),
+    type=LazyChoice(lambda: list(static.RANKERS)),
     help="Ranker(s) to measure (repeatable). Default: every ranker installed.",
 )
 @click.option(
@@ -87,28 +93,46 @@ def rank_command(
     help="Simulated readers judge digest 1; measure digest 2 for each feedback method (FEEDBACK.md).",
 )
 @click.option(
+    "--rounds",
+    type=click.IntRange(1, 50),
+    is_flag=False,
+    flag_value=6,
+    help="Instead: a month of digests (FEEDBACK.md): readers judge N digests of 10 (--rounds alone: 6); "
+    "nDCG@10 of each digest and recall, per reader and feedback method, beside reference methods.",
+)
+@click.option(
     "--model",
     help="Sentence-transformers model (name in the local cache, or directory) for the rankers that embed; "
     "default: the bundled all-MiniLM-L6-v2.",
 )
-@click.option("--json", "as_json", is_flag=True, help='Print one JSON object: {"rows": [{"name", "ndcg@10", ...}]}.')
+@click.option("--json", "as_json", is_flag=True,
+              help='Print one JSON object: {"rows": [{"name", "ndcg@10", ...}]}.')
 def eval_command(dataset: Path, topics_path: Path, rankers: tuple[str, ...], seeded: bool, feedback: bool,
-                 model: str | None, as_json: bool) -> None:
+                 rounds: int | None, model: str | None, as_json: bool) -> None:
     """Measure nDCG@10, P@10 and MAP@100 of the rankers beside the published baselines."""
     if feedback and rankers:
-        raise click.UsageError("--feedback measures the default ranker's feedback methods: leave out --ranker")
+        raise click.UsageError("--feedback measures the default ranker's feedback methods: leave out "
+                               "--ranker")
     try:
         if seeded:
-            if rankers or feedback or model:
-                raise click.UsageError("--seeded measures the digest's own (lexical) ranking: no --ranker, --feedback "
-                                       "or --model")
-            result = ev.seeded_run(dataset, topics_path)
-            click.echo(ev.seeded_json(result) if as_json else ev.seeded_text(result))
+            if rankers or feedback or model or rounds:
+                raise click.UsageError("--seeded measures the digest's own (lexical) ranking: no --ranker, "
+                                       "--feedback, --rounds or --model")
+            result = static.seeded_run(dataset, topics_path)
+            click.echo(static.seeded_json(result) if as_json else static.seeded_text(result))
+            return
+        if rounds is not None:
+            if rankers or model or feedback:
+                raise click.UsageError("--rounds measures the planner's own ranking: no --ranker, "
+                                       "--feedback or --model")
+            months = month.run_month(dataset, topics_path, rounds)
+            click.echo(month.month_json(months) if as_json else month.month_text(months))
             return
         if feedback and model:
-            raise click.UsageError("--feedback measures the planner's feedback methods on the bundled model: no --model")
-        report = ev.run_feedback(dataset, topics_path) if feedback else ev.run(dataset, topics_path, rankers,
-                                                                                model=model)
-    except ev.EvalError as err:
+            raise click.UsageError("--feedback measures the planner's feedback methods on the bundled model: "
+                                   "no --model")
+        report = static.run_feedback(dataset, topics_path) if feedback else static.run(dataset, topics_path,
+                                                                                       rankers, model=model)
+    except data.EvalError as err:
         raise click.ClickException(str(err)) from err
-    click.echo(ev.report_json(report) if as_json else ev.report_text(report))
+    click.echo(static.report_json(report) if as_json else static.report_text(report))

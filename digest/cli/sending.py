@@ -4,13 +4,22 @@ the counts printed."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from digest.cli.context import Ctx, echo_json, pass_ctx, print_ingest, printable
-from digest.subscriptions import subscribers
-from digest.usecases import planning, sending
-from digest.usecases.sending import PassReport
+from digest.cli.progress import Progress
+from digest.lazy import lazy
+
+if TYPE_CHECKING:
+    from digest.usecases.sending import PassReport
+
+subscribers = lazy("digest.subscriptions.subscribers")
+planning = lazy("digest.usecases.planning")
+sending = lazy("digest.usecases.sending")
+stopping = lazy("digest.usecases.stopping")
+recovery = lazy("digest.usecases.recovery")
 
 WORKERS = click.option("--workers", type=click.IntRange(1, 16), default=None,
                        help="Sending processes (default: mail.workers, 1); each claims its own batches.")
@@ -20,43 +29,32 @@ def _pass(ctx: Ctx, *, email: str | None = None, dry_run: bool = False, as_json:
           ingest_first: bool = False, workers: int | None = None) -> tuple[PassReport, dict]:
     """One pipeline pass, with a progress bar on a terminal; returns it and the counts to print."""
     email = subscribers.key(email) if email else None
+    ctx.check_templates()
+    if email:
+        email = subscribers.get(ctx.read_db, email).email  # an unknown subscriber is one line, not "sent 0"
     for warning in ctx.settings.warnings() if not dry_run else ():
         click.echo(f"warning: {warning}", err=True)
-    bar = _Bar(sys.stderr.isatty() and not as_json)
-    with bar:
+    planned, bar = Progress("planning", enabled=not as_json), Progress("sending", enabled=not as_json)
+    with stopping.on_signals() as stop, planned, bar:
         r = sending.run_pass(ctx.read_db if dry_run else ctx.db, ctx.settings, email=email, dry_run=dry_run,
-                              ingest_first=ingest_first, on_planned=bar.start, progress=bar.update,
-                             workers=workers)
+                             ingest_first=ingest_first, on_planned=lambda n: (planned.finish(), bar.start(n)),
+                             progress=bar, workers=workers, planning=planned, stop=stop)
+    if stop.is_set():
+        r.send.errors = [e for e in r.send.errors if e != sending.STOPPING]
+        left = sending.pending_count(ctx.db, email)
+        return r, {**r.counts(), "to": sending.destination(ctx.settings), "stopped": stop.name,
+                   "exit": stop.exit_code, "left": left}
     if dry_run:
         rows = planning.dry_run_rows(r.plan)
         return r, {"dry_run": True, "would_send": [x for x in rows if x["papers"]],
                    "skipped": r.plan.nothing_new,
                    "suppressed": r.plan.suppressed, "already": r.plan.already,
                    "quiet": [x for x in rows if not x["papers"]]}
-    return r, r.counts()
-
-
-class _Bar:
-    """click's progress bar on stderr, once the length is known; nothing when not on a terminal."""
-
-    def __init__(self, enabled: bool):
-        self.enabled, self.bar = enabled, None
-
-    def start(self, total: int) -> None:
-        if self.enabled and total > 0:
-            self.bar = click.progressbar(length=total, label="sending", file=sys.stderr)
-            self.bar.__enter__()
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
+    for h in recovery.orphaned(ctx.db):  # a sender killed earlier: a silent "sent 0" would hide them
+        click.echo(f"warning: {h.deliveries} deliveries are held by {h.worker}, whose process is gone, until "
+                   f"{h.until:%Y-%m-%d %H:%M:%S} UTC: `digest deliveries release` hands them back now",
+                   err=True)
+    return r, {**r.counts(), "to": sending.destination(ctx.settings)}
 
 
 def _print_counts(result: dict, as_json: bool) -> None:
@@ -75,7 +73,11 @@ def _print_counts(result: dict, as_json: bool) -> None:
         click.echo(f"sent {result['sent']}, retried {result['retried']}, failed {result['failed']}, "
                    f"suppressed {result['suppressed']}, skipped {result['skipped']} (nothing new)"
                    + (f", quiet {result['quiet']} (too few papers: recorded, rolled over)"
-                      if result.get("quiet") else ""))
+                      if result.get("quiet") else "")
+                   + (f", given back {result['given_back']} (unsent, due again)"
+                      if result.get("given_back") else ""))
+        if result["sent"] or result["retried"] or result["failed"]:
+            click.echo(f"mail went to {result['to']}")
         per = result.get("by_transport") or {}
         if any(name.startswith("webhook") for name in per):  # mail alone: the line above says it all
             click.echo("by transport: " + "; ".join(
@@ -83,6 +85,9 @@ def _print_counts(result: dict, as_json: bool) -> None:
                 counts in sorted(per.items())))
         for e in result["errors"]:
             click.echo(f"error: {e}", err=True)
+    if result.get("stopped"):
+        click.echo(f"stopped by {result['stopped']}: {result['left']} deliveries left for the next run "
+                   "(none held)", err=True)
 
 
 @click.command("send")
@@ -95,8 +100,7 @@ def send_command(ctx: Ctx, email, dry_run, as_json, workers) -> None:
     """Plan this period's editions and send every due delivery. Running it twice sends nothing twice."""
     _, result = _pass(ctx, email=email, dry_run=dry_run, as_json=as_json, workers=workers)
     _print_counts(result, as_json)
-    if result.get("errors"):
-        sys.exit(1)
+    _exit(result)
 
 
 @click.command("run")
@@ -111,5 +115,13 @@ def run_command(ctx: Ctx, as_json: bool, workers: int | None) -> None:
     if not as_json:
         print_ingest(result["ingest"])
     _print_counts(result, as_json)
+    _exit(result)
+
+
+def _exit(result: dict) -> None:
+    """130 or 143 when a signal stopped the run, 1 when something needs the admin, else 0."""
+    if result.get("stopped"):
+        stopping.leave_quickly()
+        sys.exit(result["exit"])
     if result.get("errors"):
         sys.exit(1)

@@ -8,13 +8,24 @@ import sys
 import click
 
 from digest import wording
-from digest.cli.cadence import BEST_OF_WEEK_HELP, MIN_PAPERS_HELP, cadence_line, subscribers_update
-from digest.cli.context import Ctx, echo_json, pass_ctx, printable
+from digest.cli.cadence import (
+    BEST_OF_WEEK_HELP,
+    MIN_PAPERS_HELP,
+    TOPIC_HELP,
+    cadence_line,
+    subscribers_update,
+)
+from digest.cli.context import Ctx, LazyChoice, echo_json, pass_ctx, printable
 from digest.cli.profile import follow_command, seed_command, unfollow_command
-from digest.records import FREQUENCIES, SubscriberStatus
-from digest.subscriptions import subscriber_csv, subscribers
-from digest.subscriptions.profile import ProfileChange
-from digest.usecases import status as admin_status
+from digest.cli.progress import Progress
+from digest.lazy import lazy
+from digest.records import FREQUENCIES, SubscriberStatus, written_topic
+
+subscriber_csv = lazy("digest.subscriptions.subscriber_csv")
+subscribers = lazy("digest.subscriptions.subscribers")
+profile = lazy("digest.subscriptions.profile")
+admin_status = lazy("digest.usecases.status")
+recovery = lazy("digest.usecases.recovery")
 
 
 @click.group("subscribers")
@@ -27,9 +38,9 @@ def subscribers_group() -> None:
 @click.option("--webhook", metavar="URL", help="A team channel instead of an inbox: its incoming-webhook URL "
               "(kept secret: stored sealed, shown redacted); '-' reads it from standard input, out of "
               "the shell history and `ps`.")
-@click.option("--kind", type=click.Choice(subscribers.webhook_kinds()),
+@click.option("--kind", type=LazyChoice(lambda: subscribers.webhook_kinds()),
               help="The webhook's service, with --webhook.")
-@click.option("--topic", "topics", multiple=True, help="A topic phrase; repeat for more.")
+@click.option("--topic", "topics", multiple=True, help=TOPIC_HELP)
 @click.option("--exclude", "excludes", multiple=True, help="Leave out papers matching this phrase.")
 @click.option("--frequency", type=click.Choice(FREQUENCIES), default="daily", show_default=True)
 @click.option("--weekday", default="monday", show_default=True, help="Day of a weekly digest.")
@@ -54,16 +65,21 @@ def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str 
         raise click.UsageError("give an EMAIL address or --webhook URL (one of them)")
     if (webhook is None) != (kind is None):
         raise click.UsageError("--webhook and --kind go together")
-    profile = ProfileChange(topics=topics, excludes=excludes, frequency=frequency, weekday=weekday,
+    change = profile.ProfileChange(topics=topics, excludes=excludes, frequency=frequency, weekday=weekday,
                             timezone=timezone, hour=hour, max_items=max_items, name=name, authors=authors,
                             min_papers=min_papers, best_of_week=best_of_week)
     if webhook == "-":
         webhook = sys.stdin.readline().strip()
     if webhook is not None:
-        v = subscribers.add_webhook(ctx.db, ctx.settings.secret(), webhook, kind, profile)
+        v = subscribers.add_webhook(ctx.new_db, ctx.settings.secret(), webhook, kind, change)
     else:
-        v = subscribers.add(ctx.db, email, profile)
-    if v.min_papers or v.best_of_week:
+        v = subscribers.add(ctx.new_db, email, change)
+    blocked = recovery.suppressions(ctx.read_db, v.email)
+    if blocked:  # on the list, but never mailed until the admin lifts it
+        b = blocked[0]
+        click.echo(f"{v.email} is suppressed ({b.reason} since {b.since:%Y-%m-%d}: {printable(b.cause)}): "
+                   f"subscribed, but nothing is sent to it until `digest suppressions lift {v.email}`")
+    elif v.min_papers or v.best_of_week:
         click.echo(f"added {cadence_line(v)} ({len(v.topics)} topics)")
     else:
         who = f"{v.email} {v.webhook}" if v.webhook else v.email
@@ -77,13 +93,16 @@ def subscribers_add(ctx: Ctx, email: str | None, webhook: str | None, kind: str 
 def subscribers_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
     """List subscribers."""
     rows = subscribers.list_all(ctx.read_db, status)
+    blocked = recovery.suppressed_among(ctx.read_db, [r.email for r in rows])
     if as_json:
-        echo_json([r.as_dict() for r in rows])
+        echo_json([{**r.as_dict(), "suppressed": blocked.get(r.email)} for r in rows])
         return
     for r in rows:
         where = f"  [{r.webhook}]" if r.webhook else ""
-        click.echo(f"{printable(r.email):<36} {r.status:<12} {r.frequency:<8} {r.hour:02d}:00 "
-                   f"{printable(r.timezone):<20} {printable('; '.join(r.topics)) or '(trending)'}{where}")
+        shown = "suppressed" if r.email in blocked and r.status != "unsubscribed" else r.status
+        click.echo(f"{printable(r.email):<36} {shown:<12} {r.frequency:<8} {r.hour:02d}:00 "
+                   f"{printable(r.timezone):<20} "
+                   f"{printable('; '.join(r.written_topics)) or '(trending)'}{where}")
     click.echo(f"{len(rows)} subscriber{'s' if len(rows) != 1 else ''}")
 
 
@@ -103,7 +122,8 @@ def subscribers_show(ctx: Ctx, email: str, as_json: bool) -> None:
                 "best_of_week", "created_at", "suppressed"):
         click.echo(f"{key}: {printable(data[key])}")
     no_topic = "(none: papers like the seeded ones)" if data["seeds"] else "(none: trending)"
-    click.echo(f"topics: {printable('; '.join(data['topics'])) or no_topic}")
+    topics = map(written_topic, data["topics"], data["topic_weights"])
+    click.echo(f"topics: {printable('; '.join(topics)) or no_topic}")
     click.echo(f"excludes: {printable('; '.join(data['excludes'])) or '(none)'}")
     click.echo(f"follows: {printable('; '.join(data['authors'])) or '(no author)'}")
     click.echo(f"seeded papers: {len(data['seeds'])}")
@@ -131,7 +151,8 @@ def subscribers_remove(ctx: Ctx, email: str) -> None:
 @pass_ctx
 def subscribers_import(ctx: Ctx, csv_file) -> None:
     """Add or update subscribers from a CSV file (the layout `export` writes; topics split by ';')."""
-    added, updated, errors = subscriber_csv.import_csv(ctx.db, csv_file)
+    with Progress("importing subscribers") as progress:
+        added, updated, errors = subscriber_csv.import_csv(ctx.new_db, csv_file, progress=progress)
     for e in errors:
         click.echo(f"skipped {e}", err=True)
     click.echo(f"added {added}, updated {updated}, skipped {len(errors)}")

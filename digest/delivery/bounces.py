@@ -25,18 +25,18 @@ from email.parser import HeaderParser
 from email.utils import getaddresses
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
 from digest.delivery import ledger
 from digest.mail import mailbox as inbox
-from digest.mail.enhanced_status import classify
+from digest.mail.enhanced_status import classify, reported_about_recipient
 from digest.records import utcnow
 from digest.store import subscribers as subscriber_store
-from digest.store.db import Database
-from digest.store.models import Bounce
+from digest.store.db import Database, among
+from digest.store.models import Bounce, Delivery
 
 log = logging.getLogger("digest.delivery.bounces")
 
@@ -210,6 +210,7 @@ class BounceReport:
     soft: int = 0
     complaints: int = 0
     already: int = 0  # bounces recorded by an earlier run
+    not_theirs: int = 0  # reports about the message, the sender or policy, not the recipient: not counted
     suppressed: list[str] = field(default_factory=list)  # addresses suppressed by this run
 
     def as_dict(self) -> dict:
@@ -218,8 +219,23 @@ class BounceReport:
     def summary(self) -> str:
         return (f"read {self.messages} messages: {self.hard} hard, {self.soft} soft, {self.complaints} "
                 "complaints, "
-                f"{self.already} already recorded, {self.not_reports} not bounce reports; "
-                f"suppressed {len(self.suppressed)} addresses")
+                f"{self.already} already recorded, {self.not_reports} not bounce reports"
+                + (f", {self.not_theirs} not about the recipient (not counted)" if self.not_theirs else "")
+                + f"; suppressed {len(self.suppressed)} addresses")
+
+
+def about(e: Event, ours: tuple[int, str] | None) -> tuple[int | None, str | None]:
+    """The delivery and the address a report's event is booked against: only the address it names.
+    The message it quotes (by Message-ID) is linked when it went to that address; a report that names
+    no address (a complaint without one) is about whoever that message went to."""
+    if ours is None:
+        return None, e.email or None
+    delivery_id, sent_to = ours
+    if not e.email or e.email == sent_to.strip().lower():
+        return delivery_id, sent_to
+    log.warning("report for %s quotes message %s, which went to %s: booked against %s alone",
+                e.email, e.message_id, sent_to, e.email)
+    return None, e.email
 
 
 def process_message(db: Database, settings: Settings, data: bytes, report: BounceReport) -> None:
@@ -237,9 +253,13 @@ def process_message(db: Database, settings: Settings, data: bytes, report: Bounc
     ours = ledger.by_message_ids(db, (e.message_id for e in events if e.message_id))
     with db.session() as s:
         for e in events:
-            delivery_id, our_address = ours.get(e.message_id or "", (None, None))
-            address = our_address or e.email  # one recipient per message: the ledger knows who it was
+            delivery_id, address = about(e, ours.get(e.message_id or ""))
             if not address:
+                continue
+            if e.source == "dsn" and not reported_about_recipient(e.status):
+                log.info("report about %s not counted against them (%s: not about the recipient)", address,
+                         e.status)
+                report.not_theirs += 1
                 continue
             new, reason = record(s, settings, address=address, kind=e.kind, source=e.source, status=e.status,
                                  detail=e.detail, delivery_id=delivery_id,
@@ -267,3 +287,31 @@ def process_mailbox(db: Database, settings: Settings, *, maildir: str | Path | N
         process_message(db, settings, data, report)
     log.info("bounces processed: %s", report.summary())
     return report
+
+
+# ------------------------------------------------------------------------------ the admin's view
+
+
+def causes(s: Session, addresses: list[str]) -> dict[str, dict]:
+    """The latest bounce or complaint recorded for each address (what suppressed it, when the policy
+    did): its kind, source (smtp reply, dsn report, arf complaint), status, detail, when, and the
+    delivery and Message-ID it was about."""
+    out: dict[str, dict] = {}
+    for b, message_id, period in s.execute(
+            select(Bounce, Delivery.message_id, Delivery.period)
+            .outerjoin(Delivery, Delivery.id == Bounce.delivery_id)
+            .where(among(Bounce.email, sorted(set(addresses))), Bounce.kind != FORGIVEN)
+            .order_by(Bounce.created_at.desc(), Bounce.id.desc())):
+        out.setdefault(b.email, {"kind": b.kind, "source": b.source, "status": b.status, "detail": b.detail,
+                                 "at": b.created_at, "message_id": message_id, "period": period})
+    return out
+
+
+FORGIVEN = "lifted"  # a bounce the admin set aside by lifting its address's suppression: never counted again
+
+
+def forgive(s: Session, address: str) -> int:
+    """Set aside the bounces recorded so far for an address whose suppression is lifted, so that the
+    policy starts afresh (the rows stay, so a report read again is still recognised); returns how many."""
+    return s.execute(update(Bounce).where(Bounce.email == address, Bounce.kind != FORGIVEN)
+                     .values(kind=FORGIVEN)).rowcount

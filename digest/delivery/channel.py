@@ -41,19 +41,35 @@ class Sent:
 @dataclass(frozen=True)
 class Retry:
     """Not now: try again at `at`. Once the delivery's tries are used up it fails, and counts against
-    the recipient only if `fault` says so."""
+    the recipient only if `fault` says so. `peer`: the channel's peer is at fault (a shared relay that
+    stalled or dropped the connection once the message was out): it counts toward the circuit breaker
+    (digest.delivery.breaker)."""
 
     error: str
     at: datetime
     fault: Fault | None = None
+    peer: bool = False
 
 
 @dataclass(frozen=True)
 class RecipientFailed:
-    """Failed for this recipient, for good; `fault` (None: nothing to suppress) is recorded as a bounce."""
+    """Failed for good; `fault` (None: nothing to suppress) is recorded as a bounce. `peer`: refused by
+    the channel's shared peer for the message itself (too big, its content): nobody bounced, the admin
+    is told, and it counts toward the circuit breaker."""
 
     error: str
     fault: Fault | None = None
+    peer: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelRefused:
+    """The channel's peer refused this item for a reason of its own (the relay, the session, the
+    sender, a relay-wide limit, a stall before the message was out): nothing was sent, and nothing
+    counts against the recipient. The delivery goes back to the ledger unspent at the end of the run;
+    the run goes on until the circuit breaker (digest.delivery.breaker) says the peer keeps refusing."""
+
+    error: str
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,7 @@ class ChannelFailed:
     error: str
 
 
-Outcome = Sent | Retry | RecipientFailed | ChannelFailed
+Outcome = Sent | Retry | RecipientFailed | ChannelRefused | ChannelFailed
 
 
 # ---------------------------------------------------------------------------------- what goes out
@@ -99,7 +115,7 @@ class Setup:
     links: EditionLinks
     renderer: Renderer
     signer: DkimSigner | None = None
-    secret: str = ""  # opens sealed webhook URLs
+    secret: str | tuple[str, ...] = ""  # opens sealed webhook URLs (several: the first seals, all open)
     transport: Transport | None = None  # the mail transport of a sending thread, when the caller gives one
 
 
@@ -131,10 +147,11 @@ class Channel(ABC):
       nothing can be sent through it now.
     - `send(item)` sends one item made by this kind of channel and returns exactly one `Outcome`:
       `Sent`, `Retry` (not now: when, and whether it counts against the recipient once tries run
-      out), `RecipientFailed` (for good, for this recipient) or `ChannelFailed` (the channel itself:
-      the loop stops and gives back what it has not tried). It never raises for anything the peer
-      answered; an exception means the outcome is unknown (the peer may have it): the loop leaves
-      that delivery to its lease and stops.
+      out), `RecipientFailed` (for good: a bounce only if its fault is the recipient's),
+      `ChannelRefused` (the peer refused it for a reason of its own: given back unspent) or
+      `ChannelFailed` (the channel itself: the loop stops and gives back what it has not tried).
+      It never raises for anything the peer answered; an exception means the outcome is unknown
+      (the peer may have it): the loop leaves that delivery to its lease and stops.
     - `close()` lets go of the connection; the channel may be opened again.
 
     Each sending thread has its own instance of each channel it uses (one connection each); the

@@ -164,6 +164,10 @@ def finish(db: Database, worker: str, outcomes: Sequence[Outcome],
                     if o.bounce:
                         on_bounce(s, o)
         return done
+    if db.engine.dialect.name == "postgresql":  # the group in one statement (bulk_sql)
+        return bulk_sql.finish_outcomes(db.engine, worker, [
+            (o.delivery_id, o.status, o.error, o.attempts, o.next_attempt_at, o.sent_at, o.subject)
+            for o in outcomes])
     with db.engine.begin() as c:
         done += [o.delivery_id for o in outcomes if c.execute(*_finish_call(worker, o)).rowcount]
     return done
@@ -210,6 +214,51 @@ def release(db: Database, worker: str, ids: Iterable[int] | None = None, keep: I
         where.append(Delivery.id.not_in(keep))
     with db.session() as s:
         return s.execute(_released(*where)).rowcount
+
+
+def release_held_by(db: Database, workers: Iterable[str]) -> int:
+    """Hand back everything these workers hold (they are gone: `digest deliveries release`), due at once,
+    attempts unchanged; returns how many."""
+    if not (workers := sorted(set(workers))):
+        return 0
+    with db.session() as s:
+        return s.execute(_released(Delivery.worker_id.in_(workers))).rowcount
+
+
+def holders(db: Database) -> list[dict]:
+    """Who holds leases now: each worker with how many deliveries it holds and until when (its
+    latest lease), oldest first."""
+    with db.session() as s:
+        rows = s.execute(select(Delivery.worker_id, func.count(), func.min(Delivery.lease_expires_at),
+                                func.max(Delivery.lease_expires_at))
+                         .where(Delivery.status == S.SENDING).group_by(Delivery.worker_id)
+                         .order_by(func.min(Delivery.lease_expires_at))).all()
+    return [{"worker": w or "", "deliveries": n, "first_until": first, "until": last}
+            for w, n, first, last in rows]
+
+
+def unsent(db: Database, statuses: Sequence[DeliveryStatus], email: str | None = None) -> list[tuple]:
+    """(id, subscriber id, period, status, next attempt) of the deliveries in `statuses` (of `email`
+    only, when given)."""
+    q = select(Delivery.id, Delivery.subscriber_id, Delivery.period, Delivery.status,
+               Delivery.next_attempt_at).where(
+        Delivery.status.in_([str(x) for x in statuses])).order_by(Delivery.id)
+    if email:
+        q = q.where(Delivery.email == email)
+    with db.session() as s:
+        return [tuple(r) for r in s.execute(q)]
+
+
+def due_now(db: Database, ids: Sequence[int], now: datetime) -> int:
+    """Make these failed or waiting deliveries due at `now` (`digest deliveries retry`): each gets one
+    more try, its attempts so far unchanged; returns how many."""
+    done = 0
+    with db.session() as s:
+        for start in range(0, len(ids), CHUNK):
+            done += s.execute(update(Delivery).where(among(Delivery.id, list(ids[start : start + CHUNK])),
+                                                     Delivery.status.in_([S.FAILED, S.RETRY]))
+                              .values(status=S.RETRY, next_attempt_at=now)).rowcount
+    return done
 
 
 def release_expired(db: Database) -> int:

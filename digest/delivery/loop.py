@@ -35,17 +35,18 @@ from datetime import datetime, timedelta
 from digest import metrics
 from digest.config import Settings
 from digest.delivery import ledger
+from digest.delivery.breaker import Breaker
 from digest.delivery.channel import Setup
 from digest.delivery.channels import Channels, connections
 from digest.delivery.lease import Lease
 from digest.delivery.outgoing import render_batch
-from digest.delivery.pool import Pool
+from digest.delivery.pool import STOPPING, Pool
 from digest.delivery.recording import Recorder, SendReport
 from digest.mail import signing
 from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import Transport
 from digest.records import DeliveryStatus, utcnow
-from digest.render import default_renderer
+from digest.render import renderer_for
 from digest.render.compose import Entries
 from digest.store.db import Database
 from digest.subscriptions.links import links_for
@@ -61,8 +62,9 @@ def worker_name() -> str:
 
 def setup_for(settings: Settings, signer: signing.DkimSigner | None = None) -> Setup:
     """What the channels of a run (or a preview) are made with: links, the compiled templates, DKIM."""
-    return Setup(settings=settings, links=links_for(settings), renderer=default_renderer(), signer=signer,
-                 secret=settings.secret())
+    return Setup(settings=settings, links=links_for(settings),
+                 renderer=renderer_for(settings.render.templates_dir), signer=signer,
+                 secret=settings.secrets())
 
 
 def send_here(db: Database, settings: Settings, *, transport: Transport | Sequence[Transport] | None = None,
@@ -83,12 +85,15 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
     recorder = Recorder(db, settings, worker, label, progress)
     lease = Lease(db, worker, timedelta(seconds=settings.mail.lease_seconds))
     limiter = limiter or RateLimiter.from_settings(settings)
-    pool = Pool(threads, recorder, lease, limiter, max(batch, len(threads)), stop)
+    breaker = Breaker()
+    pool = Pool(threads, recorder, lease, limiter, max(batch, len(threads)), stop, breaker)
     if (down := threads[0].get(settings.mail.transport).open()) is not None:  # nothing claimed while down
         recorder.report.errors.append(down.error)
         return recorder.report
     with short_switches():
         pool.start()
+        with _holding_lock:
+            _holding[worker] = lambda: _release(db, worker, pool.unsure())
         try:
             _claim_and_render(db, Channels(setup), pool, recorder, worker, as_of, batch, email, lease)
         except BaseException as err:
@@ -96,8 +101,12 @@ def send_here(db: Database, settings: Settings, *, transport: Transport | Sequen
             raise
         finally:
             pool.join()
-            _release(db, worker, pool.uncertain)
+            recorder.report.given_back += _release(db, worker, pool.uncertain)
+            with _holding_lock:
+                _holding.pop(worker, None)
     r = recorder.report
+    r.breaker = breaker.tripped
+    r.errors += [line for line in breaker.lines() if line not in r.errors]
     metrics.send_run(label, r.sent, time.perf_counter() - started)
     log.info("send finished: sent=%d retried=%d failed=%d suppressed=%d", r.sent, r.retried, r.failed,
              r.suppressed)
@@ -120,8 +129,12 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
                       as_of: datetime, batch: int, email: str | None, lease: Lease) -> None:
     """The claiming thread: claim a batch, render it, hand its items to the pool, until nothing is due."""
     entries = Entries(excerpt_chars=channels.setup.settings.digest.excerpt_chars)  # each paper's part once
+    broken: list[str] = []  # deliveries that could not be made: the admin's to fix (a template, an address)
     try:
         while not pool.stopped.is_set():
+            if pool.stop_event is not None and pool.stop_event.is_set():
+                pool.stop(STOPPING)
+                break
             claimed_at = utcnow()  # the lease the claim takes runs out a moment after claimed_at + lease
             if not (ids := ledger.claim(db, worker, as_of, batch, email, lease.length)):
                 break
@@ -130,16 +143,39 @@ def _claim_and_render(db: Database, channels: Channels, pool: Pool, recorder: Re
                 recorder.finish(did, S.SUPPRESSED, "suppressed")  # not counted by channel: nothing was sent
             for did, error in made.broken:
                 recorder.finish(did, S.FAILED, "failed", error=error[:500])
+                broken.append(error)
             for o in made.items:
                 if not pool.put(o):
                     break
     finally:
         channels.close()
+        if broken:
+            recorder.report.errors.append(f"{len(broken)} deliveries could not be made, the first: "
+                                          f"{broken[0].splitlines()[0][:300]}")
 
 
-def _release(db: Database, worker: str, keep: set[int]) -> None:
-    """After a run: whatever it still holds (it stopped early) is due again at once."""
+# The send loops running in this process: worker -> hand back what it holds but is not sending now.
+_holding: dict[str, Callable[[], None]] = {}
+_holding_lock = threading.Lock()
+
+
+def give_back_now(timeout: float) -> None:
+    """Hand back what every send loop of this process holds, except the messages in flight (their
+    outcome is unknown: left to their leases), for a process about to end at once (a second signal).
+    Waits at most `timeout` seconds: a database that does not answer leaves the rest to the leases."""
+    with _holding_lock:
+        calls = list(_holding.values())
+    if calls:
+        done = threading.Thread(target=lambda: [call() for call in calls], daemon=True)
+        done.start()
+        done.join(timeout)
+
+
+def _release(db: Database, worker: str, keep: set[int]) -> int:
+    """After a run: whatever it still holds (it stopped early, or the relay refused it) is due again
+    at once, unspent; returns how many."""
     try:
-        ledger.release(db, worker, keep=keep)
+        return ledger.release(db, worker, keep=keep)
     except Exception:  # the database is gone: the leases will run out instead
         log.exception("could not hand back the deliveries of worker %s", worker)
+        return 0

@@ -4,8 +4,10 @@ connection, its own HTTP client), fed by the claiming thread through a bounded q
 Threads, because a sender mostly waits on its peer; the rendering stays in the claiming thread. A
 thread sends an item once the rate limiter lets it and its lease holds (digest.delivery.lease), and
 has its outcome recorded (digest.delivery.recording) before it takes the next one. `ChannelFailed`
-stops the run: what is not sent yet is given back at its end. An exception from a channel means
-the outcome is unknown: that delivery is left to its lease, and the run stops.
+stops the run: what is not sent yet is given back at its end. `ChannelRefused` leaves that delivery
+held, to be given back unspent at the end, and the run goes on until the circuit breaker
+(digest.delivery.breaker) stops it. An exception from a channel means the outcome is unknown: that
+delivery is left to its lease, and the run stops.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import queue
 import threading
 from collections.abc import Sequence
 
-from digest.delivery.channel import ChannelFailed, Outgoing
+from digest.delivery.breaker import Breaker
+from digest.delivery.channel import ChannelFailed, ChannelRefused, Outgoing
 from digest.delivery.channels import Channels
 from digest.delivery.lease import Lease
 from digest.delivery.recording import Recorder
@@ -30,11 +33,14 @@ class Pool:
     """`len(channels)` sending threads; `stop` (when given) keeps any new message from starting."""
 
     def __init__(self, channels: Sequence[Channels], recorder: Recorder, lease: Lease, limiter: RateLimiter,
-                 queue_size: int, stop: threading.Event | None = None):
+                 queue_size: int, stop: threading.Event | None = None, breaker: Breaker | None = None):
         self.recorder, self.lease, self.limiter, self.stop_event = recorder, lease, limiter, stop
+        self.breaker = breaker or Breaker()
         self.queue: queue.Queue[Outgoing | None] = queue.Queue(maxsize=queue_size)
         self.stopped = threading.Event()
         self.uncertain: set[int] = set()  # may have been sent, outcome unrecorded: left to its lease
+        self._in_flight: set[int] = set()  # being sent now (its outcome not recorded yet)
+        self._flight_lock = threading.Lock()
         self._threads = [threading.Thread(target=self._work, args=(c,), name=f"digest-send-{i}", daemon=True)
                          for i, c in enumerate(channels)]
 
@@ -48,6 +54,11 @@ class Pool:
             if not self.stopped.is_set():
                 self.recorder.report.errors.append(error)
                 self.stopped.set()
+
+    def unsure(self) -> set[int]:
+        """What must be left to its lease if the process ends now: in flight, or sent with no outcome."""
+        with self._flight_lock:
+            return self._in_flight | self.uncertain
 
     def put(self, o: Outgoing) -> bool:
         """Hand an item to the threads; False once the run has stopped."""
@@ -85,6 +96,15 @@ class Pool:
             channels.close()
 
     def _deliver(self, channels: Channels, o: Outgoing) -> None:
+        with self._flight_lock:
+            self._in_flight.add(o.delivery_id)
+        try:
+            self._send(channels, o)
+        finally:
+            with self._flight_lock:
+                self._in_flight.discard(o.delivery_id)
+
+    def _send(self, channels: Channels, o: Outgoing) -> None:
         channel = channels.get(o.channel)
         self.limiter.acquire()
         if not self.lease.still_held(o):
@@ -97,4 +117,12 @@ class Pool:
         if isinstance(result, ChannelFailed):
             self.stop(result.error)  # not sent: given back with the rest
             return
-        self.recorder.outcome(o, result, channel.label)
+        tripped = self.breaker.note(o.channel, result)
+        if isinstance(result, ChannelRefused):  # still held: given back unspent at the end of the run
+            log.warning("message refused by the relay delivery=%s via=%s (given back, not a bounce): %s",
+                        o.delivery_id, channel.label, result.error)
+        else:
+            self.recorder.outcome(o, result, channel.label)
+        if tripped is not None:
+            log.error("circuit breaker: %s", tripped)
+            self.stop(tripped)

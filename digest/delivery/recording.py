@@ -29,13 +29,18 @@ S = DeliveryStatus
 @dataclass
 class SendReport:
     """What one send run did: deliveries sent, retried (deferred), failed, suppressed (held back at
-    sending: the address is suppressed, unsubscribed or gone), and errors that stopped it."""
+    sending: the address is suppressed, unsubscribed or gone), given back (unspent: refused by the
+    relay for a reason of its own, or not tried once the run stopped), and errors: what stopped it,
+    and one line for each kind of refusal by the relay (digest.delivery.breaker), so a run that
+    has any ends non-zero. `breaker`: the line the circuit breaker stopped the run with, if it did."""
 
     sent: int = 0
     retried: int = 0
     failed: int = 0
     suppressed: int = 0
     errors: list[str] = field(default_factory=list)
+    given_back: int = 0
+    breaker: str | None = None
     # the outcomes by the channel that carried them: {"smtp": {"sent": 3, "retried": 1}, "webhook-slack": ...}
     by_transport: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -48,8 +53,9 @@ class SendReport:
 
     def add(self, other: SendReport) -> None:
         """Add up another run's report (a sending process's)."""
-        for key in ("sent", "retried", "failed", "suppressed"):
+        for key in ("sent", "retried", "failed", "suppressed", "given_back"):
             setattr(self, key, getattr(self, key) + getattr(other, key))
+        self.breaker = self.breaker or other.breaker
         for via, counts in other.by_transport.items():
             per = self.by_transport.setdefault(via, {})
             for key, n in counts.items():

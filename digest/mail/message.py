@@ -50,9 +50,13 @@ def ascii_address(address: str) -> str:
         raise ValueError(f"{address!r}: the domain is not a valid internationalised name") from None
 
 
-def make_message_id(delivery_id: int, period: str, domain: str) -> str:
-    """Stable for a delivery, so a retry reuses it (and receivers can deduplicate)."""
-    return f"<digest.{delivery_id}.{re.sub(r'[^A-Za-z0-9-]', '', period)}@{domain}>"
+def make_message_id(delivery_id: int, period: str, domain: str, token: str | None = None) -> str:
+    """A delivery's Message-ID, made once when it is planned and stored with it, so a retry reuses it
+    (and receivers can deduplicate). Never the same for two deliveries, even when the database hands
+    a deleted delivery's id to a new one (SQLite does): `token` (default: 64 random bits) makes it
+    unique, and the outbox file named after it too."""
+    token = token if token is not None else secrets.token_hex(8)
+    return f"<digest.{delivery_id}.{re.sub(r'[^A-Za-z0-9-]', '', period)}.{token}@{domain}>"
 
 
 def new_message_id(tag: str, from_address: str) -> str:

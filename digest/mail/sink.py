@@ -1,6 +1,6 @@
 """A real SMTP server (aiosmtpd) on loopback that keeps what it receives: for the demo, tests, benchmarks.
 
-`Faults` makes it misbehave on purpose, the way real servers do: 451 for some recipients a few
+`Faults` makes it misbehave on purpose, the way real servers do: 450 for some recipients a few
 times, 550 for others, a connection dropped or closed with 421 at a given transaction, slow replies.
 """
 
@@ -47,7 +47,7 @@ class Received:
 class Faults:
     """Misbehaviour on purpose. Transactions are counted from 1 across all connections (MAIL FROM)."""
 
-    temporary: dict[str, int] = field(default_factory=dict)  # recipient -> 451 this many times, then accept
+    temporary: dict[str, int] = field(default_factory=dict)  # recipient -> 450 this many times, then accept
     reject: set[str] = field(default_factory=set)  # recipients refused with 550 5.1.1
     drop_at: set[int] = field(default_factory=set)  # at these transactions the connection just breaks
     busy_at: set[int] = field(default_factory=set)  # at these, "421 closing" and the connection closes
@@ -103,7 +103,7 @@ class SinkHandler:
             if left > 0:
                 self.faults.temporary[key] = left - 1
         if left > 0:
-            return f"451 4.7.1 <{address}>: Recipient address rejected: try again later"
+            return f"450 4.2.0 <{address}>: Recipient address rejected: mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"

@@ -9,7 +9,10 @@ is redacted too (`_RedactUrls`).
 `WebhookTransport` posts one finished JSON payload (digest.render.webhook) and says how it went, in
 the terms of every transport (digest.mail.transport): returning is accepted (2xx); 429, 5xx, 408,
 a timeout or a lost connection is a `TemporaryFailure` (with the server's `Retry-After`, seconds or
-an HTTP date, when it gave one); any other answer (4xx, a redirect) is a `PermanentFailure`.
+an HTTP date, when it gave one, at most `MAX_RETRY_AFTER`); any other answer (4xx, a redirect) is a
+`PermanentFailure`. A receiver cannot hold a run: `webhook_timeout` is a deadline for the whole
+request (connect, send, every byte of the reply: `_DeadlineBackend`), and at most `MAX_BODY` bytes of a
+reply are read.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ import hashlib
 import ipaddress
 import logging
 import re
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+import httpcore
 import httpx
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from digest.mail.transport import PermanentFailure, TemporaryFailure
 
@@ -32,6 +38,8 @@ MAX_URL_CHARS = 2000
 _WORD = re.compile(r"[A-Za-z]+")  # a path segment kept whole in the redacted form ("services", "api")
 _SHOWN = 4  # characters of the first secret-looking segment the redacted form keeps
 _LOOPBACK_NAMES = {"localhost"}
+MAX_RETRY_AFTER = 3600.0  # seconds: a receiver asking for longer is retried after an hour all the same
+MAX_BODY = 64 * 1024  # bytes of a reply read (its status says what happened; the body only explains)
 
 
 class WebhookError(ValueError):
@@ -113,12 +121,14 @@ def redact(url: str) -> str:
 class Sealer:
     """Seals webhook URLs for the database and opens them for sending (Fernet: AES and an HMAC), with a
     key derived from the signing secret: a database read on its own does not give the URLs away.
-    Changing the secret makes the stored URLs unreadable (the sender fails those deliveries and says
-    so): add the webhooks again."""
+    Given several secrets (the signing one first), it seals with the first and opens with any
+    (MultiFernet): a secret set over the database's own keeps the stored URLs readable. A secret lost
+    makes them unreadable (the sender fails those deliveries and says so): add the webhooks again."""
 
-    def __init__(self, secret: str):
-        key = hashlib.sha256(b"trending-digest webhook url\0" + secret.encode("utf-8")).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+    def __init__(self, secret: str | Sequence[str]):
+        keys = [secret] if isinstance(secret, str) else list(secret)
+        self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(
+            hashlib.sha256(b"trending-digest webhook url\0" + k.encode("utf-8")).digest())) for k in keys])
 
     def seal(self, url: str) -> str:
         return self._fernet.encrypt(url.encode("utf-8")).decode("ascii")
@@ -137,20 +147,21 @@ class Sealer:
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (RFC 9110: delay-seconds or an HTTP date); None if
-    absent or unreadable. A date in the past means "now" (0)."""
+    """Seconds to wait from a `Retry-After` header (RFC 9110: delay-seconds or an HTTP date), at most
+    `MAX_RETRY_AFTER` (a receiver may not park a delivery for years); None if absent or unreadable. A
+    date in the past means "now" (0)."""
     if value is None or not value.strip():
         return None
     value = value.strip()
-    if re.fullmatch(r"[0-9]{1,10}(\.[0-9]+)?", value):  # Discord sends fractions ("1.5")
-        return float(value)
+    if re.fullmatch(r"[0-9]{1,20}(\.[0-9]{1,9})?", value):  # Discord sends fractions ("1.5")
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), MAX_RETRY_AFTER)
 
 
 class _RedactUrls(logging.Filter):
@@ -180,6 +191,75 @@ def _scrub(text: str, url: str) -> str:
     return text
 
 
+# ------------------------------------------------------------------ one deadline for a whole request
+
+_deadline = threading.local()  # .at: time.monotonic() by which this thread's post must be done
+
+
+def _left(timeout: float | None) -> float | None:
+    """What an I/O step may take: its own timeout, but never past the post's deadline."""
+    at = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits at most what is left of the post's deadline: a
+    receiver trickling its reply a byte at a time cannot keep a post going past it."""
+
+    def __init__(self, stream: httpcore.NetworkStream):
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname: str | None = None,  # noqa: ANN001
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, _left(timeout)))
+
+    def get_extra_info(self, info: str):  # noqa: ANN201
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own sockets, each wrapped in a `_DeadlineStream`."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options=None) -> httpcore.NetworkStream:  # noqa: ANN001
+        return _DeadlineStream(self._backend.connect_tcp(host, port, _left(timeout), local_address,
+                                                         socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options=None) -> httpcore.NetworkStream:  # noqa: ANN001
+        return _DeadlineStream(self._backend.connect_unix_socket(path, _left(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _deadline_transport() -> httpx.HTTPTransport:
+    """httpx's transport over a connection pool whose sockets keep the post's deadline. (httpx takes
+    no network backend of its own: its pool, `_pool`, is replaced by one built the same way with one.)"""
+    transport = httpx.HTTPTransport()
+    transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
+                                              network_backend=_DeadlineBackend())
+    return transport
+
+
 class WebhookTransport:
     """One HTTP client (a kept-alive connection pool) posting JSON payloads; `recipient` is the URL.
 
@@ -197,7 +277,8 @@ class WebhookTransport:
     def open(self) -> None:
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout, follow_redirects=False,
-                                        headers={"User-Agent": self.user_agent})
+                                        headers={"User-Agent": self.user_agent},
+                                        transport=_deadline_transport())
 
     def send(self, data: bytes, sender: str, recipient: str, key: str | None = None) -> None:
         self.open()
@@ -207,15 +288,19 @@ class WebhookTransport:
         if key:
             headers["Idempotency-Key"] = key
         self.posts += 1
+        _deadline.at = time.monotonic() + self.timeout  # the whole post, reply included
         try:
-            response = self._client.post(recipient, content=data, headers=headers)
+            with self._client.stream("POST", recipient, content=data, headers=headers) as response:
+                body = _bounded_body(response)
         except httpx.TimeoutException:
             # the receiver may have taken it without saying so yet: a retry later, not at once
             raise TemporaryFailure(f"timed out after {self.timeout:g} s") from None
-        except httpx.TransportError as err:
+        except httpx.HTTPError as err:
             raise TemporaryFailure(_scrub(f"connection failed: {type(err).__name__}: {err}",
                                           recipient)) from None
-        _outcome(response, recipient)
+        finally:
+            _deadline.at = None
+        _outcome(response, body, recipient)
 
     def close(self) -> None:
         if self._client is not None:
@@ -223,12 +308,27 @@ class WebhookTransport:
             self._client = None
 
 
-def _outcome(response: httpx.Response, url: str) -> None:
+def _bounded_body(response: httpx.Response) -> bytes:
+    """At most `MAX_BODY` bytes of the reply (decoded); the rest is never read (the connection is
+    closed instead of drained)."""
+    body = b""
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) >= MAX_BODY:
+            return body[:MAX_BODY]
+    return body
+
+
+def _outcome(response: httpx.Response, body_bytes: bytes, url: str) -> None:
     """Return if the post was accepted; else raise what its status means."""
     code = response.status_code
     if 200 <= code < 300:
         return
-    body = _scrub(" ".join(response.text.split())[:200], url)
+    try:
+        text = body_bytes.decode(response.charset_encoding or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        text = body_bytes.decode("utf-8", "replace")
+    body = _scrub(" ".join(text.split())[:200], url)
     text = f"HTTP {code} {response.reason_phrase}" + (f": {body}" if body else "")
     if code == 429 or code == 408 or code >= 500:
         raise TemporaryFailure(text, code, retry_after(response.headers.get("Retry-After")))

@@ -7,7 +7,7 @@ papers once (`pool`) and ranks every batch of subscribers against that one index
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -15,6 +15,7 @@ from digest import ranking
 from digest.config import DigestSettings
 from digest.ranking import Corpus, Window
 from digest.ranking.semantic import PaperVectors
+from digest.ranking.stored_terms import Analysed
 from digest.records import Paper, Pick, Subscriber
 
 
@@ -59,11 +60,13 @@ def earliest_start(cfg: DigestSettings, now: datetime) -> datetime:
 
 
 def pool(cfg: DigestSettings, papers: Sequence[Paper], extra: Sequence[Paper] = (),
-         vectors: PaperVectors | None = None, now: datetime | None = None) -> Pool:
+         vectors: PaperVectors | None = None, now: datetime | None = None,
+         analysed: Iterable[Analysed | None] | None = None) -> Pool:
     """Index a run's papers once. `papers` are the candidate window, `extra` the feedback papers
-    outside it; `vectors` the embeddings of `papers` + `extra`, in that order (hybrid ranker)."""
+    outside it; `vectors` the embeddings of `papers` + `extra`, in that order (hybrid ranker), and
+    `analysed` their stored terms, in that order too (read once)."""
     steering = [replace(p, first_seen_at=None) for p in extra]  # outside every window: never picked
-    corpus = ranking.build_corpus([*papers, *steering], now=now, vectors=vectors)
+    corpus = ranking.build_corpus([*papers, *steering], now=now, vectors=vectors, analysed=analysed)
     # "Also trending" means upvoted by the community: listings without any upvotes never fill it
     quiet = {p.id for p in papers if p.upvotes <= 0} | {p.id for p in extra}
     # hottest first

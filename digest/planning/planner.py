@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from digest.planning.candidates import Selection
 from digest.planning.schedule import Due, check, last_slot, next_slot, period_for
 from digest.records import (
     DeliveryStatus,
@@ -27,6 +27,9 @@ from digest.records import (
     least_papers,
 )
 from digest.wording import SUPPRESSED_REASON, quiet_note, schedule_line, suppression_reason
+
+if TYPE_CHECKING:  # the ranking (numpy, scipy) loads with planning, not with `digest due`
+    from digest.planning.candidates import Selection
 
 log = logging.getLogger("digest.planner")
 
@@ -180,11 +183,14 @@ def slot_status(sub: Subscriber, now: datetime, last: LastEdition | None, recent
         return SlotStatus("pending", slot, None, period)
     if suppression is not None:
         return SlotStatus(suppression_reason(suppression), slot, None, period, suppression=suppression)
-    if (mine := next((e for e in recent if e.period == period), None)) is not None:
-        return _edition_status(mine, status)
+    # the edition of the period `now` is in (planning's key: it may have gone before this period's slot,
+    # when the hour or day changed since), else the last slot's
+    for key in (due.period, period):
+        if (mine := next((e for e in recent if e.period == key), None)) is not None:
+            return _edition_status(mine, status)
     if sub.paused(now):
         return status("paused", paused_until=sub.paused_until)
-    if slot is None or (sub.created_at is not None and sub.created_at > slot):
+    if last is None and (slot is None or (sub.created_at is not None and sub.created_at > slot)):
         return status("first")
     found = news()
     if found.picks:

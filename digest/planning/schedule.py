@@ -113,6 +113,7 @@ def check(schedule: Schedule, now: datetime, last: LastEdition | None = None) ->
     tz = ZoneInfo(schedule.timezone)
     now = now.astimezone(UTC)
     period, slot, upcoming = _slots(schedule, now)
+    upcoming = next_due_slot(schedule, upcoming, last)
 
     def due(flag: bool, kind: str, **facts) -> Due:
         return Due(flag, period, DueState(kind, schedule, **facts), slot, upcoming)
@@ -133,6 +134,16 @@ def check(schedule: Schedule, now: datetime, last: LastEdition | None = None) ->
     if before is not None and last.planned_at < before:
         return due(True, "catch_up", period=last.period, at=slot, note=last.quiet)
     return due(True, "due", period=period, at=slot)
+
+
+def next_due_slot(schedule: Schedule, upcoming: datetime | None, last: LastEdition | None) -> datetime | None:
+    """The next slot an edition can go at: `upcoming` (the first slot after now), unless its period
+    already has the last edition (sent early: before a change of hour or day), then the slot after.
+    The one rule for "next slot": `digest due` and the preferences page both show `Due.next_at`."""
+    if upcoming is not None and last is not None and \
+            period_for(schedule.frequency, schedule.timezone, upcoming) == last.period:
+        return next_slot(schedule, upcoming)
+    return upcoming
 
 
 @lru_cache(maxsize=4096)

@@ -5,7 +5,17 @@ ranking many batches, `build_corpus(papers, now=, vectors=)` once, then `rank_wi
 per batch and `trending_in(corpus, k)`.
 """
 
-from digest.ranking.corpus import Corpus, Window, build_corpus, trend_scores, trending, trending_in
-from digest.ranking.ranker import rank, rank_with
 
-__all__ = ["Corpus", "Window", "build_corpus", "rank", "rank_with", "trend_scores", "trending", "trending_in"]
+from importlib import import_module
+
+# name -> its module, imported on first use (PEP 562): importing a light module of the package
+# (authors, text) does not load numpy and scipy with the ranker (issue 25: commands start fast)
+_WHERE = {"Corpus": "corpus", "Window": "corpus", "build_corpus": "corpus", "trend_scores": "corpus",
+          "trending": "corpus", "trending_in": "corpus", "rank": "ranker", "rank_with": "ranker"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -13,8 +13,10 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 _SUFFIXES = {"jr", "sr", "ii", "iii", "iv"}
 _WORD = re.compile(r"[^\W\d_]+")
@@ -85,4 +87,6 @@ class AuthorIndex:
         return out
 
     def rows_by(self, name: str) -> np.ndarray:
+        import numpy as np
+
         return np.fromiter(self.papers_by(name), dtype=np.int64)

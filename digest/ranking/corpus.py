@@ -5,7 +5,7 @@ and a subscriber's candidate window as a rule (`Window`)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -16,7 +16,9 @@ import scipy.sparse as sp
 from digest.ranking import feedback
 from digest.ranking.authors import AuthorIndex
 from digest.ranking.index import LexicalIndex, Params
+from digest.ranking.near_duplicates import similar_pairs
 from digest.ranking.semantic import PaperVectors
+from digest.ranking.stored_terms import Analysed
 from digest.records import Paper, Pick, Reason, as_utc, title_key, utcnow
 from digest.wording import why
 
@@ -65,6 +67,11 @@ class Corpus:
         return self.index.unit_rows()
 
     @cached_property
+    def features(self) -> feedback.Features:
+        """The papers' features for the feedback models (feedback.features: tf-idf, BM25, vectors)."""
+        return feedback.features([(p.title, p.abstract) for p in self.papers], self.unit, self.vectors)
+
+    @cached_property
     def group(self) -> np.ndarray:
         """Near-duplicate group id per paper (see `_group_of`)."""
         return _group_of(self.papers, self.index.unit_rows(abstracts_only=True))
@@ -109,16 +116,18 @@ Candidates = Mapping[int, Collection[int] | Window]
 
 
 def build_corpus(
-    papers: Sequence[Paper], *, now: datetime | None = None, vectors: PaperVectors | None = None
+    papers: Sequence[Paper], *, now: datetime | None = None, vectors: PaperVectors | None = None,
+    analysed: Iterable[Analysed | None] | None = None,
 ) -> Corpus:
     """Index `papers` once for ranking: the lexical index and the heat as of `now` (default: the
     current time). `vectors`, when given, must hold one embedding per paper in the same order; they
-    turn on the hybrid relevance for every ranking against this corpus."""
+    turn on the hybrid relevance for every ranking against this corpus. `analysed`: the papers'
+    stored terms in the same order (None for a paper without them), read once (LexicalIndex)."""
     if vectors is not None and len(vectors.whole) != len(papers):
         raise ValueError(f"{len(vectors.whole)} paper vectors for {len(papers)} papers")
     return Corpus(
         papers=tuple(papers),
-        index=LexicalIndex([(p.title, p.abstract) for p in papers]),
+        index=LexicalIndex([(p.title, p.abstract) for p in papers], analysed=analysed),
         heat=trend_scores(papers, now),
         vectors=vectors,
     )
@@ -180,7 +189,8 @@ def trend_scores(papers: Sequence[Paper], now: datetime | None = None, *, decay:
 
 
 def _group_of(papers: Sequence[Paper], unit: sp.csr_matrix | None) -> np.ndarray:
-    """Near-duplicate group id per paper: same normalised title, or abstracts with cosine >= 0.9."""
+    """Near-duplicate group id per paper: same normalised title, or abstracts with cosine >= 0.9
+    (near_duplicates.similar_pairs: exact, without comparing all pairs)."""
     n = len(papers)
     parent = list(range(n))
 
@@ -199,16 +209,8 @@ def _group_of(papers: Sequence[Paper], unit: sp.csr_matrix | None) -> np.ndarray
         if key:
             union(i, first.setdefault(key, i))
     if unit is not None:
-        for start in range(0, n, 1000):
-            block = unit[start : start + 1000] @ unit.T
-            block = block.tocoo()
-            for a, b in zip(
-                block.row[block.data >= DUPLICATE_COSINE],
-                block.col[block.data >= DUPLICATE_COSINE],
-                strict=True,
-            ):
-                if start + a != b:
-                    union(start + int(a), int(b))
+        for a, b in zip(*similar_pairs(unit, DUPLICATE_COSINE), strict=True):
+            union(int(a), int(b))
     roots = np.array([find(i) for i in range(n)])
     _, dense = np.unique(roots, return_inverse=True)
     return dense

@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from digest.ranking.text import STOP_WORDS, stem, tokens
+import numpy as np
+
+from digest.ranking.text import STOP_WORDS, stem, term_hash, tokens
 
 _DEFINITION = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9\-]{1,9})\s*\)")
 _PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]+")
@@ -76,32 +78,86 @@ class Acronyms:
         return {**self.common, **self.local[i]} if self.local[i] else self.common
 
 
+@dataclass
+class TextFacts:
+    """What one text tells about acronyms: the ones it defines (acronym stem -> long form) and, when it
+    defines some, how often it writes each word stem (`term_hash` of it) with capitals inside the word
+    (`upper`) and without (`lower`)."""
+
+    found: dict[str, str] = field(default_factory=dict)
+    stems: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    lower: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint32))
+    upper: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint32))
+
+
+def text_facts(text: str) -> TextFacts:
+    found = definitions(text)
+    if not found:
+        return TextFacts()
+    uses: dict[str, list[int]] = {}
+    for w in _PLAIN_WORD.findall(text):
+        uses.setdefault(stem(w.lower()), [0, 0])[1 if any(c.isupper() for c in w[1:]) else 0] += 1
+    counts = np.array(list(uses.values()), np.uint32).reshape(-1, 2)
+    return TextFacts(found, np.fromiter(map(term_hash, uses), np.uint64, len(uses)), counts[:, 0].copy(),
+                     counts[:, 1].copy())
+
+
 def learn_acronyms(texts: Iterable[str], min_share: float = 0.8) -> Acronyms:
     """Definitions per text, and the acronyms whose meaning the corpus agrees on.
 
     An acronym is common when one long form has at least `min_share` of its definitions and it is
     written in capitals more often than as a plain lower-case word ("SAFE" vs "safe").
     """
-    local: list[dict[str, str]] = []
-    seen: dict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
-    surface: dict[tuple[str, ...], str] = {}
-    lower_uses: Counter[str] = Counter()
-    upper_uses: Counter[str] = Counter()
-    for text in texts:
-        found = definitions(text)
-        local.append(found)
-        if not found:
-            continue
-        for w in _PLAIN_WORD.findall(text):
-            (upper_uses if any(c.isupper() for c in w[1:]) else lower_uses)[stem(w.lower())] += 1
-        for short, long in found.items():
+    return acronyms_of((text_facts(t) for t in texts), min_share)
+
+
+def acronyms_of(facts: Iterable[TextFacts], min_share: float = 0.8) -> Acronyms:
+    """`learn_acronyms` from each text's `text_facts` (stored with a paper's terms, see stored_terms)."""
+    learner = AcronymLearner()
+    for f in facts:
+        learner.add(f)
+    return learner.result(min_share)
+
+
+class AcronymLearner:
+    """`acronyms_of`, one text at a time (memory: the corpus's stems, not its texts)."""
+
+    def __init__(self) -> None:
+        self.local: list[dict[str, str]] = []
+        self.seen: dict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
+        self.surface: dict[tuple[str, ...], str] = {}
+        self._uses: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, f: TextFacts) -> None:
+        self.local.append(f.found)
+        if not f.found:
+            return
+        self._uses.append((f.stems, f.lower, f.upper))
+        if len(self._uses) >= 4096:
+            self._uses = [self._totals()]
+        for short, long in f.found.items():
             key = tuple(s for seg in tokens(long) for s, _ in seg)
             if len(key) >= 2:
-                seen[short][key] += 1
-                surface.setdefault(key, long)
-    common: dict[str, str] = {}
-    for short, forms in seen.items():
-        (best, n), total = forms.most_common(1)[0], sum(forms.values())
-        if n >= min_share * total and lower_uses[short] <= upper_uses[short]:
-            common[short] = surface[best]
-    return Acronyms(local, common)
+                self.seen[short][key] += 1
+                self.surface.setdefault(key, long)
+
+    def _totals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each stem's lower- and upper-case uses summed over the texts added so far."""
+        if not self._uses:
+            return np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint32)
+        stems, inverse = np.unique(np.concatenate([u[0] for u in self._uses]), return_inverse=True)
+        inverse = inverse.ravel()
+        return stems, *(np.bincount(inverse, np.concatenate([u[k] for u in self._uses]), len(stems))
+                        .astype(np.uint32) for k in (1, 2))
+
+    def result(self, min_share: float = 0.8) -> Acronyms:
+        stems, lower, upper = self._totals()
+        common: dict[str, str] = {}
+        for short, forms in self.seen.items():
+            (best, n), total = forms.most_common(1)[0], sum(forms.values())
+            h = np.uint64(term_hash(short))
+            i = int(np.searchsorted(stems, h))
+            low, up = (int(lower[i]), int(upper[i])) if i < len(stems) and stems[i] == h else (0, 0)
+            if n >= min_share * total and low <= up:
+                common[short] = self.surface[best]
+        return Acronyms(self.local, common)

@@ -9,18 +9,18 @@ query "GNN" also looks for "graph neural network".
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 
 import numpy as np
 import scipy.sparse as sp
 
-from digest.ranking.expand import learn_acronyms
+from digest.ranking.assemble import assemble, unit_rows
+from digest.ranking.expand import AcronymLearner, Acronyms, TextFacts, text_facts
+from digest.ranking.stored_terms import Analysed, analyse_paper, first_sentence
 from digest.ranking.text import Segments, same_word, stem, terms, tokens
-
-_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z(])")
 
 
 @dataclass(frozen=True)
@@ -38,55 +38,59 @@ class Params:
 
 
 class LexicalIndex:
-    """BM25F-style index of (title, abstract) pairs."""
+    """BM25F-style index of (title, abstract) pairs.
 
-    def __init__(self, docs: Sequence[tuple[str, str]], params: Params | None = None) -> None:
+    `analysed`, when given, holds each document's stored analysis (stored_terms.Analysed, or None to
+    analyse that document here), in the order of `docs`; it may be an iterator, consumed once, so a
+    large corpus never holds every record at once. The matrices are assembled from those records
+    with numpy (`assemble.Assembler`), the same index as from the texts."""
+
+    def __init__(self, docs: Sequence[tuple[str, str]], params: Params | None = None,
+                 analysed: Iterable[Analysed | None] | None = None) -> None:
         self.params = p = params or Params()
-        docs = list(docs)
-        self.acronyms = learn_acronyms(f"{t}. {a}" for t, a in docs) if p.acronyms != "off" else None
+        self.docs = docs = list(docs)
         self._long: dict[str, list[str]] = {}
-        self.vocab: dict[str, int] = {}
-        self.doc_tokens: list[Segments] = []
+        self._segments: dict[int, Segments] = {}
         self._token_starts: dict[int, dict[str, list[tuple[int, int]]]] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        tfs: list[float] = []
-        abs_tfs: list[float] = []
-        lengths = np.zeros(len(docs), dtype=np.float64)
-        for d, (title, abstract) in enumerate(docs):
-            table = self.acronyms.for_text(d) if self.acronyms and p.acronyms == "both" else {}
-            title_segs, abstract_segs = self.analyse(title, table), self.analyse(abstract, table)
-            self.doc_tokens.append(title_segs + abstract_segs)
-            title_terms, abstract_terms = terms(title_segs), terms(abstract_segs)
-            tf: Counter[str] = Counter()
-            for t in title_terms:
-                tf[t] += p.title_weight
-            abstract_tf = Counter(abstract_terms)
-            tf.update(abstract_tf)
-            lengths[d] = p.title_weight * _words(title_segs) + _words(abstract_segs)
-            if p.lead_weight != 1.0:  # the abstract's first sentence usually names the field
-                lead = self.analyse(_first_sentence(abstract), table)
-                for t in terms(lead):
-                    tf[t] += p.lead_weight - 1.0
-                lengths[d] += (p.lead_weight - 1.0) * _words(lead)
-            for t, n in tf.items():
-                col = self.vocab.setdefault(t, len(self.vocab))
-                rows.append(d)
-                cols.append(col)
-                tfs.append(n)
-                abs_tfs.append(abstract_tf.get(t, 0))
-        self.n_docs = n_docs = len(docs)
-        n_terms = len(self.vocab)
-        tf_m = sp.csr_matrix((np.array(tfs), (rows, cols)), shape=(n_docs, n_terms), dtype=np.float64)
-        self.abstract_tf = sp.csr_matrix((np.array(abs_tfs), (rows, cols)), shape=(n_docs, n_terms))
-        self.df = np.bincount(tf_m.indices, minlength=n_terms).astype(np.float64)
-        self.idf = np.log1p((n_docs - self.df + 0.5) / (self.df + 0.5))
-        self.unseen_idf = math.log1p((n_docs + 0.5) / 0.5)
-        avg = lengths.mean() if n_docs and lengths.mean() > 0 else 1.0
-        norm = p.k1 * (1 - p.b + p.b * lengths / avg)
-        tf_m.data = tf_m.data * (p.k1 + 1) / (tf_m.data + np.repeat(norm, np.diff(tf_m.indptr)))
-        self.W = (tf_m @ sp.diags(self.idf)).tocsr().astype(np.float32)
-        self._names: list[str] | None = None
+        records = iter(analysed) if analysed is not None else iter(())
+        learner = AcronymLearner()
+        if p.acronyms == "both":  # each paper's text is rewritten with the corpus's acronyms: analysed here
+            for (title, abstract), a in zip_longest(docs, list(records)):
+                learner.add(a.facts if a is not None else text_facts(f"{title}. {abstract}"))
+            self.acronyms: Acronyms | None = learner.result()
+            records = (self._rewritten(d, t, a) for d, (t, a) in enumerate(docs))
+        else:
+            records = self._each(docs, records, learner if p.acronyms != "off" else None)
+        built = assemble(records, len(docs), p)
+        if p.acronyms == "query":
+            self.acronyms = learner.result()
+        elif p.acronyms == "off":
+            self.acronyms = None
+        self.vocab, self.W, self.abstract_tf = built.vocab, built.W, built.abstract_tf
+        self.n_docs, self.df, self.idf = len(docs), built.df, built.idf
+        self.unseen_idf = math.log1p((self.n_docs + 0.5) / 0.5)
+
+    @staticmethod
+    def _each(docs: Sequence[tuple[str, str]], records: Iterator[Analysed | None],
+              learner: AcronymLearner | None) -> Iterator[Analysed]:
+        """Each document's record, analysed here where none was stored; its acronym facts learned."""
+        for title, abstract in docs:
+            a = next(records, None)
+            if a is None:
+                a = analyse_paper(title, abstract)
+            if learner is not None:
+                learner.add(a.facts)
+            yield a
+
+    def _rewritten(self, d: int, title: str, abstract: str) -> Analysed:
+        table = self.acronyms.for_text(d) if self.acronyms else {}
+        return analyse_paper(title, abstract, self.analyse(title, table), self.analyse(abstract, table),
+                             self.analyse(first_sentence(abstract), table), TextFacts())
+
+    @property
+    def doc_tokens(self) -> _Segments:
+        """Each document's tokens (title, then abstract), made on first use (explanations only)."""
+        return _Segments(self)
 
     def analyse(self, text: str, acronyms: dict[str, str]) -> Segments:
         """Tokens of a text with each acronym in `acronyms` replaced by its long form (the acronym
@@ -207,7 +211,9 @@ class LexicalIndex:
 
     def unit_rows(self, abstracts_only: bool = False) -> sp.csr_matrix:
         """Document vectors scaled to unit length (for document-document cosine)."""
-        M = (self.abstract_tf @ sp.diags(self.idf)).tocsr() if abstracts_only else self.W
+        if abstracts_only:
+            return unit_rows(self.abstract_tf, self.idf)
+        M = self.W
         norms = np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel())
         return (sp.diags(1 / np.maximum(norms, 1e-9)) @ M).tocsr().astype(np.float32)
 
@@ -221,8 +227,7 @@ class LexicalIndex:
         contrib = {c: w * qv for c, qv in zip(*query_row, strict=True) if (w := weight.get(c))}
         if not contrib:
             return []
-        if self._names is None:
-            self._names = list(self.vocab)
+        names = {self.vocab.get(t): t for t in self.query_terms(query)}
         segs, starts = self.doc_tokens[d], self._starts(d)
         query_segs = self.analyse_query(query)
         shown: list[str] = []
@@ -233,7 +238,7 @@ class LexicalIndex:
                 shown.append(surface)
                 covered.update(stems)
         for col in sorted(contrib, key=contrib.__getitem__, reverse=True):
-            parts = self._names[col].split(" ")
+            parts = names[col].split(" ")
             if set(parts) <= covered:
                 continue
             surface = _find_run(segs, parts, starts)
@@ -243,15 +248,6 @@ class LexicalIndex:
         said = {s: w for seg in query_segs for s, w in seg}  # the reader's word per stem
         return [m for m in shown
                 if all(same_word(w, said.get(stem(w.lower()), w)) for w in m.split())][:limit]
-
-
-def _first_sentence(text: str) -> str:
-    m = _SENTENCE_END.search(text)
-    return text[: m.start() + 1] if m else text
-
-
-def _words(segs: Segments) -> int:
-    return sum(len(seg) for seg in segs)
 
 
 def _row(M: sp.csr_matrix, i: int) -> tuple[list[int], list[float]]:
@@ -279,3 +275,22 @@ def token_starts(segs: Segments) -> dict[str, list[tuple[int, int]]]:
         for i, (st, _) in enumerate(seg):
             out.setdefault(st, []).append((k, i))
     return out
+
+
+class _Segments:
+    """`LexicalIndex.doc_tokens[d]`: document d's tokens, analysed on first use and kept."""
+
+    def __init__(self, index: LexicalIndex) -> None:
+        self.index = index
+
+    def __getitem__(self, d: int) -> Segments:
+        ix = self.index
+        got = ix._segments.get(d)
+        if got is None:
+            title, abstract = ix.docs[d]
+            table = ix.acronyms.for_text(d) if ix.acronyms and ix.params.acronyms == "both" else {}
+            got = ix._segments[d] = ix.analyse(title, table) + ix.analyse(abstract, table)
+        return got
+
+    def __len__(self) -> int:
+        return self.index.n_docs

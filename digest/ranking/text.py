@@ -18,6 +18,7 @@ words of one family, and an explanation shows the document's word as a match for
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import lru_cache
 
@@ -112,3 +113,9 @@ def terms(text: str | Segments, bigrams: bool = True) -> list[str]:
         if bigrams:
             out.extend(f"{a} {b}" for a, b in zip(stems, stems[1:], strict=False))
     return out
+
+
+def term_hash(term: str) -> int:
+    """The 64-bit key of an index term or stem (blake2b), the same wherever a term is stored or looked up
+    (stored_terms, assemble.Vocab, expand.TextFacts)."""
+    return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "little")

@@ -30,7 +30,7 @@ from markupsafe import Markup
 
 from digest.render.content import DigestContent, Entry
 
-_LOOP = "{% for p in picks %}"
+LOOP = _LOOP = "{% for p in picks %}"  # the papers' loop, as a template must write it (digest.render.checks)
 _LOOP_TAG = re.compile(r"{%-?\s*(for|endfor)\b.*?%}", re.S)
 _REMEMBERED = 20_000  # renderings kept per template (entries: one per paper and form)
 

@@ -44,6 +44,9 @@ _TAG = re.compile(
 )
 
 
+_PLAIN_SPACE = str.maketrans("\t\n\r", "   ")
+
+
 def clean_text(value: object, limit: int, *, markup: bool = False) -> str:
     """One line of plain text: NFC, no control or format characters, whitespace collapsed, capped.
 
@@ -59,8 +62,9 @@ def clean_text(value: object, limit: int, *, markup: bool = False) -> str:
         text = _TAG.sub(" ", text)
     text = _ANSI.sub("", text).translate(_CONTROL)
     # format characters: zero-width, bidi overrides (a reversed title is a phishing trick)
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Co", "Cs", "Cc")
-                   or ch in "\t\n\r")
+    if not text.translate(_PLAIN_SPACE).isprintable():  # else it has none of these (all unprintable)
+        text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Co", "Cs", "Cc")
+                       or ch in "\t\n\r")
     text = unicodedata.normalize("NFC", _WS.sub(" ", text)).strip()
     return cap(text, limit)
 

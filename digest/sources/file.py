@@ -29,7 +29,8 @@ from digest.sources import Batch, Cursor, collect
 from digest.sources.clean import clean_listing, clean_text, parse_arxiv_id
 from digest.sources.hf_daily import listing_from_item
 
-MAX_FILE_BYTES = 200_000_000
+MAX_FILE_BYTES = 200_000_000  # a file read whole; JSON Lines stream, whatever their size
+STREAM_BATCH = 2000  # JSON Lines entries per batch (one transaction each)
 ID_KEYS = ("paper_id", "id", "arxiv_id")  # an entry's own id, first found (a table column or a JSON key)
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -53,10 +54,14 @@ _CHROME = re.compile(
 
 
 def fetch(config: FileSource, cursor: Cursor, client: object = None) -> Iterator[Batch]:
-    """One batch per file. A missing file, or one that cannot be a listing, is the source's error (named,
-    one line); the other files still load."""
+    """One batch per file, or (JSON Lines) one per STREAM_BATCH entries, read as the file streams by.
+    A missing file, or one that cannot be a listing, is the source's error (named, one line); the
+    other files still load."""
     for path in config.paths:
         try:
+            if is_json_lines(path):
+                yield from stream_json_lines(path)
+                continue
             listings, rejected = parse_path(path)
         except OSError as err:
             yield Batch(rejected=1, note=str(path), error=f"{path}: {err.strerror or err}")
@@ -188,6 +193,82 @@ def listing_from_dict(item: object) -> Listing | None:
             entry_id=str(own) if own is not None else None,
         )
     )
+
+
+def is_json_lines(path: str | Path) -> bool:
+    """Whether a file is JSON Lines, from its first lines only: a whole JSON object on the first line
+    (UTF-8, a BOM allowed) and another line after it. UTF-16/32 files are read whole."""
+    with Path(path).open("rb") as fh:
+        first = fh.readline(MAX_FILE_BYTES).removeprefix(codecs.BOM_UTF8)
+        while first and not first.strip():
+            first = fh.readline(MAX_FILE_BYTES)
+        if not first.lstrip().startswith(b"{"):
+            return False
+        try:
+            if not isinstance(json.loads(first), dict):
+                return False
+        except (ValueError, RecursionError):
+            return False
+        return any(line.strip() for line in iter(lambda: fh.readline(1 << 16), b""))
+
+
+def stream_json_lines(path: str | Path) -> Iterator[Batch]:
+    """A JSON Lines file's listings in batches of STREAM_BATCH, never the whole file in memory.
+
+    The whole-file rule holds: the file is checked for UTF-8 and NUL bytes first (a quick pass that
+    keeps nothing), so a bad file stores nothing; repeats (same arXiv id, else title) keep the first."""
+    _check_stream(path)
+    seen: set[int] = set()
+    listings: list[Listing] = []
+    rejected = total = 0
+    with Path(path).open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            line = raw.decode("utf-8").lstrip("\ufeff") if number == 1 else raw.decode("utf-8")
+            if not line.strip():
+                continue
+            try:
+                listing = listing_from_dict(json.loads(line))
+            except (ValueError, RecursionError):
+                listing = None
+            if listing is None:
+                rejected += 1
+                continue
+            key = hash(listing.arxiv_id or "t:" + title_key(listing.title))
+            if key in seen:
+                continue
+            seen.add(key)
+            listings.append(listing)
+            if len(listings) == STREAM_BATCH:
+                total += len(listings)
+                yield Batch(listings=listings, rejected=rejected, note=f"{path} to line {number}")
+                listings, rejected = [], 0
+    total += len(listings)
+    if not total:
+        some = "its only entry is not" if rejected == 1 else f"none of its {rejected} entries is"
+        yield Batch(rejected=rejected, note=str(path), error=f"{path}: no papers found: {some} a paper")
+    elif listings or rejected:
+        yield Batch(listings=listings, rejected=rejected, note=f"{path} to the end")
+
+
+def _check_stream(path: str | Path) -> None:
+    """ListingFileError unless the file is UTF-8 text without NUL bytes (read in blocks, kept nowhere)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with Path(path).open("rb") as fh:
+        while block := fh.read(1 << 20):
+            if b"\x00" in block:
+                raise ListingFileError("binary data (NUL bytes), not a text listing")
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:
+                at = offset + err.start
+                raise ListingFileError(f"not UTF-8 text (byte 0x{block[err.start]:02x} at offset {at}); save "
+                                       "it as UTF-8 (from Latin-1: iconv -f latin1 -t utf-8)") from None
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise ListingFileError(f"not UTF-8 text (cut at offset {offset})") from None
 
 
 def parse_page_text(text: str) -> tuple[list[Listing], int]:

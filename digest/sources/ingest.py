@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -104,8 +105,10 @@ def ingest(
     source: str | None = None,
     since: date | None = None,
     now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """Run every configured source (or only `source`), `since` re-pulls a window from that day.
+    """Run every configured source (or only `source`), `since` re-pulls a window from that day;
+    `progress(n)` after each batch stored (n entries read).
 
     Raises ConfigError for an unknown source name; everything else ends up in the report."""
     if source is not None and source not in settings.sources:
@@ -122,7 +125,7 @@ def ingest(
                 from digest.sources.http import HttpClient
 
                 client = HttpClient(settings.http)
-            done = _run_source(db, name, cfg, client, since, now)
+            done = _run_source(db, name, cfg, client, since, now, progress)
             metrics.source_run(name, done.new, done.updated, done.skipped, done.ok)
             report.sources.append(done)
     finally:
@@ -188,7 +191,7 @@ def source_states(db: Database) -> dict[str, SourceStateView]:
 
 
 def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | None,
-                now: datetime) -> SourceReport:
+                now: datetime, progress: Callable[[int], None] | None = None) -> SourceReport:
     report = SourceReport(name=name, type=cfg.type)
     problems: list[str] = []
     stopped: str | None = None
@@ -199,6 +202,8 @@ def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | No
         for batch in fetch(cfg, cursor, client):
             new, updated, rejected = _store_batch(db, name, batch, now)
             report.fetched += len(batch.listings) + batch.rejected
+            if progress:
+                progress(len(batch.listings) + batch.rejected)
             report.new += new
             report.updated += updated
             report.skipped += rejected

@@ -95,6 +95,18 @@ class PaperVector(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class PaperTerms(Base):
+    """A paper's analysed index terms (digest.ranking.stored_terms), stored at ingest so a planning run
+    assembles its index without analysing every paper again; `analyser` names the analysis and
+    `text_hash` the text it was made from: another of either makes the row stale (digest.store.terms)."""
+
+    __tablename__ = "paper_terms"
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True)
+    analyser: Mapped[str] = mapped_column(String(64))
+    text_hash: Mapped[str] = mapped_column(String(40))
+    terms: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Subscriber(Base):
     __tablename__ = "subscribers"
 
@@ -276,4 +288,19 @@ class Bounce(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
     event_key: Mapped[str] = mapped_column(String(64), unique=True)  # the same report read twice counts once
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SigningSecret(Base):
+    """The signing secret this database's links and sealed webhook URLs are made with, when the admin
+    sets none (`$DIGEST_SECRET`, `web.secret_file`): one for the database, whichever directory or process
+    signs. The earliest row signs; every row verifies (a secret adopted from an earlier version's
+    per-directory `.digest-secret` file keeps the links made with it working)."""
+
+    __tablename__ = "signing_secrets"
+    __table_args__ = (UniqueConstraint("origin", name="uq_signing_secrets_origin"),)
+
+    secret: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # "generated" (unique: two processes starting at once keep one), or the file it was adopted from
+    origin: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

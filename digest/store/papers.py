@@ -29,9 +29,10 @@ def to_paper(row: PaperRow) -> Paper:
 
 
 def load(session: Session, *, seen_after: datetime | None = None,
-         ids: Sequence[int] | None = None) -> list[Paper]:
+         ids: Sequence[int] | None = None, newest: int | None = None) -> list[Paper]:
     """Papers by id when `ids` is given (withdrawn ones included: they were sent once; none for an
-    empty list), else every listed paper first seen after `seen_after` (all without it), in id order.
+    empty list), else every listed paper first seen after `seen_after` (all without it), in id order;
+    with `newest`, only that many of them, the last first seen (the pages' bounded previews).
     A paper only a subscriber's seed brought in (`listed` false) is never in the second kind."""
     if ids is not None:
         wanted = sorted(set(ids))
@@ -42,7 +43,15 @@ def load(session: Session, *, seen_after: datetime | None = None,
     q = select(PaperRow).where(PaperRow.withdrawn_at.is_(None), PaperRow.listed.is_(True))
     if seen_after is not None:
         q = q.where(PaperRow.first_seen_at > seen_after)
+    if newest is not None:
+        rows = session.scalars(q.order_by(PaperRow.first_seen_at.desc(), PaperRow.id.desc()).limit(newest))
+        return [to_paper(r) for r in sorted(rows, key=lambda r: r.id)]
     return [to_paper(r) for r in session.scalars(q.order_by(PaperRow.id))]
+
+
+def newest_id(session: Session) -> int:
+    """The highest paper id (0 for none): whether papers came in since a moment."""
+    return session.scalar(select(func.max(PaperRow.id))) or 0
 
 
 def with_feedback(session: Session) -> set[int]:

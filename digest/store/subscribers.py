@@ -47,7 +47,7 @@ def load(session: Session, q: Select) -> list[Subscriber]:
     feedback: dict[int, tuple[list[int], list[int]]] = {i: ([], []) for i in ids}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        for t in c.execute(select(Topic.subscriber_id, Topic.phrase, Topic.kind)
+        for t in c.execute(select(Topic.subscriber_id, Topic.phrase, Topic.kind, Topic.weight)
                            .where(among(Topic.subscriber_id, chunk)).order_by(Topic.id)):
             topics[t.subscriber_id].append(t)
         for sid, pid, signal in c.execute(
@@ -55,18 +55,21 @@ def load(session: Session, q: Select) -> list[Subscriber]:
             .where(among(Feedback.subscriber_id, chunk)).order_by(Feedback.id)
         ):
             feedback[sid][0 if signal > 0 else 1].append(pid)
-    return [record(r, *split(topics[r.id]), *feedback[r.id], authors=followed(topics[r.id])) for r in rows]
+    return [record(r, *split(topics[r.id]), *feedback[r.id], authors=followed(topics[r.id]),
+                   weights=weights(topics[r.id])) for r in rows]
 
 
 def record(row: SubscriberRow | Row, topics: Sequence[str], excludes: Sequence[str],
            liked: Sequence[int] = (),
-           disliked: Sequence[int] = (), *, authors: Sequence[str] = ()) -> Subscriber:
+           disliked: Sequence[int] = (), *, authors: Sequence[str] = (),
+           weights: Sequence[float] = ()) -> Subscriber:
     return Subscriber(
         id=row.id, email=row.email, name=row.name, status=SubscriberStatus(row.status),
         frequency=row.frequency,
         weekday=row.weekday, hour=row.hour, timezone=row.timezone, max_items=row.max_items,
         min_papers=row.min_papers, best_of_week=bool(row.best_of_week), topics=tuple(topics),
         excludes=tuple(excludes), liked=tuple(liked), disliked=tuple(disliked), authors=tuple(authors),
+        topic_weights=tuple(weights) if any(w != 1 for w in weights) else (),
         created_at=row.created_at, paused_until=row.paused_until, unsubscribed_at=row.unsubscribed_at,
         channel=row.channel or "email", webhook=row.webhook_hint,
     )
@@ -149,6 +152,11 @@ def phrases(topics: Iterable) -> dict[str, list[str]]:
     return out
 
 
+def weights(topics: Iterable) -> list[float]:
+    """A row's topics' weights, in the order of `split`'s topics."""
+    return [t.weight if t.weight is not None else 1.0 for t in topics if t.kind == "include"]
+
+
 def followed(topics: Iterable) -> list[str]:
     """A row's followed authors (topic rows of kind "author"), in their order."""
     return [t.phrase for t in topics if t.kind == "author"]
@@ -156,7 +164,7 @@ def followed(topics: Iterable) -> list[str]:
 
 def record_of(row: SubscriberRow) -> Subscriber:
     """The record of a row read or written in this session (topics from the row, no feedback)."""
-    return record(row, *split(row.topics), authors=followed(row.topics))
+    return record(row, *split(row.topics), authors=followed(row.topics), weights=weights(row.topics))
 
 
 def suppression(session: Session, email: str) -> str | None:
@@ -182,3 +190,26 @@ def lift_unsubscribe(session: Session, email: str) -> None:
     row = session.get(Suppression, email)
     if row is not None and row.reason == "unsubscribed":
         session.delete(row)
+
+
+def suppression_rows(session: Session,
+                     email: str | None = None) -> list[tuple[str, str, str | None, datetime]]:
+    """(address, reason, detail, since) of every suppression (of `email` only, when given), oldest first."""
+    q = select(Suppression.email, Suppression.reason, Suppression.detail,
+               Suppression.created_at).order_by(Suppression.created_at, Suppression.email)
+    if email is not None:
+        q = q.where(Suppression.email == email)
+    return [tuple(r) for r in session.execute(q)]
+
+
+def count_suppressed(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Suppression)) or 0
+
+
+def unsuppress(session: Session, email: str) -> bool:
+    """Lift a suppression (the admin's decision: `digest suppressions lift`); False if there was none."""
+    row = session.get(Suppression, email)
+    if row is None:
+        return False
+    session.delete(row)
+    return True

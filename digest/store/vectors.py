@@ -38,7 +38,8 @@ def text_hash(model: str, title: str, abstract: str) -> str:
     return hashlib.sha1(f"{model}\n{title}\n{abstract}".encode()).hexdigest()
 
 
-def ensure(db: Database, model: str, embed: Embed, since: datetime | None = None) -> int:
+def ensure(db: Database, model: str, embed: Embed, since: datetime | None = None,
+           progress: Callable[[int], None] | None = None) -> int:
     """Embed and store every listed paper updated since `since` (all without it) whose vectors are
     missing or stale. Returns how many were embedded."""
     with _ONE_AT_A_TIME:
@@ -56,6 +57,8 @@ def ensure(db: Database, model: str, embed: Embed, since: datetime | None = None
         for start in range(0, len(todo), BATCH):
             part = todo[start : start + BATCH]
             _write(db, model, part, embed([(p.title, p.abstract) for p in part]))
+            if progress:
+                progress(len(part))
     if todo:
         log.info("embedded %d papers", len(todo))
     return len(todo)

@@ -24,6 +24,7 @@ from digest.subscriptions.rules import (
     clean_authors,
     clean_name,
     clean_topics,
+    clean_weighted_topics,
     parse_int,
 )
 
@@ -39,7 +40,8 @@ KEEP: object = _Keep()  # a field left as stored (a new subscriber's: its defaul
 @dataclass(frozen=True)
 class ProfileChange:
     """Each field a new value as the user gave it (a string from a form or a file, or a value), or
-    KEEP. Topics, exclusions and authors are lists of phrases."""
+    KEEP. Topics, exclusions and authors are lists of phrases; a topic may end in its weight,
+    "diffusion models=2" (digest.subscriptions.rules.clean_weighted_topics)."""
 
     name: object = KEEP
     topics: object = KEEP
@@ -75,7 +77,7 @@ class ProfileError(SubscriberError):
 @dataclass(frozen=True)
 class Checked:
     """A profile change that passed every rule: each column's value to store; topics, exclusions and
-    authors as the phrases to keep (None: as stored)."""
+    authors as the phrases to keep (None: as stored), each topic with its weight."""
 
     name: str | None
     frequency: str
@@ -85,7 +87,7 @@ class Checked:
     max_items: int | None
     min_papers: int | None
     best_of_week: bool
-    topics: list[str] | None
+    topics: list[tuple[str, float]] | None
     excludes: list[str] | None
     authors: list[str] | None
 
@@ -97,7 +99,7 @@ _CHECKS = {  # in the order a refusal is found (the import's column order)
     "hour": lambda v: parse_int(v, "hour", 0, 23, 8),
     "timezone": check_timezone,
     "max_items": check_max_items,
-    "topics": clean_topics,
+    "topics": clean_weighted_topics,
     "excludes": clean_topics,
     "authors": clean_authors,
 }
@@ -150,13 +152,21 @@ def apply(row: SubscriberRow, checked: Checked) -> None:
     set_phrases(row, checked.topics, checked.excludes, checked.authors)
 
 
-def set_phrases(row: SubscriberRow, topics: Sequence[str] | None, excludes: Sequence[str] | None,
-                authors: Sequence[str] | None) -> None:
-    """Replace the topic rows (phrases already cleaned); None keeps that kind as it is."""
+def set_phrases(row: SubscriberRow, topics: Sequence[str | tuple[str, float]] | None,
+                excludes: Sequence[str] | None, authors: Sequence[str] | None) -> None:
+    """Replace the topic rows (phrases already cleaned; a topic as a phrase, weight 1, or a (phrase,
+    weight) pair); None keeps that kind as it is, weights included."""
+    if topics is not None:
+        weights = dict((t, 1.0) if isinstance(t, str) else t for t in topics)
+    else:
+        weights = {t.phrase: t.weight for t in row.topics if t.kind == "include"}
     stored = subscriber_store.phrases(row.topics)
-    wanted = [(kind, p) for kind, given in (("include", topics), ("exclude", excludes), ("author", authors))
+    wanted = [(kind, p) for kind, given in (("include", list(weights)), ("exclude", excludes),
+                                            ("author", authors))
               for p in (given if given is not None else stored[kind])]
     # Keep the rows that stay: a new row beside a doomed twin would break the unique constraint,
     # because the flush inserts before it deletes.
     kept = {(t.kind, t.phrase): t for t in row.topics}
     row.topics = [kept.get((k, p)) or Topic(kind=k, phrase=p) for k, p in wanted]
+    for t in row.topics:
+        t.weight = weights.get(t.phrase, 1.0) if t.kind == "include" else 1.0

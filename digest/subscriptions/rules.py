@@ -68,6 +68,32 @@ def clean_topics(phrases: Iterable[str]) -> list[str]:
     return out
 
 
+# A topic's weight: how much of the digest it gets ("diffusion models=2": twice the share of the others).
+MIN_WEIGHT, MAX_WEIGHT = 0.1, 10.0
+_WEIGHTED = re.compile(r"^(?P<phrase>.*?)\s*=\s*(?P<weight>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))\s*$", re.S)
+
+
+def clean_weighted_topics(items: Iterable[str]) -> list[tuple[str, float]]:
+    """Topics as the user wrote them, each with an optional weight after "=" ("diffusion models=2"; none
+    is 1; written back by `records.written_topic`), cleaned as `clean_topics` cleans phrases (the first
+    of two spellings wins, with its weight). A weight must be a number from MIN_WEIGHT to MAX_WEIGHT; a
+    phrase that only ends in "=" and words ("P=NP") is a phrase."""
+    weighed: list[tuple[str, float]] = []
+    for item in items:
+        text = str(item)
+        m = _WEIGHTED.match(text)
+        phrase, weight = (m.group("phrase"), float(m.group("weight"))) if m else (text, 1.0)
+        if m and not MIN_WEIGHT <= weight <= MAX_WEIGHT:
+            raise SubscriberError(f"topic {quoted(phrase.strip())}: weight {m.group('weight')} is out of "
+                                  f"range (from {MIN_WEIGHT:g} to {MAX_WEIGHT:g}; 1 is the usual share)")
+        weighed.append((phrase, weight))
+    phrases = clean_topics(p for p, _ in weighed)
+    first = {}
+    for phrase, weight in weighed:
+        first.setdefault(clean_line(phrase, MAX_TOPIC_CHARS, "topic").lower(), weight)
+    return [(p, first[p.lower()]) for p in phrases]
+
+
 def clean_authors(names: Iterable[str]) -> list[str]:
     """Followed authors as written, one line each, each with letters; the same person twice (by the
     one name rule, `ranking.authors.same_author`, written the same way) is kept once."""

@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
-from importlib import resources
 from typing import Literal
 
 import jinja2
@@ -30,8 +29,9 @@ from digest.mail.message import Envelope, ascii_address, message_bytes, new_mess
 from digest.mail.ratelimit import RateLimiter
 from digest.mail.transport import DeliveryError, PermanentFailure, Transport, TransportUnavailable
 from digest.mail.transport import from_settings as transport_from_settings
-from digest.records import Subscriber, utcnow
+from digest.records import Subscriber, utcnow, written_topic
 from digest.records import SubscriberStatus as Status
+from digest.render import checks, templates
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.store.models import Subscriber as SubscriberRow
@@ -43,7 +43,6 @@ from digest.subscriptions.tokens import TokenError
 
 log = logging.getLogger("digest.subscriptions.signup")
 
-TEMPLATES = resources.files("digest") / "web" / "templates"
 Outcome = Literal["confirm", "manage", "suppressed", "limited"]
 
 # ------------------------------------------------------------------------------------- subscribe
@@ -63,8 +62,8 @@ def check_request(req: SignupRequest) -> SignupRequest:
     """The form checked by the rules at the door (digest.subscriptions.subscribers), normalised: what it
     says alone, never what is stored. Raises SubscriberError (shown next to the form)."""
     hour, weekday = rules.check_schedule(req.frequency, req.hour, req.timezone, req.weekday)
-    return replace(req, email=rules.check_email(req.email), hour=hour, weekday=weekday,
-                   topics=tuple(rules.clean_topics(req.topics)))
+    topics = tuple(written_topic(*t) for t in rules.clean_weighted_topics(req.topics))  # "x=2" as written
+    return replace(req, email=rules.check_email(req.email), hour=hour, weekday=weekday, topics=topics)
 
 
 def _ms(t: datetime) -> int:
@@ -112,7 +111,7 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
                         s.add(sub)
                     sub.frequency, sub.hour = req.frequency, req.hour
                     sub.timezone, sub.weekday = req.timezone, weekday
-                    set_phrases(sub, topics, None, None)
+                    set_phrases(sub, rules.clean_weighted_topics(topics), None, None)
                     kind = "confirm"
                 s.flush()
                 sid, shown_topics = sub.id, subscriber_store.split(sub.topics)[0]
@@ -189,13 +188,45 @@ def signup_queue(db: Database, settings: Settings, *, limiter: RateLimiter,
 # ----------------------------------------------------------------------------------- notice mail
 
 
-@lru_cache(maxsize=1)
-def _mail_env() -> tuple[jinja2.Environment, jinja2.Environment]:
-    loader = jinja2.FileSystemLoader(str(TEMPLATES))
+@lru_cache(maxsize=4)
+def _mail_env(search_path: tuple[str, ...]) -> tuple[jinja2.Environment, jinja2.Environment]:
+    loader = jinja2.FileSystemLoader(list(search_path))  # an admin's folder first (digest.render.templates)
     html = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
     text = jinja2.Environment(loader=loader, autoescape=False, undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=True)
     return html, text
+
+
+def _notice_context(settings: Settings, to: str, kind: str, url: str, topics: Sequence[str]) -> dict:
+    return {"kind": kind, "url": url, "topics": list(topics), "site_name": settings.digest.site_name,
+            "email": to, "days": (tokens.MAX_AGE["confirm"] or 0) // 86400}
+
+
+def _notice_bodies(settings: Settings, ctx: dict) -> tuple[str, str]:
+    """The notice's text and HTML, from the templates `[render] templates_dir` chooses."""
+    html_env, text_env = _mail_env(tuple(templates.folders(settings.render.templates_dir).search_path()))
+    return (text_env.get_template("email_notice.txt").render(ctx),
+            html_env.get_template("email_notice.html").render(ctx))
+
+
+def check_notice_templates(settings: Settings) -> None:
+    """The notice templates keep the rules (digest.render.checks): they parse, use only what they are
+    given, and link the confirmation or manage URL in both parts. Raises TemplateError naming the file."""
+    where = templates.folders(settings.render.templates_dir)
+    html_env, text_env = _mail_env(tuple(where.search_path()))
+    trees = {}
+    for name, env in zip(templates.NOTICE, (html_env, text_env), strict=True):
+        path = where.path(name)
+        trees[name] = checks.parse(env, path.read_text(encoding="utf-8"), path)
+        given = (*_notice_context(settings, "", "confirm", "", ()), *env.globals)
+        checks.check_names(trees[name], given, path)
+    url = settings.web.base_url + "/confirm/eyJzIjo0MiwiayI6ImNvbmZpcm0ifQ.ZxY3Qw.q8Vn1bS2xY4rT7uK0pLmZ3aWc"
+    made = [_notice_bodies(settings, _notice_context(settings, "a@example.org", kind, url, ["diffusion"]))
+            for kind in ("confirm", "manage")]
+    for name, i, html in (("email_notice.html", 1, True), ("email_notice.txt", 0, False)):
+        path = where.path(name)
+        checks.require_link(path.read_text(encoding="utf-8"), trees[name], path, "url", [m[i] for m in made],
+                            url, "the confirmation or manage link", html)
 
 
 def notice_message(settings: Settings, to: str, kind: str, url: str, topics: Sequence[str],
@@ -204,15 +235,12 @@ def notice_message(settings: Settings, to: str, kind: str, url: str, topics: Seq
     text first, no list headers, marked Auto-Submitted. ValueError if `to` cannot be sent without SMTPUTF8."""
     site = settings.digest.site_name
     subject = f"Confirm your subscription to {site}" if kind == "confirm" else f"Your {site} subscription"
-    ctx = {"kind": kind, "url": url, "topics": list(topics), "site_name": site, "email": to,
-           "days": (tokens.MAX_AGE["confirm"] or 0) // 86400}
-    html_env, text_env = _mail_env()
+    text, html = _notice_bodies(settings, _notice_context(settings, to, kind, url, topics))
     mail = settings.mail
     env = Envelope(from_address=mail.from_address, to_address=to, to_name=None, subject=subject,
                    message_id=new_message_id("confirm" if kind == "confirm" else "manage", mail.from_address),
                    reply_to=mail.reply_to, date=now, auto_submitted="auto-generated")
-    return message_bytes(env, text_env.get_template("email_notice.txt").render(ctx),
-                         html_env.get_template("email_notice.html").render(ctx))
+    return message_bytes(env, text, html)
 
 
 def send_notice(settings: Settings, to: str, kind: str, url: str, topics: Sequence[str], *,
@@ -249,7 +277,7 @@ def confirm(db: Database, settings: Settings, token: str, now: datetime | None =
     only a fresh confirmation can bring an unsubscribed address back. `activate=False` only checks.
     """
     now = now or utcnow()
-    data = tokens.read(settings.secret(), "confirm", token)
+    data = tokens.read(settings.secrets(), "confirm", token)
     at = data.get("at") if isinstance(data.get("at"), int) else 0
     with db.session() as s:
         sub = subscriber_store.row(s, subscriber_id=data["s"])
@@ -270,7 +298,7 @@ def open_link(db: Database, settings: Settings, purpose: str, token: str) -> tup
     A token signed before the subscriber's row existed was made for an earlier subscriber with the
     same id (SQLite reuses the highest id after a delete), so that subscriber counts as gone.
     """
-    secret = settings.secret()
+    secret = settings.secrets()
     data = tokens.read(secret, purpose, token)
     try:
         sub = subscribers.get_by_id(db, data["s"])

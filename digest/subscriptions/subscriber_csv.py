@@ -4,7 +4,7 @@ same rules as the forms (a profile change, digest.subscriptions.profile); the ro
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import IO
 
@@ -39,7 +39,7 @@ def export_csv(db: Database, out: IO[str]) -> int:
     subs = exportable(list_all(db))  # a secret address (a webhook's URL): not in a file
     for v in subs:
         writer.writerow({
-            "email": v.email, "name": v.name or "", "status": v.status, "topics": "; ".join(v.topics),
+            "email": v.email, "name": v.name or "", "status": v.status, "topics": "; ".join(v.written_topics),
             "excludes": "; ".join(v.excludes), "frequency": v.frequency, "weekday": v.weekday, "hour": v.hour,
             "timezone": v.timezone, "max_items": v.max_items or "", "authors": "; ".join(v.authors),
             "min_papers": v.min_papers or "", "best_of_week": "yes" if v.best_of_week else "",
@@ -50,7 +50,8 @@ def export_csv(db: Database, out: IO[str]) -> int:
 IMPORT_CHUNK = 2000  # rows written per transaction by `import_csv`
 
 
-def import_csv(db: Database, src: IO[str], now: datetime | None = None) -> tuple[int, int, list[str]]:
+def import_csv(db: Database, src: IO[str], now: datetime | None = None,
+               progress: Callable[[int], None] | None = None) -> tuple[int, int, list[str]]:
     """Add or update subscribers from CSV (columns as export writes them; only `email` is required).
 
     Every row is validated first; a bad row is reported with its line number and skipped. The rest is
@@ -84,6 +85,8 @@ def import_csv(db: Database, src: IO[str], now: datetime | None = None) -> tuple
     todo = list(rows.values())
     for start in range(0, len(todo), IMPORT_CHUNK):
         new, changed = _import_chunk(db, todo[start : start + IMPORT_CHUNK], columns, now)
+        if progress:
+            progress(len(todo[start : start + IMPORT_CHUNK]))
         added, updated = added + new, updated + changed
     return added, updated, errors
 
@@ -103,10 +106,11 @@ def _import_chunk(db: Database, rows: Sequence[dict], columns: set[str], now: da
                  **{k: f[k] for k in COLUMNS}} for f in fresh])
             ids = dict(s.execute(select(SubscriberRow.email, SubscriberRow.id)
                                  .where(among(SubscriberRow.email, [f["email"] for f in fresh]))).all())
-            topics = [{"subscriber_id": ids[f["email"]], "kind": kind, "phrase": phrase, "weight": 1.0}
+            topics = [{"subscriber_id": ids[f["email"]], "kind": kind, "phrase": phrase, "weight": weight}
                       for f in fresh for kind, column in (("include", "topics"), ("exclude", "excludes"),
                                                           ("author", "authors"))
-                      for phrase in f[column]]
+                      for phrase, weight in (f[column] if kind == "include"
+                                             else ((p, 1.0) for p in f[column]))]
             if topics:
                 s.execute(insert(Topic.__table__), topics)
         for f in rows:

@@ -6,6 +6,7 @@ for another. Confirmation links expire; unsubscribe and feed links never do (an 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -37,7 +38,7 @@ FIELDS = {"s": _whole(1), "d": _whole(1), "p": _whole(1), "at": _whole(0),
           "v": lambda v: type(v) is int and v in (1, -1)}
 
 
-def make(secret: str, purpose: str, subscriber_id: int, **extra: Any) -> str:
+def make(secret: Secrets, purpose: str, subscriber_id: int, **extra: Any) -> str:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
     return _serializer(secret, purpose).dumps({"s": subscriber_id, **extra})
@@ -51,12 +52,21 @@ class _Serializer(URLSafeTimedSerializer):
         return base64_encode(Serializer.dump_payload(self, obj))
 
 
+Secrets = str | Sequence[str]  # one secret, or several: the first signs, every one verifies
+
+
+def _serializer(secret: Secrets, purpose: str) -> URLSafeTimedSerializer:
+    return _keyed(secret if isinstance(secret, str) else tuple(secret), purpose)
+
+
 @lru_cache(maxsize=64)
-def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
-    return _Serializer(secret, salt=f"digest.{purpose}")
+def _keyed(secret: str | tuple[str, ...], purpose: str) -> URLSafeTimedSerializer:
+    # itsdangerous rotates keys newest last: the last signs, all verify
+    keys = secret if isinstance(secret, str) else list(reversed(secret))
+    return _Serializer(keys, salt=f"digest.{purpose}")
 
 
-def signed_at(secret: str, purpose: str, token: str) -> datetime:
+def signed_at(secret: Secrets, purpose: str, token: str) -> datetime:
     """When a token (already accepted by `read`) was signed."""
     try:
         return _serializer(secret, purpose).loads(token, return_timestamp=True)[1]
@@ -64,8 +74,9 @@ def signed_at(secret: str, purpose: str, token: str) -> datetime:
         raise TokenError(str(err)) from None
 
 
-def read(secret: str, purpose: str, token: str, max_age: int | None = -1) -> dict[str, Any]:
-    """Return the payload ({"s": subscriber_id, ...}) or raise TokenError."""
+def read(secret: Secrets, purpose: str, token: str, max_age: int | None = -1) -> dict[str, Any]:
+    """Return the payload ({"s": subscriber_id, ...}) or raise TokenError. With several secrets, a token
+    signed with any of them is accepted."""
     age = MAX_AGE.get(purpose) if max_age == -1 else max_age
     try:
         data = _serializer(secret, purpose).loads(token, max_age=age)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from digest.config import Settings
@@ -21,10 +21,12 @@ def encoder(settings: Settings) -> semantic.Encoder:
 
 
 def embed_papers(db: Database, since: datetime | None = None,
-                 encoder: semantic.Encoder = semantic.DEFAULT) -> int:
+                 encoder: semantic.Encoder = semantic.DEFAULT, progress: Callable[[int], None] | None = None,
+                 ) -> int:
     """Embed and store, with `encoder`'s model, the vectors of papers updated since `since` that lack
     current ones under that model (after a model change: every paper, as the runs reach it)."""
-    return vectors.ensure(db, encoder.key, lambda docs: semantic.pack_papers(docs, encoder), since=since)
+    return vectors.ensure(db, encoder.key, lambda docs: semantic.pack_papers(docs, encoder), since=since,
+                          progress=progress)
 
 
 def paper_vectors(db: Database, papers: Sequence[Paper],

@@ -47,7 +47,7 @@ def feed(db: Database, settings: Settings, subscriber_id: int, limit: int = FEED
     links = links_for(settings)
     updated = max((e.sent_at for e in editions), default=sub.created_at or utcnow())
     content = atom.FeedContent(
-        id=atom.feed_id(base, subscriber_id, settings.secret()),
+        id=atom.feed_id(base, subscriber_id, settings.secrets()[-1]),  # the oldest: kept over a rotation
         title=f"{settings.digest.site_name}: your papers",
         self_url=self_url or links.feed(subscriber_id), site_url=f"{base}/",
         author=settings.digest.site_name, updated=updated,

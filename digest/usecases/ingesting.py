@@ -1,15 +1,18 @@
-"""`digest ingest` and the scheduler's ingest jobs: pull the sources, store the papers, embed them."""
+"""`digest ingest` and the scheduler's ingest jobs: pull the sources, store the papers, analyse their
+terms and embed them."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime
 
 from digest.config import Settings
-from digest.ranking import semantic
+from digest.ranking import semantic, stored_terms
 from digest.records import utcnow
 from digest.sources import ingest as ingest_stage
 from digest.sources.ingest import IngestReport
+from digest.store import terms
 from digest.store.db import Database
 from digest.usecases.embedding import embed_papers, encoder
 
@@ -17,14 +20,19 @@ log = logging.getLogger("digest.pipeline")
 
 
 def ingest(db: Database, settings: Settings, *, source: str | None = None, since: date | None = None,
-           now: datetime | None = None) -> IngestReport:
+           now: datetime | None = None, progress: Callable[[str], Callable[[int], None]] | None = None,
+           ) -> IngestReport:
     """Pull the configured sources (`digest.sources.ingest`), then embed what they stored for the
-    hybrid ranker, so planning does not wait for it."""
+    hybrid ranker, so planning does not wait for it. `progress(step)`, when given, returns the
+    callback of each step ("ingest", "terms", "embedding"): n more papers done."""
     now = now or utcnow()
-    report = ingest_stage.ingest(db, settings, source=source, since=since, now=now)
+    step = progress or (lambda _: None)
+    report = ingest_stage.ingest(db, settings, source=source, since=since, now=now, progress=step("ingest"))
+    store_terms(db, since=now, progress=step("terms"))  # what this run stored: planning reads them back
     if semantic.wanted(settings.digest.ranker):
         try:
-            report.embedded = embed_papers(db, since=now, encoder=encoder(settings))  # what this run stored
+            report.embedded = embed_papers(db, since=now, encoder=encoder(settings),  # what this run stored
+                                           progress=step("embedding"))
         except Exception as err:  # noqa: BLE001 - the papers are stored; embedding is an optimisation
             log.warning("ingest: embedding new papers failed: %s", err)
     log.info("ingest: %d fetched, %d new, %d updated, %d skipped, %d embedded, %d source errors",
@@ -35,6 +43,18 @@ def ingest(db: Database, settings: Settings, *, source: str | None = None, since
 def ranked_by(settings: Settings) -> str:
     """What the settings rank with in this install, said to the admin: "hybrid (lexical + ...)"."""
     return semantic.describe(settings.digest.ranker, settings.ranking.model)
+
+
+def store_terms(db: Database, since: datetime | None = None,
+                progress: Callable[[int], None] | None = None) -> int:
+    """Analyse and store the index terms (digest.ranking.stored_terms) of papers updated since `since`
+    that lack current ones (after an analyser change: every paper, as the runs reach it), so planning
+    reads them back instead of analysing every candidate again."""
+    return terms.ensure(db, stored_terms.ANALYSER, _analyse, since=since, progress=progress)
+
+
+def _analyse(title: str, abstract: str) -> bytes:
+    return stored_terms.pack(stored_terms.analyse_paper(title, abstract))
 
 
 def source_status(db: Database, settings: Settings) -> list[dict]:

@@ -18,7 +18,8 @@ from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.subscriptions.links import links_for
-from digest.usecases.planning import candidate_pool, select
+from digest.usecases.planning import select
+from digest.usecases.preview_pool import preview_pool
 from digest.wording import SLOT_LABELS, one_line, slot_text
 
 DELIVERY_REASONS = SLOT_LABELS  # the delivery status's reasons, as the preferences page labels them
@@ -50,14 +51,14 @@ def _items(picks: Sequence[Pick], papers: dict[int, Paper]) -> list[Item]:
 
 def first_preview(db: Database, settings: Settings, subscriber_id: int,
                   now: datetime | None = None) -> tuple[list[Item], list[Item]]:
-    """The picks and 'also trending' papers the subscriber's next digest would hold now (nothing is
-    stored)."""
+    """The picks and 'also trending' papers the subscriber's next digest would hold now, from the
+    pages' bounded preview (digest.usecases.preview_pool); nothing is stored."""
     now = now or utcnow()
     with db.session() as s:
         sub = subscriber_store.by_id(s, subscriber_id)
     if sub is None:
         raise LookupError(f"no subscriber #{subscriber_id}")
-    run = candidate_pool(db, settings, now)
+    run = preview_pool(db, settings, now)
     sel = select(db, settings, run, [sub], now)[subscriber_id]
     return _items(sel.picks, run.papers), _items(sel.trending, run.papers)
 
@@ -98,7 +99,9 @@ class DeliveryView:
 
 def delivery_status(db: Database, settings: Settings, subscriber_id: int,
                     now: datetime | None = None) -> DeliveryView:
-    """A subscriber's delivery status, by the rules planning and `digest due` use; nothing is written."""
+    """A subscriber's delivery status, by the rules planning and `digest due` use; nothing is written.
+    What their edition would hold now is ranked on the bounded preview (digest.usecases.preview_pool),
+    never the whole window."""
     now = now or utcnow()
     with db.session() as s:
         sub = subscriber_store.by_id(s, subscriber_id)
@@ -110,7 +113,7 @@ def delivery_status(db: Database, settings: Settings, subscriber_id: int,
     sent = ledger.recent(db, sub.id, 1, status=DeliveryStatus.SENT)
 
     def news() -> planner.News:
-        run = candidate_pool(db, settings, now)
+        run = preview_pool(db, settings, now)
         sel = select(db, settings, run, [sub], now)[sub.id]
         had = ledger.sent_papers(db, [sub.id], sorted(run.papers))[sub.id]
         return planner.News(fresh=candidates.fresh(run, sel.window_start, had), picks=len(sel.picks))

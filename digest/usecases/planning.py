@@ -6,43 +6,66 @@ Also what planning would do, without writing: `digest send --dry-run` and `diges
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from digest.config import Settings
 from digest.delivery import ledger
+from digest.lazy import lazy
 from digest.mail.message import sender_domain
-from digest.planning import candidates, planner
-from digest.planning.candidates import Selection
+from digest.planning import planner
 from digest.planning.planner import PlanReport
 from digest.planning.schedule import parse_instant
-from digest.ranking import semantic
-from digest.records import DeliveryStatus, Subscriber, utcnow
+from digest.records import DeliveryStatus, Paper, Subscriber, utcnow
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
-from digest.usecases.embedding import embed_papers, encoder, paper_vectors
 from digest.wording import subject_line
+
+if TYPE_CHECKING:
+    from digest.planning.candidates import Selection
+
+# the ranking and its stores load when a plan needs them: `digest due` starts without numpy or scipy
+candidates = lazy("digest.planning.candidates")
+semantic = lazy("digest.ranking.semantic")
+stored_terms = lazy("digest.ranking.stored_terms")
+terms_store = lazy("digest.store.terms")
+embedding = lazy("digest.usecases.embedding")
+ingesting = lazy("digest.usecases.ingesting")
 
 log = logging.getLogger("digest.pipeline")
 
 BATCH = 4000  # subscribers planned per batch: memory stays flat as the list grows
 
 
-def candidate_pool(db: Database, settings: Settings, now: datetime) -> candidates.Pool:
+def candidate_pool(db: Database, settings: Settings, now: datetime, newest: int | None = None,
+                   ) -> candidates.Pool:
     """A run's papers, read and indexed once: every listed paper first seen since the earliest start
-    any edition can have, and the papers of subscribers' feedback outside that window."""
+    any edition can have, and the papers of subscribers' feedback outside that window. With `newest`
+    (the pages' bounded previews, digest.usecases.preview_pool): only that many of the window's newest
+    papers, and no feedback papers from outside it."""
     with db.session() as s:
-        papers = paper_store.load(s, seen_after=candidates.earliest_start(settings.digest, now))
-        rated = sorted(paper_store.with_feedback(s) - {p.id for p in papers})
+        start = candidates.earliest_start(settings.digest, now)
+        papers = paper_store.load(s, seen_after=start, newest=newest)
+        rated = sorted(paper_store.with_feedback(s) - {p.id for p in papers}) if newest is None else []
         extra = list(paper_store.by_ids(s, rated).values())
     vecs = None
     if semantic.wanted(settings.digest.ranker):
         try:
-            vecs = paper_vectors(db, [*papers, *extra], encoder(settings))
+            vecs = embedding.paper_vectors(db, [*papers, *extra], embedding.encoder(settings))
         except Exception as err:  # noqa: BLE001 - the digest still goes out, ranked on words alone
             log.warning("planner: paper vectors unavailable (%s); ranking lexically this time", err)
-    return candidates.pool(settings.digest, papers, extra, vecs, now)
+    return candidates.pool(settings.digest, papers, extra, vecs, now,
+                           analysed=stored_terms_of(db, [*papers, *extra]))
+
+
+def stored_terms_of(db: Database, papers: Sequence[Paper]) -> Iterator:
+    """Each paper's stored index terms (stored_terms.Analysed), in order, read a chunk at a time (None:
+    the index analyses it)."""
+    for block in terms_store.stream(db, stored_terms.ANALYSER, papers):
+        yield stored_terms.unpack(block) if block is not None else None
 
 
 def select(db: Database, settings: Settings, run: candidates.Pool, subs: Sequence[Subscriber], now: datetime,
@@ -59,27 +82,35 @@ def select(db: Database, settings: Settings, run: candidates.Pool, subs: Sequenc
 
 
 def plan(db: Database, settings: Settings, *, now: datetime | None = None, email: str | None = None,
-         dry_run: bool = False, due_only: bool = False) -> PlanReport:
+         dry_run: bool = False, due_only: bool = False, stop: threading.Event | None = None,
+         progress: Callable[[int], None] | None = None) -> PlanReport:
     """Create this period's edition for every mailable subscriber who has something new.
 
     Without `due_only` (`digest send`), everyone whose current period has no edition yet gets one now,
     whatever their hour or day. With `due_only` (the scheduler), only subscribers whose slot has come.
     Both are idempotent through the ledger's unique (subscriber, period) key. With `dry_run`, nothing
-    is written: `report.editions` says who would get what.
+    is written: `report.editions` says who would get what. Once `stop` is set, no further batch is
+    planned (each batch is written in one transaction: the next run plans the rest). `progress(n)`: n
+    more subscribers looked at.
     """
     now = now or utcnow()
     report = PlanReport()
+    log.info("planning editions%s", f" for {email}" if email else "")
     domain = sender_domain(settings.mail.from_address)
     if not dry_run and semantic.wanted(settings.digest.ranker):
         try:  # embed the candidate window's papers now, outside the planning transactions
-            embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days),
-                         encoder=encoder(settings))
+            embedding.embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days),
+                                   encoder=embedding.encoder(settings))
         except Exception as err:  # noqa: BLE001 - planning embeds in memory or ranks lexically
             log.warning("planner: could not store paper vectors (%s)", err)
+    if not dry_run:  # analyse what ingest did not (papers stored before paper_terms): this run and the next
+        ingesting.store_terms(db, since=now - timedelta(days=settings.digest.max_lookback_days))
     run: candidates.Pool | None = None  # read and indexed once, when the first batch has someone to plan
     after = 0
-    while subs := _mailable_batch(db, now, email, after):
+    while not (stop is not None and stop.is_set()) and (subs := _mailable_batch(db, now, email, after)):
         after = subs[-1].id
+        if progress:
+            progress(len(subs))
         with db.session() as s:
             suppressed = subscriber_store.suppressed(s, [x.email for x in subs])
         past = ledger.history(db, [x.id for x in subs])

@@ -16,6 +16,7 @@ from digest.records import Edition, Subscriber, utcnow
 from digest.render import Rendered
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
+from digest.subscriptions.rules import clean_weighted_topics
 from digest.usecases.planning import candidate_pool, select
 
 
@@ -37,7 +38,10 @@ def preview(db: Database, settings: Settings, *, email: str | None = None, topic
         if sub is None:
             raise LookupError(f"no subscriber {email}")
     else:
-        sub = Subscriber(id=0, email="preview@example.com", topics=tuple(topics), excludes=tuple(excludes))
+        weighed = clean_weighted_topics(topics)  # "diffusion models=2", as a subscriber may write it
+        weights = tuple(w for _, w in weighed) if any(w != 1 for _, w in weighed) else ()
+        sub = Subscriber(id=0, email="preview@example.com", topics=tuple(p for p, _ in weighed),
+                         topic_weights=weights, excludes=tuple(excludes))
     run = candidate_pool(db, settings, now)
     sel = select(db, settings, run, [sub], now)[sub.id]
     edition = Edition(subscriber_id=sub.id, email=sub.email, period=planner.period_of(sub, now),

@@ -3,6 +3,9 @@ or a Zotero CSV export (`digest subscribers seed`, the preferences page)."""
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -12,6 +15,9 @@ from digest.sources import arxiv as arxiv_source
 from digest.sources.http import HttpClient
 from digest.store.db import Database
 from digest.subscriptions import seeds, subscribers
+
+log = logging.getLogger("digest.seeding")
+PAGE_ARXIV_TIMEOUT = 10.0  # seconds a seeding asked for on a page gives each arXiv call, tried once
 
 
 def seed_arxiv(db: Database, settings: Settings, email: str, ids: Sequence[str],
@@ -39,3 +45,74 @@ def seed_file(db: Database, email: str, name: str, data: bytes, kind: str | None
     subscribers.get(db, email)
     found = seeds.read_file(name, data, kind)
     return seeds.seed(db, email, found.listings, skipped=found.skipped, now=now)
+
+
+class SeedingQueue:
+    """Seedings by arXiv id asked for on the preferences page, fetched by one background thread after
+    the page is answered: however long arXiv takes (or hangs), no request waits for it and the server's
+    threads stay free (`/healthz` answers). Each call to arXiv waits `PAGE_ARXIV_TIMEOUT` at most,
+    without retries. One seeding per subscriber waits at a time, at most `maxsize` in all; the page
+    shows whether one is under way and how the last one ended (`state`)."""
+
+    def __init__(self, db: Database, settings: Settings, maxsize: int = 50):
+        http = settings.http.model_copy(update={"timeout": min(settings.http.timeout, PAGE_ARXIV_TIMEOUT),
+                                                "retries": 0})
+        self.db, self.settings = db, settings.model_copy(update={"http": http})
+        self._queue: queue.Queue[tuple[str, list[str]] | None] = queue.Queue(maxsize)
+        self._waiting: set[str] = set()
+        self._ended: dict[str, str] = {}  # email -> how their last seeding ended, until shown
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def put(self, email: str, ids: Sequence[str]) -> None:
+        """Queue a seeding (ids checked now: SubscriberError); never waits. Raises SubscriberError when
+        this subscriber's last one is still waiting or too many are."""
+        wanted = seeds.check_ids(ids)
+        with self._lock:
+            if email in self._waiting:
+                raise subscribers.SubscriberError("your papers from arXiv are still being fetched; "
+                                                  "try again in a minute")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="seeding", daemon=True)
+                self._thread.start()
+            try:
+                self._queue.put_nowait((email, wanted))
+            except queue.Full:
+                raise subscribers.SubscriberError("arXiv is slow to answer just now; try again in a few "
+                                                  "minutes") from None
+            self._waiting.add(email)
+            self._ended.pop(email, None)
+
+    def state(self, email: str) -> tuple[bool, str | None]:
+        """(whether a seeding of theirs is under way, how the last one ended: shown once)."""
+        with self._lock:
+            return email in self._waiting, self._ended.pop(email, None)
+
+    def join(self) -> None:
+        """Wait until every seeding queued so far has ended (tests)."""
+        self._queue.join()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            email, ids = job
+            try:
+                report = seed_arxiv(self.db, self.settings, email, ids)
+                ended = f"{report.seeded} of your papers were added from arXiv."
+            except subscribers.SubscriberError as err:
+                ended = f"Your papers could not be added: {err}"
+            except Exception:  # noqa: BLE001 - one seeding failing never stops the next
+                log.exception("seeding from arXiv failed")
+                ended = "Your papers could not be added just now; try again later."
+            with self._lock:
+                self._ended[email] = ended
+                while len(self._ended) > 1000:  # bounded: the oldest unshown outcomes go first
+                    self._ended.pop(next(iter(self._ended)))
+                self._waiting.discard(email)
+            self._queue.task_done()
+        self._queue.task_done()

@@ -6,8 +6,10 @@ from digest import config
 from digest.config import ConfigError, Settings
 from digest.ranking import semantic
 from digest.store.db import Database, Schema, SchemaError, SchemaState, open_checked
+from digest.store.secrets import database_secrets
 
-__all__ = ["Database", "Schema", "SchemaError", "SchemaState", "load_settings", "open_database"]
+__all__ = ["Database", "Schema", "SchemaError", "SchemaState", "check_templates", "load_settings",
+           "open_database", "page_templates"]
 from digest.usecases.embedding import encoder
 
 
@@ -30,5 +32,59 @@ def load_settings(path: str | None = None) -> Settings:
 def open_database(settings: Settings, schema: Schema = "create") -> tuple[Database, SchemaState]:
     """The configured database and the schema state it was found in (`store.db.open_checked`): reading
     commands `check` (nothing is created), writing ones `create` (a fresh database gets the schema),
-    `digest init` `upgrade`s. Raises SchemaError, one line that points at `digest init`."""
-    return open_checked(settings.database.url, schema)
+    `digest init` `upgrade`s. Raises SchemaError, one line that points at `digest init`.
+
+    The settings then sign with the database's secret (`use_secrets`), unless the admin set one."""
+    db, state = open_checked(settings.database.url, schema)
+    try:
+        settings.use_secrets(signing_secrets(db, settings))
+    except ConfigError:  # an unreadable web.secret_file: refused by the first command that signs
+        pass
+    return db, state
+
+
+def signing_secrets(db: Database, settings: Settings) -> tuple[str, ...]:
+    """One database, one signing secret: the one the admin set ($DIGEST_SECRET, web.secret_file), else the
+    one the database keeps (digest.store.secrets), made once, never one per directory. A secret set over
+    the database's own signs from then on, and the database's still verifies the links and sealed
+    webhook URLs already out; that is said in one line."""
+    configured = settings.configured_secret()
+    kept = database_secrets(db, settings.earlier_secret_file(), generate=not configured)
+    if not configured:
+        return tuple(kept)
+    earlier = [k for k in kept if k != configured]
+    if earlier:
+        settings.notice(f"signing with the configured secret (${settings.web.secret_env} or "
+                        f"web.secret_file); the {len(earlier)} secret(s) this database signed with before "
+                        "still verify the links and webhook URLs already out")
+    return (configured, *earlier)
+
+
+def page_templates(settings: Settings) -> list[str]:
+    """Where the web app's page templates are looked up, an admin's folder first."""
+    from digest.render import templates  # the renderer's stack: only the commands that render load it
+
+    return templates.folders(settings.render.templates_dir).search_path()
+
+
+def check_templates(settings: Settings) -> None:
+    """Compile every template now, shipped or an admin's (`[render] templates_dir`), and check it
+    against the rules templates keep (digest.render.checks): the start of every command that renders
+    (send, run, preview, serve, scheduler). Raises TemplateError, one line naming the file and line."""
+    import jinja2  # the renderer's stack: only the commands that render load it (`status` starts fast)
+
+    from digest import render
+    from digest.render import checks, templates
+    from digest.subscriptions import signup
+
+    digest = settings.digest
+    render.renderer_for(settings.render.templates_dir).check(settings.web.base_url, digest.max_items,
+                                                             digest.trending_items, digest.excerpt_chars)
+    signup.check_notice_templates(settings)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(page_templates(settings)), autoescape=True)
+    for name in templates.PAGES:
+        try:
+            env.get_template(name)  # compiled: a syntax error names its file and line
+        except jinja2.TemplateSyntaxError as err:
+            where = checks.where(err.filename or name, err.lineno)
+            raise checks.TemplateError(f"{where}: {err.message}") from None

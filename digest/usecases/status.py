@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from digest.config import Settings
 from digest.delivery import ledger
+from digest.lazy import lazy
 from digest.sources import ingest as ingest_stage
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
-from digest.subscriptions import seeds, subscribers
+from digest.usecases import recovery
 from digest.usecases.jobs import job_status
+
+# `subscribers show` only: `digest status` starts without the channels and the renderer they load
+subscribers = lazy("digest.subscriptions.subscribers")
+seeds = lazy("digest.subscriptions.seeds")
 
 
 def status(db: Database, settings: Settings) -> dict:
@@ -28,6 +33,8 @@ def status(db: Database, settings: Settings) -> dict:
                      "last_error": states[name].last_error if name in states else None}
                     for name, cfg in settings.sources.items()],
         "recent_failures": ledger_view["recent_failures"],
+        "leases": [h.as_dict() for h in recovery.holders(db)],
+        "suppressed": recovery.suppressed_count(db),
         "jobs": job_status(db, settings),
     }
 
@@ -41,3 +48,4 @@ def subscriber_profile(db: Database, email: str, limit: int = 10) -> dict:
             "deliveries": [
         {"period": e.period, "status": str(e.status), "subject": e.subject, "note": e.note,
          "sent_at": e.sent_at.isoformat() if e.sent_at else None, "attempts": e.attempts} for e in recent]}
+

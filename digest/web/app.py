@@ -34,8 +34,8 @@ from digest.subscriptions import links, signup, subscribers, tokens
 from digest.subscriptions.rules import MAX_TOPICS, SubscriberError
 from digest.subscriptions.signup import SignupRequest
 from digest.subscriptions.tokens import TokenError
-from digest.usecases import feeds, monitoring, pages
-from digest.usecases.setup import Database
+from digest.usecases import feeds, monitoring, pages, seeding
+from digest.usecases.setup import Database, page_templates
 from digest.web.preferences import preferences, preferences_save, preferences_seed
 from digest.web.security import CSP_ARCHIVE, Csrf, SecurityHeaders
 from digest.web.site import (
@@ -275,7 +275,8 @@ def routes() -> list[Route | Mount]:
 
 
 def templates(settings: Settings, root: str) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(WEB / "templates")), autoescape=True,
+    # an admin's folder first, file by file (`[render] templates_dir`; checked at start: check_templates)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(page_templates(settings)), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     env.globals.update(site_name=settings.digest.site_name, root=root, frequencies=FREQUENCIES,
                        weekdays=DAY_NAMES, zones=ZONES, schedule=schedule_label, local=local_time,
@@ -293,9 +294,9 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
     root = base.path.rstrip("/")  # the app may live under a path prefix of base_url
     signups = signup.signup_queue(db, settings, limiter=signup.limiter(*address_limit), transport=transport)
     site = Site(settings=settings, db=db, root=root,
-                csrf=Csrf(settings.secret(), secure=base.scheme == "https"),
+                csrf=Csrf(settings.secrets(), secure=base.scheme == "https"),
                 env=templates(settings, root), by_ip=signup.limiter(*ip_limit), signups=signups,
-                suggestions=Suggestions(),
+                seedings=seeding.SeedingQueue(db, settings), suggestions=Suggestions(),
                 metrics=monitoring.metrics_registry(db, settings) if settings.metrics.enabled else None)
 
     @asynccontextmanager

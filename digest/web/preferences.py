@@ -39,13 +39,15 @@ async def preferences(request: Request, errors: list[str] | None = None,
     rated = await run_in_threadpool(feedback_clicks.rated_papers, site.db, sub.id)
     paused = sub.paused(utcnow())
     seeded = await run_in_threadpool(seeds.seeded, site.db, sub.id)
-    values = values or {"topics": "\n".join(sub.topics), "excludes": "\n".join(sub.excludes),
+    fetching, fetched = site.seedings.state(sub.email)  # a seeding from arXiv under way, how the last ended
+    values = values or {"topics": "\n".join(sub.written_topics), "excludes": "\n".join(sub.excludes),
                         "authors": "\n".join(sub.authors),
                         "frequency": sub.frequency, "weekday": sub.weekday, "hour": sub.hour,
                         "timezone": sub.timezone, "max_items": sub.max_items or ""}
     return page(request, "preferences.html", 400 if errors else 200, sub=sub, editions=editions,
                 paused=paused,
-                seeded=seeded, seed_limit=seeds.MAX_FILE_BYTES // 1_000_000,
+                seeded=seeded, seed_limit=seeds.MAX_FILE_BYTES // 1_000_000, fetching=fetching,
+                fetched=fetched,
                 liked=[r for r in rated if r.signal > 0], disliked=[r for r in rated if r.signal < 0],
                 values=values, errors=errors or [], saved=request.query_params.get("saved", ""),
                 default_max=site.settings.digest.max_items, request_token=request.path_params["token"],
@@ -94,7 +96,8 @@ async def preferences_save(request: Request) -> Response:
 
 
 async def preferences_seed(request: Request) -> Response:
-    """Seed the profile from the preferences page: pasted arXiv ids, or an uploaded BibTeX file or
+    """Seed the profile from the preferences page: pasted arXiv ids (fetched from arXiv in the
+    background: `seeding.SeedingQueue`; the page says when they are in), or an uploaded BibTeX file or
     Zotero CSV export (one of the two)."""
     site = site_of(request)
     form = await form_of(request, limits=SEED_FORM_LIMITS)
@@ -108,7 +111,9 @@ async def preferences_seed(request: Request) -> Response:
         if bool(ids) == bool(data):
             raise SubscriberError("paste arXiv ids or choose a BibTeX or Zotero CSV file (one of the two)")
         if ids:
-            report = await run_in_threadpool(seeding.seed_arxiv, site.db, site.settings, sub.email, [ids])
+            site.seedings.put(sub.email, [ids])  # never waits for arXiv
+            token = request.path_params["token"]
+            return RedirectResponse(f"{site.root}/preferences/{token}?saved=seed-arxiv", status_code=303)
         else:
             name = upload.filename if isinstance(upload, UploadFile) else ""
             report = await run_in_threadpool(seeding.seed_file, site.db, sub.email, name or "", data)

@@ -38,8 +38,10 @@ class Csrf:
     site secret and a timestamp) in each form. A forged form has neither the cookie's value nor a
     way to sign one."""
 
-    def __init__(self, secret: str, secure: bool = False):
-        self.serializer = URLSafeTimedSerializer(secret, salt="digest.csrf")
+    def __init__(self, secret: str | tuple[str, ...], secure: bool = False):
+        # several secrets: the first signs, all verify (itsdangerous takes them newest last)
+        keys = secret if isinstance(secret, str) else list(reversed(secret))
+        self.serializer = URLSafeTimedSerializer(keys, salt="digest.csrf")
         self.secure = secure
 
     def nonce(self, request: Request) -> tuple[str, bool]:

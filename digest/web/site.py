@@ -24,6 +24,7 @@ from digest.config import Settings
 from digest.records import TIME_ZONES, Subscriber
 from digest.subscriptions import signup, topics
 from digest.subscriptions.tokens import TokenError
+from digest.usecases import seeding
 from digest.usecases.setup import Database
 from digest.web.security import Csrf, same_origin
 
@@ -99,6 +100,7 @@ class Site:
     env: jinja2.Environment
     by_ip: signup.RateLimiter  # subscribe posts per client IP
     signups: signup.SignupQueue  # checked subscribe forms, handled after the page is sent
+    seedings: seeding.SeedingQueue  # arXiv seedings from the preferences page, fetched in the background
     suggestions: Suggestions
     metrics: Any = None  # the /metrics registry (prometheus_client), None when metrics are off
 

@@ -1,8 +1,12 @@
 """An inbox: the edition as a signed MIME message, handed to a mail transport (digest.mail.transport).
 
-What a transport's errors mean, as outcomes: `TemporaryFailure` is a `Retry` (a soft bounce once the
-tries run out, unless the connection was at fault: no code, or 421); `PermanentFailure` is
-`RecipientFailed` with a bounce (hard, or soft for a full mailbox: `delivery.bounces.classify`);
+What a transport's errors mean, as outcomes (`outcome_of`), decided by who the refusal is about
+(digest.mail.enhanced_status.judge, from its stage and RFC 3463 code): about the recipient, a
+`Retry` (4xx: a soft bounce once the tries run out) or a `RecipientFailed` with a bounce (hard, or
+soft for a full mailbox); about the message (too big, its content) for good (5xx), a
+`RecipientFailed` without one; about the relay, or about the message for now (4xx), `ChannelRefused`
+(given back unspent). Without a reply, the connection lost or stalled before the message was out is
+`ChannelRefused`, after it (the relay may hold it) a `Retry` that is nobody's bounce.
 `TransportUnavailable` is `ChannelFailed`. `smtp` and `outbox` are this channel over their transport.
 """
 
@@ -15,6 +19,7 @@ from digest.config import Settings
 from digest.delivery.channel import (
     Channel,
     ChannelFailed,
+    ChannelRefused,
     Fault,
     Outcome,
     Outgoing,
@@ -25,9 +30,15 @@ from digest.delivery.channel import (
     Unaddressable,
     retry_at,
 )
-from digest.mail.enhanced_status import classify
+from digest.mail.enhanced_status import END, MESSAGE, RECIPIENT
 from digest.mail.message import Envelope, ascii_address, message_bytes, parse_address
-from digest.mail.transport import PermanentFailure, TemporaryFailure, Transport, TransportUnavailable
+from digest.mail.transport import (
+    DeliveryError,
+    PermanentFailure,
+    TemporaryFailure,
+    Transport,
+    TransportUnavailable,
+)
 from digest.records import Edition, Paper, Subscriber
 from digest.render import Rendered
 from digest.render.compose import Entries, edition_content
@@ -108,15 +119,32 @@ class MailChannel(Channel):
     def send(self, item: Outgoing) -> Outcome:
         try:
             self.transport.send(item.data, self.sender, item.recipient)
-        except TemporaryFailure as err:
-            mine = err.code not in (None, 421)  # a connection problem is not the recipient's
-            return Retry(str(err)[:500], retry_at(self.setup.settings, item.attempts + 1, err.retry_after),
-                         Fault("soft", err.status) if mine else None)
-        except PermanentFailure as err:
-            return RecipientFailed(str(err)[:500], Fault(classify(err.status) or "hard", err.status))
+        except (TemporaryFailure, PermanentFailure) as err:
+            return outcome_of(err, self.setup.settings, item.attempts)
         except TransportUnavailable as err:
             return ChannelFailed(str(err))
         return Sent()
 
     def close(self) -> None:
         self.transport.close()
+
+
+def outcome_of(err: DeliveryError, settings: Settings, attempts: int) -> Outcome:
+    """What a message that did not go means (the module's docstring): the one place a mail refusal is
+    booked against the recipient, the message or the relay. `attempts`: tries before this one."""
+    error = str(err)[:500]
+    verdict = err.verdict
+    if verdict is None:  # no reply: the connection was lost or stalled (or the address cannot be sent)
+        if isinstance(err, PermanentFailure):
+            return RecipientFailed(error)
+        if err.stage == END:  # the message was out: the relay may have it, so not again at once
+            return Retry(error, retry_at(settings, attempts + 1, err.retry_after), peer=True)
+        return ChannelRefused(error)
+    if verdict.party == RECIPIENT:
+        fault = Fault("soft" if verdict.temporary else verdict.bounce or "hard", err.status)
+        if verdict.temporary:
+            return Retry(error, retry_at(settings, attempts + 1, err.retry_after), fault)
+        return RecipientFailed(error, fault)
+    if verdict.party == MESSAGE and not verdict.temporary:
+        return RecipientFailed(error, peer=True)
+    return ChannelRefused(error)

@@ -1,15 +1,10 @@
-"""Ranking quality on a labelled paper list (protocol: /work/shared/eval/SOURCES.md).
-
-A topic is relevant to a paper when it is one of the paper's author keywords after normalisation.
-Papers are ranked by title + abstract only (the keywords are never shown to a ranker); we report
-nDCG@10 (binary gain), P@10 and MAP@100 (AP over the first 100, divided by min(relevant, 100)),
-averaged over the topics that have at least one relevant paper.
-"""
+"""Ranking quality on a labelled paper list (`digest eval`, protocol: /work/shared/eval/SOURCES.md):
+each ranker the project offers, scored on every topic at once, beside the published baselines; and
+seeded profiles (`digest eval --seeded`), and the report of the one-round feedback protocol."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,8 +13,26 @@ from typing import Any
 
 import numpy as np
 
+from digest.evaluation.data import (
+    Dataset,
+    EvalError,
+    Result,
+    average_precision_at,
+    load_dataset,
+    load_set,
+    load_topics,
+    ndcg_at,
+    precision_at,
+)
+from digest.evaluation.feedback import (
+    FEEDBACK_METHODS,
+    FEEDBACK_REFERENCE,
+    SHOWN,
+    evaluate_feedback,
+    format_feedback_table,
+)
+from digest.evaluation.listings import ListingsError
 from digest.ranking.index import LexicalIndex, Params
-from digest.ranking.listings import ListingsError, Row, read_table, read_text
 
 # Published baselines on iclr2021_paperlist.tsv (59 topics), for the table beside our rankers.
 BASELINES: dict[str, tuple[float, float, float]] = {
@@ -28,76 +41,6 @@ BASELINES: dict[str, tuple[float, float, float]] = {
     "all-MiniLM-L6-v2 cosine": (0.442, 0.436, 0.287),
     "BM25 + MiniLM (z-scored)": (0.478, 0.468, 0.351),
 }
-
-_NOT_KEPT = re.compile(r"[^a-z0-9 \-]")
-
-
-def normalise_keyword(keyword: str) -> str:
-    """Lower-case, keep a-z 0-9 space '-', fold spaces, drop a trailing plural 's' from the last word."""
-    words = _NOT_KEPT.sub(" ", keyword.lower()).split()
-    if words and len(words[-1]) > 3 and words[-1].endswith("s") and not words[-1].endswith("ss"):
-        words[-1] = words[-1][:-1]
-    return " ".join(words)
-
-
-@dataclass
-class Dataset:
-    ids: list[str]
-    docs: list[tuple[str, str]]  # (title, abstract): all a ranker may see
-    keywords: list[set[str]] = field(repr=False)  # normalised labels, for judging only
-
-    def relevant(self, topic: str) -> np.ndarray:
-        return np.array([topic in kw for kw in self.keywords], dtype=bool)
-
-
-def load_dataset(path: str | Path) -> Dataset:
-    """The eval TSV/CSV: needs title, abstract and keywords columns (comma-separated keywords)."""
-    rows: list[Row] = read_table(path, require=("title", "abstract", "keywords"))
-    return Dataset(
-        ids=[r.id for r in rows],
-        docs=[(r.title, r.abstract) for r in rows],
-        keywords=[{normalise_keyword(k) for k in r.keywords.split(",") if k.strip()} for r in rows],
-    )
-
-
-def load_topics(path: str | Path) -> list[str]:
-    """One topic per line (anything after a tab, such as a count, is ignored); normalised, deduplicated."""
-    text = read_text(path)
-    topics = [normalise_keyword(line.split("\t")[0]) for line in text.splitlines()]
-    return list(dict.fromkeys(t for t in topics if t))
-
-
-def ndcg_at(relevant_ranked: np.ndarray, n_relevant: int, k: int = 10) -> float:
-    """Binary-gain nDCG@k of a ranked list of relevance flags."""
-    if n_relevant == 0:
-        return 0.0
-    discounts = 1 / np.log2(np.arange(2, k + 2))
-    dcg = float((relevant_ranked[:k] * discounts[: len(relevant_ranked[:k])]).sum())
-    return dcg / float(discounts[: min(n_relevant, k)].sum())
-
-
-def precision_at(relevant_ranked: np.ndarray, k: int = 10) -> float:
-    return float(relevant_ranked[:k].sum()) / k
-
-
-def average_precision_at(relevant_ranked: np.ndarray, n_relevant: int, k: int = 100) -> float:
-    """AP over the first k ranks, divided by min(n_relevant, k)."""
-    if n_relevant == 0:
-        return 0.0
-    flags = relevant_ranked[:k].astype(float)
-    precision = np.cumsum(flags) / np.arange(1, len(flags) + 1)
-    return float((precision * flags).sum()) / min(n_relevant, k)
-
-
-@dataclass
-class Result:
-    ranker: str
-    ndcg10: float
-    p10: float
-    map100: float
-    topics: int
-    per_topic: dict[str, tuple[float, float, float]] = field(default_factory=dict, repr=False)
-
 
 Scorer = Callable[[Sequence[tuple[str, str]], Sequence[str]], np.ndarray]  # docs, topics -> scores
 
@@ -202,8 +145,8 @@ RANKERS: dict[str, RankerSpec] = {
                           uses_model=True),
     "lexical": RankerSpec("BM25F over stems and phrases, title weighted, acronyms learned", _lexical),
     "bm25": RankerSpec("plain BM25 over stems, no phrases, no title weight (ablation)", _bm25),
-    "semantic": RankerSpec("all-MiniLM-L6-v2 cosine to the whole paper (ablation)", _semantic, extra="semantic",
-                           uses_model=True),
+    "semantic": RankerSpec("all-MiniLM-L6-v2 cosine to the whole paper (ablation)", _semantic,
+                           extra="semantic", uses_model=True),
     "hybrid": RankerSpec(
         "lexical + MiniLM cosine to the paper and to its best abstract sentence", _hybrid, extra="semantic",
         uses_model=True,
@@ -224,10 +167,6 @@ def available_rankers() -> list[str]:
 # -- the `digest eval` run -----------------------------------------------------------------------
 
 
-class EvalError(ValueError):
-    """An eval that cannot run; the message is one line for the user."""
-
-
 @dataclass
 class Report:
     """What `digest eval` prints: the dataset, its size, and one Result per ranker (in order); with
@@ -244,38 +183,9 @@ class Report:
         return self.results[0].topics
 
 
-def _load(dataset_path: Path, topics_path: Path, model: str | None = None,
-          device: str = "cpu") -> tuple[Dataset, list[str], object]:
-    """The dataset, its topics and the sentence encoder (`model`, a sentence-transformers name or
-    directory as `[ranking] model`, else the bundled MiniLM), or EvalError (unreadable input, no
-    topics, a model that cannot be loaded offline); with the semantic extra, the dataset's embeddings
-    are kept in a temp directory for reruns (semantic.cache_dir, unless already set), per model."""
-    from digest.ranking import semantic
-
-    try:
-        data = load_dataset(dataset_path)
-        topics = load_topics(topics_path)
-    except ListingsError as err:
-        raise EvalError(str(err)) from err
-    if not topics:
-        raise EvalError(f"{topics_path}: no topics")
-    encoder = semantic.Encoder(model, device) if model else semantic.DEFAULT
-    if model:
-        try:
-            encoder.check()
-        except semantic.ModelError as err:
-            raise EvalError(f"--model: {err}") from err
-    if semantic.available():  # "default" is the hybrid then
-        import tempfile
-
-        # a dataset's embeddings are computed once and kept for reruns (minutes of CPU otherwise)
-        semantic.cache_dir = semantic.cache_dir or Path(tempfile.gettempdir()) / "digest-eval-embeddings"
-    return data, topics, encoder
-
-
 def run_feedback(dataset_path: Path, topics_path: Path) -> Report:
     """The simulated-reader protocol (FEEDBACK.md) for every feedback method, "none" first."""
-    data, topics, _ = _load(dataset_path, topics_path)
+    data, topics, _ = load_set(dataset_path, topics_path)
     results = evaluate_feedback(data, topics, list(FEEDBACK_METHODS))
     if not results or results[0].topics == 0:
         raise EvalError("no topic has a relevant paper in the dataset")
@@ -285,13 +195,13 @@ def run_feedback(dataset_path: Path, topics_path: Path) -> Report:
 def run(dataset_path: Path, topics_path: Path, rankers: Sequence[str] = (), model: str | None = None,
         device: str = "cpu") -> Report:
     """Load the dataset and topics and evaluate each named ranker (default: every one installed);
-    `model` replaces the bundled MiniLM in the rankers that embed (see `_load`).
+    `model` replaces the bundled MiniLM in the rankers that embed (see `load_set`).
 
-    Raises EvalError as `_load` does, for a ranker whose extra is missing, or no topic with a
+    Raises EvalError as `load_set` does, for a ranker whose extra is missing, or no topic with a
     relevant paper."""
     from digest.ranking import semantic
 
-    data, topics, encoder = _load(dataset_path, topics_path, model, device)
+    data, topics, encoder = load_set(dataset_path, topics_path, model, device)
     names = list(rankers) or available_rankers()
     results = []
     for name in names:
@@ -321,7 +231,8 @@ def report_json(report: Report) -> str:
         out["reference"] = [_row(k, *v) for k, v in FEEDBACK_REFERENCE.items()]
         return json.dumps(out, indent=2)
     out["results"] = [{"ranker": r["name"], **{k: v for k, v in r.items() if k != "name"}} for r in rows]
-    out["baselines"] = [{"ranker": k, "ndcg@10": n, "p@10": p, "map@100": m} for k, (n, p, m) in BASELINES.items()]
+    out["baselines"] = [{"ranker": k, "ndcg@10": n, "p@10": p, "map@100": m}
+                        for k, (n, p, m) in BASELINES.items()]
     return json.dumps(out, indent=2)
 
 
@@ -351,7 +262,8 @@ class SeededResult:
     per_topic: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
 
 
-def seeded(dataset: Dataset, topics: Sequence[str], n_seeds: int = SEEDS_PER_TOPIC, k: int = 10) -> SeededResult:
+def seeded(dataset: Dataset, topics: Sequence[str], n_seeds: int = SEEDS_PER_TOPIC,
+           k: int = 10) -> SeededResult:
     """For each topic with more than `n_seeds` relevant papers: its first `n_seeds` relevant papers
     (in file order: deterministic) become a profile's liked papers, with no topic phrase; every other
     paper is a candidate. The digest's nDCG@k beside the topic-phrase digest and both together, all
@@ -379,7 +291,8 @@ def seeded(dataset: Dataset, topics: Sequence[str], n_seeds: int = SEEDS_PER_TOP
     for j, (topic, rel, seeds) in enumerate(kept):
         n_rel = int(rel.sum()) - len(seeds)
         per_topic[topic] = {
-            label: ndcg_at(rel[[p.paper_id for p in picks[3 * j + m]]], n_rel, k) for m, label in enumerate(labels)}
+            label: ndcg_at(rel[[p.paper_id for p in picks[3 * j + m]]], n_rel, k)
+            for m, label in enumerate(labels)}
     means = {label: round(float(np.mean([t[label] for t in per_topic.values()])), 4) if per_topic else 0.0
              for label in labels}
     return SeededResult(len(kept), n_seeds, means, per_topic)
@@ -410,102 +323,3 @@ def seeded_text(result: SeededResult) -> str:
     return "\n".join(lines)
 
 
-def format_feedback_table(results: Sequence[Result]) -> str:
-    """Digest 2 per feedback method, then the protocol's reference rows."""
-    lines = [f"{'feedback':<58} {'nDCG@10':>8} {'P@10':>8} {'MAP@100':>8}"]
-    for r in results:
-        label = f"{r.ranker}: {FEEDBACK_METHODS[r.ranker].description}" if r.ranker in FEEDBACK_METHODS else r.ranker
-        lines.append(f"{label[:58]:<58} {r.ndcg10:>8.3f} {r.p10:>8.3f} {r.map100:>8.3f}")
-    for name, (n, p, m) in FEEDBACK_REFERENCE.items():
-        lines.append(f"{('reference: ' + name)[:58]:<58} {n:>8.3f} {p:>8.3f} {m:>8.3f}")
-    return "\n".join(lines)
-
-
-# -- does feedback teach the ranker? the simulated reader (/work/shared/eval/FEEDBACK.md) ----------
-
-# Reference rows on iclr2021_paperlist.tsv (59 topics), z(BM25) + z(MiniLM) as the ranker (FEEDBACK.md).
-FEEDBACK_REFERENCE: dict[str, tuple[float, float, float]] = {
-    "none": (0.403, 0.376, 0.305),
-    "Rocchio on MiniLM (+0.75 liked, -0.25 disliked)": (0.400, 0.381, 0.305),
-    "arxiv-sanity-lite LinearSVC on tf-idf, alone": (0.163, 0.144, 0.058),
-    "that SVM, z-scored, added to the score": (0.433, 0.412, 0.302),
-    "logistic regression on MiniLM, z-scored, added": (0.391, 0.376, 0.276),
-}
-SHOWN = 10  # papers in digest 1
-
-
-@dataclass(frozen=True)
-class FeedbackMethod:
-    description: str
-    semantic: bool | None  # the model's features: None = no feedback, True = lexical + MiniLM (when installed)
-
-
-FEEDBACK_METHODS: dict[str, FeedbackMethod] = {
-    "none": FeedbackMethod("feedback ignored", None),
-    "default": FeedbackMethod("the planner's: SVM per reader, BM25 + MiniLM", True),
-    "lexical": FeedbackMethod("that SVM on BM25 rows only (no semantic extra)", False),
-}
-
-
-@dataclass
-class Reader:
-    """One simulated subscriber: their topic, what digest 1 showed them and how they judged it."""
-
-    topic: str
-    relevant: np.ndarray  # bool per paper
-    shown: np.ndarray  # paper rows of digest 1, best first
-    liked: list[int]
-    disliked: list[int]
-
-
-def simulated_readers(data: Dataset, topics: Sequence[str], first: np.ndarray) -> list[Reader]:
-    """Digest 1 of each topic (its top SHOWN by `first`, ties in file order), judged by the labels:
-    "more like this" on each shown paper that carries the topic, "less like this" on the others."""
-    readers = []
-    for i, topic in enumerate(topics):
-        rel = data.relevant(topic)
-        shown = np.lexsort((np.arange(len(rel)), -first[i]))[:SHOWN]
-        readers.append(Reader(topic, rel, shown, [int(d) for d in shown if rel[d]],
-                              [int(d) for d in shown if not rel[d]]))
-    return readers
-
-
-def second_digest(reader: Reader, score: np.ndarray) -> tuple[float, float, float]:
-    """nDCG@10, P@10, MAP@100 of ranking the papers digest 1 did not show by `score`."""
-    rest = np.ones(len(score), bool)
-    rest[reader.shown] = False
-    s, rel = score[rest], reader.relevant[rest]
-    ranked = rel[np.lexsort((np.arange(len(s)), -s))]
-    n = int(rel.sum())
-    return ndcg_at(ranked, n), precision_at(ranked), average_precision_at(ranked, n)
-
-
-def evaluate_feedback(data: Dataset, topics: Sequence[str], methods: Sequence[str]) -> list[Result]:
-    """Digest 2 of every simulated reader under each feedback method, averaged over the topics.
-
-    Digest 1 is the default ranker's relevance; digest 2 is that relevance with the reader's
-    feedback fused in by the planner's own rule (feedback.apply), papers it leaves ineligible last."""
-    from digest.ranking import feedback, semantic
-    from digest.ranking.ranker import build_corpus, corpus_relevance
-    from digest.records import Paper
-
-    topics = [t for t in topics if data.relevant(t).any()]
-    vectors = semantic.paper_vectors(data.docs) if semantic.available() else None
-    corpus = build_corpus([Paper(i, t, a) for i, (t, a) in enumerate(data.docs)], vectors=vectors)
-    first = corpus_relevance(corpus, topics)
-    readers = simulated_readers(data, topics, first)
-    rated = [(r.liked, r.disliked) for r in readers]
-    rows = sorted({d for r in readers for d in r.shown.tolist()})
-    col = {d: j for j, d in enumerate(rows)}
-    results = []
-    for name in methods:
-        method = FEEDBACK_METHODS[name]
-        score = first.copy()
-        if method.semantic is not None:
-            sim = feedback.similarity_rows(corpus.unit, vectors if method.semantic else None, rows)
-            extra = feedback.apply(score, rated, sim, col, {})
-            score[(first <= 0) & ~extra] = -np.inf  # what the planner may not pick goes last
-        per_topic = {r.topic: second_digest(r, score[i]) for i, r in enumerate(readers)}
-        means = np.array(list(per_topic.values())).reshape(-1, 3).mean(axis=0) if per_topic else np.zeros(3)
-        results.append(Result(name, *(round(float(x), 4) for x in means), topics=len(readers), per_topic=per_topic))
-    return results

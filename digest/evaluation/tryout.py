@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from digest.evaluation.listings import ListingsError, read_papers, read_text
 from digest.ranking import semantic
-from digest.ranking.listings import ListingsError, read_papers, read_text
 from digest.ranking.ranker import rank
 from digest.records import Profile
 
@@ -100,7 +100,8 @@ def json_lines(result: Tryout) -> list[str]:
     """One JSON object per group: {"query", "ranking": [{"id", "score" (4 places), "why"}]}."""
     return [
         json.dumps(
-            {"query": q.query, "ranking": [{"id": r.id, "score": round(r.score, 4), "why": r.why} for r in q.rows]},
+            {"query": q.query,
+             "ranking": [{"id": r.id, "score": round(r.score, 4), "why": r.why} for r in q.rows]},
             ensure_ascii=False,
         )
         for q in result.results

@@ -1,0 +1,164 @@
+"""Speed work: the lexical index's matrices assembled with numpy from per-paper records
+(stored_terms.Analysed), in chunks, so memory is the matrices plus one chunk.
+
+Contract (what index.LexicalIndex relies on): the columns are the terms in the order the documents
+first use them (document order, then title, abstract, lead within one), as the index always numbered
+them; W holds each term's BM25F weight, float32, from the same float64 arithmetic as before:
+tf = title_weight * title + abstract + (lead_weight - 1) * lead, length = the same sums of word counts,
+w = tf (k1 + 1) / (tf + k1 (1 - b + b length / mean length)) * idf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+import scipy.sparse as sp
+
+from digest.ranking.stored_terms import Analysed
+from digest.ranking.text import term_hash
+
+CHUNK = 4096  # documents assembled at a time
+ROWS = 1 << 20  # nonzeros weighted at a time (bounds the float64 temporaries)
+
+
+class Vocab:
+    """term -> column, by the term's 64-bit hash (a sorted array: no Python object per term)."""
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0, np.uint64)
+        self.cols = np.empty(0, np.int32)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def get(self, term: str, default: int | None = None) -> int | None:
+        if not len(self.keys):
+            return default
+        h = np.uint64(term_hash(term))
+        i = int(np.searchsorted(self.keys, h))
+        return int(self.cols[i]) if i < len(self.keys) and self.keys[i] == h else default
+
+    def __contains__(self, term: str) -> bool:
+        return self.get(term) is not None
+
+    def __getitem__(self, term: str) -> int:
+        col = self.get(term)
+        if col is None:
+            raise KeyError(term)
+        return col
+
+    def columns(self, hashes: np.ndarray) -> np.ndarray:
+        """The columns of a chunk's term hashes; terms never seen get the next columns, in the order
+        of their first occurrence in `hashes`."""
+        out = np.empty(len(hashes), np.int32)
+        pos = np.searchsorted(self.keys, hashes)
+        known = np.zeros(len(hashes), bool)
+        if len(self.keys):
+            clipped = np.minimum(pos, len(self.keys) - 1)
+            known = self.keys[clipped] == hashes
+            out[known] = self.cols[clipped[known]]
+        new = hashes[~known]
+        if len(new):
+            uniq, first, inverse = np.unique(new, return_index=True, return_inverse=True)
+            col = np.empty(len(uniq), np.int32)
+            col[np.argsort(first, kind="stable")] = np.arange(len(self.keys), len(self.keys) + len(uniq))
+            out[~known] = col[inverse.ravel()]
+            at = np.searchsorted(self.keys, uniq)
+            self.keys, self.cols = np.insert(self.keys, at, uniq), np.insert(self.cols, at, col)
+        return out
+
+
+@dataclass
+class Built:
+    vocab: Vocab
+    W: sp.csr_matrix  # documents x terms, BM25F weights (float32)
+    abstract_tf: sp.csr_matrix  # documents x terms, the abstract's own counts (float32; W's pattern)
+    df: np.ndarray
+    idf: np.ndarray
+
+
+def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
+    """The index matrices of `n_docs` documents' records (an iterator is read once, in chunks)."""
+    p, vocab = params, Vocab()
+    cols: list[np.ndarray] = []
+    tfs: list[np.ndarray] = []
+    abstracts: list[np.ndarray] = []
+    counts = np.zeros(n_docs, np.int64)
+    lengths = np.zeros(n_docs, np.float64)
+    it: Iterator[Analysed] = iter(records)
+    d = 0
+    while chunk := list(islice(it, CHUNK)):
+        for k, a in enumerate(chunk):
+            counts[d + k] = len(a.hashes)
+            lengths[d + k] = p.title_weight * a.title_words + a.abstract_words
+            if p.lead_weight != 1.0:
+                lengths[d + k] += (p.lead_weight - 1.0) * a.lead_words
+        cols.append(vocab.columns(np.concatenate([a.hashes for a in chunk])))
+        title = np.concatenate([a.title for a in chunk]).astype(np.float64)
+        abstract = np.concatenate([a.abstract for a in chunk]).astype(np.float64)
+        tf = title * p.title_weight + abstract
+        if p.lead_weight != 1.0:
+            tf += np.concatenate([a.lead for a in chunk]) * (p.lead_weight - 1.0)
+        keep = tf > 0  # a term only the lead sentence has, without lead weight: not in the document
+        if not keep.all():
+            starts = np.repeat(np.arange(len(chunk)), counts[d : d + len(chunk)])
+            counts[d : d + len(chunk)] = np.bincount(starts[keep], minlength=len(chunk))
+            cols[-1], tf, abstract = cols[-1][keep], tf[keep], abstract[keep]
+        tfs.append(tf.astype(np.float32))
+        abstracts.append(abstract.astype(np.float32))
+        d += len(chunk)
+        del chunk, title
+    if d != n_docs:
+        raise ValueError(f"{d} analysed records for {n_docs} documents")
+    indptr = np.zeros(n_docs + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    col = np.concatenate(cols) if cols else np.empty(0, np.int32)
+    del cols
+    data = np.concatenate(tfs) if tfs else np.empty(0, np.float32)
+    del tfs
+    abstract_data = np.concatenate(abstracts) if abstracts else np.empty(0, np.float32)
+    del abstracts
+    n_terms = len(vocab)
+    df = np.bincount(col, minlength=n_terms).astype(np.float64)
+    idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+    avg = lengths.mean() if n_docs and lengths.mean() > 0 else 1.0
+    norm = p.k1 * (1 - p.b + p.b * lengths / avg)
+    for lo in range(0, len(data), ROWS):  # in place: tf becomes its weight
+        hi = min(len(data), lo + ROWS)
+        tf = data[lo:hi].astype(np.float64)
+        w = tf * (p.k1 + 1) / (tf + norm[_rows_of(indptr, lo, hi)])
+        data[lo:hi] = (w * idf[col[lo:hi]]).astype(np.float32)
+    shape = (n_docs, n_terms)
+    W = sp.csr_matrix((data, col, indptr), shape=shape, copy=False)
+    abstract_tf = sp.csr_matrix((abstract_data, col, indptr), shape=shape, copy=False)
+    return Built(vocab, W, abstract_tf, df, idf)
+
+
+def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None) -> sp.csr_matrix:
+    """M's rows (times idf per column, when given) at unit length, float32, without stored zeros."""
+    squares = np.zeros(M.shape[0], np.float64)
+    for lo, v in _weighted(M, idf):
+        squares += np.bincount(_rows_of(M.indptr, lo, lo + len(v)), weights=v * v, minlength=M.shape[0])
+    scale = 1 / np.maximum(np.sqrt(squares), 1e-9)
+    data = np.empty(len(M.data), np.float32)
+    for lo, v in _weighted(M, idf):
+        data[lo : lo + len(v)] = v * scale[_rows_of(M.indptr, lo, lo + len(v))]
+    out = sp.csr_matrix((data, M.indices.copy(), M.indptr.copy()), shape=M.shape)
+    out.eliminate_zeros()
+    return out
+
+
+def _rows_of(indptr: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The row of each stored entry lo..hi of a CSR matrix (a slice at a time: no array per entry)."""
+    return np.searchsorted(indptr, np.arange(lo, hi), side="right") - 1
+
+
+def _weighted(M: sp.csr_matrix, idf: np.ndarray | None) -> Iterator[tuple[int, np.ndarray]]:
+    for lo in range(0, len(M.data), ROWS):
+        v = M.data[lo : lo + ROWS].astype(np.float64)
+        if idf is not None:
+            v *= idf[M.indices[lo : lo + ROWS]]
+        yield lo, v

@@ -1,0 +1,113 @@
+"""Speed work: the pairs of papers whose abstracts have cosine >= a threshold, without comparing all
+pairs (prefix filtering, as in Bayardo, Ma and Srikant's All-Pairs).
+
+Contract: `similar_pairs(unit, t)` returns every pair of rows of `unit` (rows at unit length, or empty)
+whose cosine is >= t, and no other, checked with the exact cosine; `corpus._group_of` joins them into
+groups. Why no pair is missed: order the terms rarest first and cut each row where the rest of it (its
+commoner terms) has norm below t (a small margin below, for rounding). Two rows with cosine >= t share
+a term among the first parts of both: were every shared term in the rest of one of them, say the row
+cut earlier in that order, their cosine would be at most that rest's norm, < t. So only rows that
+share a term in their first parts are compared, and those are few: a paper's rarest terms (its
+method's name, its own phrases) are seldom anyone else's.
+
+MinHash LSH (datasketch) estimates set resemblance, not this weighted cosine, and misses a pair now
+and then; this search is exact, and measured faster here (see the README, Benchmarks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+MARGIN = 1e-3  # the cut is made this far below the threshold: rounding never hides a pair
+PAIRS = 1 << 20  # candidate pairs verified at a time (bounds memory)
+ROWS = 5_000  # rows whose first parts are found at a time
+
+
+def similar_pairs(unit: sp.csr_matrix, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) row arrays, a < b, of the pairs with cosine >= threshold (each pair once)."""
+    unit = unit.tocsr()
+    firsts, seconds = [], []
+    for a, b in _candidates(unit, threshold - MARGIN):
+        cos = _cosines(unit, a, b)
+        hit = cos >= threshold
+        firsts.append(a[hit])
+        seconds.append(b[hit])
+    if not firsts:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def _candidates(unit: sp.csr_matrix, cut: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Distinct (a < b) pairs of rows sharing a term in their first parts, a bounded batch at a time."""
+    n = unit.shape[0]
+    df = np.bincount(unit.indices, minlength=unit.shape[1])
+    rank = np.empty(unit.shape[1], np.int32)
+    rank[np.argsort(df, kind="stable")] = np.arange(unit.shape[1], dtype=np.int32)  # rarest first
+    del df
+    parts_r, parts_c = [], []
+    for lo in range(0, n, ROWS):  # a block of rows at a time: memory is the block, not the corpus
+        r, c = _first_parts(unit[lo : lo + ROWS], rank, cut)
+        parts_r.append(r + lo)
+        parts_c.append(c)
+    r, c = np.concatenate(parts_r), np.concatenate(parts_c)
+    del parts_r, parts_c
+    by_term = np.argsort(c.astype(np.int64) * n + r)
+    r, c = r[by_term], c[by_term]
+    bounds = np.flatnonzero(np.r_[True, c[1:] != c[:-1], True])
+    sizes = np.diff(bounds)
+    big = sizes > 1
+    starts, sizes = bounds[:-1][big], sizes[big]
+    pairs = sizes * (sizes - 1) // 2
+    batch = np.cumsum(pairs) // PAIRS  # groups in batches of about PAIRS pairs
+    cuts = np.flatnonzero(np.r_[True, batch[1:] != batch[:-1], True])
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+        at, m = starts[lo:hi], sizes[lo:hi]
+        pos = _ranges(at, m)  # every member's place in r
+        partners = np.repeat(at + m, m) - pos - 1  # the members after it in its group
+        left = np.repeat(pos, partners)
+        right = left + 1 + _ranges(np.zeros(len(partners), np.int64), partners)
+        yield _distinct(r[left], r[right], n)
+
+
+def _first_parts(block: sp.csr_matrix, rank: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
+    """(row, term) of the entries in each row's first part: its rarest terms, up to where the rest of
+    the row (its commoner terms) has norm below `cut`."""
+    counts = np.diff(block.indptr)
+    rows = np.repeat(np.arange(block.shape[0], dtype=np.int64), counts)
+    cols = block.indices
+    width = np.int64(len(rank))
+    # within each row, commonest first: a running sum of squares is then the norm of the rest
+    order = np.argsort(rows * width + (width - 1 - rank[cols]))
+    running = np.cumsum(block.data[order].astype(np.float64) ** 2)
+    starts = block.indptr[:-1]
+    before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0.0) if len(running) else starts
+    rest = running - np.repeat(before, counts)  # squared norm from this term to the commonest
+    first = order[rest >= cut * cut]
+    return rows[first], cols[first]
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """concat(arange(s, s + k) for s, k in zip(starts, lengths)), vectorised."""
+    total = int(lengths.sum())
+    if not total:
+        return np.empty(0, np.int64)
+    before = np.cumsum(lengths) - lengths
+    return np.repeat(starts - before, lengths) + np.arange(total)
+
+
+def _distinct(a: np.ndarray, b: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    keys = np.unique(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+    return keys // n, keys % n
+
+
+def _cosines(unit: sp.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cosine of each pair (a[k], b[k]): the dot product of two unit rows."""
+    out = np.empty(len(a), np.float32)
+    step = 1 << 14
+    for lo in range(0, len(a), step):
+        A, B = unit[a[lo : lo + step]], unit[b[lo : lo + step]]
+        out[lo : lo + step] = np.asarray(A.multiply(B).sum(axis=1)).ravel()
+    return out

@@ -1,0 +1,99 @@
+"""Stored analysed terms (`paper_terms`): one packed record per paper, kept while the paper's text and
+the analyser stay the same. What a record holds, and how it is made, is the ranking's business
+(digest.ranking.stored_terms), handed in as `analyse`; this module only stores and reads bytes.
+
+As with vectors (store/vectors.py), analysing happens outside transactions: `ensure` reads what is
+missing in one short transaction and writes each batch in another. `stream` reads the records of a
+run's papers a chunk at a time, so a large window never holds them all at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from digest.records import Paper
+from digest.store.db import Database, among
+from digest.store.models import Paper as PaperRow
+from digest.store.models import PaperTerms
+
+log = logging.getLogger(__name__)
+BATCH = 2000  # papers analysed and written together
+CHUNK = 5000  # records read at a time
+_ONE_AT_A_TIME = threading.Lock()
+
+Analyse = Callable[[str, str], bytes]  # (title, abstract) -> packed record
+
+
+def text_hash(title: str, abstract: str) -> str:
+    return hashlib.sha1(f"{title}\n{abstract}".encode()).hexdigest()
+
+
+def ensure(db: Database, analyser: str, analyse: Analyse, since: datetime | None = None,
+           progress: Callable[[int], None] | None = None) -> int:
+    """Analyse and store every listed paper updated since `since` (all without it) whose record is
+    missing or stale, BATCH papers at a time (read, analysed, written: memory stays flat). Returns
+    how many were analysed; `progress(n)` after each batch."""
+    done, after = 0, 0
+    with _ONE_AT_A_TIME:
+        while True:
+            with db.session() as s:
+                q = (select(PaperRow.id, PaperRow.title, PaperRow.abstract, PaperTerms.analyser,
+                            PaperTerms.text_hash)
+                     .outerjoin(PaperTerms, PaperTerms.paper_id == PaperRow.id)
+                     .where(PaperRow.withdrawn_at.is_(None), PaperRow.id > after)
+                     .order_by(PaperRow.id).limit(BATCH))
+                if since is not None:
+                    q = q.where(PaperRow.updated_at >= since)
+                rows = s.execute(q).all()
+            if not rows:
+                break
+            after = rows[-1][0]
+            todo = [(i, t, a or "") for i, t, a, an, h in rows
+                    if an != analyser or h != text_hash(t, a or "")]
+            if todo:
+                _write(db, analyser, [(i, text_hash(t, a), analyse(t, a)) for i, t, a in todo])
+            done += len(todo)
+            if progress:
+                progress(len(rows))
+    if done:
+        log.info("analysed the terms of %d papers", done)
+    return done
+
+
+def _write(db: Database, analyser: str, rows: Sequence[tuple[int, str, bytes]]) -> None:
+    try:
+        with db.session() as s:
+            s.execute(delete(PaperTerms).where(among(PaperTerms.paper_id, [i for i, _, _ in rows])))
+            s.execute(insert(PaperTerms), [{"paper_id": i, "analyser": analyser, "text_hash": h, "terms": b}
+                                           for i, h, b in rows])
+    except IntegrityError:  # another process stored some of these first: theirs are as good
+        log.info("terms: another process stored these papers first")
+
+
+def stream(db: Database, analyser: str, papers: Sequence[Paper]) -> Iterator[bytes | None]:
+    """The current record of each paper, in order (None where it has none, or a stale one)."""
+    for start in range(0, len(papers), CHUNK):
+        part = papers[start : start + CHUNK]
+        with db.session() as s:
+            found = _current(s, analyser, part)
+        for p in part:
+            yield found.get(p.id)
+
+
+def _current(s: Session, analyser: str, papers: Sequence[Paper]) -> dict[int, bytes]:
+    rows = s.execute(select(PaperTerms.paper_id, PaperTerms.text_hash, PaperTerms.terms).where(
+        among(PaperTerms.paper_id, [p.id for p in papers]), PaperTerms.analyser == analyser))
+    hashes = {}
+    blocks = {}
+    for i, h, b in rows:
+        hashes[i], blocks[i] = h, b
+    return {p.id: blocks[p.id] for p in papers
+            if p.id in hashes and hashes[p.id] == text_hash(p.title, p.abstract)}

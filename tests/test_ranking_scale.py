@@ -1,0 +1,136 @@
+"""Planning linear in papers (issue 25) decides as before: the same picks, explanations, near-duplicate
+groups and trending lists as the ranker that analysed every paper per run and compared all pairs of
+abstracts (recorded in tests/fixtures/ranking_recorded.json, see tests/ranking_world.py); the
+near-duplicate search finds exactly the pairs a naive all-pairs search finds; stored terms are
+written at ingest, read back in order, and go stale when a paper's text changes."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sqlalchemy import update
+
+from digest.ranking.corpus import DUPLICATE_COSINE, build_corpus
+from digest.ranking.index import LexicalIndex
+from digest.ranking.near_duplicates import similar_pairs
+from digest.ranking.stored_terms import analyse_paper, pack, unpack
+from digest.records import Listing
+from digest.store import papers as paper_store
+from digest.store.models import Paper as PaperRow
+from digest.usecases.ingesting import store_terms
+from digest.usecases.planning import stored_terms_of
+from tests import ranking_world
+
+RECORDED = json.loads((Path(__file__).parent / "fixtures" / "ranking_recorded.json").read_text())
+
+
+def same_outcome(got: dict, want: dict) -> None:
+    assert got["picks"].keys() == want["picks"].keys()
+    for sid, picks in want["picks"].items():
+        mine = got["picks"][sid]
+        assert [(p[0], p[2], p[3]) for p in mine] == [(p[0], p[2], p[3]) for p in picks], sid
+        assert np.allclose([p[1] for p in mine], [p[1] for p in picks], atol=2e-5), sid
+    assert sorted(got["groups"]) == sorted(want["groups"])
+    assert got["trending"] == want["trending"]
+    assert got["trending_week"] == want["trending_week"]
+
+
+def test_the_world_is_worth_checking():
+    """The recorded world exercises what must not change: duplicates, every kind of explanation."""
+    kinds = {p[3].split(" ")[0].rstrip(":") for picks in RECORDED["picks"].values() for p in picks}
+    assert {"Matches", "Trending", "Similar", "By"} <= kinds
+    assert len(RECORDED["groups"]) > 20 and sum(len(v) for v in RECORDED["picks"].values()) > 300
+
+
+def test_same_decisions_as_the_recorded_ranker():
+    same_outcome(ranking_world.outcome(), RECORDED)
+
+
+def test_same_decisions_from_stored_terms():
+    """Built from records that went through their stored (packed) form, the index decides the same."""
+    ps = ranking_world.papers()
+    records = [unpack(pack(analyse_paper(p.title, p.abstract))) for p in ps]
+    for k in range(0, len(records), 3):
+        records[k] = None  # a paper without stored terms is analysed on the spot
+    same_outcome(ranking_world.outcome(records), RECORDED)
+
+
+def naive_pairs(unit: sp.csr_matrix, t: float) -> set[tuple[int, int]]:
+    """Every pair compared: the reference."""
+    full = (unit @ unit.T).toarray()
+    a, b = np.nonzero(np.triu(full >= t, 1))
+    return set(zip(a.tolist(), b.tolist(), strict=True))
+
+
+def test_near_duplicate_search_finds_exactly_the_naive_pairs_in_papers():
+    ps = ranking_world.papers()
+    unit = build_corpus(ps, now=ranking_world.NOW).index.unit_rows(abstracts_only=True)
+    for t in (DUPLICATE_COSINE, 0.7, 0.5):
+        want = naive_pairs(unit, t)
+        a, b = similar_pairs(unit, t)
+        assert set(zip(a.tolist(), b.tolist(), strict=True)) == want, t
+        assert len(a) == len(want)  # each pair once
+    assert len(naive_pairs(unit, 0.5)) > len(naive_pairs(unit, DUPLICATE_COSINE)) > 50
+
+
+def test_near_duplicate_search_finds_exactly_the_naive_pairs_in_random_vectors():
+    rng = np.random.default_rng(5)
+    base = sp.random(400, 300, density=0.03, random_state=6, format="csr")
+    noisy = base[rng.integers(0, 400, 200)] + 0.15 * sp.random(200, 300, density=0.02, random_state=7)
+    M = sp.vstack([base, noisy, sp.csr_matrix((3, 300))]).tocsr()  # and empty rows
+    norms = np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel())
+    unit = (sp.diags(1 / np.maximum(norms, 1e-9)) @ M).tocsr().astype(np.float32)
+    for t in (0.95, 0.9, 0.6):
+        a, b = similar_pairs(unit, t)
+        assert set(zip(a.tolist(), b.tolist(), strict=True)) == naive_pairs(unit, t), t
+    assert len(naive_pairs(unit, 0.9)) > 100
+
+
+def test_acronyms_from_stored_terms_are_the_ones_learned_from_texts():
+    docs = [(p.title, p.abstract) for p in ranking_world.papers()]
+    fresh = LexicalIndex(docs)
+    stored = LexicalIndex(docs, analysed=(unpack(pack(analyse_paper(*d))) for d in docs))
+    assert fresh.acronyms.common and stored.acronyms.common == fresh.acronyms.common
+    assert stored.acronyms.local == fresh.acronyms.local
+    q = ["large language models", "LLMs", "VLM"]
+    assert np.array_equal(stored.relevance(q)[0], fresh.relevance(q)[0])
+
+
+def test_terms_are_stored_at_ingest_read_back_in_order_and_stale_after_a_change(db):
+    now = ranking_world.NOW
+    ps = ranking_world.papers()[:60]
+    with db.session() as s:
+        paper_store.upsert(s, [Listing(title=p.title, abstract=p.abstract, arxiv_id=f"2612.{i:05d}",
+                                       source="test") for i, p in enumerate(ps)], now)
+    assert store_terms(db, since=now - timedelta(days=1)) == 60
+    assert store_terms(db, since=now - timedelta(days=1)) == 0  # current ones stay
+    with db.session() as s:
+        stored = paper_store.load(s)
+    got = list(stored_terms_of(db, stored))
+    assert all(g is not None for g in got)
+    assert [g.hashes.tolist() for g in got] == [analyse_paper(p.title, p.abstract).hashes.tolist()
+                                                 for p in stored]
+    changed = stored[7]
+    with db.session() as s:
+        s.execute(update(PaperRow).where(PaperRow.id == changed.id).values(abstract="A new abstract."))
+    with db.session() as s:
+        again = paper_store.load(s)
+    got = list(stored_terms_of(db, again))
+    assert got[7] is None and all(g is not None for k, g in enumerate(got) if k != 7)
+    assert store_terms(db) == 1
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_index_from_packed_terms_equals_index_from_texts(seed):
+    rng = random.Random(seed)
+    ps = rng.sample(ranking_world.papers(), 150)
+    docs = [(p.title, p.abstract) for p in ps]
+    fresh = LexicalIndex(docs)
+    stored = LexicalIndex(docs, analysed=(unpack(pack(analyse_paper(*d))) for d in docs))
+    assert (fresh.W != stored.W).nnz == 0 and np.array_equal(fresh.idf, stored.idf)
