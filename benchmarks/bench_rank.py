@@ -12,8 +12,8 @@ else synthetic ones. Subscribers have 1-5 topics drawn from realistic phrases; 1
 The batched way is also timed as a planner ranking in batches does it: build_corpus() once, then
 rank_with() for each --batch subscribers (same picks asserted).
 Peak memory is the process's maximum resident set (ru_maxrss), printed before and after each phase.
---hybrid (needs the `semantic` extra) also ranks with MiniLM vectors, as digests do once the extra is
-installed: the papers are embedded first (what ingest does once per paper, timed on its own line), then
+--hybrid also ranks with MiniLM vectors (the bundled int8 ONNX model), as digests do in every
+install: the papers are embedded first (what ingest does once per paper, timed on its own line), then
 a fresh process reads the vectors back and times rank() with them, topic embeddings and the model
 included (its own peak RSS), as the planner does.
 """
@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--papers", type=int, default=1000)
     ap.add_argument("--naive", type=int, default=200, help="subscribers ranked the naive way (extrapolated)")
     ap.add_argument("--batch", type=int, default=10_000, help="subscribers per rank_with() batch")
-    ap.add_argument("--hybrid", action="store_true", help="also rank with MiniLM vectors (semantic extra)")
+    ap.add_argument("--hybrid", action="store_true", help="also rank with MiniLM vectors (ONNX)")
     ap.add_argument("--vectors", help=argparse.SUPPRESS)  # internal: the hybrid run's own process
     args = ap.parse_args()
     if args.vectors:
@@ -202,7 +202,7 @@ def rank_hybrid(args: argparse.Namespace) -> None:
     from digest.ranking import semantic
 
     t = time.perf_counter()
-    semantic.embed_topics(["warm-up"])  # load the model, once per scheduler process
+    semantic.embed_topics(["warm-up"])  # the first embedding (the session is made per call)
     print(f"{'load MiniLM (once per process)':<34} {time.perf_counter() - t:>9.2f} {'-':>14} "
           f"{maxrss_mib():>13.0f}")
     base = maxrss_mib()

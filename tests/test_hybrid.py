@@ -151,5 +151,5 @@ def test_a_model_file_that_is_not_the_pinned_one_falls_back_to_words_and_stores_
     assert "ranking lexically this time" in caplog.text
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(PaperVector)) == 0
-        picks = [i for i in s.scalars(select(DeliveryItem)) if i.kind == "pick"]
-    assert picks and all(i.why.startswith("Matches “graph neural networks”") for i in picks)
+        whys = [i.why for i in s.scalars(select(DeliveryItem)) if i.kind == "pick"]
+    assert whys and all(why.startswith("Matches “graph neural networks”") for why in whys)
