@@ -134,3 +134,17 @@ def test_index_from_packed_terms_equals_index_from_texts(seed):
     fresh = LexicalIndex(docs)
     stored = LexicalIndex(docs, analysed=(unpack(pack(analyse_paper(*d))) for d in docs))
     assert (fresh.W != stored.W).nnz == 0 and np.array_equal(fresh.idf, stored.idf)
+
+
+def test_one_batch_decides_as_each_subscriber_alone():
+    """Best-of-the-week readers, topicless readers who liked papers and everyone else in one call: each
+    gets what they get ranked alone (a batch once failed to broadcast the per-row heat)."""
+    ps = ranking_world.papers()
+    subs, windows = ranking_world.profiles(ps)
+    mixed = [s for s in subs if s.whole_window or (s.liked and not s.topics)]
+    assert any(s.whole_window for s in mixed) and any(s.liked and not s.topics for s in mixed)
+    corpus = build_corpus(ps, now=ranking_world.NOW)
+    together = ranking_world.rank_with(corpus, mixed, candidates=windows)
+    for s in mixed:
+        alone = ranking_world.rank_with(corpus, [s], candidates=windows)
+        assert [p.paper_id for p in together[s.subscriber_id]] == [p.paper_id for p in alone[s.subscriber_id]]

@@ -233,7 +233,8 @@ def _seeded(score: np.ndarray, eligible: np.ndarray, like: np.ndarray, z: np.nda
         model = np.maximum(z[i], 0)
         model[list(own)] = 0
         top = model.max()
-        score[i] = blend(model / top if top > 0 else row / best, heat, trending_weight)
+        own_heat = heat[i] if len(heat) > 1 else heat[0]  # per row when best-of-the-week is in the chunk
+        score[i] = blend(model / top if top > 0 else row / best, own_heat, trending_weight)
         eligible[i] = row / best >= SEEDED_MIN_SHARE
 
 
