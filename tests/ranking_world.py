@@ -9,6 +9,10 @@ groups, and both trending lists. tests/fixtures/ranking_recorded.json holds what
 issue-25 speed work (all-pairs duplicate search, per-run text analysis) decided, recorded with
 
     .venv/bin/python tests/ranking_world.py > tests/fixtures/ranking_recorded.json
+
+The picks of the 11 readers with feedback were recorded again after issue 24 changed the feedback
+model on purpose (the planner's SVM); every other reader's picks, the groups and the trending lists
+are still those of the ranker before the speed work.
 """
 
 from __future__ import annotations
@@ -99,8 +103,8 @@ def outcome(analysed: list | None = None) -> dict:
     ps = papers()
     subs, windows = profiles(ps)
     corpus = build_corpus(ps, now=NOW, analysed=analysed)
-    # best of the week ranked on its own: with topicless liked-paper profiles in the same call, rank_with
-    # fails to broadcast the per-row heat (a bug outside this world's concern)
+    # best of the week ranked in a call of its own, as recorded (a mixed call decides the same:
+    # test_one_batch_decides_as_each_subscriber_alone)
     picks = rank_with(corpus, [s for s in subs if not s.whole_window], candidates=windows)
     picks.update(rank_with(corpus, [s for s in subs if s.whole_window and (s.topics or not s.liked)],
                            candidates=windows))
