@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import ColumnElement, Engine, String, any_, bindparam, create_engine, event, inspect, text
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
@@ -253,6 +252,8 @@ def _among_default(element: _Among, compiler, **kw) -> str:
 
 @compiles(_Among, "postgresql")
 def _among_postgresql(element: _Among, compiler, **kw) -> str:
+    from sqlalchemy.dialects.postgresql import ARRAY  # the PostgreSQL dialect: loaded where it runs
+
     array = bindparam(None, element.values, type_=ARRAY(element.column.type))
     return compiler.process(element.column == any_(array), **kw)
 
