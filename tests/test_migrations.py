@@ -6,11 +6,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 
 from digest.cli import main
-from digest.store.db import Database, _alembic_config
+from digest.store.db import Database, _alembic_config, known_revisions
 from digest.store.models import Base
 
 
@@ -18,6 +19,17 @@ def test_migrations_match_models(db):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_the_revisions_read_from_file_names_are_alembics():
+    """`schema_state` knows the revisions from the migration files' names (without importing Alembic):
+    the same revisions, in the same order, the same head, as Alembic reads from the files' contents."""
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    chain = [r.revision for r in script.walk_revisions()][::-1]  # walk_revisions: head first
+    assert known_revisions() == tuple(chain)
+    assert known_revisions()[-1] == script.get_current_head()
+    assert all(r.down_revision == (chain[i - 1] if i else None)
+               for i, r in enumerate(reversed(list(script.walk_revisions()))))
 
 
 def test_upgrade_is_idempotent(db):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import webbrowser
 from pathlib import Path
 
 import click
@@ -143,6 +142,8 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
         Path(out).write_text(body, encoding="utf-8")
         click.echo(f"wrote {out} ({rendered.shown} papers: {rendered.subject})", err=True)
         if open_browser:
+            import webbrowser  # (and its subprocess machinery) only when asked
+
             webbrowser.open(Path(out).resolve().as_uri())
     else:
         click.echo(body, nl=False)

@@ -22,11 +22,14 @@ from functools import lru_cache
 from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from digest.delivery import bulk_sql
-from digest.mail.message import make_message_id
+from digest.lazy import lazy
 from digest.records import DeliveryStatus, Edition, LastEdition, Pick, utcnow
 from digest.store.db import Database, among
 from digest.store.models import Delivery, DeliveryItem
+
+# the writers' SQL and message ids: what only planning and sending use (`digest status` starts without)
+bulk_sql = lazy("digest.delivery.bulk_sql")
+message = lazy("digest.mail.message")
 
 S = DeliveryStatus
 LEASE = timedelta(minutes=10)
@@ -53,7 +56,7 @@ def write(db: Database, editions: Sequence[Edition], domain: str) -> tuple[list[
         bulk_sql.lock_planners(s)
         ids = bulk_sql.insert_new_deliveries(s, [_delivery_row(e) for e in editions])
         written = [replace(e, id=ids[e.subscriber_id],
-                           message_id=make_message_id(ids[e.subscriber_id], e.period, domain))
+                           message_id=message.make_message_id(ids[e.subscriber_id], e.period, domain))
                    for e in editions if e.subscriber_id in ids]
         items = [item for e in written for item in _item_rows(e)]
         if written:  # Core executemany statements: no ORM bookkeeping per row

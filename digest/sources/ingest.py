@@ -21,14 +21,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from digest import metrics
 from digest.config import ConfigError, Settings
+from digest.lazy import lazy
 from digest.records import Listing, as_utc, iso, utcnow
 from digest.sources import Batch, Cursor, SourceError, fetch
 from digest.sources.clean import clean_listing
 from digest.store.db import Database
 from digest.store.models import SourceState
 from digest.store.papers import upsert
+
+metrics = lazy("digest.metrics")  # prometheus_client: for the runs that count, not `digest status`
 
 log = logging.getLogger(__name__)
 

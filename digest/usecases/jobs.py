@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from digest import metrics
 from digest.config import Settings
+from digest.lazy import lazy
 from digest.store import jobs
 from digest.store.db import Database
+
+metrics = lazy("digest.metrics")  # prometheus_client: for the jobs that run, not `digest status`
 
 TICK, HOUSEKEEPING, INGEST = "tick", "housekeeping", "ingest:"
 

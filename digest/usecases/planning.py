@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from digest.config import Settings
 from digest.delivery import ledger
 from digest.lazy import lazy
-from digest.mail.message import sender_domain
 from digest.planning import planner
 from digest.planning.planner import PlanReport
 from digest.planning.schedule import parse_instant
@@ -34,6 +33,7 @@ stored_terms = lazy("digest.ranking.stored_terms")
 terms_store = lazy("digest.store.terms")
 embedding = lazy("digest.usecases.embedding")
 ingesting = lazy("digest.usecases.ingesting")
+message = lazy("digest.mail.message")  # the mail stack: a plan that writes, not `digest due`
 
 log = logging.getLogger("digest.pipeline")
 
@@ -96,7 +96,7 @@ def plan(db: Database, settings: Settings, *, now: datetime | None = None, email
     now = now or utcnow()
     report = PlanReport()
     log.info("planning editions%s", f" for {email}" if email else "")
-    domain = sender_domain(settings.mail.from_address)
+    domain = message.sender_domain(settings.mail.from_address)
     if not dry_run and semantic.wanted(settings.digest.ranker):
         try:  # embed the candidate window's papers now, outside the planning transactions
             embedding.embed_papers(db, since=now - timedelta(days=settings.digest.max_lookback_days),

@@ -13,11 +13,14 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime
 
-from digest.delivery import bounces, ledger
+from digest.delivery import ledger
+from digest.lazy import lazy
 from digest.planning import planner
 from digest.records import DeliveryStatus, utcnow
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
+
+bounces = lazy("digest.delivery.bounces")  # the mailbox readers: for suppressions, not `digest status`
 
 S = DeliveryStatus
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from digest import config
 from digest.config import ConfigError, Settings
+from digest.lazy import lazy
 from digest.ranking import semantic
 from digest.store.db import Database, Schema, SchemaError, SchemaState, open_checked
 from digest.store.secrets import database_secrets
 
 __all__ = ["Database", "Schema", "SchemaError", "SchemaState", "check_templates", "load_settings",
            "open_database", "page_templates"]
-from digest.usecases.embedding import encoder
+embedding = lazy("digest.usecases.embedding")  # the model's stores: a ranker that embeds, not lexical
 
 
 def load_settings(path: str | None = None) -> Settings:
@@ -23,7 +24,7 @@ def load_settings(path: str | None = None) -> Settings:
         raise ConfigError(f"digest.ranker: {err}") from None
     if uses_model:
         try:
-            encoder(settings).check()  # found offline, or refused now rather than at the first plan
+            embedding.encoder(settings).check()  # found offline, or refused now rather than at the first plan
         except semantic.ModelError as err:
             raise ConfigError(f"ranking.model: {err}") from None
     return settings
