@@ -418,3 +418,29 @@ class Edition:
     subject: str | None = None
     sent_at: datetime | None = None
     note: str | None = None  # why a quiet edition (status QUIET) was quiet
+
+
+# ------------------------------------------------------------------------------------------ sources
+
+
+@dataclass(frozen=True)
+class SourceStateView:
+    """A source's stored state, as `digest sources` and `digest status` show it."""
+
+    name: str
+    watermark: str | None
+    last_run_at: datetime | None
+    last_success_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    total_fetched: int
+    total_new: int
+    total_updated: int
+    total_skipped: int
+    http_cache: dict
+
+
+# ------------------------------------------------------------------------------------------- jobs
+
+# What is kept of each scheduler job (a row of job_state): its next run and last result
+JOB_STATE = ("next_run_at", "last_started_at", "last_finished_at", "last_ok", "last_summary", "instance")

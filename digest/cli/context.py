@@ -14,7 +14,7 @@ from digest.lazy import lazy
 
 if TYPE_CHECKING:
     from digest import config as config_mod
-    from digest.usecases.setup import Database, Schema, SchemaState
+    from digest.usecases.setup import Database, Reads, Schema, SchemaState
 
 setup = lazy("digest.usecases.setup")
 
@@ -62,6 +62,13 @@ class Ctx:
         """For the commands that may start a list (ingest, adding or importing subscribers): a missing or
         empty database gets the schema; any other must be current."""
         return self.database("create")
+
+    def reads(self, quick: bool = True) -> Reads:
+        """For `digest status` and `digest due`: what they read through, the quick reader when it can
+        answer (setup.quick_reads: no SQLAlchemy), else the store of `read_db`."""
+        found = setup.quick_reads(self.settings) if quick and self._db is None else None
+        self._tell()
+        return found if found is not None else setup.store_reads(self.read_db)
 
     @property
     def read_db(self) -> Database:
