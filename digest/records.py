@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import resources
 
-from email_validator import EmailNotValidError, validate_email
-
 # ------------------------------------------------------------------------------------------- clock
 
 
@@ -76,6 +74,10 @@ def check_address(value: str, named: bool) -> str:
     if not local.isascii():
         raise ValueError(f"{addr}: a non-ASCII local part needs SMTPUTF8, which is not supported")
     checked = f"{local}@example.org" if domain.lower().rsplit(".", 1)[-1] in _LOCAL_DOMAINS else addr
+    # imported here: compiling its patterns takes a few hundredths of a second of every command's
+    # start, and only a configured address needs it (issue 25)
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         validate_email(checked, check_deliverability=False)
     except EmailNotValidError as err:
