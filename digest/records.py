@@ -6,7 +6,6 @@ subscriber statuses, and the frequency and weekday names.
 
 from __future__ import annotations
 
-import email.utils
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -63,7 +62,9 @@ def check_address(value: str, named: bool) -> str:
     text = value.strip()
     if CONTROL.search(text):
         raise ValueError("holds a line break or a control character")
-    name, addr = email.utils.parseaddr(text)
+    from email.utils import parseaddr  # imported here, as email_validator below (issue 25)
+
+    name, addr = parseaddr(text)
     if "@" not in addr:
         raise ValueError("not an email address (name@example.org" + (", or Name <name@example.org>)"
                                                                       if named else ")"))
@@ -74,8 +75,8 @@ def check_address(value: str, named: bool) -> str:
     if not local.isascii():
         raise ValueError(f"{addr}: a non-ASCII local part needs SMTPUTF8, which is not supported")
     checked = f"{local}@example.org" if domain.lower().rsplit(".", 1)[-1] in _LOCAL_DOMAINS else addr
-    # imported here: compiling its patterns takes a few hundredths of a second of every command's
-    # start, and only a configured address needs it (issue 25)
+    # imported here: compiling its patterns costs every command's start a few hundredths of a second,
+    # and only a configured address needs it (issue 25)
     from email_validator import EmailNotValidError, validate_email
 
     try:
