@@ -101,7 +101,8 @@ def friendly(fn):
             if isinstance(err, user_errors()):
                 line = str(err).splitlines()[0] if str(err) else type(err).__name__
                 raise click.ClickException(line) from None
-            if type(err).__module__.startswith("sqlalchemy"):  # a database that cannot be reached...
+            # a database that cannot be reached... (through the store, or the quick reader's driver)
+            if type(err).__module__.startswith(("sqlalchemy", "sqlite3", "psycopg")):
                 raise click.ClickException(f"database error: {str(err).splitlines()[0]}") from None
             raise
 
