@@ -165,3 +165,23 @@ def test_digest_status_and_due_print_the_same_through_either_reader(db_url, tmp_
         path.write_bytes(pristine)
         assert run(*args, secret=True) == normal
         assert "ada@example.org" in normal or args == ["status"] and "550 mailbox unavailable" in normal
+
+
+@pytest.mark.sqlite_only
+def test_a_first_open_that_would_adopt_an_earlier_secret_takes_the_normal_path(db, db_url, settings_for):
+    """The quick reader only reads: an earlier version's secret file waiting to be adopted sends the
+    command the normal way (which keeps it); then both ways sign and verify with the same secrets, and
+    say the same notice."""
+    from digest.usecases import setup
+
+    settings = settings_for(db_url)
+    settings.earlier_secret_file().write_text("an-earlier-versions-secret\n", encoding="utf-8")
+    assert setup.quick_reads(settings) is None
+    normal = settings_for(db_url)
+    setup.open_database(normal, "check")[0].dispose()  # adopts it
+    quick = settings_for(db_url)
+    reader = setup.quick_reads(quick)
+    assert reader is not None
+    reader.close()
+    assert quick.secrets() == normal.secrets() and "an-earlier-versions-secret" in quick.secrets()
+    assert quick.take_notices() == normal.take_notices() != []
