@@ -404,3 +404,19 @@ def test_relevance_in_blocks_of_topics_equals_all_at_once(monkeypatch, hybrid):
     out = np.full((len(topics) + 1, corpus.n), 7, np.float32)
     corpus_relevance(corpus, topics, out=out[:-1])
     assert np.array_equal(out[:-1], whole) and (out[-1] == 7).all()
+
+
+def test_explanations_are_the_same_when_few_documents_keep_their_token_places(monkeypatch):
+    """The index keeps the token places of only its STARTS_KEPT most recently explained documents:
+    picks and their explanations are the same with room for one as with room for all."""
+    from digest.ranking import index as index_module
+    from digest.ranking.ranker import build_corpus, rank_with
+
+    papers = make_papers()
+    profiles = batch_profiles()
+    whole = rank_with(build_corpus(papers, now=NOW), profiles)
+    assert any(p.terms for picks in whole.values() for p in picks)
+    monkeypatch.setattr(index_module, "STARTS_KEPT", 1)
+    small = build_corpus(papers, now=NOW)
+    assert rank_with(small, profiles) == whole
+    assert len(small.index._token_starts) <= 2
