@@ -29,7 +29,7 @@ BATCH = 2000  # papers analysed and written together
 CHUNK = 5000  # records read at a time
 _ONE_AT_A_TIME = threading.Lock()
 
-Analyse = Callable[[str, str], bytes]  # (title, abstract) -> packed record
+Analyse = Callable[[Sequence[tuple[str, str]]], list[bytes]]  # [(title, abstract)] -> packed records
 
 
 def text_hash(title: str, abstract: str) -> str:
@@ -56,16 +56,27 @@ def ensure(db: Database, analyser: str, analyse: Analyse, since: datetime | None
             if not rows:
                 break
             after = rows[-1][0]
-            todo = [(i, t, a or "") for i, t, a, an, h in rows
-                    if an != analyser or h != text_hash(t, a or "")]
+            todo = _stale(rows, analyser)
             if todo:
-                _write(db, analyser, [(i, text_hash(t, a), analyse(t, a)) for i, t, a in todo])
+                blocks = analyse([(t, a) for _, t, a, _ in todo])
+                _write(db, analyser, [(i, h, b) for (i, _, _, h), b in zip(todo, blocks, strict=True)])
             done += len(todo)
             if progress:
                 progress(len(rows))
     if done:
         log.info("analysed the terms of %d papers", done)
     return done
+
+
+def _stale(rows: Sequence[tuple], analyser: str) -> list[tuple[int, str, str, str]]:
+    """(id, title, abstract, text hash) of the rows whose record is missing or stale."""
+    out = []
+    for i, title, abstract, stored_analyser, stored_hash in rows:
+        abstract = abstract or ""
+        current = text_hash(title, abstract)
+        if stored_analyser != analyser or stored_hash != current:
+            out.append((i, title, abstract, current))
+    return out
 
 
 def _write(db: Database, analyser: str, rows: Sequence[tuple[int, str, bytes]]) -> None:

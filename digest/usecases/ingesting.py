@@ -50,11 +50,7 @@ def store_terms(db: Database, since: datetime | None = None,
     """Analyse and store the index terms (digest.ranking.stored_terms) of papers updated since `since`
     that lack current ones (after an analyser change: every paper, as the runs reach it), so planning
     reads them back instead of analysing every candidate again."""
-    return terms.ensure(db, stored_terms.ANALYSER, _analyse, since=since, progress=progress)
-
-
-def _analyse(title: str, abstract: str) -> bytes:
-    return stored_terms.pack(stored_terms.analyse_paper(title, abstract))
+    return terms.ensure(db, stored_terms.ANALYSER, stored_terms.pack_batch, since=since, progress=progress)
 
 
 def source_status(db: Database, settings: Settings) -> list[dict]:

@@ -1,0 +1,90 @@
+"""The ingest's batched term analysis (`stored_terms.pack_batch`) stores exactly the records the
+per-paper way (`pack(analyse_paper(...))`) stores, byte for byte: on the bundled sample listings, on a
+synthetic set made of real text (tests/ranking_world.py), and on texts built to hit the tokenizer's
+corners; across batch boundaries, with its caches starting over, and with stop words not breaking runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.config import bundled_listings
+from digest.ranking import stored_terms, text
+from digest.ranking.stored_terms import analyse_paper, pack, pack_batch
+from digest.sources.file import parse_path
+from tests import ranking_world
+
+CORNERS = [
+    ("", ""),
+    ("0", "."),
+    ("A STUDY OF GNNS (GNNS) IN ALL CAPS", "WE PROPOSE GRAPH NEURAL NETWORKS (GNNs). THEY WORK."),
+    ("Graph Neural Networks (GNNs) for LLMs", "Graph neural networks (GNNs) are used. Large language models "
+     "(LLMs) too; we use GNNs and LLMs. (See Fig. 2) The end"),
+    ("models' performance, 'quoted' words", "It's the models' \"best\" run: a/b-testing | x<y >= z & w. "
+     "Then (Parenthesised) Sentence! And? Another one. 3D vision at 10x speed, v2.0 and A100s."),
+    ("Self-supervised pre-training", "No sentence end here, just words and more words and words"),
+    ("Normalization theory geometry", "Normalizing the theoretical geometric reasonable interpretable "
+     "tables sized optimization personalized. Theorists' metrics."),
+    ("Unicode: naïve café — “smart quotes” ‘and’ these", "Über-fast Ünïcödé\u00a0spaces\u2009and\ttabs. "
+     "Ωmega λ-calculus (LC) 数据."),
+    ("I a an the of", "A. B. C. I am a single-letter x y z 1 2 3 test."),
+    ("Repeated repeated REPEATED", "Repeat repeat repeat. Repeat repeat! Repeat? repeat (repeat) [repeat]"),
+]
+
+
+def sample_docs() -> list[tuple[str, str]]:
+    docs = []
+    for path in bundled_listings():
+        listings, _ = parse_path(path)
+        docs += [(x.title, x.abstract) for x in listings]
+    return docs
+
+
+def world_docs() -> list[tuple[str, str]]:
+    return [(p.title, p.abstract) for p in ranking_world.papers()]
+
+
+def per_paper(docs: list[tuple[str, str]]) -> list[bytes]:
+    return [pack(analyse_paper(t, a)) for t, a in docs]
+
+
+def batched(docs: list[tuple[str, str]], size: int) -> list[bytes]:
+    return [b for start in range(0, len(docs), size) for b in pack_batch(docs[start : start + size])]
+
+
+def test_the_sets_are_worth_checking():
+    docs = sample_docs() + world_docs()
+    assert len(sample_docs()) >= 40 and len(docs) > 700
+    with_acronyms = [d for d in docs if analyse_paper(*d).facts.found]
+    assert len(with_acronyms) > 50
+
+
+@pytest.mark.parametrize("size", [1, 7, 2000])
+def test_batched_records_are_the_per_paper_ones(size):
+    docs = sample_docs() + world_docs() + CORNERS
+    assert batched(docs, size) == per_paper(docs)
+
+
+def test_the_same_with_caches_starting_over(monkeypatch):
+    monkeypatch.setattr(stored_terms, "CACHE_LIMIT", 50)
+    docs = CORNERS + sample_docs() + world_docs()[:200]
+    assert batched(docs, 64) == per_paper(docs)
+
+
+def test_the_same_when_stop_words_do_not_break_runs(monkeypatch):
+    docs = CORNERS + sample_docs()
+    monkeypatch.setattr(text, "BREAK_AT_STOP_WORDS", False)
+    stored_terms._stems.clear()
+    assert batched(docs, 16) == per_paper(docs)
+    monkeypatch.undo()
+    assert batched(docs, 16) == per_paper(docs)
+
+
+def test_records_read_back():
+    docs = CORNERS + sample_docs()
+    for (title, abstract), block in zip(docs, pack_batch(docs), strict=True):
+        got, want = stored_terms.unpack(block), analyse_paper(title, abstract)
+        assert got.hashes.tolist() == want.hashes.tolist()
+        assert (got.title_words, got.abstract_words, got.lead_words) == (
+            want.title_words, want.abstract_words, want.lead_words)
+        assert got.facts.found == want.facts.found
+    assert pack_batch([]) == []
