@@ -88,3 +88,38 @@ def test_records_read_back():
             want.title_words, want.abstract_words, want.lead_words)
         assert got.facts.found == want.facts.found
     assert pack_batch([]) == []
+
+
+def test_a_large_ingest_analyses_in_worker_processes_and_stores_the_same_records(db, monkeypatch):
+    """Past the first batch the records are made in worker processes (ranking.term_workers), a few
+    batches in flight at once; what is stored is still the per-paper record of each paper."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from digest.ranking import term_workers
+    from digest.records import Listing
+    from digest.store import papers as paper_store
+    from digest.store import terms
+    from digest.store.models import Paper as PaperRow
+    from digest.store.models import PaperTerms
+    from digest.usecases.ingesting import store_terms
+
+    monkeypatch.setattr(terms, "BATCH", 9)
+    monkeypatch.setattr(term_workers, "WORKERS", 2)
+    started = []
+    real = term_workers.ProcessPoolExecutor
+    monkeypatch.setattr(term_workers, "ProcessPoolExecutor",
+                        lambda *a, **k: started.append(1) or real(*a, **k))  # the real pool, counted
+    docs = (CORNERS + sample_docs())[:60]
+    now = ranking_world.NOW
+    with db.session() as s:
+        paper_store.upsert(s, [Listing(title=t or "untitled", abstract=a, source="test") for t, a in docs],
+                           now)
+    assert store_terms(db, since=now - timedelta(days=1)) == 60
+    assert started == [1]
+    with db.session() as s:
+        rows = s.execute(select(PaperRow.title, PaperRow.abstract, PaperTerms.terms)
+                         .join(PaperTerms, PaperTerms.paper_id == PaperRow.id).order_by(PaperRow.id)).all()
+    assert [r.terms for r in rows] == per_paper([(r.title, r.abstract) for r in rows])
+    assert len(rows) == 60

@@ -122,7 +122,7 @@ def analyse_all(docs: Iterable[tuple[str, str]]) -> list[Analysed]:
 
 # --- many papers at once (speed work; the contract is in the module's docstring) -----------------------
 
-CACHE_LIMIT = 100_000  # words and terms remembered between batches; past it the cache starts again
+CACHE_LIMIT = 100_000  # words (past it, that cache starts again) and term hashes (the first ones) remembered
 # A word or a separator, left to right: the words of `text.tokens`, each run of them ended where
 # `text._SEGMENTS` would split (its matches never start with a word character, so a word never hides one).
 _SCAN = re.compile(f"[A-Za-z0-9]+|{text._SEGMENTS.pattern}")
@@ -180,10 +180,19 @@ def _terms_of(txt: str, out: list[str]) -> int:
 def _hash(term: str) -> int:
     h = _hashes.get(term)
     if h is None:
-        if len(_hashes) >= CACHE_LIMIT:
-            _hashes.clear()
-        h = _hashes[term] = term_hash(term)
+        h = term_hash(term)
+        if len(_hashes) < CACHE_LIMIT:
+            _hashes[term] = h
     return h
+
+
+def _hashes_of(vocab: list[str]) -> np.ndarray:
+    """term_hash of each term, as uint64."""
+    got = list(map(_hashes.get, vocab))
+    for k, h in enumerate(got):
+        if h is None:
+            got[k] = _hash(vocab[k])
+    return np.array(got, dtype=np.uint64)
 
 
 def pack_batch(docs: Sequence[tuple[str, str]]) -> list[bytes]:
@@ -203,10 +212,11 @@ def pack_batch(docs: Sequence[tuple[str, str]]) -> list[bytes]:
         rw = _terms_of(abstract[len(lead):], seq)
         lens[d, 2] = len(seq) - at
         counts[d] = tw, lw + rw, lw
-    vocab: dict[str, int] = {}
-    ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in seq), dtype=np.int64, count=len(seq))
+    vocab = list(dict.fromkeys(seq))  # each term once (map and dict work in C: no Python call per term)
+    index = {t: i for i, t in enumerate(vocab)}
+    ids = np.fromiter(map(index.__getitem__, seq), dtype=np.int64, count=len(seq))
     del seq
-    hashes = np.fromiter(map(_hash, vocab), dtype=np.uint64, count=len(vocab))
+    hashes = _hashes_of(vocab)
     v = max(len(vocab), 1)
     doc = np.repeat(np.arange(len(docs), dtype=np.int64), lens.sum(axis=1))
     part = np.repeat(np.tile(np.array([0, 1, 2], dtype=np.int64), len(docs)), lens.ravel())

@@ -47,6 +47,11 @@ _TAG = re.compile(
 _PLAIN_SPACE = str.maketrans("\t\n\r", "   ")
 
 
+def _may_be_markup(text: str) -> bool:
+    """Whether `markup=True` may change an ASCII text: an entity or a tag."""
+    return "&" in text or "<" in text
+
+
 def clean_text(value: object, limit: int, *, markup: bool = False) -> str:
     """One line of plain text: NFC, no control or format characters, whitespace collapsed, capped.
 
@@ -55,6 +60,13 @@ def clean_text(value: object, limit: int, *, markup: bool = False) -> str:
     if not isinstance(value, str):
         return ""
     text = value[: limit * 4 + 64]  # a 5 MB abstract is cut before any regex runs over it
+    if text.isascii() and text.isprintable() and "  " not in text and not (markup and _may_be_markup(text)):
+        return cap(text.strip(), limit)  # already one clean line (most text): `cleaned` would not change it
+    return cap(cleaned(text, markup), limit)
+
+
+def cleaned(text: str, markup: bool = False) -> str:
+    """`clean_text`'s every step, uncapped (the reference its shortcut for plain ASCII is checked against)."""
     text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates (PostgreSQL refuses them)
     if markup:
         text = html.unescape(text)
@@ -65,8 +77,7 @@ def clean_text(value: object, limit: int, *, markup: bool = False) -> str:
     if not text.translate(_PLAIN_SPACE).isprintable():  # else it has none of these (all unprintable)
         text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Co", "Cs", "Cc")
                        or ch in "\t\n\r")
-    text = unicodedata.normalize("NFC", _WS.sub(" ", text)).strip()
-    return cap(text, limit)
+    return unicodedata.normalize("NFC", _WS.sub(" ", text)).strip()
 
 
 def cap(text: str, limit: int) -> str:

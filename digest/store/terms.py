@@ -1,6 +1,6 @@
 """Stored analysed terms (`paper_terms`): one packed record per paper, kept while the paper's text and
 the analyser stay the same. What a record holds, and how it is made, is the ranking's business
-(digest.ranking.stored_terms), handed in as `analyse`; this module only stores and reads bytes.
+(digest.ranking.stored_terms), handed in as an `Analysis`; this module only stores and reads bytes.
 
 As with vectors (store/vectors.py), analysing happens outside transactions: `ensure` reads what is
 missing in one short transaction and writes each batch in another. `stream` reads the records of a
@@ -12,8 +12,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -29,43 +32,67 @@ BATCH = 2000  # papers analysed and written together
 CHUNK = 5000  # records read at a time
 _ONE_AT_A_TIME = threading.Lock()
 
-Analyse = Callable[[Sequence[tuple[str, str]]], list[bytes]]  # [(title, abstract)] -> packed records
+
+class Analysis(Protocol):
+    """Where records are made: `submit([(title, abstract)])` gives their packed records (a future:
+    it may run elsewhere, see ranking.term_workers); `ahead` batches may be in flight at once."""
+
+    ahead: int
+
+    def submit(self, docs: Sequence[tuple[str, str]]) -> Future[list[bytes]]: ...
 
 
 def text_hash(title: str, abstract: str) -> str:
     return hashlib.sha1(f"{title}\n{abstract}".encode()).hexdigest()
 
 
-def ensure(db: Database, analyser: str, analyse: Analyse, since: datetime | None = None,
+def ensure(db: Database, analyser: str, analysis: Analysis, since: datetime | None = None,
            progress: Callable[[int], None] | None = None) -> int:
     """Analyse and store every listed paper updated since `since` (all without it) whose record is
-    missing or stale, BATCH papers at a time (read, analysed, written: memory stays flat). Returns
-    how many were analysed; `progress(n)` after each batch."""
-    done, after = 0, 0
+    missing or stale, BATCH papers at a time: read, handed to `analysis` (up to `analysis.ahead`
+    batches in flight while the next ones are read), written in order; memory stays flat. Returns
+    how many were analysed; `progress(n)` after each batch written."""
+    done = 0
+    pending: deque[tuple[int, list[tuple[int, str, str, str]], Future[list[bytes]] | None]] = deque()
+
+    def finish() -> int:
+        seen, todo, blocks = pending.popleft()
+        if blocks is not None:
+            _write(db, analyser, [(i, h, b) for (i, _, _, h), b in zip(todo, blocks.result(), strict=True)])
+        if progress:
+            progress(seen)
+        return len(todo)
+
     with _ONE_AT_A_TIME:
-        while True:
-            with db.session() as s:
-                q = (select(PaperRow.id, PaperRow.title, PaperRow.abstract, PaperTerms.analyser,
-                            PaperTerms.text_hash)
-                     .outerjoin(PaperTerms, PaperTerms.paper_id == PaperRow.id)
-                     .where(PaperRow.withdrawn_at.is_(None), PaperRow.id > after)
-                     .order_by(PaperRow.id).limit(BATCH))
-                if since is not None:
-                    q = q.where(PaperRow.updated_at >= since)
-                rows = s.execute(q).all()
-            if not rows:
-                break
-            after = rows[-1][0]
-            todo = _stale(rows, analyser)
-            if todo:
-                blocks = analyse([(t, a) for _, t, a, _ in todo])
-                _write(db, analyser, [(i, h, b) for (i, _, _, h), b in zip(todo, blocks, strict=True)])
-            done += len(todo)
-            if progress:
-                progress(len(rows))
+        for seen, todo in _batches(db, analyser, since):
+            pending.append((seen, todo, analysis.submit([(t, a) for _, t, a, _ in todo]) if todo else None))
+            while len(pending) > analysis.ahead:
+                done += finish()
+        while pending:
+            done += finish()
     if done:
         log.info("analysed the terms of %d papers", done)
     return done
+
+
+def _batches(db: Database, analyser: str, since: datetime | None
+             ) -> Iterator[tuple[int, list[tuple[int, str, str, str]]]]:
+    """(papers read, the stale ones among them) a batch at a time, each read in its own transaction."""
+    after = 0
+    while True:
+        with db.session() as s:
+            q = (select(PaperRow.id, PaperRow.title, PaperRow.abstract, PaperTerms.analyser,
+                        PaperTerms.text_hash)
+                 .outerjoin(PaperTerms, PaperTerms.paper_id == PaperRow.id)
+                 .where(PaperRow.withdrawn_at.is_(None), PaperRow.id > after)
+                 .order_by(PaperRow.id).limit(BATCH))
+            if since is not None:
+                q = q.where(PaperRow.updated_at >= since)
+            rows = s.execute(q).all()
+        if not rows:
+            return
+        after = rows[-1][0]
+        yield len(rows), _stale(rows, analyser)
 
 
 def _stale(rows: Sequence[tuple], analyser: str) -> list[tuple[int, str, str, str]]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 
 from digest.config import Settings
-from digest.ranking import semantic, stored_terms
+from digest.ranking import semantic, stored_terms, term_workers
 from digest.records import utcnow
 from digest.sources import ingest as ingest_stage
 from digest.sources.ingest import IngestReport
@@ -50,7 +50,8 @@ def store_terms(db: Database, since: datetime | None = None,
     """Analyse and store the index terms (digest.ranking.stored_terms) of papers updated since `since`
     that lack current ones (after an analyser change: every paper, as the runs reach it), so planning
     reads them back instead of analysing every candidate again."""
-    return terms.ensure(db, stored_terms.ANALYSER, stored_terms.pack_batch, since=since, progress=progress)
+    with term_workers.Analysis() as analysis:
+        return terms.ensure(db, stored_terms.ANALYSER, analysis, since=since, progress=progress)
 
 
 def source_status(db: Database, settings: Settings) -> list[dict]:
