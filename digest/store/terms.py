@@ -49,50 +49,70 @@ def text_hash(title: str, abstract: str) -> str:
 def ensure(db: Database, analyser: str, analysis: Analysis, since: datetime | None = None,
            progress: Callable[[int], None] | None = None) -> int:
     """Analyse and store every listed paper updated since `since` (all without it) whose record is
-    missing or stale, BATCH papers at a time: read, handed to `analysis` (up to `analysis.ahead`
-    batches in flight while the next ones are read), written in order; memory stays flat. Returns
-    how many were analysed; `progress(n)` after each batch written."""
-    done = 0
-    pending: deque[tuple[int, list[tuple[int, str, str, str]], Future[list[bytes]] | None]] = deque()
-
-    def finish() -> int:
-        seen, todo, blocks = pending.popleft()
-        if blocks is not None:
-            _write(db, analyser, [(i, h, b) for (i, _, _, h), b in zip(todo, blocks.result(), strict=True)])
-        if progress:
-            progress(seen)
-        return len(todo)
-
-    with _ONE_AT_A_TIME:
-        for seen, todo in _batches(db, analyser, since):
-            pending.append((seen, todo, analysis.submit([(t, a) for _, t, a, _ in todo]) if todo else None))
-            while len(pending) > analysis.ahead:
-                done += finish()
-        while pending:
-            done += finish()
-    if done:
-        log.info("analysed the terms of %d papers", done)
-    return done
+    missing or stale (see `Follow`). Returns how many were analysed; `progress(n)` after each batch."""
+    with Follow(db, analyser, analysis, since, progress) as follow:
+        follow.poll()
+    return follow.done
 
 
-def _batches(db: Database, analyser: str, since: datetime | None
-             ) -> Iterator[tuple[int, list[tuple[int, str, str, str]]]]:
-    """(papers read, the stale ones among them) a batch at a time, each read in its own transaction."""
-    after = 0
-    while True:
-        with db.session() as s:
+class Follow:
+    """`ensure`, a step at a time: each `poll()` takes the papers stored since the last one (ids past
+    the last read, updated since `since`), BATCH at a time: read, handed to `analysis` (up to
+    `analysis.ahead` batches in flight while the next are read and the caller goes on), written in
+    order; memory stays flat. An ingest polls after each batch it stores, so the analysis keeps up
+    with it; the papers it updated (older ids) need a last `ensure` from the start. Leaving the
+    `with` block writes what is in flight. One at a time in a process."""
+
+    def __init__(self, db: Database, analyser: str, analysis: Analysis, since: datetime | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.db, self.analyser, self.analysis = db, analyser, analysis
+        self.since, self.progress = since, progress
+        self.done, self.seen, self.after = 0, 0, 0  # analysed, written (stale or not), the last id read
+        self.pending: deque[tuple[int, list[tuple[int, str, str, str]], Future[list[bytes]] | None]] = deque()
+
+    def poll(self) -> None:
+        while rows := self._read():
+            self.after = rows[-1][0]
+            todo = _stale(rows, self.analyser)
+            docs = [(t, a) for _, t, a, _ in todo]
+            self.pending.append((len(rows), todo, self.analysis.submit(docs) if todo else None))
+            while len(self.pending) > self.analysis.ahead:
+                self._finish()
+
+    def _read(self) -> list:
+        with self.db.session() as s:
             q = (select(PaperRow.id, PaperRow.title, PaperRow.abstract, PaperTerms.analyser,
                         PaperTerms.text_hash)
                  .outerjoin(PaperTerms, PaperTerms.paper_id == PaperRow.id)
-                 .where(PaperRow.withdrawn_at.is_(None), PaperRow.id > after)
+                 .where(PaperRow.withdrawn_at.is_(None), PaperRow.id > self.after)
                  .order_by(PaperRow.id).limit(BATCH))
-            if since is not None:
-                q = q.where(PaperRow.updated_at >= since)
-            rows = s.execute(q).all()
-        if not rows:
-            return
-        after = rows[-1][0]
-        yield len(rows), _stale(rows, analyser)
+            if self.since is not None:
+                q = q.where(PaperRow.updated_at >= self.since)
+            return list(s.execute(q).all())
+
+    def _finish(self) -> None:
+        seen, todo, blocks = self.pending.popleft()
+        if blocks is not None:
+            _write(self.db, self.analyser,
+                   [(i, h, b) for (i, _, _, h), b in zip(todo, blocks.result(), strict=True)])
+        self.done += len(todo)
+        self.seen += seen
+        if self.progress:
+            self.progress(seen)
+
+    def __enter__(self) -> Follow:
+        _ONE_AT_A_TIME.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            while self.pending and not exc[0]:
+                self._finish()
+        finally:
+            self.pending.clear()
+            _ONE_AT_A_TIME.release()
+        if self.done:
+            log.info("analysed the terms of %d papers", self.done)
 
 
 def _stale(rows: Sequence[tuple], analyser: str) -> list[tuple[int, str, str, str]]:

@@ -23,12 +23,21 @@ def ingest(db: Database, settings: Settings, *, source: str | None = None, since
            now: datetime | None = None, progress: Callable[[str], Callable[[int], None]] | None = None,
            ) -> IngestReport:
     """Pull the configured sources (`digest.sources.ingest`), then embed what they stored for the
-    hybrid ranker, so planning does not wait for it. `progress(step)`, when given, returns the
-    callback of each step ("ingest", "terms", "embedding"): n more papers done."""
+    hybrid ranker, so planning does not wait for it. The stored papers' terms are analysed while the
+    sources are read (in worker processes past the first batch, see ranking.term_workers).
+    `progress(step)`, when given, returns the callback of each step ("ingest", "terms": those
+    analysed, the last of them after the sources are read, "embedding"): n more papers done."""
     now = now or utcnow()
     step = progress or (lambda _: None)
-    report = ingest_stage.ingest(db, settings, source=source, since=since, now=now, progress=step("ingest"))
-    store_terms(db, since=now, progress=step("terms"))  # what this run stored: planning reads them back
+    with term_workers.Analysis() as analysis:  # what this run stores, analysed as it goes (planning reads it)
+        with terms.Follow(db, stored_terms.ANALYSER, analysis, since=now) as follow:
+            read = step("ingest")
+            report = ingest_stage.ingest(db, settings, source=source, since=since, now=now,
+                                         progress=lambda n: (read(n), follow.poll()))
+            follow.progress = step("terms")
+            follow.progress(follow.seen)  # the rest is written as the block ends
+        if report.updated:  # rows stored before this run (older ids) whose text it changed
+            terms.ensure(db, stored_terms.ANALYSER, analysis, since=now, progress=follow.progress)
     if semantic.wanted(settings.digest.ranker):
         try:
             report.embedded = embed_papers(db, since=now, encoder=encoder(settings),  # what this run stored
