@@ -28,7 +28,7 @@ def ingest(db: Database, settings: Settings, *, source: str | None = None, since
     `progress(step)`, when given, returns the callback of each step ("ingest", "terms": those
     analysed, the last of them after the sources are read, "embedding"): n more papers done."""
     now = now or utcnow()
-    step = progress or (lambda _: None)
+    step = progress or (lambda _: _nothing)
     with term_workers.Analysis() as analysis:  # what this run stores, analysed as it goes (planning reads it)
         with terms.Follow(db, stored_terms.ANALYSER, analysis, since=now) as follow:
             read = step("ingest")
@@ -47,6 +47,10 @@ def ingest(db: Database, settings: Settings, *, source: str | None = None, since
     log.info("ingest: %d fetched, %d new, %d updated, %d skipped, %d embedded, %d source errors",
              report.fetched, report.new, report.updated, report.skipped, report.embedded, len(report.errors))
     return report
+
+
+def _nothing(n: int) -> None:
+    """No progress to tell."""
 
 
 def ranked_by(settings: Settings) -> str:
