@@ -1,7 +1,7 @@
 """The daily run as an admin runs it, through the CLI, at list size: import, then `digest run`.
 
     .venv/bin/python benchmarks/bench_daily.py [--subscribers N ...] [--papers 1000] [--pg]
-        [--papers-runs 20000 200000]
+        [--papers-runs 20000 200000 [--ingest-only] [--naive-upto N]]
         [--workers 2] [--pool-size 2] [--ranker lexical|hybrid] [--scaling 1 2 4 [--scaling-subscribers 2000]]
 
 Data: real papers (titles and abstracts of the ICLR 2021 set in ../shared/eval) and subscribers with
@@ -16,7 +16,9 @@ from `/usr/bin/time -f %M` (the largest process: with workers, each sending proc
 `--scaling 1 2 4`: the same run on PostgreSQL with that many sending processes against a relay that
 takes 20 ms per message (the project's aiosmtpd sink, which also checks every delivery arrived once).
 `--papers-runs 20000 200000`: many papers, one subscriber: `digest ingest` of one JSON Lines file of
-that many synthetic papers (benchmarks/synthetic.py: real sentences' words, real acronyms), then
+that many synthetic papers (benchmarks/synthetic.py: real sentences' words, real acronyms) beside its
+ceiling (parse + bare executemany INSERT) and the naive way (each paper analysed alone, one process;
+up to `--naive-upto` papers), from benchmarks/ingest_ways.py, then (unless `--ingest-only`)
 `digest send --dry-run`; `--papers` past the eval set's 2,967 papers makes the subscriber runs use
 synthetic papers too (10,000 papers x 100,000 subscribers).
 Prints one table: step, seconds, rate (msg/s, or papers/s), ratio to the ceiling, peak RSS.
