@@ -1,8 +1,9 @@
 """Speed work: the ingest's term analysis (`stored_terms.pack_batch`) on the machine's other cores.
 
 Contract: `Analysis.submit(docs).result()` is `stored_terms.pack_batch(docs)`, whichever process ran
-it. The first batch runs here; from the second on (a large ingest) up to `WORKERS` processes start and
-analyse batches while this process reads and writes the store. They are started clean ("spawn": no
+it. A small first batch runs here (a day's listings: no process to start); from the second on, or a
+first of LARGE papers (a large ingest), up to `WORKERS` processes start and analyse batches while
+this process reads and writes the store. They are started clean ("spawn": no
 copy of this process's database connections), ignore Ctrl-C (the parent hears it and shuts them
 down), and end with the `with` block that made them, or with their parent.
 """
@@ -18,6 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from digest.ranking.stored_terms import pack_batch
 
 WORKERS = min(os.cpu_count() or 1, 4)  # processes for a large ingest (none on one core)
+LARGE = 1000  # a first batch this big is a large ingest's: it goes to the workers too
 
 
 def _quiet() -> None:
@@ -25,7 +27,7 @@ def _quiet() -> None:
 
 
 class Analysis:
-    """Where batches are analysed: here for the first one, then in worker processes."""
+    """Where batches are analysed: here for a small first one, then in worker processes."""
 
     def __init__(self, workers: int = WORKERS) -> None:
         self.workers = workers if workers > 1 else 0
@@ -39,7 +41,7 @@ class Analysis:
 
     def submit(self, docs: Sequence[tuple[str, str]]) -> Future[list[bytes]]:
         self.batches += 1
-        if self.batches > 1 and self.workers and self.pool is None:
+        if (self.batches > 1 or len(docs) >= LARGE) and self.workers and self.pool is None:
             self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
                                             initializer=_quiet)
         if self.pool is not None:
