@@ -25,8 +25,8 @@ def ingest(db: Database, settings: Settings, *, source: str | None = None, since
     """Pull the configured sources (`digest.sources.ingest`), then embed what they stored for the
     hybrid ranker, so planning does not wait for it. The stored papers' terms are analysed while the
     sources are read (in worker processes past the first batch, see ranking.term_workers).
-    `progress(step)`, when given, returns the callback of each step ("ingest", "terms": those
-    analysed, the last of them after the sources are read, "embedding"): n more papers done."""
+    `progress(step)`, when given, returns the callback of each step ("ingest"; "terms": the papers
+    whose analysis is written after the sources are read; "embedding"): n more papers done."""
     now = now or utcnow()
     step = progress or (lambda _: _nothing)
     with term_workers.Analysis() as analysis:  # what this run stores, analysed as it goes (planning reads it)
@@ -34,8 +34,7 @@ def ingest(db: Database, settings: Settings, *, source: str | None = None, since
             read = step("ingest")
             report = ingest_stage.ingest(db, settings, source=source, since=since, now=now,
                                          progress=lambda n: (read(n), follow.poll()))
-            follow.progress = step("terms")
-            follow.progress(follow.seen)  # the rest is written as the block ends
+            follow.progress = step("terms")  # those still in flight when the reading ends
         if report.updated:  # rows stored before this run (older ids) whose text it changed
             terms.ensure(db, stored_terms.ANALYSER, analysis, since=now, progress=follow.progress)
     if semantic.wanted(settings.digest.ranker):
