@@ -123,3 +123,38 @@ def test_a_large_ingest_analyses_in_worker_processes_and_stores_the_same_records
                          .join(PaperTerms, PaperTerms.paper_id == PaperRow.id).order_by(PaperRow.id)).all()
     assert [r.terms for r in rows] == per_paper([(r.title, r.abstract) for r in rows])
     assert len(rows) == 60
+
+
+def test_ingest_stores_the_terms_of_new_papers_and_of_papers_it_changes(db, settings_for, tmp_path):
+    """New papers are analysed as the file is read; a paper an ingest changes (a newer version of its
+    abstract: an older id) is analysed again after; every stored record is the current text's."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from digest.store.models import Paper as PaperRow
+    from digest.store.models import PaperTerms
+    from digest.store.terms import text_hash
+    from digest.usecases.ingesting import ingest
+
+    def stored() -> list:
+        with db.session() as s:
+            q = select(PaperRow.title, PaperRow.abstract, PaperTerms.terms, PaperTerms.text_hash)
+            q = q.join(PaperTerms, PaperTerms.paper_id == PaperRow.id).order_by(PaperRow.id)
+            return s.execute(q).all()
+
+    docs = sample_docs()[:40]
+    path = tmp_path / "papers.jsonl"
+    items = [{"id": f"2412.{i:05d}v1", "title": t, "abstract": a} for i, (t, a) in enumerate(docs)]
+    path.write_text("".join(json.dumps(x) + "\n" for x in items), encoding="utf-8")
+    settings = settings_for(db.url, sources={"f": {"type": "file", "paths": [str(path)]}})
+    t0 = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    assert ingest(db, settings, now=t0).new == 40
+    items[3] = {**items[3], "id": "2412.00003v2", "abstract": "A second version (SV2) says something else."}
+    path.write_text("".join(json.dumps(x) + "\n" for x in items), encoding="utf-8")
+    assert ingest(db, settings, now=t0 + timedelta(hours=1)).updated == 1
+    rows = stored()
+    assert len(rows) == 40 and rows[3].abstract.startswith("A second version")
+    assert [r.terms for r in rows] == per_paper([(r.title, r.abstract) for r in rows])
+    assert all(r.text_hash == text_hash(r.title, r.abstract) for r in rows)
