@@ -1,7 +1,7 @@
 """The daily run as an admin runs it, through the CLI, at list size: import, then `digest run`.
 
     .venv/bin/python benchmarks/bench_daily.py [--subscribers N ...] [--papers 1000] [--pg]
-        [--papers-runs 20000 200000]
+        [--papers-runs 20000 200000 [--ingest-only] [--naive-upto N]]
         [--workers 2] [--pool-size 2] [--ranker lexical|hybrid] [--scaling 1 2 4 [--scaling-subscribers 2000]]
 
 Data: real papers (titles and abstracts of the ICLR 2021 set in ../shared/eval) and subscribers with
@@ -16,7 +16,9 @@ from `/usr/bin/time -f %M` (the largest process: with workers, each sending proc
 `--scaling 1 2 4`: the same run on PostgreSQL with that many sending processes against a relay that
 takes 20 ms per message (the project's aiosmtpd sink, which also checks every delivery arrived once).
 `--papers-runs 20000 200000`: many papers, one subscriber: `digest ingest` of one JSON Lines file of
-that many synthetic papers (benchmarks/synthetic.py: real sentences' words, real acronyms), then
+that many synthetic papers (benchmarks/synthetic.py: real sentences' words, real acronyms) beside its
+ceiling (parse + bare executemany INSERT) and the naive way (each paper analysed alone, one process;
+up to `--naive-upto` papers), from benchmarks/ingest_ways.py, then (unless `--ingest-only`)
 `digest send --dry-run`; `--papers` past the eval set's 2,967 papers makes the subscriber runs use
 synthetic papers too (10,000 papers x 100,000 subscribers).
 Prints one table: step, seconds, rate (msg/s, or papers/s), ratio to the ceiling, peak RSS.
@@ -131,8 +133,12 @@ def ceiling(sink: Sink, eml: Path, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def database_url(kind: str, work: Path) -> tuple[str, callable]:
+def database_url(kind: str, work: Path, fresh: bool = False) -> tuple[str, callable]:
+    """The database of a run (`fresh`: the SQLite file of an earlier one removed first)."""
     if kind == "sqlite":
+        if fresh:
+            for f in work.glob("digest.db*"):
+                f.unlink()
         return f"sqlite:///{work / 'digest.db'}", lambda: None
     from sqlalchemy import create_engine, text
 
@@ -261,10 +267,11 @@ def run(n: int, n_papers: int, kind: str, ranker: str, workers: int = 1, delay: 
     return rows
 
 
-def papers_run(n_papers: int, kind: str = "sqlite") -> list[dict]:
+def papers_run(n_papers: int, kind: str = "sqlite", *, plan: bool = True, naive: bool = True) -> list[dict]:
     """Many papers, one subscriber: `digest ingest` of one JSON Lines file of n synthetic papers
-    (papers/s, peak RSS), then `digest send --dry-run` (planning one subscriber's first edition, a
-    7-day window, against all of them)."""
+    (papers/s, peak RSS) beside, into fresh databases, the ceiling (parse and bare insert) and the
+    naive way (each paper analysed alone, one process) of benchmarks/ingest_ways.py; then (`plan`)
+    `digest send --dry-run` (planning one subscriber's first edition, a 7-day window, against all)."""
     work = Path(tempfile.mkdtemp(prefix="bench-papers-"))
     with (work / "papers.jsonl").open("w", encoding="utf-8") as f:
         for p in synthetic.papers(n_papers):
@@ -281,7 +288,16 @@ def papers_run(n_papers: int, kind: str = "sqlite") -> list[dict]:
     env = {**os.environ, "DIGEST_CONFIG": str(work / "config.toml"), "PYTHONPATH": str(ROOT)}
     label = f"{n_papers:,} papers ({size / 1e6:.0f} MB JSON Lines), 1 subscriber, {kind}"
     rows = []
+    ways = [sys.executable, str(Path(__file__).resolve().parent / "ingest_ways.py")]
     try:
+        timed([*DIGEST, "init"], work, env)
+        secs, rss, out = timed([*ways, "ceiling"], work, env)
+        top = int(out.split()[-1]) / secs
+        rows.append({"run": label, "step": f"ceiling: json.loads + bare executemany INSERT (CPU "
+                     f"{timed.cpu:.0f} s)", "seconds": secs, "rate": top, "rss": rss, "unit": "papers/s"})
+        drop()
+        before, (url, drop) = url, database_url(kind, work, fresh=True)
+        (work / "config.toml").write_text((work / "config.toml").read_text().replace(before, url))
         timed([*DIGEST, "init"], work, env)
         secs, rss, out = timed([*DIGEST, "ingest", "--json"], work, env)
         report = json.loads(out[out.index("{"):])
@@ -289,7 +305,21 @@ def papers_run(n_papers: int, kind: str = "sqlite") -> list[dict]:
         cpu = timed.cpu
         rows.append({"run": label, "step": f"digest ingest ({new:,} new, terms analysed; CPU {cpu:.0f} s, "
                      f"{new / cpu:,.0f} papers per CPU second)", "seconds": secs,
-                     "rate": new / secs, "rss": rss, "unit": "papers/s"})
+                     "rate": new / secs, "rss": rss, "unit": "papers/s", "ceiling": top})
+        if naive and kind == "sqlite":
+            keep = work / "digest.db"
+            env_naive = {**env, "DIGEST_CONFIG": str(work / "naive.toml")}
+            (work / "naive.toml").write_text((work / "config.toml").read_text().replace(str(keep),
+                                             str(work / "naive.db")), encoding="utf-8")
+            timed([*DIGEST, "init"], work, env_naive)
+            secs, rss, out = timed([*ways, "naive"], work, env_naive)
+            rows.append({"run": label, "step": f"naive: each paper analysed alone, one process (CPU "
+                         f"{timed.cpu:.0f} s)", "seconds": secs, "rate": int(out.split()[-1]) / secs,
+                         "rss": rss, "unit": "papers/s", "ceiling": top})
+            for f in work.glob("naive.db*"):
+                f.unlink()
+        if not plan:
+            return rows
         timed([*DIGEST, "subscribers", "import", str(work / "one.csv")], work, env)
         secs, rss, out = timed([*DIGEST, "send", "--dry-run"], work, env)
         step = f"digest send --dry-run (plan 1 subscriber; CPU {timed.cpu:.0f} s)"
@@ -319,6 +349,10 @@ def main() -> int:
                     help="candidate papers of the subscriber runs (past the eval set's 2,967: synthetic)")
     ap.add_argument("--papers-runs", type=int, nargs="*", default=[],
                     help="paper counts for the many-papers rows (ingest, then planning one subscriber)")
+    ap.add_argument("--ingest-only", action="store_true",
+                    help="many-papers rows: the ingest rows only (no planning run)")
+    ap.add_argument("--naive-upto", type=int, default=200_000,
+                    help="many-papers rows: the naive ingest only for runs of at most this many papers")
     ap.add_argument("--pg", action="store_true",
                     help="also on PostgreSQL (DIGEST_TEST_PG or the local test database)")
     ap.add_argument("--ranker", default="lexical", choices=["lexical", "hybrid"])
@@ -338,8 +372,8 @@ def main() -> int:
     rows = []
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     for n in args.papers_runs:
-        rows += papers_run(n)
-        print(table(rows[-2:]), flush=True)
+        rows += papers_run(n, plan=not args.ingest_only, naive=n <= args.naive_upto)
+        print(table(rows[-4:]), flush=True)
     for n in args.subscribers:
         for kind in ["sqlite", *(["postgresql"] if args.pg else [])]:
             rows += run(n, args.papers, kind, args.ranker, args.workers, pool_size=args.pool_size)

@@ -384,3 +384,39 @@ def test_a_pick_names_the_other_topics_it_matches_for_each_subscriber_of_a_batch
     assert why[3, 110] == "Matches “temporal attention”: temporal attention; also “denoising”"
     assert why[3, 100] == "Matches “denoising”: denoising; also “image synthesis”"
     assert "also" not in why[3, 108]
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_relevance_in_blocks_of_topics_equals_all_at_once(monkeypatch, hybrid):
+    """corpus_relevance bounds its working set by computing a block of topics at a time: every row is
+    the same as with all topics at once (lexical and hybrid)."""
+    from digest.ranking import ranker
+    from digest.ranking.ranker import build_corpus, corpus_relevance
+    from digest.ranking.semantic import PaperVectors
+
+    papers = make_papers()
+    vectors = PaperVectors.of([(p.title, p.abstract) for p in papers]) if hybrid else None
+    corpus = build_corpus(papers, now=NOW, vectors=vectors)
+    topics = [t for _, text in TEXTS for t in text.split(".")[0].split(" ")[:3]] + ["diffusion models", "GNN"]
+    whole = corpus_relevance(corpus, topics)
+    assert (whole > 0).any() and whole.shape == (len(topics), corpus.n)
+    monkeypatch.setattr(ranker, "CELLS_PER_CHUNK", corpus.n * 3)  # three topics a block
+    out = np.full((len(topics) + 1, corpus.n), 7, np.float32)
+    corpus_relevance(corpus, topics, out=out[:-1])
+    assert np.array_equal(out[:-1], whole) and (out[-1] == 7).all()
+
+
+def test_explanations_are_the_same_when_few_documents_keep_their_token_places(monkeypatch):
+    """The index keeps the token places of only its STARTS_KEPT most recently explained documents:
+    picks and their explanations are the same with room for one as with room for all."""
+    from digest.ranking import index as index_module
+    from digest.ranking.ranker import build_corpus, rank_with
+
+    papers = make_papers()
+    profiles = batch_profiles()
+    whole = rank_with(build_corpus(papers, now=NOW), profiles)
+    assert any(p.terms for picks in whole.values() for p in picks)
+    monkeypatch.setattr(index_module, "STARTS_KEPT", 1)
+    small = build_corpus(papers, now=NOW)
+    assert rank_with(small, profiles) == whole
+    assert len(small.index._token_starts) <= 2

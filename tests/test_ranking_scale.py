@@ -148,3 +148,19 @@ def test_one_batch_decides_as_each_subscriber_alone():
     for s in mixed:
         alone = ranking_world.rank_with(corpus, [s], candidates=windows)
         assert [p.paper_id for p in together[s.subscriber_id]] == [p.paper_id for p in alone[s.subscriber_id]]
+
+
+def test_vocab_lookups_remembered_stay_true_as_terms_arrive():
+    """Vocab.get remembers each term asked; a term asked before it existed is found once a later chunk
+    brings it, and every column stays the one the arrays say."""
+    from digest.ranking.assemble import Vocab
+    from digest.ranking.text import term_hash
+
+    vocab = Vocab()
+    assert vocab.get("diffusion") is None and "diffusion" not in vocab
+    vocab.columns(np.array([term_hash(t) for t in ("graph", "neural", "graph")], np.uint64))
+    assert (vocab.get("graph"), vocab.get("neural"), vocab.get("diffusion", -1)) == (0, 1, -1)
+    vocab.columns(np.array([term_hash(t) for t in ("diffusion", "neural")], np.uint64))
+    assert (vocab["diffusion"], vocab["graph"], vocab["neural"]) == (2, 0, 1)
+    with pytest.raises(KeyError):
+        vocab["transformer"]

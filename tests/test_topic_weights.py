@@ -193,6 +193,29 @@ def test_an_old_file_imports_as_before_and_a_bad_weight_names_its_line(db):
     assert subscribers.get(db, "cy@example.org").topic_weights == (4.0,)
 
 
+def test_a_topic_weights_column_sets_the_weights_of_the_rows_topics(db):
+    text = ("email,topics,topic_weights\n"
+            "ada@example.org,diffusion models; GNN,Diffusion Models=2; GNN=0.5\n"
+            "bob@example.org,speech=3; GNN,speech=1.5\n"  # the column wins over the weight in topics
+            "cy@example.org,speech,GNN=2\n"  # not one of the row's topics
+            "dee@example.org,speech,speech=11\n"  # the same range as in topics
+            "eve@example.org,speech,\n")  # an empty cell: the topics' own weights
+    added, updated, errors = subscriber_csv.import_csv(db, io.StringIO(text))
+    assert (added, updated) == (3, 0)
+    assert errors == ["line 4, column topic_weights: 'GNN' is not one of the row's topics",
+                      "line 5, column topic_weights: topic 'speech': weight 11 is out of range (from 0.1 to "
+                      "10; 1 is the usual share)"]
+    ada = subscribers.get(db, "ada@example.org")
+    assert ada.topics == ("diffusion models", "GNN") and ada.topic_weights == (2.0, 0.5)
+    assert subscribers.get(db, "bob@example.org").topic_weights == (1.5, 1.0)
+    assert subscribers.get(db, "eve@example.org").topic_weights == ()
+    out = io.StringIO()
+    subscriber_csv.export_csv(db, out)  # written back in the topics column, as always
+    rows = {r["email"]: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
+    assert "topic_weights" not in rows["ada@example.org"]
+    assert rows["ada@example.org"]["topics"] == "diffusion models=2; GNN=0.5"
+
+
 # ------------------------------------------------------------------------------ the preferences page
 
 

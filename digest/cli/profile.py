@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from digest.cli.progress import Progress
 from digest.lazy import lazy
 
 subscribers = lazy("digest.subscriptions.subscribers")
@@ -32,7 +33,9 @@ def seed_command(ctx, email: str, ids: tuple[str, ...], bibtex: Path | None, zot
     if len(given) != 1:
         raise click.UsageError("give --arxiv ID (one or more), or --bibtex FILE, or --zotero FILE.csv")
     if ids:
-        report = seeding.seed_arxiv(ctx.db, ctx.settings, email, ids)
+        many = sum(len(x.split(",")) for x in ids) > 100  # more than one call to arXiv (3 s apart)
+        with Progress("asking arXiv (ids)", enabled=many) as progress:
+            report = seeding.seed_arxiv(ctx.db, ctx.settings, email, ids, progress=progress)
     else:
         path = bibtex or zotero
         assert path is not None

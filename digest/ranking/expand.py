@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +49,7 @@ def _long_form(short: str, before: str) -> str | None:
     return long
 
 
-def definitions(text: str) -> dict[str, str]:
+def definitions(text: str, stem_word: Callable[[str], str] = stem) -> dict[str, str]:
     """Acronym stem -> long form, for the acronyms one text defines ("... networks (GNNs)")."""
     out: dict[str, str] = {}
     for m in _DEFINITION.finditer(text):
@@ -63,7 +63,7 @@ def definitions(text: str) -> dict[str, str]:
         before = before[max(before.rfind("("), before.rfind(")")) + 1 :]
         long = _long_form(short, before)
         if long:
-            out.setdefault(stem(short.lower()), long.lower())
+            out.setdefault(stem_word(short.lower()), long.lower())
     return out
 
 
@@ -90,15 +90,19 @@ class TextFacts:
     upper: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint32))
 
 
-def text_facts(text: str) -> TextFacts:
-    found = definitions(text)
+def text_facts(text: str, stem_word: Callable[[str], str] = stem,
+               hash_term: Callable[[str], int] = term_hash) -> TextFacts:
+    """The acronym facts of one text; `stem_word` and `hash_term` are `text.stem` and `text.term_hash`,
+    or caches of them (stored_terms.pack_batch)."""
+    found = definitions(text, stem_word)
     if not found:
         return TextFacts()
     uses: dict[str, list[int]] = {}
     for w in _PLAIN_WORD.findall(text):
-        uses.setdefault(stem(w.lower()), [0, 0])[1 if any(c.isupper() for c in w[1:]) else 0] += 1
+        tail = w[1:]  # ASCII letters and digits: capitals inside the word iff lower-casing changes it
+        uses.setdefault(stem_word(w.lower()), [0, 0])[1 if tail != tail.lower() else 0] += 1
     counts = np.array(list(uses.values()), np.uint32).reshape(-1, 2)
-    return TextFacts(found, np.fromiter(map(term_hash, uses), np.uint64, len(uses)), counts[:, 0].copy(),
+    return TextFacts(found, np.fromiter(map(hash_term, uses), np.uint64, len(uses)), counts[:, 0].copy(),
                      counts[:, 1].copy())
 
 

@@ -145,9 +145,9 @@ def _score_phrases(corpus: Corpus, profiles: Sequence[Profile]) -> _Phrases:
     topic_names = list(topic_row)
     vectors = corpus.vectors
     topic_vecs = vectors.embed_topics(topic_names) if vectors is not None else None  # with the papers' model
-    rel_all = corpus_relevance(corpus, topic_names, topic_vecs)
+    rel_all = np.zeros((len(topic_names) + 1, n), np.float32)  # the last row pads short topic lists
+    corpus_relevance(corpus, topic_names, topic_vecs, out=rel_all[:-1])
     Q = index.query_matrix(topic_names)[0]
-    rel_all = np.vstack([rel_all, np.zeros((1, n), np.float32)])  # padding row for short topic lists
     excl_row: dict[str, int] = {}
     for pr in profiles:
         for x in pr.excludes:
@@ -431,15 +431,24 @@ def _explain_pick(corpus: Corpus, phrases: _Phrases, t: int, d: int, label: str)
     return Reason("topic", topic=label, terms=tuple(matched))
 
 
-def corpus_relevance(corpus: Corpus, topics: Sequence[str],
-                     topic_vecs: np.ndarray | None = None) -> np.ndarray:
+def corpus_relevance(corpus: Corpus, topics: Sequence[str], topic_vecs: np.ndarray | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
     """(topics x papers) `topic_relevance` against a corpus: hybrid when it holds paper vectors
-    (`topic_vecs`, the topics' embeddings, computed when not given), else lexical."""
-    if corpus.vectors is None:
-        return topic_relevance(corpus.index, topics)
-    # the papers' model
-    vecs = corpus.vectors.embed_topics(list(topics)) if topic_vecs is None else topic_vecs
-    return topic_relevance(corpus.index, topics, corpus.vectors.similarity(vecs))
+    (`topic_vecs`, the topics' embeddings, computed when not given), else lexical. Written into `out`
+    when given. Computed a block of topics at a time (CELLS_PER_CHUNK cells), so the working set beside
+    the result stays bounded however many topics and papers there are; each row is the same as when
+    computed alone."""
+    topics = list(topics)
+    out = np.zeros((len(topics), corpus.n), np.float32) if out is None else out
+    vecs = corpus.vectors
+    if vecs is not None and topic_vecs is None:
+        topic_vecs = vecs.embed_topics(topics)  # the papers' model
+    step = max(1, CELLS_PER_CHUNK // max(corpus.n, 1))
+    for lo in range(0, len(topics), step):
+        hi = min(lo + step, len(topics))
+        sim = vecs.similarity(topic_vecs[lo:hi]) if vecs is not None else None
+        out[lo:hi] = topic_relevance(corpus.index, topics[lo:hi], sim)
+    return out
 
 
 def topic_relevance(index: LexicalIndex, topics: Sequence[str],

@@ -14,7 +14,7 @@ from __future__ import annotations
 import calendar
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
@@ -171,12 +171,12 @@ def _int(value: object) -> int | None:
 ID_BATCH = 100  # ids per `id_list` call
 
 
-def fetch_ids(base_url: str, ids: list[str], client: HttpClient,
-              delay: float = 3.0) -> tuple[list[Listing], list[str]]:
+def fetch_ids(base_url: str, ids: list[str], client: HttpClient, delay: float = 3.0,
+              progress: Callable[[int], None] | None = None) -> tuple[list[Listing], list[str]]:
     """The papers of the given arXiv ids (`GET {base_url}/api/query?id_list=...`, up to ID_BATCH a
     call, `delay` seconds between calls), and the ids as given that arXiv did not return. An id with
     a version asks for that version; the answer is matched back by canonical id. Raises SourceError
-    when arXiv cannot be asked or answers with an error."""
+    when arXiv cannot be asked or answers with an error. `progress(n)` after each call: n ids asked."""
     url = base_url.rstrip("/") + "/api/query"
     found: dict[str, Listing] = {}
     for start in range(0, len(ids), ID_BATCH):
@@ -191,6 +191,8 @@ def fetch_ids(base_url: str, ids: list[str], client: HttpClient,
         except ValueError as err:
             raise SourceError(str(err)) from None
         found.update((x.arxiv_id, x) for x in page.listings if x.arxiv_id)
+        if progress:
+            progress(len(chunk))
     out: list[Listing] = []
     missing: list[str] = []
     for given in ids:

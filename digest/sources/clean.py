@@ -29,7 +29,7 @@ _ARXIV_RE = re.compile(
     r"(?:arxiv:)?(?P<id>(?:[a-z][a-z\-]{0,19}(?:\.[A-Z]{2})?/\d{7})|(?:\d{4}\.\d{4,5}))(?:v(?P<v>\d{1,4}))?",
     re.IGNORECASE,
 )
-_CONTROL = {c: " " for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)} | {0x7F: " "}
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 but tab, LF, CR; and DEL: a space each
 _WS = re.compile(r"\s+")
 _ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")  # terminal escapes: colours, cursor moves
 _SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?(</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
@@ -44,7 +44,12 @@ _TAG = re.compile(
 )
 
 
-_PLAIN_SPACE = str.maketrans("\t\n\r", "   ")
+_LINE_SPACE = re.compile(r"[\t\n\r]")
+
+
+def _may_be_markup(text: str) -> bool:
+    """Whether `markup=True` may change an ASCII text: an entity or a tag."""
+    return "&" in text or "<" in text
 
 
 def clean_text(value: object, limit: int, *, markup: bool = False) -> str:
@@ -55,18 +60,24 @@ def clean_text(value: object, limit: int, *, markup: bool = False) -> str:
     if not isinstance(value, str):
         return ""
     text = value[: limit * 4 + 64]  # a 5 MB abstract is cut before any regex runs over it
+    if text.isascii() and text.isprintable() and "  " not in text and not (markup and _may_be_markup(text)):
+        return cap(text.strip(), limit)  # already one clean line (most text): `cleaned` would not change it
+    return cap(cleaned(text, markup), limit)
+
+
+def cleaned(text: str, markup: bool = False) -> str:
+    """`clean_text`'s every step, uncapped (the reference its shortcut for plain ASCII is checked against)."""
     text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates (PostgreSQL refuses them)
     if markup:
         text = html.unescape(text)
         text = _COMMENT.sub(" ", _SCRIPT.sub(" ", text))
         text = _TAG.sub(" ", text)
-    text = _ANSI.sub("", text).translate(_CONTROL)
+    text = _CONTROL_CHARS.sub(" ", _ANSI.sub("", text))
     # format characters: zero-width, bidi overrides (a reversed title is a phishing trick)
-    if not text.translate(_PLAIN_SPACE).isprintable():  # else it has none of these (all unprintable)
+    if not text.isprintable() and not _LINE_SPACE.sub(" ", text).isprintable():  # else it has none of these
         text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Co", "Cs", "Cc")
                        or ch in "\t\n\r")
-    text = unicodedata.normalize("NFC", _WS.sub(" ", text)).strip()
-    return cap(text, limit)
+    return unicodedata.normalize("NFC", _WS.sub(" ", text)).strip()
 
 
 def cap(text: str, limit: int) -> str:

@@ -11,7 +11,7 @@ from typing import IO
 from sqlalchemy import insert, select
 
 from digest.records import SubscriberStatus as Status
-from digest.records import utcnow
+from digest.records import quoted, utcnow
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database, among
 from digest.store.models import Subscriber as SubscriberRow
@@ -25,12 +25,15 @@ from digest.subscriptions.profile import (
     check,
     set_phrases,
 )
-from digest.subscriptions.rules import SubscriberError, check_email, check_status
+from digest.subscriptions.rules import SubscriberError, check_email, check_status, clean_weighted_topics
 from digest.subscriptions.subscribers import exportable, list_all
 
 CSV_FIELDS = ["email", "name", "status", "topics", "excludes", "frequency", "weekday", "hour", "timezone",
               "max_items",
               "authors", "min_papers", "best_of_week"]
+# read, never written: weights apart from the topics ("diffusion models=2; GNN=0.5"), each naming one of
+# the row's topics; an export writes the weights in `topics` ("diffusion models=2")
+IMPORT_ONLY = ["topic_weights"]
 
 
 def export_csv(db: Database, out: IO[str]) -> int:
@@ -64,7 +67,7 @@ def import_csv(db: Database, src: IO[str], now: datetime | None = None,
     if not reader.fieldnames or "email" not in reader.fieldnames:
         raise SubscriberError("CSV needs a header row with at least an 'email' column")
     columns = {c.strip() for c in reader.fieldnames}
-    unknown = columns - set(CSV_FIELDS)
+    unknown = columns - set(CSV_FIELDS) - set(IMPORT_ONLY)
     if unknown:
         raise SubscriberError(f"unknown CSV column(s): {', '.join(sorted(unknown))}")
     rows: dict[str, dict] = {}
@@ -158,4 +161,24 @@ def _row_fields(row: dict) -> dict:
         checked = check(ProfileChange(**{c: given(c) for c in (*COLUMNS, *PHRASES)}))
     except ProfileError as err:
         raise SubscriberError(f"column {err.field}: {err}") from None
-    return {"email": email, "status": status, **{c: getattr(checked, c) for c in (*COLUMNS, *PHRASES)}}
+    fields = {"email": email, "status": status, **{c: getattr(checked, c) for c in (*COLUMNS, *PHRASES)}}
+    if cell("topic_weights"):
+        fields["topics"] = _weighed(fields["topics"], cell("topic_weights"))
+    return fields
+
+
+def _weighed(topics: list[tuple[str, float]] | None, cell: str) -> list[tuple[str, float]]:
+    """The row's topics with the weights of a `topic_weights` cell ("diffusion models=2; GNN=0.5", read
+    by the same rule as a weight in `topics`, none is 1; the cell's weight wins); a phrase there that is not
+    one of the row's topics is refused naming the column."""
+    try:
+        given = clean_weighted_topics(p for p in cell.split(";") if p.strip())
+    except SubscriberError as err:
+        raise SubscriberError(f"column topic_weights: {err}") from None
+    weights = dict(topics or [])
+    by_key = {t.lower(): t for t in weights}
+    for phrase, weight in given:
+        if phrase.lower() not in by_key:
+            raise SubscriberError(f"column topic_weights: {quoted(phrase)} is not one of the row's topics")
+        weights[by_key[phrase.lower()]] = weight
+    return list(weights.items())

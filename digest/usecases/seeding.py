@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from digest.config import ArxivSource, Settings
@@ -21,17 +21,19 @@ PAGE_ARXIV_TIMEOUT = 10.0  # seconds a seeding asked for on a page gives each ar
 
 
 def seed_arxiv(db: Database, settings: Settings, email: str, ids: Sequence[str],
-               now: datetime | None = None) -> seeds.SeedReport:
+               now: datetime | None = None, progress: Callable[[int], None] | None = None,
+               ) -> seeds.SeedReport:
     """Seed a subscriber's profile with papers by arXiv id, fetched from the arXiv API (the first
     configured `arxiv` source's base_url and delay, else arXiv's own). Ids arXiv does not know are
-    reported; none known at all is an error."""
+    reported; none known at all is an error. `progress(n)` as arXiv answers for n more of them."""
     wanted = seeds.check_ids(ids)
     subscribers.get(db, email)  # an unknown subscriber is refused before arXiv is asked
     src = next((c for c in settings.sources.values() if isinstance(c, ArxivSource)),
                ArxivSource(type="arxiv"))
     try:
         with HttpClient(settings.http) as client:
-            listings, missing = arxiv_source.fetch_ids(src.base_url, wanted, client, delay=src.delay)
+            listings, missing = arxiv_source.fetch_ids(src.base_url, wanted, client, delay=src.delay,
+                                                       progress=progress)
     except SourceError as err:
         raise subscribers.SubscriberError(f"arXiv: {err}") from None
     if not listings:

@@ -1,0 +1,59 @@
+"""Speed work: the ingest's term analysis (`stored_terms.pack_batch`) on the machine's other cores.
+
+Contract: `Analysis.submit(docs).result()` is `stored_terms.pack_batch(docs)`, whichever process ran
+it. A small first batch runs here (a day's listings: no process to start); from the second on, or a
+first of LARGE papers (a large ingest), up to `WORKERS` processes start and analyse batches while
+this process reads and writes the store. They are started clean ("spawn": no
+copy of this process's database connections), ignore Ctrl-C (the parent hears it and shuts them
+down), and end with the `with` block that made them, or with their parent.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+
+from digest.ranking.stored_terms import pack_batch
+
+WORKERS = min(os.cpu_count() or 1, 4)  # processes for a large ingest (none on one core)
+LARGE = 1000  # a first batch this big is a large ingest's: it goes to the workers too
+
+
+def _quiet() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Analysis:
+    """Where batches are analysed: here for a small first one, then in worker processes."""
+
+    def __init__(self, workers: int = WORKERS) -> None:
+        self.workers = workers if workers > 1 else 0
+        self.pool: ProcessPoolExecutor | None = None
+        self.batches = 0
+
+    @property
+    def ahead(self) -> int:
+        """Batches worth having in flight at once (each holds its texts and records)."""
+        return 2 * self.workers if self.pool else 1
+
+    def submit(self, docs: Sequence[tuple[str, str]]) -> Future[list[bytes]]:
+        self.batches += 1
+        if (self.batches > 1 or len(docs) >= LARGE) and self.workers and self.pool is None:
+            self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
+                                            initializer=_quiet)
+        if self.pool is not None:
+            return self.pool.submit(pack_batch, list(docs))
+        done: Future[list[bytes]] = Future()
+        done.set_result(pack_batch(docs))
+        return done
+
+    def __enter__(self) -> Analysis:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
