@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from digest.records import CONTROL, check_address, check_zone
 
@@ -32,6 +30,18 @@ def bundled_listings() -> list[str]:
     """Paths of the sample listings that ship inside the package."""
     names = ["hf_daily_papers_2024-10-25.json", "hf_papers_page_a.txt", "hf_papers_page_b.txt"]
     return [str(DATA_DIR / n) for n in names]
+
+
+def earlier_secret(path: Path | None) -> str | None:
+    """The secret an earlier version kept in a file (`Settings.earlier_secret_file`), if it holds one a
+    database can adopt (digest.store.secrets)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return value if value and len(value) <= 200 else None
 
 
 class ConfigError(Exception):
@@ -51,6 +61,7 @@ _DNS_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 DEFAULT_DATABASE = "digest.db"  # in the working directory, when database.url is not set
 # The default's name in some earlier versions: an upgrade finds it rather than starting an empty one.
 EARLIER_DEFAULTS = ("digest.store.db",)
+_DRIVER = re.compile(r"([\w+]+)://")
 
 
 class DatabaseSettings(_Strict):
@@ -59,10 +70,11 @@ class DatabaseSettings(_Strict):
     @field_validator("url")
     @classmethod
     def _supported(cls, v: str) -> str:
-        try:
-            scheme = make_url(v).drivername
-        except (ArgumentError, ValueError):
-            raise ValueError("not a database URL (sqlite:///PATH or postgresql://USER@HOST/DB)") from None
+        # the driver as SQLAlchemy's make_url reads it (`name://...`), without loading SQLAlchemy at start
+        found = _DRIVER.match(v)
+        if found is None:
+            raise ValueError("not a database URL (sqlite:///PATH or postgresql://USER@HOST/DB)")
+        scheme = found.group(1)
         if scheme not in ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg"):
             raise ValueError(f"unsupported database {scheme!r}: use sqlite:///PATH or "
                              "postgresql://USER@HOST/DB")

@@ -6,15 +6,12 @@ subscriber statuses, and the frequency and weekday names.
 
 from __future__ import annotations
 
-import email.utils
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import resources
-
-from email_validator import EmailNotValidError, validate_email
 
 # ------------------------------------------------------------------------------------------- clock
 
@@ -65,7 +62,9 @@ def check_address(value: str, named: bool) -> str:
     text = value.strip()
     if CONTROL.search(text):
         raise ValueError("holds a line break or a control character")
-    name, addr = email.utils.parseaddr(text)
+    from email.utils import parseaddr  # imported here, as email_validator below (issue 25)
+
+    name, addr = parseaddr(text)
     if "@" not in addr:
         raise ValueError("not an email address (name@example.org" + (", or Name <name@example.org>)"
                                                                       if named else ")"))
@@ -76,6 +75,10 @@ def check_address(value: str, named: bool) -> str:
     if not local.isascii():
         raise ValueError(f"{addr}: a non-ASCII local part needs SMTPUTF8, which is not supported")
     checked = f"{local}@example.org" if domain.lower().rsplit(".", 1)[-1] in _LOCAL_DOMAINS else addr
+    # imported here: compiling its patterns costs every command's start a few hundredths of a second,
+    # and only a configured address needs it (issue 25)
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         validate_email(checked, check_deliverability=False)
     except EmailNotValidError as err:
@@ -418,3 +421,29 @@ class Edition:
     subject: str | None = None
     sent_at: datetime | None = None
     note: str | None = None  # why a quiet edition (status QUIET) was quiet
+
+
+# ------------------------------------------------------------------------------------------ sources
+
+
+@dataclass(frozen=True)
+class SourceStateView:
+    """A source's stored state, as `digest sources` and `digest status` show it."""
+
+    name: str
+    watermark: str | None
+    last_run_at: datetime | None
+    last_success_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    total_fetched: int
+    total_new: int
+    total_updated: int
+    total_skipped: int
+    http_cache: dict
+
+
+# ------------------------------------------------------------------------------------------- jobs
+
+# What is kept of each scheduler job (a row of job_state): its next run and last result
+JOB_STATE = ("next_run_at", "last_started_at", "last_finished_at", "last_ok", "last_summary", "instance")

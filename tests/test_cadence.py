@@ -22,6 +22,7 @@ from digest.subscriptions import subscriber_csv, subscribers
 from digest.subscriptions.links import links_for
 from digest.subscriptions.subscribers import SubscriberError
 from digest.usecases import planning, sending
+from digest.usecases.reads import StoreReads
 from tests.factories import add_tagged, mail_settings
 
 TOPIC = "graph neural networks"
@@ -63,7 +64,7 @@ def test_a_quiet_day_sends_nothing_records_why_and_rolls_its_papers_over(db, set
     again = tick(db, settings, monday + timedelta(hours=1))  # the day is decided: not planned again
     assert (again.plan.planned, again.plan.quiet, again.plan.already) == (0, 0, 1)
     with time_machine.travel(monday + timedelta(hours=2), tick=False):
-        (row,) = planning.due_at(db, monday + timedelta(hours=2))
+        (row,) = planning.due_at(StoreReads(db), monday + timedelta(hours=2))
     assert row["due"] is False and row["reason"] == (
         "quiet day 2024-06-03 (2 papers above the bar, fewer than 3): nothing sent, its papers roll over to "
         "the next edition")

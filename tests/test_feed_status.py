@@ -23,6 +23,7 @@ from digest.store.models import Subscriber as SubscriberRow
 from digest.subscriptions import subscribers, tokens
 from digest.subscriptions.links import links_for
 from digest.usecases import pages, planning, sending
+from digest.usecases.reads import StoreReads
 from digest.web.app import create_app
 from tests.factories import add_recent
 
@@ -286,7 +287,8 @@ def test_status_preparing_when_the_slot_passed_and_papers_wait(env):
     sid = subscribers.add(db, "ada@example.org", topics=["graph neural networks"]).id
     slot_passed(db, sid)
     assert reason_of(prefs(settings, db, sid)) == "preparing"
-    assert planning.due_at(db, datetime.now(UTC), email="ada@example.org")[0]["due"]  # `digest due` agrees
+    # `digest due` agrees
+    assert planning.due_at(StoreReads(db), datetime.now(UTC), email="ada@example.org")[0]["due"]
 
 
 def test_status_paused(env):

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 
 from digest.cli import main
-from digest.store.db import Database, _alembic_config, known_revisions
+from digest.store.db import Database, _alembic_config
 from digest.store.models import Base
+from digest.store.revisions import known_revisions
 
 
 def test_migrations_match_models(db):

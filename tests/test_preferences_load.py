@@ -21,6 +21,7 @@ from digest.subscriptions import subscribers
 from digest.subscriptions.links import links_for
 from digest.subscriptions.profile import ProfileChange
 from digest.usecases import pages, planning, preview_pool, sending
+from digest.usecases.reads import StoreReads
 from digest.web.app import create_app
 from tests.factories import add_tagged
 
@@ -45,7 +46,7 @@ def test_next_slot_on_the_page_is_digest_dues_after_todays_digest_went_out(db, s
     now = at("2024-06-03T08:00Z")
     with time_machine.travel(now, tick=False):
         view = pages.delivery_status(db, settings, sid, now=now)
-        (row,) = planning.due_at(db, now)
+        (row,) = planning.due_at(StoreReads(db), now)
     assert view.status.reason == "sent" and view.last_sent_at is not None
     assert row["due"] is False
     assert view.status.next_at == at("2024-06-04T09:00Z")
@@ -65,7 +66,7 @@ def test_a_manual_send_before_the_slot_makes_the_next_slot_tomorrow(db, settings
     now = at("2024-06-03T06:00Z")
     with time_machine.travel(now, tick=False):
         view = pages.delivery_status(db, settings, sid, now=now)
-        (row,) = planning.due_at(db, now)
+        (row,) = planning.due_at(StoreReads(db), now)
     assert view.status.reason == "sent" and row["due"] is False
     assert view.status.next_at == at("2024-06-04T07:00Z") == datetime.fromisoformat(row["next_at"])
 
@@ -80,7 +81,7 @@ def test_a_subscriber_who_joined_after_the_slot_and_got_todays_digest_is_not_fir
     now = at("2024-06-03T09:00Z")
     with time_machine.travel(now, tick=False):
         view = pages.delivery_status(db, settings, sid, now=now)
-        (row,) = planning.due_at(db, now)
+        (row,) = planning.due_at(StoreReads(db), now)
     assert view.status.reason == "sent"
     assert view.status.next_at == at("2024-06-04T06:00Z") == datetime.fromisoformat(row["next_at"])
 

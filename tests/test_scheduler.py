@@ -32,6 +32,7 @@ from digest.store.db import Database
 from digest.store.models import Delivery, JobRun, JobState, Subscriber
 from digest.subscriptions import subscribers
 from digest.usecases.planning import due_at
+from digest.usecases.reads import StoreReads
 from tests.factories import add_tagged
 
 HF_FIXTURE = Path(__file__).parent / "fixtures" / "hf_daily_papers_2024-10-25.json"
@@ -322,7 +323,7 @@ def test_two_schedulers_one_database_one_message_per_due_subscriber(db, tmp_path
                         weekday=DAY_NAMES[today].lower())
         subscribers.add(db, f"weekly-late-{tag}@example.org", topics=[TOPIC], timezone=zone, hour=23,
                         frequency="weekly", weekday=DAY_NAMES[today].lower())
-    due = {r["email"] for r in due_at(db, datetime.now(UTC)) if r["due"]}
+    due = {r["email"] for r in due_at(StoreReads(db), datetime.now(UTC)) if r["due"]}
     assert len(due) >= 6  # daily and weekly ones everywhere, weekdays ones on a weekday; no "late-" one
 
     with SmtpSink() as sink:

@@ -1,7 +1,8 @@
 """Commands start fast (issue 25): `digest --help` loads none of the heavy libraries, and `digest
 status` / `digest due` none of the ranking's or the renderer's (digest.lazy loads them on first use),
-nor Alembic when the database is at the current schema (digest.store.db.known_revisions), nor
-prometheus_client (the metrics of runs).
+nor Alembic when the database is at the current schema (digest.store.revisions.known_revisions), nor
+prometheus_client (the metrics of runs), nor SQLAlchemy on a current SQLite database (they read
+through digest.store.quick_read).
 Each command runs in a fresh interpreter, as an admin runs it; what it imported is read from
 sys.modules when it exits."""
 
@@ -55,4 +56,7 @@ def test_status_and_due_load_neither_the_ranking_nor_the_renderer(command, tmp_p
     assert "digest.usecases.status" in modules or "digest.usecases.planning" in modules
     assert heavy(modules, extra=("alembic", "mako", "prometheus_client")) == []
     assert "digest.ranking.corpus" not in modules and "digest.render" not in modules
+    # on a current SQLite database they read through digest.store.quick_read: no SQLAlchemy at all
+    assert "digest.store.quick_read" in modules
+    assert heavy(modules, extra=("sqlalchemy", "psycopg")) == []
 

@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from digest.cli import main
 from digest.subscriptions import subscriber_csv, subscribers
 from digest.subscriptions.subscribers import SubscriberError
+from digest.usecases.reads import StoreReads
 
 
 def test_add_normalises_and_refuses_duplicates(db):
@@ -166,7 +167,7 @@ def test_a_stored_zone_from_before_the_rule_still_loads_plans_and_can_be_fixed(d
     with db.session() as s:
         s.get(Row, v.id).timezone = "localtime"
     assert subscribers.get(db, "ada@example.org").timezone == "localtime"
-    assert [r["email"] for r in due_at(db, datetime.now(UTC))] == ["ada@example.org"]
+    assert [r["email"] for r in due_at(StoreReads(db), datetime.now(UTC))] == ["ada@example.org"]
     with pytest.raises(SubscriberError, match="unknown time zone 'localtime'"):
         subscribers.update(db, v.id, topics=[], timezone="localtime")
     assert subscribers.update(db, v.id, topics=[], timezone="Europe/Paris").timezone == "Europe/Paris"

@@ -155,7 +155,7 @@ def preview(ctx: Ctx, email, topics, excludes, fmt, out, open_browser) -> None:
 @pass_ctx
 def status(ctx: Ctx, as_json: bool) -> None:
     """Papers, subscribers, last fetch per source, last edition, failures, scheduler jobs."""
-    data = admin_status.status(ctx.read_db, ctx.settings)
+    data = admin_status.status(ctx.reads(), ctx.settings)
     if as_json:
         echo_json(data)
         return
@@ -285,7 +285,7 @@ def due(ctx: Ctx, at: str | None, email: str | None, show_all: bool, as_json: bo
     now = planning.instant(at)
     if email:
         email = subscribers.get(ctx.read_db, email).email  # an unknown subscriber is one line, not "0 due"
-    rows = planning.due_at(ctx.read_db, now, email=email)
+    rows = planning.due_at(ctx.reads(quick=not email), now, email=email)
     shown = rows if show_all else [r for r in rows if r["due"]]
     if as_json:
         echo_json({"at": now.isoformat(), "due": sum(r["due"] for r in rows), "subscribers": shown})

@@ -14,7 +14,7 @@ from digest.lazy import lazy
 
 if TYPE_CHECKING:
     from digest import config as config_mod
-    from digest.usecases.setup import Database, Schema, SchemaState
+    from digest.usecases.setup import Database, Reads, Schema, SchemaState
 
 setup = lazy("digest.usecases.setup")
 
@@ -63,6 +63,13 @@ class Ctx:
         empty database gets the schema; any other must be current."""
         return self.database("create")
 
+    def reads(self, quick: bool = True) -> Reads:
+        """For `digest status` and `digest due`: what they read through, the quick reader when it can
+        answer (setup.quick_reads: no SQLAlchemy), else the store of `read_db`."""
+        found = setup.quick_reads(self.settings) if quick and self._db is None else None
+        self._tell()
+        return found if found is not None else setup.store_reads(self.read_db)
+
     @property
     def read_db(self) -> Database:
         """For reading commands: the database must be at the current schema; nothing is created."""
@@ -94,7 +101,8 @@ def friendly(fn):
             if isinstance(err, user_errors()):
                 line = str(err).splitlines()[0] if str(err) else type(err).__name__
                 raise click.ClickException(line) from None
-            if type(err).__module__.startswith("sqlalchemy"):  # a database that cannot be reached...
+            # a database that cannot be reached... (through the store, or the quick reader's driver)
+            if type(err).__module__.startswith(("sqlalchemy", "sqlite3", "psycopg")):
                 raise click.ClickException(f"database error: {str(err).splitlines()[0]}") from None
             raise
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from digest.config import ConfigError, Settings
 from digest.lazy import lazy
-from digest.records import Listing, as_utc, iso, utcnow
+from digest.records import Listing, SourceStateView, as_utc, iso, utcnow
 from digest.sources import Batch, Cursor, SourceError, fetch
 from digest.sources.clean import clean_listing
 from digest.store.db import Database
@@ -161,23 +161,6 @@ def source_status(db: Database, settings: Settings) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-@dataclass(frozen=True)
-class SourceStateView:
-    """A source's stored state, as `digest sources` and `digest status` show it."""
-
-    name: str
-    watermark: str | None
-    last_run_at: datetime | None
-    last_success_at: datetime | None
-    last_error_at: datetime | None
-    last_error: str | None
-    total_fetched: int
-    total_new: int
-    total_updated: int
-    total_skipped: int
-    http_cache: dict
 
 
 def source_states(db: Database) -> dict[str, SourceStateView]:

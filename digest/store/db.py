@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import numbers
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -20,6 +18,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import NullType
 
 from digest.config import ConfigError
+from digest.store.revisions import MIGRATIONS, known_revisions
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -66,19 +65,6 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return _create_engine(url, pool_pre_ping=True)
-
-
-MIGRATIONS = resources.files("digest.store") / "migrations"
-_REVISION_FILE = re.compile(r"(\d{4})_\w+\.py")  # versions/NNNN_what.py holds revision NNNN
-
-
-def known_revisions() -> tuple[str, ...]:
-    """The schema revisions this version knows, oldest first; the last is the head. Speed work (issue 25):
-    read from the migration files' names, so a command finds a current database without importing
-    Alembic (a tenth of a second of its start). Contract: each `versions/NNNN_what.py` is revision NNNN
-    and revises the one before it (tests/test_migrations.py checks this against Alembic's own reading)."""
-    found = (_REVISION_FILE.fullmatch(f.name) for f in (MIGRATIONS / "versions").iterdir())
-    return tuple(sorted(m.group(1) for m in found if m))
 
 
 def _alembic_config(engine: Engine | None) -> AlembicConfig:

@@ -3,12 +3,12 @@ the job-run log (one row per run, pruned by housekeeping)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from digest.records import JOB_STATE
 from digest.store.db import Database
 from digest.store.models import JobRun, JobState
 
@@ -44,11 +44,7 @@ def prune_runs(db: Database, before: datetime) -> int:
         return s.execute(delete(JobRun).where(JobRun.started_at < before)).rowcount
 
 
-def status(db: Database, job_ids: Sequence[str]) -> list[dict]:
-    """Next run and last result of each job in `job_ids`, then of any other job that has a record."""
-    keys = ("next_run_at", "last_started_at", "last_finished_at", "last_ok", "last_summary", "instance")
+def states(db: Database) -> dict[str, dict]:
+    """Each job's stored state (next run, last result), by job id."""
     with db.session() as s:
-        rows = {r.job_id: {k: getattr(r, k) for k in keys} for r in s.scalars(select(JobState))}
-    empty = dict.fromkeys(keys)
-    return [{"job": job_id, **rows.get(job_id, empty)}
-            for job_id in [*job_ids, *sorted(set(rows) - set(job_ids))]]
+        return {r.job_id: {k: getattr(r, k) for k in JOB_STATE} for r in s.scalars(select(JobState))}

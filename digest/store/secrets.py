@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from digest.config import earlier_secret
 from digest.records import utcnow
 from digest.store.db import Database
 from digest.store.models import SigningSecret
@@ -36,14 +37,10 @@ def database_secrets(db: Database, earlier_file: Path | None, generate: bool) ->
     the database had none it becomes the one that signs. With none kept and `generate`, a random one is
     made and kept."""
     kept = stored(db)
-    if earlier_file is not None and earlier_file.is_file():
-        try:
-            value = earlier_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            value = ""
-        if value and value not in kept and len(value) <= 200:
-            _add(db, value, str(earlier_file))
-            kept = stored(db)
+    value = earlier_secret(earlier_file)
+    if value and value not in kept:
+        _add(db, value, str(earlier_file))
+        kept = stored(db)
     if not kept and generate:
         _add(db, secrets.token_urlsafe(32), "generated")
         kept = stored(db)

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Row, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,7 @@ from digest.records import Subscriber, SubscriberStatus
 from digest.store.db import among
 from digest.store.models import Feedback, Suppression, Topic
 from digest.store.models import Subscriber as SubscriberRow
+from digest.store.subscriber_rows import COLUMNS, followed, record, split, weights
 
 CHUNK = 5000  # ids per IN (...) list
 
@@ -26,9 +27,7 @@ def mailable(now: datetime) -> ColumnElement[bool]:
 
 # What a record holds of a subscriber row, read as plain rows (no ORM objects to build and track:
 # planning reads 100,000 of them).
-_COLUMNS = tuple(getattr(SubscriberRow, c) for c in (
-    "id", "email", "name", "status", "frequency", "weekday", "hour", "timezone", "max_items", "min_papers",
-    "best_of_week", "created_at", "paused_until", "unsubscribed_at", "channel", "webhook_hint"))
+_COLUMNS = tuple(getattr(SubscriberRow, c) for c in COLUMNS)
 
 
 def query() -> Select:
@@ -57,22 +56,6 @@ def load(session: Session, q: Select) -> list[Subscriber]:
             feedback[sid][0 if signal > 0 else 1].append(pid)
     return [record(r, *split(topics[r.id]), *feedback[r.id], authors=followed(topics[r.id]),
                    weights=weights(topics[r.id])) for r in rows]
-
-
-def record(row: SubscriberRow | Row, topics: Sequence[str], excludes: Sequence[str],
-           liked: Sequence[int] = (),
-           disliked: Sequence[int] = (), *, authors: Sequence[str] = (),
-           weights: Sequence[float] = ()) -> Subscriber:
-    return Subscriber(
-        id=row.id, email=row.email, name=row.name, status=SubscriberStatus(row.status),
-        frequency=row.frequency,
-        weekday=row.weekday, hour=row.hour, timezone=row.timezone, max_items=row.max_items,
-        min_papers=row.min_papers, best_of_week=bool(row.best_of_week), topics=tuple(topics),
-        excludes=tuple(excludes), liked=tuple(liked), disliked=tuple(disliked), authors=tuple(authors),
-        topic_weights=tuple(weights) if any(w != 1 for w in weights) else (),
-        created_at=row.created_at, paused_until=row.paused_until, unsubscribed_at=row.unsubscribed_at,
-        channel=row.channel or "email", webhook=row.webhook_hint,
-    )
 
 
 def by_ids(session: Session, ids: Iterable[int]) -> dict[int, Subscriber]:
@@ -136,30 +119,6 @@ def row(session: Session, *, email: str | None = None,
     q = q.where(SubscriberRow.email
                 == email) if email is not None else q.where(SubscriberRow.id == subscriber_id)
     return session.scalars(q).first()
-
-
-def split(topics: Iterable) -> tuple[list[str], list[str]]:
-    """A row's topic rows as (include phrases, exclude phrases), in their order."""
-    rows = list(topics)
-    return [t.phrase for t in rows if t.kind == "include"], [t.phrase for t in rows if t.kind == "exclude"]
-
-
-def phrases(topics: Iterable) -> dict[str, list[str]]:
-    """A row's topic rows by kind ("include", "exclude", "author"), each in their order."""
-    out: dict[str, list[str]] = {"include": [], "exclude": [], "author": []}
-    for t in topics:
-        out[t.kind].append(t.phrase)
-    return out
-
-
-def weights(topics: Iterable) -> list[float]:
-    """A row's topics' weights, in the order of `split`'s topics."""
-    return [t.weight if t.weight is not None else 1.0 for t in topics if t.kind == "include"]
-
-
-def followed(topics: Iterable) -> list[str]:
-    """A row's followed authors (topic rows of kind "author"), in their order."""
-    return [t.phrase for t in topics if t.kind == "author"]
 
 
 def record_of(row: SubscriberRow) -> Subscriber:

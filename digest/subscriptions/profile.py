@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from digest.records import cadence_problem
-from digest.store import subscribers as subscriber_store
+from digest.store import subscriber_rows
 from digest.store.models import Subscriber as SubscriberRow
 from digest.store.models import Topic
 from digest.subscriptions.rules import (
@@ -160,7 +160,7 @@ def set_phrases(row: SubscriberRow, topics: Sequence[str | tuple[str, float]] | 
         weights = dict((t, 1.0) if isinstance(t, str) else t for t in topics)
     else:
         weights = {t.phrase: t.weight for t in row.topics if t.kind == "include"}
-    stored = subscriber_store.phrases(row.topics)
+    stored = subscriber_rows.phrases(row.topics)
     wanted = [(kind, p) for kind, given in (("include", list(weights)), ("exclude", excludes),
                                             ("author", authors))
               for p in (given if given is not None else stored[kind])]

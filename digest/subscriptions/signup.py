@@ -32,6 +32,7 @@ from digest.mail.transport import from_settings as transport_from_settings
 from digest.records import Subscriber, utcnow, written_topic
 from digest.records import SubscriberStatus as Status
 from digest.render import checks, templates
+from digest.store import subscriber_rows
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.store.models import Subscriber as SubscriberRow
@@ -114,7 +115,7 @@ def request_subscription(db: Database, settings: Settings, req: SignupRequest, *
                     set_phrases(sub, rules.clean_weighted_topics(topics), None, None)
                     kind = "confirm"
                 s.flush()
-                sid, shown_topics = sub.id, subscriber_store.split(sub.topics)[0]
+                sid, shown_topics = sub.id, subscriber_rows.split(sub.topics)[0]
             break
         except IntegrityError:  # the same address submitted twice at once: look again
             if attempt:

@@ -16,6 +16,7 @@ from digest.mail import webhook as webhooks
 from digest.ranking.authors import same_author
 from digest.records import Subscriber, quoted
 from digest.records import SubscriberStatus as Status
+from digest.store import subscriber_rows
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.store.models import Feedback
@@ -207,7 +208,7 @@ def follow(db: Database, email: str, add: Sequence[str] = (), remove: Sequence[s
         raise SubscriberError("give an author's name (e.g. \"Yann LeCun\")")
     with db.session() as s:
         sub = row_of(s, email)
-        current = subscriber_store.followed(sub.topics)
+        current = subscriber_rows.followed(sub.topics)
         for name in dropping:
             if not any(same_author(name, c) for c in current):
                 raise SubscriberError(f"{sub.email} does not follow {quoted(name)}")

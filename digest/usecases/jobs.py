@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from digest.config import Settings
 from digest.lazy import lazy
-from digest.store import jobs
-from digest.store.db import Database
+from digest.records import JOB_STATE
+
+if TYPE_CHECKING:
+    from digest.store.db import Database
 
 metrics = lazy("digest.metrics")  # prometheus_client: for the jobs that run, not `digest status`
+jobs = lazy("digest.store.jobs")  # SQLAlchemy: `digest status` may read through digest.store.quick_read
 
 TICK, HOUSEKEEPING, INGEST = "tick", "housekeeping", "ingest:"
 
@@ -38,6 +42,10 @@ def jobs_stopped(db: Database, instance: str) -> None:
     jobs.clear_next_runs(db, instance)
 
 
-def job_status(db: Database, settings: Settings) -> list[dict]:
-    """Next run and last result of each configured job (and of any other job that has a record)."""
-    return jobs.status(db, job_ids(settings))
+def job_status(states: dict[str, dict], settings: Settings) -> list[dict]:
+    """Next run and last result of each configured job (and of any other job that has a record), from
+    the jobs' stored states (`store.jobs.states`)."""
+    ids = job_ids(settings)
+    empty = dict.fromkeys(JOB_STATE)
+    return [{"job": job_id, **states.get(job_id, empty)}
+            for job_id in [*ids, *sorted(set(states) - set(ids))]]

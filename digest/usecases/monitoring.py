@@ -11,7 +11,7 @@ from digest.sources import ingest as ingest_stage
 from digest.store import jobs
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
-from digest.usecases.jobs import job_ids
+from digest.usecases.jobs import job_status
 
 
 def metrics_figures(db: Database, settings: Settings) -> metrics.Figures:
@@ -21,7 +21,7 @@ def metrics_figures(db: Database, settings: Settings) -> metrics.Figures:
     ledger_view = ledger.summary(db, failures=0)
     states = ingest_stage.source_states(db)
     names = [*settings.sources, *sorted(set(states) - set(settings.sources))]
-    jobs_now = jobs.status(db, job_ids(settings))
+    jobs_now = job_status(jobs.states(db), settings)
     return metrics.Figures(
         deliveries={str(k): v for k, v in ledger_view["deliveries"].items()}, subscribers=subs,
         last_sent_at=ledger_view["last_sent_at"], states=tuple(str(s) for s in DeliveryStatus),

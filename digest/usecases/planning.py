@@ -12,19 +12,23 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from digest.config import Settings
-from digest.delivery import ledger
 from digest.lazy import lazy
 from digest.planning import planner
 from digest.planning.planner import PlanReport
 from digest.planning.schedule import parse_instant
 from digest.records import DeliveryStatus, Paper, Subscriber, utcnow
-from digest.store import papers as paper_store
-from digest.store import subscribers as subscriber_store
-from digest.store.db import Database
 from digest.wording import subject_line
 
 if TYPE_CHECKING:
     from digest.planning.candidates import Selection
+    from digest.store.db import Database
+    from digest.usecases.reads import Reads
+
+# the ledger and the store (SQLAlchemy) load when a plan needs them: `digest due` may read through
+# digest.store.quick_read (digest.usecases.reads)
+ledger = lazy("digest.delivery.ledger")
+paper_store = lazy("digest.store.papers")
+subscriber_store = lazy("digest.store.subscribers")
 
 # the ranking and its stores load when a plan needs them: `digest due` starts without numpy or scipy
 candidates = lazy("digest.planning.candidates")
@@ -159,15 +163,14 @@ def instant(text: str | None) -> datetime:
     return parse_instant(text)
 
 
-def due_at(db: Database, now: datetime, *, email: str | None = None) -> list[dict]:
+def due_at(reads: Reads, now: datetime, *, email: str | None = None) -> list[dict]:
     """Every mailable subscriber at `now`: due or not, for which period, and why. Nothing is written."""
     out: list[dict] = []
     after = 0
-    while subs := _mailable_batch(db, now, email, after):
+    while subs := reads.mailable_batch(now, after, BATCH, email):
         after = subs[-1].id
-        with db.session() as s:
-            suppressed = subscriber_store.suppressed(s, [x.email for x in subs])
-        last = {sid: h.last for sid, h in ledger.history(db, [x.id for x in subs]).items()}
+        suppressed = reads.suppressed([x.email for x in subs])
+        last = reads.last_editions([x.id for x in subs])
         due = planner.dues(subs, now, last)
         out += [planner.due_row(x, due[x.id], last.get(x.id), x.email in suppressed) for x in subs]
     return out

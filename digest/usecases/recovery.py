@@ -12,15 +12,20 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from digest.delivery import ledger
 from digest.lazy import lazy
 from digest.planning import planner
 from digest.records import DeliveryStatus, utcnow
-from digest.store import subscribers as subscriber_store
-from digest.store.db import Database
+
+if TYPE_CHECKING:
+    from digest.store.db import Database
 
 bounces = lazy("digest.delivery.bounces")  # the mailbox readers: for suppressions, not `digest status`
+# the ledger and the store (SQLAlchemy) load on first use: `digest status` may read through
+# digest.store.quick_read and needs only `holders_of`
+ledger = lazy("digest.delivery.ledger")
+subscriber_store = lazy("digest.store.subscribers")
 
 S = DeliveryStatus
 
@@ -157,8 +162,13 @@ def _alive(pid: int) -> bool:
 
 def holders(db: Database) -> list[Holder]:
     """Who holds leases now, and whether each holder still runs."""
+    return holders_of(ledger.holders(db))
+
+
+def holders_of(leases: list[dict]) -> list[Holder]:
+    """The holders of these leases (`ledger.holders`' rows), and whether each still runs."""
     here, now, out = socket.gethostname(), utcnow(), []
-    for h in ledger.holders(db):
+    for h in leases:
         host, _, rest = h["worker"].partition(":")
         pid_text = rest.partition(":")[0]
         pid = int(pid_text) if pid_text.isdigit() else None

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from digest import config
 from digest.config import ConfigError, Settings
 from digest.lazy import lazy
 from digest.ranking import semantic
-from digest.store.db import Database, Schema, SchemaError, SchemaState, open_checked
-from digest.store.secrets import database_secrets
 
-__all__ = ["Database", "Schema", "SchemaError", "SchemaState", "check_templates", "load_settings",
-           "open_database", "page_templates"]
+if TYPE_CHECKING:
+    from digest.store.db import Database, Schema, SchemaError, SchemaState
+    from digest.usecases.reads import Reads
+
+__all__ = ["Database", "Reads", "Schema", "SchemaError", "SchemaState", "check_templates", "load_settings",
+           "open_database", "page_templates", "quick_reads", "store_reads"]
 embedding = lazy("digest.usecases.embedding")  # the model's stores: a ranker that embeds, not lexical
+# SQLAlchemy's side, loaded on first use: `digest status` and `digest due` may start without it
+store_db = lazy("digest.store.db")
+secrets_store = lazy("digest.store.secrets")
+reads = lazy("digest.usecases.reads")
+quick_read = lazy("digest.store.quick_read")
+
+
+def __getattr__(name: str):  # Database, SchemaError...: named here for the shells, loaded when asked for
+    if name in ("Database", "Schema", "SchemaError", "SchemaState"):
+        return getattr(store_db, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_settings(path: str | None = None) -> Settings:
@@ -36,12 +51,35 @@ def open_database(settings: Settings, schema: Schema = "create") -> tuple[Databa
     `digest init` `upgrade`s. Raises SchemaError, one line that points at `digest init`.
 
     The settings then sign with the database's secret (`use_secrets`), unless the admin set one."""
-    db, state = open_checked(settings.database.url, schema)
+    db, state = store_db.open_checked(settings.database.url, schema)
     try:
         settings.use_secrets(signing_secrets(db, settings))
     except ConfigError:  # an unreadable web.secret_file: refused by the first command that signs
         pass
     return db, state
+
+
+def quick_reads(settings: Settings) -> Reads | None:
+    """The quick reader `digest status` and `digest due` read through (digest.store.quick_read: no
+    SQLAlchemy), when it can answer and opening the database would write nothing: its signing secret is
+    kept (or one is configured) and no earlier version's secret file waits to be adopted. None: open the
+    database as reading commands do (`open_database(..., "check")`, its errors and notices) and read
+    through `store_reads`."""
+    reader = quick_read.open_reader(settings.database.url)
+    if reader is None:
+        return None
+    kept = reader.signing_secrets()
+    earlier = config.earlier_secret(settings.earlier_secret_file())
+    if not (kept or settings.configured_secret()) or (earlier is not None and earlier not in kept):
+        reader.close()
+        return None
+    settings.use_secrets(signing_order(settings, kept))
+    return reader
+
+
+def store_reads(db: Database) -> Reads:
+    """What `digest status` and `digest due` read through, from the ORM store."""
+    return reads.StoreReads(db)
 
 
 def signing_secrets(db: Database, settings: Settings) -> tuple[str, ...]:
@@ -50,7 +88,13 @@ def signing_secrets(db: Database, settings: Settings) -> tuple[str, ...]:
     the database's own signs from then on, and the database's still verifies the links and sealed
     webhook URLs already out; that is said in one line."""
     configured = settings.configured_secret()
-    kept = database_secrets(db, settings.earlier_secret_file(), generate=not configured)
+    kept = secrets_store.database_secrets(db, settings.earlier_secret_file(), generate=not configured)
+    return signing_order(settings, kept)
+
+
+def signing_order(settings: Settings, kept: list[str]) -> tuple[str, ...]:
+    """The secrets to sign and verify with, the signing one first, given the ones the database keeps."""
+    configured = settings.configured_secret()
     if not configured:
         return tuple(kept)
     earlier = [k for k in kept if k != configured]

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from digest.config import Settings
-from digest.delivery import ledger
 from digest.lazy import lazy
-from digest.sources import ingest as ingest_stage
-from digest.store import papers as paper_store
-from digest.store import subscribers as subscriber_store
-from digest.store.db import Database
 from digest.usecases import recovery
 from digest.usecases.jobs import job_status
 
-# `subscribers show` only: `digest status` starts without the channels and the renderer they load
+if TYPE_CHECKING:
+    from digest.store.db import Database
+    from digest.usecases.reads import Reads
+
+# `subscribers show` only: `digest status` starts without the channels and the renderer they load, and
+# may read through digest.store.quick_read, without the ledger's SQLAlchemy
 subscribers = lazy("digest.subscriptions.subscribers")
 seeds = lazy("digest.subscriptions.seeds")
+ledger = lazy("digest.delivery.ledger")
 
 
-def status(db: Database, settings: Settings) -> dict:
+def status(reads: Reads, settings: Settings) -> dict:
     """What `digest status` shows: counts, last fetch per source, last edition, recent failures, jobs."""
-    with db.session() as s:
-        counts = {"papers": paper_store.count(s), "subscribers": subscriber_store.count_by_status(s)}
-    states = ingest_stage.source_states(db)
-    ledger_view = ledger.summary(db)
+    states = reads.source_states()
+    ledger_view = reads.ledger_summary()
     return {
-        "database": db.engine.url.render_as_string(hide_password=True),
-        **counts,
+        "database": reads.where,
+        "papers": reads.paper_count(),
+        "subscribers": reads.subscriber_counts(),
         "deliveries": ledger_view["deliveries"],
         "last_sent_at": ledger_view["last_sent_at"],
         "sources": [{"name": name, "type": cfg.type,
@@ -33,9 +35,9 @@ def status(db: Database, settings: Settings) -> dict:
                      "last_error": states[name].last_error if name in states else None}
                     for name, cfg in settings.sources.items()],
         "recent_failures": ledger_view["recent_failures"],
-        "leases": [h.as_dict() for h in recovery.holders(db)],
-        "suppressed": recovery.suppressed_count(db),
-        "jobs": job_status(db, settings),
+        "leases": [h.as_dict() for h in recovery.holders_of(reads.lease_holders())],
+        "suppressed": reads.suppressed_count(),
+        "jobs": job_status(reads.job_states(), settings),
     }
 
 
