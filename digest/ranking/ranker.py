@@ -434,10 +434,9 @@ def _explain_pick(corpus: Corpus, phrases: _Phrases, t: int, d: int, label: str)
 def corpus_relevance(corpus: Corpus, topics: Sequence[str], topic_vecs: np.ndarray | None = None,
                      out: np.ndarray | None = None) -> np.ndarray:
     """(topics x papers) `topic_relevance` against a corpus: hybrid when it holds paper vectors
-    (`topic_vecs`, the topics' embeddings, computed when not given), else lexical. Written into `out`
-    when given. Computed a block of topics at a time (CELLS_PER_CHUNK cells), so the working set beside
-    the result stays bounded however many topics and papers there are; each row is the same as when
-    computed alone."""
+    (`topic_vecs`, the topics' embeddings, computed when not given), else lexical; into `out` if given.
+    A block of topics at a time (CELLS_PER_CHUNK cells): the working set beside the result stays bounded;
+    each row is the same as when computed alone."""
     topics = list(topics)
     out = np.zeros((len(topics), corpus.n), np.float32) if out is None else out
     vecs = corpus.vectors
