@@ -164,3 +164,22 @@ def test_vocab_lookups_remembered_stay_true_as_terms_arrive():
     assert (vocab["diffusion"], vocab["graph"], vocab["neural"]) == (2, 0, 1)
     with pytest.raises(KeyError):
         vocab["transformer"]
+
+
+
+def test_scores_coverage_and_presence_are_the_products_with_the_transposed_documents(monkeypatch):
+    """The index multiplies its documents' rows by the queries (no transposed copy of W): the numbers are
+    exactly those of `Q @ W.T` as computed before, on a realistic set."""
+    from digest.ranking import index as index_module
+    from digest.ranking.text import terms as words
+
+    world = ranking_world.papers()
+    ix = LexicalIndex([(p.title, p.abstract) for p in world])
+    topics = [" ".join(words(p.title, bigrams=False)[:3]) for p in world[:60]] + ["graph neural networks"]
+    Q, _ = ix.query_matrix(topics)
+    new = ix.scores(Q), ix.coverage(topics), ix.presence(topics)
+    monkeypatch.setattr(index_module, "_by_rows", lambda D, Q: np.asarray((Q @ D.T).todense(), np.float32))
+    old = ix.scores(Q), ix.coverage(topics), ix.presence(topics)
+    assert new[0].any() and new[1].any() and new[2].any()
+    for a, b in zip(new, old, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)

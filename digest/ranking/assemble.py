@@ -3,7 +3,8 @@
 
 Contract (what index.LexicalIndex relies on): the columns are the terms in the order the documents
 first use them (document order, then title, abstract, lead within one), as the index always numbered
-them; W holds each term's BM25F weight, float32, from the same float64 arithmetic as before:
+them, and each row stores its entries in column order (sorted indices); W holds each term's BM25F
+weight, float32, from the same float64 arithmetic as before:
 tf = title_weight * title + abstract + (lead_weight - 1) * lead, length = the same sums of word counts,
 w = tf (k1 + 1) / (tf + k1 (1 - b + b length / mean length)) * idf.
 """
@@ -119,6 +120,10 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
             starts = np.repeat(np.arange(len(chunk)), counts[d : d + len(chunk)])
             counts[d : d + len(chunk)] = np.bincount(starts[keep], minlength=len(chunk))
             cols[-1], tf, abstract = cols[-1][keep], tf[keep], abstract[keep]
+        # each row's entries by column: a product with W sums its terms in column order whichever
+        # side W is on (index.LexicalIndex.scores multiplies W by the queries, not their transpose)
+        order = np.lexsort((cols[-1], np.repeat(np.arange(len(chunk)), counts[d : d + len(chunk)])))
+        cols[-1], tf, abstract = cols[-1][order], tf[order], abstract[order]
         tfs.append(tf.astype(np.float32))
         abstracts.append(abstract.astype(np.float32))
         d += len(chunk)
