@@ -96,7 +96,7 @@ def finish_outcomes(engine: Engine, worker: str, rows: Sequence[tuple]) -> list[
                              as_utc(sent_at) if sent_at else None, subject)) + (worker,)
     for attempt in (1, 2):
         try:
-            with _sending(engine.url.render_as_string(hide_password=False)).connect() as c:
+            with _sending(engine).connect() as c:
                 return [i for (i,) in c.exec_driver_sql(sql, params)]
         except exc.DBAPIError as err:
             if attempt == 2 or not err.connection_invalidated:
@@ -105,6 +105,11 @@ def finish_outcomes(engine: Engine, worker: str, rows: Sequence[tuple]) -> list[
 
 
 @lru_cache(maxsize=4)
-def _sending(url: str) -> Engine:
-    """The database at `url`, for recording outcomes: autocommit, no pre-ping on checkout."""
-    return create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=8)
+def _sending(engine: Engine) -> Engine:
+    """The database of `engine`, for recording outcomes: autocommit, no pre-ping on checkout, a connection
+    kept for each sending thread that records at the same moment (they do not wait for each other)."""
+    return create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=SENDING_CONNECTIONS,
+                         max_overflow=8)
+
+
+SENDING_CONNECTIONS = 16  # kept open at most, per process: more than a process has sending threads

@@ -2,10 +2,11 @@
 
 A channel's outcome (digest.delivery.channel) becomes a ledger outcome: `Sent` is sent; `Retry` is a
 retry at its time while tries are left, else failed (and a bounce, if its fault says so);
-`RecipientFailed` is failed (and a bounce, if its fault says so). What the sending threads record at
-the same moment goes into one transaction (`GroupCommit`), and each thread's outcome is in the ledger
-before that thread takes its next message. The send report and the metrics count each outcome once
-the ledger has it.
+`RecipientFailed` is failed (and a bounce, if its fault says so). On SQLite what the sending
+threads record at the same moment goes into one transaction (`GroupCommit`); on PostgreSQL each
+thread commits its own at once, on its own connection. Either way each thread's outcome is in the
+ledger before that thread takes its next message. The send report and the metrics count each
+outcome once the ledger has it.
 """
 
 from __future__ import annotations
@@ -111,12 +112,16 @@ class Recorder:
         self.db, self.settings, self.worker, self.label, self.progress = db, settings, worker, label, progress
         self.report = SendReport()
         self.lock = threading.Lock()  # guards `report`
-        self._commit = GroupCommit(self._write)
+        # SQLite writes one transaction at a time: what threads record meanwhile goes into the next one.
+        # PostgreSQL commits many at once: each thread writes its own, on its own connection, not queued
+        # behind another thread's commit (the server flushes the WAL of commits that coincide together).
+        self._record = (GroupCommit(self._write).record if db.engine.dialect.name != "postgresql"
+                        else lambda item: self._write([item]))
 
     def finish(self, delivery_id: int, status: DeliveryStatus, outcome: str, bounce: dict | None = None,
                via: str | None = None, **values) -> None:
         """Record one outcome; returns once it is in the ledger."""
-        self._commit.record((ledger.Outcome(delivery_id, status, bounce=bounce, **values), outcome, via))
+        self._record((ledger.Outcome(delivery_id, status, bounce=bounce, **values), outcome, via))
 
     def outcome(self, o: Outgoing, result: Sent | Retry | RecipientFailed, via: str) -> None:
         """Record what a channel said of one item it sent: the one retry rule for every channel."""
