@@ -208,6 +208,19 @@ class Listing:
 
 
 @dataclass
+class Cleaned(Listing):
+    """A listing as `sources.clean.clean_listing` made it (nothing else makes these), with its title's
+    `title_key`: ingest stores it as it is, where it cleans any other listing (one cleaning each)."""
+
+    key: str = ""
+
+
+def key_of(listing: Listing) -> str:
+    """The listing's `title_key` (kept on a cleaned one, made once)."""
+    return listing.key if isinstance(listing, Cleaned) else title_key(listing.title)
+
+
+@dataclass
 class Paper:
     """A stored paper, as the ranker and renderer see it."""
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from dataclasses import replace
 from datetime import UTC, datetime
 
-from digest.records import Listing, title_key, web_url  # noqa: F401 (title_key: the sources' dedupe key)
+from digest.records import Cleaned, Listing, key_of, title_key, web_url  # noqa: F401 (the sources' dedupe keys)
 
 MAX_TITLE = 500
 MAX_ABSTRACT = 10_000
@@ -160,12 +159,13 @@ def _str_list(values: object, limit: int, item_limit: int) -> list[str]:
     return out
 
 
-def clean_listing(listing: Listing) -> Listing | None:
+def clean_listing(listing: Listing) -> Cleaned | None:
     """The listing with every field normalised, or None if it cannot be a paper (no usable title)."""
     if not isinstance(listing, Listing):
         return None
     title = clean_text(listing.title, MAX_TITLE, markup=True)
-    if not title_key(title):  # arXiv 2104.12255 is titled "0"
+    key = title_key(title)
+    if not key:  # arXiv 2104.12255 is titled "0"
         return None
     arxiv_id, version = None, clean_int(listing.version) or None
     parsed = parse_arxiv_id(listing.arxiv_id) if listing.arxiv_id else None
@@ -175,8 +175,8 @@ def clean_listing(listing: Listing) -> Listing | None:
     summary = clean_text(listing.ai_summary, MAX_SUMMARY) or None
     comment = clean_text(listing.comment, MAX_COMMENT) or None
     doi = clean_text(listing.doi, 200) or None
-    return replace(
-        listing,
+    return Cleaned(
+        key=key,
         title=title,
         abstract=clean_text(listing.abstract, MAX_ABSTRACT),
         source=clean_text(listing.source, 100),

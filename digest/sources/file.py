@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from digest.config import FileSource
-from digest.records import Listing, title_key
+from digest.records import Listing
 from digest.sources import Batch, Cursor, collect
-from digest.sources.clean import clean_listing, clean_text, parse_arxiv_id
+from digest.sources.clean import clean_listing, clean_text, key_of, parse_arxiv_id
 from digest.sources.hf_daily import listing_from_item
 
 MAX_FILE_BYTES = 200_000_000  # a file read whole; JSON Lines stream, whatever their size
@@ -233,7 +233,7 @@ def stream_json_lines(path: str | Path) -> Iterator[Batch]:
             if listing is None:
                 rejected += 1
                 continue
-            key = hash(listing.arxiv_id or "t:" + title_key(listing.title))
+            key = hash(listing.arxiv_id or "t:" + listing.key)
             if key in seen:
                 continue
             seen.add(key)
@@ -336,7 +336,7 @@ def _dedupe(listings: list[Listing], rejected: int) -> tuple[list[Listing], int]
     seen: set[str] = set()
     out: list[Listing] = []
     for listing in listings:
-        key = listing.arxiv_id or "t:" + title_key(listing.title)
+        key = listing.arxiv_id or "t:" + key_of(listing)
         if key not in seen:
             seen.add(key)
             out.append(listing)

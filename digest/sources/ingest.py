@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from digest.config import ConfigError, Settings
 from digest.lazy import lazy
-from digest.records import Listing, SourceStateView, as_utc, iso, utcnow
+from digest.records import Cleaned, Listing, SourceStateView, as_utc, iso, utcnow
 from digest.sources import Batch, Cursor, SourceError, fetch
 from digest.sources.clean import clean_listing
 from digest.store.db import Database
@@ -261,8 +261,8 @@ def _store_batch(db: Database, name: str, batch: Batch, now: datetime) -> tuple[
     rejected. A unique-key race with another ingest process is retried once."""
     listings: list[Listing] = []
     rejected = batch.rejected
-    for raw in batch.listings:
-        listing = clean_listing(raw)  # sources already clean; this is the last line of defence
+    for raw in batch.listings:  # a source's own listings are clean (`Cleaned`); anything else is cleaned here
+        listing = raw if isinstance(raw, Cleaned) else clean_listing(raw)
         if listing is None:
             rejected += 1
         else:

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from digest.records import Listing, Paper, as_utc, title_key
+from digest.records import Listing, Paper, as_utc, key_of, title_key
 from digest.store.db import among
 from digest.store.models import Feedback
 from digest.store.models import Paper as PaperRow
@@ -70,18 +70,18 @@ _COLUMNS = [c.key for c in PaperRow.__table__.columns]
 def upsert(s: Session, listings: list[Listing], now: datetime) -> tuple[int, int]:
     """Insert or merge clean listings (their `source` set) into `papers`. Returns (new, updated).
 
-    Batched: existing rows are read with a few IN queries, new rows go in with one executemany, changed
-    rows are written back with one bulk UPDATE by primary key."""
+    Batched: existing rows are read with a few IN queries, new rows go in with one Core executemany
+    (no ORM objects), changed rows are written back with one bulk UPDATE by primary key."""
     now = as_utc(now)
     created: list[dict] = []
-    rows = _preload(s, listings)
+    keys = [key_of(x) for x in listings]
+    rows = _preload(s, listings, keys)
     by_id: dict[str, dict] = {r["arxiv_id"]: r for r in rows if r["arxiv_id"]}
     by_key: dict[str, list[dict]] = {}
     for r in rows:
         by_key.setdefault(r["title_key"], []).append(r)
     originals = {r["id"]: dict(r) for r in rows}
-    for listing in listings:
-        key = title_key(listing.title)
+    for listing, key in zip(listings, keys, strict=True):
         row = by_id.get(listing.arxiv_id) if listing.arxiv_id else None
         if row is None:
             row = next((r for r in by_key.get(key, []) if not listing.arxiv_id or not r["arxiv_id"]), None)
@@ -98,15 +98,16 @@ def upsert(s: Session, listings: list[Listing], now: datetime) -> tuple[int, int
     for r in changed:
         r["updated_at"] = now
     for start in range(0, len(created), CHUNK):
-        s.execute(insert(PaperRow), created[start : start + CHUNK])
+        s.execute(insert(PaperRow.__table__), created[start : start + CHUNK])
     for start in range(0, len(changed), CHUNK):
         s.execute(update(PaperRow), changed[start : start + CHUNK])
     return len(created), len(changed)
 
 
-def _preload(s: Session, listings: list[Listing]) -> list[dict]:
+def _preload(s: Session, listings: list[Listing], keys: list[str]) -> list[dict]:
+    """The stored rows sharing an arXiv id or a title key (`keys`, one a listing) with `listings`."""
     ids = sorted({x.arxiv_id for x in listings if x.arxiv_id})
-    keys = sorted({title_key(x.title) for x in listings})
+    keys = sorted(set(keys))
     table = PaperRow.__table__
     found: dict[int, dict] = {}
     for start in range(0, max(len(ids), len(keys)), CHUNK):
@@ -196,14 +197,14 @@ def seed(s: Session, listings: Sequence[Listing], now: datetime) -> list[int]:
     same normalised title) as it is, a new one stored unlisted (never a candidate; `_merge` lists it
     when a source brings it). Duplicates within `listings` give one id."""
     now = as_utc(now)
-    rows = _preload(s, list(listings))
+    rows = _preload(s, list(listings), [key_of(x) for x in listings])
     by_id = {r["arxiv_id"]: r["id"] for r in rows if r["arxiv_id"]}
     by_key: dict[str, list[tuple[int, str | None]]] = {}
     for r in rows:
         by_key.setdefault(r["title_key"], []).append((r["id"], r["arxiv_id"]))
     out: list[int] = []
     for x in listings:
-        key = title_key(x.title)
+        key = key_of(x)
         pid = by_id.get(x.arxiv_id) if x.arxiv_id else None
         if pid is None:  # the same title, unless both carry different arXiv ids (as `upsert` matches)
             pid = next((i for i, a in by_key.get(key, []) if not x.arxiv_id or not a), None)

@@ -130,8 +130,8 @@ def _write(db: Database, analyser: str, rows: Sequence[tuple[int, str, bytes]]) 
     try:
         with db.session() as s:
             s.execute(delete(PaperTerms).where(among(PaperTerms.paper_id, [i for i, _, _ in rows])))
-            s.execute(insert(PaperTerms), [{"paper_id": i, "analyser": analyser, "text_hash": h, "terms": b}
-                                           for i, h, b in rows])
+            s.execute(insert(PaperTerms.__table__), [{"paper_id": i, "analyser": analyser, "text_hash": h,
+                                                      "terms": b} for i, h, b in rows])
     except IntegrityError:  # another process stored some of these first: theirs are as good
         log.info("terms: another process stored these papers first")
 
