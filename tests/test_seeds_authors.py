@@ -530,3 +530,17 @@ def test_following_only_blank_names_is_refused(db, names):
         with pytest.raises(SubscriberError, match="give an author's name"):
             subscribers.follow(db, "ada@example.org", **call)
     assert subscribers.get(db, "ada@example.org").authors == ("Yann LeCun",)
+
+
+def test_arxiv_calls_count_ids_as_seeding_reads_them():
+    """The seed command shows a bar when arXiv is asked more than once: the ids are counted by the
+    rule seeding uses (commas and white space), and a bad id is refused there first."""
+    from digest.subscriptions.subscribers import SubscriberError
+    from digest.usecases.seeding import arxiv_calls
+
+    assert arxiv_calls(["2104.12255"]) == 1
+    pasted = " ".join(f"2104.{10000 + i}" for i in range(150))  # one pasted list, no commas
+    assert arxiv_calls([pasted]) == 2
+    assert arxiv_calls([",".join(f"2104.{10000 + i}" for i in range(100)), "1706.03762"]) == 2
+    with pytest.raises(SubscriberError, match="not an arXiv id"):
+        arxiv_calls(["2104.12255", "nonsense"])

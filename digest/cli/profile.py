@@ -33,8 +33,8 @@ def seed_command(ctx, email: str, ids: tuple[str, ...], bibtex: Path | None, zot
     if len(given) != 1:
         raise click.UsageError("give --arxiv ID (one or more), or --bibtex FILE, or --zotero FILE.csv")
     if ids:
-        many = sum(len(x.split(",")) for x in ids) > 100  # more than one call to arXiv (3 s apart)
-        with Progress("asking arXiv (ids)", enabled=many) as progress:
+        # a bar when arXiv is asked more than once (the calls are seconds apart)
+        with Progress("asking arXiv (ids)", enabled=seeding.arxiv_calls(ids) > 1) as progress:
             report = seeding.seed_arxiv(ctx.db, ctx.settings, email, ids, progress=progress)
     else:
         path = bibtex or zotero

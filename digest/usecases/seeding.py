@@ -20,6 +20,12 @@ log = logging.getLogger("digest.seeding")
 PAGE_ARXIV_TIMEOUT = 10.0  # seconds a seeding asked for on a page gives each arXiv call, tried once
 
 
+def arxiv_calls(ids: Sequence[str]) -> int:
+    """How many calls to arXiv seeding these ids takes (`fetch_ids` asks ID_BATCH ids a call); a bad id
+    is refused here as `seed_arxiv` would refuse it."""
+    return -(-len(seeds.check_ids(ids)) // arxiv_source.ID_BATCH)
+
+
 def seed_arxiv(db: Database, settings: Settings, email: str, ids: Sequence[str],
                now: datetime | None = None, progress: Callable[[int], None] | None = None,
                ) -> seeds.SeedReport:
