@@ -67,9 +67,11 @@ class Command:
     """`digest -v send ...` running in `workdir`: its log read as it comes (a pipe nobody reads
     would stall it), its process tree watched."""
 
-    def __init__(self, workdir: Path, *args: str):
+    def __init__(self, workdir: Path, *args: str, group: bool = False):
+        # group: a process group of its own, so that the test can signal it all, as a terminal's Ctrl-C does
         self.proc = subprocess.Popen([sys.executable, "-m", "digest.cli", "-v", *args], cwd=workdir,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     process_group=0 if group else None)
         self.lines: list[str] = []
         self.out = ""
         self.tree: set[int] = set()

@@ -22,6 +22,7 @@ ingesting = lazy("digest.usecases.ingesting")
 planning = lazy("digest.usecases.planning")
 previewing = lazy("digest.usecases.previewing")
 admin_status = lazy("digest.usecases.status")
+stopping = lazy("digest.usecases.stopping")
 
 
 @click.group(cls=FriendlyGroup,
@@ -69,9 +70,10 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
 
     Example: digest ingest --source hf_daily --since 2024-10-20
     """
-    with Steps(INGEST_STEPS, enabled=not as_json) as steps:
+    doing = "storing the batch being read and the terms of what is stored, then stopping"
+    with stopping.on_signals(doing=doing) as stop, Steps(INGEST_STEPS, enabled=not as_json) as steps:
         report = ingesting.ingest(ctx.new_db, ctx.settings, source=source,
-                                  since=since.date() if since else None, progress=steps)
+                                  since=since.date() if since else None, progress=steps, stop=stop)
     rows = [vars(r) for r in report.sources]
     if as_json:
         echo_json({"sources": rows, "embedded": report.embedded, "notes": report.notes})
@@ -81,6 +83,10 @@ def ingest(ctx: Ctx, source: str | None, since, as_json: bool) -> None:
         print_ingest(rows)
         if report.embedded:
             click.echo(f"embedded {report.embedded} papers for the hybrid ranker")
+    if stop.is_set():
+        click.echo(f"stopped by {stop.name}: what was read is stored ({report.new} new, {report.updated} "
+                   "updated); the next `digest ingest` goes on from there", err=True)
+        sys.exit(stop.exit_code)
     if any(r.get("error") for r in rows):
         sys.exit(1)
 

@@ -4,8 +4,9 @@ Contract: `Analysis.submit(docs).result()` is `stored_terms.pack_batch(docs)`, w
 it. A small first batch runs here (a day's listings: no process to start); from the second on, or a
 first of LARGE papers (a large ingest), up to `WORKERS` processes start and analyse batches while
 this process reads and writes the store. They are started clean ("spawn": no
-copy of this process's database connections), ignore Ctrl-C (the parent hears it and shuts them
-down), and end with the `with` block that made them, or with their parent.
+copy of this process's database connections), ignore Ctrl-C and SIGTERM from their first instruction
+(the parent hears them, and lets the batches in flight finish: `digest ingest` stores what it read),
+and end with the `with` block that made them, or with their parent.
 """
 
 from __future__ import annotations
@@ -22,8 +23,15 @@ WORKERS = min(os.cpu_count() or 1, 4)  # processes for a large ingest (none on o
 LARGE = 1000  # a first batch this big is a large ingest's: it goes to the workers too
 
 
+QUIET = {signal.SIGINT, signal.SIGTERM}
+
+
 def _quiet() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """A worker's first call: the signals it was started with blocked (see `Analysis.submit`) are
+    ignored from now on, then let through (so one sent while it started never interrupts it)."""
+    for sig in QUIET:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, QUIET)
 
 
 class Analysis:
@@ -44,8 +52,12 @@ class Analysis:
         if (self.batches > 1 or len(docs) >= LARGE) and self.workers and self.pool is None:
             self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
                                             initializer=_quiet)
-        if self.pool is not None:
-            return self.pool.submit(pack_batch, list(docs))
+        if self.pool is not None:  # may start a worker: it inherits the blocked signals until `_quiet`
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, QUIET)
+            try:
+                return self.pool.submit(pack_batch, list(docs))
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
         done: Future[list[bytes]] = Future()
         done.set_result(pack_batch(docs))
         return done

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -46,6 +47,7 @@ class SourceReport:
     updated: int = 0  # existing rows whose stored fields changed
     skipped: int = 0  # entries rejected as malformed / not a paper
     error: str | None = None  # why the source stopped early (or what it got past), one line
+    stopped: bool = False  # a signal stopped it between two batches (what it read is stored)
     notes: list[str] = field(default_factory=list)  # what it changed in what it was asked (a bounded --since)
     watermark: str | None = None  # after the run
 
@@ -76,6 +78,11 @@ class IngestReport:
         return sum(s.skipped for s in self.sources)
 
     @property
+    def stopped(self) -> bool:
+        """A signal stopped the run: some source (or sources) were not read to the end."""
+        return any(s.stopped for s in self.sources)
+
+    @property
     def errors(self) -> list[str]:
         return [f"{s.name}: {s.error}" for s in self.sources if s.error]
 
@@ -90,6 +97,7 @@ class IngestReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "sources": [asdict(s) for s in self.sources],
+            "stopped": self.stopped,
             "fetched": self.fetched,
             "new": self.new,
             "embedded": self.embedded,
@@ -108,9 +116,12 @@ def ingest(
     since: date | None = None,
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> IngestReport:
     """Run every configured source (or only `source`), `since` re-pulls a window from that day;
-    `progress(n)` after each batch stored (n entries read).
+    `progress(n)` after each batch stored (n entries read). Once `stop` is set (a signal), the source
+    being read stops after the batch it is storing (each batch is stored with the source's watermark,
+    so the next run goes on from there) and the sources after it are not read.
 
     Raises ConfigError for an unknown source name; everything else ends up in the report."""
     if source is not None and source not in settings.sources:
@@ -122,12 +133,14 @@ def ingest(
     client = None
     try:
         for name in names:
+            if stop is not None and stop.is_set():
+                break
             cfg = settings.sources[name]
             if cfg.needs_http and client is None:
                 from digest.sources.http import HttpClient
 
                 client = HttpClient(settings.http)
-            done = _run_source(db, name, cfg, client, since, now, progress)
+            done = _run_source(db, name, cfg, client, since, now, progress, stop)
             metrics.source_run(name, done.new, done.updated, done.skipped, done.ok)
             report.sources.append(done)
     finally:
@@ -176,7 +189,8 @@ def source_states(db: Database) -> dict[str, SourceStateView]:
 
 
 def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | None,
-                now: datetime, progress: Callable[[int], None] | None = None) -> SourceReport:
+                now: datetime, progress: Callable[[int], None] | None = None,
+                stop: threading.Event | None = None) -> SourceReport:
     report = SourceReport(name=name, type=cfg.type)
     problems: list[str] = []
     stopped: str | None = None
@@ -201,6 +215,9 @@ def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | No
                 log.info("source %s: %s", name, batch.notice)
             log.debug("%s %s: %d listings, %d new, %d updated", name, batch.note, len(batch.listings), new,
                       updated)
+            if stop is not None and stop.is_set():
+                report.stopped = True
+                break
     except SourceError as err:
         stopped = str(err)
     except Exception as err:  # a bug or a database problem: report it, let the other sources run
@@ -210,7 +227,7 @@ def _run_source(db: Database, name: str, cfg: Any, client: Any, since: date | No
         problems.append(stopped)
     report.error = "; ".join(problems)[:1000] if problems else None
     try:
-        _finish_state(db, name, now, report.error, ok=stopped is None)
+        _finish_state(db, name, now, report.error, ok=stopped is None and not report.stopped)
     except Exception:  # the database is gone; the report still tells the caller
         log.exception("source %s: could not record the run", name)
     level = logging.WARNING if report.error else logging.INFO

@@ -4,6 +4,7 @@ terms and embed them."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import date, datetime
 
@@ -21,23 +22,25 @@ log = logging.getLogger("digest.pipeline")
 
 def ingest(db: Database, settings: Settings, *, source: str | None = None, since: date | None = None,
            now: datetime | None = None, progress: Callable[[str], Callable[[int], None]] | None = None,
-           ) -> IngestReport:
+           stop: threading.Event | None = None) -> IngestReport:
     """Pull the configured sources (`digest.sources.ingest`), then embed what they stored for the
     hybrid ranker, so planning does not wait for it. The stored papers' terms are analysed while the
     sources are read (in worker processes past the first batch, see ranking.term_workers).
     `progress(step)`, when given, returns the callback of each step ("ingest"; "terms": the papers
-    whose analysis is written after the sources are read; "embedding"): n more papers done."""
+    whose analysis is written after the sources are read; "embedding"): n more papers done. Once
+    `stop` is set (a signal), reading stops after the batch being stored; the terms of what was
+    stored are still written, and embedding is left to the next run (planning embeds what lacks it)."""
     now = now or utcnow()
     step = progress or (lambda _: _nothing)
     with term_workers.Analysis() as analysis:  # what this run stores, analysed as it goes (planning reads it)
         with terms.Follow(db, stored_terms.ANALYSER, analysis, since=now) as follow:
             read = step("ingest")
             report = ingest_stage.ingest(db, settings, source=source, since=since, now=now,
-                                         progress=lambda n: (read(n), follow.poll()))
+                                         progress=lambda n: (read(n), follow.poll()), stop=stop)
             follow.progress = step("terms")  # those still in flight when the reading ends
         if report.updated:  # rows stored before this run (older ids) whose text it changed
             terms.ensure(db, stored_terms.ANALYSER, analysis, since=now, progress=follow.progress)
-    if semantic.wanted(settings.digest.ranker):
+    if semantic.wanted(settings.digest.ranker) and not report.stopped:
         try:
             report.embedded = embed_papers(db, since=now, encoder=encoder(settings),  # what this run stored
                                            progress=step("embedding"))

@@ -95,7 +95,7 @@ def _pass(db: Database, settings: Settings, ingest_first: bool, email: str | Non
     stopped = (lambda: stop.is_set()) if stop is not None else (lambda: False)
     clock = time.perf_counter()
     if ingest_first:
-        report.ingest = ingest(db, settings, now=now)
+        report.ingest = ingest(db, settings, now=now, stop=stop)
         report.seconds["ingest"] = time.perf_counter() - clock
     if stopped():
         report.stopped = True

@@ -55,9 +55,11 @@ def quit_now(signum: int) -> None:
 
 
 @contextmanager
-def on_signals(stop: Stop | None = None, *, announce: bool = True) -> Iterator[Stop]:
+def on_signals(stop: Stop | None = None, *, announce: bool = True,
+               doing: str = "finishing the messages in flight and handing back the rest") -> Iterator[Stop]:
     """While the block runs, SIGINT and SIGTERM set `stop` (the first) or quit at once (the second).
-    Outside the main thread (where handlers cannot be set) it only hands out the event."""
+    The first one says on stderr what the work does now (`doing`). Outside the main thread (where
+    handlers cannot be set) it only hands out the event."""
     stop = stop if stop is not None else Stop()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -69,8 +71,7 @@ def on_signals(stop: Stop | None = None, *, announce: bool = True) -> Iterator[S
         stop.signum = signum
         stop.set()
         if announce:
-            _say(f"{signal.Signals(signum).name}: finishing the messages in flight and handing back the "
-                 "rest (again to stop at once)")
+            _say(f"{signal.Signals(signum).name}: {doing} (again to stop at once)")
 
     old = {sig: signal.signal(sig, handler) for sig in SIGNALS}
     try:
