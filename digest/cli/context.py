@@ -89,7 +89,9 @@ def user_errors() -> tuple[type[Exception], ...]:
 
 
 def friendly(fn):
-    """Errors a user can cause end in one clear line and exit status 1, not a traceback."""
+    """Errors a user can cause end in one clear line and exit status 1, not a traceback; Ctrl-C in
+    one line and 130 (what was committed stays: every command writes in transactions), not click's
+    "Aborted!" and 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -97,6 +99,9 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, BrokenPipeError):
             raise  # a closed pipe (`digest ... | head`): click ends quietly
+        except KeyboardInterrupt:  # Ctrl-C where a command has no stop of its own (see usecases.stopping)
+            click.echo("stopped by SIGINT: what the command wrote before it is kept", err=True)
+            raise click.exceptions.Exit(130) from None
         except Exception as err:
             if isinstance(err, user_errors()):
                 line = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -26,6 +26,7 @@ subscribers = lazy("digest.subscriptions.subscribers")
 profile = lazy("digest.subscriptions.profile")
 admin_status = lazy("digest.usecases.status")
 recovery = lazy("digest.usecases.recovery")
+stopping = lazy("digest.usecases.stopping")
 
 
 @click.group("subscribers")
@@ -151,11 +152,16 @@ def subscribers_remove(ctx: Ctx, email: str) -> None:
 @pass_ctx
 def subscribers_import(ctx: Ctx, csv_file) -> None:
     """Add or update subscribers from a CSV file (the layout `export` writes; topics split by ';')."""
-    with Progress("importing subscribers") as progress:
-        added, updated, errors = subscriber_csv.import_csv(ctx.new_db, csv_file, progress=progress)
+    doing = "finishing the rows being written, then stopping"
+    with stopping.on_signals(doing=doing) as stop, Progress("importing subscribers") as progress:
+        added, updated, errors = subscriber_csv.import_csv(ctx.new_db, csv_file, progress=progress, stop=stop)
     for e in errors:
         click.echo(f"skipped {e}", err=True)
     click.echo(f"added {added}, updated {updated}, skipped {len(errors)}")
+    if stop.is_set():
+        click.echo(f"stopped by {stop.name} before the end of the file: importing it again finishes it "
+                   "(the rows written already are updated in place)", err=True)
+        sys.exit(stop.exit_code)
     if errors:
         sys.exit(1)
 

@@ -4,6 +4,7 @@ same rules as the forms (a profile change, digest.subscriptions.profile); the ro
 from __future__ import annotations
 
 import csv
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import IO
@@ -54,14 +55,17 @@ IMPORT_CHUNK = 2000  # rows written per transaction by `import_csv`
 
 
 def import_csv(db: Database, src: IO[str], now: datetime | None = None,
-               progress: Callable[[int], None] | None = None) -> tuple[int, int, list[str]]:
+               progress: Callable[[int], None] | None = None,
+               stop: threading.Event | None = None) -> tuple[int, int, list[str]]:
     """Add or update subscribers from CSV (columns as export writes them; only `email` is required).
 
     Every row is validated first; a bad row is reported with its line number and skipped. The rest is
     written in chunks of IMPORT_CHUNK rows, one transaction each, new subscribers and their topics in
     bulk. An existing subscriber gets only the columns the file has: a column left out keeps its
     stored value; a status of "unsubscribed" suppresses the address as an unsubscribe does. A later
-    row for the same address wins. Returns (added, updated, errors).
+    row for the same address wins. Returns (added, updated, errors). Once `stop` is set (a signal),
+    nothing more is written: while validating, nothing at all; while writing, the chunks written stay
+    (importing the same file again updates those rows in place and writes the rest).
     """
     reader = csv.DictReader(src)
     if not reader.fieldnames or "email" not in reader.fieldnames:
@@ -74,6 +78,8 @@ def import_csv(db: Database, src: IO[str], now: datetime | None = None,
     errors: list[str] = []
     try:
         for row in reader:
+            if stop is not None and stop.is_set():
+                return 0, 0, errors
             try:
                 fields = _row_fields(row)
                 rows.pop(fields["email"], None)
@@ -87,6 +93,8 @@ def import_csv(db: Database, src: IO[str], now: datetime | None = None,
     added = updated = 0
     todo = list(rows.values())
     for start in range(0, len(todo), IMPORT_CHUNK):
+        if stop is not None and stop.is_set():
+            break
         new, changed = _import_chunk(db, todo[start : start + IMPORT_CHUNK], columns, now)
         if progress:
             progress(len(todo[start : start + IMPORT_CHUNK]))
