@@ -21,7 +21,7 @@ Cost: one fit over the corpus per distinct feedback (tens of milliseconds for a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,11 +38,6 @@ DISLIKE_WEIGHT = 1.0  # a disliked paper counts as this many background papers a
 # the model's z-score is added at this many standard deviations of the ranking score (measured: see README)
 WEIGHT = 0.25
 ONLY_MIN_Z = 2.5  # a paper matching no topic is still eligible from this model z-score up
-# a reader without topics (a seeded profile): the PHRASES tf-idf terms their model weighs most are ranked
-# as topic phrases, and the best one's z-score is added to the model's at PRIOR / (PRIOR + their liked
-# papers): a prior worth PRIOR papers, which counts less as the papers the model learns from accumulate
-PHRASES = 3
-PRIOR = 5
 
 Model = tuple[tuple[int, ...], np.ndarray]  # the rated papers' rows (liked first), the weight vector
 
@@ -60,11 +55,6 @@ def tfidf(docs: Sequence[tuple[str, str]]) -> sp.csr_matrix:
     """arxiv-sanity-lite's features: tf-idf of words and word pairs, sublinear tf, l2 rows, English
     stop words out; from 1,000 papers up also its document frequency cut-offs (a term in at least 5
     papers and at most 10% of them), below that every term (papers x terms; no column without terms)."""
-    return tfidf_terms(docs)[0]
-
-
-def tfidf_terms(docs: Sequence[tuple[str, str]]) -> tuple[sp.csr_matrix, list[str]]:
-    """`tfidf` and its terms, one per column (words, and word pairs as two words and a space)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     large = len(docs) >= 1000
@@ -74,10 +64,9 @@ def tfidf_terms(docs: Sequence[tuple[str, str]]) -> tuple[sp.csr_matrix, list[st
         use_idf=True, smooth_idf=True, sublinear_tf=True, max_df=0.1 if large else 1.0,
         min_df=5 if large else 1, dtype=np.float32)
     try:
-        matrix = vectoriser.fit_transform([f"{t}. {a}" for t, a in docs]).tocsr()
+        return vectoriser.fit_transform([f"{t}. {a}" for t, a in docs]).tocsr()
     except ValueError:  # no term at all (nothing but stop words, say)
-        return sp.csr_matrix((len(docs), 0), dtype=np.float32), []
-    return matrix, [str(t) for t in vectoriser.get_feature_names_out()]
+        return sp.csr_matrix((len(docs), 0), dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -89,7 +78,6 @@ class Features:
 
     matrix: sp.csr_matrix
     words: int
-    terms: tuple[str, ...] = ()  # the tf-idf columns' terms (`phrases`)
 
 
 def features(docs: Sequence[tuple[str, str]], unit: sp.csr_matrix, vectors: PaperVectors | None) -> Features:
@@ -100,9 +88,9 @@ def features(docs: Sequence[tuple[str, str]], unit: sp.csr_matrix, vectors: Pape
     parts = [unit * np.float32(np.sqrt(bm25))]
     if semantic > 0 and vectors is not None:
         parts.append(sp.csr_matrix(vectors.whole.astype(np.float32) * np.float32(np.sqrt(semantic))))
-    terms, names = tfidf_terms(docs)
+    terms = tfidf(docs)
     parts.append(terms * np.float32(np.sqrt(words)))
-    return Features(sp.hstack(parts, format="csr", dtype=np.float32), terms.shape[1], tuple(names))
+    return Features(sp.hstack(parts, format="csr", dtype=np.float32), terms.shape[1])
 
 
 def fit(features: Features, liked: Sequence[int], disliked: Sequence[int]) -> np.ndarray:
@@ -185,31 +173,3 @@ def apply(score: np.ndarray, rated: Sequence[tuple[Sequence[int], Sequence[int]]
     fuse(score, z, has)
     liked_some = np.array([bool(like) for like, _ in rated])
     return z, (z >= ONLY_MIN_Z) & liked_some[:, None]
-
-
-def phrases(model: Model, features: Features) -> list[str]:
-    """The tf-idf terms a model weighs most (PHRASES of them, positive weights only): what a reader
-    without topics seems to read about, in words the ranker can match as topic phrases."""
-    w = model[1][len(model[1]) - features.words:]
-    top = np.argsort(-w, kind="stable")[:PHRASES]
-    return [features.terms[j] for j in top if w[j] > 0]
-
-
-def with_phrases(z: np.ndarray, relevance: np.ndarray, own: Sequence[int], liked: int) -> np.ndarray:
-    """One seeded row's model z-scores plus the z-score of its best phrase's relevance (`relevance`:
-    phrases x papers; z over the papers the row has not rated) at PRIOR / (PRIOR + liked papers)."""
-    among = np.ones((1, len(z)), bool)
-    among[0, list(own)] = False
-    best = zscore(relevance.max(axis=0, initial=0)[None, :], among)[0]
-    return z + np.float32(PRIOR / (PRIOR + liked)) * best
-
-
-def phrased(z: np.ndarray, rated: Sequence[tuple[Sequence[int], Sequence[int]] | None], X: Features,
-            cache: MutableMapping[tuple, Model], relevance: Callable[[list[str]], np.ndarray]) -> None:
-    """In place: each row of `z` that `rated` gives (liked rows, disliked rows) for, with liked papers
-    (a reader without topics), gets its `phrases` added (`with_phrases`; `relevance`: phrases x papers)."""
-    for i, pair in enumerate(rated):
-        if pair and pair[0]:
-            model = models([pair], X, cache)[0]
-            if terms := phrases(model, X):
-                z[i] = with_phrases(z[i], relevance(terms), model[0], len(set(pair[0])))

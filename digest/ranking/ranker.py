@@ -199,14 +199,12 @@ def _score_chunk(
     if phrases.fb_sim is not None:
         z, extra = _feedback(corpus, part, score)
         eligible |= extra
-        if not has_topics.all():  # a seeded profile, say: their model and its phrases in place of topics
+        if not has_topics.all():  # a seeded profile, say: their model in place of topics
             like, _ = _likeness(part, corpus.pos, phrases.fb_col, phrases.fb_sim)
-            pos = corpus.pos
-            pairs = [None if has_topics[i] else ([pos[j] for j in pr.liked if j in pos],
-                     [pos[j] for j in pr.disliked if j in pos]) for i, pr in enumerate(part)]
-            feedback.phrased(z, pairs, corpus.features, corpus.models, lambda t: corpus_relevance(corpus, t))
-            _seeded(score, eligible, like, z, heat, [[*p[0], *p[1]] if p else [] for p in pairs],
-                    trending_weight)
+            _seeded(score, eligible, like, z, heat, [
+                [corpus.pos[j] for j in (*pr.liked, *pr.disliked) if j in corpus.pos] if not has_topics[i]
+                else []
+                for i, pr in enumerate(part)], trending_weight)
     _followed(score, eligible, phrases, part)
     _restrict(eligible, corpus, phrases, part, candidates)
     score[~eligible] = -np.inf
@@ -216,11 +214,13 @@ def _score_chunk(
 
 def _seeded(score: np.ndarray, eligible: np.ndarray, like: np.ndarray, z: np.ndarray, heat: np.ndarray,
             rated: Sequence[Sequence[int]], trending_weight: float) -> None:
-    """In place, for the rows without topics that like some paper (a seeded profile; `rated`: the rows
-    each such row rated, empty for the others): their model's z-scores with its phrases (`z`,
-    feedback.phrased), scaled to the best unrated paper (0..1 as a topic's relevance), take the place of
-    topic relevance in `blend`. Eligible: from SEEDED_MIN_SHARE of the best likeness (mean similarity
-    to the liked papers) up (none when that is 0). Followed authors come after: theirs stay eligible."""
+    """In place, for the rows without topics that like some paper (a seeded profile, say; `rated`
+    holds the rows of the papers each such row rated, and is empty for the others): their feedback
+    model (`z`, its z-scores: their papers against the rest, less what they disliked), scaled to the
+    best of the papers they did not rate (0..1 as a topic's relevance is), takes the place of topic
+    relevance: score (1 - trending_weight) * that + trending_weight * heat. Eligible: the papers from
+    SEEDED_MIN_SHARE of the best likeness (mean similarity to the liked papers) up (none when that
+    best is 0). Followed authors come after, so their papers stay eligible."""
     for i, own in enumerate(rated):
         if not own:
             continue
