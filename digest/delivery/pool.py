@@ -3,7 +3,10 @@ connection, its own HTTP client), fed by the claiming thread through a bounded q
 
 Threads, because a sender mostly waits on its peer; the rendering stays in the claiming thread. A
 thread sends an item once the rate limiter lets it and its lease holds (digest.delivery.lease), and
-has its outcome recorded (digest.delivery.recording) before it takes the next one. `ChannelFailed`
+has its outcome recorded (digest.delivery.recording) before its next item is delivered: on SQLite
+before it takes the next one; on PostgreSQL the outcome commits while the channel sends the next
+item all but its last step (`Channel.send_after`: over SMTP, the dot that ends the message), so a
+crash still sends at most one message per connection twice. `ChannelFailed`
 stops the run: what is not sent yet is given back at its end. `ChannelRefused` leaves that delivery
 held, to be given back unspent at the end, and the run goes on until the circuit breaker
 (digest.delivery.breaker) stops it. An exception from a channel means the outcome is unknown: that

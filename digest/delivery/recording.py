@@ -3,10 +3,11 @@
 A channel's outcome (digest.delivery.channel) becomes a ledger outcome: `Sent` is sent; `Retry` is a
 retry at its time while tries are left, else failed (and a bounce, if its fault says so);
 `RecipientFailed` is failed (and a bounce, if its fault says so). On SQLite what the sending
-threads record at the same moment goes into one transaction (`GroupCommit`); on PostgreSQL each
-thread commits its own at once, on its own connection. Either way each thread's outcome is in the
-ledger before that thread takes its next message. The send report and the metrics count each
-outcome once the ledger has it.
+threads record at the same moment goes into one transaction (`GroupCommit`), before each thread
+takes its next message; on PostgreSQL each thread commits its own on its own connection
+(digest.delivery.pg_outcomes), without waiting for it (`later`): the pool waits for it before
+the thread's next message is complete. The send report and the metrics count each outcome once
+the ledger has it.
 """
 
 from __future__ import annotations
