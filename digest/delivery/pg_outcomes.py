@@ -96,23 +96,30 @@ class OutcomeWriter:
         pg = self.conn.pgconn
         pg.send_query_prepared(NAME, self._params)
         while pg.flush():  # non-blocking: what did not fit in the socket's buffer goes as it drains
-            select.select([], [pg.socket], [])
+            _wait(pg.socket, select.POLLOUT)
 
     def _result(self) -> bool:
         assert self.conn is not None
         pg, results = self.conn.pgconn, []
         while True:
             while pg.is_busy():
-                select.select([pg.socket], [], [])
+                _wait(pg.socket, select.POLLIN)
                 pg.consume_input()
             if (r := pg.get_result()) is None:
                 break
             results.append(r)
         (r,) = results
-        if r.status != pq.ExecStatus.COMMAND_OK:
-            raise psycopg.DatabaseError("recording an outcome: "
-                                        + (r.error_message or b"").decode(errors="replace").strip())
+        if r.status != pq.ExecStatus.COMMAND_OK:  # the connection lost is one to open again
+            kind = psycopg.OperationalError if pg.status == pq.ConnStatus.BAD else psycopg.DatabaseError
+            raise kind("recording an outcome: " + (r.error_message or b"").decode(errors="replace").strip())
         return r.command_tuples == 1
+
+
+def _wait(fd: int, event: int) -> None:
+    """Until `fd` is ready for `event` (poll: any descriptor number; the interpreter let go meanwhile)."""
+    p = select.poll()
+    p.register(fd, event)
+    p.poll()
 
 
 def _text(value: object) -> bytes | None:
