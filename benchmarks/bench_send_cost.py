@@ -106,7 +106,10 @@ class CountingProxy:
             if not from_client and kind == b"Z":
                 self.ready += 1
             elif from_client and kind == b"Q":
-                self.statements[_words(body.rstrip(b"\0"))] += 1
+                sql = body.rstrip(b"\0")
+                self.statements[_words(sql)] += 1
+                if sql[:8].upper() == b"PREPARE ":  # an SQL PREPARE names what its Binds run
+                    names[sql.split()[1].split(b"(")[0]] = _words(sql.split(b" AS ", 1)[-1])
             elif from_client and kind == b"P":
                 name, sql = body.split(b"\0")[:2]
                 names[name] = _words(sql)

@@ -7,6 +7,7 @@ import copy
 import shutil
 import ssl
 import subprocess
+import time
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -266,3 +267,31 @@ def test_lines_starting_with_a_dot_arrive_as_written(pipelining):
                                                    b".x: leading dot in the first line\r\n\r\nbody without a "
                                                    b"final line end\r\n"]
         assert t.connects == 1
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one command at a time"])
+def test_before_end_runs_before_the_dot_and_what_it_raises_leaves_nothing_delivered(pipelining):
+    """`before_end` (what PostgreSQL sending waits for: the previous outcome's commit) runs once the
+    message is out but for its ending dot: the server has taken nothing yet, and what arrives after it is
+    the message byte for byte. If it raises, that error comes out, the connection is closed without the
+    dot, and the server delivers nothing of it; the next message opens a new connection."""
+    data = MSG.replace(b"\r\n\r\n", b"\r\n\r\n.leading dot\r\n", 1)
+    bare = b"Subject: no final line end\r\n\r\nbody"
+    with SmtpSink(SinkHandler(pipelining=pipelining)) as sink:
+        t = SmtpTransport(sink.host, sink.port, timeout=5)
+        seen: list[int] = []
+        for message in (data, bare):
+            t.send(message, "digest@example.org", ADA,
+                   before_end=lambda: (time.sleep(0.2), seen.append(sink.handler.received)))
+        assert seen == [0, 1] and [m.data for m in sink.messages] == [data, bare + b"\r\n"]
+
+        def refuse() -> None:
+            raise RuntimeError("the ledger is gone")
+
+        with pytest.raises(RuntimeError, match="the ledger is gone"):
+            t.send(data, "digest@example.org", ADA, before_end=refuse)
+        time.sleep(0.3)
+        assert sink.handler.received == 2
+        t.send(data, "digest@example.org", ADA)
+        t.close()
+        assert sink.handler.received == 3 and t.connects == 2

@@ -9,7 +9,7 @@ webhook kind); a subscriber's `channel` column names the one that reaches them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
@@ -196,6 +196,13 @@ class Channel(ABC):
 
     @abstractmethod
     def send(self, item: Outgoing) -> Outcome: ...
+
+    def send_after(self, item: Outgoing, ready: Callable[[], None]) -> Outcome:
+        """`send(item)`, the item delivered only once `ready()` has returned (the previous item's outcome
+        is on the ledger); what `ready` raises propagates, the item not delivered. Here `ready` comes
+        first; a channel that can do all but the last step meanwhile overrides it (email over SMTP)."""
+        ready()
+        return self.send(item)
 
     def close(self) -> None:
         return None

@@ -3,7 +3,10 @@ connection, its own HTTP client), fed by the claiming thread through a bounded q
 
 Threads, because a sender mostly waits on its peer; the rendering stays in the claiming thread. A
 thread sends an item once the rate limiter lets it and its lease holds (digest.delivery.lease), and
-has its outcome recorded (digest.delivery.recording) before it takes the next one. `ChannelFailed`
+has its outcome recorded (digest.delivery.recording) before its next item is delivered: on SQLite
+before it takes the next one; on PostgreSQL the outcome commits while the channel sends the next
+item all but its last step (`Channel.send_after`: over SMTP, the dot that ends the message), so a
+crash still sends at most one message per connection twice. `ChannelFailed`
 stops the run: what is not sent yet is given back at its end. `ChannelRefused` leaves that delivery
 held, to be given back unspent at the end, and the run goes on until the circuit breaker
 (digest.delivery.breaker) stops it. An exception from a channel means the outcome is unknown: that
@@ -42,6 +45,7 @@ class Pool:
         self.refused: dict[int, str] = {}  # refused by the relay for its own reasons: given back at the end
         self._in_flight: set[int] = set()  # being sent now (its outcome not recorded yet)
         self._flight_lock = threading.Lock()
+        self._local = threading.local()  # each thread's outcome in flight: (delivery id, the call that waits)
         self._threads = [threading.Thread(target=self._work, args=(c,), name=f"digest-send-{i}", daemon=True)
                          for i, c in enumerate(channels)]
 
@@ -90,11 +94,20 @@ class Pool:
                     with self.recorder.lock:
                         self.uncertain.add(o.delivery_id)
                     self.stop(f"{type(err).__name__}: {err}")
+            self._settle_last()
         except BaseException:
             self.stop("a sending thread died")  # the claiming thread must not wait for it
             raise
         finally:
             channels.close()
+            self.recorder.close_thread()
+
+    def _settle_last(self) -> None:
+        try:
+            self._settle()
+        except Exception as err:  # its delivery is left to its lease
+            log.exception("recording the last outcome failed")
+            self.stop(f"{type(err).__name__}: {err}")
 
     def _deliver(self, channels: Channels, o: Outgoing) -> None:
         with self._flight_lock:
@@ -102,8 +115,27 @@ class Pool:
         try:
             self._send(channels, o)
         finally:
+            if getattr(self._local, "pending", None) is None or self._local.pending[0] != o.delivery_id:
+                with self._flight_lock:
+                    self._in_flight.discard(o.delivery_id)
+
+    def _settle(self) -> None:
+        """Wait for this thread's outcome in flight, if there is one (recorded without waiting: the
+        recorder's `later`). Its delivery stays in flight (left to its lease) until it is recorded, and
+        is unsure for good if recording it failed."""
+        if (pending := getattr(self._local, "pending", None)) is None:
+            return
+        self._local.pending = None
+        delivery_id, wait = pending
+        try:
+            wait()
+        except BaseException:
+            with self.recorder.lock:
+                self.uncertain.add(delivery_id)
+            raise
+        finally:
             with self._flight_lock:
-                self._in_flight.discard(o.delivery_id)
+                self._in_flight.discard(delivery_id)
 
     def _send(self, channels: Channels, o: Outgoing) -> None:
         channel = channels.get(o.channel)
@@ -114,7 +146,10 @@ class Pool:
         if self.stop_event is not None and self.stop_event.is_set():
             self.stop(STOPPING)  # the message in flight finished; this one and the rest are given back
             return
-        result = channel.send(o)
+        # the previous outcome must be on the ledger before this message is complete: the channel waits
+        # for it at the last moment (email over SMTP: before the dot that ends the message)
+        result = channel.send_after(o, self._settle)
+        self._settle()
         if isinstance(result, ChannelFailed):
             self.stop(result.error)  # not sent: given back with the rest
             return
@@ -124,8 +159,8 @@ class Pool:
                         o.delivery_id, channel.label, result.error)
             with self.recorder.lock:
                 self.refused[o.delivery_id] = result.error
-        else:
-            self.recorder.outcome(o, result, channel.label)
+        elif (wait := self.recorder.later(o, result, channel.label)) is not None:
+            self._local.pending = (o.delivery_id, wait)
         if tripped is not None:
             log.error("circuit breaker: %s", tripped)
             self.stop(tripped)

@@ -3,10 +3,11 @@
 A channel's outcome (digest.delivery.channel) becomes a ledger outcome: `Sent` is sent; `Retry` is a
 retry at its time while tries are left, else failed (and a bounce, if its fault says so);
 `RecipientFailed` is failed (and a bounce, if its fault says so). On SQLite what the sending
-threads record at the same moment goes into one transaction (`GroupCommit`); on PostgreSQL each
-thread commits its own at once, on its own connection. Either way each thread's outcome is in the
-ledger before that thread takes its next message. The send report and the metrics count each
-outcome once the ledger has it.
+threads record at the same moment goes into one transaction (`GroupCommit`), before each thread
+takes its next message; on PostgreSQL each thread commits its own on its own connection
+(digest.delivery.pg_outcomes), without waiting for it (`later`): the pool waits for it before
+the thread's next message is complete. The send report and the metrics count each outcome once
+the ledger has it.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from digest import metrics
 from digest.config import Settings
 from digest.delivery import bounces, ledger
 from digest.delivery.channel import Fault, Outgoing, RecipientFailed, Retry, Sent
+from digest.lazy import lazy
 from digest.records import DeliveryStatus, utcnow
 from digest.store.db import Database
 
+pg_outcomes = lazy("digest.delivery.pg_outcomes")  # PostgreSQL only: psycopg is an extra
 log = logging.getLogger("digest.sender")
 S = DeliveryStatus
 
@@ -115,8 +118,10 @@ class Recorder:
         # SQLite writes one transaction at a time: what threads record meanwhile goes into the next one.
         # PostgreSQL commits many at once: each thread writes its own, on its own connection, not queued
         # behind another thread's commit (the server flushes the WAL of commits that coincide together).
-        self._record = (GroupCommit(self._write).record if db.engine.dialect.name != "postgresql"
-                        else lambda item: self._write([item]))
+        postgresql = db.engine.dialect.name == "postgresql"
+        self._record = GroupCommit(self._write).record if not postgresql else lambda item: self._write([item])
+        # PostgreSQL: each sending thread's own connection, for the outcomes it does not wait for (`later`)
+        self._writers = threading.local() if postgresql else None
 
     def finish(self, delivery_id: int, status: DeliveryStatus, outcome: str, bounce: dict | None = None,
                via: str | None = None, **values) -> None:
@@ -125,27 +130,61 @@ class Recorder:
 
     def outcome(self, o: Outgoing, result: Sent | Retry | RecipientFailed, via: str) -> None:
         """Record what a channel said of one item it sent: the one retry rule for every channel."""
+        self._record(self._entry(o, result, via))
+
+    def later(self, o: Outgoing, result: Sent | Retry | RecipientFailed,
+              via: str) -> Callable[[], None] | None:
+        """`outcome`, without waiting for the ledger where it can (PostgreSQL, no bounce to record):
+        returns the call that waits for it (and then counts it); None when it is recorded already.
+        This thread's next `later` or `outcome` comes after that call."""
+        entry = self._entry(o, result, via)
+        if self._writers is None or entry[0].bounce:
+            self._record(entry)
+            return None
+        writer = self._writer()
+        writer.start(self.worker, entry[0])
+
+        def wait() -> None:
+            self._count([entry], {entry[0].delivery_id} if writer.wait() else set())
+
+        return wait
+
+    def close_thread(self) -> None:
+        """This thread sends no more: its own connection for outcomes, if it has one, is closed."""
+        if self._writers is not None and (writer := getattr(self._writers, "writer", None)) is not None:
+            writer.close()
+            self._writers.writer = None
+
+    def _writer(self):
+        if (writer := getattr(self._writers, "writer", None)) is None:
+            writer = self._writers.writer = pg_outcomes.OutcomeWriter(self.db.engine)
+        return writer
+
+    def _entry(self, o: Outgoing, result: Sent | Retry | RecipientFailed,
+               via: str) -> tuple[ledger.Outcome, str, str | None]:
+        """The ledger outcome of what a channel said, and how the report counts it."""
         attempts = o.attempts + 1
         if isinstance(result, Sent):
-            self.finish(o.delivery_id, S.SENT, "sent", via=via, attempts=attempts, sent_at=utcnow(),
-                        subject=o.rendered.subject)
             log.info("message sent delivery=%s via=%s papers=%d", o.delivery_id, via, o.rendered.shown)
-            return
+            return (ledger.Outcome(o.delivery_id, S.SENT, attempts=attempts, sent_at=utcnow(),
+                                   subject=o.rendered.subject), "sent", via)
         if isinstance(result, Retry):
             log.warning("message deferred delivery=%s via=%s attempt=%d: %s", o.delivery_id, via, attempts,
                         result.error)
             if attempts < self.settings.mail.max_attempts:
-                self.finish(o.delivery_id, S.RETRY, "retried", via=via, attempts=attempts, error=result.error,
-                            next_attempt_at=result.at)
-                return
+                return (ledger.Outcome(o.delivery_id, S.RETRY, attempts=attempts, error=result.error,
+                                       next_attempt_at=result.at), "retried", via)
         else:
             log.warning("message refused delivery=%s via=%s: %s", o.delivery_id, via, result.error)
-        self.finish(o.delivery_id, S.FAILED, "failed", _bounce(o, attempts, result.error, result.fault),
-                    via=via,
-                    attempts=attempts, error=result.error)
+        return (ledger.Outcome(o.delivery_id, S.FAILED, attempts=attempts, error=result.error,
+                               bounce=_bounce(o, attempts, result.error, result.fault)), "failed", via)
 
     def _write(self, batch: list[tuple[ledger.Outcome, str, str | None]]) -> None:
-        done = set(ledger.finish(self.db, self.worker, [o for o, _, _ in batch], on_bounce=self._bounce))
+        self._count(batch, set(ledger.finish(self.db, self.worker, [o for o, _, _ in batch],
+                                             on_bounce=self._bounce)))
+
+    def _count(self, batch: list[tuple[ledger.Outcome, str, str | None]], done: set[int]) -> None:
+        """Count outcomes the ledger has now (`done`: the ids it recorded; the rest were taken over)."""
         with self.lock:
             for o, outcome, via in batch:
                 if o.delivery_id not in done:

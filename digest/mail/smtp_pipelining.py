@@ -9,6 +9,7 @@ the same way).
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable
 
 from digest.mail.enhanced_status import DATA, EHLO, END, MAIL, RCPT
 
@@ -23,20 +24,32 @@ class At(Exception):
         self.stage, self.error = stage, error
 
 
-def sendmail(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+class Unended(Exception):
+    """`before_end` raised `error`: the message went all but its ending dot, and the connection was
+    closed (the relay delivers nothing of it)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+def sendmail(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes,
+             before_end: Callable[[], None] | None = None) -> None:
     """`conn.sendmail(sender, [recipient], data)`, in two round trips instead of four where the server
     offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write, their replies are read in
-    turn. Fails with `At(stage, what smtplib's sendmail raises for the same reply)`.
+    turn. Fails with `At(stage, what smtplib's sendmail raises for the same reply)`. `before_end`,
+    when given, is called once the message is out but for the dot that ends it; if it raises, the
+    connection is closed without that dot and `Unended` raised.
     """
     stage = [EHLO]
     try:
         conn.ehlo_or_helo_if_needed()
         stage[0] = MAIL
         if conn.has_extn("pipelining"):
-            _pipelined(conn, sender, recipient, data, stage)
+            _pipelined(conn, sender, recipient, data, stage, before_end)
         else:
-            _in_turn(conn, sender, recipient, data, stage)
-    except At:
+            _in_turn(conn, sender, recipient, data, stage, before_end)
+    except (At, Unended):
         raise
     except (OSError, smtplib.SMTPException, UnicodeEncodeError) as err:
         raise At(stage[0], err) from err
@@ -46,10 +59,20 @@ def _size(conn: smtplib.SMTP, data: bytes) -> str:
     return f" SIZE={len(data)}" if conn.has_extn("size") else ""
 
 
-def _end(conn: smtplib.SMTP, data: bytes, stage: list[str]) -> None:
+def _end(conn: smtplib.SMTP, data: bytes, stage: list[str], before_end: Callable[[], None] | None) -> None:
     """The message, then the reply to its end (the stage is END once the last byte is out)."""
     stage[0] = DATA
-    conn.send(_dot_stuffed(data))
+    if before_end is None:
+        conn.send(_dot_stuffed(data))
+    else:
+        body = _dot_stuffed(data)
+        conn.send(body[:-3])  # all but the last line, the dot alone (".\r\n")
+        try:
+            before_end()
+        except BaseException as err:
+            conn.close()
+            raise Unended(err) from err
+        conn.send(body[-3:])
     stage[0] = END
     code, reply = conn.getreply()
     if code != 250:
@@ -60,7 +83,8 @@ def _end(conn: smtplib.SMTP, data: bytes, stage: list[str]) -> None:
         raise smtplib.SMTPDataError(code, reply)
 
 
-def _in_turn(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes, stage: list[str]) -> None:
+def _in_turn(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes, stage: list[str],
+             before_end: Callable[[], None] | None) -> None:
     """One command at a time, as smtplib's sendmail goes (it cannot tell DATA's reply from the end's)."""
     conn.putcmd("mail", f"FROM:{smtplib.quoteaddr(sender)}{_size(conn, data)}")
     code, reply = conn.getreply()
@@ -78,7 +102,7 @@ def _in_turn(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes, stage
     if code != 354:
         _closing_or_reset(conn, code)
         raise smtplib.SMTPDataError(code, reply)
-    _end(conn, data, stage)
+    _end(conn, data, stage, before_end)
 
 
 def _closing_or_reset(conn: smtplib.SMTP, code: int) -> None:
@@ -96,7 +120,8 @@ def _rset(conn: smtplib.SMTP) -> None:
         pass
 
 
-def _pipelined(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes, stage: list[str]) -> None:
+def _pipelined(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes, stage: list[str],
+               before_end: Callable[[], None] | None) -> None:
     conn.send(f"MAIL FROM:{smtplib.quoteaddr(sender)}{_size(conn, data)}\r\nRCPT "
               f"TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n")
     refusal: smtplib.SMTPException | None = None
@@ -122,7 +147,7 @@ def _pipelined(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes, sta
     code, reply = conn.getreply()
     if code != 354:
         raise smtplib.SMTPDataError(code, reply)
-    _end(conn, data, stage)
+    _end(conn, data, stage, before_end)
 
 
 def _dot_stuffed(data: bytes) -> bytes:

@@ -15,6 +15,7 @@ import email.policy
 import os
 import re
 import smtplib
+import socket
 import ssl
 import tempfile
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from typing import NamedTuple, Protocol
 
 from digest.config import Settings
 from digest.mail.enhanced_status import MAIL, RCPT, Verdict, judge
-from digest.mail.smtp_pipelining import At, sendmail
+from digest.mail.smtp_pipelining import At, Unended, sendmail
 
 _ENHANCED = re.compile(r"\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b")  # "550 5.1.1 ..." -> 5.1.1 (RFC 3463)
 
@@ -165,6 +166,8 @@ class SmtpTransport:
             if self.username:
                 conn.login(self.username, self.password or "")
             conn.ehlo_or_helo_if_needed()  # a refused EHLO refuses every message: not any one's fault
+            # a message's ending dot may go alone, after the rest (`before_end`): not held back by Nagle
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, smtplib.SMTPException) as err:
             if conn is not None:
                 conn.close()
@@ -174,9 +177,11 @@ class SmtpTransport:
         self.conn = conn
         self.connects += 1
 
-    def send(self, data: bytes, sender: str, recipient: str) -> None:
+    def send(self, data: bytes, sender: str, recipient: str,
+             before_end: Callable[[], None] | None = None) -> None:
         """Send one message to one recipient (`smtp_pipelining.sendmail`); what a failure means is
-    `_OUTCOMES`, looked up by `_outcome`."""
+        `_OUTCOMES`, looked up by `_outcome`. `before_end`: called (once) before the dot that ends the
+        message; what it raises propagates, the connection closed without that dot."""
         for attempt in (1, 2):
             self.open()
             assert self.conn is not None
@@ -184,8 +189,11 @@ class SmtpTransport:
                 raise PermanentFailure(f"552 5.3.4 the message is {len(data)} bytes, over the relay's "
                                        f"SIZE limit of {limit} bytes", 552, stage=MAIL)
             try:
-                sendmail(self.conn, sender, recipient, data)
+                sendmail(self.conn, sender, recipient, data, before_end)
                 return
+            except Unended as held:
+                self.conn = None  # closed without the ending dot
+                raise held.error from None
             except At as failed:
                 outcome = _outcome(failed.error, failed.stage, sender, recipient)
             if outcome.drop:

@@ -12,7 +12,7 @@ soft for a full mailbox); about the message (too big, its content) for good (5xx
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from digest.config import Settings
@@ -35,6 +35,7 @@ from digest.mail.message import Envelope, ascii_address, message_bytes, parse_ad
 from digest.mail.transport import (
     DeliveryError,
     PermanentFailure,
+    SmtpTransport,
     TemporaryFailure,
     Transport,
     TransportUnavailable,
@@ -117,8 +118,21 @@ class MailChannel(Channel):
         return None
 
     def send(self, item: Outgoing) -> Outcome:
+        return self._send(item, None)
+
+    def send_after(self, item: Outgoing, ready: Callable[[], None]) -> Outcome:
+        """Over SMTP the whole message goes meanwhile, all but the dot that ends it (a connection that
+        ends without it leaves the relay nothing to deliver)."""
+        if type(self.transport).send is not SmtpTransport.send:  # a transport of its own: in turn
+            return super().send_after(item, ready)
+        return self._send(item, ready)
+
+    def _send(self, item: Outgoing, ready: Callable[[], None] | None) -> Outcome:
         try:
-            self.transport.send(item.data, self.sender, item.recipient)
+            if ready is None:
+                self.transport.send(item.data, self.sender, item.recipient)
+            else:
+                self.transport.send(item.data, self.sender, item.recipient, before_end=ready)
         except (TemporaryFailure, PermanentFailure) as err:
             return outcome_of(err, self.setup.settings, item.attempts)
         except TransportUnavailable as err:
