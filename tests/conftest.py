@@ -38,9 +38,12 @@ DB_KINDS = ["sqlite"] + (["postgresql"] if PG_UP else [])
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses a database runs on SQLite and PostgreSQL; `@pytest.mark.sqlite_only` (for
-    tests where the database plays no special part) keeps one on SQLite, so the suite stays quick."""
+    tests where the database plays no special part) keeps one on SQLite, so the suite stays quick;
+    `@pytest.mark.postgresql_only` (code that only PostgreSQL runs) one on PostgreSQL, never skipped."""
     if "db_url" in metafunc.fixturenames:
         kinds = ["sqlite"] if metafunc.definition.get_closest_marker("sqlite_only") else DB_KINDS
+        if metafunc.definition.get_closest_marker("postgresql_only"):
+            kinds = ["postgresql"]
         metafunc.parametrize("db_url", kinds, indirect=True)
 
 

@@ -39,10 +39,12 @@ print(json.dumps({"sent": r.sent, "failed": r.failed, "errors": r.errors}))
 """
 
 
+pytestmark = pytest.mark.postgresql_only  # the writer is PostgreSQL's: never skipped, never on SQLite
+
+
 @pytest.fixture
 def pg(db, db_url):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("the writer is PostgreSQL's")
+    assert db_url.startswith("postgresql")
     return db
 
 
