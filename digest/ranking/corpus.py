@@ -36,7 +36,7 @@ class Corpus:
     and `trending_in` calls (batches of subscribers) without indexing the papers again.
     """
 
-    papers: tuple[Paper, ...]
+    papers: tuple[Paper, ...]  # their abstracts may be left out: the texts are `index.docs`
     index: LexicalIndex
     heat: np.ndarray  # trend_scores(papers, now), float32 in 0..1
     vectors: PaperVectors | None = None  # the papers' embeddings, in the order of `papers`
@@ -69,7 +69,7 @@ class Corpus:
     @cached_property
     def features(self) -> feedback.Features:
         """The papers' features for the feedback models (feedback.features: tf-idf, BM25, vectors)."""
-        return feedback.features([(p.title, p.abstract) for p in self.papers], self.unit, self.vectors)
+        return feedback.features(self.index.docs, self.unit, self.vectors)
 
     @cached_property
     def group(self) -> np.ndarray:
@@ -117,17 +117,20 @@ Candidates = Mapping[int, Collection[int] | Window]
 
 def build_corpus(
     papers: Sequence[Paper], *, now: datetime | None = None, vectors: PaperVectors | None = None,
-    analysed: Iterable[Analysed | None] | None = None,
+    analysed: Iterable[Analysed | None] | None = None, texts: Sequence[tuple[str, str]] | None = None,
 ) -> Corpus:
     """Index `papers` once for ranking: the lexical index and the heat as of `now` (default: the
     current time). `vectors`, when given, must hold one embedding per paper in the same order; they
     turn on the hybrid relevance for every ranking against this corpus. `analysed`: the papers'
-    stored terms in the same order (None for a paper without them), read once (LexicalIndex)."""
+    stored terms in the same order (None for a paper without them), read once (LexicalIndex).
+    `texts`: each paper's (title, abstract), in order, when the records leave their abstracts out (a
+    sequence that may read them when asked, see LexicalIndex); default: the records' own."""
     if vectors is not None and len(vectors.whole) != len(papers):
         raise ValueError(f"{len(vectors.whole)} paper vectors for {len(papers)} papers")
     return Corpus(
         papers=tuple(papers),
-        index=LexicalIndex([(p.title, p.abstract) for p in papers], analysed=analysed),
+        index=LexicalIndex([(p.title, p.abstract) for p in papers] if texts is None else texts,
+                           analysed=analysed),
         heat=trend_scores(papers, now),
         vectors=vectors,
     )

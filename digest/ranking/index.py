@@ -42,15 +42,18 @@ class Params:
 class LexicalIndex:
     """BM25F-style index of (title, abstract) pairs.
 
-    `analysed`, when given, holds each document's stored analysis (stored_terms.Analysed, or None to
-    analyse that document here), in the order of `docs`; it may be an iterator, consumed once, so a
-    large corpus never holds every record at once. The matrices are assembled from those records
-    with numpy (`assemble.Assembler`), the same index as from the texts."""
+    `docs` may be a sequence that reads a document's text when asked (the planner's stored texts): it
+    is kept as given, and only read for explanations, for a document without an `analysed` record,
+    and (acronyms "both") to rewrite every text. `analysed`, when given, holds each document's stored
+    analysis (stored_terms.Analysed, or None to analyse that document here), in the order of `docs`;
+    it may be an iterator, consumed once, so a large corpus never holds every record at once. The
+    matrices are assembled from those records with numpy (`assemble.Assembler`), the same index as
+    from the texts."""
 
     def __init__(self, docs: Sequence[tuple[str, str]], params: Params | None = None,
                  analysed: Iterable[Analysed | None] | None = None) -> None:
         self.params = p = params or Params()
-        self.docs = docs = list(docs)
+        self.docs = docs = docs if isinstance(docs, Sequence) else list(docs)
         self._long: dict[str, list[str]] = {}
         self._segments: dict[int, Segments] = {}
         # the last STARTS_KEPT documents' token_starts (a dict of lists per document: ~10 KB each, and a
@@ -78,10 +81,10 @@ class LexicalIndex:
     def _each(docs: Sequence[tuple[str, str]], records: Iterator[Analysed | None],
               learner: AcronymLearner | None) -> Iterator[Analysed]:
         """Each document's record, analysed here where none was stored; its acronym facts learned."""
-        for title, abstract in docs:
+        for d in range(len(docs)):
             a = next(records, None)
             if a is None:
-                a = analyse_paper(title, abstract)
+                a = analyse_paper(*docs[d])
             if learner is not None:
                 learner.add(a.facts)
             yield a
