@@ -33,11 +33,11 @@ class Pool:
     it, which steer the ranking but are never picked; with the run's "also trending" list."""
 
     corpus: Corpus
-    hot: list[Pick]
+    hot: Sequence[Pick]  # ranking.Hottest: each pick made when first read
     # all of them, by id (subjects, windows, links); a store's pool holds them without their long
     # texts (abstract, AI summary, comment: store.papers.load_light): rendering reads its papers by id
     papers: dict[int, Paper]
-    hot_week: list[Pick] = field(default_factory=list)  # the same by upvotes alone (best of the week)
+    hot_week: Sequence[Pick] = field(default_factory=list)  # the same by upvotes alone (best of the week)
 
 
 WEEK = timedelta(days=7)
@@ -75,9 +75,8 @@ def pool(cfg: DigestSettings, papers: Sequence[Paper], extra: Sequence[Paper] = 
     # "Also trending" means upvoted by the community: listings without any upvotes never fill it
     quiet = {p.id for p in papers if p.upvotes <= 0} | {p.id for p in extra}
     # hottest first
-    hot = ranking.trending_in(corpus, len(papers), exclude=quiet) if cfg.trending_items else []
-    week = ranking.trending_in(corpus, len(papers), exclude=quiet,
-                               whole_window=True) if cfg.trending_items else []
+    hot = ranking.hottest(corpus, exclude=quiet) if cfg.trending_items else []
+    week = ranking.hottest(corpus, exclude=quiet, whole_window=True) if cfg.trending_items else []
     return Pool(corpus, hot, {p.id: p for p in [*papers, *extra]}, week)
 
 
@@ -100,7 +99,7 @@ def select(cfg: DigestSettings, run: Pool, subs: Sequence[Subscriber], starts: M
     return out
 
 
-def _also_trending(hot: list[Pick], run: Pool, k: int, taken: set[int], start: datetime) -> list[Pick]:
+def _also_trending(hot: Sequence[Pick], run: Pool, k: int, taken: set[int], start: datetime) -> list[Pick]:
     """The k hottest papers of `hot` new to a subscriber (first seen after `start`) that they have not had."""
     window = Window(start, frozenset(taken))
     out: list[Pick] = []

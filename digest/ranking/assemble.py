@@ -65,23 +65,25 @@ class Vocab:
     def columns(self, hashes: np.ndarray) -> np.ndarray:
         """The columns of a chunk's term hashes; terms never seen get the next columns, in the order
         of their first occurrence in `hashes`."""
-        out = np.empty(len(hashes), np.int32)
-        pos = np.searchsorted(self.keys, hashes)
-        known = np.zeros(len(hashes), bool)
+        # each distinct hash looked up once, in sorted order (a sweep through the keys, not a random
+        # search per term: linear in practice)
+        uniq, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+        col = np.empty(len(uniq), np.int32)
+        pos = np.searchsorted(self.keys, uniq)
+        known = np.zeros(len(uniq), bool)
         if len(self.keys):
             clipped = np.minimum(pos, len(self.keys) - 1)
-            known = self.keys[clipped] == hashes
-            out[known] = self.cols[clipped[known]]
-        new = hashes[~known]
-        if len(new):
-            uniq, first, inverse = np.unique(new, return_index=True, return_inverse=True)
-            col = np.empty(len(uniq), np.int32)
-            col[np.argsort(first, kind="stable")] = np.arange(len(self.keys), len(self.keys) + len(uniq))
-            out[~known] = col[inverse.ravel()]
-            at = np.searchsorted(self.keys, uniq)
-            self.keys, self.cols = np.insert(self.keys, at, uniq), np.insert(self.cols, at, col)
+            known = self.keys[clipped] == uniq
+            col[known] = self.cols[clipped[known]]
+        new = ~known
+        if new.any():
+            fresh, at = np.empty(int(new.sum()), np.int32), pos[new]
+            start = len(self.keys)
+            fresh[np.argsort(first[new], kind="stable")] = np.arange(start, start + len(fresh))
+            col[new] = fresh
+            self.keys, self.cols = np.insert(self.keys, at, uniq[new]), np.insert(self.cols, at, fresh)
             self._asked.clear()  # a term not found before may be here now
-        return out
+        return col[inverse.ravel()]
 
 
 @dataclass
@@ -122,7 +124,10 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
             cols[-1], tf, abstract = cols[-1][keep], tf[keep], abstract[keep]
         # each row's entries by column: a product with W sums its terms in column order whichever
         # side W is on (index.LexicalIndex.scores multiplies W by the queries, not their transpose)
-        order = np.lexsort((cols[-1], np.repeat(np.arange(len(chunk)), counts[d : d + len(chunk)])))
+        # (a document holds each term once: one key per entry, the order of a lexsort by row, column)
+        key = np.repeat(np.arange(len(chunk), dtype=np.int64), counts[d : d + len(chunk)]) << 32
+        order = np.argsort(key | cols[-1].astype(np.int64))
+        del key
         cols[-1], tf, abstract = cols[-1][order], tf[order], abstract[order]
         tfs.append(tf.astype(np.float32))
         abstracts.append(abstract.astype(np.float32))
@@ -154,18 +159,23 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
     return Built(vocab, W, abstract_tf, df, idf)
 
 
-def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None) -> sp.csr_matrix:
-    """M's rows (times idf per column, when given) at unit length, float32, without stored zeros."""
+def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None, *, in_place: bool = False) -> sp.csr_matrix:
+    """M's rows (times idf per column, when given) at unit length, float32, without stored zeros.
+    `in_place`: computed over M's own data (M is spent), and only the nonzero entries copied out: the
+    peak is M plus the result, not M plus two copies."""
     squares = np.zeros(M.shape[0], np.float64)
     for lo, v in _weighted(M, idf):
         squares += np.bincount(_rows_of(M.indptr, lo, lo + len(v)), weights=v * v, minlength=M.shape[0])
     scale = 1 / np.maximum(np.sqrt(squares), 1e-9)
-    data = np.empty(len(M.data), np.float32)
+    data = M.data if in_place and M.data.dtype == np.float32 else np.empty(len(M.data), np.float32)
     for lo, v in _weighted(M, idf):
         data[lo : lo + len(v)] = v * scale[_rows_of(M.indptr, lo, lo + len(v))]
-    out = sp.csr_matrix((data, M.indices.copy(), M.indptr.copy()), shape=M.shape)
-    out.eliminate_zeros()
-    return out
+    nonzero = data != 0
+    before = np.zeros(len(data) + 1, np.int64)  # nonzero entries before each entry
+    np.cumsum(nonzero, out=before[1:])
+    indptr = before[M.indptr]
+    del before
+    return sp.csr_matrix((data[nonzero], M.indices[nonzero], indptr), shape=M.shape)
 
 
 def _rows_of(indptr: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -220,10 +220,17 @@ class LexicalIndex:
         W = self.W
         return sp.csr_matrix((np.ones(W.nnz, W.dtype), W.indices, W.indptr), shape=W.shape, copy=False)
 
-    def unit_rows(self, abstracts_only: bool = False) -> sp.csr_matrix:
-        """Document vectors scaled to unit length (for document-document cosine)."""
+    def unit_rows(self, abstracts_only: bool = False, *, last: bool = False) -> sp.csr_matrix:
+        """Document vectors scaled to unit length (for document-document cosine). `last` (abstracts
+        only): the abstracts' counts are not needed again (a corpus's duplicate groups are made once):
+        the rows are made in their place, and the index drops them."""
         if abstracts_only:
-            return unit_rows(self.abstract_tf, self.idf)
+            if self.abstract_tf is None:
+                raise ValueError("the abstracts' counts were dropped (unit_rows(..., last=True))")
+            tf = self.abstract_tf
+            if last:
+                self.abstract_tf = None
+            return unit_rows(tf, self.idf, in_place=last)
         M = self.W
         norms = np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel())
         return (sp.diags(1 / np.maximum(norms, 1e-9)) @ M).tocsr().astype(np.float32)

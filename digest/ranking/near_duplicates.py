@@ -47,19 +47,22 @@ def _candidates(unit: sp.csr_matrix, cut: float) -> Iterator[tuple[np.ndarray, n
     rank = np.empty(unit.shape[1], np.int32)
     rank[np.argsort(df, kind="stable")] = np.arange(unit.shape[1], dtype=np.int32)  # rarest first
     del df
-    parts_r, parts_c = [], []
-    for lo in range(0, n, ROWS):  # a block of rows at a time: memory is the block, not the corpus
-        r, c = _first_parts(unit[lo : lo + ROWS], rank, cut)
-        parts_r.append(r + lo)
-        parts_c.append(c)
-    r, c = np.concatenate(parts_r), np.concatenate(parts_c)
-    del parts_r, parts_c
-    by_term = np.argsort(c.astype(np.int64) * n + r)
-    r, c = r[by_term], c[by_term]
-    bounds = np.flatnonzero(np.r_[True, c[1:] != c[:-1], True])
-    sizes = np.diff(bounds)
+    # each row's first part, a block of rows at a time, as a sparse (rows x terms) pattern; by term
+    # (CSC: each term's rows in increasing order) it lists the rows sharing each term, in 4 bytes an entry
+    blocks = [_first_parts(unit[lo : lo + ROWS], rank, cut) for lo in range(0, n, ROWS)]
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.concatenate([np.diff(b.indptr) for b in blocks]) if blocks else [], out=indptr[1:])
+    cols = np.concatenate([b.indices for b in blocks]) if blocks else np.empty(0, np.int32)
+    del blocks
+    parts = sp.csr_matrix((np.ones(len(cols), np.int8), cols, indptr), shape=unit.shape)
+    del cols, indptr
+    by_term = parts.tocsc()
+    del parts
+    r, c_bounds = by_term.indices, by_term.indptr
+    del by_term
+    sizes = np.diff(c_bounds)
     big = sizes > 1
-    starts, sizes = bounds[:-1][big], sizes[big]
+    starts, sizes = c_bounds[:-1][big].astype(np.int64), sizes[big].astype(np.int64)
     pairs = sizes * (sizes - 1) // 2
     batch = np.cumsum(pairs) // PAIRS  # groups in batches of about PAIRS pairs
     cuts = np.flatnonzero(np.r_[True, batch[1:] != batch[:-1], True])
@@ -72,9 +75,9 @@ def _candidates(unit: sp.csr_matrix, cut: float) -> Iterator[tuple[np.ndarray, n
         yield _distinct(r[left], r[right], n)
 
 
-def _first_parts(block: sp.csr_matrix, rank: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
-    """(row, term) of the entries in each row's first part: its rarest terms, up to where the rest of
-    the row (its commoner terms) has norm below `cut`."""
+def _first_parts(block: sp.csr_matrix, rank: np.ndarray, cut: float) -> sp.csr_matrix:
+    """The pattern (rows x terms, the block's indptr and indices) of the entries in each row's first
+    part: its rarest terms, up to where the rest of the row (its commoner terms) has norm below `cut`."""
     counts = np.diff(block.indptr)
     rows = np.repeat(np.arange(block.shape[0], dtype=np.int64), counts)
     cols = block.indices
@@ -85,8 +88,11 @@ def _first_parts(block: sp.csr_matrix, rank: np.ndarray, cut: float) -> tuple[np
     starts = block.indptr[:-1]
     before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0.0) if len(running) else starts
     rest = running - np.repeat(before, counts)  # squared norm from this term to the commonest
-    first = order[rest >= cut * cut]
-    return rows[first], cols[first]
+    first = np.sort(order[rest >= cut * cut])  # back in the row's own order
+    indptr = np.zeros(block.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows[first], minlength=block.shape[0]), out=indptr[1:])
+    return sp.csr_matrix((np.ones(len(first), np.int8), cols[first].astype(np.int32), indptr),
+                         shape=block.shape)
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
