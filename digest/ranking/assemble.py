@@ -171,11 +171,16 @@ def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None, *, in_place: bool
     for lo, v in _weighted(M, idf):
         data[lo : lo + len(v)] = v * scale[_rows_of(M.indptr, lo, lo + len(v))]
     nonzero = data != 0
-    before = np.zeros(len(data) + 1, np.int64)  # nonzero entries before each entry
-    np.cumsum(nonzero, out=before[1:])
-    indptr = before[M.indptr]
-    del before
-    return sp.csr_matrix((data[nonzero], M.indices[nonzero], indptr), shape=M.shape)
+    per_row = np.zeros(M.shape[0], np.int64)  # each row's nonzero entries
+    full = np.diff(M.indptr) > 0
+    if full.any():
+        per_row[full] = np.add.reduceat(nonzero, M.indptr[:-1][full], dtype=np.int64)
+    indptr = np.zeros(M.shape[0] + 1, np.int64)
+    np.cumsum(per_row, out=indptr[1:])
+    data = data[nonzero]
+    if in_place:
+        M.data = np.empty(0, np.float32)  # spent: its memory goes before the indices are copied
+    return sp.csr_matrix((data, M.indices[nonzero], indptr), shape=M.shape)
 
 
 def _rows_of(indptr: np.ndarray, lo: int, hi: int) -> np.ndarray:

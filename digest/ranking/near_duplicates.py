@@ -43,7 +43,9 @@ def similar_pairs(unit: sp.csr_matrix, threshold: float) -> tuple[np.ndarray, np
 def _candidates(unit: sp.csr_matrix, cut: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Distinct (a < b) pairs of rows sharing a term in their first parts, a bounded batch at a time."""
     n = unit.shape[0]
-    df = np.bincount(unit.indices, minlength=unit.shape[1])
+    df = np.zeros(unit.shape[1], np.int64)
+    for lo in range(0, len(unit.indices), PAIRS):  # bincount copies its input to int64: a slice at a time
+        df += np.bincount(unit.indices[lo : lo + PAIRS], minlength=unit.shape[1])
     rank = np.empty(unit.shape[1], np.int32)
     rank[np.argsort(df, kind="stable")] = np.arange(unit.shape[1], dtype=np.int32)  # rarest first
     del df
