@@ -98,9 +98,7 @@ class Built:
 def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
     """The index matrices of `n_docs` documents' records (an iterator is read once, in chunks)."""
     p, vocab = params, Vocab()
-    cols: list[np.ndarray] = []
-    tfs: list[np.ndarray] = []
-    abstracts: list[np.ndarray] = []
+    cols, tfs, abstracts = Growing(np.int32), Growing(np.float32), Growing(np.float32)
     counts = np.zeros(n_docs, np.int64)
     lengths = np.zeros(n_docs, np.float64)
     it: Iterator[Analysed] = iter(records)
@@ -111,7 +109,7 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
             lengths[d + k] = p.title_weight * a.title_words + a.abstract_words
             if p.lead_weight != 1.0:
                 lengths[d + k] += (p.lead_weight - 1.0) * a.lead_words
-        cols.append(vocab.columns(np.concatenate([a.hashes for a in chunk])))
+        col = vocab.columns(np.concatenate([a.hashes for a in chunk]))
         title = np.concatenate([a.title for a in chunk]).astype(np.float64)
         abstract = np.concatenate([a.abstract for a in chunk]).astype(np.float64)
         tf = title * p.title_weight + abstract
@@ -121,30 +119,27 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
         if not keep.all():
             starts = np.repeat(np.arange(len(chunk)), counts[d : d + len(chunk)])
             counts[d : d + len(chunk)] = np.bincount(starts[keep], minlength=len(chunk))
-            cols[-1], tf, abstract = cols[-1][keep], tf[keep], abstract[keep]
+            col, tf, abstract = col[keep], tf[keep], abstract[keep]
         # each row's entries by column: a product with W sums its terms in column order whichever
         # side W is on (index.LexicalIndex.scores multiplies W by the queries, not their transpose)
         # (a document holds each term once: one key per entry, the order of a lexsort by row, column)
         key = np.repeat(np.arange(len(chunk), dtype=np.int64), counts[d : d + len(chunk)]) << 32
-        order = np.argsort(key | cols[-1].astype(np.int64))
+        order = np.argsort(key | col.astype(np.int64))
         del key
-        cols[-1], tf, abstract = cols[-1][order], tf[order], abstract[order]
-        tfs.append(tf.astype(np.float32))
-        abstracts.append(abstract.astype(np.float32))
+        cols.add(col[order])
+        tfs.add(tf[order])
+        abstracts.add(abstract[order])
         d += len(chunk)
         del chunk, title
     if d != n_docs:
         raise ValueError(f"{d} analysed records for {n_docs} documents")
     indptr = np.zeros(n_docs + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
-    col = np.concatenate(cols) if cols else np.empty(0, np.int32)
-    del cols
-    data = np.concatenate(tfs) if tfs else np.empty(0, np.float32)
-    del tfs
-    abstract_data = np.concatenate(abstracts) if abstracts else np.empty(0, np.float32)
-    del abstracts
+    col, data, abstract_data = cols.done(), tfs.done(), abstracts.done()
     n_terms = len(vocab)
-    df = np.bincount(col, minlength=n_terms).astype(np.float64)
+    df = np.zeros(n_terms, np.float64)
+    for lo in range(0, len(col), ROWS):  # bincount copies its input to int64: a slice at a time
+        df += np.bincount(col[lo : lo + ROWS], minlength=n_terms)
     idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
     avg = lengths.mean() if n_docs and lengths.mean() > 0 else 1.0
     norm = p.k1 * (1 - p.b + p.b * lengths / avg)
@@ -157,6 +152,27 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
     W = sp.csr_matrix((data, col, indptr), shape=shape, copy=False)
     abstract_tf = sp.csr_matrix((abstract_data, col, indptr), shape=shape, copy=False)
     return Built(vocab, W, abstract_tf, df, idf)
+
+
+class Growing:
+    """An array appended to a chunk at a time, grown in place (`ndarray.resize`: realloc, which moves a
+    large block's pages without copying them) rather than concatenated from a list of chunks at the
+    end: the peak is the array and one chunk, not the chunks and their concatenation."""
+
+    def __init__(self, dtype) -> None:
+        self._a, self._n = np.empty(1 << 16, dtype), 0
+
+    def add(self, part: np.ndarray) -> None:
+        need = self._n + len(part)
+        if need > len(self._a):
+            self._a.resize(max(need, len(self._a) * 3 // 2), refcheck=False)  # no view of it exists
+        self._a[self._n : need] = part  # cast to the array's dtype, as astype would
+        self._n = need
+
+    def done(self) -> np.ndarray:
+        self._a.resize(self._n, refcheck=False)
+        a, self._a = self._a, np.empty(0, self._a.dtype)
+        return a
 
 
 def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None, *, in_place: bool = False) -> sp.csr_matrix:
