@@ -187,10 +187,10 @@ def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None, *, in_place: bool
     for lo, v in _weighted(M, idf):
         data[lo : lo + len(v)] = v * scale[_rows_of(M.indptr, lo, lo + len(v))]
     nonzero = data != 0
-    per_row = np.zeros(M.shape[0], np.int64)  # each row's nonzero entries
-    full = np.diff(M.indptr) > 0
-    if full.any():
-        per_row[full] = np.add.reduceat(nonzero, M.indptr[:-1][full], dtype=np.int64)
+    zeros = np.flatnonzero(~nonzero)  # the few stored zeros (a title's own terms): each row's count
+    per_row = np.diff(M.indptr) - np.bincount(np.searchsorted(M.indptr, zeros, side="right") - 1,
+                                              minlength=M.shape[0])
+    del zeros
     indptr = np.zeros(M.shape[0] + 1, np.int64)
     np.cumsum(per_row, out=indptr[1:])
     data = data[nonzero]
