@@ -177,8 +177,8 @@ class Growing:
 
 def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None, *, in_place: bool = False) -> sp.csr_matrix:
     """M's rows (times idf per column, when given) at unit length, float32, without stored zeros.
-    `in_place`: computed over M's own data (M is spent), and only the nonzero entries copied out: the
-    peak is M plus the result, not M plus two copies."""
+    `in_place`: computed over M's own data (M is spent) and sharing its indices, its stored zeros
+    kept (near_duplicates.similar_pairs skips them): no copy of any entry."""
     squares = np.zeros(M.shape[0], np.float64)
     for lo, v in _weighted(M, idf):
         squares += np.bincount(_rows_of(M.indptr, lo, lo + len(v)), weights=v * v, minlength=M.shape[0])
@@ -186,17 +186,11 @@ def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None, *, in_place: bool
     data = M.data if in_place and M.data.dtype == np.float32 else np.empty(len(M.data), np.float32)
     for lo, v in _weighted(M, idf):
         data[lo : lo + len(v)] = v * scale[_rows_of(M.indptr, lo, lo + len(v))]
-    nonzero = data != 0
-    zeros = np.flatnonzero(~nonzero)  # the few stored zeros (a title's own terms): each row's count
-    per_row = np.diff(M.indptr) - np.bincount(np.searchsorted(M.indptr, zeros, side="right") - 1,
-                                              minlength=M.shape[0])
-    del zeros
-    indptr = np.zeros(M.shape[0] + 1, np.int64)
-    np.cumsum(per_row, out=indptr[1:])
-    data = data[nonzero]
     if in_place:
-        M.data = np.empty(0, np.float32)  # spent: its memory goes before the indices are copied
-    return sp.csr_matrix((data, M.indices[nonzero], indptr), shape=M.shape)
+        return sp.csr_matrix((data, M.indices, M.indptr), shape=M.shape, copy=False)
+    out = sp.csr_matrix((data, M.indices.copy(), M.indptr.copy()), shape=M.shape)
+    out.eliminate_zeros()
+    return out
 
 
 def _rows_of(indptr: np.ndarray, lo: int, hi: int) -> np.ndarray:

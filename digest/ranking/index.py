@@ -198,7 +198,7 @@ class LexicalIndex:
                 owner.append(q)
                 total.append(mass)
         C = sp.csr_matrix((vals, (rows, cols)), shape=(len(owner), len(self.vocab)), dtype=np.float32)
-        per_reading = _by_rows(self.binary(), C)
+        per_reading = _present_by_rows(self.W, C)
         per_reading /= np.maximum(np.array(total, np.float32), 1e-9)[:, None]
         out = np.zeros((len(queries), self.n_docs), np.float32)
         np.maximum.at(out, np.array(owner, dtype=np.intp), per_reading)
@@ -211,7 +211,7 @@ class LexicalIndex:
         cols = [self.vocab[t] for ts in wanted for t in ts if t in self.vocab]
         Q = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(queries), len(self.vocab)))
         needed = np.array([len(ts) for ts in wanted])
-        hits = _by_rows(self.binary(), Q)
+        hits = _present_by_rows(self.W, Q)
         return (hits >= needed[:, None]) & (needed[:, None] > 0)
 
     # -- documents -----------------------------------------------------------------------------
@@ -275,6 +275,22 @@ def _by_rows(D: sp.csr_matrix, Q: sp.csr_matrix) -> np.ndarray:
     if not D.has_sorted_indices:
         raise ValueError("the documents' rows must hold their terms in column order")
     return np.asarray((D @ Q.T).T.todense(), dtype=np.float32)
+
+
+def _present_by_rows(D: sp.csr_matrix, Q: sp.csr_matrix) -> np.ndarray:
+    """`_by_rows` of D's pattern (ones: `LexicalIndex.binary`) and Q, over the columns Q uses only: no
+    array of ones as long as D (at 200,000 papers, 125 MB). The same numbers: the columns kept are
+    renumbered in their order, so each sum runs over the same terms in the same order."""
+    used = np.unique(Q.indices)
+    at = np.flatnonzero(np.isin(D.indices, used))  # D's entries in those columns, in order
+    rows = np.searchsorted(D.indptr, at, side="right") - 1
+    indptr = np.zeros(D.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=D.shape[0]), out=indptr[1:])
+    cols = np.searchsorted(used, D.indices[at]).astype(np.int32)
+    present = sp.csr_matrix((np.ones(len(at), D.dtype), cols, indptr), shape=(D.shape[0], len(used)))
+    present.has_sorted_indices = True  # D's order, renumbered in order
+    Q = Q.tocsc()[:, used].tocsr()
+    return _by_rows(present, Q)
 
 
 def _row(M: sp.csr_matrix, i: int) -> tuple[list[int], list[float]]:

@@ -1,8 +1,9 @@
 """Speed work: the pairs of papers whose abstracts have cosine >= a threshold, without comparing all
 pairs (prefix filtering, as in Bayardo, Ma and Srikant's All-Pairs).
 
-Contract: `similar_pairs(unit, t)` returns every pair of rows of `unit` (rows at unit length, or empty)
-whose cosine is >= t, and no other, checked with the exact cosine; `corpus._group_of` joins them into
+Contract: `similar_pairs(unit, t)` returns every pair of rows of `unit` (rows at unit length, or empty;
+stored zeros are skipped, as if eliminated) whose cosine is >= t, and no other, checked with the exact
+cosine; `corpus._group_of` joins them into
 groups. Why no pair is missed: order the terms rarest first and cut each row where the rest of it (its
 commoner terms) has norm below t (a small margin below, for rounding). Two rows with cosine >= t share
 a term among the first parts of both: were every shared term in the rest of one of them, say the row
@@ -45,7 +46,8 @@ def _candidates(unit: sp.csr_matrix, cut: float) -> Iterator[tuple[np.ndarray, n
     n = unit.shape[0]
     df = np.zeros(unit.shape[1], np.int64)
     for lo in range(0, len(unit.indices), PAIRS):  # bincount copies its input to int64: a slice at a time
-        df += np.bincount(unit.indices[lo : lo + PAIRS], minlength=unit.shape[1])
+        used = unit.data[lo : lo + PAIRS] != 0
+        df += np.bincount(unit.indices[lo : lo + PAIRS][used], minlength=unit.shape[1])
     rank = np.empty(unit.shape[1], np.int32)
     rank[np.argsort(df, kind="stable")] = np.arange(unit.shape[1], dtype=np.int32)  # rarest first
     del df
@@ -80,6 +82,9 @@ def _candidates(unit: sp.csr_matrix, cut: float) -> Iterator[tuple[np.ndarray, n
 def _first_parts(block: sp.csr_matrix, rank: np.ndarray, cut: float) -> sp.csr_matrix:
     """The pattern (rows x terms, the block's indptr and indices) of the entries in each row's first
     part: its rarest terms, up to where the rest of the row (its commoner terms) has norm below `cut`."""
+    if (block.data == 0).any():
+        block = block.copy()
+        block.eliminate_zeros()
     counts = np.diff(block.indptr)
     rows = np.repeat(np.arange(block.shape[0], dtype=np.int64), counts)
     cols = block.indices
@@ -114,7 +119,7 @@ def _distinct(a: np.ndarray, b: np.ndarray, n: int) -> tuple[np.ndarray, np.ndar
 def _cosines(unit: sp.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The cosine of each pair (a[k], b[k]): the dot product of two unit rows."""
     out = np.empty(len(a), np.float32)
-    step = 1 << 14
+    step = 1 << 12
     for lo in range(0, len(a), step):
         A, B = unit[a[lo : lo + step]], unit[b[lo : lo + step]]
         out[lo : lo + step] = np.asarray(A.multiply(B).sum(axis=1)).ravel()
