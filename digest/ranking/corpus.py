@@ -236,6 +236,7 @@ def _group_of(papers: Sequence[Paper], unit: sp.csr_matrix | None) -> np.ndarray
         key = title_key(p.title)  # the store's dedupe key: one rule for "the same title"
         if key:
             union(i, first.setdefault(key, i))
+    del first  # before the abstracts' search: a key per paper
     if unit is not None:
         for a, b in zip(*similar_pairs(unit, DUPLICATE_COSINE), strict=True):
             union(int(a), int(b))
