@@ -73,10 +73,13 @@ def candidate_pool(db: Database, settings: Settings, now: datetime, newest: int 
 
 
 class StoredTexts(Sequence):
-    """(title, abstract) of each of a run's papers, by row, read from the store when asked (the last
-    KEPT kept; a whole pass reads them a chunk at a time): the texts of a large window are never all
-    in memory. Explanations ask for their picks' texts, a feedback model for all."""
+    """(title, abstract) of each of a run's papers, by row, read from the store when asked: a window of
+    up to WHOLE papers all at once at the first ask (one query, not one per explained paper: a
+    10,000-paper run explains thousands), a larger one a paper at a time, the last KEPT kept (a whole
+    pass reads them a chunk at a time): the texts of a large window are never all in memory.
+    Explanations ask for their picks' texts, a feedback model for all."""
 
+    WHOLE = 20_000
     KEPT = 4096
 
     def __init__(self, db: Database, ids: Sequence[int]) -> None:
@@ -89,6 +92,9 @@ class StoredTexts(Sequence):
     def __getitem__(self, row: int) -> tuple[str, str]:
         got = self._kept.get(row)
         if got is None:
+            if len(self.ids) <= self.WHOLE:
+                self._kept.update(enumerate(self))
+                return self._kept[row]
             with self.db.session() as s:
                 got = self._kept[row] = paper_store.texts(s, [self.ids[row]])[self.ids[row]]
             if len(self._kept) > self.KEPT:
