@@ -220,7 +220,7 @@ def key_of(listing: Listing) -> str:
     return listing.key if isinstance(listing, Cleaned) else title_key(listing.title)
 
 
-@dataclass
+@dataclass(slots=True)  # no dict per record: a run's window holds 200,000 of them
 class Paper:
     """A stored paper, as the ranker and renderer see it."""
 

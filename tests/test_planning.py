@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from digest.planning import candidates
+from digest.store import papers as paper_store
 from digest.store.models import Delivery, DeliveryItem
 from digest.subscriptions import subscribers
+from digest.usecases import planning
 from digest.usecases.ingesting import ingest
 from digest.usecases.planning import plan
 
@@ -55,3 +58,28 @@ def test_bulk_planning_picks_what_one_at_a_time_picks(db, settings_for):
     assert items == sum(len(v[1]) for v in together.values())
     again = plan(db, settings, now=now)
     assert (again.planned, again.already) == (0, len(together))
+
+
+def test_the_window_read_without_texts_decides_as_whole_records_analysed_in_memory(db, settings_for,
+                                                                                 monkeypatch):
+    """Issue 25: the pool read as records without their abstracts, indexed from the stored terms, the
+    abstracts read by id for the explanations, plans exactly what the pool of whole records analysed
+    in memory (as planning did before) plans: the same picks, scores, explanations and trending."""
+    settings = settings_for(db.url)
+    now = datetime.now(UTC)
+    ingest(db, settings, now=now)
+    add_varied_subscribers(db, 40)
+    new = plan(db, settings, now=now, dry_run=True)
+    assert all(not p.abstract for p in new.papers.values())  # no abstract was held
+
+    def whole_records(db, settings, now, newest=None):
+        with db.session() as s:
+            papers = paper_store.load(s, seen_after=candidates.earliest_start(settings.digest, now))
+        assert all(p.abstract for p in papers)
+        return candidates.pool(settings.digest, papers, [], None, now)
+
+    monkeypatch.setattr(planning, "candidate_pool", whole_records)
+    old = plan(db, settings, now=now, dry_run=True)
+    assert len(picks_of(new)) > 30 and sum(len(v[1]) for v in picks_of(new).values()) > 60
+    assert picks_of(new) == picks_of(old)
+    assert planning.dry_run_rows(new) == planning.dry_run_rows(old)

@@ -121,8 +121,10 @@ def test_terms_are_stored_at_ingest_read_back_in_order_and_stale_after_a_change(
         s.execute(update(PaperRow).where(PaperRow.id == changed.id).values(abstract="A new abstract."))
     with db.session() as s:
         again = paper_store.load(s)
-    got = list(stored_terms_of(db, again))
-    assert got[7] is None and all(g is not None for k, g in enumerate(got) if k != 7)
+    got = list(stored_terms_of(db, again))  # the stale record: analysed from the text read beside it
+    assert got[7].hashes.tolist() == analyse_paper(changed.title, "A new abstract.").hashes.tolist()
+    assert [g.hashes.tolist() for g in got] == [analyse_paper(p.title, p.abstract).hashes.tolist()
+                                                 for p in again]
     assert store_terms(db) == 1
 
 
@@ -168,8 +170,9 @@ def test_vocab_lookups_remembered_stay_true_as_terms_arrive():
 
 
 def test_scores_coverage_and_presence_are_the_products_with_the_transposed_documents(monkeypatch):
-    """The index multiplies its documents' rows by the queries (no transposed copy of W): the numbers are
-    exactly those of `Q @ W.T` as computed before, on a realistic set."""
+    """The index multiplies its documents' rows by the queries (no transposed copy of W), and presence
+    only over the columns the queries use: the numbers are exactly those of `Q @ W.T` and `Q @ B.T` (B:
+    W's whole pattern) as computed before, on a realistic set."""
     from digest.ranking import index as index_module
     from digest.ranking.text import terms as words
 
@@ -179,6 +182,8 @@ def test_scores_coverage_and_presence_are_the_products_with_the_transposed_docum
     Q, _ = ix.query_matrix(topics)
     new = ix.scores(Q), ix.coverage(topics), ix.presence(topics)
     monkeypatch.setattr(index_module, "_by_rows", lambda D, Q: np.asarray((Q @ D.T).todense(), np.float32))
+    # and presence over every column, with W's whole pattern (LexicalIndex.binary), as before
+    monkeypatch.setattr(index_module, "_present_by_rows", lambda D, Q: index_module._by_rows(ix.binary(), Q))
     old = ix.scores(Q), ix.coverage(topics), ix.presence(topics)
     assert new[0].any() and new[1].any() and new[2].any()
     for a, b in zip(new, old, strict=True):

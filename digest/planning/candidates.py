@@ -33,9 +33,11 @@ class Pool:
     it, which steer the ranking but are never picked; with the run's "also trending" list."""
 
     corpus: Corpus
-    hot: list[Pick]
-    papers: dict[int, Paper]  # all of them, by id (for rendering and subjects)
-    hot_week: list[Pick] = field(default_factory=list)  # the same by upvotes alone (best of the week)
+    hot: Sequence[Pick]  # ranking.Hottest: each pick made when first read
+    # all of them, by id (subjects, windows, links); a store's pool holds them without their long
+    # texts (abstract, AI summary, comment: store.papers.load_light): rendering reads its papers by id
+    papers: dict[int, Paper]
+    hot_week: Sequence[Pick] = field(default_factory=list)  # the same by upvotes alone (best of the week)
 
 
 WEEK = timedelta(days=7)
@@ -61,18 +63,20 @@ def earliest_start(cfg: DigestSettings, now: datetime) -> datetime:
 
 def pool(cfg: DigestSettings, papers: Sequence[Paper], extra: Sequence[Paper] = (),
          vectors: PaperVectors | None = None, now: datetime | None = None,
-         analysed: Iterable[Analysed | None] | None = None) -> Pool:
+         analysed: Iterable[Analysed | None] | None = None,
+         texts: Sequence[tuple[str, str]] | None = None) -> Pool:
     """Index a run's papers once. `papers` are the candidate window, `extra` the feedback papers
-    outside it; `vectors` the embeddings of `papers` + `extra`, in that order (hybrid ranker), and
-    `analysed` their stored terms, in that order too (read once)."""
+    outside it; `vectors` the embeddings of `papers` + `extra`, in that order (hybrid ranker),
+    `analysed` their stored terms, in that order too (read once), and `texts` their (title, abstract)
+    (default: the records' own; see ranking.build_corpus)."""
     steering = [replace(p, first_seen_at=None) for p in extra]  # outside every window: never picked
-    corpus = ranking.build_corpus([*papers, *steering], now=now, vectors=vectors, analysed=analysed)
+    corpus = ranking.build_corpus([*papers, *steering], now=now, vectors=vectors, analysed=analysed,
+                                  texts=texts)
     # "Also trending" means upvoted by the community: listings without any upvotes never fill it
     quiet = {p.id for p in papers if p.upvotes <= 0} | {p.id for p in extra}
     # hottest first
-    hot = ranking.trending_in(corpus, len(papers), exclude=quiet) if cfg.trending_items else []
-    week = ranking.trending_in(corpus, len(papers), exclude=quiet,
-                               whole_window=True) if cfg.trending_items else []
+    hot = ranking.hottest(corpus, exclude=quiet) if cfg.trending_items else []
+    week = ranking.hottest(corpus, exclude=quiet, whole_window=True) if cfg.trending_items else []
     return Pool(corpus, hot, {p.id: p for p in [*papers, *extra]}, week)
 
 
@@ -95,7 +99,7 @@ def select(cfg: DigestSettings, run: Pool, subs: Sequence[Subscriber], starts: M
     return out
 
 
-def _also_trending(hot: list[Pick], run: Pool, k: int, taken: set[int], start: datetime) -> list[Pick]:
+def _also_trending(hot: Sequence[Pick], run: Pool, k: int, taken: set[int], start: datetime) -> list[Pick]:
     """The k hottest papers of `hot` new to a subscriber (first seen after `start`) that they have not had."""
     window = Window(start, frozenset(taken))
     out: list[Pick] = []

@@ -2,7 +2,7 @@
 
 Public API: `rank(papers, profiles, ...)` for a batch of subscribers, `trending(papers, k)`; for a run
 ranking many batches, `build_corpus(papers, now=, vectors=)` once, then `rank_with(corpus, profiles, ...)`
-per batch and `trending_in(corpus, k)`.
+per batch and `trending_in(corpus, k)` (or `hottest(corpus)`: all of them, made as read).
 """
 
 
@@ -11,7 +11,8 @@ from importlib import import_module
 # name -> its module, imported on first use (PEP 562): importing a light module of the package
 # (authors, text) does not load numpy and scipy with the ranker (issue 25: commands start fast)
 _WHERE = {"Corpus": "corpus", "Window": "corpus", "build_corpus": "corpus", "trend_scores": "corpus",
-          "trending": "corpus", "trending_in": "corpus", "rank": "ranker", "rank_with": "ranker"}
+          "trending": "corpus", "trending_in": "corpus",
+          "hottest": "corpus", "Hottest": "corpus", "rank": "ranker", "rank_with": "ranker"}
 __all__ = sorted(_WHERE)
 
 

@@ -65,23 +65,40 @@ class Vocab:
     def columns(self, hashes: np.ndarray) -> np.ndarray:
         """The columns of a chunk's term hashes; terms never seen get the next columns, in the order
         of their first occurrence in `hashes`."""
-        out = np.empty(len(hashes), np.int32)
-        pos = np.searchsorted(self.keys, hashes)
-        known = np.zeros(len(hashes), bool)
+        # each distinct hash looked up once, in sorted order (a sweep through the keys, not a random
+        # search per term: linear in practice)
+        uniq, first, inverse = _unique(hashes)
+        col = np.empty(len(uniq), np.int32)
+        pos = np.searchsorted(self.keys, uniq)
+        known = np.zeros(len(uniq), bool)
         if len(self.keys):
             clipped = np.minimum(pos, len(self.keys) - 1)
-            known = self.keys[clipped] == hashes
-            out[known] = self.cols[clipped[known]]
-        new = hashes[~known]
-        if len(new):
-            uniq, first, inverse = np.unique(new, return_index=True, return_inverse=True)
-            col = np.empty(len(uniq), np.int32)
-            col[np.argsort(first, kind="stable")] = np.arange(len(self.keys), len(self.keys) + len(uniq))
-            out[~known] = col[inverse.ravel()]
-            at = np.searchsorted(self.keys, uniq)
-            self.keys, self.cols = np.insert(self.keys, at, uniq), np.insert(self.cols, at, col)
+            known = self.keys[clipped] == uniq
+            col[known] = self.cols[clipped[known]]
+        new = ~known
+        if new.any():
+            fresh, at = np.empty(int(new.sum()), np.int32), pos[new]
+            start = len(self.keys)
+            fresh[np.argsort(first[new], kind="stable")] = np.arange(start, start + len(fresh))
+            col[new] = fresh
+            self.keys, self.cols = np.insert(self.keys, at, uniq[new]), np.insert(self.cols, at, fresh)
             self._asked.clear()  # a term not found before may be here now
-        return out
+        return col[inverse]
+
+
+def _unique(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`np.unique(a, return_index=True, return_inverse=True)`, with an unstable sort (the first
+    occurrence of each value is the least index of its run): faster than np.unique's stable one."""
+    order = np.argsort(a)
+    ordered = a[order]
+    head = np.empty(len(a), bool)
+    head[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=head[1:])
+    starts = np.flatnonzero(head)
+    inverse = np.empty(len(a), np.intp)
+    inverse[order] = np.cumsum(head) - 1
+    first = np.minimum.reduceat(order, starts) if len(a) else np.empty(0, np.intp)
+    return ordered[starts], first, inverse
 
 
 @dataclass
@@ -96,9 +113,7 @@ class Built:
 def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
     """The index matrices of `n_docs` documents' records (an iterator is read once, in chunks)."""
     p, vocab = params, Vocab()
-    cols: list[np.ndarray] = []
-    tfs: list[np.ndarray] = []
-    abstracts: list[np.ndarray] = []
+    cols, tfs, abstracts = Growing(np.int32), Growing(np.float32), Growing(np.float32)
     counts = np.zeros(n_docs, np.int64)
     lengths = np.zeros(n_docs, np.float64)
     it: Iterator[Analysed] = iter(records)
@@ -109,7 +124,7 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
             lengths[d + k] = p.title_weight * a.title_words + a.abstract_words
             if p.lead_weight != 1.0:
                 lengths[d + k] += (p.lead_weight - 1.0) * a.lead_words
-        cols.append(vocab.columns(np.concatenate([a.hashes for a in chunk])))
+        col = vocab.columns(np.concatenate([a.hashes for a in chunk]))
         title = np.concatenate([a.title for a in chunk]).astype(np.float64)
         abstract = np.concatenate([a.abstract for a in chunk]).astype(np.float64)
         tf = title * p.title_weight + abstract
@@ -119,27 +134,27 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
         if not keep.all():
             starts = np.repeat(np.arange(len(chunk)), counts[d : d + len(chunk)])
             counts[d : d + len(chunk)] = np.bincount(starts[keep], minlength=len(chunk))
-            cols[-1], tf, abstract = cols[-1][keep], tf[keep], abstract[keep]
+            col, tf, abstract = col[keep], tf[keep], abstract[keep]
         # each row's entries by column: a product with W sums its terms in column order whichever
         # side W is on (index.LexicalIndex.scores multiplies W by the queries, not their transpose)
-        order = np.lexsort((cols[-1], np.repeat(np.arange(len(chunk)), counts[d : d + len(chunk)])))
-        cols[-1], tf, abstract = cols[-1][order], tf[order], abstract[order]
-        tfs.append(tf.astype(np.float32))
-        abstracts.append(abstract.astype(np.float32))
+        # (a document holds each term once: one key per entry, the order of a lexsort by row, column)
+        key = np.repeat(np.arange(len(chunk), dtype=np.int64), counts[d : d + len(chunk)]) << 32
+        order = np.argsort(key | col.astype(np.int64))
+        del key
+        cols.add(col[order])
+        tfs.add(tf[order])
+        abstracts.add(abstract[order])
         d += len(chunk)
         del chunk, title
     if d != n_docs:
         raise ValueError(f"{d} analysed records for {n_docs} documents")
     indptr = np.zeros(n_docs + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
-    col = np.concatenate(cols) if cols else np.empty(0, np.int32)
-    del cols
-    data = np.concatenate(tfs) if tfs else np.empty(0, np.float32)
-    del tfs
-    abstract_data = np.concatenate(abstracts) if abstracts else np.empty(0, np.float32)
-    del abstracts
+    col, data, abstract_data = cols.done(), tfs.done(), abstracts.done()
     n_terms = len(vocab)
-    df = np.bincount(col, minlength=n_terms).astype(np.float64)
+    df = np.zeros(n_terms, np.float64)
+    for lo in range(0, len(col), ROWS):  # bincount copies its input to int64: a slice at a time
+        df += np.bincount(col[lo : lo + ROWS], minlength=n_terms)
     idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
     avg = lengths.mean() if n_docs and lengths.mean() > 0 else 1.0
     norm = p.k1 * (1 - p.b + p.b * lengths / avg)
@@ -154,15 +169,40 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
     return Built(vocab, W, abstract_tf, df, idf)
 
 
-def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None) -> sp.csr_matrix:
-    """M's rows (times idf per column, when given) at unit length, float32, without stored zeros."""
+class Growing:
+    """An array appended to a chunk at a time, grown in place (`ndarray.resize`: realloc, which moves a
+    large block's pages without copying them) rather than concatenated from a list of chunks at the
+    end: the peak is the array and one chunk, not the chunks and their concatenation."""
+
+    def __init__(self, dtype) -> None:
+        self._a, self._n = np.empty(1 << 16, dtype), 0
+
+    def add(self, part: np.ndarray) -> None:
+        need = self._n + len(part)
+        if need > len(self._a):
+            self._a.resize(max(need, len(self._a) * 3 // 2), refcheck=False)  # no view of it exists
+        self._a[self._n : need] = part  # cast to the array's dtype, as astype would
+        self._n = need
+
+    def done(self) -> np.ndarray:
+        self._a.resize(self._n, refcheck=False)
+        a, self._a = self._a, np.empty(0, self._a.dtype)
+        return a
+
+
+def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None, *, in_place: bool = False) -> sp.csr_matrix:
+    """M's rows (times idf per column, when given) at unit length, float32, without stored zeros.
+    `in_place`: computed over M's own data (M is spent) and sharing its indices, its stored zeros
+    kept (near_duplicates.similar_pairs skips them): no copy of any entry."""
     squares = np.zeros(M.shape[0], np.float64)
     for lo, v in _weighted(M, idf):
         squares += np.bincount(_rows_of(M.indptr, lo, lo + len(v)), weights=v * v, minlength=M.shape[0])
     scale = 1 / np.maximum(np.sqrt(squares), 1e-9)
-    data = np.empty(len(M.data), np.float32)
+    data = M.data if in_place and M.data.dtype == np.float32 else np.empty(len(M.data), np.float32)
     for lo, v in _weighted(M, idf):
         data[lo : lo + len(v)] = v * scale[_rows_of(M.indptr, lo, lo + len(v))]
+    if in_place:
+        return sp.csr_matrix((data, M.indices, M.indptr), shape=M.shape, copy=False)
     out = sp.csr_matrix((data, M.indices.copy(), M.indptr.copy()), shape=M.shape)
     out.eliminate_zeros()
     return out
@@ -170,7 +210,12 @@ def unit_rows(M: sp.csr_matrix, idf: np.ndarray | None = None) -> sp.csr_matrix:
 
 def _rows_of(indptr: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """The row of each stored entry lo..hi of a CSR matrix (a slice at a time: no array per entry)."""
-    return np.searchsorted(indptr, np.arange(lo, hi), side="right") - 1
+    if hi <= lo:
+        return np.empty(0, np.int64)
+    first, last = np.searchsorted(indptr, [lo, hi - 1], side="right") - 1
+    starts = np.maximum(indptr[first : last + 1], lo)
+    ends = np.minimum(indptr[first + 1 : last + 2], hi)
+    return np.repeat(np.arange(first, last + 1, dtype=np.int64), ends - starts)
 
 
 def _weighted(M: sp.csr_matrix, idf: np.ndarray | None) -> Iterator[tuple[int, np.ndarray]]:

@@ -36,7 +36,7 @@ class Corpus:
     and `trending_in` calls (batches of subscribers) without indexing the papers again.
     """
 
-    papers: tuple[Paper, ...]
+    papers: tuple[Paper, ...]  # their abstracts may be left out: the texts are `index.docs`
     index: LexicalIndex
     heat: np.ndarray  # trend_scores(papers, now), float32 in 0..1
     vectors: PaperVectors | None = None  # the papers' embeddings, in the order of `papers`
@@ -69,12 +69,12 @@ class Corpus:
     @cached_property
     def features(self) -> feedback.Features:
         """The papers' features for the feedback models (feedback.features: tf-idf, BM25, vectors)."""
-        return feedback.features([(p.title, p.abstract) for p in self.papers], self.unit, self.vectors)
+        return feedback.features(self.index.docs, self.unit, self.vectors)
 
     @cached_property
     def group(self) -> np.ndarray:
         """Near-duplicate group id per paper (see `_group_of`)."""
-        return _group_of(self.papers, self.index.unit_rows(abstracts_only=True))
+        return _group_of(self.papers, self.index.unit_rows(abstracts_only=True, last=True))
 
     @cached_property
     def authors(self) -> AuthorIndex:
@@ -117,17 +117,20 @@ Candidates = Mapping[int, Collection[int] | Window]
 
 def build_corpus(
     papers: Sequence[Paper], *, now: datetime | None = None, vectors: PaperVectors | None = None,
-    analysed: Iterable[Analysed | None] | None = None,
+    analysed: Iterable[Analysed | None] | None = None, texts: Sequence[tuple[str, str]] | None = None,
 ) -> Corpus:
     """Index `papers` once for ranking: the lexical index and the heat as of `now` (default: the
     current time). `vectors`, when given, must hold one embedding per paper in the same order; they
     turn on the hybrid relevance for every ranking against this corpus. `analysed`: the papers'
-    stored terms in the same order (None for a paper without them), read once (LexicalIndex)."""
+    stored terms in the same order (None for a paper without them), read once (LexicalIndex).
+    `texts`: each paper's (title, abstract), in order, when the records leave their abstracts out (a
+    sequence that may read them when asked, see LexicalIndex); default: the records' own."""
     if vectors is not None and len(vectors.whole) != len(papers):
         raise ValueError(f"{len(vectors.whole)} paper vectors for {len(papers)} papers")
     return Corpus(
         papers=tuple(papers),
-        index=LexicalIndex([(p.title, p.abstract) for p in papers], analysed=analysed),
+        index=LexicalIndex([(p.title, p.abstract) for p in papers] if texts is None else texts,
+                           analysed=analysed),
         heat=trend_scores(papers, now),
         vectors=vectors,
     )
@@ -143,8 +146,8 @@ def trending(
     if not papers or k <= 0:
         return []
     plain = LexicalIndex([(p.title, p.abstract) for p in papers], Params(acronyms="off"))
-    groups = _group_of(papers, plain.unit_rows(abstracts_only=True))
-    return _hottest(papers, trend_scores(papers, now), groups, k, exclude)
+    groups = _group_of(papers, plain.unit_rows(abstracts_only=True, last=True))
+    return _hottest(papers, trend_scores(papers, now), groups, exclude)[:k]
 
 
 def trending_in(corpus: Corpus, k: int, *, exclude: Collection[int] = (),
@@ -153,27 +156,52 @@ def trending_in(corpus: Corpus, k: int, *, exclude: Collection[int] = (),
     with `whole_window`, by upvotes alone (`Corpus.votes`), whatever a paper's age."""
     if not corpus.papers or k <= 0:
         return []
-    return _hottest(corpus.papers, corpus.votes if whole_window else corpus.heat, corpus.group, k, exclude)
+    return hottest(corpus, exclude=exclude, whole_window=whole_window)[:k]
 
 
-def _hottest(
-    papers: Sequence[Paper], heat: np.ndarray, groups: np.ndarray, k: int, exclude: Collection[int]
-) -> list[Pick]:
-    """At most k papers by descending heat (ties: input order), skipping excluded ids and every
-    paper of a near-duplicate group already picked."""
-    skip = set(exclude)
-    seen: set[int] = set()
-    out: list[Pick] = []
-    for i in np.argsort(-heat, kind="stable"):
-        p = papers[i]
-        if p.id in skip or groups[i] in seen:
-            continue
-        seen.add(groups[i])
-        reason = Reason("trending", upvotes=p.upvotes)
-        out.append(Pick(p.id, float(heat[i]), why=why(reason), reason=reason))
-        if len(out) == k:
-            break
-    return out
+def hottest(corpus: Corpus, *, exclude: Collection[int] = (), whole_window: bool = False) -> Hottest:
+    """Every paper of `trending_in(corpus, corpus.n, ...)`, in order, as a `Hottest` (its picks made
+    when first read)."""
+    return _hottest(corpus.papers, corpus.votes if whole_window else corpus.heat, corpus.group, exclude)
+
+
+class Hottest(Sequence[Pick]):
+    """Trending picks by descending heat (ties: input order), skipping excluded ids and every paper of
+    a near-duplicate group already picked; each pick made when first read (a run's whole list, at
+    200,000 papers, would be a pick per upvoted paper, and its readers take the first few)."""
+
+    def __init__(self, papers: Sequence[Paper], heat: np.ndarray, rows: np.ndarray) -> None:
+        self._papers, self._heat, self._rows = papers, heat, rows.tolist()
+        self._made: list[Pick] = []
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        while len(self._made) <= i:
+            d = self._rows[len(self._made)]
+            p = self._papers[d]
+            reason = Reason("trending", upvotes=p.upvotes)
+            self._made.append(Pick(p.id, float(self._heat[d]), why=why(reason), reason=reason))
+        return self._made[i]
+
+
+def _hottest(papers: Sequence[Paper], heat: np.ndarray, groups: np.ndarray, exclude: Collection[int]
+             ) -> Hottest:
+    """The papers by descending heat (ties: input order), without the excluded ids, and one per
+    near-duplicate group (its first in that order)."""
+    order = np.argsort(-heat, kind="stable")
+    if exclude:
+        ids = np.fromiter((p.id for p in papers), np.int64, len(papers))
+        order = order[~np.isin(ids[order], np.fromiter(exclude, np.int64, len(exclude)))]
+    _, first = np.unique(groups[order], return_index=True)
+    return Hottest(papers, heat, order[np.sort(first)])
 
 
 def trend_scores(papers: Sequence[Paper], now: datetime | None = None, *, decay: bool = True) -> np.ndarray:
@@ -208,6 +236,7 @@ def _group_of(papers: Sequence[Paper], unit: sp.csr_matrix | None) -> np.ndarray
         key = title_key(p.title)  # the store's dedupe key: one rule for "the same title"
         if key:
             union(i, first.setdefault(key, i))
+    del first  # before the abstracts' search: a key per paper
     if unit is not None:
         for a, b in zip(*similar_pairs(unit, DUPLICATE_COSINE), strict=True):
             union(int(a), int(b))

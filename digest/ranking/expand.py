@@ -131,14 +131,18 @@ class AcronymLearner:
         self.seen: dict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
         self.surface: dict[tuple[str, ...], str] = {}
         self._uses: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending = 0  # stems in `_uses` since they were last summed
 
     def add(self, f: TextFacts) -> None:
         self.local.append(f.found)
         if not f.found:
             return
         self._uses.append((f.stems, f.lower, f.upper))
-        if len(self._uses) >= 4096:
-            self._uses = [self._totals()]
+        self._pending += len(f.stems)
+        # summed when the new uses outgrow the sums so far (and 4,096 texts in): each stem is summed
+        # a bounded number of times, not once per 4,096 texts (linear in the texts)
+        if len(self._uses) >= 4096 and self._pending >= len(self._uses[0][0]):
+            self._uses, self._pending = [self._totals()], 0
         for short, long in f.found.items():
             key = tuple(s for seg in tokens(long) for s, _ in seg)
             if len(key) >= 2:

@@ -1,8 +1,9 @@
 """Speed work: the pairs of papers whose abstracts have cosine >= a threshold, without comparing all
 pairs (prefix filtering, as in Bayardo, Ma and Srikant's All-Pairs).
 
-Contract: `similar_pairs(unit, t)` returns every pair of rows of `unit` (rows at unit length, or empty)
-whose cosine is >= t, and no other, checked with the exact cosine; `corpus._group_of` joins them into
+Contract: `similar_pairs(unit, t)` returns every pair of rows of `unit` (rows at unit length, or empty;
+stored zeros are skipped, as if eliminated) whose cosine is >= t, and no other, checked with the exact
+cosine; `corpus._group_of` joins them into
 groups. Why no pair is missed: order the terms rarest first and cut each row where the rest of it (its
 commoner terms) has norm below t (a small margin below, for rounding). Two rows with cosine >= t share
 a term among the first parts of both: were every shared term in the rest of one of them, say the row
@@ -43,23 +44,29 @@ def similar_pairs(unit: sp.csr_matrix, threshold: float) -> tuple[np.ndarray, np
 def _candidates(unit: sp.csr_matrix, cut: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Distinct (a < b) pairs of rows sharing a term in their first parts, a bounded batch at a time."""
     n = unit.shape[0]
-    df = np.bincount(unit.indices, minlength=unit.shape[1])
+    df = np.zeros(unit.shape[1], np.int64)
+    for lo in range(0, len(unit.indices), PAIRS):  # bincount copies its input to int64: a slice at a time
+        used = unit.data[lo : lo + PAIRS] != 0
+        df += np.bincount(unit.indices[lo : lo + PAIRS][used], minlength=unit.shape[1])
     rank = np.empty(unit.shape[1], np.int32)
     rank[np.argsort(df, kind="stable")] = np.arange(unit.shape[1], dtype=np.int32)  # rarest first
     del df
-    parts_r, parts_c = [], []
-    for lo in range(0, n, ROWS):  # a block of rows at a time: memory is the block, not the corpus
-        r, c = _first_parts(unit[lo : lo + ROWS], rank, cut)
-        parts_r.append(r + lo)
-        parts_c.append(c)
-    r, c = np.concatenate(parts_r), np.concatenate(parts_c)
-    del parts_r, parts_c
-    by_term = np.argsort(c.astype(np.int64) * n + r)
-    r, c = r[by_term], c[by_term]
-    bounds = np.flatnonzero(np.r_[True, c[1:] != c[:-1], True])
-    sizes = np.diff(bounds)
+    # each row's first part, a block of rows at a time, as a sparse (rows x terms) pattern; by term
+    # (CSC: each term's rows in increasing order) it lists the rows sharing each term, in 4 bytes an entry
+    blocks = [_first_parts(unit[lo : lo + ROWS], rank, cut) for lo in range(0, n, ROWS)]
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.concatenate([np.diff(b.indptr) for b in blocks]) if blocks else [], out=indptr[1:])
+    cols = np.concatenate([b.indices for b in blocks]) if blocks else np.empty(0, np.int32)
+    del blocks
+    parts = sp.csr_matrix((np.ones(len(cols), np.int8), cols, indptr), shape=unit.shape)
+    del cols, indptr
+    by_term = parts.tocsc()
+    del parts
+    r, c_bounds = by_term.indices, by_term.indptr
+    del by_term
+    sizes = np.diff(c_bounds)
     big = sizes > 1
-    starts, sizes = bounds[:-1][big], sizes[big]
+    starts, sizes = c_bounds[:-1][big].astype(np.int64), sizes[big].astype(np.int64)
     pairs = sizes * (sizes - 1) // 2
     batch = np.cumsum(pairs) // PAIRS  # groups in batches of about PAIRS pairs
     cuts = np.flatnonzero(np.r_[True, batch[1:] != batch[:-1], True])
@@ -72,9 +79,12 @@ def _candidates(unit: sp.csr_matrix, cut: float) -> Iterator[tuple[np.ndarray, n
         yield _distinct(r[left], r[right], n)
 
 
-def _first_parts(block: sp.csr_matrix, rank: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
-    """(row, term) of the entries in each row's first part: its rarest terms, up to where the rest of
-    the row (its commoner terms) has norm below `cut`."""
+def _first_parts(block: sp.csr_matrix, rank: np.ndarray, cut: float) -> sp.csr_matrix:
+    """The pattern (rows x terms, the block's indptr and indices) of the entries in each row's first
+    part: its rarest terms, up to where the rest of the row (its commoner terms) has norm below `cut`."""
+    if (block.data == 0).any():
+        block = block.copy()
+        block.eliminate_zeros()
     counts = np.diff(block.indptr)
     rows = np.repeat(np.arange(block.shape[0], dtype=np.int64), counts)
     cols = block.indices
@@ -85,8 +95,11 @@ def _first_parts(block: sp.csr_matrix, rank: np.ndarray, cut: float) -> tuple[np
     starts = block.indptr[:-1]
     before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0.0) if len(running) else starts
     rest = running - np.repeat(before, counts)  # squared norm from this term to the commonest
-    first = order[rest >= cut * cut]
-    return rows[first], cols[first]
+    first = np.sort(order[rest >= cut * cut])  # back in the row's own order
+    indptr = np.zeros(block.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows[first], minlength=block.shape[0]), out=indptr[1:])
+    return sp.csr_matrix((np.ones(len(first), np.int8), cols[first].astype(np.int32), indptr),
+                         shape=block.shape)
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -106,7 +119,7 @@ def _distinct(a: np.ndarray, b: np.ndarray, n: int) -> tuple[np.ndarray, np.ndar
 def _cosines(unit: sp.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The cosine of each pair (a[k], b[k]): the dot product of two unit rows."""
     out = np.empty(len(a), np.float32)
-    step = 1 << 14
+    step = 1 << 12
     for lo in range(0, len(a), step):
         A, B = unit[a[lo : lo + step]], unit[b[lo : lo + step]]
         out[lo : lo + step] = np.asarray(A.multiply(B).sum(axis=1)).ravel()

@@ -426,7 +426,7 @@ def _explain_pick(corpus: Corpus, phrases: _Phrases, t: int, d: int, label: str)
     matched = corpus.index.matched(phrases.topic_names[t], phrases.Q, t, d)
     if not matched and phrases.topic_vecs is not None and corpus.vectors is not None:
         k = corpus.vectors.best_sentence(phrases.topic_vecs[t], d)
-        said = sentences(corpus.papers[d].abstract)
+        said = sentences(corpus.index.docs[d][1])
         return Reason("meaning", topic=label, quote=said[k] if k is not None and k < len(said) else None)
     return Reason("topic", topic=label, terms=tuple(matched))
 

@@ -49,6 +49,44 @@ def load(session: Session, *, seen_after: datetime | None = None,
     return [to_paper(r) for r in session.scalars(q.order_by(PaperRow.id))]
 
 
+# what ranking and subjects need of a paper: everything but its long texts (abstract, AI summary, comment)
+_LIGHT = [PaperRow.__table__.c[k] for k in (
+    "id", "title", "arxiv_id", "authors", "url", "pdf_url", "code_url", "project_url", "thumbnail_url",
+    "upvotes", "num_comments", "github_stars", "categories", "published_at", "first_seen_at")]
+
+
+def load_light(session: Session, *, seen_after: datetime | None = None, newest: int | None = None,
+               ) -> list[Paper]:
+    """`load(session, seen_after=..., newest=...)` without the papers' long texts: each record's
+    abstract is "" and its AI summary and comment None (a run's candidate window at 200,000 papers
+    holds no abstract; `texts` reads them by id where needed). Read as plain rows, no ORM objects."""
+    t = PaperRow.__table__
+    q = select(*_LIGHT).where(t.c.withdrawn_at.is_(None), t.c.listed.is_(True))
+    if seen_after is not None:
+        q = q.where(t.c.first_seen_at > seen_after)
+    if newest is not None:
+        q = select(q.order_by(t.c.first_seen_at.desc(), t.c.id.desc()).limit(newest).subquery())
+    rows = session.execute(q.order_by("id"))
+    return [Paper(
+        id=r.id, title=r.title, abstract="", arxiv_id=r.arxiv_id, authors=list(r.authors or []), url=r.url,
+        pdf_url=r.pdf_url, code_url=r.code_url, project_url=r.project_url, thumbnail_url=r.thumbnail_url,
+        upvotes=r.upvotes or 0, num_comments=r.num_comments or 0, github_stars=r.github_stars,
+        categories=list(r.categories or []), published_at=r.published_at, first_seen_at=r.first_seen_at)
+        for r in rows]
+
+
+def texts(session: Session, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """(title, abstract) of each paper id (withdrawn ones included)."""
+    t = PaperRow.__table__
+    out: dict[int, tuple[str, str]] = {}
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), 5000):
+        for i, title, abstract in session.execute(select(t.c.id, t.c.title, t.c.abstract).where(
+                among(t.c.id, wanted[start : start + 5000]))):
+            out[i] = (title, abstract or "")
+    return out
+
+
 def newest_id(session: Session) -> int:
     """The highest paper id (0 for none): whether papers came in since a moment."""
     return session.scalar(select(func.max(PaperRow.id))) or 0

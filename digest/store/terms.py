@@ -22,7 +22,6 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from digest.records import Paper
 from digest.store.db import Database, among
 from digest.store.models import Paper as PaperRow
 from digest.store.models import PaperTerms
@@ -136,22 +135,24 @@ def _write(db: Database, analyser: str, rows: Sequence[tuple[int, str, bytes]]) 
         log.info("terms: another process stored these papers first")
 
 
-def stream(db: Database, analyser: str, papers: Sequence[Paper]) -> Iterator[bytes | None]:
-    """The current record of each paper, in order (None where it has none, or a stale one)."""
-    for start in range(0, len(papers), CHUNK):
-        part = papers[start : start + CHUNK]
+def stream(db: Database, analyser: str, ids: Sequence[int]) -> Iterator[bytes | tuple[str, str]]:
+    """The current record of each paper id, in order, or its (title, abstract) where it has none or a
+    stale one (to be analysed by the caller); a chunk at a time, the texts read beside the records."""
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start : start + CHUNK]
         with db.session() as s:
             found = _current(s, analyser, part)
-        for p in part:
-            yield found.get(p.id)
+        for i in part:
+            yield found[i]
 
 
-def _current(s: Session, analyser: str, papers: Sequence[Paper]) -> dict[int, bytes]:
-    rows = s.execute(select(PaperTerms.paper_id, PaperTerms.text_hash, PaperTerms.terms).where(
-        among(PaperTerms.paper_id, [p.id for p in papers]), PaperTerms.analyser == analyser))
-    hashes = {}
-    blocks = {}
-    for i, h, b in rows:
-        hashes[i], blocks[i] = h, b
-    return {p.id: blocks[p.id] for p in papers
-            if p.id in hashes and hashes[p.id] == text_hash(p.title, p.abstract)}
+def _current(s: Session, analyser: str, ids: Sequence[int]) -> dict[int, bytes | tuple[str, str]]:
+    t, k = PaperRow.__table__, PaperTerms.__table__
+    rows = s.execute(select(t.c.id, t.c.title, t.c.abstract, k.c.text_hash, k.c.terms)
+                     .outerjoin(k, (k.c.paper_id == t.c.id) & (k.c.analyser == analyser))
+                     .where(among(t.c.id, sorted(set(ids)))))
+    out: dict[int, bytes | tuple[str, str]] = {}
+    for i, title, abstract, h, b in rows:
+        abstract = abstract or ""
+        out[i] = b if h is not None and h == text_hash(title, abstract) else (title, abstract)
+    return out

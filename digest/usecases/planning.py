@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -49,27 +51,69 @@ def candidate_pool(db: Database, settings: Settings, now: datetime, newest: int 
     """A run's papers, read and indexed once: every listed paper first seen since the earliest start
     any edition can have, and the papers of subscribers' feedback outside that window. With `newest`
     (the pages' bounded previews, digest.usecases.preview_pool): only that many of the window's newest
-    papers, and no feedback papers from outside it."""
+    papers, and no feedback papers from outside it. The window's papers are read without their long
+    texts (`paper_store.load_light`): the index is built from their stored terms, and an abstract is
+    read by id when something needs it (`StoredTexts`)."""
     with db.session() as s:
         start = candidates.earliest_start(settings.digest, now)
-        papers = paper_store.load(s, seen_after=start, newest=newest)
+        papers = paper_store.load_light(s, seen_after=start, newest=newest)
         rated = sorted(paper_store.with_feedback(s) - {p.id for p in papers}) if newest is None else []
         extra = list(paper_store.by_ids(s, rated).values())
+    texts = StoredTexts(db, [p.id for p in [*papers, *extra]])
     vecs = None
     if semantic.wanted(settings.digest.ranker):
         try:
-            vecs = embedding.paper_vectors(db, [*papers, *extra], embedding.encoder(settings))
+            whole = [replace(p, abstract=t[1]) for p, t in zip([*papers, *extra], texts, strict=True)]
+            vecs = embedding.paper_vectors(db, whole, embedding.encoder(settings))
+            del whole
         except Exception as err:  # noqa: BLE001 - the digest still goes out, ranked on words alone
             log.warning("planner: paper vectors unavailable (%s); ranking lexically this time", err)
     return candidates.pool(settings.digest, papers, extra, vecs, now,
-                           analysed=stored_terms_of(db, [*papers, *extra]))
+                           analysed=stored_terms_of(db, [*papers, *extra]), texts=texts)
+
+
+class StoredTexts(Sequence):
+    """(title, abstract) of each of a run's papers, by row, read from the store when asked: a window of
+    up to WHOLE papers all at once at the first ask (one query, not one per explained paper: a
+    10,000-paper run explains thousands), a larger one a paper at a time, the last KEPT kept (a whole
+    pass reads them a chunk at a time): the texts of a large window are never all in memory.
+    Explanations ask for their picks' texts, a feedback model for all."""
+
+    WHOLE = 20_000
+    KEPT = 4096
+
+    def __init__(self, db: Database, ids: Sequence[int]) -> None:
+        self.db, self.ids = db, list(ids)
+        self._kept: OrderedDict[int, tuple[str, str]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, row: int) -> tuple[str, str]:
+        got = self._kept.get(row)
+        if got is None:
+            if len(self.ids) <= self.WHOLE:
+                self._kept.update(enumerate(self))
+                return self._kept[row]
+            with self.db.session() as s:
+                got = self._kept[row] = paper_store.texts(s, [self.ids[row]])[self.ids[row]]
+            if len(self._kept) > self.KEPT:
+                self._kept.popitem(last=False)
+        return got
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for start in range(0, len(self.ids), 5000):
+            part = self.ids[start : start + 5000]
+            with self.db.session() as s:
+                got = paper_store.texts(s, part)
+            yield from (got[i] for i in part)
 
 
 def stored_terms_of(db: Database, papers: Sequence[Paper]) -> Iterator:
-    """Each paper's stored index terms (stored_terms.Analysed), in order, read a chunk at a time (None:
-    the index analyses it)."""
-    for block in terms_store.stream(db, stored_terms.ANALYSER, papers):
-        yield stored_terms.unpack(block) if block is not None else None
+    """Each paper's index terms (stored_terms.Analysed), in order, read a chunk at a time: its stored
+    record, or (none stored, or a stale one) analysed here from its text, read beside the records."""
+    for got in terms_store.stream(db, stored_terms.ANALYSER, [p.id for p in papers]):
+        yield stored_terms.analyse_paper(*got) if isinstance(got, tuple) else stored_terms.unpack(got)
 
 
 def select(db: Database, settings: Settings, run: candidates.Pool, subs: Sequence[Subscriber], now: datetime,

@@ -14,6 +14,7 @@ from digest.mail.message import make_message_id, sender_domain
 from digest.planning import planner
 from digest.records import Edition, Subscriber, utcnow
 from digest.render import Rendered
+from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store.db import Database
 from digest.subscriptions.rules import clean_weighted_topics
@@ -49,5 +50,7 @@ def preview(db: Database, settings: Settings, *, email: str | None = None, topic
                       trending=tuple(sel.trending), id=0,
                       message_id=make_message_id(0, "preview", sender_domain(settings.mail.from_address)))
     channel = Channels(setup_for(settings, signing.from_settings(settings))).of(sub.channel)
-    rendered, data = channel.preview(sub, edition, run.papers, now)
+    with db.session() as s:  # the pool's records leave the abstracts out: the edition's papers whole
+        papers = paper_store.by_ids(s, sorted({p.paper_id for p in (*sel.picks, *sel.trending)}))
+    rendered, data = channel.preview(sub, edition, papers, now)
     return Preview(rendered, data, channel.media)
