@@ -26,6 +26,7 @@ from digest.ranking import stored_terms, text
 from digest.ranking.expand import TextFacts, definitions
 
 TABLE_LIMIT = 50_000  # distinct pieces (and 4x as many stem pairs) remembered before the tables shrink
+CHUNK = 500  # papers analysed at once (numpy's working memory is some 20 KB a paper)
 # A word or a separator, left to right: the words of `text.tokens`, each run of them ended where
 # `text._SEGMENTS` would split (its matches never start with a word character, so a word never hides one).
 _SCAN = re.compile(f"[A-Za-z0-9]+|{text._SEGMENTS.pattern}")
@@ -50,7 +51,7 @@ class _Tables:
         self.pair_keys = np.empty(0, np.int64)  # row -> pair key
         self.pair_hash = np.empty(0, np.uint64)  # row -> term_hash(f"{stem a} {stem b}")
         self.lower_stems: dict[str, str] = {}  # lower-case word -> text.stem of it
-        self.used = (np.empty(0, np.int64), np.empty(0, np.int64))  # the last batch's piece and pair rows
+        self.used: tuple[list, list] = ([], [])  # the piece and pair rows the last batch used
 
     def rows(self, pieces: list[str]) -> np.ndarray:
         """The row of each piece."""
@@ -59,7 +60,7 @@ class _Tables:
     def pair_hashes(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """term_hash(f"{stem a} {stem b}") of each pair of stem ids."""
         rows = _rows(self.pairs, (a * _PAIR + b).tolist(), self._learn_pairs)
-        self.used = (self.used[0], rows)
+        self.used[1].append(np.unique(rows))
         return self.pair_hash[rows]
 
     def _learn(self, new: list[str]) -> None:
@@ -111,7 +112,7 @@ class _Tables:
         if len(self.raws) <= TABLE_LIMIT and len(self.pair_keys) <= 4 * TABLE_LIMIT:
             return self
         out = _Tables()
-        rows, pair_rows = (np.unique(r) for r in self.used)
+        rows, pair_rows = (np.unique(np.concatenate([np.empty(0, np.int64), *r])) for r in self.used)
         info, keys = self.info[rows], self.pair_keys[pair_rows]
         a, b = keys // _PAIR, keys % _PAIR
         stems = np.unique(np.concatenate([info[:, 0][info[:, 0] >= 0], info[:, 1][info[:, 1] >= 0], a, b]))
@@ -157,7 +158,15 @@ def pack_batch(docs: Sequence[tuple[str, str]]) -> list[bytes]:
     if not docs:
         return []
     global _tables
-    tables, scan = _tables, _SCAN.findall
+    tables = _tables
+    tables.used = ([], [])
+    out = [b for start in range(0, len(docs), CHUNK) for b in _pack(tables, docs[start : start + CHUNK])]
+    _tables = tables.bounded()
+    return out
+
+
+def _pack(tables: _Tables, docs: Sequence[tuple[str, str]]) -> list[bytes]:
+    scan = _SCAN.findall
     pieces: list[str] = []
     lens = np.empty(3 * len(docs), np.int64)  # pieces of each paper's title, lead sentence, rest of abstract
     for d, (title, abstract) in enumerate(docs):
@@ -172,7 +181,7 @@ def pack_batch(docs: Sequence[tuple[str, str]]) -> list[bytes]:
         pieces += scan(abstract, len(lead))
         lens[3 * d + 2] = len(pieces) - at
     rows = tables.rows(pieces)
-    tables.used = (rows, tables.used[1])
+    tables.used[0].append(np.unique(rows))
     del pieces
     seg = np.repeat(np.arange(3 * len(docs), dtype=np.int64), lens)  # 3 * paper + field, of each piece
     terms, words = _terms(tables, rows, seg, lens)
@@ -181,7 +190,6 @@ def pack_batch(docs: Sequence[tuple[str, str]]) -> list[bytes]:
         out.append(b"".join([stored_terms._HEAD.pack(b"TRM1", len(arrays[0]) // 8, *counts), *arrays]))
     for d, facts in _facts(tables, docs, rows, seg).items():
         out[d] += b"".join(stored_terms._packed_facts(facts))
-    _tables = tables.bounded()
     return out
 
 
