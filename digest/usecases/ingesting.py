@@ -14,13 +14,11 @@ from digest.sources import ingest as ingest_stage
 from digest.sources.ingest import IngestReport
 from digest.store import terms
 from digest.store.db import Database
-from digest.throughput import few_collections
 from digest.usecases.embedding import embed_papers, encoder
 
 log = logging.getLogger("digest.pipeline")
 
 
-@few_collections()  # a large ingest makes millions of small objects (listings, rows), few of them cyclic
 def ingest(db: Database, settings: Settings, *, source: str | None = None, since: date | None = None,
            now: datetime | None = None, progress: Callable[[str], Callable[[int], None]] | None = None,
            ) -> IngestReport:
