@@ -30,14 +30,17 @@ def test_a_json_lines_file_streams_in_batches(tmp_path, monkeypatch):
     lines = [entry(i) for i in range(175)]
     lines[10] = "{not json"
     lines[20] = entry(5, title="A repeat keeps the first")  # same arXiv id as entry 5
+    lines[100] = entry(7, title="A repeat of an earlier batch's too")  # dropped from the third batch
     lines.insert(0, "\ufeff" + lines.pop(0))  # a BOM on the first line
     path = write(tmp_path / "papers.jsonl", lines)
     assert is_json_lines(path)
     batches = list(stream_json_lines(path))
-    assert [len(b.listings) for b in batches] == [40, 40, 40, 40, 13]
+    assert [len(b.listings) for b in batches] == [40, 40, 39, 40, 13]
     assert sum(b.rejected for b in batches) == 1
     titles = [x.title for b in batches for x in b.listings]
     assert "A repeat keeps the first" not in titles and titles[0] == "Streaming paper number 0"
+    assert "A repeat of an earlier batch's too" not in titles and "Streaming paper number 7" in titles
+    assert len(set(titles)) == len(titles) == 172
 
 
 @pytest.mark.parametrize("name,data", [("pretty.json", b'{\n "papers": []\n}\n'),

@@ -130,14 +130,15 @@ def test_arxiv_feed_cut_spliced_or_poisoned(at, junk, title):
 
 
 PIECES = [*"abcXYZ019 .,;-'\"()", "  ", "&amp;", "&", "<b>", "<", ">", "\t", "\n", "\r", "\x1b[31m", "\x0b",
-          "\x1c", "\x7f", "\x00", "é", "\u200b", "\u202e", " \u00a0"]
+          "\x1c", "\x7f", "\x00", "é", "e\u0301", "Å", "ﬁ", "—", "\u200b", "\u202e", " \u00a0", "\u2028"]
 ascii_mostly = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
 
 
 @FUZZ
 @given(ascii_mostly, st.booleans(), st.integers(1, 80))
 def test_clean_text_shortcut_is_every_step(text, markup, limit):
-    """Plain ASCII lines skip the cleaning steps (the ingest's speed): the result is theirs anyway."""
+    """Lines already clean (printable, NFC, single spaces) skip the cleaning steps (the ingest's speed):
+    the result is theirs anyway."""
     from digest.sources.clean import cap, clean_text, cleaned
 
     assert clean_text(text, limit, markup=markup) == cap(cleaned(text[: limit * 4 + 64], markup), limit)

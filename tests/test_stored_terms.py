@@ -1,15 +1,16 @@
-"""The ingest's batched term analysis (`stored_terms.pack_batch`) stores exactly the records the
+"""The ingest's batched term analysis (`term_batch.pack_batch`) stores exactly the records the
 per-paper way (`pack(analyse_paper(...))`) stores, byte for byte: on the bundled sample listings, on a
 synthetic set made of real text (tests/ranking_world.py), and on texts built to hit the tokenizer's
-corners; across batch boundaries, with its caches starting over, and with stop words not breaking runs."""
+corners; across batch boundaries, with its tables shrinking, and with stop words not breaking runs."""
 
 from __future__ import annotations
 
 import pytest
 
 from digest.config import bundled_listings
-from digest.ranking import stored_terms, text
-from digest.ranking.stored_terms import analyse_paper, pack, pack_batch
+from digest.ranking import stored_terms, term_batch, text
+from digest.ranking.stored_terms import analyse_paper, pack
+from digest.ranking.term_batch import pack_batch
 from digest.sources.file import parse_path
 from tests import ranking_world
 
@@ -64,16 +65,24 @@ def test_batched_records_are_the_per_paper_ones(size):
     assert batched(docs, size) == per_paper(docs)
 
 
-def test_the_same_with_caches_starting_over(monkeypatch):
-    monkeypatch.setattr(stored_terms, "CACHE_LIMIT", 50)
+def test_the_same_with_the_tables_shrinking(monkeypatch):
+    """Past TABLE_LIMIT the tables keep what the last batch used (ids renumbered); the records stay."""
+    monkeypatch.setattr(term_batch, "TABLE_LIMIT", 50)
+    term_batch.reset()
     docs = CORNERS + sample_docs() + world_docs()[:200]
+    sizes = []
+    for start in range(0, len(docs), 64):
+        assert pack_batch(docs[start : start + 64]) == per_paper(docs[start : start + 64])
+        sizes.append(len(term_batch._tables.raws))
+    assert max(sizes) < 64 * 300  # bounded by a batch's pieces, never the whole set's
+    assert len(set(sizes)) > 1
+    term_batch.reset()
     assert batched(docs, 64) == per_paper(docs)
 
 
 def test_the_same_when_stop_words_do_not_break_runs(monkeypatch):
     docs = CORNERS + sample_docs()
     monkeypatch.setattr(text, "BREAK_AT_STOP_WORDS", False)
-    stored_terms._stems.clear()
     assert batched(docs, 16) == per_paper(docs)
     monkeypatch.undo()
     assert batched(docs, 16) == per_paper(docs)

@@ -93,7 +93,7 @@ class TextFacts:
 def text_facts(text: str, stem_word: Callable[[str], str] = stem,
                hash_term: Callable[[str], int] = term_hash) -> TextFacts:
     """The acronym facts of one text; `stem_word` and `hash_term` are `text.stem` and `text.term_hash`,
-    or caches of them (stored_terms.pack_batch)."""
+    or caches of them."""
     found = definitions(text, stem_word)
     if not found:
         return TextFacts()

@@ -8,10 +8,8 @@ texts. A record holds each term once, in the order the index meets it (title, ab
 the acronym facts of the text. `ANALYSER` names this analysis: change text.py, expand.py or this
 module's rules and bump it, and every stored record is stale (store/terms.py analyses again).
 
-`pack_batch` makes the same packed records as `pack(analyse_paper(...))` for many papers at once (the
-ingest's path): each distinct word is folded, stop-checked and stemmed once (a bounded cache), each
-distinct term hashed once, and the per-paper counting done for the whole batch with numpy. Its
-contract, byte-identical records, is checked against the per-paper way in tests/test_stored_terms.py.
+`term_batch.pack_batch` makes the same packed records as `pack(analyse_paper(...))` for many papers
+at once (the ingest's path; its contract, byte-identical records, is checked in tests/test_stored_terms.py).
 """
 
 from __future__ import annotations
@@ -19,12 +17,11 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from digest.ranking import text
 from digest.ranking.expand import TextFacts, text_facts
 from digest.ranking.text import Segments, term_hash, terms, tokens
 
@@ -118,125 +115,3 @@ def unpack(block: bytes) -> Analysed:
 
 def analyse_all(docs: Iterable[tuple[str, str]]) -> list[Analysed]:
     return [analyse_paper(t, a) for t, a in docs]
-
-
-# --- many papers at once (speed work; the contract is in the module's docstring) -----------------------
-
-CACHE_LIMIT = 100_000  # words (past it, that cache starts again) and term hashes (the first ones) remembered
-# A word or a separator, left to right: the words of `text.tokens`, each run of them ended where
-# `text._SEGMENTS` would split (its matches never start with a word character, so a word never hides one).
-_SCAN = re.compile(f"[A-Za-z0-9]+|{text._SEGMENTS.pattern}")
-_MISSING = object()
-_stems: dict[str, str | None] = {}  # a scanned piece -> its stem; "" for a word tokens() drops, None: a break
-_lower_stems: dict[str, str] = {}  # a lower-case word -> text.stem of it
-_hashes: dict[str, int] = {}  # a term -> term_hash
-
-
-def _stem_lower(word: str) -> str:
-    got = _lower_stems.get(word)
-    if got is None:
-        if len(_lower_stems) >= CACHE_LIMIT:
-            _lower_stems.clear()
-        got = _lower_stems[word] = text.stem.__wrapped__(word)  # uncached: memory stays bounded here
-    return got
-
-
-def _piece(raw: str) -> str | None:
-    """What `text.tokens` makes of one scanned piece: a word's stem, "" for a dropped word (a stop
-    word, a single letter), None for a separator."""
-    if not raw[0].isalnum():
-        return None
-    word, _ = text._fold(raw, False)  # the stem does not depend on the surface form kept
-    if word in text.STOP_WORDS or (len(word) < 2 and not word.isdigit()):
-        return ""
-    return _stem_lower(word)
-
-
-def _terms_of(txt: str, out: list[str]) -> int:
-    """Append `text.terms(text.tokens(txt))` to `out`; returns the word count (`words`)."""
-    stems, breaks = _stems, text.BREAK_AT_STOP_WORDS
-    n, run = 0, []
-    for raw in _SCAN.findall(txt):
-        s = stems.get(raw, _MISSING)
-        if s is _MISSING:
-            if len(stems) >= CACHE_LIMIT:
-                stems.clear()
-            s = stems[raw] = _piece(raw)
-        if s:
-            run.append(s)
-        elif s is None or breaks:
-            if run:
-                n += len(run)
-                out += run
-                out += [f"{a} {b}" for a, b in zip(run, run[1:], strict=False)]
-                run = []
-    if run:
-        n += len(run)
-        out += run
-        out += [f"{a} {b}" for a, b in zip(run, run[1:], strict=False)]
-    return n
-
-
-def _hash(term: str) -> int:
-    h = _hashes.get(term)
-    if h is None:
-        h = term_hash(term)
-        if len(_hashes) < CACHE_LIMIT:
-            _hashes[term] = h
-    return h
-
-
-def _hashes_of(vocab: list[str]) -> np.ndarray:
-    """term_hash of each term, as uint64."""
-    got = list(map(_hashes.get, vocab))
-    for k, h in enumerate(got):
-        if h is None:
-            got[k] = _hash(vocab[k])
-    return np.array(got, dtype=np.uint64)
-
-
-def pack_batch(docs: Sequence[tuple[str, str]]) -> list[bytes]:
-    """`pack(analyse_paper(title, abstract))` of each (title, abstract), in order."""
-    if not docs:
-        return []
-    seq: list[str] = []  # every paper's title terms, lead terms, then the rest of its abstract's
-    lens = np.zeros((len(docs), 3), dtype=np.int64)
-    counts = np.zeros((len(docs), 3), dtype=np.int64)  # title, abstract, lead word counts
-    for d, (title, abstract) in enumerate(docs):
-        lead = first_sentence(abstract)
-        at = len(seq)
-        tw = _terms_of(title, seq)
-        lens[d, 0], at = len(seq) - at, len(seq)
-        lw = _terms_of(lead, seq)  # the abstract's first runs are its lead's (the cut is a separator)
-        lens[d, 1], at = len(seq) - at, len(seq)
-        rw = _terms_of(abstract[len(lead):], seq)
-        lens[d, 2] = len(seq) - at
-        counts[d] = tw, lw + rw, lw
-    vocab = list(dict.fromkeys(seq))  # each term once (map and dict work in C: no Python call per term)
-    index = {t: i for i, t in enumerate(vocab)}
-    ids = np.fromiter(map(index.__getitem__, seq), dtype=np.int64, count=len(seq))
-    del seq
-    hashes = _hashes_of(vocab)
-    v = max(len(vocab), 1)
-    doc = np.repeat(np.arange(len(docs), dtype=np.int64), lens.sum(axis=1))
-    part = np.repeat(np.tile(np.array([0, 1, 2], dtype=np.int64), len(docs)), lens.ravel())
-    uniq, first, inverse = np.unique(doc * v + ids, return_index=True, return_inverse=True)
-    # per (paper, term): [title, lead (counted in the abstract too), rest of the abstract] occurrences
-    per = np.bincount(inverse.ravel() * 3 + part, minlength=3 * len(uniq)).reshape(-1, 3)
-    order = np.argsort(first, kind="stable")  # each paper's terms in first-occurrence order, paper by paper
-    uniq, per = uniq[order], per[order]
-    ends = np.cumsum(np.bincount(uniq // v, minlength=len(docs)))
-    hb = hashes[uniq % v].astype("<u8").tobytes()
-    tb = per[:, 0].astype("<u2").tobytes()
-    ab = (per[:, 1] + per[:, 2]).astype("<u2").tobytes()
-    lb = per[:, 1].astype("<u2").tobytes()
-    out = []
-    start = 0
-    for d, (title, abstract) in enumerate(docs):
-        end = int(ends[d])
-        facts = text_facts(f"{title}. {abstract}", _stem_lower, _hash)
-        out.append(b"".join([_HEAD.pack(b"TRM1", end - start, *counts[d].tolist()), hb[8 * start : 8 * end],
-                             tb[2 * start : 2 * end], ab[2 * start : 2 * end], lb[2 * start : 2 * end],
-                             *_packed_facts(facts)]))
-        start = end
-    return out

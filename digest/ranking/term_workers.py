@@ -1,6 +1,6 @@
-"""Speed work: the ingest's term analysis (`stored_terms.pack_batch`) on the machine's other cores.
+"""Speed work: the ingest's term analysis (`term_batch.pack_batch`) on the machine's other cores.
 
-Contract: `Analysis.submit(docs).result()` is `stored_terms.pack_batch(docs)`, whichever process ran
+Contract: `Analysis.submit(docs).result()` is `term_batch.pack_batch(docs)`, whichever process ran
 it. A small first batch runs here (a day's listings: no process to start); from the second on, or a
 first of LARGE papers (a large ingest), up to `WORKERS` processes start and analyse batches while
 this process reads and writes the store. They are started clean ("spawn": no
@@ -17,7 +17,7 @@ import signal
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from digest.ranking.stored_terms import pack_batch
+from digest.ranking.term_batch import pack_batch
 
 WORKERS = min(os.cpu_count() or 1, 4)  # processes for a large ingest (none on one core)
 LARGE = 1000  # a first batch this big is a large ingest's: it goes to the workers too

@@ -59,7 +59,8 @@ def clean_text(value: object, limit: int, *, markup: bool = False) -> str:
     if not isinstance(value, str):
         return ""
     text = value[: limit * 4 + 64]  # a 5 MB abstract is cut before any regex runs over it
-    if text.isascii() and text.isprintable() and "  " not in text and not (markup and _may_be_markup(text)):
+    if (text.isprintable() and "  " not in text and not (markup and _may_be_markup(text))
+            and (text.isascii() or unicodedata.is_normalized("NFC", text))):
         return cap(text.strip(), limit)  # already one clean line (most text): `cleaned` would not change it
     return cap(cleaned(text, markup), limit)
 

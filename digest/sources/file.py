@@ -213,13 +213,14 @@ def is_json_lines(path: str | Path) -> bool:
 
 
 def stream_json_lines(path: str | Path) -> Iterator[Batch]:
-    """A JSON Lines file's listings in batches of STREAM_BATCH, never the whole file in memory.
+    """A JSON Lines file's listings in batches of (at most) STREAM_BATCH, never the whole file in memory.
 
     The whole-file rule holds: the file is checked for UTF-8 and NUL bytes first (a quick pass that
     keeps nothing), so a bad file stores nothing; repeats (same arXiv id, else title) keep the first."""
     _check_stream(path)
     seen = _Keys()
     listings: list[Listing] = []
+    keys: list[int] = []  # of `listings`, each once
     rejected = total = 0
     with Path(path).open("rb") as fh:
         for number, raw in enumerate(fh, 1):
@@ -234,14 +235,17 @@ def stream_json_lines(path: str | Path) -> Iterator[Batch]:
                 rejected += 1
                 continue
             key = hash(listing.arxiv_id or "t:" + listing.key)
-            if key in seen:
+            if key in seen.latest:
                 continue
-            seen.add(key)
+            seen.latest.add(key)
             listings.append(listing)
+            keys.append(key)
             if len(listings) == STREAM_BATCH:
+                listings = seen.first(listings, keys)
                 total += len(listings)
                 yield Batch(listings=listings, rejected=rejected, note=f"{path} to line {number}")
-                listings, rejected = [], 0
+                listings, keys, rejected = [], [], 0
+    listings = seen.first(listings, keys)
     total += len(listings)
     if not total:
         some = "its only entry is not" if rejected == 1 else f"none of its {rejected} entries is"
@@ -251,26 +255,29 @@ def stream_json_lines(path: str | Path) -> Iterator[Batch]:
 
 
 class _Keys:
-    """A set of 64-bit keys in 8 bytes each (a set of ints takes some 70): the latest in a set, the
-    rest in a sorted numpy array they join every few thousand; memory grows 8 bytes a paper."""
+    """The keys of the listings kept so far, 8 bytes each (a set of ints takes some 70): those of the
+    batch being read in a set (`latest`), the earlier ones in a sorted numpy array that each batch
+    joins at once (`first`); memory grows 8 bytes a paper."""
 
     def __init__(self) -> None:
         import numpy as np
 
         self.np, self.latest, self.older = np, set(), np.empty(0, np.int64)
 
-    def __contains__(self, key: int) -> bool:
-        if key in self.latest:
-            return True
-        at = int(self.np.searchsorted(self.older, key))
-        return at < len(self.older) and int(self.older[at]) == key
-
-    def add(self, key: int) -> None:
-        self.latest.add(key)
-        if len(self.latest) >= 4096:
-            fresh = self.np.fromiter(self.latest, self.np.int64, len(self.latest))
-            self.older = self.np.union1d(self.older, fresh)
-            self.latest = set()
+    def first(self, listings: list[Listing], keys: list[int]) -> list[Listing]:
+        """The listings (of `keys`, the batch's `latest`) whose key no earlier batch had; all the keys
+        join the earlier ones."""
+        np, older = self.np, self.older
+        fresh = np.array(keys, np.int64)
+        at = np.searchsorted(older, fresh)
+        repeat = older[np.minimum(at, len(older) - 1)] == fresh if len(older) else np.zeros(len(fresh), bool)
+        if repeat.any():
+            listings = [x for x, again in zip(listings, repeat.tolist(), strict=True) if not again]
+            fresh = fresh[~repeat]
+        fresh.sort()
+        self.older = np.insert(older, np.searchsorted(older, fresh), fresh)
+        self.latest = set()
+        return listings
 
 
 def _check_stream(path: str | Path) -> None:

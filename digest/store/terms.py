@@ -129,8 +129,13 @@ def _write(db: Database, analyser: str, rows: Sequence[tuple[int, str, bytes]]) 
     try:
         with db.session() as s:
             s.execute(delete(PaperTerms).where(among(PaperTerms.paper_id, [i for i, _, _ in rows])))
-            s.execute(insert(PaperTerms.__table__), [{"paper_id": i, "analyser": analyser, "text_hash": h,
-                                                      "terms": b} for i, h, b in rows])
+            if s.get_bind().dialect.name == "sqlite":  # sqlite3's executemany: no bind processing per row
+                s.connection().exec_driver_sql(f"INSERT INTO {PaperTerms.__tablename__} (paper_id, analyser, "
+                                               "text_hash, terms) VALUES (?, ?, ?, ?)",
+                                               [(i, analyser, h, b) for i, h, b in rows])
+            else:
+                s.execute(insert(PaperTerms.__table__), [{"paper_id": i, "analyser": analyser, "text_hash": h,
+                                                          "terms": b} for i, h, b in rows])
     except IntegrityError:  # another process stored some of these first: theirs are as good
         log.info("terms: another process stored these papers first")
 
