@@ -18,9 +18,9 @@ from itertools import islice
 import numpy as np
 import scipy.sparse as sp
 
+from digest.ranking.sorting import by_row, unique
 from digest.ranking.stored_terms import Analysed
 from digest.ranking.text import term_hash
-from digest.ranking.unique import unique
 
 CHUNK = 4096  # documents assembled at a time
 ROWS = 1 << 20  # nonzeros weighted at a time (bounds the float64 temporaries)
@@ -124,7 +124,7 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
         # each row's entries by column: a product with W sums its terms in column order whichever
         # side W is on (index.LexicalIndex.scores multiplies W by the queries, not their transpose)
         # (a document holds each term once: one order by row, column; each row sorted alone, in C)
-        col, order = _by_column(col, counts[d : d + len(chunk)], len(vocab))
+        col, order = by_row(col, counts[d : d + len(chunk)], len(vocab))
         cols.add(col)
         tfs.add(tf[order])
         abstracts.add(abstract[order])
@@ -151,19 +151,6 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
     W = sp.csr_matrix((data, col, indptr), shape=shape, copy=False)
     abstract_tf = sp.csr_matrix((abstract_data, col, indptr), shape=shape, copy=False)
     return Built(vocab, W, abstract_tf, df, idf)
-
-
-def _by_column(col: np.ndarray, counts: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's columns sorted (rows of `counts` entries, one after another), and the order that
-    sorts them: what an argsort of (row, column) keys gives, by scipy's per-row sort (each row is
-    small: far cheaper than sorting the whole chunk)."""
-    indptr = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    m = sp.csr_matrix((np.arange(len(col), dtype=np.int64), col.astype(np.int32), indptr),
-                      shape=(len(counts), max(n_terms, 1)), copy=False)
-    m.has_sorted_indices = False
-    m.sort_indices()
-    return m.indices, m.data
 
 
 class Growing:

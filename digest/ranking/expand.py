@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from digest.ranking.sorting import unique
 from digest.ranking.text import STOP_WORDS, stem, term_hash, tokens
-from digest.ranking.unique import unique
 
 _DEFINITION = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9\-]{1,9})\s*\)")
 _PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]+")
