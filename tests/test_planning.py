@@ -6,11 +6,12 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from digest.planning import candidates
 from digest.store import papers as paper_store
 from digest.store.models import Delivery, DeliveryItem
+from digest.store.models import Paper as PaperRow
 from digest.subscriptions import subscribers
 from digest.usecases import planning
 from digest.usecases.ingesting import ingest
@@ -83,3 +84,26 @@ def test_the_window_read_without_texts_decides_as_whole_records_analysed_in_memo
     assert len(picks_of(new)) > 30 and sum(len(v[1]) for v in picks_of(new).values()) > 60
     assert picks_of(new) == picks_of(old)
     assert planning.dry_run_rows(new) == planning.dry_run_rows(old)
+
+
+def test_the_light_window_holds_the_values_the_whole_records_hold(db, settings_for):
+    """load_light converts its JSON and datetime columns itself: the same values as the ORM's types."""
+    settings = settings_for(db.url)
+    now = datetime.now(UTC)
+    ingest(db, settings, now=now)
+    fields = ["id", "title", "arxiv_id", "authors", "url", "pdf_url", "code_url", "project_url",
+              "thumbnail_url", "upvotes", "num_comments", "github_stars", "categories", "published_at",
+              "first_seen_at"]
+    start = candidates.earliest_start(settings.digest, now)
+    with db.session() as s:
+        first = s.scalar(select(func.min(PaperRow.id)))  # the others keep the source's (none)
+        s.execute(update(PaperRow).where(PaperRow.id != first).values(
+            authors=["Ada B. Lovelace"], categories=["cs.LG"], published_at=now))
+    with db.session() as s:
+        for kw in ({"seen_after": start}, {"seen_after": start, "newest": 7}, {}):
+            whole = [[getattr(p, f) for f in fields] for p in paper_store.load(s, **kw)]
+            light = [[getattr(p, f) for f in fields] for p in paper_store.load_light(s, **kw)]
+            assert light == whole and len(whole) >= 7
+            assert any(r[3] == ["Ada B. Lovelace"] and r[12] == ["cs.LG"] for r in light)
+            assert all(r[14].tzinfo is not None for r in light)
+            assert any(r[13] is not None and r[13].tzinfo is not None for r in light)

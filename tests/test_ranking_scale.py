@@ -188,3 +188,26 @@ def test_scores_coverage_and_presence_are_the_products_with_the_transposed_docum
     assert new[0].any() and new[1].any() and new[2].any()
     for a, b in zip(new, old, strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_each_row_sorted_by_column_as_an_argsort_of_row_column_keys():
+    from digest.ranking.sorting import by_row
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 40, 300)
+    col = np.concatenate([rng.choice(5000, c, replace=False) for c in counts]).astype(np.int32)
+    key = (np.repeat(np.arange(len(counts), dtype=np.int64), counts) << 32) | col
+    order = np.argsort(key)
+    got_col, got_order = by_row(col.copy(), counts, 5000)
+    assert got_order.tolist() == order.tolist() and got_col.tolist() == col[order].tolist()
+    assert not (np.diff(order) > 0).all()  # the rows were out of order: the check can fail
+
+
+def test_unique_of_hashes_is_numpys():
+    from digest.ranking.sorting import unique
+    rng = np.random.default_rng(5)
+    a = (rng.zipf(1.3, 20_000) % 5000).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    want = np.unique(a, return_index=True, return_inverse=True)
+    got = unique(a)
+    assert len(want[0]) < len(a) // 2  # values repeat: first occurrences matter
+    assert all(w.ravel().tolist() == g.tolist() for w, g in zip(want, got, strict=True))
+    assert [x.tolist() for x in unique(np.empty(0, np.uint64))] == [[], [], []]

@@ -18,6 +18,7 @@ from itertools import islice
 import numpy as np
 import scipy.sparse as sp
 
+from digest.ranking.sorting import by_row, unique
 from digest.ranking.stored_terms import Analysed
 from digest.ranking.text import term_hash
 
@@ -67,7 +68,7 @@ class Vocab:
         of their first occurrence in `hashes`."""
         # each distinct hash looked up once, in sorted order (a sweep through the keys, not a random
         # search per term: linear in practice)
-        uniq, first, inverse = _unique(hashes)
+        uniq, first, inverse = unique(hashes)
         col = np.empty(len(uniq), np.int32)
         pos = np.searchsorted(self.keys, uniq)
         known = np.zeros(len(uniq), bool)
@@ -84,21 +85,6 @@ class Vocab:
             self.keys, self.cols = np.insert(self.keys, at, uniq[new]), np.insert(self.cols, at, fresh)
             self._asked.clear()  # a term not found before may be here now
         return col[inverse]
-
-
-def _unique(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`np.unique(a, return_index=True, return_inverse=True)`, with an unstable sort (the first
-    occurrence of each value is the least index of its run): faster than np.unique's stable one."""
-    order = np.argsort(a)
-    ordered = a[order]
-    head = np.empty(len(a), bool)
-    head[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=head[1:])
-    starts = np.flatnonzero(head)
-    inverse = np.empty(len(a), np.intp)
-    inverse[order] = np.cumsum(head) - 1
-    first = np.minimum.reduceat(order, starts) if len(a) else np.empty(0, np.intp)
-    return ordered[starts], first, inverse
 
 
 @dataclass
@@ -137,11 +123,9 @@ def assemble(records: Iterable[Analysed], n_docs: int, params) -> Built:
             col, tf, abstract = col[keep], tf[keep], abstract[keep]
         # each row's entries by column: a product with W sums its terms in column order whichever
         # side W is on (index.LexicalIndex.scores multiplies W by the queries, not their transpose)
-        # (a document holds each term once: one key per entry, the order of a lexsort by row, column)
-        key = np.repeat(np.arange(len(chunk), dtype=np.int64), counts[d : d + len(chunk)]) << 32
-        order = np.argsort(key | col.astype(np.int64))
-        del key
-        cols.add(col[order])
+        # (a document holds each term once: one order by row, column; each row sorted alone, in C)
+        col, order = by_row(col, counts[d : d + len(chunk)], len(vocab))
+        cols.add(col)
         tfs.add(tf[order])
         abstracts.add(abstract[order])
         d += len(chunk)

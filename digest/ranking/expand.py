@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from digest.ranking.sorting import unique
 from digest.ranking.text import STOP_WORDS, stem, term_hash, tokens
 
 _DEFINITION = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9\-]{1,9})\s*\)")
@@ -153,8 +154,7 @@ class AcronymLearner:
         """Each stem's lower- and upper-case uses summed over the texts added so far."""
         if not self._uses:
             return np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint32)
-        stems, inverse = np.unique(np.concatenate([u[0] for u in self._uses]), return_inverse=True)
-        inverse = inverse.ravel()
+        stems, _, inverse = unique(np.concatenate([u[0] for u in self._uses]))
         return stems, *(np.bincount(inverse, np.concatenate([u[k] for u in self._uses]), len(stems))
                         .astype(np.uint32) for k in (1, 2))
 

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from digest.ranking.sorting import by_row
+
 MARGIN = 1e-3  # the cut is made this far below the threshold: rounding never hides a pair
 PAIRS = 1 << 20  # candidate pairs verified at a time (bounds memory)
 ROWS = 5_000  # rows whose first parts are found at a time
@@ -88,9 +90,9 @@ def _first_parts(block: sp.csr_matrix, rank: np.ndarray, cut: float) -> sp.csr_m
     counts = np.diff(block.indptr)
     rows = np.repeat(np.arange(block.shape[0], dtype=np.int64), counts)
     cols = block.indices
-    width = np.int64(len(rank))
+    width = len(rank)
     # within each row, commonest first: a running sum of squares is then the norm of the rest
-    order = np.argsort(rows * width + (width - 1 - rank[cols]))
+    _, order = by_row(width - 1 - rank[cols], counts, width)
     running = np.cumsum(block.data[order].astype(np.float64) ** 2)
     starts = block.indptr[:-1]
     before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0.0) if len(running) else starts

@@ -28,6 +28,7 @@ from digest.ranking.text import Segments, term_hash, terms, tokens
 ANALYSER = "terms-v1"  # bump when the analysis changes: stored records of another key are analysed again
 _SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z(])")
 _HEAD = struct.Struct("<4sIIII")  # magic, terms, title words, abstract words, lead words
+_U8, _U2 = np.dtype("<u8"), np.dtype("<u2")  # np.uint64 and np.uint16 on a little-endian machine
 
 
 @dataclass
@@ -97,10 +98,10 @@ def unpack(block: bytes) -> Analysed:
     if magic != b"TRM1":
         raise ValueError("not a stored terms record")
     at = _HEAD.size
-    hashes = np.frombuffer(block, "<u8", n, at).astype(np.uint64)
+    # views of the record's bytes, read-only (no copy: the index copies them as it concatenates)
+    hashes = np.frombuffer(block, _U8, n, at)
     at += 8 * n
-    title, abstract, lead = (np.frombuffer(block, "<u2", n, at + 2 * n * k).astype(np.uint16)
-                             for k in range(3))
+    title, abstract, lead = (np.frombuffer(block, _U2, n, at + 2 * n * k) for k in range(3))
     at += 6 * n
     facts = TextFacts()
     if len(block) > at:

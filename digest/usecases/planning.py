@@ -18,6 +18,7 @@ from digest.lazy import lazy
 from digest.planning import planner
 from digest.planning.planner import PlanReport
 from digest.planning.schedule import parse_instant
+from digest.read_ahead import read_ahead
 from digest.records import DeliveryStatus, Paper, Subscriber, utcnow
 from digest.wording import subject_line
 
@@ -111,9 +112,12 @@ class StoredTexts(Sequence):
 
 def stored_terms_of(db: Database, papers: Sequence[Paper]) -> Iterator:
     """Each paper's index terms (stored_terms.Analysed), in order, read a chunk at a time: its stored
-    record, or (none stored, or a stale one) analysed here from its text, read beside the records."""
-    for got in terms_store.stream(db, stored_terms.ANALYSER, [p.id for p in papers]):
-        yield stored_terms.analyse_paper(*got) if isinstance(got, tuple) else stored_terms.unpack(got)
+    record, or (none stored, or a stale one) analysed here from its text, read beside the records; read
+    and unpacked in a thread, ahead of the index that takes them (digest.read_ahead)."""
+    def each() -> Iterator:
+        for got in terms_store.stream(db, stored_terms.ANALYSER, [p.id for p in papers]):
+            yield stored_terms.analyse_paper(*got) if isinstance(got, tuple) else stored_terms.unpack(got)
+    return read_ahead(each())
 
 
 def select(db: Database, settings: Settings, run: candidates.Pool, subs: Sequence[Subscriber], now: datetime,
