@@ -162,7 +162,8 @@ class Delivery(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    # no index of its own: the unique (subscriber_id, period) index leads with it (migration 0013)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
     period: Mapped[str] = mapped_column(String(40))  # "2026-11-22" (daily/weekdays) or "2026-W47"
     # planned -> sending -> sent | retry | failed | suppressed; or skipped (a quiet day: nothing to send)
     status: Mapped[str] = mapped_column(String(20), default="planned")
