@@ -103,9 +103,11 @@ class Runner:
     # ---- jobs
 
     def ingest(self, source: str) -> tuple[bool, str]:
-        report = ingesting.ingest(self.db, self.settings, source=source)
+        report = ingesting.ingest(self.db, self.settings, source=source, stop=self.stop)
         r = report.sources[0]
         text = f"{r.fetched} fetched, {r.new} new, {r.updated} updated, {r.skipped} skipped"
+        if r.stopped:
+            text += "; stopping: what was read is stored, the next run reads the rest"
         return r.error is None, text + (f"; error: {r.error}" if r.error else "")
 
     def tick(self) -> tuple[bool, str]:

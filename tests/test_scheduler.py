@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from digest.mail.sink import Faults, SmtpSink
 from digest.records import DAY_NAMES, Edition
 from digest.scheduler import Runner, triggers
 from digest.store.db import Database
-from digest.store.models import Delivery, JobRun, JobState, Subscriber
+from digest.store.models import Delivery, JobRun, JobState, Paper, Subscriber
 from digest.subscriptions import subscribers
 from digest.usecases.planning import due_at
 from digest.usecases.reads import StoreReads
@@ -135,6 +136,40 @@ def test_stop_finishes_the_message_in_flight_and_hands_back_the_rest(db, setting
         runner.stop.clear()
         assert runner.run("tick")[0]
         assert sorted(m.recipients[0] for m in sink.messages) == emails  # the rest, and no one twice
+
+
+def test_stop_ends_an_ingest_job_after_the_batch_it_is_on(db, settings_for, tmp_path):
+    """SIGTERM during a scheduled ingest of a large file: the job stores the batch it is on and ends
+    (it does not read the file to its end first); the next run reads the rest, each paper once."""
+    from tests.test_ingest_signals import WORDS
+
+    n, rng = 8_000, random.Random(3)
+    listing = tmp_path / "papers.jsonl"
+    with listing.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"2411.{i:05d}", "title": f"{' '.join(rng.choices(WORDS, k=6))} {i}",
+                                "abstract": " ".join(rng.choices(WORDS, k=120)) + ".",
+                                "published_at": "2026-11-30T08:00:00Z"}) + "\n")
+    settings = settings_for(db.url, sources={"bulk": {"type": "file", "paths": [str(listing)]}})
+    runner = Runner(settings, db)
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(runner.run("ingest:bulk")))
+
+    def stored() -> int:
+        with db.session() as s:
+            return s.scalar(select(func.count()).select_from(Paper))
+
+    worker.start()
+    wait_for(lambda: stored() > 0 or not worker.is_alive(), 120, "the first batch")
+    runner.stop.set()
+    worker.join(120)
+    ok, text = result[0]
+    assert ok and "stopping: what was read is stored" in text, text
+    assert 0 < stored() < n, text
+    runner.stop.clear()
+    ok, text = runner.run("ingest:bulk")
+    assert ok and "stopping" not in text, text
+    assert stored() == n
 
 
 def test_housekeeping_releases_expired_leases_and_prunes_the_log(db, settings_for):
