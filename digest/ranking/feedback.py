@@ -38,10 +38,6 @@ DISLIKE_WEIGHT = 1.0  # a disliked paper counts as this many background papers a
 # the model's z-score is added at this many standard deviations of the ranking score (measured: see README)
 WEIGHT = 0.25
 ONLY_MIN_Z = 2.5  # a paper matching no topic is still eligible from this model z-score up
-# a reader with topics and liked papers: a second model, fitted against the LOCAL_BACKGROUND papers
-# their ranking scores best (what the topics already find), added at LOCAL_WEIGHT (measured: see README)
-LOCAL_BACKGROUND = 300
-LOCAL_WEIGHT = 0.5
 
 Model = tuple[tuple[int, ...], np.ndarray]  # the rated papers' rows (liked first), the weight vector
 
@@ -97,10 +93,8 @@ def features(docs: Sequence[tuple[str, str]], unit: sp.csr_matrix, vectors: Pape
     return Features(sp.hstack(parts, format="csr", dtype=np.float32), terms.shape[1])
 
 
-def fit(features: Features, liked: Sequence[int], disliked: Sequence[int],
-        background: Sequence[int] | None = None) -> np.ndarray:
-    """The weight vector of one subscriber's model (see the module's docstring); zeros without feedback.
-    `background`: the negatives' rows (default: BACKGROUND papers spread evenly over the corpus)."""
+def fit(features: Features, liked: Sequence[int], disliked: Sequence[int]) -> np.ndarray:
+    """The weight vector of one subscriber's model (see the module's docstring); zeros without feedback."""
     from sklearn.svm import LinearSVC  # here, not at the top: every command and sending process would load it
 
     X = features.matrix
@@ -111,8 +105,7 @@ def fit(features: Features, liked: Sequence[int], disliked: Sequence[int],
         return w.astype(np.float32)
     if len(liked) >= n or not X.shape[1]:
         return np.zeros(X.shape[1], np.float32)
-    if background is None:
-        background = np.linspace(0, n - 1, min(n, BACKGROUND)).astype(int)
+    background = np.linspace(0, n - 1, min(n, BACKGROUND)).astype(int)
     rows = np.unique(np.r_[background, liked, disliked]).astype(int)
     y = np.zeros(n)
     y[list(liked)] = 1
@@ -161,53 +154,22 @@ def zscore(x: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
     return ((x - mean) / np.where(sd > 1e-9, sd, np.inf)).astype(np.float32)
 
 
-def fuse(score: np.ndarray, z: np.ndarray, has: np.ndarray, weight: float = WEIGHT,
-         spread: np.ndarray | None = None) -> np.ndarray:
-    """The ranking score with the model's z-score added at `weight` standard deviations of that
-    score (per row, over the papers, or `spread`: one per row; rows without a model unchanged). In
-    place; returns `score`."""
+def fuse(score: np.ndarray, z: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """The ranking score with the model's z-score added at WEIGHT standard deviations of that
+    score (per row, over the papers; rows without a model unchanged). In place; returns `score`."""
     if has.any():
-        sd = score[has].std(axis=1, keepdims=True) if spread is None else spread[has]
-        score[has] += np.float32(weight) * sd * z[has]
+        spread = score[has].std(axis=1, keepdims=True)
+        score[has] += np.float32(WEIGHT) * spread * z[has]
     return score
 
 
-def local_models(score: np.ndarray, rated: Sequence[tuple[Sequence[int], Sequence[int]]], X: Features,
-                 cache: MutableMapping[tuple, Model], rows: np.ndarray) -> list[Model]:
-    """For each row that `rows` marks and that liked some paper: a model of its liked papers against
-    the LOCAL_BACKGROUND papers it scores best (not rated), what its topics already find: so the model
-    learns what sets the liked papers apart among those, not the topic itself. Other rows: no model.
-    Fitted once per (feedback, background), kept in `cache`."""
-    out: list[Model] = []
-    for i, (liked, disliked) in enumerate(rated):
-        like = tuple(dict.fromkeys(liked))
-        dislike = tuple(r for r in dict.fromkeys(disliked) if r not in set(like))
-        if not rows[i] or not like:
-            out.append(((), np.zeros(X.matrix.shape[1], np.float32)))
-            continue
-        own = set(like) | set(dislike)
-        order = np.argsort(-score[i], kind="stable")[:LOCAL_BACKGROUND + len(own)]
-        background = tuple(int(d) for d in order if int(d) not in own)[:LOCAL_BACKGROUND]
-        key = ("local", like, dislike, background)
-        if key not in cache:
-            cache[key] = ((*like, *dislike), fit(X, like, dislike, background))
-        out.append(cache[key])
-    return out
-
-
 def apply(score: np.ndarray, rated: Sequence[tuple[Sequence[int], Sequence[int]]], X: Features,
-          cache: MutableMapping[tuple, Model], topical: np.ndarray | None = None
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """Fuse each row's model, from its (liked rows, disliked rows), into `score` (in place), and for
-    the rows `topical` marks (ranked by their topics) their `local_models` at LOCAL_WEIGHT; return
+          cache: MutableMapping[tuple, Model]) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse each row's model, from its (liked rows, disliked rows), into `score` (in place); return
     the models' z-scores and where the model makes a paper eligible without a topic match: far above
     the row's typical paper, for a row with liked papers. The one rule the planner and the eval share."""
     fitted = models(rated, X, cache)
     z, has = model_scores(fitted, X)
-    spread = score.std(axis=1, keepdims=True)
-    local = local_models(score, rated, X, cache, topical) if topical is not None and topical.any() else None
-    fuse(score, z, has, spread=spread)
-    if local is not None:
-        fuse(score, *model_scores(local, X), weight=LOCAL_WEIGHT, spread=spread)
+    fuse(score, z, has)
     liked_some = np.array([bool(like) for like, _ in rated])
     return z, (z >= ONLY_MIN_Z) & liked_some[:, None]

@@ -197,7 +197,7 @@ def _score_chunk(
     eligible = rel > 0
     eligible[~has_topics] = True
     if phrases.fb_sim is not None:
-        z, extra = _feedback(corpus, part, score, has_topics)
+        z, extra = _feedback(corpus, part, score)
         eligible |= extra
         if not has_topics.all():  # a seeded profile, say: their model in place of topics
             like, _ = _likeness(part, corpus.pos, phrases.fb_col, phrases.fb_sim)
@@ -469,15 +469,14 @@ def topic_relevance(index: LexicalIndex, topics: Sequence[str],
     return np.where((rel > 0) | (semantic >= SEMANTIC_MIN), hybrid, 0).astype(np.float32)
 
 
-def _feedback(corpus: Corpus, part: Sequence[Profile], score: np.ndarray,
-              has_topics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fuse each subscriber's feedback models into their scores (in place; those with topics also
-    their model against what their topics find); return the models' z-scores and where they make a
-    paper eligible without a topic match (far above their typical paper, for those who liked some)."""
+def _feedback(corpus: Corpus, part: Sequence[Profile], score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse each subscriber's feedback model into their scores (in place); return the models'
+    z-scores and where they make a paper eligible without a topic match (far above their typical
+    paper, for those who liked some)."""
     pos = corpus.pos
     rated = [([pos[j] for j in pr.liked if j in pos], [pos[j] for j in pr.disliked if j in pos])
              for pr in part]
-    return feedback.apply(score, rated, corpus.features, corpus.models, has_topics)
+    return feedback.apply(score, rated, corpus.features, corpus.models)
 
 
 def _likeness(
