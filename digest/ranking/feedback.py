@@ -6,8 +6,11 @@ like this") train a linear SVM over the papers' features (`features`): their BM2
 1 - LEXICAL_SHARE, so the features' dot product is the similarity of `similarity_rows`. As in
 arxiv-sanity-lite, the liked papers are the positives and every other paper of the corpus is a negative:
 the background they stand out from (the classes balanced, so a few likes weigh as much as the corpus),
-and a disliked paper is a negative that counts DISLIKE_WEIGHT times a background paper. With dislikes
-only, the model is minus the likeness to the disliked papers (their mean row).
+and a disliked paper is a negative that counts DISLIKE_WEIGHT times a background paper. To the SVM's
+score is added, at QUERY_WEIGHT, a relevance-feedback query (as RM3 / Rocchio on BM25): the liked
+papers' mean BM25 row cut to its QUERY_TERMS heaviest terms, scored by the papers' BM25 rows (each part
+over its spread on the background papers; still one weight vector). With dislikes only, the model is
+minus the likeness to the disliked papers (their mean row).
 
 A model is one weight vector, so a whole chunk of subscribers is scored with one product (the papers'
 features times the chunk's weight vectors); its score is z-scored over the corpus (leaving out the
@@ -35,6 +38,8 @@ SHARES = (0.75, 0.25, 0.0)  # the models' features: tf-idf, BM25 and MiniLM cosi
 BACKGROUND = 600  # the negatives: this many papers spread evenly over the corpus (all, in a smaller one)
 SVM_C = 0.01  # the SVM's margin penalty (arxiv-sanity-lite's: a wide margin, hundreds of negatives)
 DISLIKE_WEIGHT = 1.0  # a disliked paper counts as this many background papers among the negatives
+QUERY_TERMS = 20  # the feedback query: the liked papers' heaviest BM25 terms (mean row), this many
+QUERY_WEIGHT = 0.25  # ... added at this many of the SVM score's spreads (measured: see README)
 # the model's z-score is added at this many standard deviations of the ranking score (measured: see README)
 WEIGHT = 0.25
 ONLY_MIN_Z = 2.5  # a paper matching no topic is still eligible from this model z-score up
@@ -74,10 +79,12 @@ class Features:
     """(papers x features) of the feedback models: the papers' BM25 rows at unit length (stems and
     phrases), their MiniLM vectors when they are embedded, and their `tfidf` rows last (`words` columns),
     side by side at the shares of SHARES (the dot product of two papers' rows: those shares of the
-    three cosines)."""
+    three cosines). The BM25 rows are the first `bm25` columns, times `bm25_scale`."""
 
     matrix: sp.csr_matrix
     words: int
+    bm25: int = 0
+    bm25_scale: float = 1.0
 
 
 def features(docs: Sequence[tuple[str, str]], unit: sp.csr_matrix, vectors: PaperVectors | None) -> Features:
@@ -90,7 +97,22 @@ def features(docs: Sequence[tuple[str, str]], unit: sp.csr_matrix, vectors: Pape
         parts.append(sp.csr_matrix(vectors.whole.astype(np.float32) * np.float32(np.sqrt(semantic))))
     terms = tfidf(docs)
     parts.append(terms * np.float32(np.sqrt(words)))
-    return Features(sp.hstack(parts, format="csr", dtype=np.float32), terms.shape[1])
+    return Features(sp.hstack(parts, format="csr", dtype=np.float32), terms.shape[1], unit.shape[1],
+                    float(np.sqrt(bm25)))
+
+
+def query(features: Features, liked: Sequence[int]) -> np.ndarray:
+    """The liked papers' relevance-feedback query as a weight vector over the features: their mean
+    BM25 row cut to its QUERY_TERMS heaviest terms, on the BM25 columns (its product with a paper's
+    features: that query's dot product with the paper's BM25 row); zeros without BM25 columns."""
+    w = np.zeros(features.matrix.shape[1], np.float32)
+    if not features.bm25 or features.bm25_scale <= 0 or not liked:
+        return w
+    q = np.asarray(features.matrix[list(liked), :features.bm25].mean(axis=0)).ravel()
+    if np.count_nonzero(q) > QUERY_TERMS:
+        q[np.argsort(-q, kind="stable")[QUERY_TERMS:]] = 0
+    w[:features.bm25] = q / features.bm25_scale**2
+    return w
 
 
 def fit(features: Features, liked: Sequence[int], disliked: Sequence[int]) -> np.ndarray:
@@ -113,7 +135,13 @@ def fit(features: Features, liked: Sequence[int], disliked: Sequence[int]) -> np
     weight[list(disliked)] = DISLIKE_WEIGHT
     svm = LinearSVC(C=SVM_C, class_weight="balanced", max_iter=10000, tol=1e-6, random_state=0)
     svm.fit(X[rows], y[rows], sample_weight=weight[rows])
-    return svm.coef_[0].astype(np.float32)
+    w, q = svm.coef_[0], query(features, liked)
+    # each part over its spread on the background papers the reader did not rate
+    background = np.setdiff1d(background, np.r_[liked, disliked])
+    spread = [float(np.std(X[background] @ v)) if len(background) > 1 else 0.0 for v in (w, q)]
+    if spread[0] > 1e-12 and spread[1] > 1e-12:
+        w = w / spread[0] + QUERY_WEIGHT * q / spread[1]
+    return w.astype(np.float32)
 
 
 def models(feedback: Sequence[tuple[Sequence[int], Sequence[int]]], X: Features,
