@@ -168,3 +168,31 @@ def test_scores_of_a_batch_do_not_depend_on_who_else_is_in_it():
     together = rank_with(corpus, profiles)
     for pr in profiles:
         assert rank(corpus.papers, [pr])[pr.subscriber_id] == together[pr.subscriber_id]
+
+
+def test_the_model_adds_a_query_of_the_liked_papers_heaviest_bm25_terms(monkeypatch):
+    """Beside the SVM, a model holds a relevance-feedback query: the liked papers' mean BM25 row cut
+    to its QUERY_TERMS heaviest terms, scored as its dot product with each paper's BM25 row; the
+    model's scores follow that query more than the SVM's alone do."""
+    docs = [*VIDEO, *MOLECULES, *OTHERS]
+    corpus = build_corpus([PaperRecord(i, t, a) for i, (t, a) in enumerate(docs)])
+    X, liked = corpus.features, [0, 1]
+    mean = np.asarray(corpus.unit[liked].mean(axis=0)).ravel()
+    assert np.count_nonzero(mean) > feedback.QUERY_TERMS  # so the cut matters
+    q = feedback.query(X, liked)
+    kept = np.flatnonzero(q)
+    assert len(kept) == feedback.QUERY_TERMS and kept.max() < X.bm25  # BM25 columns only
+    assert mean[kept].min() >= np.delete(mean, kept).max()  # the heaviest terms
+    cut = np.where(np.isin(np.arange(len(mean)), kept), mean, 0)
+    query_score = np.asarray(X.matrix @ q).ravel()
+    assert np.allclose(query_score, corpus.unit @ cut, atol=1e-5)
+
+    def model_z() -> np.ndarray:
+        z, _ = feedback.model_scores(feedback.models([(liked, [])], X, {}), X)
+        return np.delete(z[0], liked)
+
+    with_query = model_z()
+    monkeypatch.setattr(feedback, "QUERY_WEIGHT", 0.0)
+    svm_alone = model_z()
+    rest = np.delete(query_score, liked)
+    assert np.corrcoef(with_query, rest)[0, 1] > np.corrcoef(svm_alone, rest)[0, 1] + 0.01
