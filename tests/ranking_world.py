@@ -10,9 +10,10 @@ issue-25 speed work (all-pairs duplicate search, per-run text analysis) decided,
 
     .venv/bin/python tests/ranking_world.py > tests/fixtures/ranking_recorded.json
 
-The picks of the 11 readers with feedback were recorded again after issue 24 changed the feedback
-model on purpose (the planner's SVM); every other reader's picks, the groups and the trending lists
-are still those of the ranker before the speed work.
+The picks of the readers with feedback were recorded again after issue 24 changed the feedback
+model on purpose (the planner's SVM, then its query of the liked papers' heaviest BM25 terms); every
+other reader's picks, the groups and the trending lists are still those of the ranker before the
+speed work.
 """
 
 from __future__ import annotations

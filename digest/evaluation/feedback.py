@@ -30,7 +30,7 @@ class FeedbackMethod:
 
 FEEDBACK_METHODS: dict[str, FeedbackMethod] = {
     "none": FeedbackMethod("feedback ignored", None),
-    "default": FeedbackMethod("the planner's SVM: liked vs the rest, tf-idf + BM25", True),
+    "default": FeedbackMethod("SVM (tf-idf + BM25) + liked papers' top terms", True),
     "lexical": FeedbackMethod("the same, no vectors for dislikes alone", False),
 }
 
