@@ -6,14 +6,13 @@ for another. Confirmation links expire; unsubscribe and feed links never do (an 
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from itsdangerous import BadData, Serializer, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode, want_bytes
+from itsdangerous import BadData, Serializer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
 
 PURPOSES = ("confirm", "manage", "unsubscribe", "archive", "feedback", "feed")
 # A feed URL sits in a feed reader for years: it never expires, and unsubscribing ends it (410).
@@ -45,38 +44,12 @@ def make(secret: Secrets, purpose: str, subscriber_id: int, **extra: Any) -> str
     return _serializer(secret, purpose).dumps({"s": subscriber_id, **extra})
 
 
-class _Signer(TimestampSigner):
-    """itsdangerous's signer (HMAC-SHA1 of the derived key), the signing key derived once instead of
-    for every token and the HMAC made in one call: the same signatures (tests/test_tokens_signing.py
-    checks them against itsdangerous's own). Verifying is itsdangerous's, unchanged."""
-
-    _signing_key: bytes | None = None
-
-    def get_signature(self, value: str | bytes) -> bytes:
-        if self.digest_method is not TimestampSigner.default_digest_method:
-            return super().get_signature(value)
-        if self._signing_key is None:
-            self._signing_key = self.derive_key()
-        return base64_encode(hmac.digest(self._signing_key, want_bytes(value), "sha1"))
-
-
 class _Serializer(URLSafeTimedSerializer):
     """Without zlib: a payload is a few ids, so compressing only costs time (a digest signs ~25
-    links). Tokens made either way read back the same. One signer made once signs every token of
-    its purpose (itsdangerous makes one per token)."""
-
-    signer = _Signer
-    _signing: _Signer | None = None
+    links). Tokens made either way read back the same."""
 
     def dump_payload(self, obj: Any) -> bytes:
         return base64_encode(Serializer.dump_payload(self, obj))
-
-    def make_signer(self, salt: str | bytes | None = None) -> TimestampSigner:
-        if salt is not None:
-            return super().make_signer(salt)
-        if self._signing is None:
-            self._signing = super().make_signer()
-        return self._signing
 
 
 Secrets = str | Sequence[str]  # one secret, or several: the first signs, every one verifies
