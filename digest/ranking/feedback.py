@@ -83,8 +83,8 @@ class Features:
 
     matrix: sp.csr_matrix
     words: int
-    bm25: int = 0
-    bm25_scale: float = 1.0
+    bm25: int
+    bm25_scale: float
 
 
 def features(docs: Sequence[tuple[str, str]], unit: sp.csr_matrix, vectors: PaperVectors | None) -> Features:
