@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from digest.store.models import Paper, PaperTerms
-from tests.test_signals import Command, assert_gone, wait_for
+from tests.test_signals import Command, assert_gone, descendants, wait_for
 
 N = 8_000  # papers in the file: several batches, and the term workers start
 WORDS = ("graph neural network diffusion model language transformer attention sparse robust kernel "
@@ -89,3 +89,26 @@ def test_a_second_sigint_stops_at_once_and_leaves_no_process(db, install):
     rest = Command(install, "ingest")
     assert rest.wait(timeout=300) == 0, rest.log
     assert counts(db)[0] == N
+
+
+@pytest.mark.sqlite_only
+def test_the_term_workers_end_with_their_parent_however_it_ends(db, install, tmp_path):
+    """The term workers ignore signals and wait on a queue they hold both ends of: a parent gone
+    without shutting them down (a second signal's exit at once, SIGKILL) must take them with it."""
+    more, rng = 30_000, random.Random(6)
+    # long enough to catch the pool at work
+    with (tmp_path / "papers.jsonl").open("a", encoding="utf-8") as f:
+        for i in range(N, N + more):
+            f.write(json.dumps({"id": f"2412.{i:05d}", "title": f"{' '.join(rng.choices(WORDS, k=6))} {i}",
+                                "abstract": " ".join(rng.choices(WORDS, k=120)) + ".",
+                                "published_at": "2026-11-30T08:00:00Z"}) + "\n")
+    cmd = Command(install, "ingest", group=True)
+    # a batch analysed by a worker has been written: the pool's workers are at work
+    assert wait_for(lambda: counts(db)[1] > 2_000 or cmd.proc.poll() is not None), cmd.log
+    assert cmd.proc.poll() is None and len(descendants(cmd.proc.pid)) >= 2, cmd.log
+    os.kill(cmd.proc.pid, signal.SIGKILL)
+    cmd.wait(timeout=30)
+    assert_gone(cmd)
+    rest = Command(install, "ingest")
+    assert rest.wait(timeout=300) == 0, rest.log
+    assert counts(db)[0] == N + more

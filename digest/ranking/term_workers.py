@@ -6,7 +6,9 @@ first of LARGE papers (a large ingest), up to `WORKERS` processes start and anal
 this process reads and writes the store. They are started clean ("spawn": no
 copy of this process's database connections), ignore Ctrl-C and SIGTERM from their first instruction
 (the parent hears them, and lets the batches in flight finish: `digest ingest` stores what it read),
-and end with the `with` block that made them, or with their parent.
+and end with the `with` block that made them, or with their parent, however it ends (a second signal's
+exit at once, SIGKILL): each watches its parent's sentinel, as the sending processes do; they hold
+nothing a store needs (terms they were analysing are made again by the next planning run).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing.connection import wait
 
 from digest.ranking.term_batch import pack_batch
 
@@ -28,10 +32,20 @@ QUIET = {signal.SIGINT, signal.SIGTERM}
 
 def _quiet() -> None:
     """A worker's first call: the signals it was started with blocked (see `Analysis.submit`) are
-    ignored from now on, then let through (so one sent while it started never interrupts it)."""
+    ignored from now on, then let through (so one sent while it started never interrupts it); and it
+    ends when its parent does (a pool's workers wait on a queue whose writing end they hold themselves,
+    so a parent gone without shutting the pool down would leave them waiting for ever)."""
     for sig in QUIET:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, QUIET)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _end_with(sentinel: int) -> None:
+    wait([sentinel])
+    os._exit(0)
 
 
 class Analysis:
