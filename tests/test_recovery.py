@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -23,7 +24,17 @@ from digest.records import Edition
 from digest.store.models import Delivery, Subscriber
 from tests.factories import BASE, FROM, add_papers, add_subscribers, addr, plan_editions
 
-TODAY = datetime.now(UTC).strftime("%Y-%m-%d")  # the current period of a daily subscriber in UTC
+# The tests that plan "this period" run on a clock pinned at noon UTC (ticking), so that the period cannot
+# change under them: with the real clock, a suite that ran past midnight UTC found the editions it had
+# planned for "today" in a past period.
+NOON = datetime(2026, 12, 7, 12, tzinfo=UTC)
+TODAY = NOON.strftime("%Y-%m-%d")  # the current period of a daily subscriber in UTC, at NOON
+
+
+@pytest.fixture
+def at_noon():
+    with time_machine.travel(NOON, tick=True):
+        yield
 
 
 def config(tmp_path: Path, db_url: str, smtp: SmtpSink | None = None) -> Path:
@@ -124,6 +135,7 @@ def _bounced(db, settings_for, email: str) -> str:
     return ids[email]
 
 
+@pytest.mark.usefixtures("at_noon")
 def test_suppressions_are_listed_with_their_cause_and_lifted_by_the_admin(db, tmp_path, settings_for):
     add_subscribers(db, 2)
     message_id = _bounced(db, settings_for, addr(0))
@@ -181,6 +193,7 @@ def _outcome(db, email: str, status: S, **values) -> int:
     return did
 
 
+@pytest.mark.usefixtures("at_noon")
 def test_retry_makes_this_periods_failed_and_waiting_deliveries_due_and_send_sends_them(db, tmp_path,
                                                                                        settings_for):
     add_subscribers(db, 4)
@@ -216,6 +229,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+@pytest.mark.usefixtures("at_noon")
 def test_release_hands_back_what_a_dead_sender_held_and_refuses_a_live_one(db, tmp_path, settings_for):
     add_subscribers(db, 5)
     plan_editions(db, settings_for(db.url), add_papers(db, 2), period=TODAY)
