@@ -14,6 +14,7 @@ from email.utils import formatdate
 
 import feedparser
 import pytest
+import time_machine
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from starlette.testclient import TestClient
 
@@ -28,6 +29,10 @@ from digest.web.app import create_app
 from tests.factories import add_recent
 
 BASE = "http://testserver"
+# Every test here runs on a clock pinned at noon UTC (ticking): `slot_passed` sets a subscriber's hour to
+# the one before now, and with the real clock between 00:00 and 01:00 UTC that slot is yesterday's, today's
+# has not come, and "preparing" read "nothing new" (2 failures seen at 00:40 UTC).
+NOON = datetime(2026, 12, 9, 12, tzinfo=UTC)
 ATOM = "{http://www.w3.org/2005/Atom}"
 PAPERS = ["Graph neural networks for molecule property prediction",
           "Scaling diffusion models for video generation",
@@ -40,8 +45,14 @@ def sink():
         yield server
 
 
+@pytest.fixture(autouse=True)
+def at_noon():
+    with time_machine.travel(NOON, tick=True):
+        yield
+
+
 @pytest.fixture
-def env(db, settings_for, sink):
+def env(at_noon, db, settings_for, sink):
     sink.messages.clear()
     sink.handler.faults.reject.clear()
     settings = settings_for(db.url, web={"base_url": BASE},
