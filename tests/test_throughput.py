@@ -1,8 +1,14 @@
 """A pass collects garbage less often while it runs, and leaves the collector as it found it, also
-when the scheduler's threads run passes that overlap."""
+when the scheduler's threads run passes that overlap; a sending process keeps to a CPU of its own."""
 
 import gc
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
+
+import pytest
 
 from digest.throughput import THRESHOLD, few_collections
 
@@ -71,3 +77,18 @@ def test_the_switch_interval_is_short_inside_and_restored_by_the_last_run_out():
             assert sys.getswitchinterval() == SWITCH_INTERVAL
         assert sys.getswitchinterval() == SWITCH_INTERVAL  # the other is still sending
     assert sys.getswitchinterval() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and two CPUs")
+def test_a_sending_process_keeps_to_the_slot_th_cpu_round_robin():
+    allowed = sorted(os.sched_getaffinity(0))
+    code = ("import os, threading; from digest.throughput import own_core; cpu = own_core({slot}); "
+            "seen = []; t = threading.Thread(target=lambda: seen.append(sorted(os.sched_getaffinity(0)))); "
+            "t.start(); t.join(); print(cpu, sorted(os.sched_getaffinity(0)), seen[0])")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    for slot in (0, 1, len(allowed) + 1):
+        out = subprocess.run([sys.executable, "-c", code.format(slot=slot)], env=env, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        cpu = allowed[slot % len(allowed)]
+        assert out == f"{cpu} [{cpu}] [{cpu}]"  # the process, and a thread it starts afterwards

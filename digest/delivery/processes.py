@@ -39,7 +39,7 @@ from digest.delivery.recording import SendReport
 from digest.mail.ratelimit import RateLimiter
 from digest.render import renderer_for
 from digest.store.db import Database
-from digest.throughput import few_collections
+from digest.throughput import few_collections, own_core
 
 
 class SendingProcesses:
@@ -225,6 +225,7 @@ def _worker_process(url: str, settings: Settings, kwargs: dict, go, halt, count,
             return
 
     slot = kwargs.pop("slot")
+    own_core(os.getppid() + slot)  # before its SMTP threads start: they keep to it too
 
     def counted(n: int) -> None:
         count[slot] += n  # this process's own slot: no other writer
