@@ -155,7 +155,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_seeding_while_arxiv_hangs_holds_no_request_and_healthz_answers(db, settings_for, hanging_arxiv):
+def test_seeding_while_arxiv_hangs_holds_no_request_and_healthz_answers(db, settings_for, hanging_arxiv,
+                                                                         caplog):
+    seeding_before = set(threading.enumerate())  # another test's app may have left its thread
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = settings_for(db.url, web={"base_url": base},
@@ -196,3 +198,10 @@ def test_seeding_while_arxiv_hangs_holds_no_request_and_healthz_answers(db, sett
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+    # stopping ends the seeding in hand (its arXiv call times out) and drops those still waiting, so
+    # no seeding outlives the server
+    assert not thread.is_alive()
+    assert not [t for t in threading.enumerate() if t.name == "seeding" and t not in seeding_before]
+    dropped = [r.message for r in caplog.records if "were not fetched" in r.message]
+    assert len(dropped) == 1 and re.search(r"; (\d+) seedings", dropped[0])
+    assert 1 <= int(re.search(r"; (\d+) seedings", dropped[0])[1]) <= 44

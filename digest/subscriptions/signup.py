@@ -12,8 +12,6 @@ Topic suggestions are in `digest.subscriptions.topics`, feedback clicks in `dige
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -23,6 +21,7 @@ from typing import Literal
 import jinja2
 from sqlalchemy.exc import IntegrityError
 
+from digest.background import Worker
 from digest.config import Settings
 from digest.mail import signing
 from digest.mail.message import Envelope, ascii_address, message_bytes, new_message_id, parse_address
@@ -140,43 +139,28 @@ class SignupQueue:
 
     def __init__(self, handle: Callable[[SignupRequest], object], maxsize: int = 1000):
         self.handle = handle
-        self._queue: queue.Queue[SignupRequest | None] = queue.Queue(maxsize)
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._worker = Worker("signups", self._handle, maxsize, log)
 
     def put(self, req: SignupRequest) -> None:
         """Queue a checked request; never blocks (a full queue drops it, and says so in the log)."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="signups", daemon=True)
-                self._thread.start()
-        try:
-            self._queue.put_nowait(req)
-        except queue.Full:
-            log.error("subscribe: %d requests waiting, this one is dropped", self._queue.qsize())
+        if not self._worker.offer(req):
+            log.error("subscribe: %d requests waiting, this one is dropped", self._worker.waiting)
 
     def join(self) -> None:
         """Wait until every request queued so far is handled."""
-        self._queue.join()
+        self._worker.join()
 
     def close(self) -> None:
         """Handle what is queued, then stop the thread."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        self._worker.close()
 
-    def _run(self) -> None:
-        while (req := self._queue.get()) is not None:
-            try:
-                self.handle(req)
-            except NoticeNotSent as err:
-                log.error("subscribe: could not send the email: %s", err)
-            except Exception:
-                log.exception("subscribe: the request failed")
-            finally:
-                self._queue.task_done()
-        self._queue.task_done()
+    def _handle(self, req: SignupRequest) -> None:
+        try:
+            self.handle(req)
+        except NoticeNotSent as err:
+            log.error("subscribe: could not send the email: %s", err)
+        except Exception:  # noqa: BLE001 - logged here in the pages' own words; the next request goes on
+            log.exception("subscribe: the request failed")
 
 
 def signup_queue(db: Database, settings: Settings, *, limiter: RateLimiter,

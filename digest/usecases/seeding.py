@@ -4,11 +4,11 @@ or a Zotero CSV export (`digest subscribers seed`, the preferences page)."""
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from digest.background import Worker
 from digest.config import ArxivSource, Settings
 from digest.sources import SourceError
 from digest.sources import arxiv as arxiv_source
@@ -66,11 +66,10 @@ class SeedingQueue:
         http = settings.http.model_copy(update={"timeout": min(settings.http.timeout, PAGE_ARXIV_TIMEOUT),
                                                 "retries": 0})
         self.db, self.settings = db, settings.model_copy(update={"http": http})
-        self._queue: queue.Queue[tuple[str, list[str]] | None] = queue.Queue(maxsize)
+        self._worker: Worker[tuple[str, list[str]]] = Worker("seeding", self._seed, maxsize, log)
         self._waiting: set[str] = set()
         self._ended: dict[str, str] = {}  # email -> how their last seeding ended, until shown
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
 
     def put(self, email: str, ids: Sequence[str]) -> None:
         """Queue a seeding (ids checked now: SubscriberError); never waits. Raises SubscriberError when
@@ -80,14 +79,9 @@ class SeedingQueue:
             if email in self._waiting:
                 raise subscribers.SubscriberError("your papers from arXiv are still being fetched; "
                                                   "try again in a minute")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="seeding", daemon=True)
-                self._thread.start()
-            try:
-                self._queue.put_nowait((email, wanted))
-            except queue.Full:
+            if not self._worker.offer((email, wanted)):
                 raise subscribers.SubscriberError("arXiv is slow to answer just now; try again in a few "
-                                                  "minutes") from None
+                                                  "minutes")
             self._waiting.add(email)
             self._ended.pop(email, None)
 
@@ -98,29 +92,30 @@ class SeedingQueue:
 
     def join(self) -> None:
         """Wait until every seeding queued so far has ended (tests)."""
-        self._queue.join()
+        self._worker.join()
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        """At shutdown: the seeding in hand ends (each arXiv call waits PAGE_ARXIV_TIMEOUT at most), those
+        still waiting are not fetched (logged; their subscribers may ask again)."""
+        dropped = self._worker.stop()
+        with self._lock:
+            self._waiting.difference_update(email for email, _ in dropped)
+        if dropped:
+            log.warning("seeding: the server stops; %d seedings from arXiv asked for on the preferences "
+                        "page were not fetched", len(dropped))
 
-    def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
-            email, ids = job
-            try:
-                report = seed_arxiv(self.db, self.settings, email, ids)
-                ended = f"{report.seeded} of your papers were added from arXiv."
-            except subscribers.SubscriberError as err:
-                ended = f"Your papers could not be added: {err}"
-            except Exception:  # noqa: BLE001 - one seeding failing never stops the next
-                log.exception("seeding from arXiv failed")
-                ended = "Your papers could not be added just now; try again later."
-            with self._lock:
-                self._ended[email] = ended
-                while len(self._ended) > 1000:  # bounded: the oldest unshown outcomes go first
-                    self._ended.pop(next(iter(self._ended)))
-                self._waiting.discard(email)
-            self._queue.task_done()
-        self._queue.task_done()
+    def _seed(self, job: tuple[str, list[str]]) -> None:
+        email, ids = job
+        try:
+            report = seed_arxiv(self.db, self.settings, email, ids)
+            ended = f"{report.seeded} of your papers were added from arXiv."
+        except subscribers.SubscriberError as err:
+            ended = f"Your papers could not be added: {err}"
+        except Exception:  # noqa: BLE001 - one seeding failing never stops the next
+            log.exception("seeding from arXiv failed")
+            ended = "Your papers could not be added just now; try again later."
+        with self._lock:
+            self._ended[email] = ended
+            while len(self._ended) > 1000:  # bounded: the oldest unshown outcomes go first
+                self._ended.pop(next(iter(self._ended)))
+            self._waiting.discard(email)

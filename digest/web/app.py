@@ -303,6 +303,7 @@ def create_app(settings: Settings, db: Database, *, ip_limit: tuple[int, float] 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await run_in_threadpool(signups.close)  # the requests already answered still get their email
+        await run_in_threadpool(site.seedings.close)  # the seeding in hand ends, those waiting are dropped
 
     app = Starlette(routes=routes(), exception_handlers={HTTPException: http_error, Exception: server_error},
                     max_body_size=MAX_BODY, lifespan=lifespan)
