@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "digest"
 
 LAYERS = {  # the most specific prefix wins
-    "digest.records": 0, "digest.lazy": 0, "digest.read_ahead": 0,
+    "digest.records": 0, "digest.lazy": 0, "digest.read_ahead": 0, "digest.background": 0,
     "digest.config": 1, "digest.metrics": 1, "digest.throughput": 1, "digest.wording": 1,
     "digest.ranking": 2, "digest.render": 2, "digest.mail": 2, "digest.store": 2, "digest.sources": 2,
     # the channel seam sits below subscriptions, which ask it about addresses (kinds, sealed or not)
