@@ -452,6 +452,18 @@ def test_a_month_of_digests_as_text_and_bad_input():
     assert res.output.strip().splitlines()[-1].startswith("Error: cannot read")
 
 
+def test_a_month_says_which_topics_have_no_reader(tmp_path):
+    topics = tmp_path / "topics.txt"
+    topics.write_text((FIXTURES / "eval_sample_topics.txt").read_text()
+                      + "quantum gravity\nfew-shot learning\n")  # none relevant; 2-4: too few to seed
+    res = CliRunner().invoke(eval_command, ["--dataset", str(FIXTURES / "eval_sample_b.tsv"), "--topics",
+                                            str(topics), "--rounds", "1"])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0] == (
+        "60 papers, 1 digest of 10; readers: 4 phrase, 4 phrase-likes, 3 seeded (5 topics: 1 with no "
+        "relevant paper; 1 with 5 or fewer, too few for a seeded reader)")
+
+
 def test_the_month_judges_every_shown_paper_and_never_shows_one_twice():
     from digest.evaluation import month
 

@@ -161,6 +161,7 @@ class MonthReport:
     papers: int
     rounds: int
     rows: list[Row]
+    topics: int = 0  # topics asked for: one without a relevant paper has no reader
 
     def readers(self, kind: str) -> int:
         return next((len(r.recall) for r in self.rows if r.reader == kind), 0)
@@ -196,7 +197,7 @@ def month(data: Dataset, topics: Sequence[str], corpus: Corpus, rounds: int = RO
                 continue
             ndcg, recall = simulate(readers, method, rounds)
             rows.append(Row(kind, label, text, ndcg, recall, is_ref))
-    return MonthReport(name, len(data.ids), rounds, rows)
+    return MonthReport(name, len(data.ids), rounds, rows, len(topics))
 
 
 def paired_se(a: np.ndarray, b: np.ndarray) -> float:
@@ -217,12 +218,21 @@ def month_json(report: MonthReport) -> str:
     return json.dumps({"rows": rows}, indent=2)
 
 
+def _without_readers(report: MonthReport) -> str:
+    """The header's note on topics that have no reader of some kind ("" when every topic has both)."""
+    none = report.topics - report.readers("phrase")
+    few = report.readers("phrase") - report.readers("seeded")
+    parts = ([f"{none} with no relevant paper"] if none > 0 else []) + (
+        [f"{few} with {SEEDS} or fewer, too few for a seeded reader"] if few > 0 else [])
+    return f" ({report.topics} topics: {'; '.join(parts)})" if parts else ""
+
+
 def month_text(report: MonthReport) -> str:
     """Per reader kind a table: nDCG@10 per digest, the mean (with its paired standard error against
     "none"), the recall (likewise); then what each method is."""
     n = report.rounds
-    lines = [f"{report.papers} papers, {n} digests of {SHOWN}; readers: "
-             + ", ".join(f"{report.readers(k)} {k}" for k in READERS)]
+    lines = [f"{report.papers} papers, {n} digest{'' if n == 1 else 's'} of {SHOWN}; readers: "
+             + ", ".join(f"{report.readers(k)} {k}" for k in READERS) + _without_readers(report)]
     head = f"{'reader':<13} {'method':<18}" + "".join(f"{'d' + str(i + 1):>7}" for i in range(n))
     lines.append(head + f" {'mean':>7} {'+-se':>6} {'recall':>7} {'+-se':>6}")
     for r in report.rows:
